@@ -1,0 +1,41 @@
+/*
+ * URLs: resolve a reference found in a document the way a browser would
+ * (RFC 3986 via uriparser, after browser-style cleaning), normalise a URL
+ * into a stable key for the learned map, and compare origins.
+ *
+ * All results are malloc'd NUL-terminated strings the caller frees.
+ */
+#ifndef HERALD_URL_H
+#define HERALD_URL_H
+
+#include <stdbool.h>
+#include <stddef.h>
+
+/**
+ * Resolve `ref` (raw attribute/CSS value, ref_len bytes, not necessarily
+ * NUL-terminated; UTF-8) against the absolute URL `base`.
+ * Cleaning first: strip leading/trailing ASCII whitespace and C0 controls,
+ * remove tabs and newlines, '\' -> '/' for http(s), percent-encode spaces,
+ * non-ASCII and other bytes uriparser rejects.
+ * Returns 0 and sets *out to the absolute URL a browser would request
+ * (fragment removed); HERALD_EINVAL for an empty or fragment-only ref or an
+ * unparsable one; HERALD_EUNSUPPORTED when the result is not http/https
+ * (data:, javascript:, blob:, about:, mailto:...); HERALD_ENOMEM.
+ */
+int url_resolve(const char *base, const char *ref, size_t ref_len, char **out);
+
+/**
+ * The learned map's key for an absolute http(s) URL: lower-case scheme and
+ * host, default port dropped, empty path -> "/", dot segments removed,
+ * percent-encoding hex upper-cased and unreserved characters decoded,
+ * fragment dropped; query kept as is. 0, HERALD_EINVAL, HERALD_ENOMEM.
+ */
+int url_normalize(const char *url, char **out);
+
+/** The origin "scheme://host[:port]" (default port omitted) of an absolute URL. */
+int url_origin(const char *url, char **out);
+
+/** True when both absolute URLs have the same scheme, host and (effective) port. */
+bool url_same_origin(const char *a, const char *b);
+
+#endif

@@ -1,0 +1,466 @@
+/*
+ * The option table: one row per option drives the command line, the config
+ * file and --help. Values are checked against each row's range; errors name
+ * the flag or file:line and make herald exit with status 2.
+ */
+#include "proxy/config.h"
+
+#include <arpa/inet.h>
+#include <ctype.h>
+#include <errno.h>
+#include <limits.h>
+#include <math.h>
+#include <netdb.h>
+#include <netinet/in.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "parser/error.h"
+
+typedef enum opt_type {
+    OPT_STRING,
+    OPT_BOOL,
+    OPT_DURATION, /* seconds, fractional allowed */
+    OPT_INT,
+    OPT_SIZE, /* bytes; k/m/g suffixes */
+    OPT_LOGLEVEL,
+    OPT_LISTEN, /* repeatable */
+    OPT_ORIGIN,
+    OPT_CONFIG, /* the file itself: read before the other flags */
+} opt_type_t;
+
+typedef struct opt_def {
+    const char *name;
+    opt_type_t type;
+    size_t offset;    /* into config_t */
+    size_t size;      /* for strings: buffer size */
+    const char *def;  /* default, as it would be written; NULL: none */
+    double min, max;  /* range for numbers */
+    const char *help;
+} opt_def_t;
+
+#define OFF(f) offsetof(config_t, f), sizeof(((config_t *)0)->f)
+
+static const opt_def_t options[] = {
+    {"origin", OPT_ORIGIN, OFF(origin_host), NULL, 0, 0,
+     "the HTTP/1.1 origin, http://HOST:PORT (required)"},
+    {"listen", OPT_LISTEN, OFF(listen), "127.0.0.1:8080", 0, 0,
+     "ADDR:PORT[,tls] to accept clients on; IPv6 as [::1]:8443; repeatable. Cleartext "
+     "serves h2 prior knowledge and HTTP/1.1; ,tls does ALPN h2 and http/1.1"},
+    {"tls-cert", OPT_STRING, OFF(tls_cert), NULL, 0, 0, "PEM certificate chain for ,tls listeners"},
+    {"tls-key", OPT_STRING, OFF(tls_key), NULL, 0, 0, "PEM private key for ,tls listeners"},
+    {"workers", OPT_INT, OFF(workers), "0", 0, 256,
+     "worker threads, each with its own loop, listeners and origin pool; 0: one per core"},
+    {"config", OPT_CONFIG, OFF(config_file), NULL, 0, 0,
+     "config file of 'name = value' lines (# comments); flags override it"},
+    {"log-level", OPT_LOGLEVEL, OFF(log_level), "info", 0, 0, "error|warn|info|debug"},
+    {"access-log", OPT_STRING, OFF(access_log), NULL, 0, 0,
+     "access log file (combined format + protocol, upstream time, bytes); - for stdout"},
+    {"origin-timeout", OPT_DURATION, OFF(origin_timeout), "30", 0.001, 86400,
+     "seconds to wait for the origin's response (and between its bytes) before 504"},
+    {"idle-timeout", OPT_DURATION, OFF(idle_timeout), "60", 0.001, 86400,
+     "seconds an idle client connection stays open"},
+    {"origin-host", OPT_STRING, OFF(origin_host_header), NULL, 0, 0,
+     "Host header sent to the origin (default: the client's :authority/Host)"},
+    {"origin-idle-timeout", OPT_DURATION, OFF(origin_idle_timeout), "2", 0.001, 86400,
+     "seconds an idle pooled origin connection is kept; keep below the origin's keep-alive"},
+    {"trust-forwarded", OPT_BOOL, OFF(trust_forwarded), "off", 0, 0,
+     "on: append to incoming X-Forwarded-For/-Proto; off: replace them"},
+    {"header-timeout", OPT_DURATION, OFF(header_timeout), "10", 0.001, 3600,
+     "seconds for a client to send a complete request head (and finish the TLS handshake)"},
+    {"body-timeout", OPT_DURATION, OFF(body_timeout), "30", 0.001, 86400,
+     "seconds a request body may stall between bytes"},
+    {"drain-timeout", OPT_DURATION, OFF(drain_timeout), "10", 0, 3600,
+     "on SIGTERM/SIGINT, seconds in-flight requests get to finish"},
+    {"max-header-size", OPT_SIZE, OFF(max_header_size), "64k", 1024, 16 * 1024 * 1024,
+     "largest request head (HTTP/1.1) or header list (HTTP/2) accepted"},
+    {"max-headers", OPT_INT, OFF(max_headers), "100", 1, 10000, "most request header fields"},
+    {"max-concurrent-streams", OPT_INT, OFF(max_concurrent_streams), "100", 1, 10000,
+     "HTTP/2 SETTINGS_MAX_CONCURRENT_STREAMS announced to clients"},
+};
+
+enum { NOPTIONS = sizeof(options) / sizeof(options[0]) };
+
+static const opt_def_t *find_option(const char *name, size_t len)
+{
+    for (size_t i = 0; i < NOPTIONS; i++)
+        if (strlen(options[i].name) == len && memcmp(options[i].name, name, len) == 0)
+            return &options[i];
+    return NULL;
+}
+
+static void failf(char *err, size_t errlen, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+static void failf(char *err, size_t errlen, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(err, errlen, fmt, ap);
+    va_end(ap);
+}
+
+static int parse_number(const char *s, double *out)
+{
+    char *end;
+    errno = 0;
+    double v = strtod(s, &end);
+    if (end == s || *end != '\0' || errno != 0 || !isfinite(v))
+        return HERALD_EINVAL;
+    *out = v;
+    return 0;
+}
+
+int config_parse_hostport(const char *s, struct sockaddr_storage *ss)
+{
+    char host[256];
+    const char *port;
+    memset(ss, 0, sizeof(*ss));
+    if (s[0] == '[') {
+        const char *close = strchr(s, ']');
+        if (close == NULL || close[1] != ':' || (size_t)(close - s - 1) >= sizeof(host))
+            return HERALD_EINVAL;
+        memcpy(host, s + 1, (size_t)(close - s - 1));
+        host[close - s - 1] = '\0';
+        port = close + 2;
+    } else {
+        const char *colon = strrchr(s, ':');
+        if (colon == NULL || (size_t)(colon - s) >= sizeof(host) || strchr(s, ':') != colon)
+            return HERALD_EINVAL;
+        memcpy(host, s, (size_t)(colon - s));
+        host[colon - s] = '\0';
+        port = colon + 1;
+    }
+    char *end;
+    long p = strtol(port, &end, 10);
+    if (*port == '\0' || *end != '\0' || p < 0 || p > 65535)
+        return HERALD_EINVAL;
+    if (host[0] == '\0' || strcmp(host, "*") == 0)
+        strcpy(host, "0.0.0.0");
+    struct sockaddr_in *in4 = (struct sockaddr_in *)ss;
+    struct sockaddr_in6 *in6 = (struct sockaddr_in6 *)ss;
+    if (inet_pton(AF_INET, host, &in4->sin_addr) == 1) {
+        in4->sin_family = AF_INET;
+        in4->sin_port = htons((uint16_t)p);
+        return 0;
+    }
+    if (inet_pton(AF_INET6, host, &in6->sin6_addr) == 1) {
+        in6->sin6_family = AF_INET6;
+        in6->sin6_port = htons((uint16_t)p);
+        return 0;
+    }
+    /* A name: resolve once, at start-up (listen and origin addresses are fixed). */
+    struct addrinfo hints = {.ai_family = AF_UNSPEC, .ai_socktype = SOCK_STREAM}, *res;
+    if (getaddrinfo(host, NULL, &hints, &res) != 0 || res == NULL)
+        return HERALD_ENOTFOUND;
+    memcpy(ss, res->ai_addr, res->ai_addrlen);
+    if (ss->ss_family == AF_INET)
+        in4->sin_port = htons((uint16_t)p);
+    else
+        in6->sin6_port = htons((uint16_t)p);
+    freeaddrinfo(res);
+    return 0;
+}
+
+static int set_option(config_t *cfg, const opt_def_t *o, const char *value, bool *listen_reset,
+                      char *err, size_t errlen)
+{
+    void *field = (char *)cfg + o->offset;
+    double num;
+    switch (o->type) {
+    case OPT_STRING:
+    case OPT_CONFIG:
+        if (strlen(value) >= o->size) {
+            failf(err, errlen, "value too long for %s", o->name);
+            return HERALD_EINVAL;
+        }
+        strcpy(field, value);
+        return 0;
+    case OPT_BOOL:
+        if (strcmp(value, "on") == 0) {
+            *(bool *)field = true;
+        } else if (strcmp(value, "off") == 0) {
+            *(bool *)field = false;
+        } else {
+            failf(err, errlen, "%s takes on|off, not '%s'", o->name, value);
+            return HERALD_EINVAL;
+        }
+        return 0;
+    case OPT_DURATION:
+    case OPT_INT:
+        if (parse_number(value, &num) != 0 || num < o->min || num > o->max ||
+            (o->type == OPT_INT && num != floor(num))) {
+            failf(err, errlen, "%s takes %s from %g to %g, not '%s'", o->name,
+                  o->type == OPT_INT ? "a whole number" : "seconds", o->min, o->max, value);
+            return HERALD_EINVAL;
+        }
+        if (o->type == OPT_DURATION)
+            *(double *)field = num;
+        else if (o->size == sizeof(uint32_t))
+            *(uint32_t *)field = (uint32_t)num;
+        else if (o->size == sizeof(int))
+            *(int *)field = (int)num;
+        else
+            *(size_t *)field = (size_t)num;
+        return 0;
+    case OPT_SIZE: {
+        char *end;
+        errno = 0;
+        double v = strtod(value, &end);
+        double mult = 1;
+        if (*end == 'k' || *end == 'K')
+            mult = 1024, end++;
+        else if (*end == 'm' || *end == 'M')
+            mult = 1024 * 1024, end++;
+        else if (*end == 'g' || *end == 'G')
+            mult = 1024.0 * 1024 * 1024, end++;
+        v *= mult;
+        if (end == value || *end != '\0' || errno != 0 || v < o->min || v > o->max) {
+            failf(err, errlen, "%s takes a size from %g to %g bytes (k/m suffixes), not '%s'",
+                  o->name, o->min, o->max, value);
+            return HERALD_EINVAL;
+        }
+        *(size_t *)field = (size_t)v;
+        return 0;
+    }
+    case OPT_LOGLEVEL: {
+        static const char *const names[] = {"debug", "info", "warn", "error"};
+        for (int i = 0; i < 4; i++) {
+            if (strcmp(value, names[i]) == 0) {
+                *(log_level_t *)field = (log_level_t)i;
+                return 0;
+            }
+        }
+        failf(err, errlen, "log-level takes error|warn|info|debug, not '%s'", value);
+        return HERALD_EINVAL;
+    }
+    case OPT_LISTEN: {
+        if (*listen_reset) {
+            cfg->nlisten = 0;
+            *listen_reset = false;
+        }
+        if (cfg->nlisten == CONFIG_MAX_LISTEN) {
+            failf(err, errlen, "at most %d listen addresses", CONFIG_MAX_LISTEN);
+            return HERALD_EINVAL;
+        }
+        config_listen_t *l = &cfg->listen[cfg->nlisten];
+        char buf[sizeof(l->text)];
+        if (strlen(value) >= sizeof(buf)) {
+            failf(err, errlen, "listen address too long: '%s'", value);
+            return HERALD_EINVAL;
+        }
+        strcpy(buf, value);
+        l->tls = false;
+        char *comma = strchr(buf, ',');
+        if (comma != NULL) {
+            if (strcmp(comma + 1, "tls") != 0) {
+                failf(err, errlen, "listen: unknown flag '%s' (only ,tls)", comma + 1);
+                return HERALD_EINVAL;
+            }
+            *comma = '\0';
+            l->tls = true;
+        }
+        if (config_parse_hostport(buf, &l->addr) != 0) {
+            failf(err, errlen, "listen takes ADDR:PORT[,tls] (IPv6 as [::1]:PORT), not '%s'",
+                  value);
+            return HERALD_EINVAL;
+        }
+        strcpy(l->text, value);
+        cfg->nlisten++;
+        return 0;
+    }
+    case OPT_ORIGIN: {
+        const char *prefix = "http://";
+        if (strncmp(value, prefix, strlen(prefix)) != 0) {
+            failf(err, errlen, "origin takes http://HOST:PORT, not '%s'", value);
+            return HERALD_EINVAL;
+        }
+        char hp[300];
+        const char *rest = value + strlen(prefix);
+        size_t n = strcspn(rest, "/");
+        if (rest[n] == '/' && rest[n + 1] != '\0') {
+            failf(err, errlen, "origin takes http://HOST:PORT without a path, not '%s'", value);
+            return HERALD_EINVAL;
+        }
+        if (n == 0 || n >= sizeof(hp) - 4) {
+            failf(err, errlen, "origin takes http://HOST:PORT, not '%s'", value);
+            return HERALD_EINVAL;
+        }
+        memcpy(hp, rest, n);
+        hp[n] = '\0';
+        /* Port defaults to 80 when absent. */
+        const char *bracket = strrchr(hp, ']');
+        const char *colon = strrchr(hp, ':');
+        if (colon == NULL || (bracket != NULL && colon < bracket))
+            strcat(hp, ":80");
+        int rc = config_parse_hostport(hp, &cfg->origin_addr);
+        if (rc != 0) {
+            failf(err, errlen, "origin '%s': %s", value,
+                  rc == HERALD_ENOTFOUND ? "host name does not resolve" : "bad HOST:PORT");
+            return HERALD_EINVAL;
+        }
+        char *c = strrchr(hp, ':');
+        *c = '\0';
+        snprintf(cfg->origin_host, sizeof(cfg->origin_host), "%s", hp);
+        cfg->origin_port = (uint16_t)atoi(c + 1);
+        return 0;
+    }
+    }
+    return HERALD_EINVAL;
+}
+
+static char *trim(char *s)
+{
+    while (isspace((unsigned char)*s))
+        s++;
+    char *e = s + strlen(s);
+    while (e > s && isspace((unsigned char)e[-1]))
+        *--e = '\0';
+    return s;
+}
+
+static int load_file(config_t *cfg, const char *path, bool *listen_reset)
+{
+    FILE *f = fopen(path, "r");
+    if (f == NULL) {
+        fprintf(stderr, "herald: cannot read config file %s: %s\n", path, strerror(errno));
+        return 2;
+    }
+    char line[4096], err[512];
+    int lineno = 0, rc = 0;
+    while (fgets(line, sizeof(line), f) != NULL) {
+        lineno++;
+        if (strchr(line, '\n') == NULL && !feof(f)) {
+            fprintf(stderr, "herald: %s:%d: line too long\n", path, lineno);
+            rc = 2;
+            break;
+        }
+        char *s = trim(line);
+        if (*s == '\0' || *s == '#')
+            continue;
+        char *eq = strchr(s, '=');
+        if (eq == NULL) {
+            fprintf(stderr, "herald: %s:%d: expected 'name = value', got '%s'\n", path, lineno,
+                    s);
+            rc = 2;
+            break;
+        }
+        *eq = '\0';
+        char *name = trim(s), *value = trim(eq + 1);
+        const opt_def_t *o = find_option(name, strlen(name));
+        if (o == NULL || o->type == OPT_CONFIG) {
+            fprintf(stderr, "herald: %s:%d: unknown option '%s'\n", path, lineno, name);
+            rc = 2;
+            break;
+        }
+        if (set_option(cfg, o, value, listen_reset, err, sizeof(err)) != 0) {
+            fprintf(stderr, "herald: %s:%d: %s\n", path, lineno, err);
+            rc = 2;
+            break;
+        }
+    }
+    fclose(f);
+    return rc;
+}
+
+static void set_defaults(config_t *cfg)
+{
+    char err[512];
+    bool reset = true;
+    memset(cfg, 0, sizeof(*cfg));
+    for (size_t i = 0; i < NOPTIONS; i++) {
+        if (options[i].def == NULL)
+            continue;
+        if (set_option(cfg, &options[i], options[i].def, &reset, err, sizeof(err)) != 0)
+            abort(); /* a bad default is a programming error */
+    }
+}
+
+void config_print_help(void *out)
+{
+    FILE *f = out;
+    fprintf(f, "usage: herald --origin=http://HOST:PORT [--listen=ADDR:PORT[,tls]]... [options]\n"
+               "\nEvery option may also be written 'name = value' in the --config file;\n"
+               "flags override the file. Booleans take on|off; durations are seconds and\n"
+               "may be fractional.\n\n");
+    for (size_t i = 0; i < NOPTIONS; i++) {
+        const opt_def_t *o = &options[i];
+        fprintf(f, "  --%s=VALUE\n      %s\n      default: %s\n", o->name, o->help,
+                o->def != NULL ? o->def : "(none)");
+    }
+    fprintf(f, "  --help     this text\n  --version  print the version\n");
+}
+
+int config_load(config_t *cfg, int argc, char **argv)
+{
+    char err[512];
+    set_defaults(cfg);
+    /* The file first, wherever --config appears, so flags override it. */
+    const char *file = NULL;
+    for (int i = 1; i < argc; i++) {
+        if (strcmp(argv[i], "--help") == 0 || strcmp(argv[i], "-h") == 0) {
+            config_print_help(stdout);
+            return 1;
+        }
+        if (strcmp(argv[i], "--version") == 0) {
+            printf("herald 0.1.0\n");
+            return 1;
+        }
+        if (strncmp(argv[i], "--config=", 9) == 0)
+            file = argv[i] + 9;
+    }
+    bool listen_reset = true; /* the first listen given replaces the default */
+    if (file != NULL) {
+        snprintf(cfg->config_file, sizeof(cfg->config_file), "%s", file);
+        int rc = load_file(cfg, file, &listen_reset);
+        if (rc != 0)
+            return rc;
+    }
+    bool flag_listen_reset = true; /* flags replace the file's listen lines */
+    for (int i = 1; i < argc; i++) {
+        const char *a = argv[i];
+        if (strncmp(a, "--", 2) != 0) {
+            fprintf(stderr, "herald: unexpected argument '%s' (see --help)\n", a);
+            return 2;
+        }
+        const char *eq = strchr(a + 2, '=');
+        size_t nlen = eq != NULL ? (size_t)(eq - a - 2) : strlen(a + 2);
+        const opt_def_t *o = find_option(a + 2, nlen);
+        if (o == NULL) {
+            fprintf(stderr, "herald: unknown option '%.*s' (see --help)\n", (int)nlen + 2, a);
+            return 2;
+        }
+        if (o->type == OPT_CONFIG)
+            continue;
+        const char *value = eq != NULL ? eq + 1 : NULL;
+        if (value == NULL && o->type == OPT_BOOL)
+            value = "on";
+        if (value == NULL) {
+            fprintf(stderr, "herald: --%s needs a value (--%s=VALUE)\n", o->name, o->name);
+            return 2;
+        }
+        bool *reset = o->type == OPT_LISTEN ? &flag_listen_reset : &listen_reset;
+        if (set_option(cfg, o, value, reset, err, sizeof(err)) != 0) {
+            fprintf(stderr, "herald: --%s: %s\n", o->name, err);
+            return 2;
+        }
+    }
+    if (cfg->origin_host[0] == '\0') {
+        fprintf(stderr, "herald: --origin=http://HOST:PORT is required (see --help)\n");
+        return 2;
+    }
+    bool any_tls = false;
+    for (size_t i = 0; i < cfg->nlisten; i++)
+        any_tls |= cfg->listen[i].tls;
+    if (any_tls && (cfg->tls_cert[0] == '\0' || cfg->tls_key[0] == '\0')) {
+        fprintf(stderr, "herald: a ,tls listener needs --tls-cert and --tls-key\n");
+        return 2;
+    }
+    if (cfg->workers == 0) {
+        long n = sysconf(_SC_NPROCESSORS_ONLN);
+        cfg->workers = n > 0 ? (int)n : 1;
+    }
+    return 0;
+}

@@ -1,0 +1,70 @@
+/*
+ * herald's options. One table (config.c) drives the command line
+ * (--name=value), the config file (name = value lines, # comments) and
+ * --help. Command-line flags override the file. Parsing errors name the flag
+ * or the file and line; herald exits with status 2 on them.
+ */
+#ifndef HERALD_CONFIG_H
+#define HERALD_CONFIG_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/socket.h>
+
+enum { CONFIG_MAX_LISTEN = 16 };
+
+typedef struct config_listen {
+    struct sockaddr_storage addr;
+    char text[80]; /* as given, for logs */
+    bool tls;
+} config_listen_t;
+
+typedef enum log_level {
+    LOG_LEVEL_DEBUG = 0,
+    LOG_LEVEL_INFO,
+    LOG_LEVEL_WARN,
+    LOG_LEVEL_ERROR,
+    LOG_LEVEL_FATAL,
+} log_level_t;
+
+typedef struct config {
+    /* origin */
+    char origin_host[256]; /* host part of --origin (name or address) */
+    uint16_t origin_port;
+    struct sockaddr_storage origin_addr; /* resolved at start-up */
+    char origin_host_header[256]; /* --origin-host; empty: use :authority */
+    double origin_timeout;      /* s, no response head within this -> 504 */
+    double origin_idle_timeout; /* s, pooled idle connections closed after this */
+    /* listeners */
+    config_listen_t listen[CONFIG_MAX_LISTEN];
+    size_t nlisten;
+    char tls_cert[1024];
+    char tls_key[1024];
+    /* process */
+    int workers;
+    char config_file[1024];
+    log_level_t log_level;
+    char access_log[1024]; /* "" off, "-" stdout */
+    double idle_timeout;   /* s, idle client connections */
+    double header_timeout; /* s, to receive a complete request head */
+    double body_timeout;   /* s, between request body bytes */
+    double drain_timeout;  /* s, on SIGTERM */
+    bool trust_forwarded;
+    size_t max_header_size;  /* bytes, request head (h1) / header block (h2) */
+    size_t max_headers;      /* count */
+    uint32_t max_concurrent_streams; /* h2 SETTINGS we announce */
+} config_t;
+
+/**
+ * Fill `cfg` from defaults, then the --config file if any, then argv.
+ * Returns 0; 1 when --help or --version was printed (exit 0); 2 after
+ * printing a clear message to stderr (exit 2).
+ */
+int config_load(config_t *cfg, int argc, char **argv);
+/** Print every option with its default and help to `out` (a FILE *). */
+void config_print_help(void *out);
+/** Parse "ADDR:PORT" or "[V6]:PORT" into `ss`; 0 or HERALD_EINVAL. */
+int config_parse_hostport(const char *s, struct sockaddr_storage *ss);
+
+#endif

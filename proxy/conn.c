@@ -1,0 +1,495 @@
+/*
+ * Client connections: accept, TLS, protocol detection, the single-write
+ * output path, timeouts and the libuv close sequence. See conn.h.
+ */
+#include "proxy/conn.h"
+
+#include <assert.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+
+#include "proxy/alloc.h"
+#include "proxy/h1.h"
+#include "proxy/h2.h"
+#include "proxy/log.h"
+#include "proxy/tls.h"
+
+static const char h2_preface[24] = "PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n";
+
+/* Kernel send queue bound: keeps HTTP/2 scheduling decisions in user space. */
+enum { NOTSENT_LOWAT = 16 * 1024, READ_BUF_SIZE = 64 * 1024, LINGER_MS = 2000 };
+
+/*
+ * One read buffer per worker thread: every byte of it is consumed (parsed,
+ * fed to TLS or copied by a session) before read_cb returns, so connections
+ * can share it. This is scratch memory, not context.
+ */
+static __thread uint8_t read_buf[READ_BUF_SIZE];
+
+conn_preface_t conn_preface_match(const uint8_t *p, size_t len)
+{
+    size_t n = len < sizeof(h2_preface) ? len : sizeof(h2_preface);
+    if (memcmp(p, h2_preface, n) != 0)
+        return CONN_PREFACE_NO;
+    return n == sizeof(h2_preface) ? CONN_PREFACE_YES : CONN_PREFACE_PARTIAL;
+}
+
+static void conn_set_state(conn_t *c, conn_state_t next)
+{
+    switch (next) {
+    case CONN_HANDSHAKE:
+    case CONN_DETECT:
+        assert(0 && "initial states are set at accept");
+        break;
+    case CONN_ACTIVE:
+        assert(c->state == CONN_HANDSHAKE || c->state == CONN_DETECT);
+        break;
+    case CONN_LINGER:
+        assert(c->state == CONN_ACTIVE || c->state == CONN_HANDSHAKE ||
+               c->state == CONN_DETECT);
+        break;
+    case CONN_CLOSING:
+        assert(c->state != CONN_CLOSING);
+        break;
+    }
+    c->state = next;
+}
+
+static void buf_reserve(conn_buf_t *b, size_t extra)
+{
+    if (b->len + extra <= b->cap)
+        return;
+    size_t cap = b->cap ? b->cap : 4096;
+    while (cap < b->len + extra)
+        cap *= 2;
+    b->p = xrealloc(b->p, cap);
+    b->cap = cap;
+}
+
+/* ---- close ---- */
+
+static void on_handle_closed(uv_handle_t *h)
+{
+    conn_t *c = h->data;
+    if (--c->open_handles > 0)
+        return;
+    if (c->h1 != NULL)
+        h1_session_destroy(c->h1);
+    if (c->h2 != NULL)
+        h2_session_destroy(c->h2);
+    tls_conn_destroy(c->tls);
+    free(c->out.p);
+    free(c->wbuf.p);
+    worker_t *w = c->w;
+    worker_link_remove(&c->link);
+    w->nconns--;
+    free(c);
+    worker_conn_closed(w);
+}
+
+void conn_close(conn_t *c)
+{
+    if (c->state == CONN_CLOSING)
+        return;
+    conn_set_state(c, CONN_CLOSING);
+    /* Sessions abort their exchanges now (no fops callback reaches them
+     * afterwards) but are freed only in the close callback: we may be deep
+     * inside one of their callbacks. */
+    if (c->h1 != NULL)
+        h1_session_abort(c->h1);
+    if (c->h2 != NULL)
+        h2_session_abort(c->h2);
+    uv_read_stop((uv_stream_t *)&c->tcp);
+    c->reading = false;
+    uv_timer_stop(&c->timer);
+    uv_timer_stop(&c->defer);
+    c->open_handles = 3;
+    uv_close((uv_handle_t *)&c->timer, on_handle_closed);
+    uv_close((uv_handle_t *)&c->defer, on_handle_closed);
+    /* A write in flight is cancelled (write_cb sees UV_ECANCELED first). */
+    uv_close((uv_handle_t *)&c->tcp, on_handle_closed);
+}
+
+static void on_shutdown(uv_shutdown_t *req, int status)
+{
+    conn_t *c = req->data;
+    if (c->state == CONN_CLOSING)
+        return;
+    if (status < 0) {
+        conn_close(c);
+        return;
+    }
+    /* Our FIN is out. Keep reading (and discarding) until the client's EOF
+     * so that unread request bytes don't turn our close into an RST that
+     * could destroy the response in flight. */
+    conn_set_state(c, CONN_LINGER);
+    conn_timer_set(c, LINGER_MS / 1000.0);
+    conn_read_resume(c);
+}
+
+static void start_shutdown(conn_t *c)
+{
+    c->shutdown_sent = true;
+    c->sreq.data = c;
+    if (uv_shutdown(&c->sreq, (uv_stream_t *)&c->tcp, on_shutdown) != 0)
+        conn_close(c);
+}
+
+void conn_close_after_write(conn_t *c)
+{
+    if (c->state == CONN_CLOSING || c->close_after_write)
+        return;
+    c->close_after_write = true;
+    conn_flush(c);
+}
+
+/* ---- write path ---- */
+
+void conn_write(conn_t *c, const void *data, size_t len)
+{
+    if (c->state == CONN_CLOSING || c->shutdown_sent || len == 0)
+        return;
+    buf_reserve(&c->out, len);
+    memcpy(c->out.p + c->out.len, data, len); /* copied: data is the caller's */
+    c->out.len += len;
+}
+
+size_t conn_buffered(const conn_t *c)
+{
+    return c->out.len + c->wbuf.len;
+}
+
+static void on_write(uv_write_t *req, int status)
+{
+    conn_t *c = req->data;
+    c->writing = false;
+    c->wbuf.len = 0; /* the kernel has the bytes; wbuf is ours again */
+    if (c->state == CONN_CLOSING)
+        return;
+    if (status < 0) {
+        conn_close(c);
+        return;
+    }
+    if (c->proto == CONN_PROTO_H1 && c->h1 != NULL)
+        h1_session_written(c->h1);
+    else if (c->proto == CONN_PROTO_H2 && c->h2 != NULL)
+        h2_session_written(c->h2);
+    conn_flush(c);
+}
+
+/* Fill wbuf with the next write's bytes: plaintext, or up to one chunk of it encrypted. */
+static void fill_wbuf(conn_t *c)
+{
+    if (c->tls == NULL) {
+        conn_buf_t t = c->wbuf; /* swap: out becomes the write buffer */
+        c->wbuf = c->out;
+        c->out = t;
+        c->out.len = 0;
+        return;
+    }
+    size_t n = c->out.len < CONN_WRITE_CHUNK ? c->out.len : CONN_WRITE_CHUNK;
+    if (n > 0) {
+        if (tls_conn_write(c->tls, c->out.p, n) != 0) {
+            conn_close(c);
+            return;
+        }
+        memmove(c->out.p, c->out.p + n, c->out.len - n);
+        c->out.len -= n;
+    }
+    if (c->close_after_write && c->out.len == 0 && !c->tls_closing) {
+        c->tls_closing = true;
+        tls_conn_shutdown(c->tls); /* close_notify after the last plaintext */
+    }
+    size_t pending = tls_conn_pending(c->tls);
+    if (pending > 0) {
+        buf_reserve(&c->wbuf, pending);
+        c->wbuf.len += tls_conn_take(c->tls, c->wbuf.p + c->wbuf.len, pending);
+    }
+}
+
+void conn_flush(conn_t *c)
+{
+    if (c->state == CONN_CLOSING || c->writing || c->shutdown_sent)
+        return;
+    if (c->proto == CONN_PROTO_H2 && c->h2 != NULL) {
+        h2_session_produce(c->h2); /* may close c */
+        if (c->state == CONN_CLOSING)
+            return;
+    }
+    fill_wbuf(c);
+    if (c->state == CONN_CLOSING)
+        return;
+    if (c->wbuf.len == 0) {
+        if (c->close_after_write && c->out.len == 0)
+            start_shutdown(c);
+        return;
+    }
+    /* wbuf must stay untouched until on_write: nothing else writes into it. */
+    uv_buf_t b = uv_buf_init((char *)c->wbuf.p, (unsigned)c->wbuf.len);
+    c->wreq.data = c;
+    int rc = uv_write(&c->wreq, (uv_stream_t *)&c->tcp, &b, 1, on_write);
+    if (rc != 0) {
+        c->wbuf.len = 0;
+        conn_close(c);
+        return;
+    }
+    c->writing = true;
+}
+
+/* ---- timers ---- */
+
+static void on_timer(uv_timer_t *t)
+{
+    conn_t *c = t->data;
+    if (c->state == CONN_ACTIVE) {
+        if (c->proto == CONN_PROTO_H1)
+            h1_session_timeout(c->h1);
+        else
+            h2_session_timeout(c->h2);
+        return;
+    }
+    LOG_DEBUG("conn %s:%u: timeout in state %d", c->peer_addr, c->peer_port, c->state);
+    conn_close(c);
+}
+
+void conn_timer_set(conn_t *c, double seconds)
+{
+    if (c->state == CONN_CLOSING)
+        return;
+    if (seconds <= 0) {
+        uv_timer_stop(&c->timer);
+        return;
+    }
+    uint64_t ms = (uint64_t)(seconds * 1000.0);
+    uv_timer_start(&c->timer, on_timer, ms ? ms : 1, 0);
+}
+
+static void on_defer(uv_timer_t *t)
+{
+    conn_t *c = t->data;
+    if (c->state != CONN_ACTIVE)
+        return;
+    if (c->proto == CONN_PROTO_H1)
+        h1_session_deferred(c->h1);
+    else
+        h2_session_deferred(c->h2);
+}
+
+void conn_defer(conn_t *c)
+{
+    if (c->state != CONN_CLOSING)
+        uv_timer_start(&c->defer, on_defer, 0, 0);
+}
+
+/* ---- read path ---- */
+
+static void on_alloc(uv_handle_t *h, size_t suggested, uv_buf_t *buf)
+{
+    *buf = uv_buf_init((char *)read_buf, sizeof(read_buf));
+}
+
+static void start_session(conn_t *c, conn_proto_t proto)
+{
+    c->proto = proto;
+    conn_set_state(c, CONN_ACTIVE);
+    if (proto == CONN_PROTO_H2)
+        c->h2 = h2_session_create(c);
+    else
+        c->h1 = h1_session_create(c);
+}
+
+static void session_recv(conn_t *c, const uint8_t *p, size_t n)
+{
+    int rc = c->proto == CONN_PROTO_H2 ? h2_session_recv(c->h2, p, n) : h1_session_recv(c->h1, p, n);
+    if (rc < 0 && c->state != CONN_CLOSING) {
+        if (c->proto == CONN_PROTO_H2)
+            conn_close_after_write(c); /* let the GOAWAY out */
+        else
+            conn_close(c);
+    }
+}
+
+/* Plaintext from the client: detect the protocol on cleartext, then hand it over. */
+static void deliver(conn_t *c, const uint8_t *p, size_t n)
+{
+    if (c->state == CONN_DETECT) {
+        size_t old = c->detect_len;
+        size_t take = sizeof(c->detect) - old;
+        if (take > n)
+            take = n;
+        memcpy(c->detect + old, p, take);
+        c->detect_len += take;
+        conn_preface_t m = conn_preface_match(c->detect, c->detect_len);
+        if (m == CONN_PREFACE_PARTIAL)
+            return; /* a preface split across reads: wait for the rest */
+        start_session(c, m == CONN_PREFACE_YES ? CONN_PROTO_H2 : CONN_PROTO_H1);
+        /* The bytes held back from earlier reads go first, then all of this read. */
+        if (old > 0)
+            session_recv(c, c->detect, old);
+        if (c->state == CONN_ACTIVE)
+            session_recv(c, p, n);
+        return;
+    }
+    if (c->state == CONN_ACTIVE)
+        session_recv(c, p, n);
+}
+
+static void on_tls_input(conn_t *c, const uint8_t *p, size_t n)
+{
+    if (tls_conn_feed(c->tls, p, n) != 0) {
+        conn_close(c);
+        return;
+    }
+    uint8_t plain[16 * 1024]; /* SSL_read output; consumed before the next SSL_read */
+    for (;;) {
+        if (c->state != CONN_HANDSHAKE && c->state != CONN_ACTIVE)
+            return;
+        int r = tls_conn_read(c->tls, plain, sizeof(plain));
+        if (c->state == CONN_HANDSHAKE && tls_conn_handshake_done(c->tls)) {
+            size_t alen = 0;
+            const char *alpn = tls_conn_alpn(c->tls, &alen);
+            bool h2 = alpn != NULL && alen == 2 && memcmp(alpn, "h2", 2) == 0;
+            conn_timer_set(c, 0);
+            start_session(c, h2 ? CONN_PROTO_H2 : CONN_PROTO_H1);
+        }
+        if (r > 0) {
+            deliver(c, plain, (size_t)r);
+            continue;
+        }
+        if (r == TLS_CONN_AGAIN)
+            return;
+        if (r == TLS_CONN_CLOSED && c->state == CONN_ACTIVE) {
+            conn_close_after_write(c); /* peer's close_notify: finish what we have */
+            return;
+        }
+        LOG_DEBUG("conn %s:%u: TLS error", c->peer_addr, c->peer_port);
+        conn_close(c);
+        return;
+    }
+}
+
+static void on_read(uv_stream_t *stream, ssize_t nread, const uv_buf_t *buf)
+{
+    conn_t *c = stream->data;
+    /* buf->base is the per-thread read_buf: consumed before we return. */
+    if (nread == 0)
+        return; /* EAGAIN, not EOF */
+    if (c->state == CONN_CLOSING)
+        return;
+    if (nread < 0) {
+        /* EOF or error. HTTP clients do not half-close while waiting for a
+         * response (and a half-closed client is treated as gone), so close. */
+        conn_close(c);
+        return;
+    }
+    if (c->state == CONN_LINGER)
+        return; /* discard */
+    if (c->tls != NULL)
+        on_tls_input(c, (const uint8_t *)buf->base, (size_t)nread);
+    else
+        deliver(c, (const uint8_t *)buf->base, (size_t)nread);
+    conn_flush(c);
+}
+
+void conn_read_pause(conn_t *c)
+{
+    c->read_paused = true;
+    if (c->reading && c->state != CONN_LINGER) {
+        uv_read_stop((uv_stream_t *)&c->tcp);
+        c->reading = false;
+    }
+}
+
+void conn_read_resume(conn_t *c)
+{
+    c->read_paused = false;
+    if (c->state == CONN_CLOSING || c->reading || c->read_paused)
+        return;
+    if (uv_read_start((uv_stream_t *)&c->tcp, on_alloc, on_read) == 0)
+        c->reading = true;
+}
+
+/* ---- accept, drain ---- */
+
+static void on_reject_closed(uv_handle_t *h)
+{
+    free(h);
+}
+
+void conn_accept(worker_t *w, uv_stream_t *server, bool tls)
+{
+    conn_t *c = xcalloc(1, sizeof(*c));
+    uv_tcp_init(&w->loop, &c->tcp);
+    c->tcp.data = c;
+    if (uv_accept(server, (uv_stream_t *)&c->tcp) != 0) {
+        /* c->tcp is c's first member: the close callback frees c. */
+        uv_close((uv_handle_t *)&c->tcp, on_reject_closed);
+        return;
+    }
+    c->w = w;
+    uv_timer_init(&w->loop, &c->timer);
+    c->timer.data = c;
+    uv_timer_init(&w->loop, &c->defer);
+    c->defer.data = c;
+    worker_link_insert(&w->conns, &c->link);
+    w->nconns++;
+
+    uv_tcp_nodelay(&c->tcp, 1);
+    uv_os_fd_t fd;
+    if (uv_fileno((uv_handle_t *)&c->tcp, &fd) == 0) {
+        int lowat = NOTSENT_LOWAT;
+        setsockopt(fd, IPPROTO_TCP, TCP_NOTSENT_LOWAT, &lowat, sizeof(lowat));
+    }
+    struct sockaddr_storage ss;
+    int sslen = sizeof(ss);
+    if (uv_tcp_getpeername(&c->tcp, (struct sockaddr *)&ss, &sslen) == 0) {
+        if (ss.ss_family == AF_INET6) {
+            struct sockaddr_in6 *a = (struct sockaddr_in6 *)&ss;
+            uv_ip6_name(a, c->peer_addr, sizeof(c->peer_addr));
+            c->peer_port = ntohs(a->sin6_port);
+        } else {
+            struct sockaddr_in *a = (struct sockaddr_in *)&ss;
+            uv_ip4_name(a, c->peer_addr, sizeof(c->peer_addr));
+            c->peer_port = ntohs(a->sin_port);
+        }
+    }
+    if (tls && w->ssl_ctx != NULL) {
+        c->tls = tls_conn_create(w->ssl_ctx);
+        c->state = CONN_HANDSHAKE;
+    } else {
+        c->state = CONN_DETECT;
+    }
+    conn_timer_set(c, w->cfg->header_timeout);
+    conn_read_resume(c);
+}
+
+void conn_drain_all(worker_t *w)
+{
+    worker_link_t *l = w->conns.next;
+    while (l != &w->conns) {
+        conn_t *c = container_of(l, conn_t, link);
+        l = l->next; /* conn_close never unlinks synchronously, but be safe */
+        if (c->state == CONN_CLOSING || c->draining)
+            continue;
+        c->draining = true;
+        if (c->state != CONN_ACTIVE)
+            conn_close(c);
+        else if (c->proto == CONN_PROTO_H1)
+            h1_session_drain(c->h1);
+        else
+            h2_session_drain(c->h2);
+    }
+}
+
+void conn_close_all(worker_t *w)
+{
+    worker_link_t *l = w->conns.next;
+    while (l != &w->conns) {
+        conn_t *c = container_of(l, conn_t, link);
+        l = l->next;
+        conn_close(c);
+    }
+}

@@ -1,0 +1,128 @@
+/*
+ * A client connection: the accepted socket, its optional TLS engine, the
+ * protocol choice (h2 by ALPN or prior-knowledge preface, else HTTP/1.x),
+ * timeouts, and the write path shared by the h1 and h2 sessions.
+ *
+ * Write path
+ *   A session appends plaintext with conn_write() and calls conn_flush().
+ *   At most one uv_write is in flight; while it is, new output collects in
+ *   `out`. An h2 session does not push output: conn_flush() pulls it from
+ *   nghttp2 (h2_session_produce) only when the socket can take more, so
+ *   nghttp2 decides stream order as late as possible. With TLS, each write
+ *   encrypts at most CONN_WRITE_CHUNK plaintext bytes.
+ *
+ * Lifetime
+ *   conn_accept() allocates; conn_close() starts uv_close on every handle
+ *   and the conn (with its session) is freed in the last close callback,
+ *   never synchronously, so a session may call conn_close() from anywhere
+ *   (even inside an nghttp2 or llhttp callback) and keep using `c` and its
+ *   own state until it returns to the loop. After conn_close() no output
+ *   is written and the session has aborted its exchanges.
+ */
+#ifndef HERALD_CONN_H
+#define HERALD_CONN_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <uv.h>
+
+#include "proxy/worker.h"
+
+typedef struct tls_conn tls_conn_t;
+typedef struct h1_session h1_session_t;
+typedef struct h2_session h2_session_t;
+
+/** One plaintext write at most this big (also the TLS encryption unit). */
+enum { CONN_WRITE_CHUNK = 64 * 1024 };
+
+/** Result of conn_preface_match(). */
+typedef enum conn_preface {
+    CONN_PREFACE_NO = -1,      /* not the h2 preface: HTTP/1.x */
+    CONN_PREFACE_PARTIAL = 0,  /* a prefix of the preface: need more bytes */
+    CONN_PREFACE_YES = 1,      /* the full 24-byte h2 connection preface */
+} conn_preface_t;
+
+/**
+ * Compare the first `len` bytes a cleartext client sent with the HTTP/2
+ * connection preface "PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n". Pure; reads at most
+ * min(len, 24) bytes of p.
+ */
+conn_preface_t conn_preface_match(const uint8_t *p, size_t len);
+
+/** The connection's states; transitions go through conn_set_state() (conn.c). */
+typedef enum conn_state {
+    CONN_HANDSHAKE, /* TLS handshake running (header_timeout bounds it) */
+    CONN_DETECT,    /* cleartext: waiting for enough bytes to tell h2 from HTTP/1 */
+    CONN_ACTIVE,    /* a session (h1 or h2) owns the bytes */
+    CONN_LINGER,    /* output sent and shut down; discarding input until EOF */
+    CONN_CLOSING,   /* uv_close issued; freed in the close callback */
+} conn_state_t;
+
+typedef enum conn_proto {
+    CONN_PROTO_NONE,
+    CONN_PROTO_H1,
+    CONN_PROTO_H2,
+} conn_proto_t;
+
+/** A growable byte buffer (malloc'ed). */
+typedef struct conn_buf {
+    uint8_t *p;
+    size_t len, cap;
+} conn_buf_t;
+
+typedef struct conn {
+    uv_tcp_t tcp;         /* tcp.data == this */
+    uv_timer_t timer;     /* the one timeout (handshake, header, body, idle, linger) */
+    uv_timer_t defer;     /* zero-delay kick for work that must not run re-entrantly */
+    uv_write_t wreq;
+    uv_shutdown_t sreq;
+    worker_link_t link;   /* in w->conns */
+    worker_t *w;
+    conn_state_t state;
+    conn_proto_t proto;
+    h1_session_t *h1;     /* owned; set when proto == CONN_PROTO_H1 */
+    h2_session_t *h2;     /* owned; set when proto == CONN_PROTO_H2 */
+    tls_conn_t *tls;      /* owned; NULL on cleartext listeners */
+    int open_handles;     /* handles still to see their close callback */
+    bool reading;         /* uv_read_start is active */
+    bool read_paused;     /* the session asked to stop reading */
+    bool writing;         /* wreq is in flight (wbuf is its buffer) */
+    bool close_after_write;
+    bool shutdown_sent;
+    bool tls_closing;     /* close_notify queued */
+    bool draining;        /* conn_drain_all reached this connection */
+    conn_buf_t out;       /* plaintext produced, not yet handed to a write */
+    conn_buf_t wbuf;      /* the bytes of the in-flight uv_write: kept until write_cb */
+    uint8_t detect[24];   /* the first bytes of a cleartext connection (preface check) */
+    size_t detect_len;
+    char peer_addr[48];
+    uint16_t peer_port;
+} conn_t;
+
+/** Append plaintext output (copied). Ignored once the connection is closing. */
+void conn_write(conn_t *c, const void *data, size_t len);
+/** Start a write if none is in flight (pulls h2 output first). */
+void conn_flush(conn_t *c);
+/** Output bytes accepted but not yet written to the socket. */
+size_t conn_buffered(const conn_t *c);
+/** Stop reading the socket (backpressure towards the client). Idempotent. */
+void conn_read_pause(conn_t *c);
+/** Read the socket again. Idempotent. */
+void conn_read_resume(conn_t *c);
+/** (Re)arm the connection's timeout; seconds <= 0 stops it. The session's
+ *  *_session_timeout() runs when it fires. */
+void conn_timer_set(conn_t *c, double seconds);
+/** Run the session's *_session_deferred() from the loop soon (not re-entrantly). */
+void conn_defer(conn_t *c);
+/** Close now: abort the session's exchanges, drop unsent output. Idempotent. */
+void conn_close(conn_t *c);
+/** Flush all output (TLS close_notify included), shut down, then close. */
+void conn_close_after_write(conn_t *c);
+/** True once conn_close() has run: the session must stop producing. */
+static inline bool conn_is_closing(const conn_t *c)
+{
+    return c->state == CONN_CLOSING;
+}
+
+#endif

@@ -1,0 +1,234 @@
+/*
+ * The exchange's lifetime and its hand-offs between a frontend and
+ * upstream.c (see exchange.h), and its access log line.
+ */
+#include "proxy/exchange.h"
+
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/time.h>
+#include <time.h>
+#include <uv.h>
+
+#include "proxy/alloc.h"
+#include "proxy/log.h"
+#include "proxy/upstream.h"
+
+exchange_t *exchange_create(worker_t *w, const exchange_frontend_ops_t *fops, void *fctx)
+{
+    exchange_t *ex = xcalloc(1, sizeof(*ex));
+    ex->worker = w;
+    mempool_init(&ex->pool);
+    ex->fops = fops;
+    ex->fctx = fctx;
+    ex->req_content_length = -1;
+    ex->resp_content_length = -1;
+    ex->t_start = uv_hrtime();
+    struct timeval tv;
+    gettimeofday(&tv, NULL);
+    ex->wall_start_us = (int64_t)tv.tv_sec * 1000000 + tv.tv_usec;
+    return ex;
+}
+
+static void destroy(exchange_t *ex)
+{
+    if (!ex->logged)
+        exchange_log(ex);
+    mempool_dispose(&ex->pool);
+    free(ex);
+}
+
+void exchange_start(exchange_t *ex)
+{
+    ex->started = true;
+    upstream_start(ex);
+}
+
+void exchange_request_body(exchange_t *ex, const uint8_t *data, size_t len)
+{
+    ex->req_body_bytes += len;
+    /* data is only valid during this call: upstream copies it */
+    if (ex->upstream != NULL)
+        upstream_request_body(ex, data, len);
+}
+
+void exchange_request_end(exchange_t *ex)
+{
+    if (ex->upstream != NULL)
+        upstream_request_end(ex);
+}
+
+void exchange_drained(exchange_t *ex)
+{
+    if (ex->upstream != NULL)
+        upstream_resume(ex);
+}
+
+void exchange_abort(exchange_t *ex)
+{
+    if (ex->aborted)
+        return;
+    ex->aborted = true;
+    if (ex->t_end == 0)
+        ex->t_end = uv_hrtime();
+    /* May free ex (exchange_upstream_done) when the frontend is done already. */
+    if (ex->upstream != NULL)
+        upstream_abort(ex);
+}
+
+void exchange_frontend_done(exchange_t *ex)
+{
+    ex->frontend_done = true;
+    if (ex->upstream != NULL) {
+        /* The frontend leaves mid-response: stop upstream first. upstream_abort
+         * ends in exchange_upstream_done(), which frees ex. */
+        ex->aborted = true;
+        upstream_abort(ex);
+        return;
+    }
+    if (ex->upstream_done || !ex->started)
+        destroy(ex);
+}
+
+void exchange_upstream_done(exchange_t *ex)
+{
+    ex->upstream_done = true;
+    if (ex->frontend_done)
+        destroy(ex);
+}
+
+/* ---- access log ---- */
+
+typedef struct out {
+    char *p;
+    size_t len, cap;
+} out_t;
+
+static void out_printf(out_t *o, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+static void out_printf(out_t *o, const char *fmt, ...)
+{
+    if (o->len >= o->cap)
+        return;
+    va_list ap;
+    va_start(ap, fmt);
+    int k = vsnprintf(o->p + o->len, o->cap - o->len, fmt, ap);
+    va_end(ap);
+    if (k > 0)
+        o->len = o->len + (size_t)k < o->cap ? o->len + (size_t)k : o->cap;
+}
+
+/* A client-supplied string inside "...": `"`, `\` and bytes outside
+ * printable ASCII become \xHH, so a line can't be forged or split. */
+static void out_quoted(out_t *o, const char *s, size_t n)
+{
+    out_printf(o, "\"");
+    if (s == NULL || n == 0) {
+        out_printf(o, "-\"");
+        return;
+    }
+    for (size_t i = 0; i < n; i++) {
+        unsigned char c = (unsigned char)s[i];
+        if (c < 0x20 || c >= 0x7f || c == '"' || c == '\\')
+            out_printf(o, "\\x%02X", c);
+        else
+            out_printf(o, "%c", c);
+    }
+    out_printf(o, "\"");
+}
+
+static void out_header(out_t *o, const exchange_t *ex, const char *name)
+{
+    const header_t *h = headers_find(&ex->req_headers, name);
+    out_quoted(o, h ? h->value : NULL, h ? h->value_len : 0);
+}
+
+static const char *proto_name(exchange_proto_t p)
+{
+    switch (p) {
+    case EXCHANGE_HTTP10:
+        return "HTTP/1.0";
+    case EXCHANGE_HTTP11:
+        return "HTTP/1.1";
+    case EXCHANGE_HTTP2:
+        return "HTTP/2";
+    }
+    return "-";
+}
+
+/* Printable request-line parts: escape like out_quoted but without quotes. */
+static void out_plain(out_t *o, const char *s)
+{
+    if (s == NULL || s[0] == '\0') {
+        out_printf(o, "-");
+        return;
+    }
+    for (; *s; s++) {
+        unsigned char c = (unsigned char)*s;
+        if (c <= 0x20 || c >= 0x7f || c == '"' || c == '\\')
+            out_printf(o, "\\x%02X", c);
+        else
+            out_printf(o, "%c", c);
+    }
+}
+
+/*
+ * The combined log format followed by herald's fields:
+ *
+ *   ADDR - - [DD/Mon/YYYY:HH:MM:SS +0000] "METHOD PATH PROTO" STATUS BYTES
+ *   "REFERER" "USER-AGENT" rt=SECONDS ut=SECONDS up_bytes=N req_bytes=N
+ *
+ * time is the request start in UTC; STATUS is 0 when no response head was
+ * received (client gone first) and the error status after a failure; BYTES
+ * is response body bytes written to the client (bytes_to_client); rt is
+ * request head to response end; ut is request head written to the origin to
+ * response end ("-" when the origin was never reached); up_bytes is the
+ * response body received from the origin; req_bytes the request body
+ * received from the client. Missing headers print as "-".
+ */
+size_t exchange_log_format(const exchange_t *ex, uint64_t now, char *buf, size_t cap)
+{
+    if (cap < 2)
+        return 0;
+    out_t o = {.p = buf, .len = 0, .cap = cap - 1}; /* keep room for '\n' */
+    time_t secs = (time_t)(ex->wall_start_us / 1000000);
+    struct tm tm;
+    gmtime_r(&secs, &tm);
+    char when[40];
+    strftime(when, sizeof(when), "%d/%b/%Y:%H:%M:%S +0000", &tm);
+
+    out_printf(&o, "%s - - [%s] \"", ex->client_addr[0] ? ex->client_addr : "-", when);
+    out_plain(&o, ex->method);
+    out_printf(&o, " ");
+    out_plain(&o, ex->path);
+    out_printf(&o, " %s\" %d %llu ", proto_name(ex->proto), ex->status,
+               (unsigned long long)ex->bytes_to_client);
+    out_header(&o, ex, "referer");
+    out_printf(&o, " ");
+    out_header(&o, ex, "user-agent");
+
+    uint64_t end = ex->t_end != 0 ? ex->t_end : now;
+    double rt = end > ex->t_start ? (double)(end - ex->t_start) / 1e9 : 0.0;
+    out_printf(&o, " rt=%.3f", rt);
+    if (ex->t_upstream_sent != 0) {
+        double ut = end > ex->t_upstream_sent ? (double)(end - ex->t_upstream_sent) / 1e9 : 0.0;
+        out_printf(&o, " ut=%.3f", ut);
+    } else {
+        out_printf(&o, " ut=-");
+    }
+    out_printf(&o, " up_bytes=%llu req_bytes=%llu", (unsigned long long)ex->resp_body_bytes,
+               (unsigned long long)ex->req_body_bytes);
+    buf[o.len++] = '\n';
+    return o.len;
+}
+
+void exchange_log(exchange_t *ex)
+{
+    if (ex->logged)
+        return;
+    ex->logged = true;
+    char line[4096];
+    size_t n = exchange_log_format(ex, uv_hrtime(), line, sizeof(line));
+    log_access_write(line, n);
+}

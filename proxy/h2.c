@@ -1,0 +1,666 @@
+/*
+ * HTTP/2 server session. See h2.h.
+ *
+ * Each client stream gets an h2_stream_t (nghttp2 stream user data) and an
+ * exchange. Request bodies go to the exchange and are acknowledged with
+ * nghttp2_session_consume() only when upstream wrote them to the origin, so
+ * a slow origin holds back its own stream's window and nothing else.
+ * Response bodies are copied into a per-stream queue that nghttp2's data
+ * provider drains; an empty queue defers the stream until bytes arrive.
+ */
+#include "proxy/h2.h"
+
+#include <assert.h>
+#include <ctype.h>
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <nghttp2/nghttp2.h>
+
+#include "proxy/alloc.h"
+#include "proxy/exchange.h"
+#include "proxy/headers.h"
+#include "proxy/log.h"
+
+enum {
+    H2_INITIAL_WINDOW = 256 * 1024,
+    H2_CONNECTION_WINDOW = 16 * 1024 * 1024,
+    H2_MAX_NV = 128, /* response headers on the stack; more go to the heap */
+};
+
+/** A stream's response progress; moves go through stream_set_state(). */
+typedef enum h2_stream_state {
+    H2_STREAM_REQUEST,  /* request head collected / exchange running; no final response yet */
+    H2_STREAM_BODY,     /* final HEADERS submitted; body bytes flow through the queue */
+    H2_STREAM_EOF,      /* the last body byte is queued: the provider ends the stream */
+    H2_STREAM_RESET,    /* RST_STREAM submitted (or the client reset it) */
+} h2_stream_state_t;
+
+typedef struct h2_stream {
+    worker_link_t link; /* in h2_session_t.streams */
+    h2_session_t *s;
+    int32_t id;
+    exchange_t *ex; /* NULL once released */
+    h2_stream_state_t state;
+    conn_buf_t q; /* response body bytes (copied), q.p[qoff..q.len) unsent */
+    size_t qoff;
+    size_t unconsumed; /* request bytes given to the exchange, not yet consumed */
+    size_t header_bytes;
+    int reject_status; /* set while collecting headers: answer this instead of forwarding */
+    const char *reject_text;
+    bool deferred; /* the data provider returned NGHTTP2_ERR_DEFERRED */
+    bool upstream_paused;
+    bool started;
+    bool response_done; /* response_end or response_error came from upstream */
+    bool is_head;
+    const char *protocol; /* :protocol (extended CONNECT) */
+} h2_stream_t;
+
+struct h2_session {
+    conn_t *c;
+    nghttp2_session *ng;
+    worker_link_t streams;
+    size_t nstreams;
+    int in_recv; /* inside nghttp2_session_mem_recv: no mem_send now */
+    bool notice_sent;
+    bool goaway_sent;
+};
+
+static const exchange_frontend_ops_t h2_fops;
+
+static void stream_set_state(h2_stream_t *st, h2_stream_state_t next)
+{
+    bool ok = false;
+    switch (next) {
+    case H2_STREAM_REQUEST:
+        ok = false;
+        break;
+    case H2_STREAM_BODY:
+        ok = st->state == H2_STREAM_REQUEST;
+        break;
+    case H2_STREAM_EOF:
+        ok = st->state == H2_STREAM_REQUEST || st->state == H2_STREAM_BODY;
+        break;
+    case H2_STREAM_RESET:
+        ok = true;
+        break;
+    }
+    assert(ok && "illegal h2 stream transition");
+    (void)ok;
+    st->state = next;
+}
+
+static h2_stream_t *stream_get(h2_session_t *s, int32_t id)
+{
+    return nghttp2_session_get_stream_user_data(s->ng, id);
+}
+
+static void kick(h2_session_t *s)
+{
+    if (s->in_recv == 0)
+        conn_flush(s->c);
+}
+
+/* Release the stream's exchange: abort it if its response did not complete. */
+static void stream_release(h2_stream_t *st)
+{
+    exchange_t *ex = st->ex;
+    if (ex == NULL)
+        return;
+    st->ex = NULL;
+    if (ex->started && !st->response_done)
+        exchange_abort(ex);
+    if (ex->started)
+        exchange_log(ex);
+    exchange_frontend_done(ex);
+}
+
+static void stream_free(h2_stream_t *st)
+{
+    worker_link_remove(&st->link);
+    free(st->q.p);
+    free(st);
+}
+
+/* ---- response bodies ---- */
+
+static size_t queued(const h2_stream_t *st)
+{
+    return st->q.len - st->qoff;
+}
+
+static void q_append(h2_stream_t *st, const uint8_t *p, size_t n)
+{
+    if (st->qoff > 0 && st->qoff == st->q.len)
+        st->q.len = st->qoff = 0;
+    if (st->q.len + n > st->q.cap) {
+        if (st->qoff > 0) { /* compact before growing */
+            memmove(st->q.p, st->q.p + st->qoff, st->q.len - st->qoff);
+            st->q.len -= st->qoff;
+            st->qoff = 0;
+        }
+        size_t cap = st->q.cap ? st->q.cap : 16 * 1024;
+        while (cap < st->q.len + n)
+            cap *= 2;
+        if (cap != st->q.cap) {
+            st->q.p = xrealloc(st->q.p, cap);
+            st->q.cap = cap;
+        }
+    }
+    memcpy(st->q.p + st->q.len, p, n); /* copied: p is upstream's read buffer */
+    st->q.len += n;
+}
+
+static ssize_t on_data_read(nghttp2_session *ng, int32_t id, uint8_t *buf, size_t length,
+                            uint32_t *flags, nghttp2_data_source *src, void *user)
+{
+    h2_stream_t *st = src->ptr;
+    size_t avail = queued(st);
+    if (avail == 0) {
+        if (st->state == H2_STREAM_EOF) {
+            *flags |= NGHTTP2_DATA_FLAG_EOF;
+            return 0;
+        }
+        st->deferred = true;
+        return NGHTTP2_ERR_DEFERRED; /* response_body / response_end resume us */
+    }
+    size_t n = avail < length ? avail : length;
+    memcpy(buf, st->q.p + st->qoff, n); /* nghttp2 owns buf; we copy out of our queue */
+    st->qoff += n;
+    if (st->qoff == st->q.len)
+        st->q.len = st->qoff = 0;
+    if (queued(st) == 0 && st->state == H2_STREAM_EOF)
+        *flags |= NGHTTP2_DATA_FLAG_EOF;
+    if (st->ex != NULL)
+        st->ex->bytes_to_client += n;
+    if (st->upstream_paused && st->ex != NULL && queued(st) < EXCHANGE_LOW_WATER) {
+        st->upstream_paused = false;
+        exchange_drained(st->ex); /* only restarts the origin read; nothing re-enters */
+    }
+    return (ssize_t)n;
+}
+
+static void resume(h2_stream_t *st)
+{
+    if (st->deferred) {
+        st->deferred = false;
+        nghttp2_session_resume_data(st->s->ng, st->id);
+    }
+}
+
+static bool skip_resp_header(const header_t *h)
+{
+    static const char *const hop[] = {"connection",        "keep-alive", "proxy-connection",
+                                      "transfer-encoding", "upgrade",    "te"};
+    if (h->name_len == 0 || h->name[0] == ':')
+        return true;
+    for (size_t i = 0; i < sizeof(hop) / sizeof(hop[0]); i++)
+        if (headers_name_eq(h->name, h->name_len, hop[i]))
+            return true;
+    return false;
+}
+
+static nghttp2_nv make_nv(const char *name, size_t nlen, const char *value, size_t vlen)
+{
+    nghttp2_nv nv = {(uint8_t *)name, (uint8_t *)value, nlen, vlen, NGHTTP2_NV_FLAG_NONE};
+    return nv;
+}
+
+/* Submit HEADERS for ex's current status/headers: final with a body provider, or 1xx. */
+static void submit_head(h2_stream_t *st, bool final, bool body)
+{
+    exchange_t *ex = st->ex;
+    size_t cap = ex->resp_headers.n + 1;
+    nghttp2_nv stack[H2_MAX_NV];
+    nghttp2_nv *nva = cap <= H2_MAX_NV ? stack : xmalloc(cap * sizeof(*nva));
+    char status[8];
+    int sl = snprintf(status, sizeof(status), "%03d", ex->status);
+    size_t n = 0;
+    nva[n++] = make_nv(":status", 7, status, (size_t)sl);
+    for (size_t i = 0; i < ex->resp_headers.n; i++) {
+        const header_t *h = &ex->resp_headers.v[i];
+        if (skip_resp_header(h))
+            continue;
+        /* h2 requires lower-case names; the copy lives in the exchange's pool. */
+        char *lower = mempool_alloc(&ex->pool, h->name_len + 1);
+        for (size_t k = 0; k < h->name_len; k++)
+            lower[k] = (char)tolower((unsigned char)h->name[k]);
+        lower[h->name_len] = '\0';
+        nva[n++] = make_nv(lower, h->name_len, h->value, h->value_len);
+    }
+    /* nghttp2 copies nva during the submit call. */
+    if (!final) {
+        nghttp2_submit_headers(st->s->ng, NGHTTP2_FLAG_NONE, st->id, NULL, nva, n, NULL);
+    } else if (body) {
+        nghttp2_data_provider dp = {.source.ptr = st, .read_callback = on_data_read};
+        nghttp2_submit_response(st->s->ng, st->id, nva, n, &dp);
+    } else {
+        nghttp2_submit_response(st->s->ng, st->id, nva, n, NULL);
+    }
+    if (nva != stack)
+        free(nva);
+}
+
+/* A response made by herald itself (errors, refusals): a short text body. */
+static void respond_simple(h2_stream_t *st, int status, const char *text)
+{
+    char len[24], code[8];
+    size_t tl = strlen(text);
+    int ll = snprintf(len, sizeof(len), "%zu", tl + 1);
+    int cl = snprintf(code, sizeof(code), "%03d", status);
+    nghttp2_nv nva[] = {
+        make_nv(":status", 7, code, (size_t)cl),
+        make_nv("content-type", 12, "text/plain; charset=utf-8", 25),
+        make_nv("content-length", 14, len, (size_t)ll),
+    };
+    if (st->ex != NULL)
+        st->ex->status = status;
+    if (st->is_head) {
+        nghttp2_submit_response(st->s->ng, st->id, nva, 3, NULL);
+        stream_set_state(st, H2_STREAM_EOF);
+    } else {
+        q_append(st, (const uint8_t *)text, tl);
+        q_append(st, (const uint8_t *)"\n", 1);
+        stream_set_state(st, H2_STREAM_EOF);
+        nghttp2_data_provider dp = {.source.ptr = st, .read_callback = on_data_read};
+        nghttp2_submit_response(st->s->ng, st->id, nva, 3, &dp);
+    }
+}
+
+/* ---- exchange callbacks ---- */
+
+static void on_response_head(exchange_t *ex, bool final)
+{
+    h2_stream_t *st = ex->fctx;
+    if (st->state != H2_STREAM_REQUEST)
+        return;
+    if (!final || ex->status < 200) {
+        if (ex->status == 101 || ex->status < 100)
+            return; /* 101 has no meaning in h2 */
+        submit_head(st, false, false);
+    } else {
+        bool body = !st->is_head && ex->status != 204 && ex->status != 304;
+        submit_head(st, true, body);
+        stream_set_state(st, body ? H2_STREAM_BODY : H2_STREAM_EOF);
+    }
+    kick(st->s);
+}
+
+static size_t on_response_body(exchange_t *ex, const uint8_t *data, size_t len)
+{
+    h2_stream_t *st = ex->fctx;
+    if (st->state != H2_STREAM_BODY)
+        return 0; /* HEAD / 204 / 304, or reset: nothing goes out */
+    q_append(st, data, len);
+    resume(st);
+    kick(st->s);
+    size_t n = queued(st);
+    if (n > EXCHANGE_HIGH_WATER)
+        st->upstream_paused = true;
+    return n;
+}
+
+static void on_response_end(exchange_t *ex)
+{
+    h2_stream_t *st = ex->fctx;
+    st->response_done = true;
+    if (st->state == H2_STREAM_BODY) {
+        stream_set_state(st, H2_STREAM_EOF);
+        resume(st);
+    }
+    kick(st->s);
+}
+
+static void on_response_error(exchange_t *ex, int status)
+{
+    h2_stream_t *st = ex->fctx;
+    st->response_done = true;
+    if (st->state == H2_STREAM_REQUEST) {
+        respond_simple(st, status, status == 504 ? "origin timed out" : "origin unavailable");
+    } else if (st->state != H2_STREAM_RESET) {
+        /* Part of the body went out: never end the stream cleanly. */
+        stream_set_state(st, H2_STREAM_RESET);
+        nghttp2_submit_rst_stream(st->s->ng, NGHTTP2_FLAG_NONE, st->id, NGHTTP2_INTERNAL_ERROR);
+    }
+    kick(st->s);
+}
+
+static void on_request_consumed(exchange_t *ex, size_t n)
+{
+    h2_stream_t *st = ex->fctx;
+    if (n > st->unconsumed)
+        n = st->unconsumed;
+    st->unconsumed -= n;
+    nghttp2_session_consume(st->s->ng, st->id, n); /* may queue WINDOW_UPDATEs */
+    kick(st->s);
+}
+
+static void on_tunnel_open(exchange_t *ex)
+{
+    /* Only h1 asks for upgrades. */
+}
+
+static const exchange_frontend_ops_t h2_fops = {
+    .response_head = on_response_head,
+    .response_body = on_response_body,
+    .response_end = on_response_end,
+    .response_error = on_response_error,
+    .request_consumed = on_request_consumed,
+    .tunnel_open = on_tunnel_open,
+};
+
+/* ---- nghttp2 callbacks: name/value/data pointers point into the input ---- */
+
+static int on_begin_headers(nghttp2_session *ng, const nghttp2_frame *frame, void *user)
+{
+    h2_session_t *s = user;
+    if (frame->hd.type != NGHTTP2_HEADERS || frame->headers.cat != NGHTTP2_HCAT_REQUEST)
+        return 0;
+    h2_stream_t *st = xcalloc(1, sizeof(*st));
+    st->s = s;
+    st->id = frame->hd.stream_id;
+    st->state = H2_STREAM_REQUEST;
+    worker_link_insert(&s->streams, &st->link);
+    s->nstreams++;
+    conn_timer_set(s->c, 0);
+    exchange_t *ex = exchange_create(s->c->w, &h2_fops, st);
+    ex->proto = EXCHANGE_HTTP2;
+    ex->scheme = s->c->tls != NULL ? "https" : "http";
+    ex->client_tls = s->c->tls != NULL;
+    snprintf(ex->client_addr, sizeof(ex->client_addr), "%s", s->c->peer_addr);
+    ex->client_port = s->c->peer_port;
+    st->ex = ex;
+    nghttp2_session_set_stream_user_data(ng, st->id, st);
+    return 0;
+}
+
+static int on_header(nghttp2_session *ng, const nghttp2_frame *frame, const uint8_t *name,
+                     size_t namelen, const uint8_t *value, size_t valuelen, uint8_t flags,
+                     void *user)
+{
+    h2_session_t *s = user;
+    if (frame->hd.type != NGHTTP2_HEADERS || frame->headers.cat != NGHTTP2_HCAT_REQUEST)
+        return 0; /* trailers are not forwarded */
+    h2_stream_t *st = stream_get(s, frame->hd.stream_id);
+    if (st == NULL || st->ex == NULL || st->reject_status != 0)
+        return 0;
+    exchange_t *ex = st->ex;
+    const config_t *cfg = s->c->w->cfg;
+    st->header_bytes += namelen + valuelen + 32;
+    if (st->header_bytes > cfg->max_header_size || ex->req_headers.n >= cfg->max_headers) {
+        st->reject_status = 431;
+        st->reject_text = "request header too large";
+        return 0;
+    }
+    const char *n = (const char *)name, *v = (const char *)value;
+    /* Copied into the exchange's pool: name and value live only during this call. */
+    if (namelen > 0 && n[0] == ':') {
+        char *copy = mempool_strndup(&ex->pool, v, valuelen);
+        if (namelen == 7 && memcmp(n, ":method", 7) == 0)
+            ex->method = copy;
+        else if (namelen == 7 && memcmp(n, ":scheme", 7) == 0)
+            ex->scheme = copy;
+        else if (namelen == 10 && memcmp(n, ":authority", 10) == 0)
+            ex->authority = copy;
+        else if (namelen == 5 && memcmp(n, ":path", 5) == 0)
+            ex->path = copy;
+        else if (namelen == 9 && memcmp(n, ":protocol", 9) == 0)
+            st->protocol = copy;
+        return 0;
+    }
+    headers_add(&ex->req_headers, &ex->pool, n, namelen, v, valuelen);
+    if (namelen == 14 && memcmp(n, "content-length", 14) == 0) {
+        char *end = NULL;
+        const char *cv = ex->req_headers.v[ex->req_headers.n - 1].value;
+        long long cl = strtoll(cv, &end, 10);
+        if (end != cv && cl >= 0)
+            ex->req_content_length = cl;
+    }
+    return 0;
+}
+
+/* The request head is complete: forward it, or answer it here. */
+static void start_stream(h2_session_t *s, h2_stream_t *st, bool end_stream)
+{
+    exchange_t *ex = st->ex;
+    if (ex == NULL)
+        return;
+    st->is_head = ex->method != NULL && strcmp(ex->method, "HEAD") == 0;
+    if (ex->method == NULL || (ex->path == NULL && strcmp(ex->method, "CONNECT") != 0)) {
+        nghttp2_submit_rst_stream(s->ng, NGHTTP2_FLAG_NONE, st->id, NGHTTP2_PROTOCOL_ERROR);
+        stream_set_state(st, H2_STREAM_RESET);
+        return;
+    }
+    if (strcmp(ex->method, "CONNECT") == 0) {
+        respond_simple(st, 501,
+                       st->protocol ? "extended CONNECT (WebSocket over HTTP/2) is not supported"
+                                    : "CONNECT is not supported by this proxy");
+        return;
+    }
+    if (st->reject_status != 0) {
+        respond_simple(st, st->reject_status, st->reject_text);
+        return;
+    }
+    if (ex->authority == NULL) {
+        const header_t *host = headers_find(&ex->req_headers, "host");
+        ex->authority = host ? host->value : "";
+    }
+    ex->req_has_body = !end_stream;
+    st->started = true;
+    exchange_start(ex); /* may answer synchronously: submit calls are legal in callbacks */
+    if (end_stream && st->ex != NULL)
+        exchange_request_end(ex);
+}
+
+static int on_frame_recv(nghttp2_session *ng, const nghttp2_frame *frame, void *user)
+{
+    h2_session_t *s = user;
+    h2_stream_t *st;
+    switch (frame->hd.type) {
+    case NGHTTP2_HEADERS:
+        st = stream_get(s, frame->hd.stream_id);
+        if (st == NULL)
+            return 0;
+        if (frame->headers.cat == NGHTTP2_HCAT_REQUEST) {
+            start_stream(s, st, (frame->hd.flags & NGHTTP2_FLAG_END_STREAM) != 0);
+        } else if ((frame->hd.flags & NGHTTP2_FLAG_END_STREAM) && st->started &&
+                   st->ex != NULL) {
+            exchange_request_end(st->ex); /* trailers end the body */
+        }
+        break;
+    case NGHTTP2_DATA:
+        st = stream_get(s, frame->hd.stream_id);
+        if (st != NULL && st->started && st->ex != NULL &&
+            (frame->hd.flags & NGHTTP2_FLAG_END_STREAM))
+            exchange_request_end(st->ex);
+        break;
+    default:
+        break;
+    }
+    return 0;
+}
+
+static int on_data_chunk_recv(nghttp2_session *ng, uint8_t flags, int32_t id, const uint8_t *data,
+                              size_t len, void *user)
+{
+    h2_session_t *s = user;
+    h2_stream_t *st = stream_get(s, id);
+    if (st == NULL || !st->started || st->ex == NULL || st->ex->upstream == NULL) {
+        /* Nobody will consume these bytes: give the window back at once. */
+        nghttp2_session_consume(ng, id, len);
+        return 0;
+    }
+    st->unconsumed += len;
+    exchange_request_body(st->ex, data, len); /* copied: data points into the input */
+    return 0;
+}
+
+static int on_stream_close(nghttp2_session *ng, int32_t id, uint32_t error_code, void *user)
+{
+    h2_session_t *s = user;
+    h2_stream_t *st = stream_get(s, id);
+    if (st == NULL)
+        return 0;
+    nghttp2_session_set_stream_user_data(ng, id, NULL);
+    if (st->unconsumed > 0) /* the stream is gone; its share of the connection window is not */
+        nghttp2_session_consume_connection(ng, st->unconsumed);
+    st->unconsumed = 0;
+    stream_release(st);
+    stream_free(st);
+    s->nstreams--;
+    if (s->nstreams == 0 && !conn_is_closing(s->c))
+        conn_timer_set(s->c, s->c->w->cfg->idle_timeout);
+    return 0;
+}
+
+static int on_error(nghttp2_session *ng, int code, const char *msg, size_t len, void *user)
+{
+    h2_session_t *s = user;
+    (void)s;
+    LOG_DEBUG("h2 %s:%u: %.*s", s->c->peer_addr, s->c->peer_port, (int)len, msg);
+    return 0;
+}
+
+/* ---- session ---- */
+
+h2_session_t *h2_session_create(conn_t *c)
+{
+    h2_session_t *s = xcalloc(1, sizeof(*s));
+    s->c = c;
+    worker_link_init(&s->streams);
+    const config_t *cfg = c->w->cfg;
+
+    nghttp2_session_callbacks *cbs;
+    if (nghttp2_session_callbacks_new(&cbs) != 0)
+        alloc_fail(__FILE__, __LINE__, 0);
+    nghttp2_session_callbacks_set_on_begin_headers_callback(cbs, on_begin_headers);
+    nghttp2_session_callbacks_set_on_header_callback(cbs, on_header);
+    nghttp2_session_callbacks_set_on_frame_recv_callback(cbs, on_frame_recv);
+    nghttp2_session_callbacks_set_on_data_chunk_recv_callback(cbs, on_data_chunk_recv);
+    nghttp2_session_callbacks_set_on_stream_close_callback(cbs, on_stream_close);
+    nghttp2_session_callbacks_set_error_callback2(cbs, on_error);
+
+    nghttp2_option *opt;
+    if (nghttp2_option_new(&opt) != 0)
+        alloc_fail(__FILE__, __LINE__, 0);
+    /* Windows reopen only as upstream consumes (on_request_consumed). */
+    nghttp2_option_set_no_auto_window_update(opt, 1);
+    /* Flood protections: bounded CONTINUATIONs, RST_STREAM rate (rapid
+     * reset), queued SETTINGS/PING acks and SETTINGS entries. Breaking them
+     * ends this connection with GOAWAY; others are untouched. */
+    nghttp2_option_set_max_continuations(opt, 8);
+    nghttp2_option_set_stream_reset_rate_limit(opt, 1000, 33);
+    nghttp2_option_set_max_outbound_ack(opt, 1000);
+    nghttp2_option_set_max_settings(opt, 32);
+    nghttp2_option_set_max_deflate_dynamic_table_size(opt, 4096);
+
+    if (nghttp2_session_server_new2(&s->ng, cbs, s, opt) != 0)
+        alloc_fail(__FILE__, __LINE__, 0);
+    nghttp2_session_callbacks_del(cbs);
+    nghttp2_option_del(opt);
+
+    nghttp2_settings_entry iv[] = {
+        {NGHTTP2_SETTINGS_MAX_CONCURRENT_STREAMS, cfg->max_concurrent_streams},
+        {NGHTTP2_SETTINGS_INITIAL_WINDOW_SIZE, H2_INITIAL_WINDOW},
+        {NGHTTP2_SETTINGS_MAX_HEADER_LIST_SIZE, (uint32_t)cfg->max_header_size},
+    };
+    nghttp2_submit_settings(s->ng, NGHTTP2_FLAG_NONE, iv, sizeof(iv) / sizeof(iv[0]));
+    nghttp2_session_set_local_window_size(s->ng, NGHTTP2_FLAG_NONE, 0, H2_CONNECTION_WINDOW);
+    conn_timer_set(c, cfg->idle_timeout);
+    return s;
+}
+
+void h2_session_destroy(h2_session_t *s)
+{
+    nghttp2_session_del(s->ng); /* runs no stream-close callbacks */
+    while (s->streams.next != &s->streams) {
+        h2_stream_t *st = container_of(s->streams.next, h2_stream_t, link);
+        assert(st->ex == NULL);
+        stream_free(st);
+    }
+    free(s);
+}
+
+int h2_session_recv(h2_session_t *s, const uint8_t *data, size_t len)
+{
+    s->in_recv++;
+    /* Callbacks get pointers into data (the read buffer / TLS output); they copy. */
+    ssize_t r = nghttp2_session_mem_recv(s->ng, data, len);
+    s->in_recv--;
+    if (r < 0) {
+        LOG_DEBUG("h2 %s:%u: %s", s->c->peer_addr, s->c->peer_port, nghttp2_strerror((int)r));
+        if (r == NGHTTP2_ERR_BAD_CLIENT_MAGIC)
+            return -1;
+        /* Flooding or another fatal error: tell the client why, then go. */
+        nghttp2_session_terminate_session(s->ng, r == NGHTTP2_ERR_FLOODED
+                                                     ? NGHTTP2_ENHANCE_YOUR_CALM
+                                                     : NGHTTP2_PROTOCOL_ERROR);
+        return -1;
+    }
+    return 0;
+}
+
+void h2_session_produce(h2_session_t *s)
+{
+    conn_t *c = s->c;
+    if (s->in_recv > 0 || conn_is_closing(c))
+        return;
+    while (c->out.len < CONN_WRITE_CHUNK) {
+        const uint8_t *data = NULL;
+        ssize_t n = nghttp2_session_mem_send(s->ng, &data);
+        if (n < 0) {
+            LOG_DEBUG("h2 %s:%u: send: %s", c->peer_addr, c->peer_port, nghttp2_strerror((int)n));
+            conn_close(c);
+            return;
+        }
+        if (n == 0)
+            break;
+        /* data lives only until the next mem_send call: copy it into the write path. */
+        conn_write(c, data, (size_t)n);
+    }
+    if (!nghttp2_session_want_read(s->ng) && !nghttp2_session_want_write(s->ng))
+        conn_close_after_write(c);
+}
+
+void h2_session_written(h2_session_t *s)
+{
+    if (s->notice_sent && !s->goaway_sent) {
+        /* The shutdown notice is out: now the real GOAWAY with the last stream we took. */
+        s->goaway_sent = true;
+        nghttp2_submit_goaway(s->ng, NGHTTP2_FLAG_NONE,
+                              nghttp2_session_get_last_proc_stream_id(s->ng), NGHTTP2_NO_ERROR,
+                              NULL, 0);
+    }
+}
+
+void h2_session_timeout(h2_session_t *s)
+{
+    if (s->nstreams > 0)
+        return;
+    nghttp2_session_terminate_session(s->ng, NGHTTP2_NO_ERROR);
+    conn_close_after_write(s->c);
+}
+
+void h2_session_deferred(h2_session_t *s)
+{
+    kick(s);
+}
+
+void h2_session_drain(h2_session_t *s)
+{
+    if (s->notice_sent)
+        return;
+    s->notice_sent = true;
+    nghttp2_submit_shutdown_notice(s->ng);
+    kick(s);
+}
+
+void h2_session_abort(h2_session_t *s)
+{
+    for (worker_link_t *l = s->streams.next; l != &s->streams; l = l->next) {
+        h2_stream_t *st = container_of(l, h2_stream_t, link);
+        stream_release(st);
+    }
+}

@@ -1,0 +1,99 @@
+/*
+ * Header lists and the header mapping between client and origin: hop-by-hop
+ * removal, Host from :authority, X-Forwarded-*, Via. Pure functions over
+ * memory (no sockets), unit-tested in tests/unit/proxy/headers_test.c.
+ *
+ * Names keep the case they arrived with; lookups compare case-insensitively
+ * and the h2 frontend lower-cases on output. All strings of a list live in
+ * the exchange's mempool and stay valid until the exchange is freed.
+ */
+#ifndef HERALD_HEADERS_H
+#define HERALD_HEADERS_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "proxy/mempool.h"
+
+typedef struct header {
+    const char *name; /* NUL-terminated, name_len bytes */
+    size_t name_len;
+    const char *value; /* NUL-terminated, value_len bytes */
+    size_t value_len;
+} header_t;
+
+typedef struct headers {
+    header_t *v; /* in the pool */
+    size_t n, cap;
+} headers_t;
+
+/** Append a copy of name/value (both copied into mp). */
+void headers_add(headers_t *h, mempool_t *mp, const char *name, size_t name_len,
+                 const char *value, size_t value_len);
+/** Append without copying: name and value must outlive the list (pool or static). */
+void headers_add_ref(headers_t *h, mempool_t *mp, const char *name, size_t name_len,
+                     const char *value, size_t value_len);
+/** The first header named `name` (case-insensitive), or NULL. Valid while the list is. */
+const header_t *headers_find(const headers_t *h, const char *name);
+/** Case-insensitive equality of a counted string and a C string. */
+bool headers_name_eq(const char *a, size_t alen, const char *b);
+
+/** A growable heap byte buffer (not pool memory): the origin request head. */
+typedef struct headers_buf {
+    char *p; /* heap, owned by the buffer; NUL-terminated after each append */
+    size_t len, cap;
+} headers_buf_t;
+
+/** An empty buffer (no allocation yet). */
+void headers_buf_init(headers_buf_t *b);
+/** Free the buffer's memory; it is empty afterwards. */
+void headers_buf_dispose(headers_buf_t *b);
+/** Append n bytes (copied). */
+void headers_buf_append(headers_buf_t *b, const void *p, size_t n);
+
+/**
+ * What the origin request head is built from. Every pointer is borrowed for
+ * the duration of headers_build_request() only.
+ */
+typedef struct headers_request {
+    const char *method;    /* "GET" */
+    const char *path;      /* origin-form, "/x?y" */
+    const char *authority; /* :authority or Host; NULL or "" when the client sent none */
+    const char *scheme;    /* "http" / "https": X-Forwarded-Proto */
+    const headers_t *headers; /* as received: hop-by-hop included, no pseudo-headers */
+    const char *client_addr;  /* printable, no port: X-Forwarded-For */
+    const char *via_proto;    /* the client's protocol for Via: "1.0", "1.1", "2" */
+    bool has_body;
+    int64_t content_length; /* -1 unknown: the body is sent chunked when has_body */
+    bool websocket;         /* keep Connection: upgrade / Upgrade: websocket */
+    const char *host_override; /* --origin-host; NULL or "" for none */
+    const char *origin_hostport; /* Host when the client sent none (HTTP/1.0) */
+    bool trust_forwarded;        /* append to incoming X-Forwarded-For, keep incoming -Proto */
+} headers_request_t;
+
+/**
+ * Append the HTTP/1.1 request head for the origin (request line, headers,
+ * blank line) to `out`: hop-by-hop headers removed (Connection and what it
+ * names, Keep-Alive, Transfer-Encoding, Upgrade, Proxy-Connection, TE except
+ * "trailers", HTTP2-Settings), Host from the override / authority / origin,
+ * cookie crumbs joined with "; ", X-Forwarded-For/-Proto and Via added,
+ * Content-Length or Transfer-Encoding: chunked for the body.
+ */
+void headers_build_request(const headers_request_t *in, headers_buf_t *out);
+
+/**
+ * Append to `out` the origin response headers `in` as the client should see
+ * them: hop-by-hop removed (as above), every Set-Cookie kept, "Via:
+ * <origin_proto> herald" appended (joined with any incoming Via). With
+ * `upgrade` (a 101 to a websocket request) `Upgrade` is kept and
+ * `Connection: upgrade` added. Strings of `in` are referenced, not copied:
+ * they must live in `mp` (or longer).
+ */
+void headers_filter_response(const headers_t *in, headers_t *out, mempool_t *mp,
+                             const char *origin_proto, bool upgrade);
+
+/** true when the comma-separated list `value` holds `token` (case-insensitive, OWS trimmed). */
+bool headers_has_token(const char *value, size_t value_len, const char *token);
+
+#endif

@@ -1,0 +1,39 @@
+/*
+ * Error log (stderr) and access log. The level is checked before any
+ * formatting; DEBUG compiles out of release builds (HERALD_NDEBUG_LOG).
+ * Safe from every worker thread: each line goes out in one write(2).
+ */
+#ifndef HERALD_LOG_H
+#define HERALD_LOG_H
+
+#include "proxy/config.h"
+
+extern log_level_t log_current_level;
+
+void log_set_level(log_level_t level);
+void log_write(log_level_t level, const char *file, int line, const char *fmt, ...)
+    __attribute__((format(printf, 4, 5)));
+/** Open (or reopen) the access log: "" disables it, "-" is stdout. 0 or -errno. */
+int log_access_open(const char *path);
+/** Append one complete line (with its newline) to the access log, if open. */
+void log_access_write(const char *line, size_t len);
+
+#define LOG_AT(lvl, ...)                                                                           \
+    do {                                                                                           \
+        if ((lvl) >= log_current_level)                                                            \
+            log_write((lvl), __FILE__, __LINE__, __VA_ARGS__);                                     \
+    } while (0)
+
+#ifdef HERALD_NDEBUG_LOG
+#define LOG_DEBUG(...)                                                                             \
+    do {                                                                                           \
+    } while (0)
+#else
+#define LOG_DEBUG(...) LOG_AT(LOG_LEVEL_DEBUG, __VA_ARGS__)
+#endif
+#define LOG_INFO(...) LOG_AT(LOG_LEVEL_INFO, __VA_ARGS__)
+#define LOG_WARN(...) LOG_AT(LOG_LEVEL_WARN, __VA_ARGS__)
+#define LOG_ERROR(...) LOG_AT(LOG_LEVEL_ERROR, __VA_ARGS__)
+#define LOG_FATAL(...) LOG_AT(LOG_LEVEL_FATAL, __VA_ARGS__)
+
+#endif

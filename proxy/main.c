@@ -1,0 +1,105 @@
+/*
+ * herald: parse options, set up TLS and logs, start the workers, and wait
+ * for SIGTERM/SIGINT to drain them. The main thread runs only a small loop
+ * for signals; all traffic is on the workers' loops.
+ */
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <uv.h>
+
+#include "proxy/alloc.h"
+#include "proxy/config.h"
+#include "proxy/log.h"
+#include "proxy/tls.h"
+#include "proxy/worker.h"
+
+typedef struct herald_main {
+    uv_loop_t *loop;
+    uv_signal_t sigterm, sigint;
+    worker_t *workers;
+    int nworkers;
+    int signals_seen;
+} herald_main_t;
+
+static void on_stop_signal(uv_signal_t *s, int signum)
+{
+    herald_main_t *m = s->data;
+    if (++m->signals_seen > 1) {
+        LOG_WARN("second signal %d: exiting without waiting for the drain", signum);
+        exit(1);
+    }
+    LOG_INFO("signal %d: draining (up to %gs)", signum, m->workers[0].cfg->drain_timeout);
+    for (int i = 0; i < m->nworkers; i++)
+        worker_request_stop(&m->workers[i]);
+    /* Keep watching for a second signal, but let the loop end once workers are done. */
+    uv_unref((uv_handle_t *)&m->sigterm);
+    uv_unref((uv_handle_t *)&m->sigint);
+}
+
+int main(int argc, char **argv)
+{
+    static config_t cfg;
+    int rc = config_load(&cfg, argc, argv);
+    if (rc == 1)
+        return 0;
+    if (rc != 0)
+        return 2;
+    log_set_level(cfg.log_level);
+    signal(SIGPIPE, SIG_IGN);
+
+    if (cfg.access_log[0] != '\0' && (rc = log_access_open(cfg.access_log)) != 0) {
+        LOG_ERROR("cannot open access log %s: %s", cfg.access_log, uv_strerror(rc));
+        return 1;
+    }
+
+    SSL_CTX *ssl_ctx = NULL;
+    for (size_t i = 0; i < cfg.nlisten; i++) {
+        if (cfg.listen[i].tls && ssl_ctx == NULL) {
+            char err[512];
+            ssl_ctx = tls_ctx_create(cfg.tls_cert, cfg.tls_key, err, sizeof(err));
+            if (ssl_ctx == NULL) {
+                LOG_ERROR("TLS: %s", err);
+                return 1;
+            }
+        }
+    }
+
+    herald_main_t m = {.loop = uv_default_loop(), .nworkers = cfg.workers};
+    m.workers = xcalloc((size_t)cfg.workers, sizeof(worker_t));
+    for (int i = 0; i < cfg.workers; i++) {
+        rc = worker_start(&m.workers[i], i, &cfg, ssl_ctx);
+        if (rc != 0) {
+            LOG_ERROR("worker %d failed to start: %s", i, uv_strerror(rc));
+            for (int j = 0; j < i; j++)
+                worker_request_stop(&m.workers[j]);
+            for (int j = 0; j < i; j++)
+                worker_join(&m.workers[j]);
+            return 1;
+        }
+    }
+    for (size_t i = 0; i < cfg.nlisten; i++)
+        LOG_INFO("listening on %s (%s)", cfg.listen[i].text,
+                 cfg.listen[i].tls ? "TLS: h2, http/1.1" : "cleartext: h2c, http/1.1");
+    LOG_INFO("origin http://%s:%u, %d worker(s)", cfg.origin_host, cfg.origin_port, cfg.workers);
+
+    uv_signal_init(m.loop, &m.sigterm);
+    uv_signal_init(m.loop, &m.sigint);
+    m.sigterm.data = m.sigint.data = &m;
+    uv_signal_start(&m.sigterm, on_stop_signal, SIGTERM);
+    uv_signal_start(&m.sigint, on_stop_signal, SIGINT);
+    uv_run(m.loop, UV_RUN_DEFAULT);
+
+    for (int i = 0; i < m.nworkers; i++)
+        worker_join(&m.workers[i]);
+    uv_close((uv_handle_t *)&m.sigterm, NULL);
+    uv_close((uv_handle_t *)&m.sigint, NULL);
+    uv_run(m.loop, UV_RUN_DEFAULT);
+    uv_loop_close(m.loop);
+    free(m.workers);
+    if (ssl_ctx != NULL)
+        tls_ctx_free(ssl_ctx);
+    LOG_INFO("stopped");
+    return 0;
+}

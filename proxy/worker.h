@@ -1,0 +1,90 @@
+/*
+ * A worker: one thread, one uv loop, its own SO_REUSEPORT listeners, its own
+ * client connections and its own origin connection pool. Workers share only
+ * the read-only config and the TLS context (and, later, the learned map).
+ */
+#ifndef HERALD_WORKER_H
+#define HERALD_WORKER_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <uv.h>
+
+#include "proxy/config.h"
+
+typedef struct ssl_ctx_st SSL_CTX;
+typedef struct upstream_pool upstream_pool_t;
+typedef struct conn conn_t;
+
+/** Intrusive doubly-linked list node (a ring: an empty list points to itself). */
+typedef struct worker_link {
+    struct worker_link *prev, *next;
+} worker_link_t;
+
+typedef struct worker_listener {
+    uv_tcp_t handle;
+    struct worker *worker;
+    const config_listen_t *conf;
+} worker_listener_t;
+
+typedef enum worker_state {
+    WORKER_RUNNING,
+    WORKER_DRAINING, /* listeners closed; waiting for in-flight requests */
+    WORKER_STOPPED,
+} worker_state_t;
+
+typedef struct worker {
+    uv_loop_t loop;
+    int id;
+    const config_t *cfg;
+    SSL_CTX *ssl_ctx; /* NULL when no TLS listener */
+    worker_listener_t listeners[CONFIG_MAX_LISTEN];
+    size_t nlisteners;
+    upstream_pool_t *upstream;
+    worker_link_t conns; /* every client connection (conn_t.link) */
+    size_t nconns;
+    worker_state_t state;
+    uv_async_t wakeup;     /* main thread -> worker: begin draining */
+    uv_timer_t drain_timer;
+    uv_thread_t thread;
+    int start_error; /* 0, or why the worker could not start */
+    uv_sem_t started;
+} worker_t;
+
+static inline void worker_link_init(worker_link_t *l)
+{
+    l->prev = l->next = l;
+}
+static inline void worker_link_insert(worker_link_t *head, worker_link_t *l)
+{
+    l->next = head->next;
+    l->prev = head;
+    head->next->prev = l;
+    head->next = l;
+}
+static inline void worker_link_remove(worker_link_t *l)
+{
+    l->prev->next = l->next;
+    l->next->prev = l->prev;
+    l->prev = l->next = l;
+}
+
+/** Start `w` on its own thread; waits until its listeners are bound. 0 or a negative code. */
+int worker_start(worker_t *w, int id, const config_t *cfg, SSL_CTX *ssl_ctx);
+/** Ask the worker to drain (thread-safe: called from the main thread). */
+void worker_request_stop(worker_t *w);
+/** Wait for the worker thread to finish and release it. */
+void worker_join(worker_t *w);
+/** Called by conn.c after a connection is gone (unlinked, w->nconns decremented), so a draining worker can finish. */
+void worker_conn_closed(worker_t *w);
+
+/* Provided by the frontend (conn.c). */
+/** Accept one connection on `server` (a listener of w). */
+void conn_accept(worker_t *w, uv_stream_t *server, bool tls);
+/** Begin a graceful close of every client connection (h2 GOAWAY; h1 close when idle). */
+void conn_drain_all(worker_t *w);
+/** Close every client connection now (drain time is up). */
+void conn_close_all(worker_t *w);
+
+#endif

@@ -1,0 +1,143 @@
+/* config.c: option table, flags over file, clear errors with exit code 2. */
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "proxy/config.h"
+#include "tests/unit/testutil.h"
+
+static int load(config_t *cfg, const char *const *args)
+{
+    char *argv[32];
+    int argc = 0;
+    argv[argc++] = "herald";
+    for (; *args != NULL; args++)
+        argv[argc++] = (char *)*args;
+    argv[argc] = NULL;
+    /* config_load prints errors to stderr; keep the test log readable. */
+    fflush(stderr);
+    return config_load(cfg, argc, argv);
+}
+
+static char *write_file(const char *text)
+{
+    static char path[64];
+    strcpy(path, "/tmp/herald-config-test-XXXXXX");
+    int fd = mkstemp(path);
+    if (fd < 0)
+        return NULL;
+    ssize_t n = write(fd, text, strlen(text));
+    close(fd);
+    return n == (ssize_t)strlen(text) ? path : NULL;
+}
+
+static void test_hostport(void)
+{
+    struct sockaddr_storage ss;
+    CHECK_INTEQ(config_parse_hostport("127.0.0.1:8080", &ss), 0);
+    CHECK_INTEQ(ss.ss_family, AF_INET);
+    CHECK_INTEQ(ntohs(((struct sockaddr_in *)&ss)->sin_port), 8080);
+    CHECK_INTEQ(config_parse_hostport("[::1]:8443", &ss), 0);
+    CHECK_INTEQ(ss.ss_family, AF_INET6);
+    CHECK_INTEQ(ntohs(((struct sockaddr_in6 *)&ss)->sin6_port), 8443);
+    CHECK(config_parse_hostport("::1:8443", &ss) != 0); /* v6 needs brackets */
+    CHECK(config_parse_hostport("127.0.0.1", &ss) != 0);
+    CHECK(config_parse_hostport("127.0.0.1:99999", &ss) != 0);
+    CHECK(config_parse_hostport("127.0.0.1:", &ss) != 0);
+    CHECK(config_parse_hostport("[::1]8443", &ss) != 0);
+}
+
+static void test_defaults_and_flags(void)
+{
+    config_t cfg;
+    const char *a1[] = {"--origin=http://127.0.0.1:9000", NULL};
+    CHECK_INTEQ(load(&cfg, a1), 0);
+    CHECK_INTEQ(cfg.origin_port, 9000);
+    CHECK_STREQ(cfg.origin_host, "127.0.0.1");
+    CHECK_INTEQ(cfg.nlisten, 1);
+    CHECK(cfg.workers >= 1);
+    CHECK(cfg.origin_timeout == 30.0);
+    CHECK(!cfg.trust_forwarded);
+
+    const char *a2[] = {"--origin=http://localhost:81", "--listen=127.0.0.1:1,tls",
+                        "--listen=[::1]:2", "--tls-cert=c", "--tls-key=k",
+                        "--origin-timeout=0.25", "--trust-forwarded=on", "--workers=3",
+                        "--log-level=debug", NULL};
+    CHECK_INTEQ(load(&cfg, a2), 0);
+    CHECK_INTEQ(cfg.nlisten, 2);
+    CHECK(cfg.listen[0].tls);
+    CHECK(!cfg.listen[1].tls);
+    CHECK_INTEQ(cfg.listen[1].addr.ss_family, AF_INET6);
+    CHECK(cfg.origin_timeout == 0.25);
+    CHECK(cfg.trust_forwarded);
+    CHECK_INTEQ(cfg.workers, 3);
+    CHECK_INTEQ(cfg.log_level, LOG_LEVEL_DEBUG);
+}
+
+static void test_errors(void)
+{
+    config_t cfg;
+    const char *none[] = {NULL};
+    CHECK_INTEQ(load(&cfg, none), 2); /* --origin required */
+    const char *bad[][3] = {
+        {"--origin=http://127.0.0.1:1", "--bogus=1", NULL},
+        {"--origin=http://127.0.0.1:1", "--trust-forwarded=yes", NULL},
+        {"--origin=http://127.0.0.1:1", "--origin-timeout=-1", NULL},
+        {"--origin=http://127.0.0.1:1", "--workers=1.5", NULL},
+        {"--origin=https://127.0.0.1:1", NULL, NULL},
+        {"--origin=http://127.0.0.1:1", "--listen=127.0.0.1:1,tls", NULL}, /* no cert */
+        {"--origin=http://127.0.0.1:1", "--listen=nonsense", NULL},
+        {"--origin=http://127.0.0.1:1", "--log-level=loud", NULL},
+        {"--origin=http://127.0.0.1:1", "--max-header-size=1x", NULL},
+    };
+    for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++)
+        CHECK_INTEQ(load(&cfg, bad[i]), 2);
+}
+
+static void test_file(void)
+{
+    config_t cfg;
+    char *path = write_file("# a comment\n\norigin = http://127.0.0.1:7000\n"
+                            "listen = 127.0.0.1:7001\nlisten = 127.0.0.1:7002\n"
+                            "origin-timeout = 5\n  idle-timeout = 7.5  # trailing\n");
+    CHECK(path != NULL);
+    char flag[128];
+    snprintf(flag, sizeof(flag), "--config=%s", path);
+    const char *a1[] = {flag, "--origin-timeout=9", NULL};
+    /* "idle-timeout = 7.5  # trailing" is not a number: trailing comments are not allowed. */
+    CHECK_INTEQ(load(&cfg, a1), 2);
+    unlink(path);
+
+    path = write_file("origin = http://127.0.0.1:7000\nlisten = 127.0.0.1:7001\n"
+                      "listen = 127.0.0.1:7002\norigin-timeout = 5\n");
+    snprintf(flag, sizeof(flag), "--config=%s", path);
+    const char *a2[] = {flag, "--origin-timeout=9", NULL};
+    CHECK_INTEQ(load(&cfg, a2), 0);
+    CHECK(cfg.origin_timeout == 9.0); /* the flag wins */
+    CHECK_INTEQ(cfg.nlisten, 2);      /* the file's listens replace the default */
+    const char *a3[] = {flag, "--listen=127.0.0.1:7003", NULL};
+    CHECK_INTEQ(load(&cfg, a3), 0);
+    CHECK_INTEQ(cfg.nlisten, 1); /* flags replace the file's listens */
+    unlink(path);
+
+    path = write_file("origin = http://127.0.0.1:7000\nno equals sign here\n");
+    snprintf(flag, sizeof(flag), "--config=%s", path);
+    const char *a4[] = {flag, NULL};
+    CHECK_INTEQ(load(&cfg, a4), 2);
+    unlink(path);
+
+    const char *a5[] = {"--config=/nonexistent/herald.conf", NULL};
+    CHECK_INTEQ(load(&cfg, a5), 2);
+}
+
+int main(void)
+{
+    test_hostport();
+    test_defaults_and_flags();
+    test_errors();
+    test_file();
+    return TESTUTIL_SUMMARY();
+}
