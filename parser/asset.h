@@ -28,16 +28,16 @@ typedef enum asset_crossorigin {
 } asset_crossorigin_t;
 
 typedef struct asset {
-    char *url;         /* absolute URL a browser would request (malloc'd) */
+    char *url; /* absolute URL a browser would request (malloc'd) */
     asset_kind_t kind;
-    const char *as;    /* preload "as" value (static string) or NULL */
+    const char *as; /* preload "as" value (static string) or NULL */
     asset_crossorigin_t crossorigin;
-    char *media;       /* malloc'd or NULL */
-    char *type;        /* malloc'd or NULL */
-    bool blocking;     /* render-blocking */
-    bool pick;         /* the srcset candidate a DPR-1 browser picks, or not from srcset */
+    char *media;   /* malloc'd or NULL */
+    char *type;    /* malloc'd or NULL */
+    bool blocking; /* render-blocking */
+    bool pick;     /* the srcset candidate a DPR-1 browser picks, or not from srcset */
     bool async, defer, nomodule;
-    unsigned order;    /* 0-based document order; CSS-found assets follow */
+    unsigned order; /* 0-based document order; CSS-found assets follow */
 } asset_t;
 
 typedef struct asset_list {

@@ -12,6 +12,7 @@
 #include <errno.h>
 #include <iconv.h>
 #include <stdbool.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -19,26 +20,46 @@ static const struct {
     const char *label;
     const char *name;
 } labels[] = {
-    {"utf-8", "UTF-8"},           {"utf8", "UTF-8"},
-    {"unicode-1-1-utf-8", "UTF-8"}, {"x-unicode20utf8", "UTF-8"},
-    {"windows-1252", "windows-1252"}, {"cp1252", "windows-1252"},
-    {"x-cp1252", "windows-1252"}, {"iso-8859-1", "windows-1252"},
-    {"iso8859-1", "windows-1252"}, {"iso88591", "windows-1252"},
-    {"iso_8859-1", "windows-1252"}, {"iso_8859-1:1987", "windows-1252"},
-    {"latin1", "windows-1252"},   {"l1", "windows-1252"},
-    {"ascii", "windows-1252"},    {"us-ascii", "windows-1252"},
-    {"ansi_x3.4-1968", "windows-1252"}, {"cp819", "windows-1252"},
-    {"ibm819", "windows-1252"},   {"csisolatin1", "windows-1252"},
-    {"iso-ir-100", "windows-1252"}, {"utf-16", "UTF-16LE"},
-    {"utf-16le", "UTF-16LE"},     {"unicode", "UTF-16LE"},
-    {"ucs-2", "UTF-16LE"},        {"csunicode", "UTF-16LE"},
-    {"iso-10646-ucs-2", "UTF-16LE"}, {"unicodefeff", "UTF-16LE"},
-    {"utf-16be", "UTF-16BE"},     {"unicodefffe", "UTF-16BE"},
-    {"gb2312", "GBK"},            {"gbk", "GBK"},
-    {"x-gbk", "GBK"},             {"iso-8859-9", "windows-1254"},
-    {"latin5", "windows-1254"},   {"iso-8859-11", "windows-874"},
-    {"tis-620", "windows-874"},   {"x-sjis", "SHIFT_JIS"},
-    {"sjis", "SHIFT_JIS"},        {"ms_kanji", "SHIFT_JIS"},
+    {"utf-8", "UTF-8"},
+    {"utf8", "UTF-8"},
+    {"unicode-1-1-utf-8", "UTF-8"},
+    {"x-unicode20utf8", "UTF-8"},
+    {"windows-1252", "windows-1252"},
+    {"cp1252", "windows-1252"},
+    {"x-cp1252", "windows-1252"},
+    {"iso-8859-1", "windows-1252"},
+    {"iso8859-1", "windows-1252"},
+    {"iso88591", "windows-1252"},
+    {"iso_8859-1", "windows-1252"},
+    {"iso_8859-1:1987", "windows-1252"},
+    {"latin1", "windows-1252"},
+    {"l1", "windows-1252"},
+    {"ascii", "windows-1252"},
+    {"us-ascii", "windows-1252"},
+    {"ansi_x3.4-1968", "windows-1252"},
+    {"cp819", "windows-1252"},
+    {"ibm819", "windows-1252"},
+    {"csisolatin1", "windows-1252"},
+    {"iso-ir-100", "windows-1252"},
+    {"utf-16", "UTF-16LE"},
+    {"utf-16le", "UTF-16LE"},
+    {"unicode", "UTF-16LE"},
+    {"ucs-2", "UTF-16LE"},
+    {"csunicode", "UTF-16LE"},
+    {"iso-10646-ucs-2", "UTF-16LE"},
+    {"unicodefeff", "UTF-16LE"},
+    {"utf-16be", "UTF-16BE"},
+    {"unicodefffe", "UTF-16BE"},
+    {"gb2312", "GBK"},
+    {"gbk", "GBK"},
+    {"x-gbk", "GBK"},
+    {"iso-8859-9", "windows-1254"},
+    {"latin5", "windows-1254"},
+    {"iso-8859-11", "windows-874"},
+    {"tis-620", "windows-874"},
+    {"x-sjis", "SHIFT_JIS"},
+    {"sjis", "SHIFT_JIS"},
+    {"ms_kanji", "SHIFT_JIS"},
 };
 
 /* windows-1252 0x80..0x9F; the undefined bytes map to the C1 control of the
@@ -227,7 +248,8 @@ static bool prescan(const char *doc, size_t len, char name[CHARSET_NAME_MAX])
                 strcpy(name, "UTF-8");
             return true;
         }
-        if (p + 1 < end && (p[1] == '!' || p[1] == '/' || p[1] == '?' || isalpha((unsigned char)p[1]))) {
+        if (p + 1 < end &&
+            (p[1] == '!' || p[1] == '/' || p[1] == '?' || isalpha((unsigned char)p[1]))) {
             const char *q = memchr(p, '>', (size_t)(end - p));
             p = q ? q + 1 : end;
             continue;
@@ -389,5 +411,70 @@ int charset_to_utf8(const char *name, const char *in, size_t len, char **out, si
     *op = 0;
     *out = o;
     *out_len = (size_t)(op - o);
+    return 0;
+}
+
+static void put_pct(char **w, unsigned char c)
+{
+    static const char hex[] = "0123456789ABCDEF";
+    *(*w)++ = '%';
+    *(*w)++ = hex[c >> 4];
+    *(*w)++ = hex[c & 15];
+}
+
+int charset_encode_query(const char *name, const char *in, size_t len, char **out)
+{
+    bool utf = strcmp(name, "UTF-8") == 0 || strncmp(name, "UTF-16", 6) == 0;
+    iconv_t cd = (iconv_t)-1;
+    if (!utf && (cd = iconv_open(name, "UTF-8")) == (iconv_t)-1)
+        return HERALD_EUNSUPPORTED;
+    /* Worst case per input byte: a 4-byte character as "&#1114111;" percent-encoded. */
+    char *o = malloc(len * 30 + 1), *w = o;
+    if (!o) {
+        if (cd != (iconv_t)-1)
+            iconv_close(cd);
+        return HERALD_ENOMEM;
+    }
+    const unsigned char *p = (const unsigned char *)in, *end = p + len;
+    while (p < end) {
+        if (*p < 0x80) {
+            *w++ = (char)*p++;
+            continue;
+        }
+        size_t n = *p >= 0xF0 ? 4 : *p >= 0xE0 ? 3 : *p >= 0xC0 ? 2 : 1;
+        if (n > (size_t)(end - p))
+            n = (size_t)(end - p);
+        if (utf) {
+            for (size_t i = 0; i < n; i++)
+                put_pct(&w, p[i]);
+            p += n;
+            continue;
+        }
+        char buf[16], *ip = (char *)p, *op = buf;
+        size_t il = n, ol = sizeof(buf);
+        if (iconv(cd, &ip, &il, &op, &ol) != (size_t)-1 && il == 0) {
+            for (char *q = buf; q < op; q++)
+                put_pct(&w, (unsigned char)*q);
+        } else {
+            iconv(cd, NULL, NULL, NULL, NULL);
+            /* Not representable: the HTML form-encoding fallback "&#N;". */
+            unsigned long cp = n == 1 ? 0xFFFD : (unsigned long)(p[0] & (0x7F >> n));
+            for (size_t i = 1; i < n; i++)
+                cp = (cp << 6) | (p[i] & 0x3F);
+            char ent[16];
+            int k = snprintf(ent, sizeof(ent), "&#%lu;", cp);
+            for (int i = 0; i < k; i++) {
+                if (ent[i] >= '0' && ent[i] <= '9')
+                    *w++ = ent[i];
+                else
+                    put_pct(&w, (unsigned char)ent[i]);
+            }
+        }
+        p += n;
+    }
+    *w = 0;
+    if (cd != (iconv_t)-1)
+        iconv_close(cd);
+    *out = o;
     return 0;
 }

@@ -14,7 +14,7 @@ typedef enum charset_source {
     CHARSET_FROM_BOM,       /* byte order mark: wins over everything */
     CHARSET_FROM_TRANSPORT, /* Content-Type charset parameter */
     CHARSET_FROM_META,      /* <meta> prescan of the first 1024 bytes */
-    CHARSET_FROM_DEFAULT,   /* nothing said: UTF-8 if the bytes are valid UTF-8, else windows-1252 */
+    CHARSET_FROM_DEFAULT, /* nothing said: UTF-8 if the bytes are valid UTF-8, else windows-1252 */
 } charset_source_t;
 
 /** Longest canonical encoding name charset_sniff writes, with its NUL. */
@@ -48,5 +48,15 @@ int charset_canonical(const char *label, size_t label_len, char name[CHARSET_NAM
  * HERALD_ENOMEM.
  */
 int charset_to_utf8(const char *name, const char *in, size_t len, char **out, size_t *out_len);
+
+/**
+ * Percent-encode the non-ASCII characters of a URL query the way a document
+ * in encoding `name` does (WHATWG URL: the query is encoded in the
+ * document's encoding, except for UTF-8/UTF-16 documents, which use UTF-8):
+ * in[0..len) is UTF-8; each non-ASCII character becomes the %XX of its bytes
+ * in `name`, or of "&#N;" when `name` cannot represent it. ASCII is copied.
+ * *out is malloc'd and NUL-terminated. 0, HERALD_EUNSUPPORTED, HERALD_ENOMEM.
+ */
+int charset_encode_query(const char *name, const char *in, size_t len, char **out);
 
 #endif

@@ -533,7 +533,7 @@ static size_t decode_value(const lexer_t *lx, size_t vs, size_t ve, char *o)
         }
         p++;
         if (p >= ve)
-            break; /* '\' at EOF: nothing */
+            break;            /* '\' at EOF: nothing */
         if (IS(s[p], C_NL)) { /* escaped newline in a string: removed */
             p += (s[p] == '\r' && p + 1 < ve && s[p + 1] == '\n') ? 2 : 1;
             continue;
@@ -765,8 +765,8 @@ static void start_statement(scan_t *sc, const token_t *t)
         else
             sc->stmt = S_OTHER;
         /* @import must come before every rule but @charset and @layer. */
-        if (toplevel && sc->stmt != S_NAMESPACE && !name_is(&sc->lx, t, "charset") &&
-            !name_is(&sc->lx, t, "layer") && !name_is(&sc->lx, t, "import"))
+        if (toplevel && !name_is(&sc->lx, t, "charset") && !name_is(&sc->lx, t, "layer") &&
+            !name_is(&sc->lx, t, "import"))
             sc->import_allowed = false;
         return;
     }

@@ -172,8 +172,7 @@ static int zlib_start(decode_t *d, stage_t *st)
     memset(&st->z, 0, sizeof st->z);
     int r = inflateInit2(&st->z, bits);
     if (r != Z_OK)
-        return fail(d, r == Z_MEM_ERROR ? HERALD_ENOMEM : HERALD_EINTERNAL,
-                    "cannot start zlib");
+        return fail(d, r == Z_MEM_ERROR ? HERALD_ENOMEM : HERALD_EINTERNAL, "cannot start zlib");
     st->started = true;
     return 0;
 }
@@ -192,7 +191,8 @@ static int zlib_run(decode_t *d, int i, const unsigned char *in, size_t len)
             int r = inflate(&st->z, Z_NO_FLUSH);
             if (r == Z_DATA_ERROR || r == Z_NEED_DICT || r == Z_STREAM_ERROR)
                 return fail(d, HERALD_EPARSE,
-                            st->coding == CODING_GZIP ? "corrupt gzip data" : "corrupt deflate data");
+                            st->coding == CODING_GZIP ? "corrupt gzip data"
+                                                      : "corrupt deflate data");
             if (r == Z_MEM_ERROR)
                 return fail(d, HERALD_ENOMEM, "out of memory");
             size_t produced = sizeof out - st->z.avail_out;

@@ -10,6 +10,7 @@
 
 #include <stddef.h>
 
+/** An opaque streaming decoder: decode_create() ... decode_destroy(). Not thread-safe. */
 typedef struct decode decode_t;
 
 /**

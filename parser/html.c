@@ -71,7 +71,7 @@ int html_scanner_feed(html_scanner_t *s, const void *data, size_t len)
         s->full = true;
     }
     if (s->len + len > s->cap) {
-        size_t cap = s->cap ? s->cap : 16384;
+        size_t cap = s->cap ? s->cap : 4096;
         while (cap < s->len + len)
             cap *= 2;
         if (cap > s->byte_cap)
@@ -122,28 +122,128 @@ enum {
     C_BUTTON,
 };
 
-static bool name_in(const char *n, size_t len, const char *const *list)
+/* What the pre-pass needs to know about a tag name. */
+enum {
+    F_VOID = 1,       /* no end tag, never nests */
+    F_RAWTEXT = 2,    /* contents are text up to the matching end tag */
+    F_PCLOSE = 4,     /* a start tag that closes an open <p> ("in body") */
+    F_FORMAT = 8,     /* a formatting element (re-created after misnesting) */
+    F_ROOT = 16,      /* html, head, body: merged by the parser, never nest */
+    F_PLAINTEXT = 32, /* the rest of the document is text */
+    F_FOREIGN = 64,   /* svg, math: self-closing tags close there */
+};
+
+typedef struct tag_class {
+    const char *name;
+    uint8_t flags;
+} tag_class_t;
+
+/* Sorted by name for bsearch. */
+static const tag_class_t tag_classes[] = {
+    {"a", F_FORMAT},
+    {"address", F_PCLOSE},
+    {"area", F_VOID},
+    {"article", F_PCLOSE},
+    {"aside", F_PCLOSE},
+    {"b", F_FORMAT},
+    {"base", F_VOID},
+    {"basefont", F_VOID},
+    {"bgsound", F_VOID},
+    {"big", F_FORMAT},
+    {"blockquote", F_PCLOSE},
+    {"body", F_ROOT},
+    {"br", F_VOID},
+    {"center", F_PCLOSE},
+    {"code", F_FORMAT},
+    {"col", F_VOID},
+    {"dd", F_PCLOSE},
+    {"details", F_PCLOSE},
+    {"dialog", F_PCLOSE},
+    {"dir", F_PCLOSE},
+    {"div", F_PCLOSE},
+    {"dl", F_PCLOSE},
+    {"dt", F_PCLOSE},
+    {"em", F_FORMAT},
+    {"embed", F_VOID},
+    {"fieldset", F_PCLOSE},
+    {"figcaption", F_PCLOSE},
+    {"figure", F_PCLOSE},
+    {"font", F_FORMAT},
+    {"footer", F_PCLOSE},
+    {"form", F_PCLOSE},
+    {"frame", F_VOID},
+    {"h1", F_PCLOSE},
+    {"h2", F_PCLOSE},
+    {"h3", F_PCLOSE},
+    {"h4", F_PCLOSE},
+    {"h5", F_PCLOSE},
+    {"h6", F_PCLOSE},
+    {"head", F_ROOT},
+    {"header", F_PCLOSE},
+    {"hgroup", F_PCLOSE},
+    {"hr", F_VOID | F_PCLOSE},
+    {"html", F_ROOT},
+    {"i", F_FORMAT},
+    {"iframe", F_RAWTEXT},
+    {"image", F_VOID},
+    {"img", F_VOID},
+    {"input", F_VOID},
+    {"keygen", F_VOID},
+    {"li", F_PCLOSE},
+    {"link", F_VOID},
+    {"listing", F_PCLOSE},
+    {"main", F_PCLOSE},
+    {"math", F_FOREIGN},
+    {"menu", F_PCLOSE},
+    {"meta", F_VOID},
+    {"nav", F_PCLOSE},
+    {"nobr", F_FORMAT},
+    {"noembed", F_RAWTEXT},
+    {"noframes", F_RAWTEXT},
+    {"ol", F_PCLOSE},
+    {"p", F_PCLOSE},
+    {"param", F_VOID},
+    {"plaintext", F_PLAINTEXT},
+    {"pre", F_PCLOSE},
+    {"s", F_FORMAT},
+    {"script", F_RAWTEXT},
+    {"search", F_PCLOSE},
+    {"section", F_PCLOSE},
+    {"small", F_FORMAT},
+    {"source", F_VOID},
+    {"strike", F_FORMAT},
+    {"strong", F_FORMAT},
+    {"style", F_RAWTEXT},
+    {"summary", F_PCLOSE},
+    {"svg", F_FOREIGN},
+    {"table", F_PCLOSE},
+    {"textarea", F_RAWTEXT},
+    {"title", F_RAWTEXT},
+    {"track", F_VOID},
+    {"tt", F_FORMAT},
+    {"u", F_FORMAT},
+    {"ul", F_PCLOSE},
+    {"wbr", F_VOID},
+    {"xmp", F_PCLOSE | F_RAWTEXT},
+};
+
+static int tag_class_cmp(const void *key, const void *elem)
 {
-    for (; *list; list++)
-        if (strlen(*list) == len && strncasecmp(n, *list, len) == 0)
-            return true;
-    return false;
+    return strcmp(key, ((const tag_class_t *)elem)->name);
 }
 
-static const char *const void_tags[] = {
-    "area", "base", "br", "col", "embed", "hr", "img", "input", "link", "meta", "param",
-    "source", "track", "wbr", "keygen", "frame", "basefont", "bgsound", "image", NULL,
-};
-static const char *const rawtext_tags[] = {
-    "script", "style", "textarea", "title", "xmp", "iframe", "noembed", "noframes", NULL,
-};
-/* Start tags that close an open <p> (HTML tree construction, "in body"). */
-static const char *const p_closers[] = {
-    "address", "article", "aside", "blockquote", "center", "details", "dialog", "dir",
-    "div", "dl", "fieldset", "figcaption", "figure", "footer", "header", "hgroup", "main",
-    "menu", "nav", "ol", "p", "search", "section", "summary", "ul", "h1", "h2", "h3", "h4",
-    "h5", "h6", "pre", "listing", "form", "table", "hr", "li", "dd", "dt", "xmp", NULL,
-};
+static uint8_t tag_flags(const char *n, size_t len)
+{
+    char low[12];
+    if (len >= sizeof(low))
+        return 0;
+    for (size_t i = 0; i < len; i++)
+        low[i] = (char)tolower((unsigned char)n[i]);
+    low[len] = 0;
+    const tag_class_t *c = bsearch(low, tag_classes, sizeof(tag_classes) / sizeof(tag_classes[0]),
+                                   sizeof(tag_classes[0]), tag_class_cmp);
+    return c ? c->flags : 0;
+}
 
 static uint32_t name_hash(const char *n, size_t len)
 {
@@ -159,11 +259,11 @@ static uint8_t name_code(const char *n, size_t len)
         const char *n;
         uint8_t c;
     } t[] = {
-        {"p", C_P},          {"li", C_LI},         {"dt", C_DTDD},    {"dd", C_DTDD},
-        {"td", C_CELL},      {"th", C_CELL},       {"tr", C_TR},      {"option", C_OPTION},
-        {"table", C_TABLE},  {"ul", C_LIST},       {"ol", C_LIST},    {"dl", C_DL},
-        {"tbody", C_SECTION}, {"thead", C_SECTION}, {"tfoot", C_SECTION},
-        {"select", C_SELECT}, {"button", C_BUTTON},
+        {"p", C_P},           {"li", C_LI},         {"dt", C_DTDD},       {"dd", C_DTDD},
+        {"td", C_CELL},       {"th", C_CELL},       {"tr", C_TR},         {"option", C_OPTION},
+        {"table", C_TABLE},   {"ul", C_LIST},       {"ol", C_LIST},       {"dl", C_DL},
+        {"tbody", C_SECTION}, {"thead", C_SECTION}, {"tfoot", C_SECTION}, {"select", C_SELECT},
+        {"button", C_BUTTON},
     };
     for (size_t i = 0; i < sizeof(t) / sizeof(t[0]); i++)
         if (strlen(t[i].n) == len && strncasecmp(n, t[i].n, len) == 0)
@@ -196,11 +296,6 @@ static const char *skip_to(const char *p, const char *end, const char *needle, s
     }
     return end;
 }
-
-static const char *const formatting_tags[] = {
-    "a", "b", "big", "code", "em", "font", "i", "nobr", "s", "small", "strike", "strong", "tt",
-    "u", NULL,
-};
 
 /* Blank a tag out: spaces keep offsets and only add whitespace text. */
 static void blank(char *from, const char *to, size_t *count)
@@ -272,12 +367,12 @@ size_t html_defuse(char *html, size_t len, unsigned max_depth, unsigned max_form
         if (p >= end)
             break;
         p++;
-        static const char *const root_tags[] = {"html", "head", "body", NULL};
-        if (name_in(name, nlen, root_tags))
+        uint8_t flags = tag_flags(name, nlen);
+        if (flags & F_ROOT)
             continue;
         uint32_t h = name_hash(name, nlen);
         uint8_t code = name_code(name, nlen);
-        bool formatting = name_in(name, nlen, formatting_tags);
+        bool formatting = flags & F_FORMAT;
         if (closing) {
             for (size_t i = n; i-- > 0;) {
                 if (st[i].hash == h) {
@@ -294,17 +389,16 @@ size_t html_defuse(char *html, size_t len, unsigned max_depth, unsigned max_form
             }
             continue;
         }
-        bool foreign = (n && st[n - 1].foreign) || (nlen == 3 && strncasecmp(name, "svg", 3) == 0) ||
-                       (nlen == 4 && strncasecmp(name, "math", 4) == 0);
-        if (!foreign && name_in(name, nlen, rawtext_tags)) {
+        bool foreign = (n && st[n - 1].foreign) || (flags & F_FOREIGN);
+        if (!foreign && (flags & F_RAWTEXT)) {
             char needle[16] = "</";
             memcpy(needle + 2, name, nlen);
             p = (char *)skip_to(p, end, needle, nlen + 2);
             continue;
         }
-        if (!foreign && nlen == 9 && strncasecmp(name, "plaintext", 9) == 0)
+        if (!foreign && (flags & F_PLAINTEXT))
             break;
-        if (name_in(name, nlen, void_tags) || (foreign && self_closing))
+        if ((flags & F_VOID) || (foreign && self_closing))
             continue;
         if (formatting && !foreign) {
             /* Unclosed formatting elements are re-created ("reconstructed")
@@ -319,7 +413,7 @@ size_t html_defuse(char *html, size_t len, unsigned max_depth, unsigned max_form
          * do not count as nesting. */
         long at = -1;
         if (!foreign) {
-            if (name_in(name, nlen, p_closers))
+            if (flags & F_PCLOSE)
                 at = find_open(st, n, C_P, table_scope);
             if (at >= 0)
                 n = (size_t)at;
@@ -763,6 +857,7 @@ typedef struct css_piece {
 
 typedef struct walk {
     const char *base;
+    const char *charset; /* the document's, for query encoding; NULL when UTF-8 */
     asset_list_t *out;
     css_piece_t *css;
     size_t ncss, capcss;
@@ -816,14 +911,58 @@ static char *dup_or_null(const char *s)
     return s ? strdup(s) : NULL;
 }
 
+/* A legacy-encoded document sends the non-ASCII characters of a query in
+ * its own encoding (the path is always UTF-8, which url_resolve does). Sets
+ * *out to a rewritten reference, or leaves it NULL when nothing changes. */
+static int encode_query(const char *charset, const char *ref, size_t len, char **out)
+{
+    const char *q = memchr(ref, '?', len);
+    if (!q)
+        return 0;
+    const char *hash = memchr(q, '#', len - (size_t)(q - ref));
+    const char *qe = hash ? hash : ref + len;
+    bool ascii = true;
+    for (const char *p = q; p < qe && ascii; p++)
+        ascii = (unsigned char)*p < 0x80;
+    if (ascii)
+        return 0;
+    char *enc = NULL;
+    int rc = charset_encode_query(charset, q, (size_t)(qe - q), &enc);
+    if (rc == HERALD_EUNSUPPORTED)
+        return 0;
+    if (rc)
+        return rc;
+    size_t head = (size_t)(q - ref), el = strlen(enc), tail = (size_t)(ref + len - qe);
+    char *r = malloc(head + el + tail + 1);
+    if (!r) {
+        free(enc);
+        return HERALD_ENOMEM;
+    }
+    memcpy(r, ref, head);
+    memcpy(r + head, enc, el);
+    memcpy(r + head + el, qe, tail);
+    r[head + el + tail] = 0;
+    free(enc);
+    *out = r;
+    return 0;
+}
+
 /* Resolve and append one asset; references that are not http(s) or do not
  * resolve are skipped silently (they are no fetch of ours). */
 static int add(walk_t *w, const char *ref, size_t ref_len, asset_kind_t kind,
                asset_crossorigin_t co, const char *media, const char *type, bool blocking,
                bool pick)
 {
-    char *url = NULL;
-    int rc = url_resolve(w->base, ref, ref_len, &url);
+    char *url = NULL, *fixed = NULL;
+    int rc;
+    if (w->charset && (rc = encode_query(w->charset, ref, ref_len, &fixed)) != 0)
+        return rc;
+    if (fixed) {
+        ref = fixed;
+        ref_len = strlen(fixed);
+    }
+    rc = url_resolve(w->base, ref, ref_len, &url);
+    free(fixed);
     if (rc == HERALD_ENOMEM)
         return rc;
     if (rc < 0)
@@ -877,9 +1016,20 @@ static bool image_type_supported(const char *type)
     if (s == e)
         return true;
     static const char *const ok[] = {
-        "image/webp", "image/avif", "image/jpeg", "image/jpg", "image/pjpeg", "image/png",
-        "image/apng", "image/gif", "image/svg+xml", "image/bmp", "image/x-icon",
-        "image/vnd.microsoft.icon", NULL,
+        "image/webp",
+        "image/avif",
+        "image/jxl",
+        "image/jpeg",
+        "image/jpg",
+        "image/pjpeg",
+        "image/png",
+        "image/apng",
+        "image/gif",
+        "image/svg+xml",
+        "image/bmp",
+        "image/x-icon",
+        "image/vnd.microsoft.icon",
+        NULL,
     };
     for (const char *const *o = ok; *o; o++)
         if (word_eq(s, e, *o))
@@ -980,11 +1130,24 @@ static bool is_picture(const GumboNode *n)
 static bool is_js_type(const char *type)
 {
     static const char *const js[] = {
-        "", "application/ecmascript", "application/javascript", "application/x-ecmascript",
-        "application/x-javascript", "text/ecmascript", "text/javascript", "text/javascript1.0",
-        "text/javascript1.1", "text/javascript1.2", "text/javascript1.3", "text/javascript1.4",
-        "text/javascript1.5", "text/jscript", "text/livescript", "text/x-ecmascript",
-        "text/x-javascript", NULL,
+        "",
+        "application/ecmascript",
+        "application/javascript",
+        "application/x-ecmascript",
+        "application/x-javascript",
+        "text/ecmascript",
+        "text/javascript",
+        "text/javascript1.0",
+        "text/javascript1.1",
+        "text/javascript1.2",
+        "text/javascript1.3",
+        "text/javascript1.4",
+        "text/javascript1.5",
+        "text/jscript",
+        "text/livescript",
+        "text/x-ecmascript",
+        "text/x-javascript",
+        NULL,
     };
     const char *e;
     const char *s = trim(type, type + strlen(type), &e);
@@ -1019,7 +1182,7 @@ static int on_link(walk_t *w, const GumboNode *n, bool in_head)
             asset_kind_t kind;
         } as_kinds[] = {
             {"style", ASSET_STYLE}, {"script", ASSET_SCRIPT}, {"font", ASSET_FONT},
-            {"image", ASSET_IMAGE}, {"fetch", ASSET_OTHER},  {"track", ASSET_OTHER},
+            {"image", ASSET_IMAGE}, {"fetch", ASSET_OTHER},   {"track", ASSET_OTHER},
         };
         for (size_t i = 0; as && i < sizeof(as_kinds) / sizeof(as_kinds[0]); i++) {
             if (!value_is(as, as_kinds[i].as))
@@ -1040,15 +1203,18 @@ static int on_link(walk_t *w, const GumboNode *n, bool in_head)
         }
     }
     if (has_token(rel, "modulepreload")) {
-        rc = add_z(w, href, ASSET_MODULE, crossorigin_of(cross, ASSET_CORS_ANONYMOUS), media,
-                   NULL, false, media_matches(media));
+        rc = add_z(w, href, ASSET_MODULE, crossorigin_of(cross, ASSET_CORS_ANONYMOUS), media, NULL,
+                   false, media_matches(media));
         if (rc)
             return rc;
     }
-    if (has_token(rel, "icon") || has_token(rel, "apple-touch-icon") ||
-        has_token(rel, "apple-touch-icon-precomposed")) {
-        rc = add_z(w, href, ASSET_ICON, crossorigin_of(cross, ASSET_CORS_NONE), media, type,
-                   false, true);
+    bool touch =
+        has_token(rel, "apple-touch-icon") || has_token(rel, "apple-touch-icon-precomposed");
+    if (has_token(rel, "icon") || touch) {
+        /* Touch icons are fetched by iOS home screens, not by a desktop or
+         * Android browser loading the page: reported, not picked. */
+        rc = add_z(w, href, ASSET_ICON, crossorigin_of(cross, ASSET_CORS_NONE), media, type, false,
+                   has_token(rel, "icon"));
         if (rc)
             return rc;
     }
@@ -1159,10 +1325,18 @@ static int on_element(walk_t *w, const GumboNode *n, bool in_head)
         return add_srcset(w, NULL, srcset, attr(n, "sizes"), ASSET_CORS_NONE, chosen,
                           attr(n, "media"), attr(n, "type"));
     }
+    case GUMBO_TAG_BODY:
+    case GUMBO_TAG_TABLE:
+    case GUMBO_TAG_TD:
+    case GUMBO_TAG_TH: {
+        /* The legacy background attribute still loads an image (HTML
+         * "rendering": it maps to background-image). */
+        const char *bg = attr(n, "background");
+        return bg ? add_z(w, bg, ASSET_IMAGE, ASSET_CORS_NONE, NULL, NULL, false, true) : 0;
+    }
     case GUMBO_TAG_VIDEO: {
         const char *poster = attr(n, "poster");
-        return poster ? add_z(w, poster, ASSET_IMAGE, ASSET_CORS_NONE, NULL, NULL, false, true)
-                      : 0;
+        return poster ? add_z(w, poster, ASSET_IMAGE, ASSET_CORS_NONE, NULL, NULL, false, true) : 0;
     }
     case GUMBO_TAG_INPUT: {
         const char *src = attr(n, "src");
@@ -1264,8 +1438,8 @@ static int walk_tree(walk_t *w, const GumboNode *root)
             continue;
         if ((rc = on_element(w, n, f.in_head)) != 0)
             goto out;
-        bool in_head = f.in_head || (el->tag == GUMBO_TAG_HEAD &&
-                                     el->tag_namespace == GUMBO_NAMESPACE_HTML);
+        bool in_head =
+            f.in_head || (el->tag == GUMBO_TAG_HEAD && el->tag_namespace == GUMBO_NAMESPACE_HTML);
         if ((rc = push_children(&s, &el->children, in_head)) != 0)
             goto out;
     }
@@ -1318,17 +1492,29 @@ int html_scanner_finish(html_scanner_t *s, asset_list_t *out)
     charset_sniff(s->buf ? s->buf : "", s->len, s->charset, s->used_charset, &bom);
     char *utf8 = NULL;
     size_t ulen = 0;
-    int rc = charset_to_utf8(s->used_charset, s->buf ? s->buf + bom : "", s->len - bom, &utf8,
+    int rc = 0;
+    if (strcmp(s->used_charset, "UTF-8") == 0 && s->buf) {
+        /* Already what gumbo reads: parse the buffer itself (the pre-pass
+         * may write into it; it is ours and used once). */
+        utf8 = s->buf;
+        ulen = s->len;
+        s->buf = NULL;
+        memmove(utf8, utf8 + bom, ulen - bom);
+        ulen -= bom;
+    } else {
+        rc = charset_to_utf8(s->used_charset, s->buf ? s->buf + bom : "", s->len - bom, &utf8,
                              &ulen);
-    if (rc == HERALD_EUNSUPPORTED) {
-        strcpy(s->used_charset, "windows-1252");
-        rc = charset_to_utf8(s->used_charset, s->buf + bom, s->len - bom, &utf8, &ulen);
+        if (rc == HERALD_EUNSUPPORTED) {
+            strcpy(s->used_charset, "windows-1252");
+            rc = charset_to_utf8(s->used_charset, s->buf ? s->buf + bom : "", s->len - bom, &utf8,
+                                 &ulen);
+        }
+        if (rc)
+            return rc;
+        /* The raw bytes are not needed any more; free them before gumbo's peak. */
+        free(s->buf);
+        s->buf = NULL;
     }
-    if (rc)
-        return rc;
-    /* The raw bytes are not needed any more; free them before gumbo's peak. */
-    free(s->buf);
-    s->buf = NULL;
     s->len = s->cap = 0;
 
     html_defuse(utf8, ulen, HTML_SCANNER_MAX_DEPTH, HTML_SCANNER_MAX_FORMATTING);
@@ -1340,7 +1526,8 @@ int html_scanner_finish(html_scanner_t *s, asset_list_t *out)
         return HERALD_ENOMEM;
     }
     char *base = find_base(g->document, s->base, &rc);
-    walk_t w = {.base = base ? base : s->base, .out = out};
+    bool utf = strcmp(s->used_charset, "UTF-8") == 0 || strncmp(s->used_charset, "UTF-16", 6) == 0;
+    walk_t w = {.base = base ? base : s->base, .charset = utf ? NULL : s->used_charset, .out = out};
     if (rc == 0)
         rc = walk_tree(&w, g->document);
     for (size_t i = 0; rc == 0 && i < w.ncss; i++) {

@@ -50,8 +50,12 @@ bool html_scanner_full(const html_scanner_t *s);
  * CSS inside <style> elements and style attributes follow, in the order
  * their CSS appears (they do not interleave with element assets: the proxy
  * weighs element assets first, and a browser finds inline CSS references
- * only after style resolution). Call once. 0, HERALD_ENOMEM (out keeps what
- * was added), HERALD_EINVAL (called twice).
+ * only after style resolution). Each asset's url is what the browser
+ * requests: resolved against the first <base href>, non-ASCII in the path
+ * percent-encoded as UTF-8 and in the query in the document's encoding.
+ * The encoding is chosen by charset_sniff (BOM > charset given at create >
+ * <meta> prescan > UTF-8 if valid, else windows-1252). Call once.
+ * 0, HERALD_ENOMEM (out keeps what was added), HERALD_EINVAL (called twice).
  */
 int html_scanner_finish(html_scanner_t *s, asset_list_t *out);
 

@@ -158,8 +158,8 @@ static int apply_param(link_t *l, unsigned *seen, const char *name, size_t nlen,
     static const struct {
         const char *name;
         unsigned bit;
-    } params[] = {{"rel", P_REL},       {"as", P_AS},         {"crossorigin", P_CORS},
-                  {"type", P_TYPE},     {"media", P_MEDIA},   {"nopush", P_NOPUSH},
+    } params[] = {{"rel", P_REL},      {"as", P_AS},       {"crossorigin", P_CORS},
+                  {"type", P_TYPE},    {"media", P_MEDIA}, {"nopush", P_NOPUSH},
                   {"anchor", P_ANCHOR}};
     unsigned bit = 0;
     for (size_t k = 0; k < sizeof params / sizeof params[0]; k++)

@@ -11,7 +11,7 @@
 
 #include "parser/asset.h"
 
-/* Relation types herald acts on; any other is LINK_REL_OTHER. */
+/** Relation types herald acts on, as bits of link_t.rel; any other is LINK_REL_OTHER. */
 enum link_rel {
     LINK_REL_PRELOAD = 1u << 0,
     LINK_REL_PRECONNECT = 1u << 1,
@@ -23,17 +23,19 @@ enum link_rel {
     LINK_REL_OTHER = 1u << 15,
 };
 
+/** One link-value. From link_parse() it owns its strings (freed by link_list_dispose). */
 typedef struct link {
-    char *url;          /* absolute http(s) URL, resolved against the base (malloc'd) */
-    unsigned rel;       /* LINK_REL_* bits; 0 when the link had no rel */
-    char *as;           /* "as" lower-cased (malloc'd) or NULL */
+    char *url;    /* absolute http(s) URL, resolved against the base (malloc'd) */
+    unsigned rel; /* LINK_REL_* bits; 0 when the link had no rel */
+    char *as;     /* "as" lower-cased (malloc'd) or NULL */
     asset_crossorigin_t crossorigin; /* bare or "anonymous" -> ANONYMOUS */
-    char *type;         /* malloc'd or NULL */
-    char *media;        /* malloc'd or NULL */
-    char *anchor;       /* as written, unresolved (malloc'd) or NULL */
-    bool nopush;        /* "nopush" present, with or without a value */
+    char *type;                      /* malloc'd or NULL */
+    char *media;                     /* malloc'd or NULL */
+    char *anchor;                    /* as written, unresolved (malloc'd) or NULL */
+    bool nopush;                     /* "nopush" present, with or without a value */
 } link_t;
 
+/** A growable array of links; zero-initialise, then free with link_list_dispose(). */
 typedef struct link_list {
     link_t *v;
     size_t n, cap;

@@ -6,6 +6,7 @@
  */
 #include "parser/url.h"
 
+#include <arpa/inet.h>
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
@@ -41,20 +42,13 @@ static bool is_tab_or_newline(unsigned char c)
     return c == '\t' || c == '\n' || c == '\r';
 }
 
-/* Bytes uriparser takes literally anywhere outside the authority. */
+/* Bytes uriparser takes literally anywhere outside the authority:
+ * unreserved, gen-delims but '#[]', sub-delims. */
 static bool is_uri_char(unsigned char c)
 {
     if (is_alpha(c) || is_digit(c))
         return true;
-    switch (c) {
-    case '-': case '.': case '_': case '~':                       /* unreserved */
-    case ':': case '/': case '?': case '@':                       /* gen-delims */
-    case '!': case '$': case '&': case '\'': case '(': case ')':  /* sub-delims */
-    case '*': case '+': case ',': case ';': case '=':
-        return true;
-    default:
-        return false;
-    }
+    return c != 0 && strchr("-._~:/?@!$&'()*+,;=", c) != NULL;
 }
 
 static bool ascii_ieq(const char *a, size_t alen, const char *b)
@@ -86,10 +80,12 @@ static size_t find_scheme(const char *s, size_t n, char *buf, size_t bufsz)
         unsigned char c = (unsigned char)s[i];
         if (is_tab_or_newline(c))
             continue;
-        if (c == ':')
+        if (c == ':') {
+            buf[len] = '\0';
             return len;
-        bool ok = len == 0 ? is_alpha(c)
-                           : is_alpha(c) || is_digit(c) || c == '+' || c == '-' || c == '.';
+        }
+        bool ok =
+            len == 0 ? is_alpha(c) : is_alpha(c) || is_digit(c) || c == '+' || c == '-' || c == '.';
         if (!ok || len + 1 >= bufsz)
             return 0;
         buf[len++] = (char)(c >= 'A' && c <= 'Z' ? c | 0x20 : c);
@@ -107,8 +103,10 @@ static bool is_special(const char *scheme, size_t len)
  * Browser-style cleaning of ref into a malloc'd string uriparser accepts:
  * see url.h. `special` says whether the URL will be http(s), where '\' is a
  * path separator. The fragment is cut here since nobody sends it.
+ * `same_scheme`: ref's scheme is the base's, so "http:x" stays relative.
  */
-static int clean(const char *ref, size_t len, bool special, size_t scheme_len, strbuf_t *out)
+static int clean(const char *ref, size_t len, bool special, size_t scheme_len, bool same_scheme,
+                 strbuf_t *out)
 {
     while (len > 0 && (unsigned char)ref[0] <= 0x20) {
         ref++;
@@ -120,7 +118,8 @@ static int clean(const char *ref, size_t len, bool special, size_t scheme_len, s
     /* Pass 1 in place at the end of the buffer: drop tabs and newlines, cut
      * the fragment, '\\' -> '/'. Pass 2 encodes into the front; the write
      * position never overtakes the read position because the copy sits at
-     * offset 2 * len + 2 and grows at most 3x (plus a "./" prefix). */
+     * offset 2 * len + 2 and grows at most 3x (plus a "./" prefix or the
+     * "//" after a scheme, never both). */
     char *o = malloc(len * 3 + 3);
     if (o == NULL)
         return HERALD_ENOMEM;
@@ -135,10 +134,24 @@ static int clean(const char *ref, size_t len, bool special, size_t scheme_len, s
         t[tn++] = (char)(c == '\\' && special ? '/' : c);
     }
 
+    /* "http:x" on an http page is relative, as in browsers: drop the scheme. */
+    if (same_scheme && tn > scheme_len) {
+        t += scheme_len + 1;
+        tn -= scheme_len + 1;
+        scheme_len = 0;
+    }
+
     size_t auth_start = 0, auth_end = 0;
     size_t p = scheme_len ? scheme_len + 1 : 0;
-    if (p + 1 < tn && t[p] == '/' && t[p + 1] == '/') {
-        auth_start = p + 2;
+    size_t slashes = 0;
+    while (p + slashes < tn && t[p + slashes] == '/')
+        slashes++;
+    /* WHATWG: in http(s) URLs two or more slashes lead to the host, and so
+     * does any run (even none) after a scheme other than the base's:
+     * "///h/x", "https:/h/x" and "https:h/x" all mean "https://h/x". */
+    bool reslash = special && (slashes > 2 || (scheme_len > 0 && !same_scheme));
+    if (slashes >= 2 || reslash) {
+        auth_start = p + slashes;
         auth_end = auth_start;
         while (auth_end < tn && t[auth_end] != '/' && t[auth_end] != '?')
             auth_end++;
@@ -160,6 +173,13 @@ static int clean(const char *ref, size_t len, bool special, size_t scheme_len, s
         o[n++] = '/';
     }
     for (size_t i = 0; i < tn; i++) {
+        if (reslash && i == p) {
+            o[n++] = '/';
+            o[n++] = '/';
+            i += slashes;
+            if (i >= tn)
+                break;
+        }
         unsigned char c = (unsigned char)t[i];
         if (is_uri_char(c) || (i >= auth_start && i < auth_end && (c == '[' || c == ']'))) {
             o[n++] = (char)c;
@@ -229,6 +249,23 @@ static int finish(strbuf_t *s, size_t *auth_end)
     if (i < e && p[i] == '[') {
         while (i < e && p[i] != ']')
             i++;
+        /* uriparser writes IPv6 in full; browsers send the short form. */
+        char full[64], shrt[INET6_ADDRSTRLEN];
+        struct in6_addr addr;
+        size_t flen = i - h - 1;
+        if (i < e && flen < sizeof full) {
+            memcpy(full, p + h + 1, flen);
+            full[flen] = '\0';
+            if (inet_pton(AF_INET6, full, &addr) == 1 &&
+                inet_ntop(AF_INET6, &addr, shrt, sizeof shrt) != NULL && strlen(shrt) <= flen) {
+                size_t slen = strlen(shrt);
+                memcpy(p + h + 1, shrt, slen);
+                memmove(p + h + 1 + slen, p + i, s->n - i + 1);
+                s->n -= flen - slen;
+                e -= flen - slen;
+                i -= flen - slen;
+            }
+        }
     }
     while (i < e && p[i] != ':')
         i++;
@@ -299,7 +336,12 @@ static int build(const char *base, const char *ref, size_t len, unsigned mask, c
         }
     }
     bool special = scheme_len > 0 || (have_base && uri_is_special(&ubase));
-    rc = clean(ref, len, special, scheme_len, &c);
+    bool same_scheme = false;
+    if (scheme_len > 0 && have_base) {
+        size_t bl = (size_t)(ubase.scheme.afterLast - ubase.scheme.first);
+        same_scheme = ascii_ieq(ubase.scheme.first, bl, scheme) && bl == scheme_len;
+    }
+    rc = clean(ref, len, special, scheme_len, same_scheme, &c);
     if (rc < 0)
         goto out;
     if (c.n == 0) {
@@ -313,8 +355,7 @@ static int build(const char *base, const char *ref, size_t len, unsigned mask, c
     }
     have_ref = true;
     if (have_base) {
-        /* Compat mode: "http:x.png" on an http page is relative, as in browsers. */
-        rc = uriAddBaseUriExA(&uabs, &uref, &ubase, URI_RESOLVE_IDENTICAL_SCHEME_COMPAT);
+        rc = uriAddBaseUriExA(&uabs, &uref, &ubase, URI_RESOLVE_STRICTLY);
         if (rc != URI_SUCCESS) {
             rc = map_uri_error(rc);
             goto out;
@@ -327,6 +368,12 @@ static int build(const char *base, const char *ref, size_t len, unsigned mask, c
     UriUriA *u = have_abs ? &uabs : &uref;
     if (!uri_is_special(u)) {
         rc = HERALD_EUNSUPPORTED;
+        goto out;
+    }
+    /* No authority (a base like "http:/x"): serialising would let a path
+     * "//h" pass for a host. */
+    if (u->hostText.first == NULL) {
+        rc = HERALD_EINVAL;
         goto out;
     }
     rc = uriNormalizeSyntaxExA(u, mask);
@@ -369,8 +416,8 @@ int url_normalize(const char *url, char **out)
     size_t auth_end;
     *out = NULL;
     /* The query is left alone: servers may treat its bytes as significant. */
-    unsigned mask = URI_NORMALIZE_SCHEME | URI_NORMALIZE_USER_INFO | URI_NORMALIZE_HOST |
-                    URI_NORMALIZE_PATH;
+    unsigned mask =
+        URI_NORMALIZE_SCHEME | URI_NORMALIZE_USER_INFO | URI_NORMALIZE_HOST | URI_NORMALIZE_PATH;
     return build(NULL, url, strlen(url), mask, out, &auth_end);
 }
 
@@ -378,11 +425,17 @@ int url_origin(const char *url, char **out)
 {
     size_t auth_end;
     *out = NULL;
-    int rc = build(NULL, url, strlen(url), URI_NORMALIZE_SCHEME | URI_NORMALIZE_HOST, out,
-                   &auth_end);
+    int rc =
+        build(NULL, url, strlen(url), URI_NORMALIZE_SCHEME | URI_NORMALIZE_HOST, out, &auth_end);
     if (rc < 0)
         return rc;
-    (*out)[auth_end] = '\0';
+    char *o = *out;
+    o[auth_end] = '\0';
+    /* Userinfo is no part of an origin. */
+    char *host = strstr(o, "://") + 3;
+    char *at = strrchr(host, '@');
+    if (at != NULL)
+        memmove(host, at + 1, strlen(at + 1) + 1);
     return 0;
 }
 

@@ -48,8 +48,7 @@ static void conn_set_state(conn_t *c, conn_state_t next)
         assert(c->state == CONN_HANDSHAKE || c->state == CONN_DETECT);
         break;
     case CONN_LINGER:
-        assert(c->state == CONN_ACTIVE || c->state == CONN_HANDSHAKE ||
-               c->state == CONN_DETECT);
+        assert(c->state == CONN_ACTIVE || c->state == CONN_HANDSHAKE || c->state == CONN_DETECT);
         break;
     case CONN_CLOSING:
         assert(c->state != CONN_CLOSING);
@@ -212,11 +211,15 @@ static void fill_wbuf(conn_t *c)
 
 void conn_flush(conn_t *c)
 {
-    if (c->state == CONN_CLOSING || c->writing || c->shutdown_sent)
+    if (c->state == CONN_CLOSING || c->writing || c->shutdown_sent || c->flushing)
         return;
     if (c->proto == CONN_PROTO_H2 && c->h2 != NULL) {
+        /* produce may call back into conn_flush (conn_close_after_write): the
+         * guard makes that a no-op, and this call finishes the job. */
+        c->flushing = true;
         h2_session_produce(c->h2); /* may close c */
-        if (c->state == CONN_CLOSING)
+        c->flushing = false;
+        if (c->state == CONN_CLOSING || c->writing)
             return;
     }
     fill_wbuf(c);
@@ -303,7 +306,8 @@ static void start_session(conn_t *c, conn_proto_t proto)
 
 static void session_recv(conn_t *c, const uint8_t *p, size_t n)
 {
-    int rc = c->proto == CONN_PROTO_H2 ? h2_session_recv(c->h2, p, n) : h1_session_recv(c->h1, p, n);
+    int rc =
+        c->proto == CONN_PROTO_H2 ? h2_session_recv(c->h2, p, n) : h1_session_recv(c->h1, p, n);
     if (rc < 0 && c->state != CONN_CLOSING) {
         if (c->proto == CONN_PROTO_H2)
             conn_close_after_write(c); /* let the GOAWAY out */

@@ -38,9 +38,9 @@ enum { CONN_WRITE_CHUNK = 64 * 1024 };
 
 /** Result of conn_preface_match(). */
 typedef enum conn_preface {
-    CONN_PREFACE_NO = -1,      /* not the h2 preface: HTTP/1.x */
-    CONN_PREFACE_PARTIAL = 0,  /* a prefix of the preface: need more bytes */
-    CONN_PREFACE_YES = 1,      /* the full 24-byte h2 connection preface */
+    CONN_PREFACE_NO = -1,     /* not the h2 preface: HTTP/1.x */
+    CONN_PREFACE_PARTIAL = 0, /* a prefix of the preface: need more bytes */
+    CONN_PREFACE_YES = 1,     /* the full 24-byte h2 connection preface */
 } conn_preface_t;
 
 /**
@@ -59,6 +59,7 @@ typedef enum conn_state {
     CONN_CLOSING,   /* uv_close issued; freed in the close callback */
 } conn_state_t;
 
+/** Which session owns a connection's bytes. */
 typedef enum conn_proto {
     CONN_PROTO_NONE,
     CONN_PROTO_H1,
@@ -71,30 +72,36 @@ typedef struct conn_buf {
     size_t len, cap;
 } conn_buf_t;
 
+/**
+ * One client connection, owned by its worker (w->conns) from conn_accept()
+ * until the last close callback. Sessions may read the fields; only conn.c
+ * writes them.
+ */
 typedef struct conn {
-    uv_tcp_t tcp;         /* tcp.data == this */
-    uv_timer_t timer;     /* the one timeout (handshake, header, body, idle, linger) */
-    uv_timer_t defer;     /* zero-delay kick for work that must not run re-entrantly */
+    uv_tcp_t tcp;     /* tcp.data == this */
+    uv_timer_t timer; /* the one timeout (handshake, header, body, idle, linger) */
+    uv_timer_t defer; /* zero-delay kick for work that must not run re-entrantly */
     uv_write_t wreq;
     uv_shutdown_t sreq;
-    worker_link_t link;   /* in w->conns */
+    worker_link_t link; /* in w->conns */
     worker_t *w;
     conn_state_t state;
     conn_proto_t proto;
-    h1_session_t *h1;     /* owned; set when proto == CONN_PROTO_H1 */
-    h2_session_t *h2;     /* owned; set when proto == CONN_PROTO_H2 */
-    tls_conn_t *tls;      /* owned; NULL on cleartext listeners */
-    int open_handles;     /* handles still to see their close callback */
-    bool reading;         /* uv_read_start is active */
-    bool read_paused;     /* the session asked to stop reading */
-    bool writing;         /* wreq is in flight (wbuf is its buffer) */
+    h1_session_t *h1; /* owned; set when proto == CONN_PROTO_H1 */
+    h2_session_t *h2; /* owned; set when proto == CONN_PROTO_H2 */
+    tls_conn_t *tls;  /* owned; NULL on cleartext listeners */
+    int open_handles; /* handles still to see their close callback */
+    bool reading;     /* uv_read_start is active */
+    bool read_paused; /* the session asked to stop reading */
+    bool writing;     /* wreq is in flight (wbuf is its buffer) */
+    bool flushing;    /* inside conn_flush (re-entry guard) */
     bool close_after_write;
     bool shutdown_sent;
-    bool tls_closing;     /* close_notify queued */
-    bool draining;        /* conn_drain_all reached this connection */
-    conn_buf_t out;       /* plaintext produced, not yet handed to a write */
-    conn_buf_t wbuf;      /* the bytes of the in-flight uv_write: kept until write_cb */
-    uint8_t detect[24];   /* the first bytes of a cleartext connection (preface check) */
+    bool tls_closing;   /* close_notify queued */
+    bool draining;      /* conn_drain_all reached this connection */
+    conn_buf_t out;     /* plaintext produced, not yet handed to a write */
+    conn_buf_t wbuf;    /* the bytes of the in-flight uv_write: kept until write_cb */
+    uint8_t detect[24]; /* the first bytes of a cleartext connection (preface check) */
     size_t detect_len;
     char peer_addr[48];
     uint16_t peer_port;

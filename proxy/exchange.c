@@ -182,8 +182,10 @@ static void out_plain(out_t *o, const char *s)
  * time is the request start in UTC; STATUS is 0 when no response head was
  * received (client gone first) and the error status after a failure; BYTES
  * is response body bytes written to the client (bytes_to_client); rt is
- * request head to response end; ut is request head written to the origin to
- * response end ("-" when the origin was never reached); up_bytes is the
+ * request head received to this line being written (the frontend logs when
+ * the response is finished); ut is request head written to the origin to
+ * the origin's response complete ("-" when the origin was never reached,
+ * seconds with millisecond precision both); up_bytes is the
  * response body received from the origin; req_bytes the request body
  * received from the client. Missing headers print as "-".
  */
@@ -208,11 +210,14 @@ size_t exchange_log_format(const exchange_t *ex, uint64_t now, char *buf, size_t
     out_printf(&o, " ");
     out_header(&o, ex, "user-agent");
 
-    uint64_t end = ex->t_end != 0 ? ex->t_end : now;
-    double rt = end > ex->t_start ? (double)(end - ex->t_start) / 1e9 : 0.0;
+    /* rt runs until the line is written (the frontend finished the
+     * response); ut until the origin's response was complete. */
+    uint64_t rend = now != 0 ? now : ex->t_end;
+    uint64_t uend = ex->t_end != 0 ? ex->t_end : now;
+    double rt = rend > ex->t_start ? (double)(rend - ex->t_start) / 1e9 : 0.0;
     out_printf(&o, " rt=%.3f", rt);
     if (ex->t_upstream_sent != 0) {
-        double ut = end > ex->t_upstream_sent ? (double)(end - ex->t_upstream_sent) / 1e9 : 0.0;
+        double ut = uend > ex->t_upstream_sent ? (double)(uend - ex->t_upstream_sent) / 1e9 : 0.0;
         out_printf(&o, " ut=%.3f", ut);
     } else {
         out_printf(&o, " ut=-");

@@ -164,7 +164,7 @@ void exchange_log(exchange_t *ex);
 /**
  * Format ex's access log line (with its newline) into buf[0..cap); returns
  * its length (truncated lines still end in a newline). The format is
- * documented in exchange.c. `now` (uv_hrtime) stands in for a missing t_end.
+ * documented in exchange.c. `now` (uv_hrtime) ends rt; 0 means t_end.
  */
 size_t exchange_log_format(const exchange_t *ex, uint64_t now, char *buf, size_t cap);
 

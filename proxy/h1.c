@@ -124,36 +124,66 @@ static void sbuf_append(sbuf_t *b, const char *p, size_t n)
 static const char *reason_phrase(int status)
 {
     switch (status) {
-    case 100: return "Continue";
-    case 101: return "Switching Protocols";
-    case 103: return "Early Hints";
-    case 200: return "OK";
-    case 201: return "Created";
-    case 202: return "Accepted";
-    case 204: return "No Content";
-    case 206: return "Partial Content";
-    case 301: return "Moved Permanently";
-    case 302: return "Found";
-    case 303: return "See Other";
-    case 304: return "Not Modified";
-    case 307: return "Temporary Redirect";
-    case 308: return "Permanent Redirect";
-    case 400: return "Bad Request";
-    case 401: return "Unauthorized";
-    case 403: return "Forbidden";
-    case 404: return "Not Found";
-    case 405: return "Method Not Allowed";
-    case 408: return "Request Timeout";
-    case 413: return "Content Too Large";
-    case 414: return "URI Too Long";
-    case 429: return "Too Many Requests";
-    case 431: return "Request Header Fields Too Large";
-    case 500: return "Internal Server Error";
-    case 501: return "Not Implemented";
-    case 502: return "Bad Gateway";
-    case 503: return "Service Unavailable";
-    case 504: return "Gateway Timeout";
-    default: return "Unknown";
+    case 100:
+        return "Continue";
+    case 101:
+        return "Switching Protocols";
+    case 103:
+        return "Early Hints";
+    case 200:
+        return "OK";
+    case 201:
+        return "Created";
+    case 202:
+        return "Accepted";
+    case 204:
+        return "No Content";
+    case 206:
+        return "Partial Content";
+    case 301:
+        return "Moved Permanently";
+    case 302:
+        return "Found";
+    case 303:
+        return "See Other";
+    case 304:
+        return "Not Modified";
+    case 307:
+        return "Temporary Redirect";
+    case 308:
+        return "Permanent Redirect";
+    case 400:
+        return "Bad Request";
+    case 401:
+        return "Unauthorized";
+    case 403:
+        return "Forbidden";
+    case 404:
+        return "Not Found";
+    case 405:
+        return "Method Not Allowed";
+    case 408:
+        return "Request Timeout";
+    case 413:
+        return "Content Too Large";
+    case 414:
+        return "URI Too Long";
+    case 429:
+        return "Too Many Requests";
+    case 431:
+        return "Request Header Fields Too Large";
+    case 500:
+        return "Internal Server Error";
+    case 501:
+        return "Not Implemented";
+    case 502:
+        return "Bad Gateway";
+    case 503:
+        return "Service Unavailable";
+    case 504:
+        return "Gateway Timeout";
+    default:
+        return "Unknown";
     }
 }
 
@@ -422,7 +452,8 @@ static int on_headers_complete(llhttp_t *p)
         headers_add(&ex->req_headers, &ex->pool, h->name, h->name_len, h->value, h->value_len);
     }
     bool chunked = (p->flags & F_CHUNKED) != 0;
-    ex->req_content_length = (p->flags & F_CONTENT_LENGTH) && !chunked ? (int64_t)p->content_length : -1;
+    ex->req_content_length =
+        (p->flags & F_CONTENT_LENGTH) && !chunked ? (int64_t)p->content_length : -1;
     ex->req_has_body = chunked || ((p->flags & F_CONTENT_LENGTH) && p->content_length > 0);
     ex->req_upgrade_websocket = s->websocket;
     ex->client_tls = c->tls != NULL;
@@ -643,7 +674,8 @@ static bool skip_resp_header(const header_t *h, bool chunked)
 static void write_status_and_headers(h1_session_t *s, exchange_t *ex, bool chunked)
 {
     char line[128];
-    int n = snprintf(line, sizeof(line), "HTTP/1.1 %d %s\r\n", ex->status, reason_phrase(ex->status));
+    int n =
+        snprintf(line, sizeof(line), "HTTP/1.1 %d %s\r\n", ex->status, reason_phrase(ex->status));
     conn_write(s->c, line, (size_t)n);
     for (size_t i = 0; i < ex->resp_headers.n; i++) {
         const header_t *h = &ex->resp_headers.v[i];

@@ -27,15 +27,16 @@
 enum {
     H2_INITIAL_WINDOW = 256 * 1024,
     H2_CONNECTION_WINDOW = 16 * 1024 * 1024,
-    H2_MAX_NV = 128, /* response headers on the stack; more go to the heap */
+    H2_MAX_NV = 128,         /* response headers on the stack; more go to the heap */
+    H2_MAX_HEAD = 60 * 1024, /* below nghttp2's 64 KiB send limit for a header block */
 };
 
 /** A stream's response progress; moves go through stream_set_state(). */
 typedef enum h2_stream_state {
-    H2_STREAM_REQUEST,  /* request head collected / exchange running; no final response yet */
-    H2_STREAM_BODY,     /* final HEADERS submitted; body bytes flow through the queue */
-    H2_STREAM_EOF,      /* the last body byte is queued: the provider ends the stream */
-    H2_STREAM_RESET,    /* RST_STREAM submitted (or the client reset it) */
+    H2_STREAM_REQUEST, /* request head collected / exchange running; no final response yet */
+    H2_STREAM_BODY,    /* final HEADERS submitted; body bytes flow through the queue */
+    H2_STREAM_EOF,     /* the last body byte is queued: the provider ends the stream */
+    H2_STREAM_RESET,   /* RST_STREAM submitted (or the client reset it) */
 } h2_stream_state_t;
 
 typedef struct h2_stream {
@@ -58,15 +59,28 @@ typedef struct h2_stream {
     const char *protocol; /* :protocol (extended CONNECT) */
 } h2_stream_t;
 
+/** The session's shutdown progress; moves go through h2_set_state(). */
+typedef enum h2_state {
+    H2_OPEN,   /* taking new streams */
+    H2_NOTICE, /* shutdown notice queued (GOAWAY with the maximum stream id) */
+    H2_GOAWAY, /* final GOAWAY queued: closes when the last stream is done */
+} h2_state_t;
+
 struct h2_session {
     conn_t *c;
     nghttp2_session *ng;
-    worker_link_t streams;
+    h2_state_t state;
+    worker_link_t streams; /* every h2_stream_t of the session */
     size_t nstreams;
     int in_recv; /* inside nghttp2_session_mem_recv: no mem_send now */
-    bool notice_sent;
-    bool goaway_sent;
 };
+
+static void h2_set_state(h2_session_t *s, h2_state_t next)
+{
+    assert((s->state == H2_OPEN && next == H2_NOTICE) ||
+           (s->state == H2_NOTICE && next == H2_GOAWAY));
+    s->state = next;
+}
 
 static const exchange_frontend_ops_t h2_fops;
 
@@ -208,6 +222,15 @@ static nghttp2_nv make_nv(const char *name, size_t nlen, const char *value, size
     return nv;
 }
 
+/* Roughly what nghttp2 counts against its 64 KiB max_send_header_block_length. */
+static size_t head_estimate(const exchange_t *ex)
+{
+    size_t n = 0;
+    for (size_t i = 0; i < ex->resp_headers.n; i++)
+        n += ex->resp_headers.v[i].name_len + ex->resp_headers.v[i].value_len + 32;
+    return n;
+}
+
 /* Submit HEADERS for ex's current status/headers: final with a body provider, or 1xx. */
 static void submit_head(h2_stream_t *st, bool final, bool body)
 {
@@ -276,6 +299,16 @@ static void on_response_head(exchange_t *ex, bool final)
     h2_stream_t *st = ex->fctx;
     if (st->state != H2_STREAM_REQUEST)
         return;
+    if (head_estimate(ex) > H2_MAX_HEAD) {
+        if (!final || ex->status < 200)
+            return; /* drop an oversized 1xx */
+        LOG_WARN("h2: origin response header too large for %s %s", ex->method, ex->path);
+        st->response_done = true;
+        exchange_abort(ex);
+        respond_simple(st, 502, "origin response header too large");
+        kick(st->s);
+        return;
+    }
     if (!final || ex->status < 200) {
         if (ex->status == 101 || ex->status < 100)
             return; /* 101 has no meaning in h2 */
@@ -465,8 +498,7 @@ static int on_frame_recv(nghttp2_session *ng, const nghttp2_frame *frame, void *
             return 0;
         if (frame->headers.cat == NGHTTP2_HCAT_REQUEST) {
             start_stream(s, st, (frame->hd.flags & NGHTTP2_FLAG_END_STREAM) != 0);
-        } else if ((frame->hd.flags & NGHTTP2_FLAG_END_STREAM) && st->started &&
-                   st->ex != NULL) {
+        } else if ((frame->hd.flags & NGHTTP2_FLAG_END_STREAM) && st->started && st->ex != NULL) {
             exchange_request_end(st->ex); /* trailers end the body */
         }
         break;
@@ -515,6 +547,20 @@ static int on_stream_close(nghttp2_session *ng, int32_t id, uint32_t error_code,
     return 0;
 }
 
+/* A frame nghttp2 could not send (e.g. a header block over its limit): end the stream. */
+static int on_frame_not_send(nghttp2_session *ng, const nghttp2_frame *frame, int code, void *user)
+{
+    h2_session_t *s = user;
+    if (frame->hd.type != NGHTTP2_HEADERS)
+        return 0;
+    h2_stream_t *st = stream_get(s, frame->hd.stream_id);
+    if (st != NULL && st->state != H2_STREAM_RESET) {
+        stream_set_state(st, H2_STREAM_RESET);
+        nghttp2_submit_rst_stream(ng, NGHTTP2_FLAG_NONE, st->id, NGHTTP2_INTERNAL_ERROR);
+    }
+    return 0;
+}
+
 static int on_error(nghttp2_session *ng, int code, const char *msg, size_t len, void *user)
 {
     h2_session_t *s = user;
@@ -540,6 +586,7 @@ h2_session_t *h2_session_create(conn_t *c)
     nghttp2_session_callbacks_set_on_frame_recv_callback(cbs, on_frame_recv);
     nghttp2_session_callbacks_set_on_data_chunk_recv_callback(cbs, on_data_chunk_recv);
     nghttp2_session_callbacks_set_on_stream_close_callback(cbs, on_stream_close);
+    nghttp2_session_callbacks_set_on_frame_not_send_callback(cbs, on_frame_not_send);
     nghttp2_session_callbacks_set_error_callback2(cbs, on_error);
 
     nghttp2_option *opt;
@@ -594,9 +641,8 @@ int h2_session_recv(h2_session_t *s, const uint8_t *data, size_t len)
         if (r == NGHTTP2_ERR_BAD_CLIENT_MAGIC)
             return -1;
         /* Flooding or another fatal error: tell the client why, then go. */
-        nghttp2_session_terminate_session(s->ng, r == NGHTTP2_ERR_FLOODED
-                                                     ? NGHTTP2_ENHANCE_YOUR_CALM
-                                                     : NGHTTP2_PROTOCOL_ERROR);
+        nghttp2_session_terminate_session(
+            s->ng, r == NGHTTP2_ERR_FLOODED ? NGHTTP2_ENHANCE_YOUR_CALM : NGHTTP2_PROTOCOL_ERROR);
         return -1;
     }
     return 0;
@@ -626,9 +672,9 @@ void h2_session_produce(h2_session_t *s)
 
 void h2_session_written(h2_session_t *s)
 {
-    if (s->notice_sent && !s->goaway_sent) {
+    if (s->state == H2_NOTICE) {
         /* The shutdown notice is out: now the real GOAWAY with the last stream we took. */
-        s->goaway_sent = true;
+        h2_set_state(s, H2_GOAWAY);
         nghttp2_submit_goaway(s->ng, NGHTTP2_FLAG_NONE,
                               nghttp2_session_get_last_proc_stream_id(s->ng), NGHTTP2_NO_ERROR,
                               NULL, 0);
@@ -650,9 +696,9 @@ void h2_session_deferred(h2_session_t *s)
 
 void h2_session_drain(h2_session_t *s)
 {
-    if (s->notice_sent)
+    if (s->state != H2_OPEN)
         return;
-    s->notice_sent = true;
+    h2_set_state(s, H2_NOTICE);
     nghttp2_submit_shutdown_notice(s->ng);
     kick(s);
 }

@@ -13,6 +13,7 @@
 #include <openssl/bio.h>
 #include <openssl/err.h>
 #include <openssl/ssl.h>
+#include <openssl/x509.h>
 
 #include "parser/error.h"
 #include "proxy/alloc.h"
@@ -77,10 +78,13 @@ SSL_CTX *tls_ctx_create(const char *cert, const char *key, char *err, size_t err
         goto fail;
     }
     if (SSL_CTX_use_PrivateKey_file(ctx, key, SSL_FILETYPE_PEM) != 1) {
+        if (ERR_GET_REASON(ERR_peek_last_error()) == X509_R_KEY_VALUES_MISMATCH)
+            goto mismatch; /* OpenSSL checks the pair while loading */
         err_fmt(err, errlen, "cannot load TLS key", key);
         goto fail;
     }
     if (SSL_CTX_check_private_key(ctx) != 1) {
+    mismatch:;
         char what[1200];
         snprintf(what, sizeof(what), "TLS key %s does not match certificate", key);
         err_fmt(err, errlen, what, cert);

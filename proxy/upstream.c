@@ -27,7 +27,16 @@
 
 enum {
     READ_BUF_SIZE = 64 * 1024,
-    MAX_RESPONSE_HEAD = 256 * 1024, /* bytes of header names and values */
+    /* Bytes of header names and values, and fields, in one origin response
+     * head: the same bounds nghttpx applies (64 KiB). Beyond them the origin
+     * is broken or hostile and the client gets a 502, not a header block
+     * its own SETTINGS_MAX_HEADER_LIST_SIZE would refuse. */
+    MAX_RESPONSE_HEAD = 64 * 1024,
+    MAX_RESPONSE_FIELDS = 256,
+    /* Idle connections kept per worker: after a burst, the oldest beyond
+     * this close at once instead of holding origin sockets until their
+     * idle timeout (nginx's upstream `keepalive` cap, set generously). */
+    MAX_IDLE = 256,
 };
 
 /**
@@ -53,6 +62,11 @@ struct upstream_pool {
     const config_t *cfg;
     worker_link_t idle; /* upstream_conn_t.link; newest first */
     upstream_stats_t stats;
+    /* One read buffer for every connection of the pool: each read_cb hands
+     * all its bytes on (llhttp, the frontend copies) before it returns and
+     * libuv reads one stream at a time, so nothing is left in it between
+     * reads; an idle or paused connection costs no buffer. */
+    char *rbuf;
     bool closing;
     void (*close_cb)(void *arg);
     void *close_arg;
@@ -67,7 +81,6 @@ struct upstream_conn {
     worker_link_t link; /* in pool->idle while IDLE */
     upstream_conn_state_t state;
     int handles_open; /* tcp + timer until their close callbacks ran */
-    char *rbuf;       /* READ_BUF_SIZE, handed to libuv by alloc_cb */
     bool reading;
     bool paused;     /* read stopped: the frontend holds too much */
     bool want_pause; /* set by on_body, acted on after llhttp_execute */
@@ -137,6 +150,7 @@ upstream_pool_t *upstream_pool_create(worker_t *w)
     pool->worker = w;
     pool->loop = &w->loop;
     pool->cfg = w->cfg;
+    pool->rbuf = xmalloc(READ_BUF_SIZE);
     worker_link_init(&pool->idle);
     return pool;
 }
@@ -147,6 +161,7 @@ static void pool_maybe_done(upstream_pool_t *pool)
         return;
     void (*cb)(void *) = pool->close_cb;
     void *arg = pool->close_arg;
+    free(pool->rbuf);
     free(pool);
     cb(arg);
 }
@@ -193,7 +208,6 @@ static void close_cb(uv_handle_t *h)
     pool->stats.open--;
     headers_buf_dispose(&c->hname);
     headers_buf_dispose(&c->hvalue);
-    free(c->rbuf);
     free(c);
     pool_maybe_done(pool);
 }
@@ -325,7 +339,6 @@ static upstream_conn_t *conn_new(upstream_pool_t *pool, int *err)
 {
     upstream_conn_t *c = xcalloc(1, sizeof(*c));
     c->pool = pool;
-    c->rbuf = xmalloc(READ_BUF_SIZE);
     worker_link_init(&c->link);
     headers_buf_init(&c->hname);
     headers_buf_init(&c->hvalue);
@@ -368,6 +381,9 @@ static upstream_conn_t *take_idle(upstream_pool_t *pool)
 
 static void to_idle(upstream_conn_t *c)
 {
+    upstream_pool_t *pool = c->pool;
+    if (pool->stats.idle >= MAX_IDLE) /* the least recently used goes */
+        conn_close(container_of(pool->idle.prev, upstream_conn_t, link));
     set_state(c, UPSTREAM_IDLE);
     worker_link_insert(&c->pool->idle, &c->link);
     c->pool->stats.idle++;
@@ -467,7 +483,7 @@ static int head_span(llhttp_t *p, headers_buf_t *b, const char *at, size_t len)
         llhttp_set_error_reason(p, "response head too large");
         return HPE_USER;
     }
-    /* at points into c->rbuf, valid only during llhttp_execute: copied */
+    /* at points into the read buffer, valid only during llhttp_execute: copied */
     headers_buf_append(b, at, len);
     return 0;
 }
@@ -485,6 +501,10 @@ static int on_header_value(llhttp_t *p, const char *at, size_t len)
 static int on_header_value_complete(llhttp_t *p)
 {
     upstream_conn_t *c = p->data;
+    if (c->raw.n >= MAX_RESPONSE_FIELDS) {
+        llhttp_set_error_reason(p, "too many response header fields");
+        return HPE_USER;
+    }
     headers_add(&c->raw, &c->ex->pool, c->hname.p ? c->hname.p : "", c->hname.len,
                 c->hvalue.p ? c->hvalue.p : "", c->hvalue.len);
     c->hname.len = c->hvalue.len = 0;
@@ -536,7 +556,7 @@ static int on_body(llhttp_t *p, const char *at, size_t len)
     upstream_conn_t *c = p->data;
     exchange_t *ex = c->ex;
     ex->resp_body_bytes += len;
-    /* at points into c->rbuf, valid only during this call: the frontend copies */
+    /* at points into the read buffer, valid only during this call: the frontend copies */
     size_t held = ex->fops->response_body(ex, (const uint8_t *)at, len);
     if (c->ex != ex)
         return HPE_USER;
@@ -598,7 +618,7 @@ static void deliver_tunnel(upstream_conn_t *c, const char *data, size_t n)
 {
     exchange_t *ex = c->ex;
     ex->resp_body_bytes += n;
-    /* data points into c->rbuf, valid only during the call: the frontend copies */
+    /* data points into the read buffer, valid only during the call: the frontend copies */
     size_t held = ex->fops->response_body(ex, (const uint8_t *)data, n);
     if (c->ex == ex && held > EXCHANGE_HIGH_WATER)
         do_pause(c);
@@ -672,7 +692,7 @@ static void conn_lost(upstream_conn_t *c, int err)
 static void parse(upstream_conn_t *c, const char *data, size_t n)
 {
     exchange_t *ex = c->ex;
-    /* llhttp's spans point into data (c->rbuf) and are copied by the callbacks */
+    /* llhttp's spans point into data (the read buffer) and are copied by the callbacks */
     llhttp_errno_t e = llhttp_execute(&c->parser, data, n);
     if (c->ex != ex)
         return; /* aborted or failed inside a callback */
@@ -750,14 +770,14 @@ static void active_read(upstream_conn_t *c, ssize_t nread, const char *data)
 static void alloc_cb(uv_handle_t *h, size_t suggested, uv_buf_t *buf)
 {
     upstream_conn_t *c = h->data;
-    /* one buffer per connection: read_cb consumes it fully before the next read */
-    *buf = uv_buf_init(c->rbuf, READ_BUF_SIZE);
+    /* the pool's buffer: read_cb consumes it fully before any other read */
+    *buf = uv_buf_init(c->pool->rbuf, READ_BUF_SIZE);
 }
 
 static void read_cb(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf)
 {
     upstream_conn_t *c = s->data;
-    /* buf is c->rbuf (alloc_cb): its bytes are ours until the next read */
+    /* buf is the pool's rbuf (alloc_cb): its bytes are ours until we return */
     if (nread == 0)
         return; /* EAGAIN, not EOF */
     switch (c->state) {

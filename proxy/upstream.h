@@ -19,7 +19,8 @@ upstream_pool_t *upstream_pool_create(worker_t *w);
 /**
  * Close every idle connection and free the pool once all its connections are
  * closed; busy connections must have been aborted first (the worker aborts
- * every exchange before calling this). `cb` runs when the pool is gone.
+ * every exchange before calling this). `cb` runs when the pool is gone:
+ * from a close callback, or before this returns when nothing was open.
  */
 void upstream_pool_close(upstream_pool_t *pool, void (*cb)(void *arg), void *arg);
 

@@ -17,9 +17,12 @@ tmp=$(mktemp -d)
 origin_pid=""
 herald_pid=""
 cleanup() {
-    [ -n "$herald_pid" ] && kill "$herald_pid" 2>/dev/null && wait "$herald_pid" 2>/dev/null
-    [ -n "$origin_pid" ] && kill "$origin_pid" 2>/dev/null && wait "$origin_pid" 2>/dev/null
+    rc=$?
+    set +e
+    if [ -n "$herald_pid" ]; then kill "$herald_pid" 2>/dev/null; wait "$herald_pid" 2>/dev/null; fi
+    if [ -n "$origin_pid" ]; then kill "$origin_pid" 2>/dev/null; wait "$origin_pid" 2>/dev/null; fi
     rm -rf "$tmp"
+    exit $rc
 }
 trap cleanup EXIT
 trap 'exit 1' INT TERM

@@ -8,8 +8,8 @@
 static int check(void *arg, const css_ref_t *ref)
 {
     (void)arg;
-    if (ref->url == NULL || (strncmp(ref->url, "http://", 7) != 0 &&
-                             strncmp(ref->url, "https://", 8) != 0))
+    if (ref->url == NULL ||
+        (strncmp(ref->url, "http://", 7) != 0 && strncmp(ref->url, "https://", 8) != 0))
         abort();
     if (ref->kind != CSS_REF_IMPORT && ref->media != NULL)
         abort();

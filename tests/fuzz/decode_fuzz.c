@@ -10,8 +10,8 @@
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
-    static const char *codings[] = {"gzip", "deflate", "br", "identity", "br, gzip", "gzip, deflate",
-                                    "deflate, br", "gzip, gzip"};
+    static const char *codings[] = {"gzip",     "deflate",       "br",          "identity",
+                                    "br, gzip", "gzip, deflate", "deflate, br", "gzip, gzip"};
     if (size < 1)
         return 0;
     const char *enc = codings[data[0] & 7];

@@ -132,6 +132,7 @@ def _():
         rc = hd.p.wait(15)
     except subprocess.TimeoutExpired:
         rc = "still running after 15 s"
+    hd.exit_code = rc
     T.eq(rc, 0, "herald exit code after SIGTERM")
     T.check(time.monotonic() - t0 < 15, "drain took too long")
 

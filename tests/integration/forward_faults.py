@@ -22,11 +22,11 @@ h = T.herald(o, args=["--origin-timeout=1"])
 
 
 def h2c(*a):
-    return T.curl(["--http2-prior-knowledge"] + list(a[:-1]), a[-1])
+    return T.curl(["--http2-prior-knowledge"] + list(a[:-1]), a[-1], timeout=10)
 
 
 def h1(*a):
-    return T.curl(["--http1.1"] + list(a[:-1]), a[-1])
+    return T.curl(["--http1.1"] + list(a[:-1]), a[-1], timeout=10)
 
 
 @T.case("origin down (connection refused) → 502, h2 and h1")
@@ -44,7 +44,7 @@ def _():
 def _():
     for f in (h2c, h1):
         t0 = time.monotonic()
-        r = f("--max-time", "15", h.url + "/_stall")
+        r = f(h.url + "/_stall")
         took = time.monotonic() - t0
         T.eq((r.returncode, r.status), (0, 504), "rc, status")
         T.check(0.8 < took < 8, "504 after %.2f s (origin timeout is 1 s)" % took)

@@ -53,8 +53,9 @@ static void test_urls(void)
     scan_is("a{b:url( \"q.png\" )}", "image https://ex.com/css/q.png");
     scan_is("a{b:url('s.png')}", "image https://ex.com/css/s.png");
     scan_is("a{b:url(  sp.png  )}", "image https://ex.com/css/sp.png");
-    scan_is("a{b:url(/abs.png) url(//cdn.ex/c.png) url(../up.png)}",
-            "image https://ex.com/abs.png\nimage https://cdn.ex/c.png\nimage https://ex.com/up.png");
+    scan_is(
+        "a{b:url(/abs.png) url(//cdn.ex/c.png) url(../up.png)}",
+        "image https://ex.com/abs.png\nimage https://cdn.ex/c.png\nimage https://ex.com/up.png");
     /* Comments are not recognised inside an unquoted url token (§4.3.6). */
     scan_is("a{b:url(/*c*/x.png)}", "image https://ex.com/*c*/x.png");
     scan_is("a{b:/*url(no.png)*/url(yes.png)}", "image https://ex.com/css/yes.png");
@@ -106,6 +107,7 @@ static void test_import(void)
     scan_is("@namespace svg url(http://www.w3.org/2000/svg); a{b:url(n.png)}",
             "image https://ex.com/css/n.png");
     scan_is("<!-- @import 'cdo.css'; -->", "import https://ex.com/css/cdo.css");
+    scan_is("@namespace x; @import 'late.css';", "");
 }
 
 static void test_font_face(void)

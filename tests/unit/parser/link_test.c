@@ -67,9 +67,8 @@ static void test_real_servers(void)
     link_list_dispose(&l);
 
     /* Sloppy but unambiguous forms seen in the wild. */
-    CHECK_INTEQ(parse(" , </a.css>;rel=preload;as=Style;type=text/css;, ,</b.css> ; rel=x;;", &l,
-                      &why),
-                0);
+    CHECK_INTEQ(
+        parse(" , </a.css>;rel=preload;as=Style;type=text/css;, ,</b.css> ; rel=x;;", &l, &why), 0);
     CHECK_INTEQ(l.n, 2);
     if (l.n == 2) {
         CHECK_STREQ(l.v[0].as, "style");
@@ -107,9 +106,9 @@ static void test_rfc_examples(void)
     CHECK_INTEQ(l.n, 2);
     link_list_dispose(&l);
 
-    CHECK_INTEQ(parse("<http://example.org/>; rel=\"start http://example.net/relation/other\"",
-                      &l, &why),
-                0);
+    CHECK_INTEQ(
+        parse("<http://example.org/>; rel=\"start http://example.net/relation/other\"", &l, &why),
+        0);
     CHECK_INTEQ(l.n ? l.v[0].rel : 0, LINK_REL_OTHER);
     link_list_dispose(&l);
 
@@ -175,10 +174,10 @@ static void test_format(void)
               page, 0, "</s.css?v=1>; rel=preload; as=style; nopush");
     format_is(link_preload("https://ex.com", "fetch", ASSET_CORS_NONE, NULL, false), page, 0,
               "</>; rel=preload; as=fetch");
-    format_is(link_preload("https://cdn.ex/f.woff2", "font", ASSET_CORS_ANONYMOUS, "font/woff2",
-                           false),
-              page, 0,
-              "<https://cdn.ex/f.woff2>; rel=preload; as=font; crossorigin; type=\"font/woff2\"");
+    format_is(
+        link_preload("https://cdn.ex/f.woff2", "font", ASSET_CORS_ANONYMOUS, "font/woff2", false),
+        page, 0,
+        "<https://cdn.ex/f.woff2>; rel=preload; as=font; crossorigin; type=\"font/woff2\"");
     format_is(link_preload("http://ex.com/a.js", "script", ASSET_CORS_CREDENTIALS, NULL, false),
               page, 0, "<http://ex.com/a.js>; rel=preload; as=script; crossorigin=use-credentials");
     format_is(link_preload("https://ex.com/a.js", "script", ASSET_CORS_NONE, NULL, false), NULL, 0,
@@ -221,8 +220,8 @@ static void test_format(void)
 /* What we format, we parse back the same. */
 static void test_round_trip(void)
 {
-    link_t in = link_preload("https://ex.com/f.woff2", "font", ASSET_CORS_ANONYMOUS, "font/woff2",
-                             true);
+    link_t in =
+        link_preload("https://ex.com/f.woff2", "font", ASSET_CORS_ANONYMOUS, "font/woff2", true);
     char *out = NULL;
     CHECK_INTEQ(link_format(&in, BASE, &out), 0);
     link_list_t l = {0};

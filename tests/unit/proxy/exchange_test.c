@@ -33,10 +33,10 @@ static void test_format(void)
 {
     exchange_t *ex = fixed();
     char line[1024];
-    size_t n = exchange_log_format(ex, 0, line, sizeof(line));
+    size_t n = exchange_log_format(ex, ex->t_start + 20000000, line, sizeof(line));
     line[n] = '\0';
     CHECK_STREQ(line, "127.0.0.1 - - [24/Nov/2026:21:30:00 +0000] \"GET /x HTTP/2\" 200 1234 "
-                      "\"https://example.com/\" \"curl/7.88\" rt=0.012 ut=0.010 up_bytes=1234 "
+                      "\"https://example.com/\" \"curl/7.88\" rt=0.020 ut=0.010 up_bytes=1234 "
                       "req_bytes=0\n");
 
     /* no origin reached, no headers, hostile bytes escaped */

@@ -1,0 +1,593 @@
+/*
+ * JSON snapshot of the learned map: dump (under the map's lock) -> JSON (no
+ * lock) on the way out; JSON -> validated dump -> restore (one lock hold)
+ * on the way in, so bad input never touches the map.
+ */
+#include "learn/snapshot.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <jansson.h>
+#include <math.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "parser/error.h"
+
+static const char *const cors_names[] = {"none", "anonymous", "use-credentials"};
+static const char *const state_names[] = {"learned", "pinned", "banned"};
+static const char *const source_names[] = {"html", "css", "link", "followup", "push"};
+#define NSOURCES (sizeof(source_names) / sizeof(source_names[0]))
+
+/* ---- out --------------------------------------------------------------- */
+
+/* Set obj[k] = v (stolen); a NULL v or a failed set marks *bad. */
+static void put(json_t *obj, const char *k, json_t *v, bool *bad)
+{
+    if (v == NULL || json_object_set_new(obj, k, v) != 0)
+        *bad = true;
+}
+
+static json_t *str_or_null(const char *s)
+{
+    return s ? json_string(s) : json_null();
+}
+
+static json_t *page_json(const pagemap_dump_page_t *dp)
+{
+    const pagemap_page_info_t *i = &dp->info;
+    bool bad = false;
+    json_t *o = json_object();
+    if (o == NULL)
+        return NULL;
+    put(o, "key", json_string(i->key), &bad);
+    put(o, "template_key", str_or_null(i->template_key), &bad);
+    put(o, "template", json_boolean(i->is_template), &bad);
+    put(o, "visits", json_real(i->visits), &bad);
+    put(o, "visits_total", json_integer((json_int_t)i->visits_total), &bad);
+    put(o, "last_visit_ms", json_integer(i->last_visit_ms), &bad);
+    put(o, "think_ms", json_real(i->think_ms), &bad);
+    put(o, "html_size", json_integer((json_int_t)i->html_size), &bad);
+    put(o, "status", json_integer(i->status), &bad);
+    put(o, "bytes_pushed", json_integer((json_int_t)i->bytes_pushed), &bad);
+    put(o, "hints_sent", json_integer((json_int_t)i->hints_sent), &bad);
+    put(o, "followups_seen", json_boolean(i->followups_seen), &bad);
+    json_t *edges = json_array();
+    for (size_t k = 0; edges && k < dp->nedges && !bad; k++) {
+        const pagemap_edge_info_t *e = &dp->edges[k];
+        json_t *eo = json_object(), *src = json_array();
+        if (eo == NULL || src == NULL) {
+            json_decref(eo);
+            json_decref(src);
+            bad = true;
+            break;
+        }
+        for (size_t b = 0; b < NSOURCES; b++)
+            if ((e->sources & (1u << b)) &&
+                json_array_append_new(src, json_string(source_names[b])))
+                bad = true;
+        put(eo, "key", json_string(e->key), &bad);
+        put(eo, "url", json_string(e->url), &bad);
+        put(eo, "kind", json_string(pagemap_kind_name(e->kind)), &bad);
+        put(eo, "as", str_or_null(e->as), &bad);
+        put(eo, "crossorigin", json_string(cors_names[(unsigned)e->crossorigin % 3]), &bad);
+        put(eo, "order", json_integer(e->order), &bad);
+        put(eo, "sources", src, &bad);
+        put(eo, "blocking", json_boolean(e->blocking), &bad);
+        put(eo, "volatile", json_boolean(e->volatile_url), &bad);
+        put(eo, "hits", json_real(e->hits), &bad);
+        put(eo, "visits", json_real(e->visits), &bad);
+        put(eo, "confidence", json_real(e->confidence), &bad);
+        put(eo, "hit_visits", json_integer((json_int_t)e->hit_visits), &bad);
+        put(eo, "first_seen_ms", json_integer(e->first_seen_ms), &bad);
+        put(eo, "last_seen_ms", json_integer(e->last_seen_ms), &bad);
+        put(eo, "promised", json_integer((json_int_t)e->promised), &bad);
+        put(eo, "completed", json_integer((json_int_t)e->completed), &bad);
+        put(eo, "cancelled", json_integer((json_int_t)e->cancelled), &bad);
+        put(eo, "hinted", json_integer((json_int_t)e->hinted), &bad);
+        put(eo, "state", json_string(state_names[(unsigned)e->state % 3]), &bad);
+        put(eo, "size", json_integer((json_int_t)e->size), &bad);
+        put(eo, "status", json_integer(e->status), &bad);
+        put(eo, "content_type", str_or_null(e->content_type), &bad);
+        put(eo, "etag", str_or_null(e->etag), &bad);
+        put(eo, "last_modified", str_or_null(e->last_modified), &bad);
+        put(eo, "location", str_or_null(e->location), &bad);
+        put(eo, "cacheable", json_boolean(e->cacheable), &bad);
+        put(eo, "unpushable", json_boolean(e->unpushable), &bad);
+        if (json_array_append_new(edges, eo) != 0)
+            bad = true;
+    }
+    put(o, "edges", edges, &bad);
+    if (bad) {
+        json_decref(o);
+        return NULL;
+    }
+    return o;
+}
+
+static int dumps(json_t *root, char **json_out, size_t *len_out)
+{
+    char *s = root ? json_dumps(root, JSON_COMPACT) : NULL;
+    json_decref(root);
+    if (s == NULL)
+        return HERALD_ENOMEM;
+    *json_out = s;
+    if (len_out)
+        *len_out = strlen(s);
+    return 0;
+}
+
+int snapshot_export_dump(const pagemap_dump_t *d, char **json_out, size_t *len_out)
+{
+    if (d == NULL || json_out == NULL)
+        return HERALD_EINVAL;
+    *json_out = NULL;
+    bool bad = false;
+    json_t *root = json_object(), *pages = json_array();
+    if (root == NULL || pages == NULL) {
+        json_decref(root);
+        json_decref(pages);
+        return HERALD_ENOMEM;
+    }
+    put(root, "version", json_integer(SNAPSHOT_VERSION), &bad);
+    for (size_t i = 0; i < d->n && !bad; i++)
+        if (json_array_append_new(pages, page_json(&d->pages[i])) != 0)
+            bad = true;
+    put(root, "pages", pages, &bad);
+    if (bad) {
+        json_decref(root);
+        return HERALD_ENOMEM;
+    }
+    return dumps(root, json_out, len_out);
+}
+
+int snapshot_export(pagemap_t *pm, char **json_out, size_t *len_out)
+{
+    if (pm == NULL || json_out == NULL)
+        return HERALD_EINVAL;
+    pagemap_dump_t d;
+    int rc = pagemap_dump(pm, &d);
+    if (rc != 0)
+        return rc;
+    rc = snapshot_export_dump(&d, json_out, len_out);
+    pagemap_dump_dispose(&d);
+    return rc;
+}
+
+int snapshot_export_page(pagemap_t *pm, const char *page_key, char **json_out, size_t *len_out)
+{
+    if (pm == NULL || page_key == NULL || json_out == NULL)
+        return HERALD_EINVAL;
+    *json_out = NULL;
+    pagemap_dump_page_t dp;
+    memset(&dp, 0, sizeof(dp));
+    int rc = pagemap_page_get(pm, page_key, &dp.info, &dp.edges, &dp.nedges);
+    if (rc != 0)
+        return rc;
+    rc = dumps(page_json(&dp), json_out, len_out);
+    pagemap_page_info_dispose(&dp.info);
+    pagemap_edge_infos_free(dp.edges, dp.nedges);
+    return rc;
+}
+
+/* ---- in ---------------------------------------------------------------- */
+
+typedef struct vctx {
+    char *reason;
+    size_t reasonlen;
+    int rc;
+} vctx_t;
+
+static bool fail(vctx_t *c, int rc, const char *fmt, ...)
+{
+    if (c->rc == 0) {
+        c->rc = rc;
+        if (c->reason && c->reasonlen) {
+            va_list ap;
+            va_start(ap, fmt);
+            vsnprintf(c->reason, c->reasonlen, fmt, ap);
+            va_end(ap);
+        }
+    }
+    return false;
+}
+
+/* Optional string member: absent or null → NULL (ok); copied into *out. */
+static bool get_str(vctx_t *c, json_t *o, const char *k, bool required, char **out, size_t idx)
+{
+    json_t *v = json_object_get(o, k);
+    *out = NULL;
+    if (v == NULL || json_is_null(v)) {
+        if (required)
+            return fail(c, HERALD_EPARSE, "page %zu: missing \"%s\"", idx, k);
+        return true;
+    }
+    if (!json_is_string(v))
+        return fail(c, HERALD_EPARSE, "page %zu: \"%s\" is not a string", idx, k);
+    size_t len = json_string_length(v);
+    if (len > SNAPSHOT_MAX_STRING || (required && len == 0))
+        return fail(c, HERALD_EPARSE, "page %zu: \"%s\" empty or too long", idx, k);
+    if (memchr(json_string_value(v), '\0', len) != NULL)
+        return fail(c, HERALD_EPARSE, "page %zu: \"%s\" contains NUL", idx, k);
+    if ((*out = malloc(len + 1)) == NULL) /* not strdup: malloc-failure tests must reach it */
+        return fail(c, HERALD_ENOMEM, "out of memory");
+    memcpy(*out, json_string_value(v), len + 1);
+    return true;
+}
+
+static bool get_num(vctx_t *c, json_t *o, const char *k, double min, double *out, size_t idx)
+{
+    json_t *v = json_object_get(o, k);
+    *out = 0;
+    if (v == NULL)
+        return true;
+    if (!json_is_number(v) || !isfinite(json_number_value(v)) || json_number_value(v) < min)
+        return fail(c, HERALD_EPARSE, "page %zu: \"%s\" is not a valid number", idx, k);
+    *out = json_number_value(v);
+    return true;
+}
+
+static bool get_uint(vctx_t *c, json_t *o, const char *k, uint64_t *out, size_t idx)
+{
+    json_t *v = json_object_get(o, k);
+    *out = 0;
+    if (v == NULL)
+        return true;
+    if (!json_is_integer(v) || json_integer_value(v) < 0)
+        return fail(c, HERALD_EPARSE, "page %zu: \"%s\" is not a non-negative integer", idx, k);
+    *out = (uint64_t)json_integer_value(v);
+    return true;
+}
+
+static bool get_int(vctx_t *c, json_t *o, const char *k, int64_t lo, int64_t hi, int64_t *out,
+                    size_t idx)
+{
+    json_t *v = json_object_get(o, k);
+    *out = 0;
+    if (v == NULL)
+        return true;
+    if (!json_is_integer(v) || json_integer_value(v) < lo || json_integer_value(v) > hi)
+        return fail(c, HERALD_EPARSE, "page %zu: \"%s\" is not an integer in range", idx, k);
+    *out = json_integer_value(v);
+    return true;
+}
+
+static bool get_bool(vctx_t *c, json_t *o, const char *k, bool *out, size_t idx)
+{
+    json_t *v = json_object_get(o, k);
+    *out = false;
+    if (v == NULL)
+        return true;
+    if (!json_is_boolean(v))
+        return fail(c, HERALD_EPARSE, "page %zu: \"%s\" is not a boolean", idx, k);
+    *out = json_is_true(v);
+    return true;
+}
+
+static bool get_enum(vctx_t *c, json_t *o, const char *k, const char *const *names, unsigned n,
+                     unsigned *out, size_t idx)
+{
+    json_t *v = json_object_get(o, k);
+    *out = 0;
+    if (v == NULL || json_is_null(v))
+        return true;
+    for (unsigned i = 0; json_is_string(v) && i < n; i++) {
+        if (strcmp(json_string_value(v), names[i]) == 0) {
+            *out = i;
+            return true;
+        }
+    }
+    return fail(c, HERALD_EPARSE, "page %zu: bad \"%s\"", idx, k);
+}
+
+static bool parse_edge(vctx_t *c, json_t *eo, pagemap_edge_info_t *e, size_t idx)
+{
+    if (!json_is_object(eo))
+        return fail(c, HERALD_EPARSE, "page %zu: an edge is not an object", idx);
+    int64_t i64;
+    unsigned u;
+    double conf;
+    if (!get_str(c, eo, "key", true, &e->key, idx) || !get_str(c, eo, "url", false, &e->url, idx) ||
+        !get_str(c, eo, "as", false, &e->as, idx) ||
+        !get_str(c, eo, "content_type", false, &e->content_type, idx) ||
+        !get_str(c, eo, "etag", false, &e->etag, idx) ||
+        !get_str(c, eo, "last_modified", false, &e->last_modified, idx) ||
+        !get_str(c, eo, "location", false, &e->location, idx))
+        return false;
+    json_t *kind = json_object_get(eo, "kind");
+    e->kind = PAGEMAP_KIND_OTHER;
+    if (kind != NULL &&
+        (!json_is_string(kind) || pagemap_kind_parse(json_string_value(kind), &e->kind) != 0))
+        return fail(c, HERALD_EPARSE, "page %zu: bad \"kind\"", idx);
+    if (!get_enum(c, eo, "crossorigin", cors_names, 3, &u, idx))
+        return false;
+    e->crossorigin = (pagemap_cors_t)u;
+    if (!get_enum(c, eo, "state", state_names, 3, &u, idx))
+        return false;
+    e->state = (pagemap_edge_state_t)u;
+    if (!get_int(c, eo, "order", 0, UINT32_MAX, &i64, idx))
+        return false;
+    e->order = (unsigned)i64;
+    json_t *src = json_object_get(eo, "sources");
+    if (src != NULL) {
+        if (!json_is_array(src) || json_array_size(src) > 16)
+            return fail(c, HERALD_EPARSE, "page %zu: bad \"sources\"", idx);
+        for (size_t k = 0; k < json_array_size(src); k++) {
+            json_t *s = json_array_get(src, k);
+            unsigned b = 0;
+            while (b < NSOURCES &&
+                   !(json_is_string(s) && !strcmp(json_string_value(s), source_names[b])))
+                b++;
+            if (b == NSOURCES)
+                return fail(c, HERALD_EPARSE, "page %zu: unknown source", idx);
+            e->sources |= 1u << b;
+        }
+    }
+    if (!get_bool(c, eo, "blocking", &e->blocking, idx) ||
+        !get_bool(c, eo, "volatile", &e->volatile_url, idx) ||
+        !get_bool(c, eo, "cacheable", &e->cacheable, idx) ||
+        !get_bool(c, eo, "unpushable", &e->unpushable, idx) ||
+        !get_num(c, eo, "hits", 0, &e->hits, idx) ||
+        !get_num(c, eo, "visits", 0, &e->visits, idx) ||
+        !get_num(c, eo, "confidence", 0, &conf, idx) ||
+        !get_uint(c, eo, "hit_visits", &e->hit_visits, idx) ||
+        !get_int(c, eo, "first_seen_ms", INT64_MIN, INT64_MAX, &e->first_seen_ms, idx) ||
+        !get_int(c, eo, "last_seen_ms", INT64_MIN, INT64_MAX, &e->last_seen_ms, idx) ||
+        !get_uint(c, eo, "promised", &e->promised, idx) ||
+        !get_uint(c, eo, "completed", &e->completed, idx) ||
+        !get_uint(c, eo, "cancelled", &e->cancelled, idx) ||
+        !get_uint(c, eo, "hinted", &e->hinted, idx) || !get_uint(c, eo, "size", &e->size, idx) ||
+        !get_int(c, eo, "status", 0, 999, &i64, idx))
+        return false;
+    e->status = (int)i64;
+    if (json_object_get(eo, "cacheable") == NULL)
+        e->cacheable = true;
+    if (e->hits > e->visits * (1 + 1e-9) + 1e-9)
+        return fail(c, HERALD_EPARSE, "page %zu: edge hits exceed visits", idx);
+    return true;
+}
+
+static bool parse_page(vctx_t *c, json_t *po, pagemap_dump_page_t *dp, size_t idx)
+{
+    pagemap_page_info_t *i = &dp->info;
+    if (!json_is_object(po))
+        return fail(c, HERALD_EPARSE, "page %zu is not an object", idx);
+    int64_t st;
+    if (!get_str(c, po, "key", true, &i->key, idx) ||
+        !get_str(c, po, "template_key", false, &i->template_key, idx) ||
+        !get_bool(c, po, "template", &i->is_template, idx) ||
+        !get_num(c, po, "visits", 0, &i->visits, idx) ||
+        !get_uint(c, po, "visits_total", &i->visits_total, idx) ||
+        !get_int(c, po, "last_visit_ms", INT64_MIN, INT64_MAX, &i->last_visit_ms, idx) ||
+        !get_num(c, po, "think_ms", -INFINITY, &i->think_ms, idx) ||
+        !get_uint(c, po, "html_size", &i->html_size, idx) ||
+        !get_int(c, po, "status", 0, 999, &st, idx) ||
+        !get_uint(c, po, "bytes_pushed", &i->bytes_pushed, idx) ||
+        !get_uint(c, po, "hints_sent", &i->hints_sent, idx) ||
+        !get_bool(c, po, "followups_seen", &i->followups_seen, idx))
+        return false;
+    i->status = (int)st;
+    if (json_object_get(po, "think_ms") == NULL)
+        i->think_ms = -1;
+    json_t *edges = json_object_get(po, "edges");
+    if (edges == NULL)
+        return true;
+    if (!json_is_array(edges))
+        return fail(c, HERALD_EPARSE, "page %zu: \"edges\" is not an array", idx);
+    size_t n = json_array_size(edges);
+    if (n > SNAPSHOT_MAX_EDGES)
+        return fail(c, HERALD_EPARSE, "page %zu: too many edges", idx);
+    if (n == 0)
+        return true;
+    if ((dp->edges = calloc(n, sizeof(*dp->edges))) == NULL)
+        return fail(c, HERALD_ENOMEM, "out of memory");
+    for (size_t k = 0; k < n; k++) {
+        dp->nedges = k + 1; /* so dispose frees a half-parsed edge */
+        if (!parse_edge(c, json_array_get(edges, k), &dp->edges[k], idx))
+            return false;
+    }
+    i->nedges = n;
+    return true;
+}
+
+/* Parse and validate the whole document into *d (caller disposes it in every case). */
+static int parse_doc(vctx_t *c, const char *json, size_t len, pagemap_dump_t *d)
+{
+    json_error_t err;
+    json_t *root = json_loadb(json, len, JSON_REJECT_DUPLICATES, &err);
+    if (root == NULL && json_error_code(&err) == json_error_out_of_memory) {
+        fail(c, HERALD_ENOMEM, "out of memory");
+        return c->rc;
+    }
+    if (root == NULL) {
+        fail(c, HERALD_EPARSE, "invalid JSON at line %d column %d: %s", err.line, err.column,
+             err.text);
+        return c->rc;
+    }
+    json_t *ver = json_object_get(root, "version");
+    json_t *pages = json_object_get(root, "pages");
+    if (!json_is_object(root))
+        fail(c, HERALD_EPARSE, "the document is not a JSON object");
+    else if (!json_is_integer(ver) || json_integer_value(ver) < 1)
+        fail(c, HERALD_EPARSE, "missing or bad \"version\"");
+    else if (json_integer_value(ver) > SNAPSHOT_VERSION)
+        fail(c, HERALD_EUNSUPPORTED, "version %lld is newer than supported version %d",
+             (long long)json_integer_value(ver), SNAPSHOT_VERSION);
+    else if (!json_is_array(pages))
+        fail(c, HERALD_EPARSE, "missing or bad \"pages\"");
+    else if (json_array_size(pages) > SNAPSHOT_MAX_PAGES)
+        fail(c, HERALD_EPARSE, "too many pages");
+    else if (json_array_size(pages) > 0 &&
+             (d->pages = calloc(json_array_size(pages), sizeof(*d->pages))) == NULL)
+        fail(c, HERALD_ENOMEM, "out of memory");
+    for (size_t i = 0; c->rc == 0 && i < json_array_size(pages); i++) {
+        d->n = i + 1;
+        parse_page(c, json_array_get(pages, i), &d->pages[i], i);
+    }
+    json_decref(root);
+    return c->rc;
+}
+
+int snapshot_import(pagemap_t *pm, const char *json, size_t len, snapshot_mode_t mode, char *reason,
+                    size_t reasonlen)
+{
+    if (reason && reasonlen)
+        reason[0] = '\0';
+    if (pm == NULL || (json == NULL && len > 0))
+        return HERALD_EINVAL;
+    vctx_t c = {reason, reasonlen, 0};
+    pagemap_dump_t d = {0};
+    int rc = parse_doc(&c, json ? json : "", len, &d);
+    if (rc == 0)
+        rc = pagemap_restore(
+            pm, &d, mode == SNAPSHOT_REPLACE ? PAGEMAP_RESTORE_REPLACE : PAGEMAP_RESTORE_MERGE);
+    pagemap_dump_dispose(&d);
+    return rc;
+}
+
+/* ---- files ------------------------------------------------------------- */
+
+static int fsync_dir_of(const char *path)
+{
+    const char *slash = strrchr(path, '/');
+    char *dir = slash ? strndup(path, slash == path ? 1 : (size_t)(slash - path)) : strdup(".");
+    if (dir == NULL)
+        return -ENOMEM;
+    int fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    free(dir);
+    if (fd < 0)
+        return -errno;
+    int rc = fsync(fd) == 0 ? 0 : -errno;
+    close(fd);
+    return rc;
+}
+
+int snapshot_write_file(const char *path, const char *data, size_t len)
+{
+    if (path == NULL || (data == NULL && len > 0))
+        return HERALD_EINVAL;
+    static unsigned counter;
+    unsigned n = __atomic_fetch_add(&counter, 1, __ATOMIC_RELAXED);
+    size_t tlen = strlen(path) + 48;
+    char *tmp = malloc(tlen);
+    if (tmp == NULL)
+        return -ENOMEM;
+    snprintf(tmp, tlen, "%s.tmp.%ld.%u", path, (long)getpid(), n);
+    int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+    if (fd < 0) {
+        int rc = -errno;
+        free(tmp);
+        return rc;
+    }
+    int rc = 0;
+    for (size_t off = 0; off < len && rc == 0;) {
+        ssize_t w = write(fd, data + off, len - off);
+        if (w < 0 && errno != EINTR)
+            rc = -errno;
+        else if (w > 0)
+            off += (size_t)w;
+    }
+    if (rc == 0 && fsync(fd) != 0)
+        rc = -errno;
+    if (close(fd) != 0 && rc == 0)
+        rc = -errno;
+    if (rc == 0 && rename(tmp, path) != 0)
+        rc = -errno;
+    if (rc != 0)
+        unlink(tmp);
+    else
+        rc = fsync_dir_of(path);
+    free(tmp);
+    return rc;
+}
+
+int snapshot_save_file(pagemap_t *pm, const char *path)
+{
+    char *json;
+    size_t len;
+    int rc = snapshot_export(pm, &json, &len);
+    if (rc != 0)
+        return rc;
+    rc = snapshot_write_file(path, json, len);
+    free(json);
+    return rc;
+}
+
+static void set_aside(const char *path, char *reason, size_t reasonlen)
+{
+    size_t alen = strlen(path) + 40;
+    char *aside = malloc(alen);
+    if (aside == NULL)
+        return;
+    snprintf(aside, alen, "%s.corrupt-%lld", path, (long long)time(NULL));
+    bool moved = rename(path, aside) == 0;
+    if (reason && reasonlen) {
+        size_t used = strlen(reason);
+        if (used < reasonlen)
+            snprintf(reason + used, reasonlen - used,
+                     moved ? "; moved to %s" : "; could not move %s", moved ? aside : path);
+    }
+    free(aside);
+}
+
+int snapshot_load_file(pagemap_t *pm, const char *path, char *reason, size_t reasonlen)
+{
+    if (reason && reasonlen)
+        reason[0] = '\0';
+    if (pm == NULL || path == NULL)
+        return HERALD_EINVAL;
+    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    if (fd < 0) {
+        int rc = errno == ENOENT ? HERALD_ENOTFOUND : -errno;
+        if (reason && reasonlen)
+            snprintf(reason, reasonlen, "%s: %s", path, strerror(errno));
+        return rc;
+    }
+    struct stat st;
+    if (fstat(fd, &st) != 0) {
+        int rc = -errno;
+        close(fd);
+        return rc;
+    }
+    if ((uint64_t)st.st_size > SNAPSHOT_MAX_FILE) {
+        close(fd);
+        if (reason && reasonlen)
+            snprintf(reason, reasonlen, "%s: %lld bytes is over the %u byte cap", path,
+                     (long long)st.st_size, SNAPSHOT_MAX_FILE);
+        set_aside(path, reason, reasonlen);
+        return HERALD_ETOOBIG;
+    }
+    size_t len = (size_t)st.st_size;
+    char *buf = malloc(len + 1);
+    if (buf == NULL) {
+        close(fd);
+        return HERALD_ENOMEM;
+    }
+    size_t got = 0;
+    int rc = 0;
+    while (got < len) {
+        ssize_t r = read(fd, buf + got, len - got);
+        if (r < 0 && errno == EINTR)
+            continue;
+        if (r < 0) {
+            rc = -errno;
+            break;
+        }
+        if (r == 0)
+            break;
+        got += (size_t)r;
+    }
+    close(fd);
+    if (rc == 0) {
+        rc = snapshot_import(pm, buf, got, SNAPSHOT_REPLACE, reason, reasonlen);
+        if (rc == HERALD_EPARSE || rc == HERALD_EUNSUPPORTED)
+            set_aside(path, reason, reasonlen);
+    }
+    free(buf);
+    return rc;
+}

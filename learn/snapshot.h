@@ -1,0 +1,103 @@
+/*
+ * The learned map as one versioned JSON document (DESIGN.md, "State on
+ * disk"; the admin export/import uses the same format):
+ *
+ *   {"version":1,"pages":[{"key":"example.com/item/1","template_key":"example.com/item/ *",
+ *     "template":false,"visits":1.9,"visits_total":2,"last_visit_ms":1700000000000,
+ *     "think_ms":120.5,"html_size":20480,"status":200,"bytes_pushed":0,"hints_sent":3,
+ *     "followups_seen":true,"edges":[{"key":"https://example.com/a.css",
+ *     "url":"https://example.com/a.css","kind":"style","as":"style",
+ *     "crossorigin":"none","order":0,"sources":["html"],"blocking":true,
+ *     "volatile":false,"hits":1.9,"visits":1.9,"hit_visits":2,
+ *     "first_seen_ms":...,"last_seen_ms":...,"promised":0,"completed":0,
+ *     "cancelled":0,"hinted":1,"state":"learned","size":1234,"status":200,
+ *     "content_type":"text/css","etag":"\"abc\"","last_modified":null,
+ *     "location":null,"cacheable":true,"unpushable":false}]}]}
+ *
+ * (the space in the template key only keeps this C comment open).
+ * Pages are listed most recently used first. Optional members may be
+ * omitted on import (defaults: 0, false, null, "learned", "none"); unknown
+ * members are ignored. Serialisation works from a deep copy taken under the
+ * map's lock, so the JSON is built with the lock released. No logging.
+ */
+#ifndef HERALD_SNAPSHOT_H
+#define HERALD_SNAPSHOT_H
+
+#include <stddef.h>
+
+#include "learn/pagemap.h"
+
+#define SNAPSHOT_VERSION 1
+/** Largest document snapshot_load_file reads. */
+#define SNAPSHOT_MAX_FILE (256u * 1024 * 1024)
+/** Validation caps on import. */
+#define SNAPSHOT_MAX_PAGES 1000000
+#define SNAPSHOT_MAX_EDGES 10000
+#define SNAPSHOT_MAX_STRING 16384
+
+typedef enum snapshot_mode {
+    SNAPSHOT_MERGE,   /* pages in the document replace same-key pages; others stay */
+    SNAPSHOT_REPLACE, /* the map becomes the document */
+} snapshot_mode_t;
+
+/**
+ * Serialise the whole map (compact JSON). *json_out is malloc'd and
+ * NUL-terminated, owned by the caller (free()); *len_out (may be NULL) gets
+ * its length. Returns 0, HERALD_EINVAL or HERALD_ENOMEM.
+ */
+int snapshot_export(pagemap_t *pm, char **json_out, size_t *len_out);
+
+/**
+ * Serialise an already taken dump (pagemap_dump): lets the proxy take the
+ * copy on the loop and build the JSON on a thread pool. `d` is borrowed.
+ * Same results as snapshot_export.
+ */
+int snapshot_export_dump(const pagemap_dump_t *d, char **json_out, size_t *len_out);
+
+/**
+ * Serialise one page and its edges as the page object of the document
+ * (the admin's GET /maps/page). Returns 0, HERALD_ENOTFOUND, HERALD_EINVAL
+ * or HERALD_ENOMEM; *json_out as in snapshot_export.
+ */
+int snapshot_export_page(pagemap_t *pm, const char *page_key, char **json_out, size_t *len_out);
+
+/**
+ * Parse json[0..len) and validate all of it before touching the map; then
+ * load it (pagemap_restore). Malformed input (bad JSON, wrong types,
+ * negative or non-finite numbers, hits > visits, unknown kind or state,
+ * over the SNAPSHOT_MAX_* caps) → HERALD_EPARSE; "version" > 1 →
+ * HERALD_EUNSUPPORTED; in both cases the map is untouched and `reason`
+ * (may be NULL) receives a NUL-terminated message (truncated to
+ * reasonlen). Returns 0, those, HERALD_EINVAL or HERALD_ENOMEM. (jansson
+ * 2.14 reports an allocation failure inside its parser as a syntax error,
+ * so that one case comes back as HERALD_EPARSE.)
+ */
+int snapshot_import(pagemap_t *pm, const char *json, size_t len, snapshot_mode_t mode, char *reason,
+                    size_t reasonlen);
+
+/**
+ * Write data[0..len) to `path` atomically: a temp file "<path>.tmp.<pid>"
+ * in the same directory, write, fsync, rename over path, fsync the
+ * directory. Blocking: call it off the event loop. On error the temp file
+ * is removed and the old file is intact. Returns 0 or a negative errno.
+ */
+int snapshot_write_file(const char *path, const char *data, size_t len);
+
+/**
+ * Export the map and snapshot_write_file it. Returns 0, the codes of
+ * snapshot_export or a negative errno.
+ */
+int snapshot_save_file(pagemap_t *pm, const char *path);
+
+/**
+ * Load `path` into the map (REPLACE). A missing file returns
+ * HERALD_ENOTFOUND with the map untouched (not an error: start empty). A
+ * corrupt, truncated, oversized or future-version file is renamed to
+ * "<path>.corrupt-<unix seconds>" and HERALD_EPARSE / HERALD_EUNSUPPORTED /
+ * HERALD_ETOOBIG is returned with a reason (which mentions where the file
+ * went); the map is untouched and the caller starts empty. Other read
+ * errors: a negative errno. `reason` may be NULL.
+ */
+int snapshot_load_file(pagemap_t *pm, const char *path, char *reason, size_t reasonlen);
+
+#endif

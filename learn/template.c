@@ -1,0 +1,264 @@
+/*
+ * Page and template keys: string surgery over already-normalised keys.
+ */
+#include "learn/template.h"
+
+#include <ctype.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "parser/error.h"
+
+typedef struct sbuf {
+    char *p;
+    size_t n, cap;
+} sbuf_t;
+
+static int sb_put(sbuf_t *b, const char *s, size_t len)
+{
+    if (b->n + len + 1 > b->cap) {
+        size_t cap = b->cap ? b->cap : 64;
+        while (cap < b->n + len + 1)
+            cap *= 2;
+        char *p = realloc(b->p, cap);
+        if (p == NULL)
+            return HERALD_ENOMEM;
+        b->p = p;
+        b->cap = cap;
+    }
+    memcpy(b->p + b->n, s, len);
+    b->n += len;
+    b->p[b->n] = '\0';
+    return 0;
+}
+
+int template_page_key(const char *authority, const char *pathquery, char **out)
+{
+    if (authority == NULL || *authority == '\0' || out == NULL)
+        return HERALD_EINVAL;
+    if (pathquery == NULL)
+        pathquery = "";
+    sbuf_t b = {0};
+    int rc = sb_put(&b, authority, strlen(authority));
+    if (rc == 0 && pathquery[0] != '/')
+        rc = sb_put(&b, "/", 1);
+    if (rc == 0)
+        rc = sb_put(&b, pathquery, strlen(pathquery));
+    if (rc != 0) {
+        free(b.p);
+        return rc;
+    }
+    *out = b.p;
+    return 0;
+}
+
+static bool all_digits(const char *s, size_t len)
+{
+    if (len == 0)
+        return false;
+    for (size_t i = 0; i < len; i++)
+        if (!isdigit((unsigned char)s[i]))
+            return false;
+    return true;
+}
+
+static size_t count_digits(const char *s, size_t len)
+{
+    size_t n = 0;
+    for (size_t i = 0; i < len; i++)
+        n += isdigit((unsigned char)s[i]) != 0;
+    return n;
+}
+
+static bool all_hex(const char *s, size_t len)
+{
+    for (size_t i = 0; i < len; i++)
+        if (!isxdigit((unsigned char)s[i]))
+            return false;
+    return len > 0;
+}
+
+static bool is_uuid(const char *s, size_t len)
+{
+    if (len != 36)
+        return false;
+    for (size_t i = 0; i < 36; i++) {
+        if (i == 8 || i == 13 || i == 18 || i == 23) {
+            if (s[i] != '-')
+                return false;
+        } else if (!isxdigit((unsigned char)s[i])) {
+            return false;
+        }
+    }
+    return true;
+}
+
+/* A UUID anywhere inside s[0..len), e.g. "img-<uuid>.png". */
+static bool contains_uuid(const char *s, size_t len)
+{
+    for (size_t i = 0; i + 36 <= len; i++)
+        if (is_uuid(s + i, 36))
+            return true;
+    return false;
+}
+
+static bool is_hexid(const char *s, size_t len, size_t min)
+{
+    return len >= min && all_hex(s, len) && count_digits(s, len) > 0;
+}
+
+static bool is_b64ish(const char *s, size_t len, size_t min)
+{
+    if (len < min)
+        return false;
+    size_t digits = 0, alpha = 0;
+    for (size_t i = 0; i < len; i++) {
+        unsigned char c = (unsigned char)s[i];
+        if (isdigit(c))
+            digits++;
+        else if (isalpha(c))
+            alpha++;
+        else if (!strchr("+/_%=-", c))
+            return false;
+    }
+    return digits > 0 && alpha > 0;
+}
+
+bool template_segment_is_id(const char *seg, size_t len)
+{
+    if (seg == NULL || len == 0)
+        return false;
+    if (all_digits(seg, len) || is_hexid(seg, len, 8) || is_uuid(seg, len))
+        return true;
+    size_t digits = 0, alpha = 0;
+    for (size_t i = 0; i < len; i++) {
+        unsigned char c = (unsigned char)seg[i];
+        if (isdigit(c))
+            digits++;
+        else if (isalpha(c))
+            alpha++;
+        else if (c != '-' && c != '_')
+            return false;
+    }
+    return alpha > 0 && digits >= 4;
+}
+
+bool template_value_is_volatile(const char *v, size_t len)
+{
+    if (v == NULL || len == 0)
+        return false;
+    if (all_digits(v, len))
+        return len >= 6;
+    return is_hexid(v, len, 12) || is_uuid(v, len) || is_b64ish(v, len, 16);
+}
+
+/* Append one path segment, generalised when it is an id (or "<id>.<ext>"). */
+static int put_segment(sbuf_t *b, const char *s, size_t len)
+{
+    if (template_segment_is_id(s, len))
+        return sb_put(b, "*", 1);
+    const char *dot = memchr(s, '.', len);
+    if (dot != NULL && dot > s) {
+        size_t stem = (size_t)(dot - s), ext = len - stem - 1;
+        bool alpha_ext = ext >= 1 && ext <= 5;
+        for (size_t i = 0; alpha_ext && i < ext; i++)
+            alpha_ext = isalpha((unsigned char)dot[1 + i]) != 0;
+        if (alpha_ext && template_segment_is_id(s, stem)) {
+            int rc = sb_put(b, "*", 1);
+            return rc ? rc : sb_put(b, dot, ext + 1);
+        }
+    }
+    return sb_put(b, s, len);
+}
+
+int template_key(const char *page_key, char **out)
+{
+    if (page_key == NULL || out == NULL)
+        return HERALD_EINVAL;
+    sbuf_t b = {0};
+    int rc = 0;
+    size_t total = strcspn(page_key, "#");
+    size_t pathend = strcspn(page_key, "?#");
+    const char *slash = memchr(page_key, '/', pathend);
+    size_t auth = slash ? (size_t)(slash - page_key) : pathend;
+    rc = sb_put(&b, page_key, auth);
+    /* Path: segments between '/'. */
+    size_t i = auth;
+    while (rc == 0 && i < pathend) {
+        rc = sb_put(&b, "/", 1); /* page_key[i] == '/' */
+        i++;
+        size_t j = i;
+        while (j < pathend && page_key[j] != '/')
+            j++;
+        if (rc == 0)
+            rc = put_segment(&b, page_key + i, j - i);
+        i = j;
+    }
+    /* Query: name=value pairs separated by '&', names and order kept. */
+    if (rc == 0 && pathend < total) {
+        rc = sb_put(&b, "?", 1);
+        i = pathend + 1;
+        bool first = true;
+        while (rc == 0 && i <= total) {
+            size_t j = i;
+            while (j < total && page_key[j] != '&')
+                j++;
+            if (!first)
+                rc = sb_put(&b, "&", 1);
+            first = false;
+            const char *eq = memchr(page_key + i, '=', j - i);
+            if (rc == 0 && eq != NULL) {
+                size_t name = (size_t)(eq - (page_key + i));
+                size_t vlen = j - i - name - 1;
+                rc = sb_put(&b, page_key + i, name + 1);
+                if (rc == 0)
+                    rc = template_value_is_volatile(eq + 1, vlen) ? sb_put(&b, "*", 1)
+                                                                  : sb_put(&b, eq + 1, vlen);
+            } else if (rc == 0) {
+                rc = sb_put(&b, page_key + i, j - i);
+            }
+            i = j + 1;
+        }
+    }
+    if (rc == 0 && b.p == NULL)
+        rc = sb_put(&b, "", 0);
+    if (rc != 0) {
+        free(b.p);
+        return rc;
+    }
+    *out = b.p;
+    return 0;
+}
+
+static bool value_is_per_visit(const char *v, size_t len)
+{
+    if (len == 0)
+        return false;
+    if (all_digits(v, len))
+        return len >= 9;
+    return is_hexid(v, len, 16) || contains_uuid(v, len) || is_b64ish(v, len, 20);
+}
+
+bool template_is_volatile_url(const char *url)
+{
+    if (url == NULL)
+        return false;
+    size_t total = strcspn(url, "#");
+    size_t pathend = strcspn(url, "?#");
+    if (contains_uuid(url, pathend))
+        return true;
+    if (pathend >= total)
+        return false;
+    size_t i = pathend + 1;
+    while (i < total) {
+        size_t j = i;
+        while (j < total && url[j] != '&')
+            j++;
+        const char *eq = memchr(url + i, '=', j - i);
+        const char *v = eq ? eq + 1 : url + i;
+        if (value_is_per_visit(v, (size_t)(url + j - v)))
+            return true;
+        i = j + 1;
+    }
+    return false;
+}

@@ -1,0 +1,60 @@
+/*
+ * Page keys and template keys (DESIGN.md, "Learning"). A page key is the
+ * authority followed by the already-normalised path and query
+ * ("example.com/item/123?x=1"). A template key generalises the parts of a
+ * page key that look like identifiers so that sibling pages
+ * ("/item/123", "/item/456") share one learned entry: the id segment
+ * becomes "*", giving "example.com/item/" followed by "*".
+ * Pure functions; no logging, no locks.
+ */
+#ifndef HERALD_TEMPLATE_H
+#define HERALD_TEMPLATE_H
+
+#include <stdbool.h>
+#include <stddef.h>
+
+/**
+ * Build the page key `authority` + `pathquery` (pathquery is the normalised
+ * path and query, starting with '/'; a missing leading '/' is added).
+ * Both inputs are borrowed for the call. On success *out is a malloc'd
+ * NUL-terminated string owned by the caller (free()).
+ * Returns 0, HERALD_EINVAL (NULL or empty authority) or HERALD_ENOMEM.
+ */
+int template_page_key(const char *authority, const char *pathquery, char **out);
+
+/**
+ * Derive the template key of a page key (as built by template_page_key).
+ * Path segments become "*" when they are: all digits; hex of >= 8 chars
+ * with at least one digit; a UUID; or made of [A-Za-z0-9_-] mixing letters
+ * with >= 4 digits ("a1b2c3d4", "item-12345"). A segment "<id>.<ext>"
+ * (extension of 1..5 letters) becomes "*.<ext>". Words ("v2", "css",
+ * "html5") stay. In the query, parameter names and order are kept and a
+ * value becomes "*" when template_value_is_volatile() says so. A fragment
+ * is dropped. The result equals the page key when nothing was generalised
+ * (the caller may then skip the template entry).
+ * `page_key` is borrowed; *out is malloc'd, owned by the caller.
+ * Returns 0, HERALD_EINVAL (NULL) or HERALD_ENOMEM.
+ */
+int template_key(const char *page_key, char **out);
+
+/** True when the path segment seg[0..len) looks like an identifier (rules of template_key()). */
+bool template_segment_is_id(const char *seg, size_t len);
+
+/**
+ * True when the query value v[0..len) looks volatile for template keys:
+ * >= 6 digits; hex >= 12 chars with a digit; a UUID; or base64-ish
+ * ([A-Za-z0-9+/_%=-]) of >= 16 chars mixing digits and letters.
+ */
+bool template_value_is_volatile(const char *v, size_t len);
+
+/**
+ * True when an asset URL carries a value that looks per-visit: a query
+ * value of >= 9 digits (a timestamp), hex of >= 16 chars (a nonce), a UUID,
+ * or base64-ish >= 20 chars, in the query or as a path segment UUID.
+ * pagemap plans such a URL only after hits on >= 2 distinct visits, so a
+ * per-visit cache buster is never planned while a stable content hash is.
+ * `url` is borrowed; NULL → false.
+ */
+bool template_is_volatile_url(const char *url);
+
+#endif

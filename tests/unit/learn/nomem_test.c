@@ -1,0 +1,269 @@
+/*
+ * Out-of-memory paths of learn/: linked with -Wl,--wrap=malloc,realloc,calloc
+ * (and jansson pointed at the same failing allocator) so the k-th allocation
+ * fails, for every k until the operation succeeds. Each failing run must
+ * return HERALD_ENOMEM, leave the map consistent (every asset entry
+ * referenced by an edge) and leak nothing (ASan's leak check at exit).
+ */
+#include <jansson.h>
+#include <stdbool.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "learn/digest.h"
+#include "learn/pagemap.h"
+#include "learn/snapshot.h"
+#include "learn/template.h"
+#include "parser/error.h"
+#include "tests/unit/testutil.h"
+
+void *__real_malloc(size_t n);
+void *__real_realloc(void *p, size_t n);
+void *__real_calloc(size_t n, size_t m);
+
+static long countdown = -1; /* allocations left before one fails; -1: never */
+static bool injected;
+
+static bool should_fail(void)
+{
+    if (countdown < 0)
+        return false;
+    if (countdown == 0) {
+        injected = true;
+        return true;
+    }
+    countdown--;
+    return false;
+}
+
+void *__wrap_malloc(size_t n)
+{
+    return should_fail() ? NULL : __real_malloc(n);
+}
+
+void *__wrap_realloc(void *p, size_t n)
+{
+    return should_fail() ? NULL : __real_realloc(p, n);
+}
+
+void *__wrap_calloc(size_t n, size_t m)
+{
+    return should_fail() ? NULL : __real_calloc(n, m);
+}
+
+static void *json_malloc(size_t n)
+{
+    return should_fail() ? NULL : __real_malloc(n);
+}
+
+typedef int (*op_fn)(void);
+
+static void exhaust(const char *name, op_fn op)
+{
+    for (long k = 0; k < 100000; k++) {
+        countdown = k;
+        injected = false;
+        int rc = op();
+        countdown = -1;
+        if (!injected) {
+            CHECK_INTEQ(rc, 0);
+            CHECK(k > 0);
+            fprintf(stderr, "%s: %ld allocations, each failed once\n", name, k);
+            return;
+        }
+        if (rc != HERALD_ENOMEM) {
+            fprintf(stderr, "%s: allocation %ld failed but rc = %d\n", name, k, rc);
+            CHECK_INTEQ(rc, HERALD_ENOMEM);
+        }
+    }
+    CHECK(!"op never completed");
+}
+
+static int cmp_str(const void *a, const void *b)
+{
+    return strcmp(*(char *const *)a, *(char *const *)b);
+}
+
+/* With injection off: every asset entry is referenced by some edge. */
+static void check_consistent(pagemap_t *pm)
+{
+    long saved = countdown;
+    countdown = -1;
+    pagemap_dump_t d;
+    CHECK_INTEQ(pagemap_dump(pm, &d), 0);
+    size_t n = 0;
+    for (size_t i = 0; i < d.n; i++)
+        n += d.pages[i].nedges;
+    char **keys = malloc((n ? n : 1) * sizeof(*keys));
+    size_t k = 0;
+    for (size_t i = 0; i < d.n; i++)
+        for (size_t j = 0; j < d.pages[i].nedges; j++)
+            keys[k++] = d.pages[i].edges[j].key;
+    qsort(keys, n, sizeof(*keys), cmp_str);
+    size_t distinct = 0;
+    for (size_t i = 0; i < n; i++)
+        distinct += i == 0 || strcmp(keys[i], keys[i - 1]) != 0;
+    pagemap_stats_t st;
+    pagemap_stats(pm, &st);
+    CHECK_INTEQ(st.assets, distinct);
+    CHECK_INTEQ(st.edges, n);
+    free(keys);
+    pagemap_dump_dispose(&d);
+    countdown = saved;
+}
+
+#define TRY(call)                                                                                  \
+    do {                                                                                           \
+        if ((rc = (call)) != 0)                                                                    \
+            goto out;                                                                              \
+    } while (0)
+
+static int op_pagemap(void)
+{
+    pagemap_config_t cfg;
+    pagemap_config_init(&cfg);
+    cfg.max_pages = 3;
+    cfg.max_assets_per_page = 3;
+    pagemap_t *pm = NULL;
+    int rc = pagemap_create(&cfg, &pm);
+    if (rc != 0)
+        return rc;
+    pagemap_item_t it[] = {
+        {.url = "https://e.com/a.css",
+         .kind = PAGEMAP_KIND_STYLE,
+         .as = "style",
+         .sources = PAGEMAP_SRC_HTML},
+        {.url = "https://e.com/b.js", .kind = PAGEMAP_KIND_SCRIPT, .sources = PAGEMAP_SRC_HTML},
+        {.url = "https://e.com/b.js", .kind = PAGEMAP_KIND_SCRIPT, .sources = PAGEMAP_SRC_FOLLOWUP},
+        {.url = "https://e.com/c.png", .kind = PAGEMAP_KIND_IMAGE, .sources = PAGEMAP_SRC_HTML},
+        {.url = "https://e.com/d.png", .kind = PAGEMAP_KIND_IMAGE, .sources = PAGEMAP_SRC_HTML},
+        {.url = "https://cdn.e.com/x.js",
+         .kind = PAGEMAP_KIND_SCRIPT,
+         .sources = PAGEMAP_SRC_HTML}};
+    const char *pages[] = {"e.com/1", "e.com/2", "e.com/3", "e.com/1"};
+    pagemap_plan_t plan = {0};
+    pagemap_dump_t d = {0};
+    pagemap_page_info_t *list = NULL, info = {0};
+    pagemap_edge_info_t *edges = NULL;
+    size_t n = 0, ne = 0;
+    for (int i = 0; i < 4; i++) {
+        pagemap_visit_t v = {.page_key = pages[i],
+                             .template_key = "e.com/*",
+                             .now_ms = i,
+                             .think_ms = 10,
+                             .status = 200,
+                             .html_scanned = true,
+                             .items = it + (i % 2),
+                             .nitems = 5};
+        rc = pagemap_commit_visit(pm, &v);
+        check_consistent(pm);
+        if (rc != 0)
+            goto out;
+    }
+    pagemap_asset_meta_t m = {.status = 301,
+                              .location = "https://e.com/a.css",
+                              .etag = "\"1\"",
+                              .content_type = "text/css",
+                              .last_modified = "x",
+                              .cacheable = true};
+    TRY(pagemap_observe_asset(pm, "https://e.com/b.js", &m));
+    TRY(pagemap_plan(pm, "e.com/1", "e.com/*", "e.com", 0, 0.5, &plan));
+    /* the caps may have evicted the edge: ENOTFOUND is fine here */
+    rc = pagemap_note_delivery(pm, "e.com/1", "https://e.com/b.js", PAGEMAP_DELIVERY_HINTED, 0);
+    if (rc != 0 && rc != HERALD_ENOTFOUND)
+        goto out;
+    TRY(pagemap_edge_set_state(pm, "e.com/9", "https://e.com/pin.css", PAGEMAP_EDGE_PINNED));
+    check_consistent(pm);
+    TRY(pagemap_list(pm, 0, 10, "e.com", &list, &n, NULL));
+    TRY(pagemap_page_get(pm, "e.com/1", &info, &edges, &ne));
+    TRY(pagemap_dump(pm, &d));
+    rc = pagemap_restore(pm, &d, PAGEMAP_RESTORE_REPLACE);
+    check_consistent(pm);
+out:
+    pagemap_plan_dispose(&plan);
+    pagemap_dump_dispose(&d);
+    pagemap_page_infos_free(list, n);
+    pagemap_page_info_dispose(&info);
+    pagemap_edge_infos_free(edges, ne);
+    pagemap_destroy(pm);
+    return rc;
+}
+
+static pagemap_t *seeded; /* built once, with injection off */
+
+static int op_snapshot(void)
+{
+    char *json = NULL, *page = NULL, reason[128];
+    pagemap_t *pm = NULL;
+    int rc;
+    TRY(snapshot_export(seeded, &json, NULL));
+    TRY(snapshot_export_page(seeded, "e.com/1", &page, NULL));
+    TRY(pagemap_create(NULL, &pm));
+    rc = snapshot_import(pm, json, strlen(json), SNAPSHOT_REPLACE, reason, sizeof(reason));
+    /* jansson 2.14 reports its own allocation failures as syntax errors */
+    if (rc == HERALD_EPARSE && injected)
+        rc = HERALD_ENOMEM;
+    check_consistent(pm);
+out:
+    free(json);
+    free(page);
+    pagemap_destroy(pm);
+    return rc;
+}
+
+static int op_digest(void)
+{
+    digest_builder_t b;
+    digest_builder_init(&b, 7);
+    char *value = NULL, url[40];
+    digest_t d = {0};
+    int rc = 0;
+    for (int i = 0; i < 40 && rc == 0; i++) {
+        snprintf(url, sizeof(url), "https://e.com/%d", i);
+        rc = digest_builder_add(&b, url, i % 2 ? "\"e\"" : NULL);
+    }
+    if (rc == 0)
+        rc = digest_builder_finish(&b, &value, NULL);
+    if (rc == 0)
+        rc = digest_parse(value, strlen(value), &d, NULL);
+    digest_dispose(&d);
+    free(value);
+    digest_builder_dispose(&b);
+    return rc;
+}
+
+static int op_template(void)
+{
+    char *k = NULL, *t = NULL;
+    int rc = template_page_key("e.com", "/item/123/x/a1b2c3d4?id=1234567&q=a", &k);
+    if (rc == 0)
+        rc = template_key(k, &t);
+    free(k);
+    free(t);
+    return rc;
+}
+
+int main(void)
+{
+    json_set_alloc_funcs(json_malloc, free);
+    CHECK_INTEQ(pagemap_create(NULL, &seeded), 0);
+    pagemap_item_t it = {
+        .url = "https://e.com/a.css", .kind = PAGEMAP_KIND_STYLE, .sources = PAGEMAP_SRC_HTML};
+    pagemap_visit_t v = {.page_key = "e.com/1",
+                         .now_ms = 1,
+                         .think_ms = -1,
+                         .status = 200,
+                         .html_scanned = true,
+                         .items = &it,
+                         .nitems = 1};
+    CHECK_INTEQ(pagemap_commit_visit(seeded, &v), 0);
+    CHECK_INTEQ(
+        pagemap_edge_set_state(seeded, "e.com/1", "https://e.com/b.js", PAGEMAP_EDGE_BANNED), 0);
+    exhaust("pagemap", op_pagemap);
+    exhaust("snapshot", op_snapshot);
+    exhaust("digest", op_digest);
+    exhaust("template", op_template);
+    pagemap_destroy(seeded);
+    return TESTUTIL_SUMMARY();
+}
