@@ -635,12 +635,15 @@ static int visit_items(const pagemap_visit_t *v, vitem_t **out, size_t *nout)
     return 0;
 }
 
-static void edge_hit(edge_t *e, int64_t now)
+/* One counted observation: decay, then add. Uncounted visits leave the edge as it was. */
+static void edge_count(edge_t *e, double decay, bool hit, int64_t now)
 {
-    e->hits += 1;
-    e->visits += 1;
-    e->hit_visits++;
-    e->last_seen = now;
+    e->hits = e->hits * decay + (hit ? 1 : 0);
+    e->visits = e->visits * decay + 1;
+    if (hit) {
+        e->hit_visits++;
+        e->last_seen = now;
+    }
 }
 
 static void edge_describe(edge_t *e, const vitem_t *vi)
@@ -674,11 +677,8 @@ static int commit_entry(pagemap_t *pm, page_t *p, const pagemap_visit_t *v, cons
     if (v->html_size > 0)
         p->html_size = v->html_size;
     p->followups_seen |= v->had_followups;
-    for (size_t i = 0; i < p->n; i++) {
+    for (size_t i = 0; i < p->n; i++)
         p->edges[i].seen = false;
-        p->edges[i].hits *= d;
-        p->edges[i].visits *= d;
-    }
     int rc = 0;
     for (size_t k = 0; k < nvi; k++) {
         const vitem_t *it = &vi[k];
@@ -695,10 +695,7 @@ static int commit_entry(pagemap_t *pm, page_t *p, const pagemap_visit_t *v, cons
             edge_describe(e, it);
             if (it->skipped)
                 continue;
-            if (miss)
-                e->visits += 1;
-            else
-                edge_hit(e, v->now_ms);
+            edge_count(e, d, !miss, v->now_ms);
             continue;
         }
         if (miss)
@@ -712,7 +709,7 @@ static int commit_entry(pagemap_t *pm, page_t *p, const pagemap_visit_t *v, cons
         edge_describe(e, it);
         e->first_seen = v->now_ms;
         e->seen = true;
-        edge_hit(e, v->now_ms);
+        edge_count(e, d, true, v->now_ms);
     }
     for (size_t i = 0; i < p->n; i++) {
         edge_t *e = &p->edges[i];
@@ -720,7 +717,7 @@ static int commit_entry(pagemap_t *pm, page_t *p, const pagemap_visit_t *v, cons
             continue;
         bool could_show = (e->sources & DISCOVERY_SOURCES) ? v->html_scanned : v->had_followups;
         if (could_show)
-            e->visits += 1;
+            edge_count(e, d, false, v->now_ms);
     }
     return rc;
 }
@@ -1048,6 +1045,12 @@ int pagemap_plan(pagemap_t *pm, const char *page_key, const char *template_key,
     if (pm == NULL || page_key == NULL || out == NULL)
         return HERALD_EINVAL;
     out->think_ms = -1;
+    char *derived = NULL;
+    if (authority == NULL) { /* a page key starts with its authority */
+        if ((derived = dupstrn(page_key, strcspn(page_key, "/?#"))) == NULL)
+            return HERALD_ENOMEM;
+        authority = derived;
+    }
     pthread_mutex_lock(&pm->lock);
     int rc = 0;
     page_t *p = page_find(pm, page_key);
@@ -1085,6 +1088,7 @@ int pagemap_plan(pagemap_t *pm, const char *page_key, const char *template_key,
     }
     (void)now_ms;
     pthread_mutex_unlock(&pm->lock);
+    free(derived);
     if (rc != 0)
         pagemap_plan_dispose(out);
     return rc;

@@ -13,18 +13,24 @@
  * (page -> asset) carrying the evidence below.
  *
  * Learning rules (pagemap_commit_visit, once per served page visit):
- *  - Every edge of the page decays first: hits *= decay, visits *= decay
- *    (PAGEMAP_DEFAULT_DECAY = 0.9 per page visit); confidence = hits/visits.
+ *  - Each edge counts a visit as a hit, a miss or nothing. A counted visit
+ *    decays the edge first: hits = hits * decay + (1 if hit), visits =
+ *    visits * decay + 1 (PAGEMAP_DEFAULT_DECAY = 0.9, so roughly the last
+ *    ten counted visits matter); confidence = hits / visits. A visit that
+ *    counts nothing for an edge leaves it untouched (no silent decay, so
+ *    curl-like visits do not make an edge fragile either). The page's own
+ *    `visits` decays on every visit: visits = visits * decay + 1.
  *  - Items are deduplicated by normalised key inside a visit (1,000 copies of
  *    one URL weigh as one); at most PAGEMAP_MAX_VISIT_ITEMS distinct items
  *    count, the rest are ignored.
- *  - An item present in the visit is a hit (hits += 1, visits += 1) unless
+ *  - An item present in the visit is a hit unless
  *    it is `skipped` (the client had it: neither hit nor miss), or it was
- *    only pushed (sources == PUSH) and `push_cancelled` (a miss). A new edge
+ *    only pushed (sources == PUSH) and `push_cancelled` (a miss; a push of
+ *    something also discovered on this visit is a hit). A new edge
  *    starts at hits = visits = 1, i.e. confidence 1.0, so HTML/CSS discovery
  *    on the first served visit alone reaches the default minimum
  *    (PAGEMAP_DEFAULT_MIN_CONFIDENCE = 0.5) and the second visit is planned.
- *  - An edge absent from the visit is a miss (visits += 1) only when the
+ *  - An edge absent from the visit is a miss only when the
  *    visit could have shown it: an edge ever seen from HTML, CSS or LINK
  *    misses when `html_scanned`; an edge seen only as FOLLOWUP (or PUSH)
  *    misses only when `had_followups`. Otherwise nothing changes, so curl,
@@ -185,8 +191,9 @@ bool pagemap_cacheable(const char *cache_control, const char *vary, bool set_coo
  * Record the metadata of a response that passed through for the asset
  * `asset_key` (normalised URL). Only assets some page links to are kept:
  * an unknown key is ignored (returns HERALD_ENOTFOUND). A pushed response
- * that is non-200, not cacheable marks the asset unpushable (excluded from
- * plans); a later non-pushed 200 cacheable response clears the mark.
+ * that is non-200 or not cacheable marks the asset unpushable (excluded
+ * from plans); a later non-pushed 200 cacheable response clears the mark.
+ * `location` is kept only for 301/302/307/308.
  * Returns 0, HERALD_ENOTFOUND, HERALD_EINVAL or HERALD_ENOMEM.
  */
 int pagemap_observe_asset(pagemap_t *pm, const char *asset_key, const pagemap_asset_meta_t *m);
@@ -246,9 +253,13 @@ typedef struct pagemap_plan {
 /**
  * Copy out the delivery plan for a request. `page_key` (required),
  * `template_key` (NULL = none) and `authority` (host[:port] of the page,
- * compared case-insensitively with each asset URL's authority) are borrowed.
- * Items: edges with confidence >= min_confidence or PINNED; never BANNED,
- * unpushable or not cacheable; volatile URLs only after hits on >= 2
+ * compared case-insensitively with each asset URL's authority; NULL = the
+ * page key's leading authority) are borrowed. `now_ms` is reserved (pass
+ * the current time). Only the authority is compared, not the scheme: the
+ * proxy keeps one scheme per listener.
+ * Items: edges with confidence >= min_confidence or PINNED (a pin skips
+ * the confidence, volatile and template rules, not the others); never
+ * BANNED, unpushable or not cacheable; volatile URLs only after hits on >= 2
  * visits; last status 200 or never observed (0), or a redirect whose target
  * is a known plannable asset (then the redirect comes first and its target
  * right after it). Ordered CSS, blocking scripts, fonts, module/deferred

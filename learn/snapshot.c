@@ -175,6 +175,48 @@ int snapshot_export_page(pagemap_t *pm, const char *page_key, char **json_out, s
     return rc;
 }
 
+int snapshot_export_list(pagemap_t *pm, size_t offset, size_t limit, const char *filter,
+                         char **json_out, size_t *len_out)
+{
+    if (pm == NULL || json_out == NULL)
+        return HERALD_EINVAL;
+    *json_out = NULL;
+    pagemap_page_info_t *v = NULL;
+    size_t n = 0, total = 0;
+    int rc = pagemap_list(pm, offset, limit, filter, &v, &n, &total);
+    if (rc != 0)
+        return rc;
+    bool bad = false;
+    json_t *root = json_object(), *pages = json_array();
+    if (root == NULL || pages == NULL)
+        bad = true;
+    for (size_t i = 0; i < n && !bad; i++) {
+        pagemap_dump_page_t dp = {.info = v[i]};
+        json_t *po = page_json(&dp);
+        if (po == NULL) {
+            bad = true;
+            break;
+        }
+        json_object_del(po, "edges");
+        put(po, "edge_count", json_integer((json_int_t)v[i].nedges), &bad);
+        if (json_array_append_new(pages, po) != 0) /* steals po either way */
+            bad = true;
+    }
+    pagemap_page_infos_free(v, n);
+    if (root != NULL && pages != NULL) {
+        put(root, "total", json_integer((json_int_t)total), &bad);
+        put(root, "offset", json_integer((json_int_t)offset), &bad);
+        put(root, "pages", pages, &bad);
+        pages = NULL;
+    }
+    json_decref(pages);
+    if (bad) {
+        json_decref(root);
+        return HERALD_ENOMEM;
+    }
+    return dumps(root, json_out, len_out);
+}
+
 /* ---- in ---------------------------------------------------------------- */
 
 typedef struct vctx {

@@ -62,6 +62,15 @@ int snapshot_export_dump(const pagemap_dump_t *d, char **json_out, size_t *len_o
 int snapshot_export_page(pagemap_t *pm, const char *page_key, char **json_out, size_t *len_out);
 
 /**
+ * The admin's page list (GET /maps) as JSON: {"total":N,"offset":O,
+ * "pages":[page objects as in the document, without "edges" but with
+ * "edge_count"]}, sorted by key, filtered and paged as pagemap_list.
+ * *json_out as in snapshot_export. Returns 0, HERALD_EINVAL or HERALD_ENOMEM.
+ */
+int snapshot_export_list(pagemap_t *pm, size_t offset, size_t limit, const char *filter,
+                         char **json_out, size_t *len_out);
+
+/**
  * Parse json[0..len) and validate all of it before touching the map; then
  * load it (pagemap_restore). Malformed input (bad JSON, wrong types,
  * negative or non-finite numbers, hits > visits, unknown kind or state,

@@ -416,6 +416,10 @@ static int format_one(buf_t *b, const link_t *l, const char *page_url)
             return rc;
         }
         path_only = rc == 0 && strcmp(origin, porigin) == 0;
+        /* Userinfo would be lost from a path-absolute target. */
+        const char *auth = strstr(l->url, "://");
+        if (auth != NULL && memchr(auth + 3, '@', strcspn(auth + 3, "/?#")) != NULL)
+            path_only = false;
         free(porigin);
     }
     free(origin);

@@ -20,7 +20,12 @@
 static const char h2_preface[24] = "PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n";
 
 /* Kernel send queue bound: keeps HTTP/2 scheduling decisions in user space. */
-enum { NOTSENT_LOWAT = 16 * 1024, READ_BUF_SIZE = 64 * 1024, LINGER_MS = 2000 };
+enum {
+    NOTSENT_LOWAT = 16 * 1024,
+    READ_BUF_SIZE = 64 * 1024,
+    LINGER_MS = 2000,
+    TRIM_ABOVE = 16384, /* larger output buffers are freed when the session is idle */
+};
 
 /*
  * One read buffer per worker thread: every byte of it is consumed (parsed,
@@ -61,7 +66,7 @@ static void buf_reserve(conn_buf_t *b, size_t extra)
 {
     if (b->len + extra <= b->cap)
         return;
-    size_t cap = b->cap ? b->cap : 4096;
+    size_t cap = b->cap ? b->cap : 16384;
     while (cap < b->len + extra)
         cap *= 2;
     b->p = xrealloc(b->p, cap);
@@ -105,9 +110,11 @@ void conn_close(conn_t *c)
     c->reading = false;
     uv_timer_stop(&c->timer);
     uv_timer_stop(&c->defer);
-    c->open_handles = 3;
+    uv_check_stop(&c->check);
+    c->open_handles = 4;
     uv_close((uv_handle_t *)&c->timer, on_handle_closed);
     uv_close((uv_handle_t *)&c->defer, on_handle_closed);
+    uv_close((uv_handle_t *)&c->check, on_handle_closed);
     /* A write in flight is cancelled (write_cb sees UV_ECANCELED first). */
     uv_close((uv_handle_t *)&c->tcp, on_handle_closed);
 }
@@ -177,6 +184,31 @@ static void on_write(uv_write_t *req, int status)
     else if (c->proto == CONN_PROTO_H2 && c->h2 != NULL)
         h2_session_written(c->h2);
     conn_flush(c);
+    bool idle = c->proto == CONN_PROTO_H2 ? h2_session_idle(c->h2) : h1_session_idle(c->h1);
+    if (idle && !c->writing && c->out.len == 0) {
+        /* Drained: an idle connection keeps no large buffers. */
+        if (c->out.cap > TRIM_ABOVE) {
+            free(c->out.p);
+            c->out = (conn_buf_t){0};
+        }
+        if (c->wbuf.cap > TRIM_ABOVE) {
+            free(c->wbuf.p);
+            c->wbuf = (conn_buf_t){0};
+        }
+    }
+}
+
+static void on_check(uv_check_t *h)
+{
+    conn_t *c = h->data;
+    uv_check_stop(h);
+    conn_flush(c);
+}
+
+void conn_flush_soon(conn_t *c)
+{
+    if (c->state != CONN_CLOSING && !c->writing && !uv_is_active((uv_handle_t *)&c->check))
+        uv_check_start(&c->check, on_check);
 }
 
 /* Fill wbuf with the next write's bytes: plaintext, or up to one chunk of it encrypted. */
@@ -438,6 +470,8 @@ void conn_accept(worker_t *w, uv_stream_t *server, bool tls)
     c->timer.data = c;
     uv_timer_init(&w->loop, &c->defer);
     c->defer.data = c;
+    uv_check_init(&w->loop, &c->check);
+    c->check.data = c;
     worker_link_insert(&w->conns, &c->link);
     w->nconns++;
 

@@ -81,6 +81,7 @@ typedef struct conn {
     uv_tcp_t tcp;     /* tcp.data == this */
     uv_timer_t timer; /* the one timeout (handshake, header, body, idle, linger) */
     uv_timer_t defer; /* zero-delay kick for work that must not run re-entrantly */
+    uv_check_t check; /* conn_flush_soon(): one write for all output of a loop turn */
     uv_write_t wreq;
     uv_shutdown_t sreq;
     worker_link_t link; /* in w->conns */
@@ -111,6 +112,12 @@ typedef struct conn {
 void conn_write(conn_t *c, const void *data, size_t len);
 /** Start a write if none is in flight (pulls h2 output first). */
 void conn_flush(conn_t *c);
+/**
+ * conn_flush() once this loop iteration's I/O callbacks are done, so that
+ * output produced by several callbacks (a response head and its first body
+ * bytes, responses of several streams) leaves in one write.
+ */
+void conn_flush_soon(conn_t *c);
 /** Output bytes accepted but not yet written to the socket. */
 size_t conn_buffered(const conn_t *c);
 /** Stop reading the socket (backpressure towards the client). Idempotent. */

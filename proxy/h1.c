@@ -218,7 +218,7 @@ static void send_simple(h1_session_t *s, int status, const char *text, bool keep
         put(s, text);
         put(s, "\n");
     }
-    conn_flush(s->c);
+    conn_flush_soon(s->c);
 }
 
 /* The connection takes no more requests; whatever is queued still goes out. */
@@ -253,7 +253,7 @@ static void finish_response(h1_session_t *s)
          * read callback: resume the parser and take the pipelined request
          * from the loop instead. */
         conn_defer(s->c);
-        conn_flush(s->c);
+        conn_flush_soon(s->c);
     } else {
         finish_connection(s);
     }
@@ -610,7 +610,7 @@ void h1_session_deferred(h1_session_t *s)
     process_buffered(s);
     if (!conn_is_closing(s->c)) {
         update_read(s);
-        conn_flush(s->c);
+        conn_flush_soon(s->c);
     }
 }
 
@@ -620,6 +620,11 @@ void h1_session_written(h1_session_t *s)
         s->upstream_paused = false;
         exchange_drained(s->ex);
     }
+}
+
+bool h1_session_idle(const h1_session_t *s)
+{
+    return s == NULL || s->ex == NULL;
 }
 
 void h1_session_timeout(h1_session_t *s)
@@ -697,7 +702,7 @@ static void on_response_head(exchange_t *ex, bool final)
         write_status_and_headers(s, ex, false);
         put(s, "Connection: Upgrade\r\nUpgrade: websocket\r\n\r\n");
         s->resp_head_sent = true;
-        conn_flush(s->c);
+        conn_flush_soon(s->c);
         return;
     }
     if (!final) {
@@ -705,7 +710,7 @@ static void on_response_head(exchange_t *ex, bool final)
             return; /* 1xx never goes to HTTP/1.0 clients */
         write_status_and_headers(s, ex, false);
         put(s, "\r\n");
-        conn_flush(s->c);
+        conn_flush_soon(s->c);
         return;
     }
     s->resp_head_sent = true;
@@ -735,7 +740,7 @@ static void on_response_head(exchange_t *ex, bool final)
     else if (ex->proto == EXCHANGE_HTTP10)
         put(s, "Connection: keep-alive\r\n");
     put(s, "\r\n");
-    conn_flush(s->c);
+    conn_flush_soon(s->c);
 }
 
 static size_t on_response_body(exchange_t *ex, const uint8_t *data, size_t len)
@@ -753,7 +758,7 @@ static size_t on_response_body(exchange_t *ex, const uint8_t *data, size_t len)
             conn_write(c, data, len);
         }
         ex->bytes_to_client += len;
-        conn_flush(c);
+        conn_flush_soon(c);
     }
     size_t buffered = conn_buffered(c);
     if (buffered > EXCHANGE_HIGH_WATER)
@@ -771,7 +776,7 @@ static void on_response_end(exchange_t *ex)
     }
     if (s->resp_chunked)
         put(s, "0\r\n\r\n");
-    conn_flush(s->c);
+    conn_flush_soon(s->c);
     finish_response(s);
 }
 

@@ -10,6 +10,7 @@
 #ifndef HERALD_H1_H
 #define HERALD_H1_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -27,6 +28,8 @@ void h1_session_destroy(h1_session_t *s);
 int h1_session_recv(h1_session_t *s, const uint8_t *data, size_t len);
 /** A write completed: wake a paused origin if the buffer went below the low water. */
 void h1_session_written(h1_session_t *s);
+/** True when no exchange is in progress (conn.c then trims its buffers). */
+bool h1_session_idle(const h1_session_t *s);
 /** The connection's timer fired. */
 void h1_session_timeout(h1_session_t *s);
 /** conn_defer() asked for a call: start the next pipelined request. */

@@ -114,7 +114,7 @@ static h2_stream_t *stream_get(h2_session_t *s, int32_t id)
 static void kick(h2_session_t *s)
 {
     if (s->in_recv == 0)
-        conn_flush(s->c);
+        conn_flush_soon(s->c);
 }
 
 /* Release the stream's exchange: abort it if its response did not complete. */
@@ -679,6 +679,11 @@ void h2_session_written(h2_session_t *s)
                               nghttp2_session_get_last_proc_stream_id(s->ng), NGHTTP2_NO_ERROR,
                               NULL, 0);
     }
+}
+
+bool h2_session_idle(const h2_session_t *s)
+{
+    return s == NULL || s->nstreams == 0;
 }
 
 void h2_session_timeout(h2_session_t *s)

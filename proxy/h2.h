@@ -11,6 +11,7 @@
 #ifndef HERALD_H2_H
 #define HERALD_H2_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -35,6 +36,8 @@ int h2_session_recv(h2_session_t *s, const uint8_t *data, size_t len);
 void h2_session_produce(h2_session_t *s);
 /** A write completed. */
 void h2_session_written(h2_session_t *s);
+/** True when no stream is open (conn.c then trims its buffers). */
+bool h2_session_idle(const h2_session_t *s);
 /** The connection's timer fired (idle). */
 void h2_session_timeout(h2_session_t *s);
 /** conn_defer() callback (unused by h2; present for symmetry). */

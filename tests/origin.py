@@ -27,6 +27,8 @@ Special paths (query parameters in brackets):
   /_hugeheaders [kb]     response headers of about kb KiB
   /_badchunk             chunked body with an invalid chunk size
   /_closeafter           answer, then close without "Connection: close"
+  /_dropnext             answer; the next request on this connection is read, then
+                         the connection closed with no response (a stale pooled one)
   /_hop                  a response with hop-by-hop headers (Connection names X-Private)
 Any path also takes think_ms=MS and early_hints=1 (send a 103 first).
 Logs one JSON line per request ("request") and per outcome ("response" or
@@ -40,6 +42,7 @@ import json
 import mimetypes
 import os
 import select
+import signal
 import socket
 import struct
 import sys
@@ -119,6 +122,7 @@ class Conn:
         self.s = sock
         self.cid = cid
         self.buf = b""
+        self.drop_next = False
         self.s.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
 
     # ---- input
@@ -288,6 +292,11 @@ class Conn:
             self.respond(400, str(e).encode())
             return False
         self.req = req
+        if self.drop_next:
+            # A keep-alive connection the origin "timed out" just as this
+            # request arrived: closed with no response byte.
+            self.o.log(event="dropped", conn=self.cid, target=req["target"])
+            return False
         conn = req["h"].get("connection", "").lower()
         if req["version"] == "HTTP/1.0":
             self.keep = "keep-alive" in conn
@@ -505,6 +514,12 @@ class Conn:
         time.sleep(0.05)
         return False
 
+    def h_dropnext(self, req, extra):
+        self.drain_body(req)
+        self.respond(200, b"the next request on this connection is dropped\n", headers=extra)
+        self.drop_next = True
+        return True
+
     def h_closeafter(self, req, extra):
         self.drain_body(req)
         self.respond(200, b"closing\n", headers=extra)
@@ -574,7 +589,8 @@ SPECIAL = {"/_echo": Conn.h_echo, "/_think": Conn.h_think, "/_sse": Conn.h_sse,
            "/_sink": Conn.h_sink, "/_stall": Conn.h_stall, "/_cut": Conn.h_cut,
            "/_malformed": Conn.h_malformed, "/_hugeheaders": Conn.h_hugeheaders,
            "/_badchunk": Conn.h_badchunk, "/_closeafter": Conn.h_closeafter, "/_ws": Conn.h_ws,
-           "/_status": Conn.h_status, "/_hop": Conn.h_hop}
+           "/_status": Conn.h_status, "/_hop": Conn.h_hop,
+           "/_dropnext": Conn.h_dropnext}
 
 
 def main():
@@ -592,6 +608,7 @@ def main():
     ap.add_argument("--keepalive-timeout", type=float, default=75.0,
                     help="close idle keep-alive connections after this many seconds")
     args = ap.parse_args()
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
     try:
         Origin(args).serve()
     except KeyboardInterrupt:

@@ -6,7 +6,6 @@ and a fresh port is answered by our herald and our origin."""
 
 import os
 import socket
-import time
 
 import harness
 from harness import echo_headers

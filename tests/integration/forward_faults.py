@@ -5,8 +5,6 @@ clean short response), malformed status line → 502, huge headers → 502, bad
 chunking → reset, stale pooled connections retried without 502s."""
 
 import os
-import signal
-import threading
 import time
 
 import harness
@@ -149,6 +147,8 @@ def _():
     closes = len(set(e["conn"] for e in os_.events("request")))
     T.check(closes > 1, "origin saw one connection only: the race was never provoked")
     hs.stop()
+    retries = open(hs.err_path, errors="replace").read().count("retrying")
+    print("# stale pool: %d origin connections, %d retries logged by herald" % (closes, retries))
 
 
 @T.case("origin closes after each response (/_closeafter): next request not 502")
@@ -164,6 +164,26 @@ def _():
             break
     c.close()
     T.check(not bad, "failed (round, path, status, reset): %r" % bad[:5])
+    retries = open(h.err_path, errors="replace").read().count("retrying")
+    print("# /_closeafter: %d retries logged by herald so far" % retries)
+
+
+@T.case("request on a pooled connection the origin then drops (/_dropnext): retried, 200")
+def _():
+    before = len(o.events("dropped"))
+    bad = []
+    for i in range(10):
+        args = ["--http2-prior-knowledge"] if i % 2 else ["--http1.1"]
+        r = T.curl(args, h.url + "/_dropnext")
+        T.eq(r.status, 200, "/_dropnext status")
+        r = T.curl(args, h.url + "/css/site.css?i=%d" % i)
+        if r.status != 200:
+            bad.append((i, r.status, r.returncode))
+    dropped = len(o.events("dropped")) - before
+    T.check(dropped > 0, "the origin never dropped a request: the pool was not reused")
+    T.check(not bad, "GET after a dropped pooled connection failed (i, status, rc): %r (%d drops)"
+            % (bad, dropped))
+    print("# /_dropnext: %d requests dropped by the origin, all retried" % dropped)
 
 
 T.finish()

@@ -199,6 +199,9 @@ static int op_snapshot(void)
     int rc;
     TRY(snapshot_export(seeded, &json, NULL));
     TRY(snapshot_export_page(seeded, "e.com/1", &page, NULL));
+    free(page);
+    page = NULL;
+    TRY(snapshot_export_list(seeded, 0, 10, NULL, &page, NULL));
     TRY(pagemap_create(NULL, &pm));
     rc = snapshot_import(pm, json, strlen(json), SNAPSHOT_REPLACE, reason, sizeof(reason));
     /* jansson 2.14 reports its own allocation failures as syntax errors */
@@ -227,6 +230,16 @@ static int op_digest(void)
         rc = digest_builder_finish(&b, &value, NULL);
     if (rc == 0)
         rc = digest_parse(value, strlen(value), &d, NULL);
+    if (rc == 0) { /* merge the parsed cookie into a new one */
+        digest_builder_dispose(&b);
+        free(value);
+        value = NULL;
+        rc = digest_builder_add_digest(&b, &d);
+        if (rc == 0)
+            rc = digest_builder_add(&b, "https://e.com/new", NULL);
+        if (rc == 0)
+            rc = digest_builder_finish(&b, &value, NULL);
+    }
     digest_dispose(&d);
     free(value);
     digest_builder_dispose(&b);

@@ -87,6 +87,13 @@ static void test_round_trip(void)
     free(pj);
     CHECK_INTEQ(snapshot_export_page(pm2, "nope", &pj, NULL), HERALD_ENOTFOUND);
 
+    /* the page list */
+    char *lj = NULL;
+    CHECK_INTEQ(snapshot_export_list(pm2, 0, 10, "e.com/p", &lj, NULL), 0);
+    CHECK(lj && strstr(lj, "\"total\":1") && strstr(lj, "\"edge_count\":4") &&
+          !strstr(lj, "\"edges\""));
+    free(lj);
+
     /* merge keeps pages not in the document */
     const char *extra = "{\"version\":1,\"pages\":[{\"key\":\"e.com/other\",\"edges\":"
                         "[{\"key\":\"https://e.com/o.css\",\"kind\":\"style\",\"hits\":1,"

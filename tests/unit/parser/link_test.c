@@ -182,6 +182,8 @@ static void test_format(void)
               page, 0, "<http://ex.com/a.js>; rel=preload; as=script; crossorigin=use-credentials");
     format_is(link_preload("https://ex.com/a.js", "script", ASSET_CORS_NONE, NULL, false), NULL, 0,
               "<https://ex.com/a.js>; rel=preload; as=script");
+    format_is(link_preload("https://u@ex.com/a.js", "script", ASSET_CORS_NONE, NULL, false), page,
+              0, "<https://u@ex.com/a.js>; rel=preload; as=script");
     format_is(link_preconnect("https://fonts.example", ASSET_CORS_ANONYMOUS), page, 0,
               "<https://fonts.example>; rel=preconnect; crossorigin");
     format_is(link_preconnect("https://ex.com", ASSET_CORS_NONE), page, 0,
