@@ -110,11 +110,11 @@ void conn_close(conn_t *c)
     c->reading = false;
     uv_timer_stop(&c->timer);
     uv_timer_stop(&c->defer);
-    uv_check_stop(&c->check);
+    uv_idle_stop(&c->idle);
     c->open_handles = 4;
     uv_close((uv_handle_t *)&c->timer, on_handle_closed);
     uv_close((uv_handle_t *)&c->defer, on_handle_closed);
-    uv_close((uv_handle_t *)&c->check, on_handle_closed);
+    uv_close((uv_handle_t *)&c->idle, on_handle_closed);
     /* A write in flight is cancelled (write_cb sees UV_ECANCELED first). */
     uv_close((uv_handle_t *)&c->tcp, on_handle_closed);
 }
@@ -198,17 +198,19 @@ static void on_write(uv_write_t *req, int status)
     }
 }
 
-static void on_check(uv_check_t *h)
+static void on_idle(uv_idle_t *h)
 {
     conn_t *c = h->data;
-    uv_check_stop(h);
+    uv_idle_stop(h);
     conn_flush(c);
 }
 
 void conn_flush_soon(conn_t *c)
 {
-    if (c->state != CONN_CLOSING && !c->writing && !uv_is_active((uv_handle_t *)&c->check))
-        uv_check_start(&c->check, on_check);
+    /* An idle handle (not a check handle) so that the loop does not block
+     * in poll before running it when we were called from a timer. */
+    if (c->state != CONN_CLOSING && !c->writing && !uv_is_active((uv_handle_t *)&c->idle))
+        uv_idle_start(&c->idle, on_idle);
 }
 
 /* Fill wbuf with the next write's bytes: plaintext, or up to one chunk of it encrypted. */
@@ -402,7 +404,10 @@ static void on_tls_input(conn_t *c, const uint8_t *p, size_t n)
             return;
         }
         LOG_DEBUG("conn %s:%u: TLS error", c->peer_addr, c->peer_port);
-        conn_close(c);
+        if (tls_conn_pending(c->tls) > 0)
+            conn_close_after_write(c); /* let the alert out (e.g. protocol_version) */
+        else
+            conn_close(c);
         return;
     }
 }
@@ -470,8 +475,8 @@ void conn_accept(worker_t *w, uv_stream_t *server, bool tls)
     c->timer.data = c;
     uv_timer_init(&w->loop, &c->defer);
     c->defer.data = c;
-    uv_check_init(&w->loop, &c->check);
-    c->check.data = c;
+    uv_idle_init(&w->loop, &c->idle);
+    c->idle.data = c;
     worker_link_insert(&w->conns, &c->link);
     w->nconns++;
 

@@ -81,7 +81,7 @@ typedef struct conn {
     uv_tcp_t tcp;     /* tcp.data == this */
     uv_timer_t timer; /* the one timeout (handshake, header, body, idle, linger) */
     uv_timer_t defer; /* zero-delay kick for work that must not run re-entrantly */
-    uv_check_t check; /* conn_flush_soon(): one write for all output of a loop turn */
+    uv_idle_t idle;   /* conn_flush_soon(): one write for all output of a loop turn */
     uv_write_t wreq;
     uv_shutdown_t sreq;
     worker_link_t link; /* in w->conns */

@@ -13,6 +13,8 @@
 #include <uv.h>
 
 #include "proxy/alloc.h"
+#include "proxy/delivery.h"
+#include "proxy/learning.h"
 #include "proxy/log.h"
 #include "proxy/upstream.h"
 
@@ -36,6 +38,8 @@ static void destroy(exchange_t *ex)
 {
     if (!ex->logged)
         exchange_log(ex);
+    learning_on_free(ex);
+    delivery_on_free(ex);
     mempool_dispose(&ex->pool);
     free(ex);
 }
@@ -43,7 +47,12 @@ static void destroy(exchange_t *ex)
 void exchange_start(exchange_t *ex)
 {
     ex->started = true;
-    upstream_start(ex);
+    /* Learning first (it classifies the request), then delivery, which may
+     * push or hint before the origin is even asked. */
+    learning_on_request(ex);
+    delivery_on_request(ex);
+    if (!ex->aborted)
+        upstream_start(ex);
 }
 
 void exchange_request_body(exchange_t *ex, const uint8_t *data, size_t len)
@@ -236,4 +245,34 @@ void exchange_log(exchange_t *ex)
     char line[4096];
     size_t n = exchange_log_format(ex, uv_hrtime(), line, sizeof(line));
     log_access_write(line, n);
+}
+
+void exchange_response_head(exchange_t *ex, bool final)
+{
+    learning_on_response_head(ex, final);
+    delivery_on_response_head(ex, final);
+    ex->fops->response_head(ex, final);
+}
+
+size_t exchange_response_body(exchange_t *ex, const uint8_t *data, size_t len)
+{
+    learning_on_response_body(ex, data, len);
+    size_t n;
+    const uint8_t *out = delivery_on_response_body(ex, data, len, &n);
+    /* out is data or a copy in ex->pool: valid during the call the frontend copies in */
+    return ex->fops->response_body(ex, out, n);
+}
+
+void exchange_response_end(exchange_t *ex)
+{
+    learning_on_response_end(ex, true);
+    delivery_on_response_end(ex, true);
+    ex->fops->response_end(ex);
+}
+
+void exchange_response_error(exchange_t *ex, int status)
+{
+    learning_on_response_end(ex, false);
+    delivery_on_response_end(ex, false);
+    ex->fops->response_error(ex, status);
 }

@@ -159,6 +159,16 @@ void exchange_abort(exchange_t *ex);
 void exchange_frontend_done(exchange_t *ex);
 /** upstream.c is done with ex; frees it if the frontend is done too. */
 void exchange_upstream_done(exchange_t *ex);
+/*
+ * The response direction goes through these (upstream.c calls them, never
+ * ex->fops directly) so learning and delivery see every response before the
+ * frontend does. Same contracts as the fops of the same names.
+ */
+void exchange_response_head(exchange_t *ex, bool final);
+size_t exchange_response_body(exchange_t *ex, const uint8_t *data, size_t len);
+void exchange_response_end(exchange_t *ex);
+void exchange_response_error(exchange_t *ex, int status);
+
 /** Write ex's access log line once (frontends call it when the response is finished). */
 void exchange_log(exchange_t *ex);
 /**

@@ -47,6 +47,7 @@ struct h1_session {
     h1_state_t state;
     conn_buf_t in; /* unparsed input (pipelined or arrived while paused) */
     bool parser_paused;
+    bool in_parse; /* inside llhttp_execute: the parser must not be resumed */
 
     /* request head being collected */
     mempool_t hpool;
@@ -187,6 +188,23 @@ static const char *reason_phrase(int status)
     }
 }
 
+/* "<len in hex>\r\n" into line (at least 20 bytes); returns its length. */
+static int hex_line(char *line, size_t len)
+{
+    char tmp[16];
+    int k = 0;
+    do {
+        tmp[k++] = "0123456789abcdef"[len & 15];
+        len >>= 4;
+    } while (len > 0);
+    int n = 0;
+    while (k > 0)
+        line[n++] = tmp[--k];
+    line[n++] = '\r';
+    line[n++] = '\n';
+    return n;
+}
+
 static void put(h1_session_t *s, const char *str)
 {
     conn_write(s->c, str, strlen(str));
@@ -249,10 +267,17 @@ static void finish_response(h1_session_t *s)
     if (s->state == H1_WAIT && s->keep_alive && !s->draining) {
         h1_set_state(s, H1_IDLE);
         conn_timer_set(s->c, s->c->w->cfg->idle_timeout);
-        /* We may be inside llhttp (a synchronous answer) or inside upstream's
-         * read callback: resume the parser and take the pipelined request
-         * from the loop instead. */
-        conn_defer(s->c);
+        if (!s->in_parse && s->in.len == 0) {
+            /* Nothing pipelined and not inside llhttp: ready for the next request now. */
+            llhttp_resume(&s->parser);
+            s->parser_paused = false;
+            update_read(s);
+        } else {
+            /* Inside llhttp (a synchronous answer) or with a pipelined request
+             * waiting: resume the parser and parse from the loop instead, not
+             * from inside upstream's read callback. */
+            conn_defer(s->c);
+        }
         conn_flush_soon(s->c);
     } else {
         finish_connection(s);
@@ -457,7 +482,8 @@ static int on_headers_complete(llhttp_t *p)
     ex->req_has_body = chunked || ((p->flags & F_CONTENT_LENGTH) && p->content_length > 0);
     ex->req_upgrade_websocket = s->websocket;
     ex->client_tls = c->tls != NULL;
-    snprintf(ex->client_addr, sizeof(ex->client_addr), "%s", c->peer_addr);
+    _Static_assert(sizeof(ex->client_addr) == sizeof(c->peer_addr), "address sizes");
+    memcpy(ex->client_addr, c->peer_addr, sizeof(ex->client_addr));
     ex->client_port = c->peer_port;
     s->ex = ex;
     s->unconsumed = 0;
@@ -522,7 +548,9 @@ static bool can_parse(const h1_session_t *s)
 /* Run llhttp over p[0..n); returns bytes consumed, or -1 after answering an error. */
 static ssize_t parse(h1_session_t *s, const uint8_t *p, size_t n)
 {
+    s->in_parse = true;
     llhttp_errno_t e = llhttp_execute(&s->parser, (const char *)p, n);
+    s->in_parse = false;
     if (e == HPE_OK)
         return (ssize_t)n;
     if (e == HPE_PAUSED || e == HPE_PAUSED_UPGRADE) {
@@ -750,7 +778,7 @@ static size_t on_response_body(exchange_t *ex, const uint8_t *data, size_t len)
     if (len > 0 && (!s->resp_no_body || s->state == H1_TUNNEL)) {
         if (s->resp_chunked) {
             char line[24];
-            int n = snprintf(line, sizeof(line), "%zx\r\n", len);
+            int n = hex_line(line, len);
             conn_write(c, line, (size_t)n);
             conn_write(c, data, len); /* copied: data is upstream's read buffer */
             conn_write(c, "\r\n", 2);

@@ -83,6 +83,7 @@ static void h2_set_state(h2_session_t *s, h2_state_t next)
 }
 
 static const exchange_frontend_ops_t h2_fops;
+static const uint8_t drain_ping[8] = {'h', 'e', 'r', 'a', 'l', 'd', 'g', 'o'};
 
 static void stream_set_state(h2_stream_t *st, h2_stream_state_t next)
 {
@@ -239,7 +240,12 @@ static void submit_head(h2_stream_t *st, bool final, bool body)
     nghttp2_nv stack[H2_MAX_NV];
     nghttp2_nv *nva = cap <= H2_MAX_NV ? stack : xmalloc(cap * sizeof(*nva));
     char status[8];
-    int sl = snprintf(status, sizeof(status), "%03d", ex->status);
+    int st3 = ex->status >= 100 && ex->status <= 999 ? ex->status : 502;
+    status[0] = (char)('0' + st3 / 100);
+    status[1] = (char)('0' + st3 / 10 % 10);
+    status[2] = (char)('0' + st3 % 10);
+    status[3] = '\0';
+    int sl = 3;
     size_t n = 0;
     nva[n++] = make_nv(":status", 7, status, (size_t)sl);
     for (size_t i = 0; i < ex->resp_headers.n; i++) {
@@ -402,7 +408,8 @@ static int on_begin_headers(nghttp2_session *ng, const nghttp2_frame *frame, voi
     ex->proto = EXCHANGE_HTTP2;
     ex->scheme = s->c->tls != NULL ? "https" : "http";
     ex->client_tls = s->c->tls != NULL;
-    snprintf(ex->client_addr, sizeof(ex->client_addr), "%s", s->c->peer_addr);
+    _Static_assert(sizeof(ex->client_addr) == sizeof(s->c->peer_addr), "address sizes");
+    memcpy(ex->client_addr, s->c->peer_addr, sizeof(ex->client_addr));
     ex->client_port = s->c->peer_port;
     st->ex = ex;
     nghttp2_session_set_stream_user_data(ng, st->id, st);
@@ -487,6 +494,14 @@ static void start_stream(h2_session_t *s, h2_stream_t *st, bool end_stream)
         exchange_request_end(ex);
 }
 
+/* The real GOAWAY, naming the last stream we took: the session ends when those are done. */
+static void send_final_goaway(h2_session_t *s)
+{
+    h2_set_state(s, H2_GOAWAY);
+    nghttp2_submit_goaway(s->ng, NGHTTP2_FLAG_NONE, nghttp2_session_get_last_proc_stream_id(s->ng),
+                          NGHTTP2_NO_ERROR, NULL, 0);
+}
+
 static int on_frame_recv(nghttp2_session *ng, const nghttp2_frame *frame, void *user)
 {
     h2_session_t *s = user;
@@ -500,6 +515,12 @@ static int on_frame_recv(nghttp2_session *ng, const nghttp2_frame *frame, void *
             start_stream(s, st, (frame->hd.flags & NGHTTP2_FLAG_END_STREAM) != 0);
         } else if ((frame->hd.flags & NGHTTP2_FLAG_END_STREAM) && st->started && st->ex != NULL) {
             exchange_request_end(st->ex); /* trailers end the body */
+        }
+        break;
+    case NGHTTP2_PING:
+        if ((frame->hd.flags & NGHTTP2_FLAG_ACK) && s->state == H2_NOTICE &&
+            memcmp(frame->ping.opaque_data, drain_ping, 8) == 0) {
+            send_final_goaway(s);
         }
         break;
     case NGHTTP2_DATA:
@@ -670,16 +691,7 @@ void h2_session_produce(h2_session_t *s)
         conn_close_after_write(c);
 }
 
-void h2_session_written(h2_session_t *s)
-{
-    if (s->state == H2_NOTICE) {
-        /* The shutdown notice is out: now the real GOAWAY with the last stream we took. */
-        h2_set_state(s, H2_GOAWAY);
-        nghttp2_submit_goaway(s->ng, NGHTTP2_FLAG_NONE,
-                              nghttp2_session_get_last_proc_stream_id(s->ng), NGHTTP2_NO_ERROR,
-                              NULL, 0);
-    }
-}
+void h2_session_written(h2_session_t *s) {}
 
 bool h2_session_idle(const h2_session_t *s)
 {
@@ -688,6 +700,12 @@ bool h2_session_idle(const h2_session_t *s)
 
 void h2_session_timeout(h2_session_t *s)
 {
+    if (s->state == H2_NOTICE) {
+        /* No PING ACK in time: send the final GOAWAY anyway. */
+        send_final_goaway(s);
+        kick(s);
+        return;
+    }
     if (s->nstreams > 0)
         return;
     nghttp2_session_terminate_session(s->ng, NGHTTP2_NO_ERROR);
@@ -705,6 +723,11 @@ void h2_session_drain(h2_session_t *s)
         return;
     h2_set_state(s, H2_NOTICE);
     nghttp2_submit_shutdown_notice(s->ng);
+    /* The final GOAWAY follows the PING's ACK: one round trip in which
+     * requests already on their way still get served. */
+    nghttp2_submit_ping(s->ng, NGHTTP2_FLAG_NONE, drain_ping);
+    if (s->nstreams == 0)
+        conn_timer_set(s->c, 1.0); /* a client that never answers the PING */
     kick(s);
 }
 

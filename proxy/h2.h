@@ -34,7 +34,7 @@ int h2_session_recv(h2_session_t *s, const uint8_t *data, size_t len);
  * the connection when nghttp2 wants neither to read nor to write.
  */
 void h2_session_produce(h2_session_t *s);
-/** A write completed. */
+/** A write completed (conn_flush() then pulls more). */
 void h2_session_written(h2_session_t *s);
 /** True when no stream is open (conn.c then trims its buffers). */
 bool h2_session_idle(const h2_session_t *s);

@@ -202,7 +202,7 @@ static void close_cb(uv_handle_t *h)
         if (!ex->head_sent)
             ex->status = status;
         pool->stats.errors++;
-        ex->fops->response_error(ex, status);
+        exchange_response_error(ex, status);
         exchange_upstream_done(ex);
     }
     pool->stats.open--;
@@ -245,7 +245,7 @@ static void fail(upstream_conn_t *c, int status)
     if (!ex->head_sent)
         ex->status = status;
     c->pool->stats.errors++;
-    ex->fops->response_error(ex, status);
+    exchange_response_error(ex, status);
     exchange_upstream_done(ex);
 }
 
@@ -531,7 +531,7 @@ static int on_headers_complete(llhttp_t *p)
     if (status < 200 && !upgrade) {
         /* 100/102/103...: llhttp reports it as a complete message and
          * parses the real response next on the same stream */
-        ex->fops->response_head(ex, false);
+        exchange_response_head(ex, false);
         return c->ex == ex ? 0 : -1;
     }
     c->final_head = true;
@@ -543,7 +543,7 @@ static int on_headers_complete(llhttp_t *p)
     else
         ex->resp_content_length = -1;
     c->upgrading = upgrade;
-    ex->fops->response_head(ex, true);
+    exchange_response_head(ex, true);
     if (c->ex != ex)
         return -1; /* aborted inside the callback */
     if (upgrade)
@@ -557,7 +557,7 @@ static int on_body(llhttp_t *p, const char *at, size_t len)
     exchange_t *ex = c->ex;
     ex->resp_body_bytes += len;
     /* at points into the read buffer, valid only during this call: the frontend copies */
-    size_t held = ex->fops->response_body(ex, (const uint8_t *)at, len);
+    size_t held = exchange_response_body(ex, (const uint8_t *)at, len);
     if (c->ex != ex)
         return HPE_USER;
     if (held > EXCHANGE_HIGH_WATER)
@@ -599,7 +599,7 @@ static void finish_ok(upstream_conn_t *c)
         to_idle(c);
     else
         conn_close(c);
-    ex->fops->response_end(ex);
+    exchange_response_end(ex);
     exchange_upstream_done(ex);
 }
 
@@ -619,7 +619,7 @@ static void deliver_tunnel(upstream_conn_t *c, const char *data, size_t n)
     exchange_t *ex = c->ex;
     ex->resp_body_bytes += n;
     /* data points into the read buffer, valid only during the call: the frontend copies */
-    size_t held = ex->fops->response_body(ex, (const uint8_t *)data, n);
+    size_t held = exchange_response_body(ex, (const uint8_t *)data, n);
     if (c->ex == ex && held > EXCHANGE_HIGH_WATER)
         do_pause(c);
 }
@@ -630,7 +630,7 @@ static void tunnel_end(upstream_conn_t *c)
     ex->t_end = uv_hrtime();
     detach(c);
     conn_close(c);
-    ex->fops->response_end(ex);
+    exchange_response_end(ex);
     exchange_upstream_done(ex);
 }
 

@@ -6,7 +6,7 @@ proxy must survive.
 Usage:
   origin.py --root DIR [--listen HOST:PORT] [--id NAME] [--log FILE]
             [--think-ms MS] [--think PATH=MS]... [--link PATH=VALUE]...
-            [--early-hints] [--keepalive-timeout SECONDS]
+            [--early-hints] [--early-hints-path PATH]... [--keepalive-timeout SECONDS]
 
 With port 0 the first line on stdout is "PORT <n>".  Every response carries
 "x-origin-id: <id>" so a test knows which process answered.
@@ -30,7 +30,14 @@ Special paths (query parameters in brackets):
   /_dropnext             answer; the next request on this connection is read, then
                          the connection closed with no response (a stale pooled one)
   /_hop                  a response with hop-by-hop headers (Connection names X-Private)
+  /_set_etag [path, etag] from now on, static PATH carries ETag "etag" (empty: the default)
+  /_tspage [asset]       HTML naming asset (default /js/config.js) with ?ts=<now ns>,
+                         a new URL on every visit, plus /css/site.css
+/_sse also takes push=PATH (sends the comment line ": herald-push PATH" just before
+event push_at, default 1); /_redirect takes cache=SECONDS (Cache-Control max-age).
+--redirect PATH=TARGET answers PATH with a cacheable 301 to TARGET.
 Any path also takes think_ms=MS and early_hints=1 (send a 103 first).
+--early-hints-path PATH sends a 103 (with PATH's --link values) for PATH only.
 Logs one JSON line per request ("request") and per outcome ("response" or
 "abort": the client went away before the response was complete).
 """
@@ -83,6 +90,8 @@ class Origin:
         self.conn_seq = 0
         self.think = dict(self.kv(x) for x in args.think)
         self.links = {}
+        self.etags = {}
+        self.redirects = dict(self.kv(x) for x in getattr(args, "redirect", []))
         for x in args.link:
             p, v = self.kv(x)
             self.links.setdefault(p, []).append(v)
@@ -335,7 +344,7 @@ class Conn:
         links = list(self.o.links.get(path, []))
         if "link" in q:
             links.append(q["link"])
-        if a.early_hints or q.get("early_hints") == "1":
+        if a.early_hints or q.get("early_hints") == "1" or path in a.early_hints_path:
             hint = links or ["</_early.css>; rel=preload; as=style"]
             self.send(("HTTP/1.1 103 Early Hints\r\n" +
                        "".join("Link: %s\r\n" % l for l in hint) + "\r\n").encode("latin-1"))
@@ -362,6 +371,10 @@ class Conn:
         if req["method"] not in ("GET", "HEAD"):
             self.drain_body(req)
             return self.respond(405, b"method not allowed\n", headers=[("Allow", "GET, HEAD")]) or True
+        if req["path"] in self.o.redirects:
+            return self.respond(301, b"moved\n", headers=[
+                ("Location", self.o.redirects[req["path"]]),
+                ("Cache-Control", "max-age=60")] + extra) or True
         root = os.path.realpath(self.o.args.root)
         p = os.path.realpath(os.path.join(root, urllib.parse.unquote(req["path"]).lstrip("/")))
         if not (p == root or p.startswith(root + os.sep)):
@@ -375,6 +388,8 @@ class Conn:
         with open(p, "rb") as f:
             body = f.read()
         etag = '"%s"' % hashlib.sha256(body).hexdigest()[:20]
+        if self.o.etags.get(req["path"]):
+            etag = '"%s"' % self.o.etags[req["path"]]
         ctype = mimetypes.guess_type(p)[0] or "application/octet-stream"
         if ctype.startswith("text/") or ctype in ("image/svg+xml",):
             ctype += "; charset=utf-8"
@@ -430,6 +445,9 @@ class Conn:
         for i in range(n):
             if i:
                 self.wait(iv)
+            if req["q"].get("push") and i == int(req["q"].get("push_at", "1")):
+                c = (": herald-push %s\n" % req["q"]["push"]).encode()
+                self.send(b"%x\r\n%s\r\n" % (len(c), c))
             ev = ("id: %d\nevent: tick\ndata: %d %.3f\n\n" % (i, i, time.time())).encode()
             self.send(b"%x\r\n%s\r\n" % (len(ev), ev))
         self.send(b"0\r\n\r\n")
@@ -439,7 +457,27 @@ class Conn:
         self.drain_body(req)
         code = int(req["q"].get("code", "302"))
         to = req["q"].get("to", "/")
-        self.respond(code, b"moved\n", headers=[("Location", to)] + extra)
+        hs = [("Location", to)]
+        if "cache" in req["q"]:
+            hs.append(("Cache-Control", "max-age=%d" % int(req["q"]["cache"])))
+        self.respond(code, b"moved\n", headers=hs + extra)
+        return True
+
+    def h_set_etag(self, req, extra):
+        self.drain_body(req)
+        self.o.etags[req["q"].get("path", "")] = req["q"].get("etag", "")
+        self.respond(200, b"etag set\n", headers=[("Cache-Control", "no-store")])
+        return True
+
+    def h_tspage(self, req, extra):
+        self.drain_body(req)
+        asset = req["q"].get("asset", "/js/config.js")
+        body = ('<!DOCTYPE html>\n<html><head><title>ts</title>\n'
+                '<link rel="stylesheet" href="/css/site.css">\n'
+                '<script src="%s?ts=%d"></script>\n</head><body><p>ts</p></body></html>\n' % (
+                    asset, time.time_ns())).encode()
+        self.respond(200, body, "text/html; charset=utf-8",
+                     [("Cache-Control", "no-cache")] + extra)
         return True
 
     def h_cookies(self, req, extra):
@@ -590,7 +628,8 @@ SPECIAL = {"/_echo": Conn.h_echo, "/_think": Conn.h_think, "/_sse": Conn.h_sse,
            "/_malformed": Conn.h_malformed, "/_hugeheaders": Conn.h_hugeheaders,
            "/_badchunk": Conn.h_badchunk, "/_closeafter": Conn.h_closeafter, "/_ws": Conn.h_ws,
            "/_status": Conn.h_status, "/_hop": Conn.h_hop,
-           "/_dropnext": Conn.h_dropnext}
+           "/_dropnext": Conn.h_dropnext, "/_set_etag": Conn.h_set_etag,
+           "/_tspage": Conn.h_tspage}
 
 
 def main():
@@ -604,7 +643,11 @@ def main():
                     help="delay for one path (PATH may end in *)")
     ap.add_argument("--link", action="append", default=[], metavar="PATH=VALUE",
                     help="add a Link header to PATH's response")
+    ap.add_argument("--redirect", action="append", default=[], metavar="PATH=TARGET",
+                    help="answer PATH with a cacheable 301 to TARGET")
     ap.add_argument("--early-hints", action="store_true", help="send a 103 before every response")
+    ap.add_argument("--early-hints-path", action="append", default=[], metavar="PATH",
+                    help="send a 103 (with PATH's --link values) before PATH's response")
     ap.add_argument("--keepalive-timeout", type=float, default=75.0,
                     help="close idle keep-alive connections after this many seconds")
     args = ap.parse_args()
