@@ -66,6 +66,7 @@ typedef struct page {
     int status;
     uint64_t bytes_pushed, hints_sent;
     bool followups_seen;
+    double fvisits; /* decayed count of visits with follow-ups (not persisted) */
 } page_t;
 
 struct pagemap {
@@ -663,10 +664,60 @@ static void edge_describe(edge_t *e, const vitem_t *vi)
 
 #define DISCOVERY_SOURCES (PAGEMAP_SRC_HTML | PAGEMAP_SRC_CSS | PAGEMAP_SRC_LINK)
 
+/* Late evidence of a visit committed before (see pagemap_visit_t.supplement). */
+static int commit_supplement(pagemap_t *pm, page_t *p, const pagemap_visit_t *v,
+                             const vitem_t *vi, size_t nvi)
+{
+    double d = pm->cfg.decay;
+    int rc = 0;
+    for (size_t k = 0; k < nvi; k++) {
+        const vitem_t *it = &vi[k];
+        asset_t *a = asset_find(pm, it->key);
+        edge_t *e = edge_find(p, a);
+        if (e != NULL) {
+            if (e->state == PAGEMAP_EDGE_BANNED)
+                continue;
+            /* did the visit's first commit count this edge as a miss? */
+            bool missed =
+                (e->sources & DISCOVERY_SOURCES) ? v->html_scanned : v->had_followups;
+            if (!set_str(&a->url, it->it->url))
+                rc = HERALD_ENOMEM;
+            edge_describe(e, it);
+            if (it->skipped)
+                continue;
+            if (missed) {
+                e->hits = e->hits + 1 < e->visits ? e->hits + 1 : e->visits;
+                e->hit_visits++;
+                e->last_seen = v->now_ms;
+            } else {
+                edge_count(e, d, true, v->now_ms);
+            }
+            continue;
+        }
+        a = asset_get(pm, it->key, it->it->url);
+        if (a == NULL || (e = edge_add(pm, p, a, PAGEMAP_EDGE_LEARNED)) == NULL) {
+            asset_drop_unused(pm, a);
+            rc = HERALD_ENOMEM;
+            continue;
+        }
+        edge_describe(e, it);
+        e->first_seen = v->now_ms;
+        edge_count(e, d, true, v->now_ms);
+    }
+    return rc;
+}
+
 static int commit_entry(pagemap_t *pm, page_t *p, const pagemap_visit_t *v, const vitem_t *vi,
                         size_t nvi)
 {
+    if (v->supplement)
+        return commit_supplement(pm, p, v, vi, nvi);
     double d = pm->cfg.decay;
+    /* What a follow-up-only edge born on this visit would have counted had it
+     * existed since the first visit with follow-ups: a miss on each of them. */
+    double fvisits_new = v->had_followups ? p->fvisits * d + 1 : 0;
+    if (v->had_followups)
+        p->fvisits = fvisits_new;
     p->visits = p->visits * d + 1;
     p->visits_total++;
     p->last_visit = v->now_ms;
@@ -710,6 +761,12 @@ static int commit_entry(pagemap_t *pm, page_t *p, const pagemap_visit_t *v, cons
         e->first_seen = v->now_ms;
         e->seen = true;
         edge_count(e, d, true, v->now_ms);
+        /* A URL only ever seen as a follow-up, appearing on a page whose
+         * earlier visits had follow-ups without it, starts as missed on
+         * those visits: one visit (whatever a client requests on it) cannot
+         * make it plannable, while the first visit of a page still can. */
+        if ((it->sources & (DISCOVERY_SOURCES | PAGEMAP_SRC_PUSH)) == 0 && fvisits_new > 1)
+            e->visits = fvisits_new;
     }
     for (size_t i = 0; i < p->n; i++) {
         edge_t *e = &p->edges[i];
@@ -755,7 +812,8 @@ int pagemap_commit_visit(pagemap_t *pm, const pagemap_visit_t *v)
         rc = HERALD_ENOMEM;
     int rc2 = commit_entry(pm, p, v, vi, nvi);
     rc = rc ? rc : rc2;
-    pm->visits_committed++;
+    if (!v->supplement)
+        pm->visits_committed++;
     if (v->template_key != NULL && strcmp(v->template_key, v->page_key) != 0) {
         page_t *t = page_get(pm, v->template_key, NULL);
         if (t == NULL) {
@@ -1369,6 +1427,7 @@ int pagemap_forget_page(pagemap_t *pm, const char *page_key)
             if (p->edges[i].state == PAGEMAP_EDGE_LEARNED)
                 edge_remove_at(pm, p, i);
         p->visits = 0;
+        p->fvisits = 0;
         p->visits_total = 0;
         p->think = -1;
         p->html_size = 0;

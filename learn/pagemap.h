@@ -155,6 +155,15 @@ typedef struct pagemap_visit {
     bool html_scanned;  /* discovery ran on this visit */
     bool had_followups; /* the client fetched subresources after the page */
     bool authorized;    /* request had Authorization: commit does nothing */
+    /*
+     * Late evidence of a visit already committed (the proxy fetched a
+     * stylesheet the client did not, after the visit ended): the page's
+     * counters do not move and absent edges are not missed; each item is a
+     * hit (an edge the first commit counted as a miss, per html_scanned /
+     * had_followups as passed then, has that miss turned into a hit), new
+     * edges start as usual. Pass the first commit's flags and no template.
+     */
+    bool supplement;
     const pagemap_item_t *items;
     size_t nitems;
 } pagemap_visit_t;

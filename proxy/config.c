@@ -26,6 +26,9 @@ typedef enum opt_type {
     OPT_DURATION, /* seconds, fractional allowed */
     OPT_INT,
     OPT_SIZE, /* bytes; k/m/g suffixes */
+    /* a plain double (ratios) */
+    OPT_NUMBER,
+    OPT_RATE, /* bits per second, uint64_t; decimal k/m/g suffixes (20m = 20,000,000) */
     OPT_LOGLEVEL,
     OPT_LISTEN, /* repeatable */
     OPT_ORIGIN,
@@ -80,6 +83,48 @@ static const opt_def_t options[] = {
     {"max-headers", OPT_INT, OFF(max_headers), "100", 1, 10000, "most request header fields"},
     {"max-concurrent-streams", OPT_INT, OFF(max_concurrent_streams), "100", 1, 10000,
      "HTTP/2 SETTINGS_MAX_CONCURRENT_STREAMS announced to clients"},
+    /* learning (proxy/learning.c) */
+    {"min-confidence", OPT_NUMBER, OFF(min_confidence), "0.5", 0, 1,
+     "learned assets whose confidence (decayed hits over visits) reaches this are planned"},
+    {"learn-window", OPT_DURATION, OFF(learn_window), "5", 0.01, 600,
+     "seconds after a page during which requests on the same connection count as its follow-ups"},
+    {"max-pages", OPT_INT, OFF(max_pages), "10000", 1, 100000000,
+     "pages (and templates) kept in the learned map; least recently used evicted"},
+    {"max-assets-per-page", OPT_INT, OFF(max_assets_per_page), "64", 1, 100000,
+     "learned assets kept per page; the least confident evicted"},
+    /* delivery (proxy/delivery.c) */
+    {"push", OPT_BOOL, OFF(push), "on", 0, 0,
+     "HTTP/2 server push of a page's learned assets to clients that allow it"},
+    {"hints", OPT_BOOL, OFF(hints), "on", 0, 0,
+     "103 Early Hints with the learned preloads when push is off or not allowed (navigations)"},
+    {"hints-h1", OPT_BOOL, OFF(hints_h1), "off", 0, 0,
+     "also send 103 Early Hints to HTTP/1.1 clients (never to HTTP/1.0)"},
+    {"push-budget", OPT_SIZE, OFF(push_budget), "256k", 0, 1024.0 * 1024 * 1024,
+     "most pushed bytes sent ahead of the page's HTML; the budget is min(think time x "
+     "bandwidth, this); the rest of the plan is promised and follows the HTML"},
+    {"bandwidth-hint", OPT_RATE, OFF(bandwidth_hint), "10m", 1000, 1e12,
+     "bits/s assumed for a client connection until TCP_INFO has measured it (after 64 KiB "
+     "acknowledged); k/m/g are 10^3/10^6/10^9"},
+    {"digest-cookie", OPT_STRING, OFF(digest_cookie), "herald_cd", 0, 0,
+     "name of the cache-digest cookie set on page responses after pushes; off disables it"},
+    {"x-herald-header", OPT_BOOL, OFF(x_herald_header), "off", 0, 0,
+     "add 'x-herald: push=N; hint=N; plan=page|template|none' to page responses"},
+    {"push-redirects", OPT_BOOL, OFF(push_redirects), "on", 0, 0,
+     "push a learned same-origin redirect together with its target"},
+    {"sse-push", OPT_BOOL, OFF(sse_push), "on", 0, 0,
+     "an origin event-stream comment ': herald-push PATH' pushes PATH (h2 push clients)"},
+    /* admin and state (proxy/admin.c, proxy/state.c) */
+    {"admin", OPT_STRING, OFF(admin), NULL, 0, 0,
+     "ADDR:PORT of the admin HTTP/1.1 listener (JSON API, /metrics, /healthz, HTML page); "
+     "off unless given; a non-loopback address needs --admin-token or --admin-token-file"},
+    {"admin-token", OPT_STRING, OFF(admin_token), NULL, 0, 0,
+     "bearer token every admin request must carry (Authorization: Bearer TOKEN); reloadable"},
+    {"admin-token-file", OPT_STRING, OFF(admin_token_file), NULL, 0, 0,
+     "file whose first line is the admin token (keeps it out of ps); reloadable"},
+    {"state", OPT_STRING, OFF(state_file), NULL, 0, 0,
+     "file the learned map (pins and bans included) is saved to and loaded from at start"},
+    {"state-interval", OPT_DURATION, OFF(state_interval), "30", 0.05, 86400,
+     "seconds between saves of --state when the map changed (also saved on shutdown)"},
 };
 
 enum { NOPTIONS = sizeof(options) / sizeof(options[0]) };
@@ -189,14 +234,18 @@ static int set_option(config_t *cfg, const opt_def_t *o, const char *value, bool
         }
         return 0;
     case OPT_DURATION:
+    case OPT_NUMBER:
     case OPT_INT:
         if (parse_number(value, &num) != 0 || num < o->min || num > o->max ||
             (o->type == OPT_INT && num != floor(num))) {
             failf(err, errlen, "%s takes %s from %g to %g, not '%s'", o->name,
-                  o->type == OPT_INT ? "a whole number" : "seconds", o->min, o->max, value);
+                  o->type == OPT_INT      ? "a whole number"
+                  : o->type == OPT_NUMBER ? "a number"
+                                          : "seconds",
+                  o->min, o->max, value);
             return HERALD_EINVAL;
         }
-        if (o->type == OPT_DURATION)
+        if (o->type == OPT_DURATION || o->type == OPT_NUMBER)
             *(double *)field = num;
         else if (o->size == sizeof(uint32_t))
             *(uint32_t *)field = (uint32_t)num;
@@ -223,6 +272,24 @@ static int set_option(config_t *cfg, const opt_def_t *o, const char *value, bool
             return HERALD_EINVAL;
         }
         *(size_t *)field = (size_t)v;
+        return 0;
+    }
+    case OPT_RATE: {
+        char *end;
+        errno = 0;
+        double v = strtod(value, &end);
+        if (*end == 'k' || *end == 'K')
+            v *= 1e3, end++;
+        else if (*end == 'm' || *end == 'M')
+            v *= 1e6, end++;
+        else if (*end == 'g' || *end == 'G')
+            v *= 1e9, end++;
+        if (end == value || *end != '\0' || errno != 0 || v < o->min || v > o->max) {
+            failf(err, errlen, "%s takes bits per second from %g to %g (k/m/g: 10^3/6/9), not '%s'",
+                  o->name, o->min, o->max, value);
+            return HERALD_EINVAL;
+        }
+        *(uint64_t *)field = (uint64_t)v;
         return 0;
     }
     case OPT_LOGLEVEL: {
@@ -390,7 +457,78 @@ void config_print_help(void *out)
         fprintf(f, "  --%s=VALUE\n      %s\n      default: %s\n", o->name, o->help,
                 o->def != NULL ? o->def : "(none)");
     }
-    fprintf(f, "  --help     this text\n  --version  print the version\n");
+    fprintf(f, "  --help     this text\n  --version  print the version\n"
+               "  --print-config  print a sample config file with every option commented\n");
+}
+
+/* Options whose change needs a restart (sockets, threads, the map's caps). */
+static bool needs_restart(const char *name)
+{
+    static const char *const names[] = {
+        "origin", "listen", "workers",        "max-pages", "max-assets-per-page",
+        "admin",  "state",  "state-interval", "config"};
+    for (size_t i = 0; i < sizeof(names) / sizeof(names[0]); i++)
+        if (strcmp(name, names[i]) == 0)
+            return true;
+    return false;
+}
+
+size_t config_diff(const config_t *a, const config_t *b, char *reloaded, size_t rlen, char *restart,
+                   size_t slen)
+{
+    size_t n = 0;
+    reloaded[0] = restart[0] = '\0';
+    for (size_t i = 0; i < NOPTIONS; i++) {
+        const opt_def_t *o = &options[i];
+        bool differs =
+            memcmp((const char *)a + o->offset, (const char *)b + o->offset, o->size) != 0;
+        if (o->type == OPT_ORIGIN)
+            differs |= a->origin_port != b->origin_port;
+        if (!differs)
+            continue;
+        n++;
+        char *dst = needs_restart(o->name) ? restart : reloaded;
+        size_t cap = needs_restart(o->name) ? slen : rlen, len = strlen(dst);
+        snprintf(dst + len, cap - len, "%s%s", len > 0 ? ", " : "", o->name);
+    }
+    return n;
+}
+
+void config_apply_reload(config_t *dst, const config_t *src)
+{
+    config_t keep = *dst;
+    *dst = *src;
+    /* restart-only fields stay as the process started */
+    memcpy(dst->origin_host, keep.origin_host, sizeof(dst->origin_host));
+    dst->origin_port = keep.origin_port;
+    dst->origin_addr = keep.origin_addr;
+    memcpy(dst->listen, keep.listen, sizeof(dst->listen));
+    dst->nlisten = keep.nlisten;
+    dst->workers = keep.workers;
+    dst->max_pages = keep.max_pages;
+    dst->max_assets_per_page = keep.max_assets_per_page;
+    memcpy(dst->admin, keep.admin, sizeof(dst->admin));
+    memcpy(dst->state_file, keep.state_file, sizeof(dst->state_file));
+    dst->state_interval = keep.state_interval;
+    memcpy(dst->config_file, keep.config_file, sizeof(dst->config_file));
+}
+
+void config_print_sample(void *out)
+{
+    FILE *f = out;
+    fprintf(f, "# herald configuration: 'name = value' lines, # comments. Every option\n"
+               "# of --help can be set here; command-line flags override this file.\n"
+               "# Generated by 'herald --print-config' from the option table.\n");
+    for (size_t i = 0; i < NOPTIONS; i++) {
+        const opt_def_t *o = &options[i];
+        if (o->type == OPT_CONFIG)
+            continue;
+        fprintf(f, "\n# %s\n", o->help);
+        if (o->def != NULL)
+            fprintf(f, "# %s = %s\n", o->name, o->def);
+        else
+            fprintf(f, "# %s =\n", o->name);
+    }
 }
 
 int config_load(config_t *cfg, int argc, char **argv)
@@ -402,6 +540,10 @@ int config_load(config_t *cfg, int argc, char **argv)
     for (int i = 1; i < argc; i++) {
         if (strcmp(argv[i], "--help") == 0 || strcmp(argv[i], "-h") == 0) {
             config_print_help(stdout);
+            return 1;
+        }
+        if (strcmp(argv[i], "--print-config") == 0) {
+            config_print_sample(stdout);
             return 1;
         }
         if (strcmp(argv[i], "--version") == 0) {

@@ -54,6 +54,27 @@ typedef struct config {
     size_t max_header_size;  /* bytes, request head (h1) / header block (h2) */
     size_t max_headers;      /* count */
     uint32_t max_concurrent_streams; /* h2 SETTINGS we announce */
+    /* learning (proxy/learning.c) */
+    double min_confidence;      /* --min-confidence, 0..1 */
+    double learn_window;        /* s, --learn-window */
+    size_t max_pages;           /* --max-pages */
+    size_t max_assets_per_page; /* --max-assets-per-page */
+    /* delivery (proxy/delivery.c) */
+    bool push;                /* --push */
+    bool hints;               /* --hints */
+    bool hints_h1;            /* --hints-h1 */
+    size_t push_budget;       /* bytes ahead of the HTML at most */
+    uint64_t bandwidth_hint;  /* bits/s, until the connection is measured */
+    char digest_cookie[64];   /* cookie name; "off" disables */
+    bool x_herald_header;     /* --x-herald-header */
+    bool push_redirects;      /* --push-redirects */
+    bool sse_push;            /* --sse-push */
+    /* admin and state (proxy/admin.c, proxy/state.c) */
+    char admin[80];             /* --admin ADDR:PORT; "" off */
+    char admin_token[256];      /* --admin-token; "" none */
+    char admin_token_file[1024]; /* --admin-token-file */
+    char state_file[1024];      /* --state; "" off */
+    double state_interval;      /* s, --state-interval */
 } config_t;
 
 /**
@@ -64,6 +85,21 @@ typedef struct config {
 int config_load(config_t *cfg, int argc, char **argv);
 /** Print every option with its default and help to `out` (a FILE *). */
 void config_print_help(void *out);
+/**
+ * SIGHUP: list the options that differ between a (running) and b (just
+ * read) as comma-separated names, those applied on reload into
+ * reloaded[rlen] and those that need a restart into restart[slen].
+ * Returns how many differ.
+ */
+size_t config_diff(const config_t *a, const config_t *b, char *reloaded, size_t rlen,
+                   char *restart, size_t slen);
+/**
+ * Copy src into dst except the restart-only options (origin, listen,
+ * workers, max-pages, max-assets-per-page, admin, state, state-interval).
+ */
+void config_apply_reload(config_t *dst, const config_t *src);
+/** Print a config file with every option commented out at its default (a FILE *). */
+void config_print_sample(void *out);
 /** Parse "ADDR:PORT" or "[V6]:PORT" into `ss`; 0 or HERALD_EINVAL. */
 int config_parse_hostport(const char *s, struct sockaddr_storage *ss);
 

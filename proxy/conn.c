@@ -14,6 +14,7 @@
 #include "proxy/alloc.h"
 #include "proxy/h1.h"
 #include "proxy/h2.h"
+#include "proxy/learning.h"
 #include "proxy/log.h"
 #include "proxy/tls.h"
 
@@ -106,6 +107,10 @@ void conn_close(conn_t *c)
         h1_session_abort(c->h1);
     if (c->h2 != NULL)
         h2_session_abort(c->h2);
+    /* after the aborts: open visits commit now, not a loop turn later (the
+     * client's next connection may already be asking for the same page) */
+    learning_conn_release(c->learn);
+    c->learn = NULL;
     uv_read_stop((uv_stream_t *)&c->tcp);
     c->reading = false;
     uv_timer_stop(&c->timer);
@@ -168,6 +173,33 @@ size_t conn_buffered(const conn_t *c)
     return c->out.len + c->wbuf.len;
 }
 
+/* The session may produce more now that its bytes are out. */
+static void tell_written(conn_t *c)
+{
+    if (c->proto == CONN_PROTO_H1 && c->h1 != NULL)
+        h1_session_written(c->h1);
+    else if (c->proto == CONN_PROTO_H2 && c->h2 != NULL)
+        h2_session_written(c->h2);
+}
+
+/* Drained: an idle connection keeps no large buffers. */
+static void trim_if_idle(conn_t *c)
+{
+    if (c->writing || c->out.len != 0 || c->state == CONN_CLOSING)
+        return;
+    bool idle = c->proto == CONN_PROTO_H2 ? h2_session_idle(c->h2) : h1_session_idle(c->h1);
+    if (!idle)
+        return;
+    if (c->out.cap > TRIM_ABOVE) {
+        free(c->out.p);
+        c->out = (conn_buf_t){0};
+    }
+    if (c->wbuf.cap > TRIM_ABOVE) {
+        free(c->wbuf.p);
+        c->wbuf = (conn_buf_t){0};
+    }
+}
+
 static void on_write(uv_write_t *req, int status)
 {
     conn_t *c = req->data;
@@ -179,23 +211,9 @@ static void on_write(uv_write_t *req, int status)
         conn_close(c);
         return;
     }
-    if (c->proto == CONN_PROTO_H1 && c->h1 != NULL)
-        h1_session_written(c->h1);
-    else if (c->proto == CONN_PROTO_H2 && c->h2 != NULL)
-        h2_session_written(c->h2);
+    tell_written(c);
     conn_flush(c);
-    bool idle = c->proto == CONN_PROTO_H2 ? h2_session_idle(c->h2) : h1_session_idle(c->h1);
-    if (idle && !c->writing && c->out.len == 0) {
-        /* Drained: an idle connection keeps no large buffers. */
-        if (c->out.cap > TRIM_ABOVE) {
-            free(c->out.p);
-            c->out = (conn_buf_t){0};
-        }
-        if (c->wbuf.cap > TRIM_ABOVE) {
-            free(c->wbuf.p);
-            c->wbuf = (conn_buf_t){0};
-        }
-    }
+    trim_if_idle(c);
 }
 
 static void on_idle(uv_idle_t *h)
@@ -243,37 +261,75 @@ static void fill_wbuf(conn_t *c)
     }
 }
 
+/* A connection writes at most this many times in one conn_flush() before
+ * yielding to the loop, so one busy client cannot starve the others. */
+enum { FLUSH_ROUNDS = 8 };
+
 void conn_flush(conn_t *c)
 {
     if (c->state == CONN_CLOSING || c->writing || c->shutdown_sent || c->flushing)
         return;
-    if (c->proto == CONN_PROTO_H2 && c->h2 != NULL) {
-        /* produce may call back into conn_flush (conn_close_after_write): the
-         * guard makes that a no-op, and this call finishes the job. */
-        c->flushing = true;
-        h2_session_produce(c->h2); /* may close c */
-        c->flushing = false;
-        if (c->state == CONN_CLOSING || c->writing)
+    /* Re-entry (from produce, or from a session reacting to tell_written)
+     * is a no-op: this loop picks up whatever was queued. */
+    c->flushing = true;
+    for (int round = 0;; round++) {
+        if (c->proto == CONN_PROTO_H2 && c->h2 != NULL) {
+            h2_session_produce(c->h2); /* may close c */
+            if (c->state == CONN_CLOSING)
+                break;
+        }
+        fill_wbuf(c);
+        if (c->state == CONN_CLOSING)
+            break;
+        if (c->wbuf.len == 0) {
+            if (c->close_after_write && c->out.len == 0) {
+                c->flushing = false;
+                start_shutdown(c);
+                return;
+            }
+            break;
+        }
+        if (round == FLUSH_ROUNDS) {
+            conn_flush_soon(c);
+            break;
+        }
+        /* Try the write in place first: when the kernel takes it all (the
+         * common case with short send queues) there is no write request, no
+         * callback and, above all, no epoll_ctl round trip that libuv's
+         * uv_write costs when its queue drains. */
+        uv_buf_t b = uv_buf_init((char *)c->wbuf.p, (unsigned)c->wbuf.len);
+        int n = uv_try_write((uv_stream_t *)&c->tcp, &b, 1);
+        if (n < 0 && n != UV_EAGAIN) {
+            c->wbuf.len = 0;
+            c->flushing = false;
+            conn_close(c);
             return;
+        }
+        if (n == (int)c->wbuf.len) {
+            c->wbuf.len = 0;
+            tell_written(c);
+            if (c->state == CONN_CLOSING)
+                break;
+            continue;
+        }
+        if (n > 0) {
+            memmove(c->wbuf.p, c->wbuf.p + n, c->wbuf.len - (size_t)n);
+            c->wbuf.len -= (size_t)n;
+        }
+        /* The rest waits for the socket; wbuf stays untouched until on_write. */
+        b = uv_buf_init((char *)c->wbuf.p, (unsigned)c->wbuf.len);
+        c->wreq.data = c;
+        if (uv_write(&c->wreq, (uv_stream_t *)&c->tcp, &b, 1, on_write) != 0) {
+            c->wbuf.len = 0;
+            c->flushing = false;
+            conn_close(c);
+            return;
+        }
+        c->writing = true;
+        break;
     }
-    fill_wbuf(c);
-    if (c->state == CONN_CLOSING)
-        return;
-    if (c->wbuf.len == 0) {
-        if (c->close_after_write && c->out.len == 0)
-            start_shutdown(c);
-        return;
-    }
-    /* wbuf must stay untouched until on_write: nothing else writes into it. */
-    uv_buf_t b = uv_buf_init((char *)c->wbuf.p, (unsigned)c->wbuf.len);
-    c->wreq.data = c;
-    int rc = uv_write(&c->wreq, (uv_stream_t *)&c->tcp, &b, 1, on_write);
-    if (rc != 0) {
-        c->wbuf.len = 0;
-        conn_close(c);
-        return;
-    }
-    c->writing = true;
+    c->flushing = false;
+    trim_if_idle(c);
 }
 
 /* ---- timers ---- */
@@ -479,6 +535,7 @@ void conn_accept(worker_t *w, uv_stream_t *server, bool tls)
     c->idle.data = c;
     worker_link_insert(&w->conns, &c->link);
     w->nconns++;
+    c->learn = learning_conn_create(w);
 
     uv_tcp_nodelay(&c->tcp, 1);
     uv_os_fd_t fd;

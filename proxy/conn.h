@@ -91,6 +91,8 @@ typedef struct conn {
     h1_session_t *h1; /* owned; set when proto == CONN_PROTO_H1 */
     h2_session_t *h2; /* owned; set when proto == CONN_PROTO_H2 */
     tls_conn_t *tls;  /* owned; NULL on cleartext listeners */
+    /* owned (learning_conn_release at close); NULL = no learning */
+    struct learning_conn *learn;
     int open_handles; /* handles still to see their close callback */
     bool reading;     /* uv_read_start is active */
     bool read_paused; /* the session asked to stop reading */

@@ -1,26 +1,729 @@
-/* Filled by the learn/deliver issue: see delivery.h. */
+/*
+ * Delivery: plans become pushes or one 103, see delivery.h.
+ *
+ * Per exchange, delivery_ex_t says what the exchange is to delivery: a page
+ * (its copied-out plan, what was sent, the digest cookie being built), a
+ * pushed stream (its fetch progress, the plan item key it reports under),
+ * or an SSE stream whose comment lines ask for pushes. Per connection,
+ * delivery_conn_t holds the fetch slots and the queue of pushed streams
+ * waiting for one.
+ */
 #include "proxy/delivery.h"
+
+#include <assert.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+#include "learn/digest.h"
+#include "learn/pagemap.h"
+#include "parser/link.h"
+#include "parser/url.h"
+#include "proxy/alloc.h"
+#include "proxy/bandwidth.h"
+#include "proxy/config.h"
+#include "proxy/learning.h"
+#include "proxy/log.h"
+#include "proxy/ssefilter.h"
+#include "proxy/worker.h"
+
+/** What an exchange is to delivery (fixed when its delivery_ex_t is made). */
+typedef enum delivery_role {
+    DELIVERY_ROLE_OTHER, /* only an SSE stream gets state without being a page */
+    DELIVERY_ROLE_PAGE,
+    DELIVERY_ROLE_PUSHED,
+} delivery_role_t;
+
+/** A pushed stream's fetch progress; moves go through push_set_state(). */
+typedef enum delivery_push_state {
+    DELIVERY_PUSH_DEFERRED, /* promised; the fetch waits for the page's response to end */
+    DELIVERY_PUSH_QUEUED,   /* ready; waits for a fetch slot on the connection */
+    DELIVERY_PUSH_FETCHING, /* exchange_start ran; holds a slot */
+    DELIVERY_PUSH_DONE,     /* the origin's response ended (or failed); slot given back */
+} delivery_push_state_t;
+
+typedef struct delivery_ex delivery_ex_t;
+
+struct delivery_conn {
+    int refs;
+    worker_t *w;
+    int fd;              /* client socket for TCP_INFO; -1 unknown */
+    unsigned fetching;   /* pushed streams in DELIVERY_PUSH_FETCHING */
+    unsigned limit;      /* fetch slots: min(peer MAX_CONCURRENT_STREAMS, DELIVERY_MAX_FETCHES) */
+    worker_link_t queue; /* delivery_ex_t.link of QUEUED pushes, plan order */
+};
+
+struct delivery_ex {
+    exchange_t *ex;
+    delivery_role_t role;
+    delivery_conn_t *dc; /* a reference, or NULL (h1) */
+
+    /* page */
+    pagemap_plan_t plan; /* copied out at request arrival; owned */
+    bool push_mode;      /* pushes go to this client */
+    unsigned npushed, nhinted;
+    char **sent; /* normalised URLs pushed or hinted (malloc'd) */
+    size_t nsent, capsent;
+    worker_link_t deferred; /* delivery_ex_t.link of DEFERRED pushes of this page */
+    digest_t old_digest;    /* the client's cookie, when it sent a valid one */
+    bool have_old_digest;
+    digest_builder_t db; /* the cookie to set: what the client has after this visit */
+    bool db_used;
+
+    /* pushed */
+    delivery_push_state_t pstate;
+    worker_link_t link; /* in the page's `deferred` or the connection's `queue` */
+    char *key;          /* plan item key reported to learning (malloc'd); NULL: SSE push */
+    bool completed;
+
+    /* SSE */
+    bool sse;               /* filter this event stream for push comments */
+    ssefilter_t sse_filter; /* zeroed by calloc: ssefilter_init not needed */
+};
+
+static struct {
+    atomic_uint_fast64_t promised, completed, cancelled, pushed_bytes, hints_sent, hinted_links,
+        skipped, digest_hits;
+} stats;
+
+void delivery_stats_get(delivery_stats_t *out)
+{
+    out->promised = atomic_load(&stats.promised);
+    out->completed = atomic_load(&stats.completed);
+    out->cancelled = atomic_load(&stats.cancelled);
+    out->pushed_bytes = atomic_load(&stats.pushed_bytes);
+    out->hints_sent = atomic_load(&stats.hints_sent);
+    out->hinted_links = atomic_load(&stats.hinted_links);
+    out->skipped = atomic_load(&stats.skipped);
+    out->digest_hits = atomic_load(&stats.digest_hits);
+}
+
+/* ---- the connection ---- */
+
+delivery_conn_t *delivery_conn_create(worker_t *w, int fd)
+{
+    delivery_conn_t *dc = xcalloc(1, sizeof(*dc));
+    dc->refs = 1;
+    dc->w = w;
+    dc->fd = fd;
+    dc->limit = DELIVERY_MAX_FETCHES;
+    worker_link_init(&dc->queue);
+    return dc;
+}
+
+static delivery_conn_t *conn_ref(delivery_conn_t *dc)
+{
+    if (dc != NULL)
+        dc->refs++;
+    return dc;
+}
+
+void delivery_conn_release(delivery_conn_t *dc)
+{
+    if (dc == NULL || --dc->refs > 0)
+        return;
+    assert(dc->queue.next == &dc->queue); /* queued pushes hold references */
+    free(dc);
+}
+
+/* ---- pushed streams ---- */
+
+static void push_set_state(delivery_ex_t *p, delivery_push_state_t next)
+{
+    bool ok = false;
+    switch (next) {
+    case DELIVERY_PUSH_DEFERRED:
+        ok = false;
+        break;
+    case DELIVERY_PUSH_QUEUED:
+        ok = p->pstate == DELIVERY_PUSH_DEFERRED;
+        break;
+    case DELIVERY_PUSH_FETCHING:
+        ok = p->pstate == DELIVERY_PUSH_QUEUED;
+        break;
+    case DELIVERY_PUSH_DONE:
+        ok = p->pstate == DELIVERY_PUSH_FETCHING;
+        break;
+    }
+    assert(ok && "illegal push transition");
+    (void)ok;
+    p->pstate = next;
+}
+
+static void pump(delivery_conn_t *dc);
+
+static void push_start(delivery_ex_t *p)
+{
+    push_set_state(p, DELIVERY_PUSH_FETCHING);
+    p->dc->fetching++;
+    exchange_t *ex = p->ex;
+    /* May fail synchronously (delivery_on_response_end runs); ex stays
+     * valid: the frontend holds it until the stream closes. */
+    exchange_start(ex);
+    exchange_request_end(ex);
+}
+
+/* Start queued pushes while fetch slots are free. */
+static void pump(delivery_conn_t *dc)
+{
+    while (dc->queue.next != &dc->queue && dc->fetching < dc->limit) {
+        delivery_ex_t *p = container_of(dc->queue.next, delivery_ex_t, link);
+        worker_link_remove(&p->link);
+        worker_link_init(&p->link);
+        push_start(p);
+    }
+}
+
+static void push_enqueue(delivery_ex_t *p)
+{
+    push_set_state(p, DELIVERY_PUSH_QUEUED);
+    worker_link_insert(p->dc->queue.prev, &p->link); /* at the tail: plan order */
+    pump(p->dc);
+}
+
+static delivery_ex_t *dx_create(exchange_t *ex, delivery_role_t role)
+{
+    delivery_ex_t *dx = xcalloc(1, sizeof(*dx));
+    dx->ex = ex;
+    dx->role = role;
+    dx->dc = conn_ref(ex->deliver_conn);
+    worker_link_init(&dx->deferred);
+    worker_link_init(&dx->link);
+    ex->deliver = dx;
+    return dx;
+}
+
+/*
+ * Promise `path` on parent's stream and set up the pushed exchange; it
+ * starts DEFERRED. `key` (borrowed, NULL for SSE pushes) is what learning
+ * hears about. Returns NULL when the frontend refused.
+ */
+static delivery_ex_t *promise(exchange_t *parent, const char *path, const char *key)
+{
+    exchange_t *pex = parent->fops->push_promise(parent, path);
+    if (pex == NULL)
+        return NULL;
+    learning_link_pushed(parent, pex);
+    delivery_ex_t *p = dx_create(pex, DELIVERY_ROLE_PUSHED);
+    p->pstate = DELIVERY_PUSH_DEFERRED;
+    if (p->dc != NULL && parent->client_max_streams > 0) {
+        uint32_t lim = parent->client_max_streams;
+        p->dc->limit = lim < DELIVERY_MAX_FETCHES ? lim : DELIVERY_MAX_FETCHES;
+    }
+    if (key != NULL) {
+        p->key = xstrdup(key);
+        learning_note_delivery(parent, key, PAGEMAP_DELIVERY_PROMISED, 0);
+    }
+    atomic_fetch_add(&stats.promised, 1);
+    return p;
+}
+
+/* The page's response ended (or the page went): its deferred pushes may fetch now. */
+static void release_deferred(delivery_ex_t *page)
+{
+    while (page->deferred.next != &page->deferred) {
+        delivery_ex_t *p = container_of(page->deferred.next, delivery_ex_t, link);
+        worker_link_remove(&p->link);
+        worker_link_init(&p->link);
+        push_enqueue(p);
+    }
+}
+
+/* ---- what the client has ---- */
+
+static bool sent_has(const delivery_ex_t *dx, const char *key)
+{
+    for (size_t i = 0; i < dx->nsent; i++)
+        if (strcmp(dx->sent[i], key) == 0)
+            return true;
+    return false;
+}
+
+static void sent_add(delivery_ex_t *dx, const char *key)
+{
+    if (dx->nsent == dx->capsent) {
+        dx->capsent = dx->capsent ? dx->capsent * 2 : 16;
+        dx->sent = xrealloc(dx->sent, dx->capsent * sizeof(*dx->sent));
+    }
+    dx->sent[dx->nsent++] = xstrdup(key);
+}
+
+static bool client_has(const delivery_ex_t *dx, const char *url, const char *key, const char *etag)
+{
+    /* An entry without ETag was made when herald had not seen the asset's
+     * ETag yet (pushed from HTML discovery alone): it stands for the
+     * version pushed then. Known ETags must match, so a change re-pushes. */
+    if (dx->have_old_digest && (digest_contains(&dx->old_digest, url, etag) ||
+                                (etag != NULL && digest_contains(&dx->old_digest, url, NULL)))) {
+        atomic_fetch_add(&stats.digest_hits, 1); /* admin: herald_digest_hits_total */
+        return true;
+    }
+    return learning_conn_pushed(dx->ex->lconn, key) || learning_conn_requested(dx->ex->lconn, key);
+}
+
+/* The value of cookie `name` in the request's Cookie headers, or NULL (*len set). */
+static const char *cookie_value(const exchange_t *ex, const char *name, size_t *len)
+{
+    size_t nl = strlen(name);
+    for (size_t i = 0; i < ex->req_headers.n; i++) {
+        const header_t *h = &ex->req_headers.v[i];
+        if (!headers_name_eq(h->name, h->name_len, "cookie"))
+            continue;
+        const char *p = h->value, *end = h->value + h->value_len;
+        while (p < end) {
+            while (p < end && (*p == ' ' || *p == ';'))
+                p++;
+            const char *semi = memchr(p, ';', (size_t)(end - p));
+            const char *stop = semi ? semi : end;
+            if ((size_t)(stop - p) > nl && memcmp(p, name, nl) == 0 && p[nl] == '=') {
+                *len = (size_t)(stop - p - (ptrdiff_t)nl - 1);
+                return p + nl + 1;
+            }
+            p = stop;
+        }
+    }
+    return NULL;
+}
+
+static bool digest_enabled(const config_t *cfg)
+{
+    return cfg->digest_cookie[0] != '\0' && strcmp(cfg->digest_cookie, "off") != 0;
+}
+
+/* The path-and-query of an absolute URL ("/" when it has none). */
+static const char *url_path(const char *url)
+{
+    const char *p = strstr(url, "://");
+    if (p == NULL)
+        return url[0] == '/' ? url : NULL;
+    p = strchr(p + 3, '/');
+    return p != NULL ? p : "/";
+}
+
+static bool is_navigation(const exchange_t *ex)
+{
+    const header_t *m = headers_find(&ex->req_headers, "sec-fetch-mode");
+    return m == NULL || (m->value_len == 8 && strncasecmp(m->value, "navigate", 8) == 0);
+}
+
+/* ---- push ---- */
+
+/* Bytes that may be pushed ahead of the HTML: min(think x bandwidth, --push-budget). */
+static uint64_t budget(const delivery_ex_t *dx)
+{
+    const config_t *cfg = dx->ex->worker->cfg;
+    uint64_t cap = cfg->push_budget;
+    if (dx->plan.think_ms < 0)
+        return cap; /* think time unknown: the configured cap alone */
+    uint64_t bw = bandwidth_estimate(dx->dc ? dx->dc->fd : -1, cfg->bandwidth_hint, NULL, NULL);
+    double b = dx->plan.think_ms / 1000.0 * (double)bw;
+    return b < (double)cap ? (uint64_t)b : cap;
+}
+
+static void deliver_push(delivery_ex_t *dx)
+{
+    exchange_t *ex = dx->ex;
+    const config_t *cfg = ex->worker->cfg;
+    uint64_t limit = budget(dx), used = 0;
+    bool over = false;
+    for (size_t i = 0; i < dx->plan.n; i++) {
+        const pagemap_plan_item_t *it = &dx->plan.items[i];
+        if (it->is_redirect && !cfg->push_redirects)
+            continue;
+        if (client_has(dx, it->url, it->key, it->etag)) {
+            learning_note_skipped(ex, it->key);
+            atomic_fetch_add(&stats.skipped, 1);
+            if (dx->db_used)
+                digest_builder_add(&dx->db, it->url, it->etag);
+            continue;
+        }
+        const char *path = url_path(it->url);
+        if (path == NULL || sent_has(dx, it->key))
+            continue;
+        delivery_ex_t *p = promise(ex, path, it->key);
+        if (p == NULL)
+            break; /* the client or nghttp2 takes no more */
+        dx->npushed++;
+        sent_add(dx, it->key);
+        if (dx->db_used)
+            digest_builder_add(&dx->db, it->url, it->etag);
+        uint64_t size = it->size > 0 ? it->size : DELIVERY_UNKNOWN_SIZE;
+        if (!over && used + size <= limit) {
+            used += size;
+            push_enqueue(p);
+        } else {
+            /* In plan order: once one item does not fit, the rest follow the HTML. */
+            over = true;
+            worker_link_insert(dx->deferred.prev, &p->link);
+        }
+    }
+    LOG_DEBUG("delivery: %s: %u promised, %llu of %llu budget bytes ahead", ex->path, dx->npushed,
+              (unsigned long long)used, (unsigned long long)limit);
+}
+
+/* Origin Link: rel=preload on the page's final response: push what the plan did not. */
+static void push_origin_links(delivery_ex_t *dx)
+{
+    exchange_t *ex = dx->ex;
+    const char *page_url = learning_page_url(ex);
+    if (page_url == NULL)
+        return;
+    for (size_t i = 0; i < ex->resp_headers.n; i++) {
+        const header_t *h = &ex->resp_headers.v[i];
+        if (!headers_name_eq(h->name, h->name_len, "link"))
+            continue;
+        link_list_t links = {0};
+        if (link_parse(h->value, h->value_len, page_url, &links, NULL) != 0)
+            continue;
+        for (size_t k = 0; k < links.n; k++) {
+            const link_t *l = &links.v[k];
+            char *key = NULL;
+            if (!(l->rel & LINK_REL_PRELOAD) || l->nopush || !url_same_origin(l->url, page_url) ||
+                url_normalize(l->url, &key) != 0) {
+                free(key);
+                continue;
+            }
+            const char *path = url_path(l->url);
+            if (path != NULL && !sent_has(dx, key) && !client_has(dx, l->url, key, NULL)) {
+                delivery_ex_t *p = promise(ex, path, key);
+                if (p != NULL) {
+                    dx->npushed++;
+                    sent_add(dx, key);
+                    /* the origin has answered: no think time left to fill */
+                    worker_link_insert(dx->deferred.prev, &p->link);
+                }
+            }
+            free(key);
+        }
+        link_list_dispose(&links);
+    }
+}
+
+/* ---- hints ---- */
+
+static const char *kind_as(pagemap_kind_t kind)
+{
+    switch (kind) {
+    case PAGEMAP_KIND_STYLE:
+        return "style";
+    case PAGEMAP_KIND_SCRIPT:
+    case PAGEMAP_KIND_MODULE:
+        return "script";
+    case PAGEMAP_KIND_FONT:
+        return "font";
+    case PAGEMAP_KIND_IMAGE:
+    case PAGEMAP_KIND_ICON:
+        return "image";
+    case PAGEMAP_KIND_MANIFEST:
+        return "manifest";
+    default:
+        return NULL;
+    }
+}
+
+static void deliver_hints(delivery_ex_t *dx)
+{
+    exchange_t *ex = dx->ex;
+    const char *page_url = learning_page_url(ex);
+    headers_t links = {0}; /* values in ex->pool */
+    const char **keys = xcalloc(dx->plan.n + 1, sizeof(*keys));
+    size_t nkeys = 0;
+    for (size_t i = 0; i < dx->plan.n; i++) {
+        const pagemap_plan_item_t *it = &dx->plan.items[i];
+        const char *as = it->as != NULL ? it->as : kind_as(it->kind);
+        if (it->is_redirect || as == NULL || sent_has(dx, it->key))
+            continue; /* a redirect's target follows it in the plan */
+        if (client_has(dx, it->url, it->key, it->etag)) {
+            learning_note_skipped(ex, it->key);
+            atomic_fetch_add(&stats.skipped, 1);
+            continue;
+        }
+        asset_crossorigin_t cors = (asset_crossorigin_t)it->crossorigin;
+        if (it->kind == PAGEMAP_KIND_FONT && cors == ASSET_CORS_NONE)
+            cors = ASSET_CORS_ANONYMOUS; /* fonts are always fetched in CORS mode */
+        link_t l = link_preload(it->url, as, cors, NULL, false);
+        char *v = NULL;
+        if (link_format(&l, page_url, &v) != 0)
+            continue;
+        headers_add(&links, &ex->pool, "link", 4, v, strlen(v)); /* copied into the pool */
+        free(v);
+        sent_add(dx, it->key);
+        keys[nkeys++] = it->key;
+    }
+    for (size_t i = 0; i < dx->plan.npreconnect; i++) {
+        link_t l = link_preconnect(dx->plan.preconnect[i], ASSET_CORS_NONE);
+        char *v = NULL;
+        if (link_format(&l, NULL, &v) != 0)
+            continue;
+        headers_add(&links, &ex->pool, "link", 4, v, strlen(v));
+        free(v);
+    }
+    if (links.n > 0 && ex->fops->early_hints(ex, &links)) {
+        dx->nhinted = (unsigned)nkeys;
+        atomic_fetch_add(&stats.hints_sent, 1);
+        atomic_fetch_add(&stats.hinted_links, nkeys);
+        for (size_t i = 0; i < nkeys; i++)
+            learning_note_delivery(ex, keys[i], PAGEMAP_DELIVERY_HINTED, 0);
+    }
+    free(keys);
+}
+
+/* ---- hooks ---- */
 
 void delivery_on_request(exchange_t *ex)
 {
-    (void)ex;
+    if (ex->role == EXCHANGE_ROLE_PUSHED || !learning_is_page(ex))
+        return; /* a pushed exchange got its state when it was promised */
+    const config_t *cfg = ex->worker->cfg;
+    delivery_ex_t *dx = dx_create(ex, DELIVERY_ROLE_PAGE);
+    if (strcmp(ex->method, "GET") != 0 || learning_plan(ex, &dx->plan) != 0)
+        return;
+    if (dx->plan.n == 0 && dx->plan.npreconnect == 0)
+        return;
+    bool push = cfg->push && ex->client_push && ex->client_max_streams > 0 &&
+                ex->fops->push_promise != NULL && ex->deliver_conn != NULL;
+    bool hints = !push && cfg->hints && is_navigation(ex) && ex->fops->early_hints != NULL &&
+                 (ex->proto == EXCHANGE_HTTP2 || (ex->proto == EXCHANGE_HTTP11 && cfg->hints_h1));
+    if (!push && !hints)
+        return;
+    if (digest_enabled(cfg)) {
+        size_t len = 0;
+        const char *v = cookie_value(ex, cfg->digest_cookie, &len);
+        if (v != NULL && digest_parse(v, len, &dx->old_digest, NULL) == 0)
+            dx->have_old_digest = true;
+        if (push) {
+            digest_builder_init(&dx->db, DIGEST_DEFAULT_LOG2P);
+            dx->db.min_log2n = 8; /* keeps N, so old values merge exactly */
+            dx->db_used = true;
+        }
+    }
+    dx->push_mode = push;
+    if (push)
+        deliver_push(dx);
+    else
+        deliver_hints(dx);
 }
+
+static void remove_header(headers_t *h, size_t i)
+{
+    memmove(&h->v[i], &h->v[i + 1], (h->n - i - 1) * sizeof(h->v[0]));
+    h->n--;
+}
+
+/* The origin's own 103: forward only the links herald has not sent (or nothing). */
+static void filter_origin_hints(delivery_ex_t *dx)
+{
+    exchange_t *ex = dx->ex;
+    const char *page_url = learning_page_url(ex);
+    if (dx->nsent == 0 || page_url == NULL)
+        return;
+    bool had_links = false, kept_links = false;
+    for (size_t i = 0; i < ex->resp_headers.n;) {
+        header_t *h = &ex->resp_headers.v[i];
+        if (!headers_name_eq(h->name, h->name_len, "link")) {
+            i++;
+            continue;
+        }
+        had_links = true;
+        link_list_t links = {0};
+        if (link_parse(h->value, h->value_len, page_url, &links, NULL) != 0) {
+            kept_links = true; /* not ours to judge: forwarded as is */
+            i++;
+            continue;
+        }
+        /* The value rebuilt from the links not sent yet, in the pool. */
+        size_t cap = h->value_len + 1, len = 0;
+        char *out = mempool_alloc(&ex->pool, cap);
+        size_t ndup = 0;
+        for (size_t k = 0; k < links.n; k++) {
+            char *key = NULL, *one = NULL;
+            bool dup = (links.v[k].rel & (LINK_REL_PRELOAD | LINK_REL_MODULEPRELOAD)) &&
+                       url_normalize(links.v[k].url, &key) == 0 && sent_has(dx, key);
+            free(key);
+            if (dup) {
+                ndup++;
+                continue;
+            }
+            if (link_format(&links.v[k], NULL, &one) != 0)
+                continue;
+            size_t ol = strlen(one);
+            if (len + ol + 3 > cap) {
+                size_t ncap = (len + ol + 3) * 2;
+                char *n = mempool_alloc(&ex->pool, ncap);
+                memcpy(n, out, len);
+                out = n, cap = ncap;
+            }
+            if (len > 0)
+                out[len++] = ',', out[len++] = ' ';
+            memcpy(out + len, one, ol);
+            len += ol;
+            free(one);
+        }
+        link_list_dispose(&links);
+        if (ndup == 0) {
+            kept_links = true;
+            i++;
+        } else if (len == 0) {
+            remove_header(&ex->resp_headers, i); /* every link of the line was sent */
+        } else {
+            out[len] = '\0';
+            h->value = out;
+            h->value_len = len;
+            kept_links = true;
+            i++;
+        }
+    }
+    if (had_links && !kept_links)
+        ex->suppress_head = true;
+}
+
+static void add_digest_cookie(delivery_ex_t *dx)
+{
+    exchange_t *ex = dx->ex;
+    const config_t *cfg = ex->worker->cfg;
+    if (dx->have_old_digest)
+        digest_builder_add_digest(&dx->db, &dx->old_digest);
+    if (dx->db.n == 0)
+        return;
+    char *v = NULL;
+    size_t vl = 0;
+    if (digest_builder_finish(&dx->db, &v, &vl) != 0)
+        return;
+    char *line = mempool_alloc(&ex->pool, strlen(cfg->digest_cookie) + vl + 64);
+    int n = sprintf(line, "%s=%s; Path=/; HttpOnly; SameSite=Lax%s", cfg->digest_cookie, v,
+                    ex->client_tls ? "; Secure" : "");
+    free(v);
+    headers_add_ref(&ex->resp_headers, &ex->pool, "set-cookie", 10, line, (size_t)n);
+}
+
+static void add_x_herald(delivery_ex_t *dx)
+{
+    exchange_t *ex = dx->ex;
+    static const char *const src[] = {"none", "page", "template"};
+    unsigned s = (unsigned)dx->plan.source;
+    char *line = mempool_alloc(&ex->pool, 80);
+    int n = snprintf(line, 80, "push=%u; hint=%u; plan=%s", dx->npushed, dx->nhinted,
+                     s < 3 ? src[s] : "none");
+    headers_add_ref(&ex->resp_headers, &ex->pool, "x-herald", 8, line, (size_t)n);
+}
+
+static bool is_event_stream(const exchange_t *ex)
+{
+    const header_t *ct = headers_find(&ex->resp_headers, "content-type");
+    return ct != NULL && ct->value_len >= 17 &&
+           strncasecmp(ct->value, "text/event-stream", 17) == 0;
+}
+
 void delivery_on_response_head(exchange_t *ex, bool final)
 {
-    (void)ex, (void)final;
+    delivery_ex_t *dx = ex->deliver;
+    const config_t *cfg = ex->worker->cfg;
+    if (!final) {
+        if (dx != NULL && dx->role == DELIVERY_ROLE_PAGE && ex->status == 103)
+            filter_origin_hints(dx);
+        return;
+    }
+    if (dx != NULL && dx->role == DELIVERY_ROLE_PAGE) {
+        bool ok = ex->status >= 200 && ex->status < 300;
+        if (ok && dx->push_mode)
+            push_origin_links(dx);
+        if (ok && dx->db_used)
+            add_digest_cookie(dx);
+        if (cfg->x_herald_header)
+            add_x_herald(dx);
+        return;
+    }
+    if (dx == NULL && ex->status == 200 && cfg->sse_push && cfg->push && ex->client_push &&
+        ex->proto == EXCHANGE_HTTP2 && ex->fops->push_promise != NULL && is_event_stream(ex)) {
+        dx = dx_create(ex, DELIVERY_ROLE_OTHER);
+        dx->sse = true;
+    }
 }
+
+/* ---- SSE push comments ---- */
+
+/* ssefilter callback: ": herald-push PATH" in ex's event stream. */
+static void sse_push(void *ctx, const char *line, size_t len)
+{
+    delivery_ex_t *dx = ctx;
+    if (len == 0 || line[0] != '/' || len > 2048)
+        return;
+    for (size_t i = 0; i < len; i++)
+        if ((unsigned char)line[i] <= 0x20 || (unsigned char)line[i] >= 0x7f)
+            return;
+    char *path = mempool_strndup(&dx->ex->pool, line, len);
+    delivery_ex_t *p = promise(dx->ex, path, NULL);
+    if (p != NULL)
+        push_enqueue(p); /* promised now: before the next event is forwarded */
+}
+
 const uint8_t *delivery_on_response_body(exchange_t *ex, const uint8_t *data, size_t len,
                                          size_t *out_len)
 {
-    (void)ex;
-    *out_len = len;
-    return data;
+    delivery_ex_t *dx = ex->deliver;
+    if (dx == NULL || !dx->sse) {
+        *out_len = len;
+        return data;
+    }
+    return ssefilter_run(&dx->sse_filter, data, len, sse_push, dx, out_len);
 }
+
 void delivery_on_response_end(exchange_t *ex, bool ok)
 {
-    (void)ex, (void)ok;
+    delivery_ex_t *dx = ex->deliver;
+    if (dx == NULL)
+        return;
+    if (dx->role == DELIVERY_ROLE_PAGE) {
+        release_deferred(dx); /* the HTML is out (or failed): the rest of the plan follows */
+        return;
+    }
+    if (dx->role != DELIVERY_ROLE_PUSHED || dx->pstate != DELIVERY_PUSH_FETCHING)
+        return;
+    if (ok) {
+        dx->completed = true;
+        atomic_fetch_add(&stats.completed, 1);
+        atomic_fetch_add(&stats.pushed_bytes, ex->resp_body_bytes);
+        if (dx->key != NULL)
+            learning_note_delivery(ex, dx->key, PAGEMAP_DELIVERY_COMPLETED, ex->resp_body_bytes);
+    }
+    push_set_state(dx, DELIVERY_PUSH_DONE);
+    dx->dc->fetching--;
+    pump(dx->dc);
 }
+
 void delivery_on_free(exchange_t *ex)
 {
-    (void)ex;
+    delivery_ex_t *dx = ex->deliver;
+    if (dx == NULL)
+        return;
+    ex->deliver = NULL;
+    if (dx->role == DELIVERY_ROLE_PAGE) {
+        release_deferred(dx);
+        pagemap_plan_dispose(&dx->plan);
+        digest_dispose(&dx->old_digest);
+        if (dx->db_used)
+            digest_builder_dispose(&dx->db);
+        for (size_t i = 0; i < dx->nsent; i++)
+            free(dx->sent[i]);
+        free(dx->sent);
+    } else if (dx->role == DELIVERY_ROLE_PUSHED) {
+        bool slot = dx->pstate == DELIVERY_PUSH_FETCHING;
+        worker_link_remove(&dx->link); /* from a page's deferred list or the queue */
+        if (!dx->completed) {
+            /* reset by the client (or never sent): cancelled for the edge */
+            atomic_fetch_add(&stats.cancelled, 1);
+            if (dx->key != NULL)
+                learning_note_delivery(ex, dx->key, PAGEMAP_DELIVERY_CANCELLED, 0);
+        }
+        if (slot) {
+            dx->dc->fetching--;
+            pump(dx->dc);
+        }
+        free(dx->key);
+    }
+    ssefilter_dispose(&dx->sse_filter);
+    delivery_conn_release(dx->dc);
+    free(dx);
 }

@@ -1,11 +1,21 @@
 /*
- * Delivery: at request arrival, turn the learned plan for the page into
- * HTTP/2 pushes or one 103 Early Hints, before the origin has answered; and
- * act on what the origin itself says (its 103 and Link headers, SSE push
- * comments). Protocol-neutral: it drives the frontend through
- * exchange_frontend_ops_t (push_promise, early_hints).
+ * Delivery (DESIGN.md, "Delivery policy"): at request arrival, turn the
+ * learned plan for a page into HTTP/2 pushes or one 103 Early Hints, before
+ * the origin has answered; and act on what the origin itself says (its 103
+ * and Link headers, SSE push comments). Protocol-neutral: it drives the
+ * frontend through exchange_frontend_ops_t (push_promise, early_hints) and
+ * reports what it did to learning.c (learning_note_delivery/_skipped).
  *
- * Hook points (called by exchange.c only).
+ * Push executor. Every plan item the client does not have is promised at
+ * once (PUSH_PROMISEs precede the page's HEADERS). Items whose cumulative
+ * size fits the budget, min(think time x bandwidth, --push-budget), are
+ * fetched from the origin right away; the rest are fetched only when the
+ * page's response has ended, so the HTML overtakes them. Fetches run at most
+ * min(peer MAX_CONCURRENT_STREAMS, DELIVERY_MAX_FETCHES) at a time per
+ * connection; the others wait in plan order.
+ *
+ * Hook points (called by exchange.c only) and the connection object (h2.c).
+ * Everything runs on the exchange's worker loop.
  */
 #ifndef HERALD_DELIVERY_H
 #define HERALD_DELIVERY_H
@@ -16,19 +26,54 @@
 
 #include "proxy/exchange.h"
 
+/** Origin fetches for pushed streams running at once on one connection, at most. */
+#define DELIVERY_MAX_FETCHES 16
+/** Size assumed for a plan item whose size was never observed, for the budget. */
+#define DELIVERY_UNKNOWN_SIZE (16 * 1024)
+
+typedef struct delivery_conn delivery_conn_t;
+
+/**
+ * Per-connection push state for an h2 session on worker w; `fd` is the
+ * client socket (for TCP_INFO; -1 unknown). The caller holds one reference
+ * and drops it with delivery_conn_release() when the session goes;
+ * exchanges that use it hold their own. Never NULL.
+ */
+delivery_conn_t *delivery_conn_create(worker_t *w, int fd);
+/** Drop a reference; freed with the last. NULL is a no-op. */
+void delivery_conn_release(delivery_conn_t *dc);
+
 /** Request head complete, before the origin is asked: plan and deliver. */
 void delivery_on_request(exchange_t *ex);
-/** A response head from the origin, before the frontend sees it (may edit ex->resp_headers). */
+/**
+ * A response head from the origin, before the frontend sees it (may edit
+ * ex->resp_headers, and set ex->suppress_head to drop a 1xx).
+ */
 void delivery_on_response_head(exchange_t *ex, bool final);
 /**
  * Response body bytes before the frontend sees them. Returns the bytes to
- * forward: `data`/`len` unchanged, or a filtered copy in ex->pool (SSE push
- * comments removed); *out_len gets its length.
+ * forward: `data`/`len` unchanged, or a filtered copy (SSE push comments
+ * removed) in a buffer delivery owns, valid until the next call for ex;
+ * *out_len gets its length.
  */
 const uint8_t *delivery_on_response_body(exchange_t *ex, const uint8_t *data, size_t len,
                                          size_t *out_len);
 /** The response ended (ok) or failed. */
 void delivery_on_response_end(exchange_t *ex, bool ok);
+/** ex is being freed (called before learning_on_free). */
 void delivery_on_free(exchange_t *ex);
+
+/** Process-wide delivery counters (for the admin issue). */
+typedef struct delivery_stats {
+    uint64_t promised, completed, cancelled; /* pushed streams */
+    uint64_t pushed_bytes;                   /* body bytes of completed pushes */
+    uint64_t hints_sent;                     /* 103 responses herald made */
+    uint64_t hinted_links;                   /* preload links in them */
+    uint64_t skipped;                        /* plan items the client had */
+    uint64_t digest_hits;                    /* of those, found in the cache digest */
+} delivery_stats_t;
+
+/** Copy the counters (atomics, any thread). */
+void delivery_stats_get(delivery_stats_t *out);
 
 #endif

@@ -16,6 +16,7 @@
 #include "proxy/delivery.h"
 #include "proxy/learning.h"
 #include "proxy/log.h"
+#include "proxy/metrics.h"
 #include "proxy/upstream.h"
 
 exchange_t *exchange_create(worker_t *w, const exchange_frontend_ops_t *fops, void *fctx)
@@ -38,8 +39,9 @@ static void destroy(exchange_t *ex)
 {
     if (!ex->logged)
         exchange_log(ex);
-    learning_on_free(ex);
+    /* delivery first: it reports a cancelled push to learning, which needs ex's state */
     delivery_on_free(ex);
+    learning_on_free(ex);
     mempool_dispose(&ex->pool);
     free(ex);
 }
@@ -242,6 +244,9 @@ void exchange_log(exchange_t *ex)
     if (ex->logged)
         return;
     ex->logged = true;
+    metrics_note_request(ex); /* /metrics: status, protocol, latency */
+    if (!log_access_enabled())
+        return; /* formatting costs ~8% of CPU at small bodies: skip it when unused */
     char line[4096];
     size_t n = exchange_log_format(ex, uv_hrtime(), line, sizeof(line));
     log_access_write(line, n);
@@ -251,6 +256,10 @@ void exchange_response_head(exchange_t *ex, bool final)
 {
     learning_on_response_head(ex, final);
     delivery_on_response_head(ex, final);
+    if (!final && ex->suppress_head) {
+        ex->suppress_head = false; /* delivery already sent every link of this 1xx */
+        return;
+    }
     ex->fops->response_head(ex, final);
 }
 

@@ -91,6 +91,25 @@ typedef struct exchange_frontend_ops {
     void (*response_error)(exchange_t *ex, int status);
     void (*request_consumed)(exchange_t *ex, size_t n);
     void (*tunnel_open)(exchange_t *ex);
+    /**
+     * (h2 only; NULL elsewhere) Promise `path` on `parent`'s stream with a
+     * PUSH_PROMISE (:method GET, the parent's scheme and authority, plus its
+     * accept, accept-encoding, accept-language, user-agent and cookie) and
+     * return the pushed stream's exchange (role EXCHANGE_ROLE_PUSHED, request
+     * fields filled, not started: the caller runs exchange_start() and
+     * exchange_request_end() when it wants the origin fetch). Must be called
+     * before parent's final response head. NULL when the client does not
+     * allow push or nghttp2 refuses. `path` is copied. The frontend owns the
+     * returned exchange like any other of its streams.
+     */
+    exchange_t *(*push_promise)(exchange_t *parent, const char *path);
+    /**
+     * (NULL where impossible) Send one non-final `103 Early Hints` on ex
+     * carrying `links` (Link header lines, borrowed for the call) before any
+     * final head. h1 sends it only to HTTP/1.1 clients with --hints-h1=on.
+     * Returns whether it was sent.
+     */
+    bool (*early_hints)(exchange_t *ex, const headers_t *links);
 } exchange_frontend_ops_t;
 
 struct exchange {
@@ -141,6 +160,19 @@ struct exchange {
     bool retried;     /* upstream retried once on a fresh connection */
     bool logged;      /* access log line written */
     uint64_t bytes_to_client; /* response body bytes the frontend wrote, for the log */
+
+    /* ---- learning ---- */
+    struct learning_conn *lconn; /* the client connection's learning state, set by the frontend
+                                    at creation (borrowed: learning.c refs it); NULL = none */
+    struct learning_ex *learn;   /* learning.c's state for ex, owned by learning.c */
+
+    /* ---- delivery ---- */
+    struct delivery_ex *deliver;        /* delivery.c's state for ex, owned by delivery.c */
+    struct delivery_conn *deliver_conn; /* the connection's push state (h2 frontend sets it;
+                                           delivery_conn_ref'd by delivery.c), NULL on h1 */
+    bool client_push;            /* h2: the peer's SETTINGS_ENABLE_PUSH is 1 */
+    uint32_t client_max_streams; /* h2: the peer's SETTINGS_MAX_CONCURRENT_STREAMS */
+    bool suppress_head;          /* delivery: do not forward this 1xx head (cleared after) */
 };
 
 /** A new exchange for `w`; the frontend fills the request fields. Never NULL. */

@@ -467,6 +467,7 @@ static int on_headers_complete(llhttp_t *p)
 
     exchange_t *ex = exchange_create(c->w, &h1_fops, s);
     ex->proto = http10 ? EXCHANGE_HTTP10 : EXCHANGE_HTTP11;
+    ex->lconn = c->learn;
     const char *mname = llhttp_method_name((llhttp_method_t)method);
     ex->method = mempool_strndup(&ex->pool, mname, strlen(mname));
     ex->scheme = c->tls != NULL ? "https" : "http";
@@ -850,6 +851,25 @@ static void on_tunnel_open(exchange_t *ex)
     update_read(s);
 }
 
+/* One 103 before the response: only HTTP/1.1 with --hints-h1 (browsers
+ * ignore it on h1; HTTP/1.0 clients may not survive a 1xx). */
+static bool on_early_hints(exchange_t *ex, const headers_t *links)
+{
+    h1_session_t *s = ex->fctx;
+    if (ex->proto != EXCHANGE_HTTP11 || !s->c->w->cfg->hints_h1 || s->resp_head_sent ||
+        s->ex != ex || s->websocket || links->n == 0)
+        return false;
+    put(s, "HTTP/1.1 103 Early Hints\r\n");
+    for (size_t i = 0; i < links->n; i++) {
+        put(s, "Link: ");
+        conn_write(s->c, links->v[i].value, links->v[i].value_len); /* copied */
+        put(s, "\r\n");
+    }
+    put(s, "\r\n");
+    conn_flush_soon(s->c);
+    return true;
+}
+
 static const exchange_frontend_ops_t h1_fops = {
     .response_head = on_response_head,
     .response_body = on_response_body,
@@ -857,6 +877,8 @@ static const exchange_frontend_ops_t h1_fops = {
     .response_error = on_response_error,
     .request_consumed = on_request_consumed,
     .tunnel_open = on_tunnel_open,
+    .push_promise = NULL, /* no push on HTTP/1.x */
+    .early_hints = on_early_hints,
 };
 
 /* ---- lifecycle ---- */

@@ -20,6 +20,7 @@
 #include <nghttp2/nghttp2.h>
 
 #include "proxy/alloc.h"
+#include "proxy/delivery.h"
 #include "proxy/exchange.h"
 #include "proxy/headers.h"
 #include "proxy/log.h"
@@ -73,6 +74,7 @@ struct h2_session {
     worker_link_t streams; /* every h2_stream_t of the session */
     size_t nstreams;
     int in_recv; /* inside nghttp2_session_mem_recv: no mem_send now */
+    struct delivery_conn *deliver; /* push diary and queue; one reference held here */
 };
 
 static void h2_set_state(h2_session_t *s, h2_state_t next)
@@ -381,6 +383,91 @@ static void on_tunnel_open(exchange_t *ex)
     /* Only h1 asks for upgrades. */
 }
 
+/* ---- push and hints (driven by delivery.c) ---- */
+
+/* Request headers a pushed request inherits from its parent (issue 4). */
+static const char *const push_inherit[] = {"accept", "accept-encoding", "accept-language",
+                                           "user-agent", "cookie"};
+
+static exchange_t *on_push_promise(exchange_t *parent, const char *path)
+{
+    h2_stream_t *pst = parent->fctx;
+    h2_session_t *s = pst->s;
+    if ((pst->state != H2_STREAM_REQUEST && pst->state != H2_STREAM_BODY) || s->state != H2_OPEN ||
+        conn_is_closing(s->c) ||
+        nghttp2_session_get_remote_settings(s->ng, NGHTTP2_SETTINGS_ENABLE_PUSH) == 0)
+        return NULL;
+    h2_stream_t *st = xcalloc(1, sizeof(*st));
+    st->s = s;
+    st->state = H2_STREAM_REQUEST;
+    st->started = true;
+    exchange_t *ex = exchange_create(s->c->w, &h2_fops, st);
+    ex->proto = EXCHANGE_HTTP2;
+    ex->role = EXCHANGE_ROLE_PUSHED;
+    ex->method = "GET";
+    ex->scheme = parent->scheme;
+    ex->authority = mempool_strndup(&ex->pool, parent->authority, strlen(parent->authority));
+    ex->path = mempool_strndup(&ex->pool, path, strlen(path));
+    ex->client_tls = parent->client_tls;
+    memcpy(ex->client_addr, parent->client_addr, sizeof(ex->client_addr));
+    ex->client_port = parent->client_port;
+    ex->client_push = parent->client_push;
+    ex->client_max_streams = parent->client_max_streams;
+    ex->deliver_conn = parent->deliver_conn;
+    nghttp2_nv nva[4 + 16];
+    size_t n = 0;
+    nva[n++] = make_nv(":method", 7, "GET", 3);
+    nva[n++] = make_nv(":scheme", 7, ex->scheme, strlen(ex->scheme));
+    nva[n++] = make_nv(":authority", 10, ex->authority, strlen(ex->authority));
+    nva[n++] = make_nv(":path", 5, ex->path, strlen(ex->path));
+    for (size_t i = 0; i < parent->req_headers.n && n < sizeof(nva) / sizeof(nva[0]); i++) {
+        const header_t *h = &parent->req_headers.v[i];
+        for (size_t k = 0; k < sizeof(push_inherit) / sizeof(push_inherit[0]); k++) {
+            if (!headers_name_eq(h->name, h->name_len, push_inherit[k]))
+                continue;
+            /* copied into the pushed exchange's pool: the parent may go first */
+            headers_add(&ex->req_headers, &ex->pool, push_inherit[k], strlen(push_inherit[k]),
+                        h->value, h->value_len);
+            const header_t *c = &ex->req_headers.v[ex->req_headers.n - 1];
+            nva[n++] = make_nv(c->name, c->name_len, c->value, c->value_len);
+            break;
+        }
+    }
+    /* nghttp2 copies nva; st becomes the promised stream's user data. */
+    int32_t id = nghttp2_submit_push_promise(s->ng, NGHTTP2_FLAG_NONE, pst->id, nva, n, st);
+    if (id < 0) {
+        LOG_DEBUG("h2: push_promise %s: %s", path, nghttp2_strerror(id));
+        ex->logged = true;          /* nothing was sent: no access log line */
+        exchange_frontend_done(ex); /* never started: freed here */
+        free(st);
+        return NULL;
+    }
+    st->id = id;
+    st->ex = ex;
+    worker_link_insert(&s->streams, &st->link);
+    s->nstreams++;
+    conn_timer_set(s->c, 0);
+    kick(s);
+    return ex;
+}
+
+static bool on_early_hints(exchange_t *ex, const headers_t *links)
+{
+    h2_stream_t *st = ex->fctx;
+    if (st->state != H2_STREAM_REQUEST || links->n == 0 || links->n > H2_MAX_NV - 1)
+        return false;
+    nghttp2_nv nva[H2_MAX_NV];
+    size_t n = 0;
+    nva[n++] = make_nv(":status", 7, "103", 3);
+    for (size_t i = 0; i < links->n; i++)
+        nva[n++] = make_nv("link", 4, links->v[i].value, links->v[i].value_len);
+    /* nghttp2 copies nva during the call */
+    if (nghttp2_submit_headers(st->s->ng, NGHTTP2_FLAG_NONE, st->id, NULL, nva, n, NULL) != 0)
+        return false;
+    kick(st->s);
+    return true;
+}
+
 static const exchange_frontend_ops_t h2_fops = {
     .response_head = on_response_head,
     .response_body = on_response_body,
@@ -388,6 +475,8 @@ static const exchange_frontend_ops_t h2_fops = {
     .response_error = on_response_error,
     .request_consumed = on_request_consumed,
     .tunnel_open = on_tunnel_open,
+    .push_promise = on_push_promise,
+    .early_hints = on_early_hints,
 };
 
 /* ---- nghttp2 callbacks: name/value/data pointers point into the input ---- */
@@ -406,6 +495,7 @@ static int on_begin_headers(nghttp2_session *ng, const nghttp2_frame *frame, voi
     conn_timer_set(s->c, 0);
     exchange_t *ex = exchange_create(s->c->w, &h2_fops, st);
     ex->proto = EXCHANGE_HTTP2;
+    ex->lconn = s->c->learn;
     ex->scheme = s->c->tls != NULL ? "https" : "http";
     ex->client_tls = s->c->tls != NULL;
     _Static_assert(sizeof(ex->client_addr) == sizeof(s->c->peer_addr), "address sizes");
@@ -488,6 +578,10 @@ static void start_stream(h2_session_t *s, h2_stream_t *st, bool end_stream)
         ex->authority = host ? host->value : "";
     }
     ex->req_has_body = !end_stream;
+    ex->client_push = nghttp2_session_get_remote_settings(s->ng, NGHTTP2_SETTINGS_ENABLE_PUSH);
+    ex->client_max_streams =
+        nghttp2_session_get_remote_settings(s->ng, NGHTTP2_SETTINGS_MAX_CONCURRENT_STREAMS);
+    ex->deliver_conn = s->deliver;
     st->started = true;
     exchange_start(ex); /* may answer synchronously: submit calls are legal in callbacks */
     if (end_stream && st->ex != NULL)
@@ -572,6 +666,20 @@ static int on_stream_close(nghttp2_session *ng, int32_t id, uint32_t error_code,
 static int on_frame_not_send(nghttp2_session *ng, const nghttp2_frame *frame, int code, void *user)
 {
     h2_session_t *s = user;
+    if (frame->hd.type == NGHTTP2_PUSH_PROMISE) {
+        /* The promised stream never opened (parent gone): drop its exchange. */
+        int32_t pid = frame->push_promise.promised_stream_id;
+        for (worker_link_t *l = s->streams.next; l != &s->streams; l = l->next) {
+            h2_stream_t *st = container_of(l, h2_stream_t, link);
+            if (st->id == pid && nghttp2_session_find_stream(ng, pid) == NULL) {
+                stream_release(st);
+                stream_free(st);
+                s->nstreams--;
+                break;
+            }
+        }
+        return 0;
+    }
     if (frame->hd.type != NGHTTP2_HEADERS)
         return 0;
     h2_stream_t *st = stream_get(s, frame->hd.stream_id);
@@ -636,6 +744,10 @@ h2_session_t *h2_session_create(conn_t *c)
     };
     nghttp2_submit_settings(s->ng, NGHTTP2_FLAG_NONE, iv, sizeof(iv) / sizeof(iv[0]));
     nghttp2_session_set_local_window_size(s->ng, NGHTTP2_FLAG_NONE, 0, H2_CONNECTION_WINDOW);
+    uv_os_fd_t fd = -1;
+    if (uv_fileno((const uv_handle_t *)&c->tcp, &fd) != 0)
+        fd = -1;
+    s->deliver = delivery_conn_create(c->w, (int)fd);
     conn_timer_set(c, cfg->idle_timeout);
     return s;
 }
@@ -643,6 +755,7 @@ h2_session_t *h2_session_create(conn_t *c)
 void h2_session_destroy(h2_session_t *s)
 {
     nghttp2_session_del(s->ng); /* runs no stream-close callbacks */
+    delivery_conn_release(s->deliver);
     while (s->streams.next != &s->streams) {
         h2_stream_t *st = container_of(s->streams.next, h2_stream_t, link);
         assert(st->ex == NULL);

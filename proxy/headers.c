@@ -40,12 +40,6 @@ void headers_add(headers_t *h, mempool_t *mp, const char *name, size_t name_len,
                     mempool_strndup(mp, value, value_len), value_len);
 }
 
-bool headers_name_eq(const char *a, size_t alen, const char *b)
-{
-    size_t blen = strlen(b);
-    return alen == blen && strncasecmp(a, b, alen) == 0;
-}
-
 const header_t *headers_find(const headers_t *h, const char *name)
 {
     for (size_t i = 0; i < h->n; i++)

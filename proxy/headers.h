@@ -12,6 +12,8 @@
 
 #include <stdbool.h>
 #include <stddef.h>
+#include <string.h>
+#include <strings.h>
 #include <stdint.h>
 
 #include "proxy/mempool.h"
@@ -36,8 +38,15 @@ void headers_add_ref(headers_t *h, mempool_t *mp, const char *name, size_t name_
                      const char *value, size_t value_len);
 /** The first header named `name` (case-insensitive), or NULL. Valid while the list is. */
 const header_t *headers_find(const headers_t *h, const char *name);
-/** Case-insensitive equality of a counted string and a C string. */
-bool headers_name_eq(const char *a, size_t alen, const char *b);
+/**
+ * Case-insensitive equality of a counted string and a C string. Inline so
+ * that for a literal `b` the length test folds to a constant: most
+ * comparisons on the hot path fail on length alone.
+ */
+static inline bool headers_name_eq(const char *a, size_t alen, const char *b)
+{
+    return alen == strlen(b) && strncasecmp(a, b, alen) == 0;
+}
 
 /** A growable heap byte buffer (not pool memory): the origin request head. */
 typedef struct headers_buf {

@@ -2,11 +2,30 @@
  * The glue between the proxy and learn/: what herald observes of each
  * exchange (requests, responses, bodies teed into parser/ discovery) becomes
  * page visits committed to the shared pagemap. Runs on the worker's loop;
- * discovery of large documents runs on libuv's thread pool.
+ * HTML discovery runs on libuv's thread pool (gumbo is the expensive part),
+ * as does CSS over 64 KiB; smaller stylesheets are tokenized on the loop at
+ * the end of their response, so their evidence is in the visit before the
+ * client can close the connection.
  *
  * Hook points (called by exchange.c only): learning_on_request() when the
  * request head is complete, then the response hooks as upstream delivers
  * the response, learning_on_free() when the exchange is freed.
+ *
+ * Model
+ *   A client connection has one learning_conn_t (conn.c creates it at
+ *   accept, releases it at close; the frontends copy it into ex->lconn).
+ *   A page request (GET/HEAD navigation, see learning_classify) opens a
+ *   *visit* on its connection. Later non-page requests on the same
+ *   connection within --learn-window are attributed to a visit: by Referer
+ *   (the page's URL, or an asset already attributed to it: CSS -> font),
+ *   or, with no Referer, to the most recent visit. A Referer naming a page
+ *   not visited on this connection is ignored. When the window expires (or
+ *   the connection closes) and discovery has finished, the visit is
+ *   committed once to the pagemap: evidence counts per visit and per
+ *   connection, never per request.
+ *
+ * Everything below runs on the exchange's worker loop (not thread-safe),
+ * except learning_store() which is shared by all workers (pagemap locks).
  */
 #ifndef HERALD_LEARNING_H
 #define HERALD_LEARNING_H
@@ -15,12 +34,142 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "learn/pagemap.h"
 #include "proxy/exchange.h"
+
+typedef struct learning_conn learning_conn_t;
+
+/* ---- hooks (exchange.c) ---------------------------------------------- */
 
 void learning_on_request(exchange_t *ex);
 void learning_on_response_head(exchange_t *ex, bool final);
 void learning_on_response_body(exchange_t *ex, const uint8_t *data, size_t len);
 void learning_on_response_end(exchange_t *ex, bool ok);
 void learning_on_free(exchange_t *ex);
+
+/* ---- per-connection state (conn.c, frontends) ------------------------ */
+
+/**
+ * A connection's learning state on worker w (w->learn is the store; NULL
+ * store = learning off, then NULL is returned and every call below accepts
+ * NULL). Owned by the connection: release it with learning_conn_release()
+ * when the connection closes. Never fails (aborts on out of memory).
+ */
+learning_conn_t *learning_conn_create(worker_t *w);
+
+/**
+ * The connection is gone: visits still open are committed now (or as soon
+ * as their discovery work finishes); the object frees itself once its
+ * timer is closed and no exchange or visit refers to it. NULL is a no-op.
+ */
+void learning_conn_release(learning_conn_t *lc);
+
+/**
+ * True when the client itself requested `url_key` (a normalised absolute
+ * URL, e.g. pagemap_plan_item_t.key) on this connection: DELIVERY skips it.
+ * NULL lc → false.
+ */
+bool learning_conn_requested(const learning_conn_t *lc, const char *url_key);
+
+/**
+ * True when herald already promised `url_key` on this connection (the push
+ * diary; filled by learning_note_delivery(PROMISED)). NULL lc → false.
+ */
+bool learning_conn_pushed(const learning_conn_t *lc, const char *url_key);
+
+/* ---- queries for DELIVERY, valid after learning_on_request(ex) ------- */
+
+/** True when ex was classified as a page request (a navigation GET/HEAD). */
+bool learning_is_page(const exchange_t *ex);
+
+/**
+ * The page key / template key of a page request (template key NULL when
+ * it equals the page key), and the page's normalised absolute URL
+ * ("http://host/path?q"). NULL when ex is not a page. The strings live in
+ * ex->pool: valid until the exchange is freed.
+ */
+const char *learning_page_key(const exchange_t *ex);
+const char *learning_template_key(const exchange_t *ex);
+const char *learning_page_url(const exchange_t *ex);
+
+/** The shared store (NULL when learning is off). */
+pagemap_t *learning_store(const exchange_t *ex);
+
+/** --min-confidence from the config. */
+double learning_min_confidence(const exchange_t *ex);
+
+/**
+ * Copy out the plan for page request ex (pagemap_plan with its page key,
+ * template key, :authority and --min-confidence). *out is the caller's:
+ * pagemap_plan_dispose(). Returns 0 (an empty plan, source NONE, when ex is
+ * not a page or learning is off), HERALD_EINVAL or HERALD_ENOMEM.
+ */
+int learning_plan(const exchange_t *ex, pagemap_plan_t *out);
+
+/* ---- what DELIVERY did, reported back so the visit's evidence is right */
+
+/**
+ * Link a pushed exchange to the page that caused it: call after filling
+ * pushed's request fields and before exchange_start(pushed). Sets
+ * pushed->role = EXCHANGE_ROLE_PUSHED and pushed->lconn. The pushed response
+ * is then observed as the page visit's evidence (its metadata with
+ * pushed=true; a pushed CSS is scanned, so its fonts are learned for the
+ * page). `page` must be a page exchange (learning_is_page); otherwise the
+ * pushed exchange is only observed for metadata.
+ */
+void learning_link_pushed(exchange_t *page, exchange_t *pushed);
+
+/**
+ * Report a delivery of `url_key` (normalised, the plan item's key) for the
+ * visit of `ex` (the page exchange or a pushed exchange linked to it):
+ *  PROMISED  the item enters the visit as PAGEMAP_SRC_PUSH (and the push
+ *            diary of the connection);
+ *  COMPLETED the pushed stream was fully sent (bytes = body bytes);
+ *  CANCELLED the client reset the pushed stream;
+ *  HINTED    named in a 103 (counters only, no evidence).
+ * This also calls pagemap_note_delivery() for the page's counters: DELIVERY
+ * must not call pagemap_note_delivery itself. Works after the page exchange
+ * is freed when `ex` is the pushed one (the visit is refcounted).
+ */
+void learning_note_delivery(exchange_t *ex, const char *url_key, pagemap_delivery_t event,
+                            uint64_t bytes);
+
+/**
+ * The plan item `url_key` was not delivered because the client has it
+ * (digest cookie, push diary, requested on the connection): it enters the
+ * visit as skipped (neither hit nor miss). `ex` as for learning_note_delivery.
+ */
+void learning_note_skipped(exchange_t *ex, const char *url_key);
+
+/* ---- pure helpers (unit-tested) -------------------------------------- */
+
+/** How a request head looks to the learner (learning_classify). */
+typedef enum learning_class {
+    LEARNING_CLASS_OTHER = 0,  /* not GET/HEAD, websocket, ... : teaches nothing */
+    LEARNING_CLASS_PAGE,       /* navigation: may open a visit */
+    LEARNING_CLASS_MAYBE_PAGE, /* no Sec-Fetch-*, Accept absent or only wildcard: a page when
+                                  it has no Referer and no visit is open on the connection */
+    LEARNING_CLASS_SUBRESOURCE,
+} learning_class_t;
+
+/**
+ * Classify a request: GET/HEAD with Sec-Fetch-Dest: document or
+ * Sec-Fetch-Mode: navigate is a page; without any Sec-Fetch-Dest/-Mode, an
+ * Accept naming text/html is a page, and an absent or wildcard-only Accept
+ * ("*" "/" "*", as curl and nghttp send) MAYBE_PAGE; other GET/HEAD are
+ * subresources; anything else OTHER. Header values NULL = absent. Pure.
+ * Every page is confirmed only by a text/html response.
+ */
+learning_class_t learning_classify(const char *method, const char *sec_fetch_dest,
+                                   const char *sec_fetch_mode, const char *accept);
+
+/**
+ * The asset kind of a response for follow-up evidence: from Sec-Fetch-Dest
+ * when given (style, script, font, image), else from the Content-Type
+ * (text/css, *javascript*, font/... , image/...), else the URL's extension.
+ * Pure; any argument may be NULL.
+ */
+pagemap_kind_t learning_kind_guess(const char *sec_fetch_dest, const char *content_type,
+                                   const char *url);
 
 #endif

@@ -59,10 +59,25 @@ int log_access_open(const char *path)
         if (fd < 0)
             return -errno;
     }
+    /* Reopen (SIGUSR1, logrotate): put the new file under the fd number the
+     * workers already use (dup3 is atomic), so a worker that loaded the old
+     * number mid-reopen writes to the old or the new file, never to a closed
+     * or reused descriptor. Only switching the log off still swaps numbers. */
+    int cur = atomic_load(&access_fd);
+    if (fd >= 0 && cur >= 0) {
+        int rc = dup3(fd, cur, O_CLOEXEC) < 0 ? -errno : 0;
+        close(fd);
+        return rc;
+    }
     int old = atomic_exchange(&access_fd, fd);
     if (old >= 0)
         close(old);
     return 0;
+}
+
+bool log_access_enabled(void)
+{
+    return atomic_load_explicit(&access_fd, memory_order_relaxed) >= 0;
 }
 
 void log_access_write(const char *line, size_t len)

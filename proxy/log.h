@@ -15,6 +15,8 @@ void log_write(log_level_t level, const char *file, int line, const char *fmt, .
     __attribute__((format(printf, 4, 5)));
 /** Open (or reopen) the access log: "" disables it, "-" is stdout. 0 or -errno. */
 int log_access_open(const char *path);
+/** True when an access log is open (check before formatting a line). */
+bool log_access_enabled(void);
 /** Append one complete line (with its newline) to the access log, if open. */
 void log_access_write(const char *line, size_t len);
 

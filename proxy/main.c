@@ -9,11 +9,17 @@
 #include <string.h>
 #include <uv.h>
 
+#include "proxy/admin.h"
 #include "proxy/alloc.h"
 #include "proxy/config.h"
 #include "proxy/log.h"
+#include "proxy/metrics.h"
+#include "proxy/reload.h"
+#include "proxy/state.h"
 #include "proxy/tls.h"
 #include "proxy/worker.h"
+#include "learn/pagemap.h"
+#include "parser/error.h"
 
 typedef struct herald_main {
     uv_loop_t *loop;
@@ -21,6 +27,9 @@ typedef struct herald_main {
     worker_t *workers;
     int nworkers;
     int signals_seen;
+    admin_t *admin;  /* NULL without --admin */
+    state_t *state;  /* NULL without --state */
+    reload_t reload; /* SIGHUP, SIGUSR1 */
 } herald_main_t;
 
 static void on_stop_signal(uv_signal_t *s, int signum)
@@ -31,6 +40,11 @@ static void on_stop_signal(uv_signal_t *s, int signum)
         exit(1);
     }
     LOG_INFO("signal %d: draining (up to %gs)", signum, m->workers[0].cfg->drain_timeout);
+    /* The admin listener goes first: it reads worker-owned counters. */
+    admin_close(m->admin);
+    m->admin = NULL;
+    state_stop(m->state);
+    reload_stop(&m->reload);
     for (int i = 0; i < m->nworkers; i++)
         worker_request_stop(&m->workers[i]);
     /* Keep watching for a second signal, but let the loop end once workers are done. */
@@ -48,6 +62,13 @@ int main(int argc, char **argv)
         return 2;
     log_set_level(cfg.log_level);
     signal(SIGPIPE, SIG_IGN);
+    metrics_init();
+    char admin_token[256], admin_err[512];
+    rc = admin_resolve_token(&cfg, admin_token, sizeof(admin_token), admin_err, sizeof(admin_err));
+    if (rc != 0) {
+        fprintf(stderr, "herald: %s\n", admin_err);
+        return 2;
+    }
 
     if (cfg.access_log[0] != '\0' && (rc = log_access_open(cfg.access_log)) != 0) {
         LOG_ERROR("cannot open access log %s: %s", cfg.access_log, uv_strerror(rc));
@@ -66,10 +87,25 @@ int main(int argc, char **argv)
         }
     }
 
+    /* One learned map shared by every worker (it locks itself); it outlives
+     * the workers: destroyed after they are joined. */
+    pagemap_config_t pmc;
+    pagemap_config_init(&pmc);
+    pmc.max_pages = cfg.max_pages;
+    pmc.max_assets_per_page = cfg.max_assets_per_page;
+    pagemap_t *learn = NULL;
+    if ((rc = pagemap_create(&pmc, &learn)) != 0) {
+        LOG_ERROR("learned map: %s", herald_strerror(rc));
+        return 1;
+    }
+
     herald_main_t m = {.loop = uv_default_loop(), .nworkers = cfg.workers};
+    /* Loaded before the workers start, so the first visit is planned from it. */
+    if (cfg.state_file[0] != '\0')
+        state_start(m.loop, learn, cfg.state_file, cfg.state_interval, &m.state);
     m.workers = xcalloc((size_t)cfg.workers, sizeof(worker_t));
     for (int i = 0; i < cfg.workers; i++) {
-        rc = worker_start(&m.workers[i], i, &cfg, ssl_ctx);
+        rc = worker_start(&m.workers[i], i, &cfg, ssl_ctx, learn);
         if (rc != 0) {
             LOG_ERROR("worker %d failed to start: %s", i, uv_strerror(rc));
             for (int j = 0; j < i; j++)
@@ -84,6 +120,21 @@ int main(int argc, char **argv)
                  cfg.listen[i].tls ? "TLS: h2, http/1.1" : "cleartext: h2c, http/1.1");
     LOG_INFO("origin http://%s:%u, %d worker(s)", cfg.origin_host, cfg.origin_port, cfg.workers);
 
+    if (cfg.admin[0] != '\0') {
+        rc =
+            admin_start(m.loop, &cfg, admin_token, m.workers, m.nworkers, learn, m.state, &m.admin);
+        if (rc != 0) {
+            LOG_ERROR("cannot listen on --admin=%s: %s", cfg.admin, uv_strerror(rc));
+            for (int i = 0; i < m.nworkers; i++)
+                worker_request_stop(&m.workers[i]);
+            for (int i = 0; i < m.nworkers; i++)
+                worker_join(&m.workers[i]);
+            return 1;
+        }
+        LOG_INFO("admin on http://%s/%s", cfg.admin,
+                 admin_token[0] ? " (bearer token required)" : "");
+    }
+    reload_init(&m.reload, m.loop, &cfg, argc, argv, m.workers, m.nworkers, m.admin);
     uv_signal_init(m.loop, &m.sigterm);
     uv_signal_init(m.loop, &m.sigint);
     m.sigterm.data = m.sigint.data = &m;
@@ -97,7 +148,10 @@ int main(int argc, char **argv)
     uv_close((uv_handle_t *)&m.sigint, NULL);
     uv_run(m.loop, UV_RUN_DEFAULT);
     uv_loop_close(m.loop);
+    state_save_sync_and_free(m.state); /* the workers are joined: the map is final */
+    reload_dispose(&m.reload);
     free(m.workers);
+    pagemap_destroy(learn);
     if (ssl_ctx != NULL)
         tls_ctx_free(ssl_ctx);
     LOG_INFO("stopped");

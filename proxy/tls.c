@@ -65,6 +65,14 @@ SSL_CTX *tls_ctx_create(const char *cert, const char *key, char *err, size_t err
     SSL_CTX_set_mode(ctx, SSL_MODE_ENABLE_PARTIAL_WRITE | SSL_MODE_ACCEPT_MOVING_WRITE_BUFFER |
                               SSL_MODE_RELEASE_BUFFERS);
     SSL_CTX_set_ecdh_auto(ctx, 1);
+    /* AES-128-GCM first, as nghttpx and h2o do: with the server's preference
+     * on, OpenSSL's default list would pick AES-256-GCM, which costs more CPU
+     * per byte for no practical gain. TLS 1.2 keeps forward-secret AEADs only. */
+    SSL_CTX_set_ciphersuites(ctx, "TLS_AES_128_GCM_SHA256:TLS_AES_256_GCM_SHA384:"
+                                  "TLS_CHACHA20_POLY1305_SHA256");
+    SSL_CTX_set_cipher_list(ctx, "ECDHE-ECDSA-AES128-GCM-SHA256:ECDHE-RSA-AES128-GCM-SHA256:"
+                                 "ECDHE-ECDSA-AES256-GCM-SHA384:ECDHE-RSA-AES256-GCM-SHA384:"
+                                 "ECDHE-ECDSA-CHACHA20-POLY1305:ECDHE-RSA-CHACHA20-POLY1305");
     /* Resumption: OpenSSL's built-in ticket keys plus a server-side cache. */
     SSL_CTX_set_session_cache_mode(ctx, SSL_SESS_CACHE_SERVER);
     SSL_CTX_sess_set_cache_size(ctx, 20000);

@@ -439,6 +439,26 @@ static int queue_write(upstream_conn_t *c, const char *p1, size_t n1, const char
                        const char *p3, size_t n3, size_t body_bytes, bool borrow)
 {
     size_t total = n1 + n2 + n3;
+    if (borrow) {
+        /* A request head (the only borrowed piece): try it in place first.
+         * When the kernel takes it all there is no write request and no
+         * epoll_ctl round trip (libuv pays one each time its write queue
+         * drains). Body writes keep the queue: their completion feeds the
+         * frontend's flow control, which must not run re-entrantly. */
+        uv_buf_t b = uv_buf_init((char *)p1, (unsigned)n1);
+        int n = uv_try_write((uv_stream_t *)&c->tcp, &b, 1);
+        if (n == (int)n1) {
+            if (c->ex != NULL && c->ex->t_upstream_sent == 0)
+                c->ex->t_upstream_sent = uv_hrtime();
+            rearm_timer(c);
+            return 0;
+        }
+        if (n > 0) {
+            p1 += n;
+            n1 -= (size_t)n;
+            total = n1;
+        }
+    }
     wreq_t *w = xmalloc(sizeof(*w) + (borrow ? 0 : total));
     w->c = c;
     w->gen = c->gen;

@@ -70,6 +70,7 @@ static void on_pool_closed(void *arg)
     worker_t *w = arg;
     w->upstream = NULL;
     uv_close((uv_handle_t *)&w->wakeup, NULL);
+    uv_close((uv_handle_t *)&w->reload_async, NULL);
     uv_close((uv_handle_t *)&w->drain_timer, NULL);
 }
 
@@ -117,6 +118,37 @@ static void on_wakeup(uv_async_t *a)
         worker_finish(w);
 }
 
+/* SIGHUP: apply what worker_reload() left, on this worker's loop. */
+static void on_reload(uv_async_t *a)
+{
+    worker_t *w = a->data;
+    uv_mutex_lock(&w->reload_mu);
+    config_t *ncfg = w->reload_cfg;
+    SSL_CTX *nctx = w->reload_ssl_ctx;
+    w->reload_cfg = NULL;
+    w->reload_ssl_ctx = NULL;
+    uv_mutex_unlock(&w->reload_mu);
+    if (ncfg != NULL) {
+        config_apply_reload(w->cfg_own, ncfg);
+        free(ncfg);
+    }
+    if (nctx != NULL)
+        w->ssl_ctx = nctx; /* new connections only; live ones hold their SSL's reference */
+}
+
+void worker_reload(worker_t *w, const config_t *cfg, SSL_CTX *ssl_ctx)
+{
+    config_t *copy = xmalloc(sizeof(*copy));
+    *copy = *cfg;
+    uv_mutex_lock(&w->reload_mu);
+    free(w->reload_cfg); /* an older reload not applied yet: this one wins */
+    w->reload_cfg = copy;
+    if (ssl_ctx != NULL)
+        w->reload_ssl_ctx = ssl_ctx;
+    uv_mutex_unlock(&w->reload_mu);
+    uv_async_send(&w->reload_async);
+}
+
 static void close_walk_cb(uv_handle_t *h, void *arg)
 {
     if (!uv_is_closing(h))
@@ -136,6 +168,8 @@ static void worker_main(void *arg)
     worker_link_init(&w->conns);
     uv_async_init(&w->loop, &w->wakeup, on_wakeup);
     w->wakeup.data = w;
+    uv_async_init(&w->loop, &w->reload_async, on_reload);
+    w->reload_async.data = w;
     uv_timer_init(&w->loop, &w->drain_timer);
     w->drain_timer.data = w;
     for (size_t i = 0; i < w->cfg->nlisten && rc == 0; i++) {
@@ -164,16 +198,23 @@ static void worker_main(void *arg)
         LOG_WARN("worker %d: loop closed with handles open: %s", w->id, uv_strerror(rc));
 }
 
-int worker_start(worker_t *w, int id, const config_t *cfg, SSL_CTX *ssl_ctx)
+int worker_start(worker_t *w, int id, const config_t *cfg, SSL_CTX *ssl_ctx, pagemap_t *learn)
 {
     memset(w, 0, sizeof(*w));
     w->id = id;
-    w->cfg = cfg;
+    w->cfg_own = xmalloc(sizeof(*w->cfg_own)); /* freed in worker_join */
+    *w->cfg_own = *cfg;
+    w->cfg = w->cfg_own;
     w->ssl_ctx = ssl_ctx;
+    w->learn = learn;
     w->state = WORKER_RUNNING;
     int rc = uv_sem_init(&w->started, 0);
-    if (rc != 0)
+    if (rc == 0 && (rc = uv_mutex_init(&w->reload_mu)) != 0)
+        uv_sem_destroy(&w->started);
+    if (rc != 0) {
+        free(w->cfg_own);
         return rc;
+    }
     rc = uv_thread_create(&w->thread, worker_main, w);
     if (rc != 0) {
         uv_sem_destroy(&w->started);
@@ -196,4 +237,8 @@ void worker_request_stop(worker_t *w)
 void worker_join(worker_t *w)
 {
     uv_thread_join(&w->thread);
+    uv_mutex_destroy(&w->reload_mu);
+    free(w->reload_cfg);
+    free(w->cfg_own);
+    w->cfg_own = w->reload_cfg = NULL;
 }

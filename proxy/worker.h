@@ -16,6 +16,7 @@
 typedef struct ssl_ctx_st SSL_CTX;
 typedef struct upstream_pool upstream_pool_t;
 typedef struct conn conn_t;
+typedef struct pagemap pagemap_t;
 
 /** Intrusive doubly-linked list node (a ring: an empty list points to itself). */
 typedef struct worker_link {
@@ -42,10 +43,21 @@ typedef struct worker {
     worker_listener_t listeners[CONFIG_MAX_LISTEN];
     size_t nlisteners;
     upstream_pool_t *upstream;
+    /* the learned map shared by all workers (main.c owns it); NULL = off */
+    pagemap_t *learn;
     worker_link_t conns; /* every client connection (conn_t.link) */
     size_t nconns;
     worker_state_t state;
     uv_async_t wakeup;     /* main thread -> worker: begin draining */
+    /* SIGHUP (reload.c): the main thread leaves a new config (and TLS
+     * context) under reload_mu and wakes reload_async; the worker applies
+     * it on its own loop (config_apply_reload on cfg_own, ssl_ctx swapped for
+     * new connections), so workers never see a config change mid-request. */
+    config_t *cfg_own; /* this worker's copy; cfg points here */
+    uv_async_t reload_async;
+    uv_mutex_t reload_mu;
+    config_t *reload_cfg;    /* pending, malloc'd; NULL none */
+    SSL_CTX *reload_ssl_ctx; /* pending; NULL: keep (reload.c/main.c own every context) */
     uv_timer_t drain_timer;
     uv_thread_t thread;
     int start_error; /* 0, or why the worker could not start */
@@ -70,8 +82,17 @@ static inline void worker_link_remove(worker_link_t *l)
     l->prev = l->next = l;
 }
 
-/** Start `w` on its own thread; waits until its listeners are bound. 0 or a negative code. */
-int worker_start(worker_t *w, int id, const config_t *cfg, SSL_CTX *ssl_ctx);
+/**
+ * Start `w` on its own thread; waits until its listeners are bound. `learn`
+ * (borrowed, may be NULL) must outlive worker_join(). 0 or a negative code.
+ */
+int worker_start(worker_t *w, int id, const config_t *cfg, SSL_CTX *ssl_ctx, pagemap_t *learn);
+/**
+ * Hand a reloaded config (copied) and, when non-NULL, a new TLS context
+ * (borrowed: the caller keeps it alive until worker_join) to the worker;
+ * it applies them on its loop. Thread-safe (main thread, SIGHUP).
+ */
+void worker_reload(worker_t *w, const config_t *cfg, SSL_CTX *ssl_ctx);
 /** Ask the worker to drain (thread-safe: called from the main thread). */
 void worker_request_stop(worker_t *w);
 /** Wait for the worker thread to finish and release it. */

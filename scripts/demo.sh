@@ -1,8 +1,12 @@
 #!/bin/sh
-# Command 1 of the README (until learning exists): build herald, start the
-# demo origin (tests/origin.py serving examples/demo), put herald in front of
-# it, and fetch the page and its assets over HTTP/2 with `nghttp -ans`.
-# Exits 0 only if nghttp succeeded.
+# Command 1 of the README: build herald, start the demo origin
+# (tests/origin.py serving examples/demo), put herald in front of it, and
+# visit the page three times over HTTP/2 with nghttp: the first visit
+# (`nghttp -ans`, page + assets) teaches herald the page; the second (a new
+# connection) shows what herald pushed before the page's HEADERS (the
+# PUSH_PROMISE paths and the x-herald header); the third, with --no-push,
+# shows the 103 Early Hints Link lines sent instead.
+# Exits 0 only if every nghttp run succeeded.
 set -eu
 cd "$(dirname "$0")/.."
 PY=/usr/bin/python3
@@ -60,17 +64,34 @@ echo "   origin on http://127.0.0.1:$origin_port"
 port=$(free_port)
 echo "== starting herald on http://127.0.0.1:$port (HTTP/2 and HTTP/1.1, cleartext)"
 ./build/proxy/herald --origin="http://127.0.0.1:$origin_port" --listen="127.0.0.1:$port" \
-    --workers=1 --log-level=warn 2>"$tmp/herald.err" &
+    --workers=1 --log-level=warn --x-herald-header=on 2>"$tmp/herald.err" &
 herald_pid=$!
 if ! wait_port "$port"; then echo "herald did not start:"; cat "$tmp/herald.err"; exit 1; fi
 
-echo "== nghttp -ans http://127.0.0.1:$port/   (page + every asset, over HTTP/2)"
-echo
+url="http://127.0.0.1:$port/"
 status=0
-nghttp -ans "http://127.0.0.1:$port/" || status=$?
+echo "== visit 1: nghttp -ans $url   (page + every asset; herald learns the page)"
+echo
+nghttp -ans "$url" || status=$?
+sleep 0.5 # the visit is committed when its connection closes
+
+echo
+echo "== visit 2, new connection: nghttp -nav $url   (what herald pushed)"
+nghttp -nav "$url" >"$tmp/visit2.txt" || status=$?
+# Promised requests are the header blocks carrying :path the client received.
+sed -n 's/^.*recv (stream_id=[0-9]*) x-herald: /   x-herald: /p' "$tmp/visit2.txt" | head -n 1
+echo "   pushed (PUSH_PROMISE before the page's HEADERS):"
+sed -n 's/^.*recv (stream_id=[0-9]*) :path: /     /p' "$tmp/visit2.txt"
+
+echo
+echo "== visit 3, new connection: nghttp -nv --no-push $url   (Early Hints instead)"
+nghttp -nv --no-push "$url" >"$tmp/visit3.txt" || status=$?
+awk '/recv \(stream_id=[0-9]+\) :status: 103/ { on = 1 }
+     on && /recv \(stream_id=[0-9]+\) link: / { sub(/^.*link: /, "   link: "); print }
+     on && /recv HEADERS frame/ { exit }' "$tmp/visit3.txt"
 echo
 if [ $status -eq 0 ]; then
-    echo "== done: the page and its assets were served over HTTP/2 by herald"
+    echo "== done: herald learned the page on visit 1 and delivered it on visits 2 and 3"
 else
     echo "== nghttp failed (exit $status); herald's log:"
     tail -n 20 "$tmp/herald.err"

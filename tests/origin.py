@@ -6,7 +6,8 @@ proxy must survive.
 Usage:
   origin.py --root DIR [--listen HOST:PORT] [--id NAME] [--log FILE]
             [--think-ms MS] [--think PATH=MS]... [--link PATH=VALUE]...
-            [--early-hints] [--early-hints-path PATH]... [--keepalive-timeout SECONDS]
+            [--early-hints] [--early-hints-path PATH]... [--hint PATH=VALUE]...
+            [--keepalive-timeout SECONDS]
 
 With port 0 the first line on stdout is "PORT <n>".  Every response carries
 "x-origin-id: <id>" so a test knows which process answered.
@@ -37,7 +38,8 @@ Special paths (query parameters in brackets):
 event push_at, default 1); /_redirect takes cache=SECONDS (Cache-Control max-age).
 --redirect PATH=TARGET answers PATH with a cacheable 301 to TARGET.
 Any path also takes think_ms=MS and early_hints=1 (send a 103 first).
---early-hints-path PATH sends a 103 (with PATH's --link values) for PATH only.
+--early-hints-path PATH sends a 103 (with PATH's --link values) for PATH only;
+--hint PATH=VALUE sends a 103 for PATH with "Link: VALUE" (not repeated on the final response).
 Logs one JSON line per request ("request") and per outcome ("response" or
 "abort": the client went away before the response was complete).
 """
@@ -89,6 +91,10 @@ class Origin:
         self.log_file = open(args.log, "a", buffering=1) if args.log else None
         self.conn_seq = 0
         self.think = dict(self.kv(x) for x in args.think)
+        self.hints = {}
+        for x in args.hint:
+            p, v = self.kv(x)
+            self.hints.setdefault(p, []).append(v)
         self.links = {}
         self.etags = {}
         self.redirects = dict(self.kv(x) for x in getattr(args, "redirect", []))
@@ -344,8 +350,9 @@ class Conn:
         links = list(self.o.links.get(path, []))
         if "link" in q:
             links.append(q["link"])
-        if a.early_hints or q.get("early_hints") == "1" or path in a.early_hints_path:
-            hint = links or ["</_early.css>; rel=preload; as=style"]
+        only103 = self.o.hints.get(path, [])
+        if a.early_hints or q.get("early_hints") == "1" or path in a.early_hints_path or only103:
+            hint = (links + only103) or ["</_early.css>; rel=preload; as=style"]
             self.send(("HTTP/1.1 103 Early Hints\r\n" +
                        "".join("Link: %s\r\n" % l for l in hint) + "\r\n").encode("latin-1"))
         if path == "/_think":
@@ -648,6 +655,8 @@ def main():
     ap.add_argument("--early-hints", action="store_true", help="send a 103 before every response")
     ap.add_argument("--early-hints-path", action="append", default=[], metavar="PATH",
                     help="send a 103 (with PATH's --link values) before PATH's response")
+    ap.add_argument("--hint", action="append", default=[], metavar="PATH=VALUE",
+                    help="send a 103 with Link: VALUE before PATH's response (103 only)")
     ap.add_argument("--keepalive-timeout", type=float, default=75.0,
                     help="close idle keep-alive connections after this many seconds")
     args = ap.parse_args()

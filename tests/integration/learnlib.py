@@ -74,6 +74,9 @@ def file_sha(root, path):
     return len(b), hashlib.sha256(b).hexdigest()
 
 
+# Pause after a visit's connection is gone (see Client.close).
+SETTLE = 0.2
+
 # ---------------------------------------------------------------- nghttp -v
 
 FRAME = re.compile(r"^\[\s*([\d.]+)\] recv (\w+) frame <length=(\d+), flags=0x([0-9a-f]+), "
@@ -148,6 +151,7 @@ class Ng:
 def nghttp(T, url, args=(), timeout=30):
     r = T.run(["nghttp", "-nv", "-t", str(timeout)] + list(args) + [url], timeout=timeout + 5)
     T.check(r.returncode == 0, "nghttp %s failed: %s" % (" ".join(args), r.stderr[-300:]))
+    time.sleep(SETTLE)  # see Client.close
     return Ng(r.stdout)
 
 
@@ -206,7 +210,14 @@ class Client:
         if d:
             self.sock.sendall(d)
 
-    def close(self):
+    def close(self, settle=SETTLE):
+        """Ends the connection, then waits settle seconds: herald commits a
+        visit when its learning window ends or its connection is gone, and
+        a real "later visit" never races the previous one's close."""
+        self._close()
+        time.sleep(settle)
+
+    def _close(self):
         try:
             self.conn.close_connection()
             self.flush()

@@ -169,6 +169,60 @@ static void test_followups_and_curl(void)
     pagemap_destroy(pm);
 }
 
+/* A follow-up-only URL new on a page with a follow-up history starts as
+ * missed on those visits: one visit cannot plan it (forged Referer). */
+static void test_late_followup(void)
+{
+    pagemap_t *pm = new_map(0, 0);
+    pagemap_item_t a = item("https://e.com/a.css", PAGEMAP_KIND_STYLE, PAGEMAP_SRC_FOLLOWUP, 0);
+    pagemap_visit_t v;
+    for (int i = 0; i < 5; i++) {
+        v = visit(PAGE, 1 + i, &a, 1, true, true);
+        CHECK_INTEQ(pagemap_commit_visit(pm, &v), 0);
+    }
+    pagemap_item_t junk[] = {
+        a, item("https://e.com/junk.txt", PAGEMAP_KIND_OTHER, PAGEMAP_SRC_FOLLOWUP, 1)};
+    v = visit(PAGE, 10, junk, 2, true, true);
+    CHECK_INTEQ(pagemap_commit_visit(pm, &v), 0);
+    CHECK(conf_of(pm, PAGE, "https://e.com/junk.txt") < MIN);
+    CHECK(conf_of(pm, PAGE, "https://e.com/a.css") > 0.99);
+    /* the same URL found by discovery is a first-class hit */
+    pagemap_item_t html = item("https://e.com/new.js", PAGEMAP_KIND_SCRIPT, PAGEMAP_SRC_HTML, 2);
+    v = visit(PAGE, 11, &html, 1, true, true);
+    CHECK_INTEQ(pagemap_commit_visit(pm, &v), 0);
+    CHECK(conf_of(pm, PAGE, "https://e.com/new.js") > 0.99);
+    pagemap_destroy(pm);
+}
+
+/* Supplement: late CSS evidence of a committed visit adds edges, turns that
+ * visit's miss into a hit and moves no page counter. */
+static void test_supplement(void)
+{
+    pagemap_t *pm = new_map(0, 0);
+    pagemap_item_t a = item("https://e.com/a.css", PAGEMAP_KIND_STYLE, PAGEMAP_SRC_HTML, 0);
+    pagemap_item_t f = item("https://e.com/f.woff2", PAGEMAP_KIND_FONT, PAGEMAP_SRC_CSS, 1);
+    pagemap_visit_t v = visit(PAGE, 1, &a, 1, true, false);
+    CHECK_INTEQ(pagemap_commit_visit(pm, &v), 0);
+    v = visit(PAGE, 1, &f, 1, true, false);
+    v.supplement = true;
+    CHECK_INTEQ(pagemap_commit_visit(pm, &v), 0);
+    CHECK(conf_of(pm, PAGE, "https://e.com/f.woff2") > 0.99);
+    pagemap_page_info_t info;
+    CHECK_INTEQ(pagemap_page_get(pm, PAGE, &info, NULL, NULL), 0);
+    CHECK_INTEQ(info.visits_total, 1);
+    pagemap_page_info_dispose(&info);
+    /* visit 2 misses the font in its own commit, the supplement restores it */
+    v = visit(PAGE, 2, &a, 1, true, false);
+    CHECK_INTEQ(pagemap_commit_visit(pm, &v), 0);
+    CHECK(conf_of(pm, PAGE, "https://e.com/f.woff2") < 0.99);
+    v = visit(PAGE, 2, &f, 1, true, false);
+    v.supplement = true;
+    CHECK_INTEQ(pagemap_commit_visit(pm, &v), 0);
+    CHECK(conf_of(pm, PAGE, "https://e.com/f.woff2") > 0.99);
+    CHECK(conf_of(pm, PAGE, "https://e.com/a.css") > 0.99);
+    pagemap_destroy(pm);
+}
+
 static void test_skipped_and_push(void)
 {
     pagemap_t *pm = new_map(0, 0);
@@ -663,6 +717,8 @@ int main(void)
     test_first_visit_then_plan();
     test_decay_and_misses();
     test_followups_and_curl();
+    test_late_followup();
+    test_supplement();
     test_skipped_and_push();
     test_poisoning();
     test_volatile_never_planned();

@@ -133,8 +133,34 @@ static void test_file(void)
     CHECK_INTEQ(load(&cfg, a5), 2);
 }
 
+/* SIGHUP support (issue 5): what changed, what is applied, what needs a restart. */
+static void test_reload_diff(void)
+{
+    config_t *a = malloc(sizeof(*a)), *b = malloc(sizeof(*b));
+    const char *base[] = {"--origin=http://127.0.0.1:9", "--push-budget=1k", NULL};
+    const char *next[] = {"--origin=http://127.0.0.1:10", "--push-budget=2k", "--workers=7",
+                          "--log-level=warn", NULL};
+    CHECK_INTEQ(load(a, base), 0);
+    CHECK_INTEQ(load(b, next), 0);
+    char reloaded[256], restart[256];
+    CHECK_INTEQ((int)config_diff(a, b, reloaded, sizeof(reloaded), restart, sizeof(restart)), 4);
+    CHECK_STREQ(reloaded, "log-level, push-budget");
+    CHECK_STREQ(restart, "origin, workers");
+    CHECK_INTEQ((int)config_diff(a, a, reloaded, sizeof(reloaded), restart, sizeof(restart)), 0);
+    CHECK_STREQ(reloaded, "");
+    int workers = a->workers;
+    config_apply_reload(a, b);
+    CHECK_INTEQ((int)a->push_budget, 2048);
+    CHECK_INTEQ((int)a->log_level, (int)LOG_LEVEL_WARN);
+    CHECK_INTEQ(a->workers, workers); /* restart-only: kept */
+    CHECK_INTEQ(a->origin_port, 9);   /* restart-only: kept */
+    free(a);
+    free(b);
+}
+
 int main(void)
 {
+    test_reload_diff();
     test_hostport();
     test_defaults_and_flags();
     test_errors();

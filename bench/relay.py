@@ -1,0 +1,179 @@
+#!/usr/bin/python3
+"""bench/relay.py: a userspace TCP relay that emulates a network path between
+a client and a proxy (netem is not available here): a round-trip time R
+(R/2 each way) and a bottleneck of B bit/s per direction.
+
+Each direction is a serialisation queue.  Bytes read from one side are cut
+into packets of at most --mss bytes; a packet that arrives at time a leaves
+the bottleneck at  d = max(a, d_prev) + len*8/B  and is written to the other
+side at d + R/2 (order preserved).  The queue is unbounded, like a deep
+bottleneck buffer: the sender's socket never sees the path's bandwidth (the
+relay drains it at loopback speed), so a proxy behind it cannot measure B
+from its socket - herald gets --bandwidth-hint in the bench.
+
+Usage: relay.py --to HOST:PORT --rtt-ms R --bw 20m [--listen 127.0.0.1:0] [--log FILE]
+Prints "PORT <n>" on stdout once listening.  --log writes one line per
+delivered packet: "<wall-clock time> <conn> <up|down> <bytes>" (wall clock so
+it can be matched with a browser's performance.timeOrigin).  --selftest runs a ping-pong
+accuracy check against a local echo server and prints the result as JSON.
+"""
+import argparse, asyncio, json, socket, sys, time
+
+
+def parse_bw(s):
+    s = s.strip().lower()
+    mult = {"k": 1e3, "m": 1e6, "g": 1e9}.get(s[-1:], 1)
+    return float(s[:-1] if s[-1:] in "kmg" else s) * mult
+
+
+class Direction:
+    """One way of one connection: reader -> bottleneck queue -> delay -> writer."""
+
+    def __init__(self, loop, reader, writer, half_rtt, bw, mss, log=None, tag=""):
+        self.loop, self.reader, self.writer = loop, reader, writer
+        self.log, self.tag = log, tag
+        self.half, self.bw, self.mss = half_rtt, bw, mss
+        self.free_at = 0.0          # when the bottleneck finishes the last queued packet
+        self.pending = 0            # packets scheduled, not yet written
+        self.eof = False
+        self.done = loop.create_future()
+
+    def deliver(self, data, last):
+        if not self.writer.is_closing():
+            self.writer.write(data)
+        if self.log and data:
+            self.log.write("%.6f %s %d\n" % (time.time(), self.tag, len(data)))
+        self.pending -= 1
+        if last:
+            self.finish()
+
+    def finish(self):
+        if self.eof and self.pending == 0 and not self.done.done():
+            try:
+                if self.writer.can_write_eof():
+                    self.writer.write_eof()
+            except OSError:
+                pass
+            self.done.set_result(None)
+
+    async def run(self):
+        try:
+            while True:
+                data = await self.reader.read(262144)
+                now = self.loop.time()
+                if not data:
+                    break
+                for i in range(0, len(data), self.mss):
+                    pkt = data[i:i + self.mss]
+                    start = max(now, self.free_at)
+                    self.free_at = start + (len(pkt) * 8 / self.bw if self.bw else 0)
+                    self.pending += 1
+                    self.loop.call_at(self.free_at + self.half, self.deliver, pkt, False)
+        except (ConnectionError, OSError):
+            pass
+        self.eof = True
+        # EOF travels like a packet: after everything queued, plus R/2.
+        self.pending += 1
+        self.loop.call_at(max(self.loop.time(), self.free_at) + self.half, self.deliver, b"", True)
+        await self.done
+
+
+async def handle(creader, cwriter, args, loop):
+    host, _, port = args.to.rpartition(":")
+    try:
+        ureader, uwriter = await asyncio.open_connection(host.strip("[]"), int(port))
+    except OSError:
+        cwriter.close()
+        return
+    for w in (cwriter, uwriter):
+        s = w.get_extra_info("socket")
+        if s is not None:
+            s.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+    half = args.rtt_ms / 2000.0
+    bw = parse_bw(args.bw) if args.bw != "0" else 0
+    args.conns = getattr(args, "conns", 0) + 1
+    up = Direction(loop, creader, uwriter, half, bw, args.mss, args.logf, "%d up" % args.conns)
+    down = Direction(loop, ureader, cwriter, half, bw, args.mss, args.logf, "%d down" % args.conns)
+    await asyncio.gather(up.run(), down.run(), return_exceptions=True)
+    for w in (cwriter, uwriter):
+        w.close()
+
+
+async def serve(args):
+    loop = asyncio.get_running_loop()
+    host, _, port = args.listen.rpartition(":")
+    srv = await asyncio.start_server(lambda r, w: handle(r, w, args, loop), host.strip("[]"), int(port))
+    print("PORT %d" % srv.sockets[0].getsockname()[1], flush=True)
+    async with srv:
+        await srv.serve_forever()
+
+
+def selftest(args):
+    """Ping-pong through a relay subprocess to a local echo server: RTT and bulk rate."""
+    import subprocess, threading
+    ls = socket.socket()
+    ls.bind(("127.0.0.1", 0))
+    ls.listen(4)
+
+    def echo():
+        while True:
+            c, _ = ls.accept()
+            c.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+            threading.Thread(target=lambda c=c: [c.sendall(d) for d in iter(lambda: c.recv(65536), b"")],
+                             daemon=True).start()
+    threading.Thread(target=echo, daemon=True).start()
+    p = subprocess.Popen([sys.executable, __file__, "--to", "127.0.0.1:%d" % ls.getsockname()[1],
+                          "--rtt-ms", str(args.rtt_ms), "--bw", args.bw], stdout=subprocess.PIPE, text=True)
+    try:
+        port = int(p.stdout.readline().split()[1])
+        s = socket.create_connection(("127.0.0.1", port))
+        s.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        rtts = []
+        for _ in range(20):
+            t = time.monotonic()
+            s.sendall(b"x")
+            s.recv(1)
+            rtts.append((time.monotonic() - t) * 1000)
+        n = 250000
+        t = time.monotonic()
+        threading.Thread(target=s.sendall, args=(b"y" * n,), daemon=True).start()
+        got = 0
+        while got < n:
+            got += len(s.recv(65536))
+        bulk = (time.monotonic() - t) * 1000
+        bw = parse_bw(args.bw)
+        # n bytes cross the bottleneck twice (there and back) but pipelined:
+        # expected ~ R + n*8/B + one packet's serialisation.
+        exp = args.rtt_ms + n * 8 / bw * 1000 + args.mss * 8 / bw * 1000
+        rtts.sort()
+        print(json.dumps({"rtt_ms": args.rtt_ms, "ping_min": round(rtts[0], 3),
+                          "ping_median": round(rtts[len(rtts) // 2], 3), "ping_max": round(rtts[-1], 3),
+                          "bulk_bytes": n, "bulk_ms": round(bulk, 2), "bulk_expected_ms": round(exp, 2)}))
+    finally:
+        p.terminate()
+        p.wait()
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--listen", default="127.0.0.1:0")
+    ap.add_argument("--to", help="HOST:PORT of the proxy")
+    ap.add_argument("--rtt-ms", type=float, default=0)
+    ap.add_argument("--bw", default="0", help="bit/s per direction, k/m/g suffixes; 0 = unlimited")
+    ap.add_argument("--mss", type=int, default=1448, help="packet size for serialisation")
+    ap.add_argument("--log", help="log each delivered packet to this file")
+    ap.add_argument("--selftest", action="store_true")
+    args = ap.parse_args()
+    args.logf = open(args.log, "a", buffering=1) if args.log else None
+    if args.selftest:
+        return selftest(args)
+    if not args.to:
+        ap.error("--to is required")
+    try:
+        asyncio.run(serve(args))
+    except KeyboardInterrupt:
+        pass
+
+
+if __name__ == "__main__":
+    main()

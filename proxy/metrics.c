@@ -1,0 +1,215 @@
+/*
+ * Per-worker request counters and their Prometheus rendering; see metrics.h
+ * for who writes and who reads what.
+ */
+#include "proxy/metrics.h"
+
+#include <stdarg.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <uv.h>
+
+#include "learn/pagemap.h"
+#include "proxy/alloc.h"
+#include "proxy/delivery.h"
+#include "proxy/exchange.h"
+#include "proxy/upstream.h"
+#include "proxy/worker.h"
+
+static const double latency_bounds[METRICS_LATENCY_BUCKETS] = {0.001, 0.005, 0.01, 0.025, 0.05, 0.1,
+                                                               0.25,  0.5,   1,    2.5,   5,    10};
+
+/* One slot per worker, written only by that worker's thread; aligned so two
+ * workers never share a cache line. */
+typedef struct metrics_slot {
+    _Alignas(64) _Atomic uint64_t requests[METRICS_PROTOS][METRICS_STATUS_CLASSES];
+    _Atomic uint64_t latency[METRICS_LATENCY_BUCKETS + 1]; /* not cumulative here */
+    _Atomic uint64_t latency_sum_us;
+} metrics_slot_t;
+
+static metrics_slot_t slots[METRICS_MAX_WORKERS];
+static uint64_t start_ns;
+
+void metrics_init(void)
+{
+    start_ns = uv_hrtime();
+}
+
+double metrics_latency_bound(int i)
+{
+    return latency_bounds[i];
+}
+
+void metrics_note_request(const exchange_t *ex)
+{
+    if (ex->worker == NULL || ex->worker->id < 0 || ex->worker->id >= METRICS_MAX_WORKERS)
+        return;
+    metrics_slot_t *s = &slots[ex->worker->id];
+    int cls = ex->status >= 100 && ex->status <= 599 ? ex->status / 100 : 0;
+    int proto = (int)ex->proto < METRICS_PROTOS ? (int)ex->proto : 0;
+    atomic_fetch_add_explicit(&s->requests[proto][cls], 1, memory_order_relaxed);
+    uint64_t now = uv_hrtime();
+    double secs = ex->t_start != 0 && now > ex->t_start ? (double)(now - ex->t_start) / 1e9 : 0;
+    int b = 0;
+    while (b < METRICS_LATENCY_BUCKETS && secs > latency_bounds[b])
+        b++;
+    atomic_fetch_add_explicit(&s->latency[b], 1, memory_order_relaxed);
+    atomic_fetch_add_explicit(&s->latency_sum_us, (uint64_t)(secs * 1e6), memory_order_relaxed);
+}
+
+void metrics_collect(worker_t *workers, int n, pagemap_t *pm, metrics_snapshot_t *out)
+{
+    memset(out, 0, sizeof(*out));
+    uint64_t lat[METRICS_LATENCY_BUCKETS + 1] = {0}, sum_us = 0;
+    for (int w = 0; w < METRICS_MAX_WORKERS; w++) {
+        metrics_slot_t *s = &slots[w];
+        for (int p = 0; p < METRICS_PROTOS; p++)
+            for (int c = 0; c < METRICS_STATUS_CLASSES; c++) {
+                uint64_t v = atomic_load_explicit(&s->requests[p][c], memory_order_relaxed);
+                out->requests[p][c] += v;
+                out->requests_total += v;
+            }
+        for (int b = 0; b <= METRICS_LATENCY_BUCKETS; b++)
+            lat[b] += atomic_load_explicit(&s->latency[b], memory_order_relaxed);
+        sum_us += atomic_load_explicit(&s->latency_sum_us, memory_order_relaxed);
+    }
+    uint64_t cum = 0;
+    for (int b = 0; b <= METRICS_LATENCY_BUCKETS; b++) {
+        cum += lat[b];
+        out->latency_buckets[b] = cum;
+    }
+    out->latency_sum_s = (double)sum_us / 1e6;
+    for (int i = 0; i < n && workers != NULL; i++) {
+        worker_t *w = &workers[i];
+        /* Worker-owned words read from this thread: relaxed, see metrics.h. */
+        out->active_connections += __atomic_load_n(&w->nconns, __ATOMIC_RELAXED);
+        upstream_pool_t *pool = __atomic_load_n(&w->upstream, __ATOMIC_RELAXED);
+        if (pool == NULL)
+            continue;
+        upstream_stats_t us;
+        upstream_pool_stats(pool, &us);
+        out->origin_connects += us.connects;
+        out->origin_reuses += us.reuses;
+        out->origin_retries += us.retries;
+        out->origin_errors += us.errors;
+        out->origin_timeouts += us.timeouts;
+        out->origin_open += us.open;
+        out->origin_idle += us.idle;
+    }
+    delivery_stats_t ds;
+    delivery_stats_get(&ds);
+    out->promised = ds.promised;
+    out->completed = ds.completed;
+    out->cancelled = ds.cancelled;
+    out->pushed_bytes = ds.pushed_bytes;
+    out->hints_sent = ds.hints_sent;
+    out->hinted_links = ds.hinted_links;
+    out->skipped = ds.skipped;
+    out->digest_hits = ds.digest_hits;
+    if (pm != NULL) {
+        pagemap_stats_t ps;
+        pagemap_stats(pm, &ps);
+        out->pages = ps.pages;
+        out->templates = ps.templates;
+        out->edges = ps.edges;
+        out->pinned = ps.pinned;
+        out->banned = ps.banned;
+        out->assets = ps.assets;
+        out->visits_committed = ps.visits_committed;
+    }
+    out->uptime_s = (double)(uv_hrtime() - start_ns) / 1e9;
+}
+
+/* A growing string; aborts on out of memory like the rest of proxy/. */
+typedef struct sbuf {
+    char *p;
+    size_t len, cap;
+} sbuf_t;
+
+static void sb_printf(sbuf_t *b, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+static void sb_printf(sbuf_t *b, const char *fmt, ...)
+{
+    for (;;) {
+        va_list ap;
+        va_start(ap, fmt);
+        int n = vsnprintf(b->p + b->len, b->cap - b->len, fmt, ap);
+        va_end(ap);
+        if (n >= 0 && (size_t)n < b->cap - b->len) {
+            b->len += (size_t)n;
+            return;
+        }
+        b->cap = b->cap * 2 + (size_t)(n > 0 ? n : 0) + 256;
+        b->p = xrealloc(b->p, b->cap);
+    }
+}
+
+static void counter(sbuf_t *b, const char *name, const char *help, uint64_t v)
+{
+    sb_printf(b, "# HELP herald_%s %s\n# TYPE herald_%s counter\nherald_%s %llu\n", name, help,
+              name, name, (unsigned long long)v);
+}
+
+static void gauge(sbuf_t *b, const char *name, const char *help, uint64_t v)
+{
+    sb_printf(b, "# HELP herald_%s %s\n# TYPE herald_%s gauge\nherald_%s %llu\n", name, help, name,
+              name, (unsigned long long)v);
+}
+
+char *metrics_render_prometheus(const metrics_snapshot_t *s)
+{
+    static const char *const protos[METRICS_PROTOS] = {"HTTP/1.0", "HTTP/1.1", "HTTP/2"};
+    static const char *const classes[METRICS_STATUS_CLASSES] = {"none", "1xx", "2xx",
+                                                                "3xx",  "4xx", "5xx"};
+    sbuf_t b = {.p = xmalloc(4096), .len = 0, .cap = 4096};
+    sb_printf(&b, "# HELP herald_requests_total Client requests finished, by status class and "
+                  "protocol.\n# TYPE herald_requests_total counter\n");
+    for (int p = 0; p < METRICS_PROTOS; p++)
+        for (int c = 0; c < METRICS_STATUS_CLASSES; c++)
+            sb_printf(&b, "herald_requests_total{protocol=\"%s\",status=\"%s\"} %llu\n", protos[p],
+                      classes[c], (unsigned long long)s->requests[p][c]);
+    sb_printf(&b, "# HELP herald_request_duration_seconds Request head received to response "
+                  "finished.\n# TYPE herald_request_duration_seconds histogram\n");
+    for (int i = 0; i < METRICS_LATENCY_BUCKETS; i++)
+        sb_printf(&b, "herald_request_duration_seconds_bucket{le=\"%g\"} %llu\n", latency_bounds[i],
+                  (unsigned long long)s->latency_buckets[i]);
+    sb_printf(&b, "herald_request_duration_seconds_bucket{le=\"+Inf\"} %llu\n",
+              (unsigned long long)s->latency_buckets[METRICS_LATENCY_BUCKETS]);
+    sb_printf(&b, "herald_request_duration_seconds_sum %.6f\n", s->latency_sum_s);
+    sb_printf(&b, "herald_request_duration_seconds_count %llu\n",
+              (unsigned long long)s->latency_buckets[METRICS_LATENCY_BUCKETS]);
+    counter(&b, "origin_errors_total", "Origin connections that failed (502).", s->origin_errors);
+    counter(&b, "origin_timeouts_total", "Origin responses that timed out (504).",
+            s->origin_timeouts);
+    counter(&b, "origin_connects_total", "Origin connections opened.", s->origin_connects);
+    counter(&b, "origin_reuses_total", "Requests sent on a reused pooled origin connection.",
+            s->origin_reuses);
+    counter(&b, "origin_retries_total", "Requests retried once on a fresh origin connection.",
+            s->origin_retries);
+    gauge(&b, "origin_connections_open", "Origin connections open now.", s->origin_open);
+    gauge(&b, "origin_connections_idle", "Pooled idle origin connections now.", s->origin_idle);
+    gauge(&b, "active_connections", "Client connections open now.", s->active_connections);
+    counter(&b, "pushes_promised_total", "PUSH_PROMISEs sent.", s->promised);
+    counter(&b, "pushes_completed_total", "Pushed streams sent completely.", s->completed);
+    counter(&b, "pushes_cancelled_total", "Pushed streams the client reset.", s->cancelled);
+    counter(&b, "pushed_bytes_total", "Body bytes of completed pushes.", s->pushed_bytes);
+    counter(&b, "hints_sent_total", "103 Early Hints responses sent.", s->hints_sent);
+    counter(&b, "hinted_links_total", "Preload links in the 103s sent.", s->hinted_links);
+    counter(&b, "digest_hits_total", "Plan items skipped because the cache digest had them.",
+            s->digest_hits);
+    counter(&b, "plan_skipped_total", "Plan items skipped because the client had them.",
+            s->skipped);
+    gauge(&b, "learned_pages", "Entries in the learned map (templates included).", s->pages);
+    gauge(&b, "learned_templates", "Template entries in the learned map.", s->templates);
+    gauge(&b, "learned_edges", "Page to asset edges in the learned map (all states).", s->edges);
+    gauge(&b, "learned_edges_pinned", "Pinned edges.", s->pinned);
+    gauge(&b, "learned_edges_banned", "Banned edges.", s->banned);
+    counter(&b, "visits_committed_total", "Page visits committed to the learned map.",
+            s->visits_committed);
+    sb_printf(&b,
+              "# HELP herald_uptime_seconds Seconds since start.\n"
+              "# TYPE herald_uptime_seconds gauge\nherald_uptime_seconds %.3f\n",
+              s->uptime_s);
+    return b.p;
+}

@@ -1,0 +1,115 @@
+#!/usr/bin/python3
+"""Learning from follow-up requests, and templates (issue 4).
+
+- /jsapp/ (tests/integration/fixtures/learn) names only a stylesheet and a
+  deferred script in its HTML; the stylesheet @imports another that names a
+  font and a background, and the script loads /jsapp/data.json with fetch()
+  and inserts /jsapp/late.js.  A browser-like client (page, then each asset on
+  the same connection with Referer: the page, or the stylesheet that names
+  it) teaches herald all of them; the next visit from a new client gets them
+  pushed (or, with push disabled, named in the 103).
+- Template: learned on /item/1/ and /item/2/, the first visit ever to
+  /item/3/ gets the item pages' plan pushed."""
+
+import learnlib as L
+
+import harness
+
+T = harness.Tests("learn_followup", python_modules=["h2"])
+site = L.make_site(T)
+o = T.origin(site)
+h = T.herald(o, ["--x-herald-header=on"])
+
+CSS_ONLY = [("/css/typography.css", "/css/site.css"), ("/img/bg.png", "/css/site.css"),
+            ("/fonts/open-sans-regular.woff2", "/css/typography.css")]
+JSAPP = ["/css/site.css", "/jsapp/app.js"] + CSS_ONLY + [
+    ("/jsapp/data.json", "/jsapp/app.js"), ("/jsapp/late.js", "/jsapp/app.js")]
+state = {}
+
+
+def fresh_visit(page, assets, push=True):
+    c = L.Client(h.port, push=push)
+    try:
+        sid = L.browse(c, page, assets)
+        return c, sid
+    finally:
+        c.close()
+
+
+@T.case("fixture: /jsapp/ HTML names neither the CSS-only nor the JS-only assets")
+def _():
+    html = open(site + "/jsapp/index.html").read()
+    for p in ["typography.css", "bg.png", "woff2", "data.json", "late.js"]:
+        T.check(p not in html, "%s is named in jsapp/index.html" % p)
+    js = open(site + "/jsapp/app.js").read()
+    T.check("/jsapp/data.json" in js and "/jsapp/late.js" in js, "app.js lost its loads")
+
+
+@T.case("first visit of /jsapp/: nothing pushed; every follow-up served 200")
+def _():
+    c, sid = fresh_visit("/jsapp/", JSAPP)
+    T.eq(c.push_paths(), [], "pushes on the first visit")
+    bad = [(st["path"], st["status"]) for st in c.streams.values() if st["status"] != 200]
+    T.check(not bad, "not 200: %s" % bad)
+    state["learned"] = True
+
+
+@T.case("next visit: assets reachable only through CSS (@import, font, background) pushed")
+def _():
+    c, sid = fresh_visit("/jsapp/", JSAPP)
+    state["v2"] = c.push_paths(sid)
+    missing = {p for p, _ in CSS_ONLY} - set(state["v2"])
+    T.check(not missing, "not pushed: %s (pushed %s; x-herald %s)" % (
+        sorted(missing), state["v2"], c.header(sid, "x-herald")))
+
+
+@T.case("next visit: the script inserted by JS (/jsapp/late.js) pushed")
+def _():
+    T.check("v2" in state, "no second visit")
+    T.check("/jsapp/late.js" in state["v2"], "not pushed (pushed %s)" % state["v2"])
+
+
+@T.case("next visit: the fetch()ed /jsapp/data.json pushed")
+def _():
+    T.check("v2" in state, "no second visit")
+    T.check("/jsapp/data.json" in state["v2"], "not pushed (pushed %s)" % state["v2"])
+
+
+@T.case("next visit without push: the 103 names the CSS-only and JS-only assets")
+def _():
+    c, sid = fresh_visit("/jsapp/", JSAPP, push=False)
+    T.eq(c.push_paths(), [], "pushes to a client with push disabled")
+    info = c.streams[sid]["info"]
+    T.eq([dict(i).get(":status") for i in info], ["103"], "1xx on the page")
+    links = L.link_targets([v for k, v in info[0] if k == "link"])
+    want = {"/css/typography.css", "/fonts/open-sans-regular.woff2", "/jsapp/late.js"}
+    T.check(want <= set(links), "103 lacks %s (links %s)" % (sorted(want - set(links)), links))
+
+
+def item_assets(n):
+    return ["/css/site.css", "/css/item.css", "/js/config.js", "/js/app.js", "/img/logo.svg",
+            "/img/icon.svg", "/img/item-%d.png" % n] + CSS_ONLY
+
+
+@T.case("template: learned on /item/1/ and /item/2/, first visit to /item/3/ gets the plan")
+def _():
+    for n in (1, 2):
+        fresh_visit("/item/%d/" % n, item_assets(n))
+    seen = [t for t, _ in L.origin_requests(o)]
+    T.check("/item/3/" not in seen, "/item/3/ was requested before")
+    c = L.Client(h.port)
+    try:
+        sid = c.get("/item/3/", [("accept", "text/html")])
+        T.eq(c.streams[sid]["status"], 200, "/item/3/ status")
+        got = c.push_paths(sid)
+        missing = set(L.DEMO_ITEM_COMMON) - set(got)
+        T.check(not missing, "not pushed: %s (pushed %s; x-herald %s)" % (
+            sorted(missing), got, c.header(sid, "x-herald")))
+        hi = c.index("headers", sid)
+        late = [e["path"] for e in c.events[hi:] if e["kind"] == "push"]
+        T.check(not late, "promised after the page's HEADERS: %s" % late)
+    finally:
+        c.close()
+
+
+T.finish()

@@ -1,0 +1,121 @@
+#!/usr/bin/python3
+"""Learning + delivery with nghttp (issue 4, "Tests (real clients)", first
+point): nghttp -nva against herald in front of the demo site.  The first
+visit has no PUSH_PROMISE; the second (a new connection) has them for the
+page's CSS, JS, the font named only in CSS and the images, each before the
+page's response HEADERS, with correct bodies; with --no-push the second
+visit gets one 103 carrying the Link lines instead.  The expected set is the
+hand-written learnlib.DEMO_INDEX, checked against the demo's files."""
+
+import learnlib as L
+
+import harness
+
+T = harness.Tests("learn_push", need=["nghttp"], python_modules=["h2"])
+site = L.make_site(T)
+o = T.origin(site)
+h = T.herald(o, ["--x-herald-header=on"])
+URL = h.url + "/"
+REQ = set(L.DEMO_INDEX)
+ALLOWED = REQ | L.DEMO_INDEX_OPTIONAL
+state = {}
+
+
+@T.case("expected asset set matches the demo's HTML and CSS files")
+def _():
+    L.check_demo_refs(T, site)
+
+
+@T.case("first visit (nghttp -nva): page 200, no PUSH_PROMISE, no 103")
+def _():
+    ng = L.nghttp(T, URL, ["-a"])
+    state["v1"] = ng
+    T.eq(ng.status(ng.page_sid), "200", "page status")
+    T.eq(ng.pushes(), {}, "pushes on the first visit")
+    T.eq(ng.informational(ng.page_sid), [], "1xx on the first visit")
+    got = {t for t, _ in L.origin_requests(o)}
+    missing = set(L.DEMO_INDEX_HTML) - got
+    T.check(not missing, "nghttp -a did not fetch %s" % sorted(missing))
+
+
+@T.case("second visit (new connection): PUSH_PROMISE for CSS, JS, CSS-only font and images")
+def _():
+    ng = L.nghttp(T, URL, ["-a"])
+    state["v2"] = ng
+    paths = ng.push_paths()
+    T.eq(ng.status(ng.page_sid), "200", "page status")
+    missing = REQ - set(paths)
+    T.check(not missing, "not pushed: %s (pushed: %s)" % (sorted(missing), paths))
+    extra = set(paths) - ALLOWED
+    T.check(not extra, "pushed what the page does not use: %s" % sorted(extra))
+    T.eq(len(paths), len(set(paths)), "each asset promised once (%s)" % paths)
+
+
+@T.case("second visit: every PUSH_PROMISE precedes the page's response HEADERS")
+def _():
+    ng = state.get("v2")
+    T.check(ng and ng.pushes(), "no second visit with pushes")
+    hi = ng.final_headers_index(ng.page_sid)
+    T.check(hi is not None, "no page HEADERS")
+    late = [dict(f["headers"]).get(":path") for f in ng.frames[hi:]
+            if f["type"] == "PUSH_PROMISE" and f["sid"] == ng.page_sid]
+    T.check(not late, "promised after the page's HEADERS: %s" % late)
+    others = [f["sid"] for f in ng.frames if f["type"] == "PUSH_PROMISE" and
+              f["sid"] != ng.page_sid]
+    T.check(not others, "PUSH_PROMISE on other streams than the page's: %s" % others)
+
+
+@T.case("second visit: pushed responses are 200 with the origin files' lengths")
+def _():
+    ng = state.get("v2")
+    T.check(ng and ng.pushes(), "no second visit with pushes")
+    bad = []
+    for sid, path in ng.pushes().items():
+        n, _ = L.file_sha(site, path)
+        if ng.status(sid) != "200" or ng.body_len(sid) != n:
+            bad.append("%s: status %s, %d bytes (file %d)" % (path, ng.status(sid),
+                                                              ng.body_len(sid), n))
+    T.check(not bad, "; ".join(bad))
+
+
+@T.case("learned visit from an h2 client: pushed bodies are byte-identical (sha256)")
+def _():
+    c = L.Client(h.port)
+    try:
+        sid = c.get("/")
+        T.eq(c.streams[sid]["status"], 200, "page status")
+        pushed = c.pushes(sid)
+        T.check(set(p for _, p in pushed) >= REQ, "pushed only %s" % sorted(p for _, p in pushed))
+        bad = []
+        for psid, path in pushed:
+            st = c.streams[psid]
+            n, sha = L.file_sha(site, path)
+            import hashlib
+            if st["status"] != 200 or hashlib.sha256(st["body"]).hexdigest() != sha:
+                bad.append("%s: status %s, %d bytes" % (path, st["status"], len(st["body"])))
+            hs = dict(st.get("promise_headers", []))
+            if hs.get(":method") != "GET" or hs.get(":authority") != c.authority:
+                bad.append("%s: promise headers %s" % (path, hs))
+        T.check(not bad, "; ".join(bad))
+    finally:
+        c.close()
+
+
+@T.case("second visit with --no-push: one 103 with the Link preloads before the 200")
+def _():
+    ng = L.nghttp(T, URL, ["-a", "--no-push"])
+    T.eq(ng.pushes(), {}, "pushes with push disabled")
+    info = ng.informational(ng.page_sid)
+    T.check(info, "no 1xx on the page stream")
+    hi = ng.final_headers_index(ng.page_sid)
+    T.check(all(i < hi for i, _ in info), "103 after the final HEADERS")
+    T.eq([dict(hs).get(":status") for _, hs in info], ["103"], "1xx statuses")
+    links = L.link_targets([v for k, v in info[0][1] if k == "link"])
+    missing = REQ - set(links)
+    T.check(not missing, "103 lacks %s (links: %s)" % (sorted(missing), links))
+    extra = set(links) - ALLOWED
+    T.check(not extra, "103 names what the page does not use: %s" % sorted(extra))
+    T.eq(ng.status(ng.page_sid), "200", "page status")
+
+
+T.finish()

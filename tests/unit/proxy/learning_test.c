@@ -1,0 +1,197 @@
+/*
+ * proxy/learning.c: request classification, kind guessing, and the visit
+ * life cycle on a real loop without sockets: a page visit, follow-ups
+ * attributed by Referer (CSS -> font chain) and by the window, a forged
+ * Referer ignored, HTML discovery on the thread pool, commit once at
+ * connection release.
+ */
+#include "proxy/learning.h"
+
+#include <string.h>
+#include <uv.h>
+
+#include "learn/pagemap.h"
+#include "proxy/config.h"
+#include "proxy/worker.h"
+#include "tests/unit/testutil.h"
+
+static void test_classify(void)
+{
+    CHECK(learning_classify("GET", "document", "navigate", NULL) == LEARNING_CLASS_PAGE);
+    CHECK(learning_classify("GET", NULL, "navigate", NULL) == LEARNING_CLASS_PAGE);
+    CHECK(learning_classify("HEAD", "document", NULL, NULL) == LEARNING_CLASS_PAGE);
+    CHECK(learning_classify("GET", NULL, NULL, "text/html,application/xhtml+xml") ==
+          LEARNING_CLASS_PAGE);
+    /* Sec-Fetch headers win over Accept */
+    CHECK(learning_classify("GET", "image", "no-cors", "text/html") == LEARNING_CLASS_SUBRESOURCE);
+    CHECK(learning_classify("GET", NULL, NULL, "*/*") == LEARNING_CLASS_MAYBE_PAGE);
+    CHECK(learning_classify("GET", NULL, NULL, NULL) == LEARNING_CLASS_MAYBE_PAGE);
+    CHECK(learning_classify("GET", NULL, NULL, "image/avif,*/*") == LEARNING_CLASS_SUBRESOURCE);
+    CHECK(learning_classify("POST", "document", "navigate", "text/html") == LEARNING_CLASS_OTHER);
+    CHECK(learning_classify(NULL, NULL, NULL, NULL) == LEARNING_CLASS_OTHER);
+}
+
+static void test_kind(void)
+{
+    CHECK(learning_kind_guess("font", "text/plain", "/a.css") == PAGEMAP_KIND_FONT);
+    CHECK(learning_kind_guess(NULL, "text/css; charset=utf-8", "/x") == PAGEMAP_KIND_STYLE);
+    CHECK(learning_kind_guess("empty", "application/javascript", NULL) == PAGEMAP_KIND_SCRIPT);
+    CHECK(learning_kind_guess(NULL, "image/png", NULL) == PAGEMAP_KIND_IMAGE);
+    CHECK(learning_kind_guess(NULL, NULL, "http://e/f.woff2?v=1") == PAGEMAP_KIND_FONT);
+    CHECK(learning_kind_guess(NULL, NULL, "http://e/app.js") == PAGEMAP_KIND_SCRIPT);
+    CHECK(learning_kind_guess(NULL, "application/json", "http://e/d.json") == PAGEMAP_KIND_OTHER);
+}
+
+/* ---- visits on a loop ---- */
+
+static worker_t w;
+static config_t cfg;
+
+static exchange_t *req(learning_conn_t *lc, const char *path, const char *accept,
+                       const char *referer)
+{
+    exchange_t *ex = exchange_create(&w, NULL, NULL);
+    ex->lconn = lc;
+    ex->method = "GET";
+    ex->scheme = "http";
+    ex->authority = "e.test";
+    ex->path = path;
+    if (accept != NULL)
+        headers_add(&ex->req_headers, &ex->pool, "accept", 6, accept, strlen(accept));
+    if (referer != NULL)
+        headers_add(&ex->req_headers, &ex->pool, "referer", 7, referer, strlen(referer));
+    learning_on_request(ex);
+    return ex;
+}
+
+static void respond(exchange_t *ex, int status, const char *ct, const char *body)
+{
+    ex->status = status;
+    if (ct != NULL)
+        headers_add(&ex->resp_headers, &ex->pool, "content-type", 12, ct, strlen(ct));
+    learning_on_response_head(ex, true);
+    if (body != NULL) {
+        ex->resp_body_bytes = strlen(body);
+        learning_on_response_body(ex, (const uint8_t *)body, strlen(body));
+    }
+    learning_on_response_end(ex, true);
+}
+
+/* The learning side of exchange destruction (exchange.c frees the rest). */
+static void drop(exchange_t *ex)
+{
+    learning_on_free(ex);
+    mempool_dispose(&ex->pool);
+    free(ex);
+}
+
+static bool edge(pagemap_t *pm, const char *page, const char *asset, unsigned *sources)
+{
+    pagemap_page_info_t info;
+    pagemap_edge_info_t *e = NULL;
+    size_t n = 0;
+    if (pagemap_page_get(pm, page, &info, &e, &n) != 0)
+        return false;
+    bool found = false;
+    for (size_t i = 0; i < n; i++) {
+        if (strcmp(e[i].key, asset) == 0) {
+            found = true;
+            if (sources)
+                *sources = e[i].sources;
+        }
+    }
+    pagemap_edge_infos_free(e, n);
+    pagemap_page_info_dispose(&info);
+    return found;
+}
+
+static void test_visit(void)
+{
+    pagemap_t *pm = NULL;
+    CHECK(pagemap_create(NULL, &pm) == 0);
+    memset(&w, 0, sizeof(w));
+    CHECK(uv_loop_init(&w.loop) == 0);
+    cfg.learn_window = 5;
+    cfg.min_confidence = 0.5;
+    w.cfg = &cfg;
+    w.learn = pm;
+
+    learning_conn_t *lc = learning_conn_create(&w);
+    CHECK(lc != NULL);
+    exchange_t *page = req(lc, "/p?x=1", "text/html", NULL);
+    CHECK(learning_is_page(page));
+    CHECK_STREQ(learning_page_key(page), "e.test/p?x=1");
+    CHECK_STREQ(learning_page_url(page), "http://e.test/p?x=1");
+    respond(page, 200, "text/html; charset=utf-8",
+            "<html><head><link rel=stylesheet href=/s.css></head>"
+            "<body><img src=/i.png></body></html>");
+    /* discovery runs on the thread pool */
+    uv_run(&w.loop, UV_RUN_NOWAIT);
+
+    exchange_t *css = req(lc, "/s.css", "text/css", "http://e.test/p?x=1");
+    CHECK(!learning_is_page(css));
+    CHECK(learning_conn_requested(lc, "http://e.test/s.css"));
+    respond(css, 200, "text/css", "@font-face{src:url(/f.woff2)} .a{background:url(/bg.png)}");
+    /* a font named by the followed-up CSS, Referer = the CSS */
+    exchange_t *font = req(lc, "/f.woff2", NULL, "http://e.test/s.css");
+    respond(font, 200, "font/woff2", "xx");
+    /* no Referer: the most recent page in the window */
+    exchange_t *js = req(lc, "/late.js", NULL, NULL);
+    respond(js, 200, "application/javascript", "1");
+    /* a Referer naming a page never visited on this connection: ignored */
+    exchange_t *forged = req(lc, "/junk.txt", NULL, "http://e.test/other");
+    respond(forged, 200, "text/plain", "j");
+    drop(page);
+    drop(css);
+    drop(font);
+    drop(js);
+    drop(forged);
+    /* let the CSS work finish, then the connection closes: the visit commits */
+    while (uv_run(&w.loop, UV_RUN_NOWAIT) != 0)
+        uv_sleep(1);
+    learning_conn_release(lc);
+    uv_run(&w.loop, UV_RUN_DEFAULT);
+
+    unsigned src = 0;
+    CHECK(edge(pm, "e.test/p?x=1", "http://e.test/s.css", &src));
+    CHECK(src & PAGEMAP_SRC_HTML);
+    CHECK(src & PAGEMAP_SRC_FOLLOWUP);
+    CHECK(edge(pm, "e.test/p?x=1", "http://e.test/i.png", NULL));
+    CHECK(edge(pm, "e.test/p?x=1", "http://e.test/f.woff2", &src));
+    CHECK(src & PAGEMAP_SRC_CSS);
+    CHECK(edge(pm, "e.test/p?x=1", "http://e.test/bg.png", &src));
+    CHECK(src == PAGEMAP_SRC_CSS); /* found in CSS, never fetched */
+    CHECK(edge(pm, "e.test/p?x=1", "http://e.test/late.js", &src));
+    CHECK(src == PAGEMAP_SRC_FOLLOWUP);
+    CHECK(!edge(pm, "e.test/p?x=1", "http://e.test/junk.txt", NULL));
+
+    /* the next visit is planned */
+    lc = learning_conn_create(&w);
+    page = req(lc, "/p?x=1", "text/html", NULL);
+    pagemap_plan_t plan;
+    CHECK(learning_plan(page, &plan) == 0);
+    CHECK(plan.source == PAGEMAP_PLAN_PAGE);
+    CHECK(plan.n >= 4);
+    if (plan.n > 0)
+        CHECK_STREQ(plan.items[0].key, "http://e.test/s.css");
+    pagemap_plan_dispose(&plan);
+    /* the client leaves before the page is served: nothing is committed */
+    drop(page);
+    learning_conn_release(lc);
+    uv_run(&w.loop, UV_RUN_DEFAULT);
+    pagemap_page_info_t info;
+    CHECK(pagemap_page_get(pm, "e.test/p?x=1", &info, NULL, NULL) == 0);
+    CHECK(info.visits_total == 1);
+    pagemap_page_info_dispose(&info);
+
+    CHECK(uv_loop_close(&w.loop) == 0);
+    pagemap_destroy(pm);
+}
+
+int main(void)
+{
+    test_classify();
+    test_kind();
+    test_visit();
+    return TESTUTIL_SUMMARY();
+}
