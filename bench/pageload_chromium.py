@@ -38,9 +38,11 @@ def net_done(relay_log, t_from, t_to):
     try:
         with open(relay_log) as f:
             for line in f:
-                t, _, d, _ = line.split()
-                t = float(t)
-                if d == "down" and t_from <= t <= t_to:
+                f = line.split()
+                if len(f) != 4 or f[2] != "down":
+                    continue  # TLS record lines (--tls-records), client->server packets
+                t = float(f[0])
+                if t_from <= t <= t_to:
                     last = t if last is None else max(last, t)
     except OSError:
         return None

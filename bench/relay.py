@@ -14,7 +14,9 @@ from its socket - herald gets --bandwidth-hint in the bench.
 Usage: relay.py --to HOST:PORT --rtt-ms R --bw 20m [--listen 127.0.0.1:0] [--log FILE]
 Prints "PORT <n>" on stdout once listening.  --log writes one line per
 delivered packet: "<wall-clock time> <conn> <up|down> <bytes>" (wall clock so
-it can be matched with a browser's performance.timeOrigin).  --selftest runs a ping-pong
+it can be matched with a browser's performance.timeOrigin); with --tls-records
+also "<time> <conn> <up|down>-rec <type> <length>" for each TLS record as it
+enters the relay (to see a server's TLS record sizes).  --selftest runs a ping-pong
 accuracy check against a local echo server and prints the result as JSON.
 """
 import argparse, asyncio, json, socket, sys, time
@@ -29,9 +31,10 @@ def parse_bw(s):
 class Direction:
     """One way of one connection: reader -> bottleneck queue -> delay -> writer."""
 
-    def __init__(self, loop, reader, writer, half_rtt, bw, mss, log=None, tag=""):
+    def __init__(self, loop, reader, writer, half_rtt, bw, mss, log=None, tag="", records=False):
         self.loop, self.reader, self.writer = loop, reader, writer
         self.log, self.tag = log, tag
+        self.records, self.recbuf, self.skip = records and log, b"", 0
         self.half, self.bw, self.mss = half_rtt, bw, mss
         self.free_at = 0.0          # when the bottleneck finishes the last queued packet
         self.pending = 0            # packets scheduled, not yet written
@@ -56,6 +59,22 @@ class Direction:
                 pass
             self.done.set_result(None)
 
+    def sniff(self, data):
+        """Logs TLS record headers (type, length) found in this direction's byte stream."""
+        if self.skip >= len(data):
+            self.skip -= len(data)
+            return
+        buf, self.skip = self.recbuf + data[self.skip:], 0
+        while len(buf) >= 5:
+            n = int.from_bytes(buf[3:5], "big")
+            self.log.write("%.6f %s-rec %d %d\n" % (time.time(), self.tag, buf[0], n))
+            if len(buf) < 5 + n:
+                self.skip = 5 + n - len(buf)
+                buf = b""
+                break
+            buf = buf[5 + n:]
+        self.recbuf = buf
+
     async def run(self):
         try:
             while True:
@@ -63,6 +82,8 @@ class Direction:
                 now = self.loop.time()
                 if not data:
                     break
+                if self.records:
+                    self.sniff(data)
                 for i in range(0, len(data), self.mss):
                     pkt = data[i:i + self.mss]
                     start = max(now, self.free_at)
@@ -92,8 +113,9 @@ async def handle(creader, cwriter, args, loop):
     half = args.rtt_ms / 2000.0
     bw = parse_bw(args.bw) if args.bw != "0" else 0
     args.conns = getattr(args, "conns", 0) + 1
-    up = Direction(loop, creader, uwriter, half, bw, args.mss, args.logf, "%d up" % args.conns)
-    down = Direction(loop, ureader, cwriter, half, bw, args.mss, args.logf, "%d down" % args.conns)
+    up = Direction(loop, creader, uwriter, half, bw, args.mss, args.logf, "%d up" % args.conns, args.tls_records)
+    down = Direction(loop, ureader, cwriter, half, bw, args.mss, args.logf, "%d down" % args.conns,
+                     args.tls_records)
     await asyncio.gather(up.run(), down.run(), return_exceptions=True)
     for w in (cwriter, uwriter):
         w.close()
@@ -162,6 +184,7 @@ def main():
     ap.add_argument("--bw", default="0", help="bit/s per direction, k/m/g suffixes; 0 = unlimited")
     ap.add_argument("--mss", type=int, default=1448, help="packet size for serialisation")
     ap.add_argument("--log", help="log each delivered packet to this file")
+    ap.add_argument("--tls-records", action="store_true", help="with --log: also log TLS record sizes")
     ap.add_argument("--selftest", action="store_true")
     args = ap.parse_args()
     args.logf = open(args.log, "a", buffering=1) if args.log else None

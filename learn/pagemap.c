@@ -664,9 +664,25 @@ static void edge_describe(edge_t *e, const vitem_t *vi)
 
 #define DISCOVERY_SOURCES (PAGEMAP_SRC_HTML | PAGEMAP_SRC_CSS | PAGEMAP_SRC_LINK)
 
+/*
+ * Whether visit v could have shown edge e, so that its absence is a miss:
+ * edges named by HTML or Link when the HTML was scanned; edges named only
+ * in CSS when a stylesheet was scanned on the visit (a page-only client
+ * such as curl fetches no CSS: it says nothing about them); the others
+ * (follow-ups, pushes) when the client fetched subresources.
+ */
+static bool edge_could_show(const edge_t *e, const pagemap_visit_t *v)
+{
+    if (e->sources & (PAGEMAP_SRC_HTML | PAGEMAP_SRC_LINK))
+        return v->html_scanned;
+    if (e->sources & PAGEMAP_SRC_CSS)
+        return v->css_scanned;
+    return v->had_followups;
+}
+
 /* Late evidence of a visit committed before (see pagemap_visit_t.supplement). */
-static int commit_supplement(pagemap_t *pm, page_t *p, const pagemap_visit_t *v,
-                             const vitem_t *vi, size_t nvi)
+static int commit_supplement(pagemap_t *pm, page_t *p, const pagemap_visit_t *v, const vitem_t *vi,
+                             size_t nvi)
 {
     double d = pm->cfg.decay;
     int rc = 0;
@@ -678,8 +694,7 @@ static int commit_supplement(pagemap_t *pm, page_t *p, const pagemap_visit_t *v,
             if (e->state == PAGEMAP_EDGE_BANNED)
                 continue;
             /* did the visit's first commit count this edge as a miss? */
-            bool missed =
-                (e->sources & DISCOVERY_SOURCES) ? v->html_scanned : v->had_followups;
+            bool missed = edge_could_show(e, v);
             if (!set_str(&a->url, it->it->url))
                 rc = HERALD_ENOMEM;
             edge_describe(e, it);
@@ -772,8 +787,7 @@ static int commit_entry(pagemap_t *pm, page_t *p, const pagemap_visit_t *v, cons
         edge_t *e = &p->edges[i];
         if (e->seen || e->state == PAGEMAP_EDGE_BANNED)
             continue;
-        bool could_show = (e->sources & DISCOVERY_SOURCES) ? v->html_scanned : v->had_followups;
-        if (could_show)
+        if (edge_could_show(e, v))
             edge_count(e, d, false, v->now_ms);
     }
     return rc;

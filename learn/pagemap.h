@@ -31,8 +31,9 @@
  *    on the first served visit alone reaches the default minimum
  *    (PAGEMAP_DEFAULT_MIN_CONFIDENCE = 0.5) and the second visit is planned.
  *  - An edge absent from the visit is a miss only when the
- *    visit could have shown it: an edge ever seen from HTML, CSS or LINK
- *    misses when `html_scanned`; an edge seen only as FOLLOWUP (or PUSH)
+ *    visit could have shown it: an edge ever seen from HTML or LINK
+ *    misses when `html_scanned`; one seen from CSS (not HTML/LINK) when
+ *    `css_scanned`; an edge seen only as FOLLOWUP (or PUSH)
  *    misses only when `had_followups`. Otherwise nothing changes, so curl,
  *    crawlers and health checks do not dilute follow-up edges.
  *  - A URL for which template_is_volatile_url() is true is planned only
@@ -153,6 +154,7 @@ typedef struct pagemap_visit {
     uint64_t html_size;
     int status;         /* the page's response status */
     bool html_scanned;  /* discovery ran on this visit */
+    bool css_scanned;   /* a stylesheet of the page passed through and was scanned */
     bool had_followups; /* the client fetched subresources after the page */
     bool authorized;    /* request had Authorization: commit does nothing */
     /*

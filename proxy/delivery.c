@@ -480,12 +480,15 @@ void delivery_on_request(exchange_t *ex)
     delivery_ex_t *dx = dx_create(ex, DELIVERY_ROLE_PAGE);
     if (strcmp(ex->method, "GET") != 0 || learning_plan(ex, &dx->plan) != 0)
         return;
-    if (dx->plan.n == 0 && dx->plan.npreconnect == 0)
-        return;
     bool push = cfg->push && ex->client_push && ex->client_max_streams > 0 &&
                 ex->fops->push_promise != NULL && ex->deliver_conn != NULL;
     bool hints = !push && cfg->hints && is_navigation(ex) && ex->fops->early_hints != NULL &&
                  (ex->proto == EXCHANGE_HTTP2 || (ex->proto == EXCHANGE_HTTP11 && cfg->hints_h1));
+    /* Known before the plan is looked at: even a page with nothing learned
+     * yet gets the origin's own Link: rel=preload pushed (push_origin_links). */
+    dx->push_mode = push;
+    if (dx->plan.n == 0 && dx->plan.npreconnect == 0)
+        return;
     if (!push && !hints)
         return;
     if (digest_enabled(cfg)) {
@@ -499,7 +502,6 @@ void delivery_on_request(exchange_t *ex)
             dx->db_used = true;
         }
     }
-    dx->push_mode = push;
     if (push)
         deliver_push(dx);
     else

@@ -21,6 +21,7 @@
 #include <ctype.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <strings.h>
 #include <uv.h>
 
@@ -60,6 +61,16 @@ typedef struct strring {
     char *v[LEARNING_CONN_URLS];
     size_t n, head; /* head: next slot to overwrite once full */
 } strring_t;
+
+
+/* Times stored in the map (first/last seen, last visit) outlive the process
+ * in the state file: wall-clock milliseconds, not the loop's monotonic clock. */
+static int64_t wall_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
 
 static bool strring_has(const strring_t *r, const char *s)
 {
@@ -139,7 +150,7 @@ struct visit {
     bool is_html;   /* final response 2xx text/html (or other status: recorded, teaches nothing) */
     bool page_done; /* the page's response ended, failed, or the exchange is gone */
     bool failed;    /* the page's response failed: nothing is committed */
-    bool authorized, html_scanned, had_followups;
+    bool authorized, html_scanned, css_scanned, had_followups;
     bool sampled;    /* discovery runs on this visit (sampling): stylesheets may be chased */
     unsigned chases; /* stylesheets herald fetched for this visit */
     bool chasing;    /* committed; fetching imported stylesheets (visit_settle) */
@@ -266,12 +277,13 @@ static void visit_commit(visit_t *v, bool supplement)
     }
     pagemap_visit_t pv = {.page_key = v->page_key,
                           .template_key = supplement ? NULL : v->template_key,
-                          .now_ms = (int64_t)(uv_hrtime() / 1000000),
+                          .now_ms = wall_ms(),
                           .think_ms = supplement ? -1 : v->think_ms,
                           .html_size = supplement ? 0 : v->html_size,
                           .supplement = supplement,
                           .status = v->status,
                           .html_scanned = v->html_scanned,
+                          .css_scanned = v->css_scanned,
                           .had_followups = v->had_followups,
                           .authorized = v->authorized,
                           .items = pi,
@@ -654,6 +666,8 @@ static visit_t *attribute(learning_conn_t *lc, const char *referer, uint64_t now
     for (visit_t *v = lc->visits; v != NULL; v = v->next) {
         if (v->state != VISIT_OPEN || now > v->t_ms + lc->window_ms)
             continue;
+        if (v->status != 0 && !v->is_html)
+            continue; /* answered, and not a page after all (an image asked for with * / *) */
         if (referer == NULL)
             return v; /* most recent first */
         if (strcmp(v->page_url, referer) == 0)
@@ -783,6 +797,7 @@ static void work_done(uv_work_t *req, int status)
             v->html_scanned = true;
         } else {
             add_assets(v, &w->out, PAGEMAP_SRC_CSS, ORDER_CSS);
+            v->css_scanned = true;
         }
     }
     asset_list_dispose(&w->out);
@@ -867,6 +882,8 @@ static void learn_links(exchange_t *ex, visit_t *v)
             }
             if (!(l->rel & (LINK_REL_PRELOAD | LINK_REL_MODULEPRELOAD | LINK_REL_STYLESHEET)))
                 continue;
+            if (l->nopush)
+                continue; /* the origin said not to push it: never plan it */
             char *key = normalize(l->url);
             if (key == NULL)
                 continue;
@@ -1112,8 +1129,10 @@ void learning_on_response_end(exchange_t *ex, bool ok)
              * most 64 KiB): their evidence is in the visit before the client
              * can close the connection, so the commit never waits on them. */
             asset_list_t out = {0};
-            if (html_add_css(lx->css, lx->css_len, lx->url, &out) == 0)
+            if (html_add_css(lx->css, lx->css_len, lx->url, &out) == 0) {
                 add_assets(v, &out, PAGEMAP_SRC_CSS, ORDER_CSS);
+                v->css_scanned = true;
+            }
             asset_list_dispose(&out);
             lx->css_on = false;
         }
@@ -1306,7 +1325,7 @@ int learning_plan(const exchange_t *ex, pagemap_plan_t *out)
     if (v == NULL)
         return 0;
     return pagemap_plan(v->pm, v->page_key, v->template_key, v->authority,
-                        (int64_t)(uv_hrtime() / 1000000), learning_min_confidence(ex), out);
+                        wall_ms(), learning_min_confidence(ex), out);
 }
 
 /* The visit of ex (a page, or a pushed/attributed exchange). */

@@ -22,7 +22,11 @@
  *   not visited on this connection is ignored. When the window expires (or
  *   the connection closes) and discovery has finished, the visit is
  *   committed once to the pagemap: evidence counts per visit and per
- *   connection, never per request.
+ *   connection, never per request. After the commit, same-origin
+ *   stylesheets that the visit's CSS @imports but the client never fetched
+ *   are fetched once by herald and scanned; what they name is committed as
+ *   a supplement (pagemap_visit_t.supplement), so nghttp-like clients that
+ *   read HTML only still teach the fonts of imported sheets.
  *
  * Everything below runs on the exchange's worker loop (not thread-safe),
  * except learning_store() which is shared by all workers (pagemap locks).
@@ -124,7 +128,8 @@ void learning_link_pushed(exchange_t *page, exchange_t *pushed);
  * visit of `ex` (the page exchange or a pushed exchange linked to it):
  *  PROMISED  the item enters the visit as PAGEMAP_SRC_PUSH (and the push
  *            diary of the connection);
- *  COMPLETED the pushed stream was fully sent (bytes = body bytes);
+ *  COMPLETED the pushed stream was fully sent (bytes = body bytes); the
+ *            visit then counts as one whose client used subresources;
  *  CANCELLED the client reset the pushed stream;
  *  HINTED    named in a 103 (counters only, no evidence).
  * This also calls pagemap_note_delivery() for the page's counters: DELIVERY

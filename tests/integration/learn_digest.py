@@ -82,4 +82,20 @@ def _():
     T.eq(c.push_paths(sid), [], "pushes with the updated cookie")
 
 
+@T.case("over TLS the herald_cd cookie is also Secure")
+def _():
+    ht = T.herald(o, tls=True, name="herald-tls")
+    sc = None
+    for _ in range(2):
+        c = L.Client(ht.tls_port, tls=True)
+        try:
+            sid = L.browse(c, "/", L.demo_browse_list())
+            sc = cookie_of(c, sid)
+        finally:
+            c.close()
+    T.check(sc, "no herald_cd on the learned TLS visit")
+    attrs = [a.strip().lower() for a in sc.split(";")[1:]]
+    T.check("secure" in attrs and "httponly" in attrs, "attributes: %s" % sc)
+
+
 T.finish()

@@ -8,7 +8,9 @@
 - SSE push: an origin event stream carrying the comment line
   ": herald-push /css/item.css" before its second event makes herald push
   that resource on the same connection before it forwards that event, and
-  the comment line never reaches the client; with --sse-push=off no push."""
+  the comment line never reaches the client; with --sse-push=off no push.
+- Origin Link: rel=preload on the final response is pushed for what the
+  plan does not cover; a link marked nopush never is."""
 
 import hashlib
 
@@ -103,6 +105,38 @@ def _():
         T.eq(c.streams[sid]["body"].decode().count("event: tick"), 3, "events received")
     finally:
         c.close()
+
+
+# Origin Link: rel=preload on the final response (issue 4, "Deliver"): honoured
+# the same way for what the plan did not cover, nopush respected.
+oL = T.origin(site, ["--link", "/=</jsapp/late.js>; rel=preload; as=script",
+                     "--link", "/=</jsapp/data.json>; rel=preload; as=fetch; nopush"], oid="origin-link")
+hL = T.herald(oL, name="herald-link")
+
+
+def page_pushes(hh):
+    c = L.Client(hh.port)
+    try:
+        sid = c.get("/", [("accept", "text/html")])
+        T.eq(c.streams[sid]["status"], 200, "page status")
+        return c.push_paths(sid)
+    finally:
+        c.close()
+
+
+@T.case("origin Link: rel=preload on a first visit's response is pushed (not the nopush one)")
+def _():
+    got = page_pushes(hL)
+    T.check("/jsapp/late.js" in got, "not pushed (pushed %s)" % got)
+    T.check("/jsapp/data.json" not in got, "pushed a nopush link")
+
+
+@T.case("a Link marked nopush is never pushed on later visits either")
+def _():
+    for _ in range(2):
+        got = page_pushes(hL)
+        T.check(got, "nothing pushed on a learned visit")
+        T.check("/jsapp/data.json" not in got, "pushed the nopush link: %s" % got)
 
 
 T.finish()

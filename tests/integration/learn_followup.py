@@ -86,6 +86,39 @@ def _():
     T.check(want <= set(links), "103 lacks %s (links %s)" % (sorted(want - set(links)), links))
 
 
+def fresh_visit_on(hh, page):
+    c = L.Client(hh.port)
+    try:
+        return c, c.get(page, [("accept", "text/html")])
+    finally:
+        c.close()
+
+
+@T.case("ten visits that fetch nothing else (HTTP/1.1, page only) do not dilute follow-ups")
+def _():
+    for _ in range(10):
+        st, _, _ = T.h1(h.port, "GET", "/jsapp/")
+        T.eq(st, 200, "page-only visit")
+    c, sid = fresh_visit("/jsapp/", JSAPP)
+    got = c.push_paths(sid)
+    want = {"/jsapp/late.js", "/jsapp/data.json", "/css/typography.css", "/img/bg.png",
+            "/fonts/open-sans-regular.woff2"}
+    T.check(want <= set(got), "no longer pushed: %s (pushed %s)" % (sorted(want - set(got)), got))
+
+
+@T.case("a visit whose requests carry Authorization teaches nothing")
+def _():
+    ha = T.herald(o, name="herald-auth")
+    auth = [("authorization", "Basic dXNlcjpwYXNz")]
+    c = L.Client(ha.port)
+    try:
+        L.browse(c, "/jsapp/", JSAPP, auth)
+    finally:
+        c.close()
+    c, sid = fresh_visit_on(ha, "/jsapp/")
+    T.eq(c.push_paths(sid), [], "pushes learned from an Authorization visit")
+
+
 def item_assets(n):
     return ["/css/site.css", "/css/item.css", "/js/config.js", "/js/app.js", "/img/logo.svg",
             "/img/icon.svg", "/img/item-%d.png" % n] + CSS_ONLY

@@ -141,4 +141,34 @@ def _():
     T.eq((st, info, pushes), (200, ["103"], []), "status, 1xx, pushes")
 
 
+LATE = "/jsapp/late.js"
+o103 = T.origin(site, ["--early-hints-path", "/", "--link", "/=</css/site.css>; rel=preload; as=style",
+                       "--link", "/=<%s>; rel=preload; as=script" % LATE], oid="origin-103")
+h103 = T.herald(o103, name="herald-origin103")
+
+
+def h2_info_links(hh):
+    c = L.Client(hh.port, push=False)
+    try:
+        sid = c.get("/", [("sec-fetch-mode", "navigate")])
+        st = c.streams[sid]
+        return st["status"], [L.link_targets([v for k, v in i if k == "link"]) for i in st["info"]]
+    finally:
+        c.close()
+
+
+@T.case("origin 103: forwarded on a first visit; its links are learned for the next")
+def _():
+    st, infos = h2_info_links(h103)
+    T.eq(st, 200, "status")
+    T.check(infos and LATE in infos[0], "the origin's 103 was not forwarded: %s" % infos)
+    learn(h103)
+    st, infos = h2_info_links(h103)
+    T.check(infos, "no 103 on the learned visit")
+    T.check(REQ | {LATE} <= set(infos[0]), "herald's 103 lacks %s" % sorted(
+        (REQ | {LATE}) - set(infos[0])))
+    again = [u for later in infos[1:] for u in later if u in infos[0]]
+    T.check(not again, "the origin's later 103 repeated links already sent: %s" % again)
+
+
 T.finish()

@@ -1,8 +1,8 @@
 // Node's http2 client accepting server push, for tests/integration/learn_node.py.
-// usage: node learn_node.js URL [--cancel PATH]... [--get PATH]...
+// usage: node learn_node.js URL [--cancel PATH]... [--cancel-after MS] [--get PATH]...
 // Requests URL's page; every pushed stream is read to its end (its bytes
 // hashed) unless its path is named by --cancel, in which case it is reset
-// with RST_STREAM(CANCEL) as soon as it is promised.  After the page (and its
+// with RST_STREAM(CANCEL) MS milliseconds (default 0) after it is promised.  After the page (and its
 // pushes), each --get PATH is requested on the same session unless it was
 // pushed.  Prints one JSON line: status, headers, pushes [{path, status,
 // len, sha256, cancelled, ended}], gets [{path, status, len}].
@@ -14,8 +14,10 @@ const args = process.argv.slice(2);
 const url = new URL(args[0]);
 const cancel = new Set();
 const gets = [];
+let cancelAfter = 0;
 for (let i = 1; i < args.length; i += 2) {
   if (args[i] === '--cancel') cancel.add(args[i + 1]);
+  else if (args[i] === '--cancel-after') cancelAfter = Number(args[i + 1]);
   else if (args[i] === '--get') gets.push(args[i + 1]);
 }
 const session = http2.connect(url.origin, { rejectUnauthorized: false, settings: { enablePush: true } });
@@ -38,7 +40,13 @@ session.on('stream', (stream, headers) => {
   out.pushes.push(p);
   if (cancel.has(p.path)) {
     p.cancelled = true;
-    stream.close(http2.constants.NGHTTP2_CANCEL);
+    stream.on('data', (d) => { p.len += d.length; });
+    stream.on('error', () => {});
+    open.add(stream);
+    setTimeout(() => {
+      p.t_cancel = Date.now();
+      stream.close(http2.constants.NGHTTP2_CANCEL, () => { open.delete(stream); check(); });
+    }, cancelAfter);
     return;
   }
   open.add(stream);

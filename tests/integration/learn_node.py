@@ -76,7 +76,9 @@ def _():
 @T.case("cancelling a pushed stream aborts its origin request at once")
 def _():
     t0 = time.time()
-    out = node("--cancel", FONT)
+    # cancel 500 ms after the promise: herald's fetch has reached the origin,
+    # which is still in its think time
+    out = node("--cancel", FONT, "--cancel-after", "500")
     T.eq(out["status"], 200, "page status")
     T.check(any(p["path"] == FONT and p["cancelled"] for p in out["pushes"]),
             "the font was not pushed, nothing to cancel (pushed %s)" %
@@ -95,6 +97,10 @@ def _():
     dt = ab[0]["t"] - reqs[0]["t"]
     T.check(dt < THINK / 1000.0 - 0.5, "abort came %.2fs after the request (think %d ms)" % (
         dt, THINK))
+    tc = [p.get("t_cancel") for p in out["pushes"] if p["path"] == FONT][0]
+    T.check(tc, "node did not record its cancel")
+    T.check(ab[0]["t"] - tc / 1000.0 < 1.0, "abort came %.2fs after the RST_STREAM" % (
+        ab[0]["t"] - tc / 1000.0))
 
 
 T.finish()

@@ -78,11 +78,14 @@ def _():
     T.check(not bad, "; ".join(bad))
 
 
-@T.case("learned visit from an h2 client: pushed bodies are byte-identical (sha256)")
+@T.case("learned h2 visit: pushed bodies byte-identical (sha256); promises carry the parent's headers")
 def _():
     c = L.Client(h.port)
+    parent = [("accept", "text/html"), ("accept-encoding", "identity"),
+              ("accept-language", "fr-CH"), ("user-agent", "learn-push/1"),
+              ("cookie", "session=abc")]
     try:
-        sid = c.get("/")
+        sid = c.get("/", parent)
         T.eq(c.streams[sid]["status"], 200, "page status")
         pushed = c.pushes(sid)
         T.check(set(p for _, p in pushed) >= REQ, "pushed only %s" % sorted(p for _, p in pushed))
@@ -96,7 +99,27 @@ def _():
             hs = dict(st.get("promise_headers", []))
             if hs.get(":method") != "GET" or hs.get(":authority") != c.authority:
                 bad.append("%s: promise headers %s" % (path, hs))
+            for k, v in parent[1:]:
+                if hs.get(k) != v:
+                    bad.append("%s: promise %s is %r, the page's %r" % (path, k, hs.get(k), v))
         T.check(not bad, "; ".join(bad))
+    finally:
+        c.close()
+
+
+@T.case("client SETTINGS_MAX_CONCURRENT_STREAMS=2: at most 2 pushed streams open, all delivered")
+def _():
+    c = L.Client(h.port, max_streams=2)
+    try:
+        sid = c.get("/", timeout=15)
+        T.eq(c.streams[sid]["status"], 200, "page status")
+        got = c.push_paths(sid)
+        T.check(REQ <= set(got), "pushed only %s" % got)
+        most = c.max_active_pushes()
+        T.check(most <= 2, "%d pushed streams open at once" % most)
+        short = [p for s, p in c.pushes(sid) if not c.streams[s]["ended"] or
+                 len(c.streams[s]["body"]) != L.file_sha(site, p)[0]]
+        T.check(not short, "pushes not completed: %s" % short)
     finally:
         c.close()
 

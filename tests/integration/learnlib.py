@@ -176,7 +176,8 @@ class Client:
     push/info/headers/data/end/reset and "sid" (and "parent", "path",
     "status", "headers", "len")."""
 
-    def __init__(self, port, host="127.0.0.1", push=True, tls=False, timeout=10):
+    def __init__(self, port, host="127.0.0.1", push=True, tls=False, timeout=10,
+                 max_streams=100):
         import h2.config
         import h2.connection
         import h2.settings
@@ -195,7 +196,7 @@ class Client:
         self.conn.local_settings = h2.settings.Settings(client=True, initial_values={
             h2.settings.SettingCodes.ENABLE_PUSH: 1 if push else 0,
             h2.settings.SettingCodes.INITIAL_WINDOW_SIZE: 1 << 24,
-            h2.settings.SettingCodes.MAX_CONCURRENT_STREAMS: 100})
+            h2.settings.SettingCodes.MAX_CONCURRENT_STREAMS: max_streams})
         self.conn.initiate_connection()
         self.conn.increment_flow_control_window((1 << 30) - 65535)
         self.flush()
@@ -346,6 +347,20 @@ class Client:
 
     def header(self, sid, name):
         return [v for k, v in self.streams[sid]["headers"] if k.lower() == name]
+
+    def max_active_pushes(self):
+        """Most pushed streams open at once (HEADERS received, not ended)."""
+        pushed = {e["sid"] for e in self.events if e["kind"] == "push"}
+        active, most = set(), 0
+        for e in self.events:
+            if e.get("sid") not in pushed:
+                continue
+            if e["kind"] == "headers":
+                active.add(e["sid"])
+            elif e["kind"] in ("end", "reset", "cancel"):
+                active.discard(e["sid"])
+            most = max(most, len(active))
+        return most
 
     def url(self, path):
         return "%s://%s%s" % (self.scheme, self.authority, path)

@@ -211,11 +211,18 @@ static void test_supplement(void)
     CHECK_INTEQ(pagemap_page_get(pm, PAGE, &info, NULL, NULL), 0);
     CHECK_INTEQ(info.visits_total, 1);
     pagemap_page_info_dispose(&info);
-    /* visit 2 misses the font in its own commit, the supplement restores it */
+    /* a page-only visit (no stylesheet scanned) says nothing about CSS edges */
     v = visit(PAGE, 2, &a, 1, true, false);
     CHECK_INTEQ(pagemap_commit_visit(pm, &v), 0);
+    CHECK(conf_of(pm, PAGE, "https://e.com/f.woff2") > 0.99);
+    /* visit 3 scanned CSS and misses the font in its own commit; the
+     * supplement (a stylesheet fetched later) restores it */
+    v = visit(PAGE, 3, &a, 1, true, false);
+    v.css_scanned = true;
+    CHECK_INTEQ(pagemap_commit_visit(pm, &v), 0);
     CHECK(conf_of(pm, PAGE, "https://e.com/f.woff2") < 0.99);
-    v = visit(PAGE, 2, &f, 1, true, false);
+    v = visit(PAGE, 3, &f, 1, true, false);
+    v.css_scanned = true;
     v.supplement = true;
     CHECK_INTEQ(pagemap_commit_visit(pm, &v), 0);
     CHECK(conf_of(pm, PAGE, "https://e.com/f.woff2") > 0.99);

@@ -184,6 +184,26 @@ static void test_visit(void)
     CHECK(info.visits_total == 1);
     pagemap_page_info_dispose(&info);
 
+    /* curl-like: Accept * / * without Referer is a page only if no visit is
+     * open, and a non-HTML answer closes that door again */
+    lc = learning_conn_create(&w);
+    exchange_t *img = req(lc, "/a.png", "*/*", NULL);
+    CHECK(learning_is_page(img));
+    respond(img, 200, "image/png", "png");
+    exchange_t *p2 = req(lc, "/q", "*/*", NULL);
+    CHECK(learning_is_page(p2));
+    respond(p2, 200, "text/html", "<p>");
+    exchange_t *sub = req(lc, "/b.png", "*/*", NULL);
+    CHECK(!learning_is_page(sub));
+    respond(sub, 200, "image/png", "png");
+    drop(img);
+    drop(p2);
+    drop(sub);
+    learning_conn_release(lc);
+    uv_run(&w.loop, UV_RUN_DEFAULT);
+    CHECK(edge(pm, "e.test/q", "http://e.test/b.png", NULL));
+    CHECK(pagemap_page_get(pm, "e.test/a.png", &info, NULL, NULL) != 0);
+
     CHECK(uv_loop_close(&w.loop) == 0);
     pagemap_destroy(pm);
 }
