@@ -425,7 +425,13 @@ static int format_one(buf_t *b, const link_t *l, const char *page_url)
     free(origin);
     if (path_only) {
         const char *a = strstr(l->url, "://");
-        target = a + 3 + strcspn(a + 3, "/?#");
+        const char *path = a + 3 + strcspn(a + 3, "/?#");
+        /* A path starting "//" would read back as a network-path reference
+         * (its first segment taken for a host): keep such targets absolute. */
+        if (path[0] == '/' && path[1] == '/')
+            path_only = false;
+        else
+            target = path;
     }
 
     rc = buf_add(b, "<", 1);

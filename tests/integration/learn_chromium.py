@@ -109,26 +109,33 @@ def main():
     @T.case("second navigation (fresh profile): CSS and JS have initiatorType early-hints")
     def _():
         T.check(state.get("ok"), "first navigation failed")
-        res, nav = navigate(url, spki, T.dir)
-        print("# second navigation: Chromium saw %d 103(s); page x-herald %r" % (
-            nav["early_hints_events"], nav["x_herald"]))
-        by = {}
-        for e in res:
-            by.setdefault(path_of(e["name"]), []).append(e["initiatorType"])
-        missing = [p for p in CRITICAL if "early-hints" not in by.get(p, [])]
-        if missing:
-            # tell "herald sent no 103" from "Chromium did not use it"
-            c = L.Client(h.tls_port, tls=True, push=False)
+        # Chromium (156) now and then receives the 103 (its net-log shows the
+        # HEADERS frame) and still does not use it; such a navigation is
+        # retried with another fresh profile, up to 5 in all (nghttpx forwarding an
+        # origin 103 shows the same: 1 navigation in 10 ignores it).  A navigation
+        # whose net-log shows no 103 fails at once: that one is herald's.
+        notes = []
+        for attempt in range(5):
+            nl = os.path.join(T.dir, "netlog-%d.json" % attempt)
+            res, nav = navigate(url, spki, T.dir, nl)
             try:
-                sid = c.get("/", [("sec-fetch-mode", "navigate"), ("accept", "text/html")])
-                info = [L.link_targets([v for k, v in i if k == "link"])
-                        for i in c.streams[sid]["info"]]
-            finally:
-                c.close()
-        T.check(not missing, "not early-hints: %s (entries: %s; Chromium saw %d 103(s), "
-                "page x-herald %r; an h2 TLS probe right after got 1xx links %s)" % (
-                    missing, {p: by.get(p) for p in CRITICAL}, nav["early_hints_events"],
-                    nav["x_herald"], info if missing else None))
+                with open(nl, encoding="utf-8", errors="replace") as f:
+                    got103 = f.read().count(":status: 103")
+            except OSError:
+                got103 = -1
+            by = {}
+            for e in res:
+                by.setdefault(path_of(e["name"]), []).append(e["initiatorType"])
+            missing = [p for p in CRITICAL if "early-hints" not in by.get(p, [])]
+            print("# navigation %d: %d 103 frame(s) in Chromium's net-log, %d early-hints "
+                  "event(s), page x-herald %r, CSS/JS not early-hints: %s" % (
+                      attempt + 2, got103, nav["early_hints_events"], nav["x_herald"], missing))
+            if not missing:
+                return
+            T.check(got103 != 0, "Chromium received no 103 at all (entries: %s; page x-herald "
+                    "%r)" % ({p: by.get(p) for p in CRITICAL}, nav["x_herald"]))
+            notes.append({p: by.get(p) for p in CRITICAL})
+        raise harness.Failure("5 navigations received a 103 but never used it: %s" % notes)
 
     T.finish()
 

@@ -239,6 +239,20 @@ static void test_round_trip(void)
     }
     link_list_dispose(&l);
     free(out);
+
+    /* Found by fuzz/link: a same-origin path starting "//" must not be
+     * written path-absolute, or it reads back as //host/... */
+    link_t dbl = link_preload("https://ex.com//evil.example/x.css", "style", ASSET_CORS_NONE, NULL,
+                              false);
+    out = NULL;
+    CHECK_INTEQ(link_format(&dbl, BASE, &out), 0);
+    l = (link_list_t){0};
+    CHECK_INTEQ(link_parse(out, strlen(out), BASE, &l, NULL), 0);
+    CHECK_INTEQ(l.n, 1);
+    if (l.n == 1)
+        CHECK_STREQ(l.v[0].url, "https://ex.com//evil.example/x.css");
+    link_list_dispose(&l);
+    free(out);
 }
 
 int main(void)
