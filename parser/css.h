@@ -15,7 +15,7 @@ typedef enum css_ref_kind {
 } css_ref_kind_t;
 
 typedef struct css_ref {
-    const char *url;    /* absolute, resolved; valid only during the callback */
+    const char *url; /* absolute, resolved; valid only during the callback */
     css_ref_kind_t kind;
     const char *media;  /* @import media list, or NULL */
     const char *format; /* @font-face format("woff2"), or NULL */

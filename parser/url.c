@@ -291,6 +291,13 @@ static int finish(strbuf_t *s, size_t *auth_end)
         p[e] = '/';
         s->n++;
     }
+    /* uriparser keeps a "/." in front of a path that would start with "//",
+     * which only matters without an authority; here there is one, and
+     * browsers (and a second resolution) drop it. Found by fuzz/link. */
+    while (p[e] == '/' && p[e + 1] == '.' && p[e + 2] == '/' && p[e + 3] == '/') {
+        memmove(p + e, p + e + 2, s->n - (e + 2) + 1);
+        s->n -= 2;
+    }
     *auth_end = e;
     return 0;
 }

@@ -38,10 +38,10 @@ typedef enum opt_type {
 typedef struct opt_def {
     const char *name;
     opt_type_t type;
-    size_t offset;    /* into config_t */
-    size_t size;      /* for strings: buffer size */
-    const char *def;  /* default, as it would be written; NULL: none */
-    double min, max;  /* range for numbers */
+    size_t offset;   /* into config_t */
+    size_t size;     /* for strings: buffer size */
+    const char *def; /* default, as it would be written; NULL: none */
+    double min, max; /* range for numbers */
     const char *help;
 } opt_def_t;
 
@@ -409,8 +409,7 @@ static int load_file(config_t *cfg, const char *path, bool *listen_reset)
             continue;
         char *eq = strchr(s, '=');
         if (eq == NULL) {
-            fprintf(stderr, "herald: %s:%d: expected 'name = value', got '%s'\n", path, lineno,
-                    s);
+            fprintf(stderr, "herald: %s:%d: expected 'name = value', got '%s'\n", path, lineno, s);
             rc = 2;
             break;
         }

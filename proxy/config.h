@@ -33,9 +33,9 @@ typedef struct config {
     char origin_host[256]; /* host part of --origin (name or address) */
     uint16_t origin_port;
     struct sockaddr_storage origin_addr; /* resolved at start-up */
-    char origin_host_header[256]; /* --origin-host; empty: use :authority */
-    double origin_timeout;      /* s, no response head within this -> 504 */
-    double origin_idle_timeout; /* s, pooled idle connections closed after this */
+    char origin_host_header[256];        /* --origin-host; empty: use :authority */
+    double origin_timeout;               /* s, no response head within this -> 504 */
+    double origin_idle_timeout;          /* s, pooled idle connections closed after this */
     /* listeners */
     config_listen_t listen[CONFIG_MAX_LISTEN];
     size_t nlisten;
@@ -51,8 +51,8 @@ typedef struct config {
     double body_timeout;   /* s, between request body bytes */
     double drain_timeout;  /* s, on SIGTERM */
     bool trust_forwarded;
-    size_t max_header_size;  /* bytes, request head (h1) / header block (h2) */
-    size_t max_headers;      /* count */
+    size_t max_header_size;          /* bytes, request head (h1) / header block (h2) */
+    size_t max_headers;              /* count */
     uint32_t max_concurrent_streams; /* h2 SETTINGS we announce */
     /* learning (proxy/learning.c) */
     double min_confidence;      /* --min-confidence, 0..1 */
@@ -60,21 +60,21 @@ typedef struct config {
     size_t max_pages;           /* --max-pages */
     size_t max_assets_per_page; /* --max-assets-per-page */
     /* delivery (proxy/delivery.c) */
-    bool push;                /* --push */
-    bool hints;               /* --hints */
-    bool hints_h1;            /* --hints-h1 */
-    size_t push_budget;       /* bytes ahead of the HTML at most */
-    uint64_t bandwidth_hint;  /* bits/s, until the connection is measured */
-    char digest_cookie[64];   /* cookie name; "off" disables */
-    bool x_herald_header;     /* --x-herald-header */
-    bool push_redirects;      /* --push-redirects */
-    bool sse_push;            /* --sse-push */
+    bool push;               /* --push */
+    bool hints;              /* --hints */
+    bool hints_h1;           /* --hints-h1 */
+    size_t push_budget;      /* bytes ahead of the HTML at most */
+    uint64_t bandwidth_hint; /* bits/s, until the connection is measured */
+    char digest_cookie[64];  /* cookie name; "off" disables */
+    bool x_herald_header;    /* --x-herald-header */
+    bool push_redirects;     /* --push-redirects */
+    bool sse_push;           /* --sse-push */
     /* admin and state (proxy/admin.c, proxy/state.c) */
-    char admin[80];             /* --admin ADDR:PORT; "" off */
-    char admin_token[256];      /* --admin-token; "" none */
+    char admin[80];              /* --admin ADDR:PORT; "" off */
+    char admin_token[256];       /* --admin-token; "" none */
     char admin_token_file[1024]; /* --admin-token-file */
-    char state_file[1024];      /* --state; "" off */
-    double state_interval;      /* s, --state-interval */
+    char state_file[1024];       /* --state; "" off */
+    double state_interval;       /* s, --state-interval */
 } config_t;
 
 /**
@@ -91,8 +91,8 @@ void config_print_help(void *out);
  * reloaded[rlen] and those that need a restart into restart[slen].
  * Returns how many differ.
  */
-size_t config_diff(const config_t *a, const config_t *b, char *reloaded, size_t rlen,
-                   char *restart, size_t slen);
+size_t config_diff(const config_t *a, const config_t *b, char *reloaded, size_t rlen, char *restart,
+                   size_t slen);
 /**
  * Copy src into dst except the restart-only options (origin, listen,
  * workers, max-pages, max-assets-per-page, admin, state, state-interval).

@@ -118,13 +118,13 @@ struct exchange {
 
     /* ---- request, filled by the frontend before exchange_start() ---- */
     exchange_proto_t proto;
-    const char *method; /* NUL-terminated, in pool */
-    const char *scheme; /* "http" or "https" */
-    const char *authority; /* :authority or Host; may be "" for HTTP/1.0 */
-    const char *path;      /* origin-form: path and query */
-    headers_t req_headers; /* as received, pseudo-headers excluded, hop-by-hop included */
+    const char *method;         /* NUL-terminated, in pool */
+    const char *scheme;         /* "http" or "https" */
+    const char *authority;      /* :authority or Host; may be "" for HTTP/1.0 */
+    const char *path;           /* origin-form: path and query */
+    headers_t req_headers;      /* as received, pseudo-headers excluded, hop-by-hop included */
     int64_t req_content_length; /* -1 when unknown (chunked / h2 without the header) */
-    bool req_has_body;     /* a body follows the head (length > 0, chunked, or h2 without END_STREAM) */
+    bool req_has_body; /* a body follows the head (length > 0, chunked, or h2 without END_STREAM) */
     bool req_upgrade_websocket; /* h1 Upgrade: websocket */
     bool client_tls;
     char client_addr[48]; /* printable peer address, no port */
@@ -132,33 +132,33 @@ struct exchange {
 
     /* ---- response, filled by upstream before fops->response_head() ---- */
     int status;
-    headers_t resp_headers; /* filtered for the client: hop-by-hop removed */
+    headers_t resp_headers;      /* filtered for the client: hop-by-hop removed */
     int64_t resp_content_length; /* -1 when unknown */
-    uint64_t resp_body_bytes; /* body bytes received from the origin so far */
-    uint64_t req_body_bytes;  /* body bytes received from the client so far */
+    uint64_t resp_body_bytes;    /* body bytes received from the origin so far */
+    uint64_t req_body_bytes;     /* body bytes received from the client so far */
 
     /* ---- timing (uv_hrtime() nanoseconds) ---- */
-    uint64_t t_start;       /* request head complete */
+    uint64_t t_start;         /* request head complete */
     uint64_t t_upstream_sent; /* request head written to the origin */
-    uint64_t t_first_byte;  /* first response byte from the origin */
-    uint64_t t_end;         /* response complete or failed */
-    int64_t wall_start_us;  /* CLOCK_REALTIME at t_start, for the access log */
+    uint64_t t_first_byte;    /* first response byte from the origin */
+    uint64_t t_end;           /* response complete or failed */
+    int64_t wall_start_us;    /* CLOCK_REALTIME at t_start, for the access log */
 
     /* ---- links ---- */
     const exchange_frontend_ops_t *fops;
-    void *fctx;                 /* the frontend's per-exchange context */
-    upstream_conn_t *upstream;  /* set by upstream.c while attached */
+    void *fctx;                /* the frontend's per-exchange context */
+    upstream_conn_t *upstream; /* set by upstream.c while attached */
     exchange_role_t role;
 
     /* ---- state ---- */
     bool frontend_done;
     bool upstream_done;
     bool started;
-    bool head_sent;   /* a final response head went to the frontend */
+    bool head_sent; /* a final response head went to the frontend */
     bool aborted;
-    bool failed;      /* response_error was delivered */
-    bool retried;     /* upstream retried once on a fresh connection */
-    bool logged;      /* access log line written */
+    bool failed;              /* response_error was delivered */
+    bool retried;             /* upstream retried once on a fresh connection */
+    bool logged;              /* access log line written */
     uint64_t bytes_to_client; /* response body bytes the frontend wrote, for the log */
 
     /* ---- learning ---- */
@@ -170,9 +170,9 @@ struct exchange {
     struct delivery_ex *deliver;        /* delivery.c's state for ex, owned by delivery.c */
     struct delivery_conn *deliver_conn; /* the connection's push state (h2 frontend sets it;
                                            delivery_conn_ref'd by delivery.c), NULL on h1 */
-    bool client_push;            /* h2: the peer's SETTINGS_ENABLE_PUSH is 1 */
-    uint32_t client_max_streams; /* h2: the peer's SETTINGS_MAX_CONCURRENT_STREAMS */
-    bool suppress_head;          /* delivery: do not forward this 1xx head (cleared after) */
+    bool client_push;                   /* h2: the peer's SETTINGS_ENABLE_PUSH is 1 */
+    uint32_t client_max_streams;        /* h2: the peer's SETTINGS_MAX_CONCURRENT_STREAMS */
+    bool suppress_head;                 /* delivery: do not forward this 1xx head (cleared after) */
 };
 
 /** A new exchange for `w`; the frontend fills the request fields. Never NULL. */

@@ -73,7 +73,7 @@ struct h2_session {
     h2_state_t state;
     worker_link_t streams; /* every h2_stream_t of the session */
     size_t nstreams;
-    int in_recv; /* inside nghttp2_session_mem_recv: no mem_send now */
+    int in_recv;                   /* inside nghttp2_session_mem_recv: no mem_send now */
     struct delivery_conn *deliver; /* push diary and queue; one reference held here */
 };
 

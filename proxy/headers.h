@@ -31,8 +31,8 @@ typedef struct headers {
 } headers_t;
 
 /** Append a copy of name/value (both copied into mp). */
-void headers_add(headers_t *h, mempool_t *mp, const char *name, size_t name_len,
-                 const char *value, size_t value_len);
+void headers_add(headers_t *h, mempool_t *mp, const char *name, size_t name_len, const char *value,
+                 size_t value_len);
 /** Append without copying: name and value must outlive the list (pool or static). */
 void headers_add_ref(headers_t *h, mempool_t *mp, const char *name, size_t name_len,
                      const char *value, size_t value_len);
@@ -66,17 +66,17 @@ void headers_buf_append(headers_buf_t *b, const void *p, size_t n);
  * the duration of headers_build_request() only.
  */
 typedef struct headers_request {
-    const char *method;    /* "GET" */
-    const char *path;      /* origin-form, "/x?y" */
-    const char *authority; /* :authority or Host; NULL or "" when the client sent none */
-    const char *scheme;    /* "http" / "https": X-Forwarded-Proto */
+    const char *method;       /* "GET" */
+    const char *path;         /* origin-form, "/x?y" */
+    const char *authority;    /* :authority or Host; NULL or "" when the client sent none */
+    const char *scheme;       /* "http" / "https": X-Forwarded-Proto */
     const headers_t *headers; /* as received: hop-by-hop included, no pseudo-headers */
     const char *client_addr;  /* printable, no port: X-Forwarded-For */
     const char *via_proto;    /* the client's protocol for Via: "1.0", "1.1", "2" */
     bool has_body;
-    int64_t content_length; /* -1 unknown: the body is sent chunked when has_body */
-    bool websocket;         /* keep Connection: upgrade / Upgrade: websocket */
-    const char *host_override; /* --origin-host; NULL or "" for none */
+    int64_t content_length;      /* -1 unknown: the body is sent chunked when has_body */
+    bool websocket;              /* keep Connection: upgrade / Upgrade: websocket */
+    const char *host_override;   /* --origin-host; NULL or "" for none */
     const char *origin_hostport; /* Host when the client sent none (HTTP/1.0) */
     bool trust_forwarded;        /* append to incoming X-Forwarded-For, keep incoming -Proto */
 } headers_request_t;

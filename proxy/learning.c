@@ -62,7 +62,6 @@ typedef struct strring {
     size_t n, head; /* head: next slot to overwrite once full */
 } strring_t;
 
-
 /* Times stored in the map (first/last seen, last visit) outlive the process
  * in the state file: wall-clock milliseconds, not the loop's monotonic clock. */
 static int64_t wall_ms(void)
@@ -1324,8 +1323,8 @@ int learning_plan(const exchange_t *ex, pagemap_plan_t *out)
     const visit_t *v = page_visit(ex);
     if (v == NULL)
         return 0;
-    return pagemap_plan(v->pm, v->page_key, v->template_key, v->authority,
-                        wall_ms(), learning_min_confidence(ex), out);
+    return pagemap_plan(v->pm, v->page_key, v->template_key, v->authority, wall_ms(),
+                        learning_min_confidence(ex), out);
 }
 
 /* The visit of ex (a page, or a pushed/attributed exchange). */

@@ -28,6 +28,11 @@ static bool marker_prefix(const uint8_t *p, size_t n)
 
 static void comment(const uint8_t *p, size_t n, ssefilter_push_cb cb, void *ctx)
 {
+    /* A lone CR also ends an event-stream line: the path stops there (the
+     * rest of such a line is dropped with the comment). */
+    const uint8_t *cr = memchr(p, '\r', n);
+    if (cr != NULL)
+        n = (size_t)(cr - p);
     while (n > 0 && (p[n - 1] == '\n' || p[n - 1] == '\r' || p[n - 1] == ' '))
         n--;
     cb(ctx, (const char *)p, n);

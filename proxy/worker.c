@@ -28,8 +28,7 @@ static void on_connection(uv_stream_t *server, int status)
 {
     worker_listener_t *l = container_of((uv_tcp_t *)server, worker_listener_t, handle);
     if (status < 0) {
-        LOG_WARN("worker %d: accept on %s: %s", l->worker->id, l->conf->text,
-                 uv_strerror(status));
+        LOG_WARN("worker %d: accept on %s: %s", l->worker->id, l->conf->text, uv_strerror(status));
         return;
     }
     if (l->worker->state != WORKER_RUNNING)
@@ -112,8 +111,7 @@ static void on_wakeup(uv_async_t *a)
         return;
     }
     conn_drain_all(w);
-    uv_timer_start(&w->drain_timer, on_drain_timeout, (uint64_t)(w->cfg->drain_timeout * 1000),
-                   0);
+    uv_timer_start(&w->drain_timer, on_drain_timeout, (uint64_t)(w->cfg->drain_timeout * 1000), 0);
     if (w->nconns == 0)
         worker_finish(w);
 }

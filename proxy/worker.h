@@ -48,7 +48,7 @@ typedef struct worker {
     worker_link_t conns; /* every client connection (conn_t.link) */
     size_t nconns;
     worker_state_t state;
-    uv_async_t wakeup;     /* main thread -> worker: begin draining */
+    uv_async_t wakeup; /* main thread -> worker: begin draining */
     /* SIGHUP (reload.c): the main thread leaves a new config (and TLS
      * context) under reload_mu and wakes reload_async; the worker applies
      * it on its own loop (config_apply_reload on cfg_own, ssl_ctx swapped for
@@ -97,7 +97,8 @@ void worker_reload(worker_t *w, const config_t *cfg, SSL_CTX *ssl_ctx);
 void worker_request_stop(worker_t *w);
 /** Wait for the worker thread to finish and release it. */
 void worker_join(worker_t *w);
-/** Called by conn.c after a connection is gone (unlinked, w->nconns decremented), so a draining worker can finish. */
+/** Called by conn.c after a connection is gone (unlinked, w->nconns decremented), so a draining
+ * worker can finish. */
 void worker_conn_closed(worker_t *w);
 
 /* Provided by the frontend (conn.c). */

@@ -17,6 +17,14 @@ const done = (code) => {
   process.exitCode = code;
 };
 session.on('error', (e) => { out.error = String(e); done(1); });
+// herald may push a learned page's assets: accept and drain them like a
+// browser would, so closing the session early does not fault them.
+out.pushed = [];
+session.on('stream', (s, h) => {
+  out.pushed.push(h[':path']);
+  s.on('error', () => {});
+  s.resume();
+});
 const req = session.request({ ':method': method, ':path': u.pathname + u.search,
   'x-client': 'node-http2' });
 req.on('headers', (h) => out.informational.push(h[':status']));

@@ -242,8 +242,8 @@ static void test_round_trip(void)
 
     /* Found by fuzz/link: a same-origin path starting "//" must not be
      * written path-absolute, or it reads back as //host/... */
-    link_t dbl = link_preload("https://ex.com//evil.example/x.css", "style", ASSET_CORS_NONE, NULL,
-                              false);
+    link_t dbl =
+        link_preload("https://ex.com//evil.example/x.css", "style", ASSET_CORS_NONE, NULL, false);
     out = NULL;
     CHECK_INTEQ(link_format(&dbl, BASE, &out), 0);
     l = (link_list_t){0};

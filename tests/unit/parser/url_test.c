@@ -51,6 +51,10 @@ static void test_resolve(void)
     resolve_is(BASE, "HTTP:/ &(/..//Eple", 0, "http://ex.com//Eple"); /* fuzz find */
     resolve_is(BASE, "1a:b", 0, "http://ex.com/a/b/1a:b");
     resolve_is(BASE, "./a/./b/../c", 0, "http://ex.com/a/b/a/c");
+    /* fuzz/link find: no "/." kept in front of a "//" path when a host exists,
+     * so resolving the result again gives the same URL */
+    resolve_is(BASE, "../..////c", 0, "http://ex.com////c");
+    resolve_is("http://ex.com////c", "http://ex.com////c", 0, "http://ex.com////c");
 }
 
 static void test_cleaning(void)

@@ -62,10 +62,16 @@ static void test_defaults_and_flags(void)
     CHECK(cfg.origin_timeout == 30.0);
     CHECK(!cfg.trust_forwarded);
 
-    const char *a2[] = {"--origin=http://localhost:81", "--listen=127.0.0.1:1,tls",
-                        "--listen=[::1]:2", "--tls-cert=c", "--tls-key=k",
-                        "--origin-timeout=0.25", "--trust-forwarded=on", "--workers=3",
-                        "--log-level=debug", NULL};
+    const char *a2[] = {"--origin=http://localhost:81",
+                        "--listen=127.0.0.1:1,tls",
+                        "--listen=[::1]:2",
+                        "--tls-cert=c",
+                        "--tls-key=k",
+                        "--origin-timeout=0.25",
+                        "--trust-forwarded=on",
+                        "--workers=3",
+                        "--log-level=debug",
+                        NULL};
     CHECK_INTEQ(load(&cfg, a2), 0);
     CHECK_INTEQ(cfg.nlisten, 2);
     CHECK(cfg.listen[0].tls);
