@@ -23,6 +23,11 @@ static const char h2_preface[24] = "PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n";
 /* Kernel send queue bound: keeps HTTP/2 scheduling decisions in user space. */
 enum {
     NOTSENT_LOWAT = 16 * 1024,
+    /* TLS dynamic record sizing (as nghttpx and h2o do): one-packet records
+     * for the first TLS_WARMUP_BYTES and after TLS_IDLE_RESET_MS idle. */
+    TLS_SMALL_RECORD = 1300,
+    TLS_WARMUP_BYTES = 1024 * 1024,
+    TLS_IDLE_RESET_MS = 1000,
     READ_BUF_SIZE = 64 * 1024,
     LINGER_MS = 2000,
     TRIM_ABOVE = 16384, /* larger output buffers are freed when the session is idle */
@@ -243,10 +248,24 @@ static void fill_wbuf(conn_t *c)
     }
     size_t n = c->out.len < CONN_WRITE_CHUNK ? c->out.len : CONN_WRITE_CHUNK;
     if (n > 0) {
-        if (tls_conn_write(c->tls, c->out.p, n) != 0) {
-            conn_close(c);
-            return;
+        /* Dynamic record size: a client can use none of a TLS record until
+         * all of it has arrived, so while the connection is young (or idle
+         * again after a pause: its congestion window is small) records
+         * stay within one packet and the page's first bytes are usable at
+         * once; then full 16 KiB records for throughput. */
+        uint64_t now = uv_now(c->w != NULL ? &c->w->loop : c->tcp.loop);
+        if (now - c->tls_last_write > TLS_IDLE_RESET_MS)
+            c->tls_warm_bytes = 0;
+        c->tls_last_write = now;
+        size_t piece = c->tls_warm_bytes < TLS_WARMUP_BYTES ? TLS_SMALL_RECORD : n;
+        for (size_t off = 0; off < n; off += piece) {
+            size_t k = n - off < piece ? n - off : piece;
+            if (tls_conn_write(c->tls, c->out.p + off, k) != 0) {
+                conn_close(c);
+                return;
+            }
         }
+        c->tls_warm_bytes += n;
         memmove(c->out.p, c->out.p + n, c->out.len - n);
         c->out.len -= n;
     }

@@ -106,6 +106,8 @@ typedef struct conn {
     conn_buf_t wbuf;    /* the bytes of the in-flight uv_write: kept until write_cb */
     uint8_t detect[24]; /* the first bytes of a cleartext connection (preface check) */
     size_t detect_len;
+    uint64_t tls_warm_bytes; /* plaintext sent since the TLS record warm-up began */
+    uint64_t tls_last_write; /* uv_now() of the last TLS write, for the idle reset */
     char peer_addr[48];
     uint16_t peer_port;
 } conn_t;
