@@ -24,6 +24,7 @@
 #include "parser/error.h"
 #include "parser/link.h"
 #include "proxy/alloc.h"
+#include "proxy/delivery.h"
 #include "proxy/log.h"
 #include "proxy/metrics.h"
 #include "proxy/state.h"
@@ -304,26 +305,6 @@ static void handle_maps(admin_conn_t *c, const char *q)
     respond_json_text(c, 200, json, len);
 }
 
-static const char *kind_as(pagemap_kind_t k)
-{
-    switch (k) {
-    case PAGEMAP_KIND_STYLE:
-        return "style";
-    case PAGEMAP_KIND_SCRIPT:
-    case PAGEMAP_KIND_MODULE:
-        return "script";
-    case PAGEMAP_KIND_FONT:
-        return "font";
-    case PAGEMAP_KIND_IMAGE:
-    case PAGEMAP_KIND_ICON:
-        return "image";
-    case PAGEMAP_KIND_MANIFEST:
-        return "manifest";
-    default:
-        return NULL;
-    }
-}
-
 /* The page's current plan as `Link:` header lines (text/plain). */
 static void handle_page_links(admin_conn_t *c, const char *page)
 {
@@ -343,14 +324,8 @@ static void handle_page_links(admin_conn_t *c, const char *page)
     for (size_t i = 0; i < plan.n + plan.npreconnect; i++) {
         link_t l;
         if (i < plan.n) {
-            const pagemap_plan_item_t *it = &plan.items[i];
-            const char *as = it->as != NULL ? it->as : kind_as(it->kind);
-            asset_crossorigin_t cors = (asset_crossorigin_t)it->crossorigin;
-            if (it->kind == PAGEMAP_KIND_FONT && cors == ASSET_CORS_NONE)
-                cors = ASSET_CORS_ANONYMOUS;
-            if (as == NULL)
+            if (!delivery_plan_link(&plan.items[i], &l))
                 continue;
-            l = link_preload(it->url, as, cors, NULL, false);
         } else {
             l = link_preconnect(plan.preconnect[i - plan.n], ASSET_CORS_NONE);
         }

@@ -423,6 +423,18 @@ static const char *kind_as(pagemap_kind_t kind)
     }
 }
 
+bool delivery_plan_link(const pagemap_plan_item_t *it, link_t *out)
+{
+    const char *as = it->as != NULL ? it->as : kind_as(it->kind);
+    if (as == NULL)
+        return false;
+    asset_crossorigin_t cors = (asset_crossorigin_t)it->crossorigin;
+    if (it->kind == PAGEMAP_KIND_FONT && cors == ASSET_CORS_NONE)
+        cors = ASSET_CORS_ANONYMOUS; /* fonts are always fetched in CORS mode */
+    *out = link_preload(it->url, as, cors, NULL, false);
+    return true;
+}
+
 static void deliver_hints(delivery_ex_t *dx)
 {
     exchange_t *ex = dx->ex;
@@ -432,18 +444,14 @@ static void deliver_hints(delivery_ex_t *dx)
     size_t nkeys = 0;
     for (size_t i = 0; i < dx->plan.n; i++) {
         const pagemap_plan_item_t *it = &dx->plan.items[i];
-        const char *as = it->as != NULL ? it->as : kind_as(it->kind);
-        if (it->is_redirect || as == NULL || sent_has(dx, it->key))
+        link_t l;
+        if (it->is_redirect || !delivery_plan_link(it, &l) || sent_has(dx, it->key))
             continue; /* a redirect's target follows it in the plan */
         if (client_has(dx, it->url, it->key, it->etag)) {
             learning_note_skipped(ex, it->key);
             atomic_fetch_add(&stats.skipped, 1);
             continue;
         }
-        asset_crossorigin_t cors = (asset_crossorigin_t)it->crossorigin;
-        if (it->kind == PAGEMAP_KIND_FONT && cors == ASSET_CORS_NONE)
-            cors = ASSET_CORS_ANONYMOUS; /* fonts are always fetched in CORS mode */
-        link_t l = link_preload(it->url, as, cors, NULL, false);
         char *v = NULL;
         if (link_format(&l, page_url, &v) != 0)
             continue;

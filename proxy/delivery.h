@@ -24,6 +24,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "learn/pagemap.h"
+#include "parser/link.h"
 #include "proxy/exchange.h"
 
 /** Origin fetches for pushed streams running at once on one connection, at most. */
@@ -75,5 +77,12 @@ typedef struct delivery_stats {
 
 /** Copy the counters (atomics, any thread). */
 void delivery_stats_get(delivery_stats_t *out);
+
+/**
+ * The preload Link for a plan item: its `as` (or the kind's), crossorigin
+ * (fonts always anonymous). false when the kind has no preload destination.
+ * The link borrows it->url: valid while the plan is.
+ */
+bool delivery_plan_link(const pagemap_plan_item_t *it, link_t *out);
 
 #endif
