@@ -46,6 +46,9 @@
 #define LEARNING_DECODE_CAP (4u * 1024u * 1024u)
 /** URLs remembered per connection (requested, pushed); the oldest are forgotten. */
 #define LEARNING_CONN_URLS 512
+/** Page visits with an open learn window per connection, at most. */
+#define LEARNING_CONN_VISITS 8
+
 /** Items one visit collects at most (pagemap counts PAGEMAP_MAX_VISIT_ITEMS). */
 #define LEARNING_VISIT_ITEMS PAGEMAP_MAX_VISIT_ITEMS
 /** Stylesheets herald fetches itself per visit at most (see visit_chase). */
@@ -654,6 +657,16 @@ static visit_t *visit_open(learning_conn_t *lc, exchange_t *ex, learning_ex_t *l
     memcpy(v->client_addr, ex->client_addr, sizeof(v->client_addr));
     v->next = lc->visits;
     lc->visits = v;
+    /* A client loading page after page on one connection (a crawler, a
+     * load tool) must not grow the list every attribution walks: past
+     * LEARNING_CONN_VISITS open visits the oldest ones close their window
+     * early (a browser's follow-ups come for the newest page anyway). */
+    size_t open = 0;
+    for (visit_t *o = lc->visits, *next; o != NULL; o = next) {
+        next = o->next; /* visit_expire may unlink o */
+        if (o->state == VISIT_OPEN && ++open > LEARNING_CONN_VISITS)
+            visit_expire(o);
+    }
     lc_arm(lc);
     return v;
 }
@@ -951,7 +964,17 @@ void learning_on_response_head(exchange_t *ex, bool final)
             v->think_ms = (double)(ex->t_first_byte - ex->t_upstream_sent) / 1e6;
         const char *ct = resp_header(ex, "content-type");
         v->is_html = is_html(ct);
-        if (!v->is_html || ex->status < 200 || ex->status > 299)
+        if (!v->is_html) {
+            /* Not a page after all (an image or API answer to a request
+             * with no Accept): it will teach nothing, so its window closes
+             * now and the visit leaves the connection's list when the
+             * response ends, instead of lingering for the learn window and
+             * lengthening every attribution scan. */
+            if (v->state == VISIT_OPEN)
+                visit_set_state(v, VISIT_EXPIRED);
+            return;
+        }
+        if (ex->status < 200 || ex->status > 299)
             return;
         learn_links(ex, v);
         if (ex->status != 200 || !lx->is_get || v->authorized || !should_scan(v))
