@@ -16,68 +16,13 @@
 #include "learn/snapshot.h"
 #include "learn/template.h"
 #include "parser/error.h"
+#include "tests/unit/nomem.h"
 #include "tests/unit/testutil.h"
 
-void *__real_malloc(size_t n);
-void *__real_realloc(void *p, size_t n);
-void *__real_calloc(size_t n, size_t m);
-
-static long countdown = -1; /* allocations left before one fails; -1: never */
-static bool injected;
-
-static bool should_fail(void)
-{
-    if (countdown < 0)
-        return false;
-    if (countdown == 0) {
-        injected = true;
-        return true;
-    }
-    countdown--;
-    return false;
-}
-
-void *__wrap_malloc(size_t n)
-{
-    return should_fail() ? NULL : __real_malloc(n);
-}
-
-void *__wrap_realloc(void *p, size_t n)
-{
-    return should_fail() ? NULL : __real_realloc(p, n);
-}
-
-void *__wrap_calloc(size_t n, size_t m)
-{
-    return should_fail() ? NULL : __real_calloc(n, m);
-}
-
+/* jansson allocates through json_set_alloc_funcs: the same failing allocator. */
 static void *json_malloc(size_t n)
 {
-    return should_fail() ? NULL : __real_malloc(n);
-}
-
-typedef int (*op_fn)(void);
-
-static void exhaust(const char *name, op_fn op)
-{
-    for (long k = 0; k < 100000; k++) {
-        countdown = k;
-        injected = false;
-        int rc = op();
-        countdown = -1;
-        if (!injected) {
-            CHECK_INTEQ(rc, 0);
-            CHECK(k > 0);
-            fprintf(stderr, "%s: %ld allocations, each failed once\n", name, k);
-            return;
-        }
-        if (rc != HERALD_ENOMEM) {
-            fprintf(stderr, "%s: allocation %ld failed but rc = %d\n", name, k, rc);
-            CHECK_INTEQ(rc, HERALD_ENOMEM);
-        }
-    }
-    CHECK(!"op never completed");
+    return nomem_should_fail() ? NULL : __real_malloc(n);
 }
 
 static int cmp_str(const void *a, const void *b)
@@ -88,8 +33,8 @@ static int cmp_str(const void *a, const void *b)
 /* With injection off: every asset entry is referenced by some edge. */
 static void check_consistent(pagemap_t *pm)
 {
-    long saved = countdown;
-    countdown = -1;
+    long saved = nomem_countdown;
+    nomem_countdown = -1;
     pagemap_dump_t d;
     CHECK_INTEQ(pagemap_dump(pm, &d), 0);
     size_t n = 0;
@@ -110,7 +55,7 @@ static void check_consistent(pagemap_t *pm)
     CHECK_INTEQ(st.edges, n);
     free(keys);
     pagemap_dump_dispose(&d);
-    countdown = saved;
+    nomem_countdown = saved;
 }
 
 #define TRY(call)                                                                                  \
@@ -205,7 +150,7 @@ static int op_snapshot(void)
     TRY(pagemap_create(NULL, &pm));
     rc = snapshot_import(pm, json, strlen(json), SNAPSHOT_REPLACE, reason, sizeof(reason));
     /* jansson 2.14 reports its own allocation failures as syntax errors */
-    if (rc == HERALD_EPARSE && injected)
+    if (rc == HERALD_EPARSE && nomem_injected)
         rc = HERALD_ENOMEM;
     check_consistent(pm);
 out:
@@ -273,10 +218,10 @@ int main(void)
     CHECK_INTEQ(pagemap_commit_visit(seeded, &v), 0);
     CHECK_INTEQ(
         pagemap_edge_set_state(seeded, "e.com/1", "https://e.com/b.js", PAGEMAP_EDGE_BANNED), 0);
-    exhaust("pagemap", op_pagemap);
-    exhaust("snapshot", op_snapshot);
-    exhaust("digest", op_digest);
-    exhaust("template", op_template);
+    nomem_exhaust("pagemap", op_pagemap, 100000);
+    nomem_exhaust("snapshot", op_snapshot, 100000);
+    nomem_exhaust("digest", op_digest, 100000);
+    nomem_exhaust("template", op_template, 100000);
     pagemap_destroy(seeded);
     return TESTUTIL_SUMMARY();
 }

@@ -17,65 +17,8 @@
 #include "parser/error.h"
 #include "parser/link.h"
 #include "parser/url.h"
+#include "tests/unit/nomem.h"
 #include "tests/unit/testutil.h"
-
-void *__real_malloc(size_t n);
-void *__real_realloc(void *p, size_t n);
-void *__real_calloc(size_t n, size_t m);
-
-static long countdown = -1; /* allocations left before one fails; -1: never */
-static bool injected;
-
-static bool should_fail(void)
-{
-    if (countdown < 0)
-        return false;
-    if (countdown == 0) {
-        injected = true;
-        return true;
-    }
-    countdown--;
-    return false;
-}
-
-void *__wrap_malloc(size_t n)
-{
-    return should_fail() ? NULL : __real_malloc(n);
-}
-
-void *__wrap_realloc(void *p, size_t n)
-{
-    return should_fail() ? NULL : __real_realloc(p, n);
-}
-
-void *__wrap_calloc(size_t n, size_t m)
-{
-    return should_fail() ? NULL : __real_calloc(n, m);
-}
-
-typedef int (*op_fn)(void);
-
-/* Run op failing allocation k = 0, 1, ... until it runs without a failure. */
-static void exhaust(const char *name, op_fn op)
-{
-    for (long k = 0; k < 10000; k++) {
-        countdown = k;
-        injected = false;
-        int rc = op();
-        countdown = -1;
-        if (!injected) {
-            CHECK_INTEQ(rc, 0);
-            CHECK(k > 0); /* else the wrapping is not in effect */
-            fprintf(stderr, "%s: %ld allocations, each failed once\n", name, k);
-            return;
-        }
-        if (rc != HERALD_ENOMEM) {
-            fprintf(stderr, "%s: allocation %ld failed but rc = %d\n", name, k, rc);
-            CHECK_INTEQ(rc, HERALD_ENOMEM);
-        }
-    }
-    CHECK(!"op never completed");
-}
 
 static int op_url(void)
 {
@@ -147,9 +90,9 @@ int main(void)
     CHECK(compress2(zdata, &len, (const Bytef *)text, sizeof text, 9) == Z_OK);
     zdata_len = len;
 
-    exhaust("url", op_url);
-    exhaust("css", op_css);
-    exhaust("link", op_link);
-    exhaust("decode", op_decode);
+    nomem_exhaust("url", op_url, 10000);
+    nomem_exhaust("css", op_css, 10000);
+    nomem_exhaust("link", op_link, 10000);
+    nomem_exhaust("decode", op_decode, 10000);
     return TESTUTIL_SUMMARY();
 }
