@@ -681,6 +681,22 @@ static bool edge_could_show(const edge_t *e, const pagemap_visit_t *v)
 }
 
 /* Late evidence of a visit committed before (see pagemap_visit_t.supplement). */
+/* A new learned edge p -> it, counted as a hit on this visit; NULL on ENOMEM. */
+static edge_t *edge_learn(pagemap_t *pm, page_t *p, const vitem_t *it, const pagemap_visit_t *v,
+                          double d)
+{
+    asset_t *a = asset_get(pm, it->key, it->it->url);
+    edge_t *e = a != NULL ? edge_add(pm, p, a, PAGEMAP_EDGE_LEARNED) : NULL;
+    if (e == NULL) {
+        asset_drop_unused(pm, a);
+        return NULL;
+    }
+    edge_describe(e, it);
+    e->first_seen = v->now_ms;
+    edge_count(e, d, true, v->now_ms);
+    return e;
+}
+
 static int commit_supplement(pagemap_t *pm, page_t *p, const pagemap_visit_t *v, const vitem_t *vi,
                              size_t nvi)
 {
@@ -709,15 +725,8 @@ static int commit_supplement(pagemap_t *pm, page_t *p, const pagemap_visit_t *v,
             }
             continue;
         }
-        a = asset_get(pm, it->key, it->it->url);
-        if (a == NULL || (e = edge_add(pm, p, a, PAGEMAP_EDGE_LEARNED)) == NULL) {
-            asset_drop_unused(pm, a);
+        if (edge_learn(pm, p, it, v, d) == NULL)
             rc = HERALD_ENOMEM;
-            continue;
-        }
-        edge_describe(e, it);
-        e->first_seen = v->now_ms;
-        edge_count(e, d, true, v->now_ms);
     }
     return rc;
 }
@@ -766,16 +775,11 @@ static int commit_entry(pagemap_t *pm, page_t *p, const pagemap_visit_t *v, cons
         }
         if (miss)
             continue; /* a cancelled push of an unknown edge teaches nothing */
-        a = asset_get(pm, it->key, it->it->url);
-        if (a == NULL || (e = edge_add(pm, p, a, PAGEMAP_EDGE_LEARNED)) == NULL) {
-            asset_drop_unused(pm, a);
+        if ((e = edge_learn(pm, p, it, v, d)) == NULL) {
             rc = HERALD_ENOMEM;
             continue;
         }
-        edge_describe(e, it);
-        e->first_seen = v->now_ms;
         e->seen = true;
-        edge_count(e, d, true, v->now_ms);
         /* A URL only ever seen as a follow-up, appearing on a page whose
          * earlier visits had follow-ups without it, starts as missed on
          * those visits: one visit (whatever a client requests on it) cannot
