@@ -418,7 +418,81 @@ int url_resolve(const char *base, const char *ref, size_t ref_len, char **out)
     return build(base, ref, ref_len, URI_NORMALIZE_SCHEME | URI_NORMALIZE_HOST, out, &auth_end);
 }
 
-int url_normalize(const char *url, char **out)
+/* Path and query bytes that normalising and cleaning leave alone. */
+static bool plain_byte(unsigned char ch)
+{
+    return (ch >= 'a' && ch <= 'z') || (ch >= 'A' && ch <= 'Z') || (ch >= '0' && ch <= '9') ||
+           ch == '-' || ch == '.' || ch == '_' || ch == '~' || ch == '/';
+}
+
+/*
+ * The URLs a proxy sees on every request ("http://host[:port]/path?q" built
+ * from :scheme, :authority and :path) are usually keys already. Spotting
+ * that takes one pass, against uriparser's parse, normalise and serialise
+ * with its allocations; anything unusual (upper case, percent signs, dot
+ * segments, a default or odd port, userinfo, IPv6, a fragment) takes the
+ * full path. url_fuzz checks both paths agree on every input.
+ */
+bool url_is_key(const char *url)
+{
+    size_t n = 0;
+    if (strncmp(url, "http://", 7) == 0)
+        n = 7;
+    else if (strncmp(url, "https://", 8) == 0)
+        n = 8;
+    else
+        return false;
+    size_t h = n;
+    bool letter = false;
+    for (; (url[n] >= 'a' && url[n] <= 'z') || (url[n] >= '0' && url[n] <= '9') || url[n] == '-' ||
+           url[n] == '.';
+         n++)
+        letter |= url[n] >= 'a' && url[n] <= 'z';
+    if (n == h || n - h > 253 || url[h] == '.' || url[n - 1] == '.' || url[h] == '-')
+        return false;
+    if (!letter) {
+        /* a numeric host passes only in canonical dotted-quad form (the
+         * slow path rewrites "127.1", "010.0.0.1" and friends) */
+        int parts = 0;
+        for (size_t i = h; i < n; parts++) {
+            size_t d = i;
+            unsigned v = 0;
+            for (; i < n && url[i] != '.'; i++) {
+                if (url[i] < '0' || url[i] > '9' || i - d == 3)
+                    return false;
+                v = v * 10 + (unsigned)(url[i] - '0');
+            }
+            if (i == d || v > 255 || (url[d] == '0' && i - d > 1))
+                return false;
+            i += i < n; /* the dot */
+        }
+        if (parts != 4)
+            return false;
+    }
+    if (url[n] == ':') {
+        size_t p = ++n;
+        while (url[n] >= '0' && url[n] <= '9')
+            n++;
+        size_t plen = n - p;
+        if (plen == 0 || plen > 5 || url[p] == '0' || strtol(url + p, NULL, 10) > 65535 || (plen == 2 && memcmp(url + p, "80", 2) == 0) ||
+            (plen == 3 && memcmp(url + p, "443", 3) == 0))
+            return false; /* default ports are dropped: the slow path decides which */
+    }
+    if (url[n] != '/')
+        return false;
+    for (; url[n] != '\0' && url[n] != '?'; n++) {
+        if (!plain_byte((unsigned char)url[n]))
+            return false;
+        if (url[n] == '.' && url[n - 1] == '/')
+            return false; /* maybe a dot segment */
+    }
+    for (; url[n] != '\0'; n++)
+        if (!plain_byte((unsigned char)url[n]) && url[n] != '?' && url[n] != '=' && url[n] != '&')
+            return false;
+    return true;
+}
+
+int url_normalize_slow(const char *url, char **out)
 {
     size_t auth_end;
     *out = NULL;
@@ -426,6 +500,15 @@ int url_normalize(const char *url, char **out)
     unsigned mask =
         URI_NORMALIZE_SCHEME | URI_NORMALIZE_USER_INFO | URI_NORMALIZE_HOST | URI_NORMALIZE_PATH;
     return build(NULL, url, strlen(url), mask, out, &auth_end);
+}
+
+int url_normalize(const char *url, char **out)
+{
+    *out = NULL;
+    if (!url_is_key(url))
+        return url_normalize_slow(url, out);
+    *out = strdup(url);
+    return *out != NULL ? 0 : HERALD_ENOMEM;
 }
 
 int url_origin(const char *url, char **out)

@@ -41,6 +41,20 @@ int url_resolve(const char *base, const char *ref, size_t ref_len, char **out);
 int url_normalize(const char *url, char **out);
 
 /**
+ * True when url is its own key (url_normalize would return it unchanged):
+ * an http(s) URL with a lower-case host, no default port and a path and
+ * query of plain characters. One pass, no allocation; false means "maybe
+ * not", and url_normalize decides.
+ */
+bool url_is_key(const char *url);
+
+/**
+ * url_normalize() without its shortcut for URLs that are keys already:
+ * the reference the shortcut is checked against (tests and url_fuzz).
+ */
+int url_normalize_slow(const char *url, char **out);
+
+/**
  * The origin "scheme://host[:port]" (lower-case, default port omitted, no
  * trailing '/') of an absolute http(s) URL. Same codes as url_normalize.
  */

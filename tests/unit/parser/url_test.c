@@ -110,6 +110,50 @@ static void test_normalize(void)
     normalize_is("http://[2001:DB8:0:0:1:0:0:1]:80/", 0, "http://[2001:db8::1:0:0:1]/");
 }
 
+/* The shortcut for URLs that are keys already against the full path, on
+ * every combination of scheme, host, port, path and query pieces chosen to
+ * sit on either side of the shortcut's rules. */
+static void test_normalize_shortcut(void)
+{
+    static const char *const scheme[] = {"http://", "https://", "HTTP://", "ftp://"};
+    static const char *const host[] = {"ex.com", "Ex.com", "127.0.0.1", "127.1", "010.0.0.1",
+                                       "1.2.3.4.5", "a-b.c", "-a.com", "a..b", "a.", "[::1]",
+                                       "u@ex.com", "", "xn--bcher-kva.de", "1-2.3.4.5", "0.0.0.0",
+                                       "255.255.255.255", "256.1.1.1", "1.2.3.0400", "1.2.3"};
+    static const char *const port[] = {"", ":80", ":443", ":8080", ":", ":0080", ":65535",
+                                       ":65536", ":99999"};
+    static const char *const path[] = {"", "/", "/a/b.css", "/a/./b", "/a/../b", "/.well",
+                                       "/a.b/c", "/%7e", "/~x_y-z", "//a", "/a b", "/a\\b",
+                                       "/\xc3\xa9", "/a;b", "/a:b@c"};
+    static const char *const query[] = {"", "?", "?a=1&b=2", "?a=%7e", "?a b", "?a/b?c",
+                                        "#f", "?x#f", "?\xc3\xa9"};
+    char url[256];
+    size_t n = 0, keys = 0;
+    for (size_t a = 0; a < sizeof scheme / sizeof *scheme; a++)
+        for (size_t b = 0; b < sizeof host / sizeof *host; b++)
+            for (size_t c = 0; c < sizeof port / sizeof *port; c++)
+                for (size_t d = 0; d < sizeof path / sizeof *path; d++)
+                    for (size_t e = 0; e < sizeof query / sizeof *query; e++) {
+                        snprintf(url, sizeof url, "%s%s%s%s%s", scheme[a], host[b], port[c],
+                                 path[d], query[e]);
+                        char *fast = NULL, *slow = NULL;
+                        int rf = url_normalize(url, &fast), rs = url_normalize_slow(url, &slow);
+                        CHECK_INTEQ(rf, rs);
+                        CHECK_STREQ(fast, slow);
+                        if (url_is_key(url)) {
+                            CHECK_STREQ(slow, url);
+                            keys++;
+                        }
+                        if (rf != rs || (fast && slow && strcmp(fast, slow) != 0))
+                            fprintf(stderr, "  url was \"%s\"\n", url);
+                        free(fast);
+                        free(slow);
+                        n++;
+                    }
+    CHECK(n > 20000);
+    CHECK(keys >= 400); /* the shortcut is taken, not only skipped */
+}
+
 static void test_origin(void)
 {
     char *o = NULL;
@@ -158,6 +202,7 @@ int main(void)
     test_cleaning();
     test_rejects();
     test_normalize();
+    test_normalize_shortcut();
     test_origin();
     test_guarded();
     return TESTUTIL_SUMMARY();
