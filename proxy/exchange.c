@@ -4,6 +4,7 @@
  */
 #include "proxy/exchange.h"
 
+#include <stdalign.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -19,11 +20,21 @@
 #include "proxy/metrics.h"
 #include "proxy/upstream.h"
 
+/* An exchange and its pool's first chunk in one allocation: the headers
+ * and strings of a usual request and response fit, so most exchanges cost
+ * one malloc. `ex` comes first: free(ex) frees the block. */
+typedef struct exchange_block {
+    exchange_t ex;
+    alignas(max_align_t) unsigned char pool[3072];
+} exchange_block_t;
+
 exchange_t *exchange_create(worker_t *w, const exchange_frontend_ops_t *fops, void *fctx)
 {
-    exchange_t *ex = xcalloc(1, sizeof(*ex));
+    exchange_block_t *b = xmalloc(sizeof(*b));
+    exchange_t *ex = &b->ex;
+    memset(ex, 0, sizeof(*ex)); /* the pool's memory needs no zeroing */
     ex->worker = w;
-    mempool_init(&ex->pool);
+    mempool_init_on(&ex->pool, b->pool, sizeof(b->pool));
     ex->fops = fops;
     ex->fctx = fctx;
     ex->req_content_length = -1;

@@ -226,14 +226,7 @@ static void resume(h2_stream_t *st)
 
 static bool skip_resp_header(const header_t *h)
 {
-    static const char *const hop[] = {"connection",        "keep-alive", "proxy-connection",
-                                      "transfer-encoding", "upgrade",    "te"};
-    if (h->name_len == 0 || h->name[0] == ':')
-        return true;
-    for (size_t i = 0; i < sizeof(hop) / sizeof(hop[0]); i++)
-        if (headers_name_eq(h->name, h->name_len, hop[i]))
-            return true;
-    return false;
+    return h->name_len == 0 || h->name[0] == ':' || headers_hop_by_hop(h->name, h->name_len);
 }
 
 static nghttp2_nv make_nv(const char *name, size_t nlen, const char *value, size_t vlen)

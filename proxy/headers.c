@@ -42,8 +42,9 @@ void headers_add(headers_t *h, mempool_t *mp, const char *name, size_t name_len,
 
 const header_t *headers_find(const headers_t *h, const char *name)
 {
+    size_t nl = strlen(name);
     for (size_t i = 0; i < h->n; i++)
-        if (headers_name_eq(h->v[i].name, h->v[i].name_len, name))
+        if (h->v[i].name_len == nl && strncasecmp(h->v[i].name, name, nl) == 0)
             return &h->v[i];
     return NULL;
 }
@@ -54,11 +55,22 @@ void headers_buf_init(headers_buf_t *b)
 {
     b->p = NULL;
     b->len = b->cap = 0;
+    b->heap = false;
+}
+
+void headers_buf_init_on(headers_buf_t *b, char *mem, size_t cap)
+{
+    b->p = mem;
+    b->p[0] = '\0';
+    b->len = 0;
+    b->cap = cap;
+    b->heap = false;
 }
 
 void headers_buf_dispose(headers_buf_t *b)
 {
-    free(b->p);
+    if (b->heap)
+        free(b->p);
     headers_buf_init(b);
 }
 
@@ -68,13 +80,34 @@ void headers_buf_append(headers_buf_t *b, const void *p, size_t n)
         size_t cap = b->cap == 0 ? 1024 : b->cap;
         while (cap < b->len + n + 1)
             cap *= 2;
-        b->p = xrealloc(b->p, cap);
+        if (b->heap) {
+            b->p = xrealloc(b->p, cap);
+        } else {
+            char *q = xmalloc(cap); /* leaving the caller's memory */
+            if (b->len > 0)
+                memcpy(q, b->p, b->len);
+            b->p = q;
+            b->heap = true;
+        }
         b->cap = cap;
     }
     if (n > 0)
         memcpy(b->p + b->len, p, n);
     b->len += n;
     b->p[b->len] = '\0';
+}
+
+size_t headers_u64_digits(uint64_t v, char *out)
+{
+    char tmp[20];
+    size_t n = 0;
+    do {
+        tmp[n++] = (char)('0' + v % 10);
+        v /= 10;
+    } while (v != 0);
+    for (size_t i = 0; i < n; i++)
+        out[i] = tmp[n - 1 - i];
+    return n;
 }
 
 static void buf_str(headers_buf_t *b, const char *s)
@@ -150,19 +183,6 @@ static bool named_by_connection(const headers_t *h, const char *name, size_t nam
     return false;
 }
 
-/* The fixed hop-by-hop set of RFC 9110 §7.6.1 plus the legacy ones. */
-static bool is_hop_by_hop(const char *name, size_t n)
-{
-    static const char *const hop[] = {
-        "connection",       "keep-alive", "transfer-encoding", "upgrade",
-        "proxy-connection", "te",         "http2-settings",
-    };
-    for (size_t i = 0; i < sizeof(hop) / sizeof(hop[0]); i++)
-        if (headers_name_eq(name, n, hop[i]))
-            return true;
-    return false;
-}
-
 /* ---- request head for the origin ---- */
 
 /* Appends all values of `name` in `h` to b, joined with `sep`. Returns how many. */
@@ -193,6 +213,8 @@ static bool method_expects_body(const char *m)
 void headers_build_request(const headers_request_t *in, headers_buf_t *out)
 {
     const headers_t *h = in->headers;
+    /* Connection may name more fields to drop; most requests carry none */
+    bool conn_lists = headers_find(h, "connection") != NULL;
 
     buf_str(out, in->method);
     headers_buf_append(out, " ", 1);
@@ -217,11 +239,11 @@ void headers_build_request(const headers_request_t *in, headers_buf_t *out)
                 te_trailers = true;
             continue;
         }
-        if (is_hop_by_hop(n, nl) || headers_name_eq(n, nl, "host") ||
+        if (headers_hop_by_hop(n, nl) || headers_name_eq(n, nl, "host") ||
             headers_name_eq(n, nl, "content-length") || headers_name_eq(n, nl, "cookie") ||
             headers_name_eq(n, nl, "x-forwarded-for") ||
             headers_name_eq(n, nl, "x-forwarded-proto") || headers_name_eq(n, nl, "via") ||
-            named_by_connection(h, n, nl))
+            (conn_lists && named_by_connection(h, n, nl)))
             continue;
         buf_field(out, n, nl, f->value, f->value_len);
     }
@@ -261,9 +283,9 @@ void headers_build_request(const headers_request_t *in, headers_buf_t *out)
         buf_str(out, "Connection: upgrade\r\nUpgrade: websocket\r\n");
     }
     if (in->content_length >= 0) {
-        char num[32];
-        int k = snprintf(num, sizeof(num), "%lld", (long long)in->content_length);
-        buf_field(out, "Content-Length", 14, num, (size_t)k);
+        char num[20];
+        size_t k = headers_u64_digits((uint64_t)in->content_length, num);
+        buf_field(out, "Content-Length", 14, num, k);
     } else if (in->has_body) {
         buf_str(out, "Transfer-Encoding: chunked\r\n");
     } else if (method_expects_body(in->method)) {
@@ -278,8 +300,10 @@ void headers_build_request(const headers_request_t *in, headers_buf_t *out)
 void headers_filter_response(const headers_t *in, headers_t *out, mempool_t *mp,
                              const char *origin_proto, bool upgrade)
 {
+    char via_mem[128];
     headers_buf_t via;
-    headers_buf_init(&via);
+    headers_buf_init_on(&via, via_mem, sizeof(via_mem));
+    bool conn_lists = headers_find(in, "connection") != NULL;
 
     for (size_t i = 0; i < in->n; i++) {
         const header_t *f = &in->v[i];
@@ -295,7 +319,7 @@ void headers_filter_response(const headers_t *in, headers_t *out, mempool_t *mp,
             headers_add_ref(out, mp, n, nl, f->value, f->value_len);
             continue;
         }
-        if (is_hop_by_hop(n, nl) || named_by_connection(in, n, nl))
+        if (headers_hop_by_hop(n, nl) || (conn_lists && named_by_connection(in, n, nl)))
             continue;
         headers_add_ref(out, mp, n, nl, f->value, f->value_len);
     }

@@ -48,18 +48,54 @@ static inline bool headers_name_eq(const char *a, size_t alen, const char *b)
     return alen == strlen(b) && strncasecmp(a, b, alen) == 0;
 }
 
-/** A growable heap byte buffer (not pool memory): the origin request head. */
+/**
+ * The connection-specific fields of RFC 9110 §7.6.1 plus the legacy and h2c
+ * ones (Connection, Keep-Alive, Transfer-Encoding, Upgrade,
+ * Proxy-Connection, TE, HTTP2-Settings); dispatches on the length first, as
+ * every header of every message passes through here.
+ */
+static inline bool headers_hop_by_hop(const char *name, size_t n)
+{
+    switch (n) {
+    case 2:
+        return strncasecmp(name, "te", 2) == 0;
+    case 7:
+        return strncasecmp(name, "upgrade", 7) == 0;
+    case 10:
+        return strncasecmp(name, "connection", 10) == 0 || strncasecmp(name, "keep-alive", 10) == 0;
+    case 14:
+        return strncasecmp(name, "http2-settings", 14) == 0;
+    case 16:
+        return strncasecmp(name, "proxy-connection", 16) == 0;
+    case 17:
+        return strncasecmp(name, "transfer-encoding", 17) == 0;
+    default:
+        return false;
+    }
+}
+
+/**
+ * A growable byte buffer (not pool memory): the origin request head. It may
+ * start on caller memory (a stack array) and moves to the heap only when
+ * that is outgrown, so the usual head costs no allocation.
+ */
 typedef struct headers_buf {
-    char *p; /* heap, owned by the buffer; NUL-terminated after each append */
+    char *p; /* NUL-terminated after each append */
     size_t len, cap;
+    bool heap; /* p is malloc'd (owned); else it is the caller's memory or NULL */
 } headers_buf_t;
 
 /** An empty buffer (no allocation yet). */
 void headers_buf_init(headers_buf_t *b);
+/** An empty buffer writing into mem (cap bytes, cap >= 1) until it outgrows it. */
+void headers_buf_init_on(headers_buf_t *b, char *mem, size_t cap);
 /** Free the buffer's memory; it is empty afterwards. */
 void headers_buf_dispose(headers_buf_t *b);
 /** Append n bytes (copied). */
 void headers_buf_append(headers_buf_t *b, const void *p, size_t n);
+
+/** Write v in decimal at out (room for 20 digits, no NUL); returns the digit count. */
+size_t headers_u64_digits(uint64_t v, char *out);
 
 /**
  * What the origin request head is built from. Every pointer is borrowed for

@@ -474,10 +474,13 @@ typedef struct learning_ex {
     bool chase; /* herald's own fetch of a stylesheet for the visit */
 } learning_ex_t;
 
+/* In the exchange's pool: it lives exactly as long (learning_on_free). */
 static learning_ex_t *lex_get(exchange_t *ex)
 {
-    if (ex->learn == NULL)
-        ex->learn = xcalloc(1, sizeof(learning_ex_t));
+    if (ex->learn == NULL) {
+        ex->learn = mempool_alloc(&ex->pool, sizeof(learning_ex_t));
+        memset(ex->learn, 0, sizeof(learning_ex_t));
+    }
     return ex->learn;
 }
 
@@ -580,9 +583,12 @@ static char *request_url(const exchange_t *ex)
 {
     if (ex->authority == NULL || ex->authority[0] == '\0' || ex->path == NULL || ex->path[0] != '/')
         return NULL;
-    size_t n = strlen(ex->scheme) + 3 + strlen(ex->authority) + strlen(ex->path) + 1;
-    char *u = xmalloc(n);
-    snprintf(u, n, "%s://%s%s", ex->scheme, ex->authority, ex->path);
+    size_t sl = strlen(ex->scheme), al = strlen(ex->authority), pl = strlen(ex->path);
+    char *u = xmalloc(sl + 3 + al + pl + 1);
+    memcpy(u, ex->scheme, sl);
+    memcpy(u + sl, "://", 3);
+    memcpy(u + sl + 3, ex->authority, al);
+    memcpy(u + sl + 3 + al, ex->path, pl + 1);
     return u;
 }
 
@@ -594,6 +600,22 @@ static char *normalize(const char *u)
     if (rc == HERALD_ENOMEM)
         alloc_fail(__FILE__, __LINE__, 0);
     return rc == 0 ? out : NULL;
+}
+
+/* lx->key for lx->url: the URL itself when it is a key already (most
+ * requests), which saves a copy on every request; see lex_free_urls. */
+static void lex_set_urls(learning_ex_t *lx, char *url)
+{
+    lx->url = url;
+    lx->key = url == NULL ? NULL : url_is_key(url) ? url : normalize(url);
+}
+
+static void lex_free_urls(learning_ex_t *lx)
+{
+    if (lx->key != lx->url)
+        free(lx->key);
+    free(lx->url);
+    lx->key = lx->url = NULL;
 }
 
 /* Split a normalised absolute URL into its authority and path+query (both malloc'd). */
@@ -708,8 +730,7 @@ void learning_on_request(exchange_t *ex)
                           req_header(ex, "sec-fetch-mode"), req_header(ex, "accept"));
     if (cls == LEARNING_CLASS_OTHER || ex->req_upgrade_websocket)
         return;
-    lx->url = request_url(ex);
-    lx->key = lx->url ? normalize(lx->url) : NULL;
+    lex_set_urls(lx, request_url(ex));
     if (lx->key == NULL)
         return;
     lx->is_get = strcmp(ex->method, "GET") == 0;
@@ -1055,21 +1076,17 @@ void learning_on_response_body(exchange_t *ex, const uint8_t *data, size_t len)
     }
 }
 
-static char *dup_header(const exchange_t *ex, const char *name)
-{
-    const char *v = resp_header(ex, name);
-    return v != NULL ? xstrdup(v) : NULL;
-}
-
-/* The response facts of a served asset; strings malloc'd into *m. */
+/* The response facts of a served asset. The header strings are borrowed
+ * from ex (meta_own copies them when an item keeps m); only the location
+ * is malloc'd. */
 static void build_meta(exchange_t *ex, learning_ex_t *lx, pagemap_asset_meta_t *m)
 {
     memset(m, 0, sizeof(*m));
     m->status = ex->status;
     m->size = ex->resp_body_bytes;
-    m->content_type = dup_header(ex, "content-type");
-    m->etag = dup_header(ex, "etag");
-    m->last_modified = dup_header(ex, "last-modified");
+    m->content_type = resp_header(ex, "content-type");
+    m->etag = resp_header(ex, "etag");
+    m->last_modified = resp_header(ex, "last-modified");
     const char *loc = resp_header(ex, "location");
     if (loc != NULL && ex->status >= 300 && ex->status <= 399) {
         char *abs = NULL;
@@ -1081,6 +1098,14 @@ static void build_meta(exchange_t *ex, learning_ex_t *lx, pagemap_asset_meta_t *
     m->cacheable = pagemap_cacheable(resp_header(ex, "cache-control"), resp_header(ex, "vary"),
                                      headers_find(&ex->resp_headers, "set-cookie") != NULL);
     m->pushed = lx->pushed;
+}
+
+/* Make m's borrowed header strings its own (meta_dispose frees them). */
+static void meta_own(pagemap_asset_meta_t *m)
+{
+    m->content_type = m->content_type ? xstrdup(m->content_type) : NULL;
+    m->etag = m->etag ? xstrdup(m->etag) : NULL;
+    m->last_modified = m->last_modified ? xstrdup(m->last_modified) : NULL;
 }
 
 static void meta_dispose(pagemap_asset_meta_t *m)
@@ -1123,6 +1148,7 @@ void learning_on_response_end(exchange_t *ex, bool ok)
         if (it != NULL && v->state != VISIT_COMMITTED) {
             if (it->has_meta)
                 meta_dispose(&it->meta);
+            meta_own(&m);
             it->meta = m; /* hand-over: the item owns the strings now */
             it->has_meta = true;
             if (!lx->kind_from_dest &&
@@ -1133,7 +1159,7 @@ void learning_on_response_end(exchange_t *ex, bool ok)
                 it->blocking = it->kind == PAGEMAP_KIND_STYLE;
             }
         } else {
-            meta_dispose(&m);
+            free((char *)m.location); /* the rest is borrowed */
         }
     }
     if (v == NULL || (v->state == VISIT_COMMITTED && !(lx->chase && v->chasing)))
@@ -1183,11 +1209,9 @@ void learning_on_free(exchange_t *ex)
         }
         visit_unref(v);
     }
-    free(lx->url);
-    free(lx->key);
+    lex_free_urls(lx);
     if (lx->lc != NULL)
         lc_unref(lx->lc);
-    free(lx);
 }
 
 /* ---- stylesheets the client never fetched ----
@@ -1365,8 +1389,7 @@ void learning_link_pushed(exchange_t *page, exchange_t *pushed)
     lx->pushed = true;
     lx->teach = true;
     lx->is_get = true;
-    lx->url = request_url(pushed);
-    lx->key = lx->url ? normalize(lx->url) : NULL;
+    lex_set_urls(lx, request_url(pushed));
     if (page->lconn != NULL && lx->lc == NULL && !page->lconn->released) {
         lx->lc = page->lconn;
         lx->lc->refs++;

@@ -1,6 +1,7 @@
 #include "proxy/mempool.h"
 
 #include <stdalign.h>
+#include <stdbool.h>
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
@@ -11,6 +12,7 @@ enum { CHUNK_SIZE = 4096 - 64 };
 
 struct mempool_chunk {
     mempool_chunk_t *next;
+    bool borrowed; /* the caller's memory (mempool_init_on): not freed */
     alignas(max_align_t) unsigned char data[];
 };
 
@@ -21,12 +23,23 @@ void mempool_init(mempool_t *mp)
     mp->cap = 0;
 }
 
+void mempool_init_on(mempool_t *mp, void *mem, size_t n)
+{
+    mempool_chunk_t *c = mem;
+    c->next = NULL;
+    c->borrowed = true;
+    mp->chunks = c;
+    mp->used = 0;
+    mp->cap = n - sizeof(*c);
+}
+
 void mempool_dispose(mempool_t *mp)
 {
     mempool_chunk_t *c = mp->chunks;
     while (c != NULL) {
         mempool_chunk_t *next = c->next;
-        free(c);
+        if (!c->borrowed)
+            free(c);
         c = next;
     }
     mempool_init(mp);
@@ -40,6 +53,7 @@ void *mempool_alloc(mempool_t *mp, size_t n)
         /* A large block gets its own chunk, linked behind the head so the
          * head's free space stays usable. */
         mempool_chunk_t *c = xmalloc(sizeof(*c) + n);
+        c->borrowed = false;
         if (mp->chunks == NULL) {
             c->next = NULL;
             mp->chunks = c;
@@ -53,6 +67,7 @@ void *mempool_alloc(mempool_t *mp, size_t n)
     }
     if (mp->chunks == NULL || mp->used + n > mp->cap) {
         mempool_chunk_t *c = xmalloc(sizeof(*c) + CHUNK_SIZE);
+        c->borrowed = false;
         c->next = mp->chunks;
         mp->chunks = c;
         mp->used = 0;

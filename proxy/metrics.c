@@ -42,6 +42,14 @@ double metrics_latency_bound(int i)
     return latency_bounds[i];
 }
 
+/* Only the slot's own worker writes it (readers just load): a plain
+ * load and store, without the locked read-modify-write of a fetch_add. */
+static void bump(_Atomic uint64_t *v, uint64_t n)
+{
+    atomic_store_explicit(v, atomic_load_explicit(v, memory_order_relaxed) + n,
+                          memory_order_relaxed);
+}
+
 void metrics_note_request(const exchange_t *ex)
 {
     if (ex->worker == NULL || ex->worker->id < 0 || ex->worker->id >= METRICS_MAX_WORKERS)
@@ -49,14 +57,14 @@ void metrics_note_request(const exchange_t *ex)
     metrics_slot_t *s = &slots[ex->worker->id];
     int cls = ex->status >= 100 && ex->status <= 599 ? ex->status / 100 : 0;
     int proto = (int)ex->proto < METRICS_PROTOS ? (int)ex->proto : 0;
-    atomic_fetch_add_explicit(&s->requests[proto][cls], 1, memory_order_relaxed);
+    bump(&s->requests[proto][cls], 1);
     uint64_t now = uv_hrtime();
     double secs = ex->t_start != 0 && now > ex->t_start ? (double)(now - ex->t_start) / 1e9 : 0;
     int b = 0;
     while (b < METRICS_LATENCY_BUCKETS && secs > latency_bounds[b])
         b++;
-    atomic_fetch_add_explicit(&s->latency[b], 1, memory_order_relaxed);
-    atomic_fetch_add_explicit(&s->latency_sum_us, (uint64_t)(secs * 1e6), memory_order_relaxed);
+    bump(&s->latency[b], 1);
+    bump(&s->latency_sum_us, (uint64_t)(secs * 1e6));
 }
 
 void metrics_collect(worker_t *workers, int n, pagemap_t *pm, metrics_snapshot_t *out)

@@ -541,8 +541,10 @@ static int on_headers_complete(llhttp_t *p)
         llhttp_set_error_reason(p, "101 to a request that asked for no upgrade");
         return -1;
     }
-    char proto[16];
-    snprintf(proto, sizeof(proto), "%u.%u", p->http_major, p->http_minor);
+    char proto[48];
+    size_t pl = headers_u64_digits(p->http_major, proto);
+    proto[pl++] = '.';
+    proto[pl + headers_u64_digits(p->http_minor, proto + pl)] = '\0';
     ex->status = status;
     ex->resp_headers = (headers_t){0}; /* a 1xx's headers are replaced */
     headers_filter_response(&c->raw, &ex->resp_headers, &ex->pool, proto, upgrade);
@@ -910,13 +912,18 @@ void upstream_start(exchange_t *ex)
     upstream_pool_t *pool = ex->worker->upstream;
     const config_t *cfg = pool->cfg;
 
-    char hostport[300];
-    if (strchr(cfg->origin_host, ':') != NULL)
-        snprintf(hostport, sizeof(hostport), "[%s]:%u", cfg->origin_host, cfg->origin_port);
-    else if (cfg->origin_port == 80)
-        snprintf(hostport, sizeof(hostport), "%s", cfg->origin_host);
-    else
-        snprintf(hostport, sizeof(hostport), "%s:%u", cfg->origin_host, cfg->origin_port);
+    /* Host falls back to the origin's own name only without :authority */
+    char hostport[300] = "";
+    bool need_hostport = cfg->origin_host_header[0] == '\0' &&
+                         (ex->authority == NULL || ex->authority[0] == '\0');
+    if (need_hostport) {
+        if (strchr(cfg->origin_host, ':') != NULL)
+            snprintf(hostport, sizeof(hostport), "[%s]:%u", cfg->origin_host, cfg->origin_port);
+        else if (cfg->origin_port == 80)
+            snprintf(hostport, sizeof(hostport), "%s", cfg->origin_host);
+        else
+            snprintf(hostport, sizeof(hostport), "%s:%u", cfg->origin_host, cfg->origin_port);
+    }
 
     headers_request_t in = {
         .method = ex->method,
@@ -933,8 +940,9 @@ void upstream_start(exchange_t *ex)
         .origin_hostport = hostport,
         .trust_forwarded = cfg->trust_forwarded,
     };
+    char mem[2048]; /* most heads fit: no heap buffer */
     headers_buf_t b;
-    headers_buf_init(&b);
+    headers_buf_init_on(&b, mem, sizeof(mem));
     headers_build_request(&in, &b);
     /* the head lives in ex->pool: written from there, and again on a retry */
     size_t head_len = b.len;
