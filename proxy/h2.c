@@ -49,6 +49,9 @@ typedef struct h2_stream {
     conn_buf_t q; /* response body bytes (copied), q.p[qoff..q.len) unsent */
     size_t qoff;
     size_t unconsumed; /* request bytes given to the exchange, not yet consumed */
+    uint64_t due_ms;   /* request still arriving: uv_now() by which more must come; 0 = none */
+    bool head_done;    /* the request's header block is complete */
+    bool rst_when_sent; /* RST_STREAM(NO_ERROR) once the response's last frame is out */
     size_t header_bytes;
     int reject_status; /* set while collecting headers: answer this instead of forwarding */
     const char *reject_text;
@@ -74,6 +77,7 @@ struct h2_session {
     worker_link_t streams; /* every h2_stream_t of the session */
     size_t nstreams;
     int in_recv;                   /* inside nghttp2_session_mem_recv: no mem_send now */
+    bool deadlines;                /* the connection's timer is armed for stream deadlines */
     struct delivery_conn *deliver; /* push diary and queue; one reference held here */
 };
 
@@ -310,6 +314,107 @@ static void respond_simple(h2_stream_t *st, int status, const char *text)
     }
 }
 
+/* ---- request deadlines ----
+ *
+ * A stream whose request is still arriving must complete its header block
+ * within header_timeout and then send body bytes at least every
+ * body_timeout, as on HTTP/1.1: one stalled upload must not hold an origin
+ * connection and a stream slot for ever. The streams of a session share the
+ * connection's one timer, which serves nothing else while streams are open
+ * (the idle timeout runs only when none are); a DATA frame just moves its
+ * stream's deadline and the timer re-scans when it fires.
+ */
+
+static void arm_deadlines(h2_session_t *s)
+{
+    uint64_t due = UINT64_MAX;
+    for (worker_link_t *l = s->streams.next; l != &s->streams; l = l->next) {
+        h2_stream_t *st = container_of(l, h2_stream_t, link);
+        if (st->due_ms != 0 && st->due_ms < due)
+            due = st->due_ms;
+    }
+    bool was = s->deadlines;
+    s->deadlines = due != UINT64_MAX;
+    if (!s->deadlines) {
+        if (was)
+            conn_timer_set(s->c, 0);
+        return;
+    }
+    uint64_t now = uv_now(&s->c->w->loop);
+    conn_timer_set(s->c, due > now ? (double)(due - now) / 1000.0 : 0.001);
+}
+
+static void deadline_set(h2_stream_t *st, double seconds)
+{
+    st->due_ms = uv_now(&st->s->c->w->loop) + (uint64_t)(seconds * 1000.0);
+    if (!st->s->deadlines)
+        arm_deadlines(st->s);
+}
+
+/* The client stopped sending its request: answer 408 if nothing went out
+ * yet, else cancel the stream; either way the origin request is dropped.
+ * Returns false when the whole connection ends instead: a header block
+ * left unfinished blocks every stream (its CONTINUATIONs must come next). */
+static bool request_timeout(h2_stream_t *st)
+{
+    h2_session_t *s = st->s;
+    st->due_ms = 0;
+    LOG_DEBUG("h2 %s:%u: stream %d request timeout", s->c->peer_addr, s->c->peer_port, st->id);
+    if (!st->head_done) {
+        nghttp2_session_terminate_session(s->ng, NGHTTP2_NO_ERROR);
+        conn_close_after_write(s->c);
+        return false;
+    }
+    exchange_t *ex = st->ex;
+    bool answered = st->state != H2_STREAM_REQUEST;
+    if (ex != NULL && !st->response_done) {
+        st->response_done = true;
+        exchange_abort(ex);
+    }
+    if (!answered) {
+        /* HEADERS with END_STREAM completes the response; the RST_STREAM
+         * (NO_ERROR) after it tells the client to stop sending (RFC 9113 §8.1). */
+        nghttp2_nv nva[] = {
+            make_nv(":status", 7, "408", 3),
+            make_nv("content-length", 14, "0", 1),
+        };
+        if (ex != NULL)
+            ex->status = 408;
+        nghttp2_submit_response(s->ng, st->id, nva, 2, NULL);
+        stream_set_state(st, H2_STREAM_EOF);
+        st->rst_when_sent = true; /* not now: nghttp2 would drop the queued HEADERS */
+    } else if (st->state != H2_STREAM_RESET) {
+        stream_set_state(st, H2_STREAM_RESET);
+        nghttp2_submit_rst_stream(s->ng, NGHTTP2_FLAG_NONE, st->id, NGHTTP2_CANCEL);
+    }
+    return true;
+}
+
+static void expire_deadlines(h2_session_t *s)
+{
+    uint64_t now = uv_now(&s->c->w->loop);
+    double body = s->c->w->cfg->body_timeout;
+    for (worker_link_t *l = s->streams.next; l != &s->streams; l = l->next) {
+        h2_stream_t *st = container_of(l, h2_stream_t, link);
+        if (st->due_ms == 0 || st->due_ms > now)
+            continue;
+        /* A client held back by our own flow control (the origin is slow to
+         * take the body) is not stalling: its clock restarts. */
+        if (st->unconsumed > 0 || nghttp2_session_get_stream_local_window_size(s->ng, st->id) <= 0 ||
+            nghttp2_session_get_local_window_size(s->ng) <= 0) {
+            st->due_ms = now + (uint64_t)(body * 1000.0);
+            continue;
+        }
+        if (!request_timeout(st)) {
+            kick(s);
+            return;
+        }
+    }
+    s->deadlines = false;
+    arm_deadlines(s);
+    kick(s);
+}
+
 /* ---- exchange callbacks ---- */
 
 static void on_response_head(exchange_t *ex, bool final)
@@ -458,7 +563,8 @@ static exchange_t *on_push_promise(exchange_t *parent, const char *path)
     st->ex = ex;
     worker_link_insert(&s->streams, &st->link);
     s->nstreams++;
-    conn_timer_set(s->c, 0);
+    if (!s->deadlines)
+        conn_timer_set(s->c, 0);
     kick(s);
     return ex;
 }
@@ -504,7 +610,9 @@ static int on_begin_headers(nghttp2_session *ng, const nghttp2_frame *frame, voi
     st->state = H2_STREAM_REQUEST;
     worker_link_insert(&s->streams, &st->link);
     s->nstreams++;
-    conn_timer_set(s->c, 0);
+    if (!s->deadlines)
+        conn_timer_set(s->c, 0); /* the idle timeout ends */
+    deadline_set(st, s->c->w->cfg->header_timeout);
     exchange_t *ex = exchange_create(s->c->w, &h2_fops, st);
     ex->proto = EXCHANGE_HTTP2;
     ex->lconn = s->c->learn;
@@ -617,9 +725,15 @@ static int on_frame_recv(nghttp2_session *ng, const nghttp2_frame *frame, void *
         st = stream_get(s, frame->hd.stream_id);
         if (st == NULL)
             return 0;
+        bool end = (frame->hd.flags & NGHTTP2_FLAG_END_STREAM) != 0;
+        st->head_done = true;
+        if (end)
+            st->due_ms = 0; /* the request is complete */
+        else if (frame->headers.cat == NGHTTP2_HCAT_REQUEST && st->state == H2_STREAM_REQUEST)
+            deadline_set(st, s->c->w->cfg->body_timeout);
         if (frame->headers.cat == NGHTTP2_HCAT_REQUEST) {
-            start_stream(s, st, (frame->hd.flags & NGHTTP2_FLAG_END_STREAM) != 0);
-        } else if ((frame->hd.flags & NGHTTP2_FLAG_END_STREAM) && st->started && st->ex != NULL) {
+            start_stream(s, st, end);
+        } else if (end && st->started && st->ex != NULL) {
             exchange_request_end(st->ex); /* trailers end the body */
         }
         break;
@@ -631,6 +745,8 @@ static int on_frame_recv(nghttp2_session *ng, const nghttp2_frame *frame, void *
         break;
     case NGHTTP2_DATA:
         st = stream_get(s, frame->hd.stream_id);
+        if (st != NULL && (frame->hd.flags & NGHTTP2_FLAG_END_STREAM))
+            st->due_ms = 0;
         if (st != NULL && st->started && st->ex != NULL &&
             (frame->hd.flags & NGHTTP2_FLAG_END_STREAM))
             exchange_request_end(st->ex);
@@ -646,6 +762,8 @@ static int on_data_chunk_recv(nghttp2_session *ng, uint8_t flags, int32_t id, co
 {
     h2_session_t *s = user;
     h2_stream_t *st = stream_get(s, id);
+    if (st != NULL && st->due_ms != 0) /* moved, not re-armed: expire_deadlines re-scans */
+        st->due_ms = uv_now(&s->c->w->loop) + (uint64_t)(s->c->w->cfg->body_timeout * 1000.0);
     if (st == NULL || !st->started || st->ex == NULL || st->ex->upstream == NULL) {
         /* Nobody will consume these bytes: give the window back at once. */
         nghttp2_session_consume(ng, id, len);
@@ -669,8 +787,27 @@ static int on_stream_close(nghttp2_session *ng, int32_t id, uint32_t error_code,
     stream_release(st);
     stream_free(st);
     s->nstreams--;
-    if (s->nstreams == 0 && !conn_is_closing(s->c))
+    if (s->nstreams == 0 && !conn_is_closing(s->c)) {
+        s->deadlines = false;
         conn_timer_set(s->c, s->c->w->cfg->idle_timeout);
+    }
+    return 0;
+}
+
+/* A complete response to a request still arriving is followed by
+ * RST_STREAM(NO_ERROR), which stops the client's upload (RFC 9113 §8.1);
+ * it is submitted only once the response's last frame has gone, since
+ * nghttp2 drops what is still queued for a stream being reset. */
+static int on_frame_send(nghttp2_session *ng, const nghttp2_frame *frame, void *user)
+{
+    if (!(frame->hd.flags & NGHTTP2_FLAG_END_STREAM) ||
+        (frame->hd.type != NGHTTP2_HEADERS && frame->hd.type != NGHTTP2_DATA))
+        return 0;
+    h2_stream_t *st = stream_get(user, frame->hd.stream_id);
+    if (st != NULL && st->rst_when_sent) {
+        st->rst_when_sent = false;
+        nghttp2_submit_rst_stream(ng, NGHTTP2_FLAG_NONE, st->id, NGHTTP2_NO_ERROR);
+    }
     return 0;
 }
 
@@ -729,6 +866,7 @@ h2_session_t *h2_session_create(conn_t *c)
     nghttp2_session_callbacks_set_on_stream_close_callback(cbs, on_stream_close);
     nghttp2_session_callbacks_set_send_data_callback(cbs, on_send_data);
     nghttp2_session_callbacks_set_on_frame_not_send_callback(cbs, on_frame_not_send);
+    nghttp2_session_callbacks_set_on_frame_send_callback(cbs, on_frame_send);
     nghttp2_session_callbacks_set_error_callback2(cbs, on_error);
 
     nghttp2_option *opt;
@@ -826,6 +964,10 @@ bool h2_session_idle(const h2_session_t *s)
 
 void h2_session_timeout(h2_session_t *s)
 {
+    if (s->deadlines) {
+        expire_deadlines(s);
+        return;
+    }
     if (s->state == H2_NOTICE) {
         /* No PING ACK in time: send the final GOAWAY anyway. */
         send_final_goaway(s);
