@@ -7,7 +7,6 @@ origin is slow to read) is not stalling and its upload completes.  Expected
 statuses and frames come from RFC 9110 §15.5.9 (408) and RFC 9113 §8.1
 (a complete response, then RST_STREAM NO_ERROR)."""
 
-import hashlib
 import socket
 import struct
 import time
@@ -26,9 +25,9 @@ o = T.origin()
 h = T.herald(o, args=["--header-timeout=%g" % HEADER_T, "--body-timeout=%g" % BODY_T])
 
 
-def h1_stalled(data):
-    """Sends data on a fresh HTTP/1.1 connection, then nothing; returns
-    (response bytes, seconds until the connection closed)."""
+def stalled(data):
+    """Sends data on a fresh connection, then nothing; returns (the bytes
+    herald sent, seconds until it closed the connection)."""
     s = socket.create_connection(("127.0.0.1", h.port), timeout=BOUND + 5)
     t0 = time.monotonic()
     s.sendall(data)
@@ -47,14 +46,14 @@ def h1_stalled(data):
 
 @T.case("h1: a request head left unfinished gets 408 and a close")
 def _():
-    got, took = h1_stalled(b"GET /index.html HTTP/1.1\r\nHost: x\r\nX-Slow: ")
+    got, took = stalled(b"GET /index.html HTTP/1.1\r\nHost: x\r\nX-Slow: ")
     T.check(got.startswith(b"HTTP/1.1 408 "), "no 408: %r" % got[:80])
     T.check(HEADER_T * 0.8 <= took <= BOUND, "closed after %.2fs" % took)
 
 
 @T.case("h1: a request body that stops gets 408 and the origin request is dropped")
 def _():
-    got, took = h1_stalled(b"POST /_sink?tag=h1stall HTTP/1.1\r\nHost: x\r\n"
+    got, took = stalled(b"POST /_sink?tag=h1stall HTTP/1.1\r\nHost: x\r\n"
                            b"Content-Length: 1000\r\n\r\n" + b"x" * 100)
     T.check(got.startswith(b"HTTP/1.1 408 ") or got == b"",
             "expected 408 (or a close if the origin already answered): %r" % got[:80])
@@ -67,16 +66,9 @@ def _():
 @T.case("h2: a stalled request body gets 408 + RST_STREAM(NO_ERROR); its neighbour is served")
 def _():
     c = harness.H2(h.port, timeout=BOUND + 5)
-    sid = c.conn.get_next_available_stream_id()
-    c.conn.send_headers(sid, [(":method", "POST"), (":scheme", "http"),
-                              (":authority", "127.0.0.1:%d" % h.port),
-                              (":path", "/_sink?tag=h2stall"), ("content-length", "1000")])
-    c.conn.send_data(sid, b"y" * 100)
-    c.flush()
-    c.streams[sid] = {"status": None, "headers": [], "informational": [], "body_len": 0,
-                      "sha": hashlib.sha256(), "body": b"", "reset": None, "ended": False,
-                      "first_byte": None, "t0": time.monotonic()}
     t0 = time.monotonic()
+    sid = c.send_request("POST", "/_sink?tag=h2stall", [("content-length", "1000")],
+                         body=b"y" * 100, open_=True)
     # the neighbour, while the stall is on
     r = c.request("GET", "/index.html", timeout=BOUND)
     T.eq(r["status"], 200, "neighbour status during the stall")
@@ -98,24 +90,12 @@ def _():
 
 @T.case("h2: a header block left unfinished ends the connection with GOAWAY")
 def _():
-    s = socket.create_connection(("127.0.0.1", h.port), timeout=BOUND + 5)
     enc = hpack.Encoder()
     block = enc.encode([(":method", "GET"), (":scheme", "http"), (":authority", "127.0.0.1"),
                         (":path", "/index.html")])
     hdr = struct.pack("!I", len(block))[1:] + struct.pack("!BBI", HEADERS, 0, 1)  # no END_HEADERS
-    t0 = time.monotonic()
-    s.sendall(PREFACE + b"\0\0\0" + bytes([SETTINGS, 0]) + b"\0\0\0\0" + hdr + block)
-    got, goaway = b"", None
-    try:
-        while True:
-            d = s.recv(65536)
-            if not d:
-                break
-            got += d
-    except OSError:
-        pass
-    took = time.monotonic() - t0
-    s.close()
+    got, took = stalled(PREFACE + b"\0\0\0" + bytes([SETTINGS, 0]) + b"\0\0\0\0" + hdr + block)
+    goaway = None
     i = 0
     while i + 9 <= len(got):
         ln = struct.unpack("!I", b"\0" + got[i:i + 3])[0]
@@ -130,15 +110,8 @@ def _():
 def _():
     body = bytes(range(256)) * (16 * 4096)  # 16 MiB: more than socket buffers and windows
     c = harness.H2(h.port, timeout=30)
-    sid = c.conn.get_next_available_stream_id()
-    c.conn.send_headers(sid, [(":method", "POST"), (":scheme", "http"),
-                              (":authority", "127.0.0.1:%d" % h.port),
-                              (":path", "/_sink?think_ms=%d" % int(BODY_T * 3000)),
-                              ("content-length", str(len(body)))])
-    c.flush()
-    c.streams[sid] = {"status": None, "headers": [], "informational": [], "body_len": 0,
-                      "sha": hashlib.sha256(), "body": b"", "reset": None, "ended": False,
-                      "first_byte": None, "t0": time.monotonic()}
+    sid = c.send_request("POST", "/_sink?think_ms=%d" % int(BODY_T * 3000),
+                         [("content-length", str(len(body)))], open_=True)
     off, deadline = 0, time.monotonic() + 30
     while off < len(body) and time.monotonic() < deadline and c.streams[sid]["reset"] is None:
         room = min(c.conn.local_flow_control_window(sid), c.conn.outbound_flow_control_window,

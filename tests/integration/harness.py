@@ -576,14 +576,15 @@ class H2:
         except OSError:
             pass
 
-    def send_request(self, method, path, headers=(), body=None, authority=None):
+    def send_request(self, method, path, headers=(), body=None, authority=None, open_=False):
+        """open_=True leaves the request open after body (the caller sends the rest)."""
         sid = self.conn.get_next_available_stream_id()
         hs = [(":method", method), (":scheme", "http"),
               (":authority", authority or "%s:%d" % (self.host, self.port)), (":path", path)]
         hs += list(headers)
-        self.conn.send_headers(sid, hs, end_stream=body is None)
+        self.conn.send_headers(sid, hs, end_stream=body is None and not open_)
         if body is not None:
-            self.conn.send_data(sid, body, end_stream=True)
+            self.conn.send_data(sid, body, end_stream=not open_)
         self.flush()
         self.streams[sid] = {"status": None, "headers": [], "informational": [], "body_len": 0,
                              "sha": hashlib.sha256(), "body": b"", "reset": None, "ended": False,
