@@ -28,6 +28,11 @@ enum {
     TLS_SMALL_RECORD = 1300,
     TLS_WARMUP_BYTES = 1024 * 1024,
     TLS_IDLE_RESET_MS = 1000,
+    TLS_MAX_RECORD = 16 * 1024, /* the protocol's limit on a record's plaintext */
+    /* A segment piece this big becomes a record of its own rather than
+     * being copied into the staging buffer to share one. */
+    TLS_DIRECT_MIN = 4096,
+    CONN_IOV_MAX = 64, /* buffers in one writev */
     READ_BUF_SIZE = 64 * 1024,
     LINGER_MS = 2000,
     TRIM_ABOVE = 16384, /* larger output buffers are freed when the session is idle */
@@ -39,6 +44,11 @@ enum {
  * can share it. This is scratch memory, not context.
  */
 static __thread uint8_t read_buf[READ_BUF_SIZE];
+
+/* Where small plaintext segments are gathered into one TLS record; encrypted
+ * before fill_wbuf returns, so, like read_buf, shared by a worker's
+ * connections. */
+static __thread uint8_t tls_stage[TLS_MAX_RECORD];
 
 conn_preface_t conn_preface_match(const uint8_t *p, size_t len)
 {
@@ -91,7 +101,7 @@ static void on_handle_closed(uv_handle_t *h)
     if (c->h2 != NULL)
         h2_session_destroy(c->h2);
     tls_conn_destroy(c->tls);
-    free(c->out.p);
+    outbuf_dispose(&c->out);
     free(c->wbuf.p);
     worker_t *w = c->w;
     worker_link_remove(&c->link);
@@ -121,6 +131,13 @@ void conn_close(conn_t *c)
     uv_timer_stop(&c->timer);
     uv_timer_stop(&c->defer);
     uv_idle_stop(&c->idle);
+    /* Unsent output goes now, references to stream blocks included. A write
+     * in flight may point into it: uv_close below closes the socket at once,
+     * so libuv never reads those bytes again (its write_cb only reports
+     * UV_ECANCELED). wbuf's memory (TLS) is freed with c. */
+    outbuf_dispose(&c->out);
+    c->wlen = 0;
+    c->wbuf.len = 0;
     c->open_handles = 4;
     uv_close((uv_handle_t *)&c->timer, on_handle_closed);
     uv_close((uv_handle_t *)&c->defer, on_handle_closed);
@@ -168,14 +185,19 @@ void conn_write(conn_t *c, const void *data, size_t len)
 {
     if (c->state == CONN_CLOSING || c->shutdown_sent || len == 0)
         return;
-    buf_reserve(&c->out, len);
-    memcpy(c->out.p + c->out.len, data, len); /* copied: data is the caller's */
-    c->out.len += len;
+    outbuf_write(&c->out, data, len); /* copied: data is the caller's */
+}
+
+void conn_write_ref(conn_t *c, block_t *b, const uint8_t *p, size_t len)
+{
+    if (c->state == CONN_CLOSING || c->shutdown_sent || len == 0)
+        return;
+    outbuf_write_ref(&c->out, b, p, len); /* referenced: kept until written */
 }
 
 size_t conn_buffered(const conn_t *c)
 {
-    return c->out.len + c->wbuf.len;
+    return outbuf_len(&c->out) + c->wbuf.len;
 }
 
 /* The session may produce more now that its bytes are out. */
@@ -190,15 +212,12 @@ static void tell_written(conn_t *c)
 /* Drained: an idle connection keeps no large buffers. */
 static void trim_if_idle(conn_t *c)
 {
-    if (c->writing || c->out.len != 0 || c->state == CONN_CLOSING)
+    if (c->writing || outbuf_len(&c->out) != 0 || c->state == CONN_CLOSING)
         return;
     bool idle = c->proto == CONN_PROTO_H2 ? h2_session_idle(c->h2) : h1_session_idle(c->h1);
     if (!idle)
         return;
-    if (c->out.cap > TRIM_ABOVE) {
-        free(c->out.p);
-        c->out = (conn_buf_t){0};
-    }
+    outbuf_trim(&c->out, TRIM_ABOVE);
     if (c->wbuf.cap > TRIM_ABOVE) {
         free(c->wbuf.p);
         c->wbuf = (conn_buf_t){0};
@@ -209,9 +228,12 @@ static void on_write(uv_write_t *req, int status)
 {
     conn_t *c = req->data;
     c->writing = false;
-    c->wbuf.len = 0; /* the kernel has the bytes; wbuf is ours again */
     if (c->state == CONN_CLOSING)
-        return;
+        return; /* conn_close dropped the output */
+    /* The kernel has the bytes: wbuf is ours again, the segments can go. */
+    c->wbuf.len = 0;
+    outbuf_consume(&c->out, c->wlen);
+    c->wlen = 0;
     if (status < 0) {
         conn_close(c);
         return;
@@ -236,18 +258,13 @@ void conn_flush_soon(conn_t *c)
         uv_idle_start(&c->idle, on_idle);
 }
 
-/* Fill wbuf with the next write's bytes: plaintext, or up to one chunk of it encrypted. */
+/* Encrypt the next write's worth of plaintext (at most CONN_WRITE_CHUNK
+ * bytes) into wbuf, straight from the segments: large pieces are encrypted
+ * where they lie, small ones are gathered into tls_stage first. */
 static void fill_wbuf(conn_t *c)
 {
-    if (c->tls == NULL) {
-        conn_buf_t t = c->wbuf; /* swap: out becomes the write buffer */
-        c->wbuf = c->out;
-        c->out = t;
-        c->out.len = 0;
-        return;
-    }
-    size_t n = c->out.len < CONN_WRITE_CHUNK ? c->out.len : CONN_WRITE_CHUNK;
-    if (n > 0) {
+    size_t avail = outbuf_len(&c->out);
+    if (avail > 0) {
         /* Dynamic record size: a client can use none of a TLS record until
          * all of it has arrived, so while the connection is young (or idle
          * again after a pause: its congestion window is small) records
@@ -257,19 +274,27 @@ static void fill_wbuf(conn_t *c)
         if (now - c->tls_last_write > TLS_IDLE_RESET_MS)
             c->tls_warm_bytes = 0;
         c->tls_last_write = now;
-        size_t piece = c->tls_warm_bytes < TLS_WARMUP_BYTES ? TLS_SMALL_RECORD : n;
-        for (size_t off = 0; off < n; off += piece) {
-            size_t k = n - off < piece ? n - off : piece;
-            if (tls_conn_write(c->tls, c->out.p + off, k) != 0) {
-                conn_close(c);
-                return;
+        size_t record = c->tls_warm_bytes < TLS_WARMUP_BYTES ? TLS_SMALL_RECORD : TLS_MAX_RECORD;
+        size_t done = 0;
+        while (done < CONN_WRITE_CHUNK && outbuf_len(&c->out) > 0) {
+            const uint8_t *p = NULL;
+            size_t n = outbuf_piece(&c->out, record, TLS_DIRECT_MIN, CONN_WRITE_CHUNK - done,
+                                    tls_stage, &p);
+            /* p points into a segment or tls_stage: both hold still until
+             * the consume below, and SSL_write is done with them by then. */
+            for (size_t off = 0; off < n; off += record) {
+                size_t k = n - off < record ? n - off : record;
+                if (tls_conn_write(c->tls, p + off, k) != 0) {
+                    conn_close(c);
+                    return;
+                }
             }
+            outbuf_consume(&c->out, n);
+            done += n;
         }
-        c->tls_warm_bytes += n;
-        memmove(c->out.p, c->out.p + n, c->out.len - n);
-        c->out.len -= n;
+        c->tls_warm_bytes += done;
     }
-    if (c->close_after_write && c->out.len == 0 && !c->tls_closing) {
+    if (c->close_after_write && outbuf_len(&c->out) == 0 && !c->tls_closing) {
         c->tls_closing = true;
         tls_conn_shutdown(c->tls); /* close_notify after the last plaintext */
     }
@@ -278,6 +303,66 @@ static void fill_wbuf(conn_t *c)
         buf_reserve(&c->wbuf, pending);
         c->wbuf.len += tls_conn_take(c->tls, c->wbuf.p + c->wbuf.len, pending);
     }
+}
+
+/* Hand the pending ciphertext (TLS) or plaintext segments (cleartext) to
+ * the socket: in place when the kernel takes them, else by one uv_write
+ * that finishes in on_write. Returns 1 when everything went out, 0 when a
+ * write is in flight, -1 when the connection closed. */
+static int send_pending(conn_t *c)
+{
+    uv_stream_t *stream = (uv_stream_t *)&c->tcp;
+    uv_buf_t iov[CONN_IOV_MAX];
+    size_t nb, total;
+    if (c->tls != NULL) {
+        iov[0] = uv_buf_init((char *)c->wbuf.p, (unsigned)c->wbuf.len);
+        nb = 1;
+        total = c->wbuf.len;
+    } else {
+        nb = outbuf_iov(&c->out, iov, CONN_IOV_MAX);
+        total = 0;
+        for (size_t i = 0; i < nb; i++)
+            total += iov[i].len;
+    }
+    /* Try the write in place first: when the kernel takes it all (the
+     * common case with short send queues) there is no write request, no
+     * callback and, above all, no epoll_ctl round trip that libuv's
+     * uv_write costs when its queue drains. */
+    int n = uv_try_write(stream, iov, (unsigned)nb);
+    if (n < 0 && n != UV_EAGAIN) {
+        conn_close(c);
+        return -1;
+    }
+    size_t sent = n > 0 ? (size_t)n : 0;
+    if (c->tls != NULL) {
+        if (sent == total) {
+            c->wbuf.len = 0;
+            return 1;
+        }
+        memmove(c->wbuf.p, c->wbuf.p + sent, c->wbuf.len - sent);
+        c->wbuf.len -= sent;
+        iov[0] = uv_buf_init((char *)c->wbuf.p, (unsigned)c->wbuf.len);
+    } else {
+        /* The kernel may have stopped inside a segment: outbuf_consume
+         * keeps that segment's rest. */
+        outbuf_consume(&c->out, sent);
+        if (sent == total)
+            return 1;
+        nb = outbuf_iov(&c->out, iov, CONN_IOV_MAX);
+        c->wlen = 0;
+        for (size_t i = 0; i < nb; i++)
+            c->wlen += iov[i].len;
+    }
+    /* The rest waits for the socket. libuv copies the iov array, not the
+     * bytes: wbuf, or the segments (their block references), stay put
+     * until on_write. */
+    c->wreq.data = c;
+    if (uv_write(&c->wreq, stream, iov, (unsigned)nb, on_write) != 0) {
+        conn_close(c);
+        return -1;
+    }
+    c->writing = true;
+    return 0;
 }
 
 /* A connection writes at most this many times in one conn_flush() before
@@ -297,11 +382,14 @@ void conn_flush(conn_t *c)
             if (c->state == CONN_CLOSING)
                 break;
         }
-        fill_wbuf(c);
-        if (c->state == CONN_CLOSING)
-            break;
-        if (c->wbuf.len == 0) {
-            if (c->close_after_write && c->out.len == 0) {
+        if (c->tls != NULL) {
+            fill_wbuf(c);
+            if (c->state == CONN_CLOSING)
+                break;
+        }
+        size_t pending = c->tls != NULL ? c->wbuf.len : outbuf_len(&c->out);
+        if (pending == 0) {
+            if (c->close_after_write && outbuf_len(&c->out) == 0) {
                 c->flushing = false;
                 start_shutdown(c);
                 return;
@@ -312,40 +400,16 @@ void conn_flush(conn_t *c)
             conn_flush_soon(c);
             break;
         }
-        /* Try the write in place first: when the kernel takes it all (the
-         * common case with short send queues) there is no write request, no
-         * callback and, above all, no epoll_ctl round trip that libuv's
-         * uv_write costs when its queue drains. */
-        uv_buf_t b = uv_buf_init((char *)c->wbuf.p, (unsigned)c->wbuf.len);
-        int n = uv_try_write((uv_stream_t *)&c->tcp, &b, 1);
-        if (n < 0 && n != UV_EAGAIN) {
-            c->wbuf.len = 0;
+        int r = send_pending(c);
+        if (r < 0) {
             c->flushing = false;
-            conn_close(c);
             return;
         }
-        if (n == (int)c->wbuf.len) {
-            c->wbuf.len = 0;
-            tell_written(c);
-            if (c->state == CONN_CLOSING)
-                break;
-            continue;
-        }
-        if (n > 0) {
-            memmove(c->wbuf.p, c->wbuf.p + n, c->wbuf.len - (size_t)n);
-            c->wbuf.len -= (size_t)n;
-        }
-        /* The rest waits for the socket; wbuf stays untouched until on_write. */
-        b = uv_buf_init((char *)c->wbuf.p, (unsigned)c->wbuf.len);
-        c->wreq.data = c;
-        if (uv_write(&c->wreq, (uv_stream_t *)&c->tcp, &b, 1, on_write) != 0) {
-            c->wbuf.len = 0;
-            c->flushing = false;
-            conn_close(c);
-            return;
-        }
-        c->writing = true;
-        break;
+        if (r == 0)
+            break;
+        tell_written(c);
+        if (c->state == CONN_CLOSING)
+            break;
     }
     c->flushing = false;
     trim_if_idle(c);
@@ -546,6 +610,7 @@ void conn_accept(worker_t *w, uv_stream_t *server, bool tls)
         return;
     }
     c->w = w;
+    outbuf_init(&c->out, &w->blocks);
     uv_timer_init(&w->loop, &c->timer);
     c->timer.data = c;
     uv_timer_init(&w->loop, &c->defer);

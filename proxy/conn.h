@@ -4,12 +4,16 @@
  * timeouts, and the write path shared by the h1 and h2 sessions.
  *
  * Write path
- *   A session appends plaintext with conn_write() and calls conn_flush().
- *   At most one uv_write is in flight; while it is, new output collects in
- *   `out`. An h2 session does not push output: conn_flush() pulls it from
+ *   A session appends plaintext with conn_write() (copied) or
+ *   conn_write_ref() (a reference to bytes already in a block: an h2
+ *   response body is not copied again) and calls conn_flush(). Output is
+ *   a list of segments (outbuf.h). At most one uv_write is in flight;
+ *   while it is, new output collects behind it. Cleartext goes out by
+ *   writev straight from the segments; with TLS, each write encrypts at
+ *   most CONN_WRITE_CHUNK plaintext bytes from the segments into `wbuf`.
+ *   An h2 session does not push output: conn_flush() pulls it from
  *   nghttp2 (h2_session_produce) only when the socket can take more, so
- *   nghttp2 decides stream order as late as possible. With TLS, each write
- *   encrypts at most CONN_WRITE_CHUNK plaintext bytes.
+ *   nghttp2 decides stream order as late as possible.
  *
  * Lifetime
  *   conn_accept() allocates; conn_close() starts uv_close on every handle
@@ -27,6 +31,8 @@
 #include <stdint.h>
 #include <uv.h>
 
+#include "proxy/block.h"
+#include "proxy/outbuf.h"
 #include "proxy/worker.h"
 
 typedef struct tls_conn tls_conn_t;
@@ -96,14 +102,17 @@ typedef struct conn {
     int open_handles; /* handles still to see their close callback */
     bool reading;     /* uv_read_start is active */
     bool read_paused; /* the session asked to stop reading */
-    bool writing;     /* wreq is in flight (wbuf is its buffer) */
+    bool writing;     /* wreq is in flight: wbuf (TLS) or the first `wlen` bytes of out */
     bool flushing;    /* inside conn_flush (re-entry guard) */
     bool close_after_write;
     bool shutdown_sent;
-    bool tls_closing;   /* close_notify queued */
-    bool draining;      /* conn_drain_all reached this connection */
-    conn_buf_t out;     /* plaintext produced, not yet handed to a write */
-    conn_buf_t wbuf;    /* the bytes of the in-flight uv_write: kept until write_cb */
+    bool tls_closing; /* close_notify queued */
+    bool draining;    /* conn_drain_all reached this connection */
+    /* plaintext not yet written (cleartext: the in-flight write's bytes
+     * included, they are dropped in write_cb) or not yet encrypted (TLS) */
+    outbuf_t out;
+    size_t wlen;        /* cleartext: bytes at the front of out in the in-flight uv_write */
+    conn_buf_t wbuf;    /* TLS: ciphertext for the socket; kept until write_cb */
     uint8_t detect[24]; /* the first bytes of a cleartext connection (preface check) */
     size_t detect_len;
     uint64_t tls_warm_bytes; /* plaintext sent since the TLS record warm-up began */
@@ -114,6 +123,14 @@ typedef struct conn {
 
 /** Append plaintext output (copied). Ignored once the connection is closing. */
 void conn_write(conn_t *c, const void *data, size_t len);
+/**
+ * Append p[0..len), which lies inside b->data[0..b->len), without copying:
+ * the connection takes its own reference to b and drops it once the kernel
+ * has the bytes (or on close), so the caller keeps its own reference or
+ * drops it as it likes, but must not rewrite those bytes (block.h). Short
+ * slices are copied. Ignored once the connection is closing.
+ */
+void conn_write_ref(conn_t *c, block_t *b, const uint8_t *p, size_t len);
 /** Start a write if none is in flight (pulls h2 output first). */
 void conn_flush(conn_t *c);
 /**
@@ -122,7 +139,7 @@ void conn_flush(conn_t *c);
  * bytes, responses of several streams) leaves in one write.
  */
 void conn_flush_soon(conn_t *c);
-/** Output bytes accepted but not yet written to the socket. */
+/** Output bytes accepted but not yet written to the socket (plaintext and ciphertext). */
 size_t conn_buffered(const conn_t *c);
 /** Stop reading the socket (backpressure towards the client). Idempotent. */
 void conn_read_pause(conn_t *c);

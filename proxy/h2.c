@@ -5,8 +5,11 @@
  * exchange. Request bodies go to the exchange and are acknowledged with
  * nghttp2_session_consume() only when upstream wrote them to the origin, so
  * a slow origin holds back its own stream's window and nothing else.
- * Response bodies are copied into a per-stream queue that nghttp2's data
- * provider drains; an empty queue defers the stream until bytes arrive.
+ * Response bodies are copied into a per-stream queue of blocks that
+ * nghttp2's data provider drains; an empty queue defers the stream until
+ * bytes arrive. DATA payloads go to the connection as references to those
+ * blocks, so a body byte is copied once in user space (out of upstream's
+ * shared read buffer).
  */
 #include "proxy/h2.h"
 
@@ -20,6 +23,7 @@
 #include <nghttp2/nghttp2.h>
 
 #include "proxy/alloc.h"
+#include "proxy/block.h"
 #include "proxy/delivery.h"
 #include "proxy/exchange.h"
 #include "proxy/headers.h"
@@ -30,6 +34,7 @@ enum {
     H2_CONNECTION_WINDOW = 16 * 1024 * 1024,
     H2_MAX_NV = 128,         /* response headers on the stack; more go to the heap */
     H2_MAX_HEAD = 60 * 1024, /* below nghttp2's 64 KiB send limit for a header block */
+    H2_FRAME_HEADER = 9,
 };
 
 /** A stream's response progress; moves go through stream_set_state(). */
@@ -46,8 +51,7 @@ typedef struct h2_stream {
     int32_t id;
     exchange_t *ex; /* NULL once released */
     h2_stream_state_t state;
-    conn_buf_t q; /* response body bytes (copied), q.p[qoff..q.len) unsent */
-    size_t qoff;
+    block_queue_t q;   /* response body bytes (copied), not yet framed */
     size_t unconsumed; /* request bytes given to the exchange, not yet consumed */
     uint64_t due_ms;   /* request still arriving: uv_now() by which more must come; 0 = none */
     bool head_done;    /* the request's header block is complete */
@@ -141,7 +145,7 @@ static void stream_release(h2_stream_t *st)
 static void stream_free(h2_stream_t *st)
 {
     worker_link_remove(&st->link);
-    free(st->q.p);
+    block_queue_dispose(&st->q); /* the connection keeps its own references */
     free(st);
 }
 
@@ -149,29 +153,13 @@ static void stream_free(h2_stream_t *st)
 
 static size_t queued(const h2_stream_t *st)
 {
-    return st->q.len - st->qoff;
+    return st->q.len;
 }
 
 static void q_append(h2_stream_t *st, const uint8_t *p, size_t n)
 {
-    if (st->qoff > 0 && st->qoff == st->q.len)
-        st->q.len = st->qoff = 0;
-    if (st->q.len + n > st->q.cap) {
-        if (st->qoff > 0) { /* compact before growing */
-            memmove(st->q.p, st->q.p + st->qoff, st->q.len - st->qoff);
-            st->q.len -= st->qoff;
-            st->qoff = 0;
-        }
-        size_t cap = st->q.cap ? st->q.cap : 16 * 1024;
-        while (cap < st->q.len + n)
-            cap *= 2;
-        if (cap != st->q.cap) {
-            st->q.p = xrealloc(st->q.p, cap);
-            st->q.cap = cap;
-        }
-    }
-    memcpy(st->q.p + st->q.len, p, n); /* copied: p is upstream's read buffer */
-    st->q.len += n;
+    /* copied: p is upstream's read buffer */
+    block_queue_append(&st->q, &st->s->c->w->blocks, p, n);
 }
 
 static ssize_t on_data_read(nghttp2_session *ng, int32_t id, uint8_t *buf, size_t length,
@@ -187,10 +175,18 @@ static ssize_t on_data_read(nghttp2_session *ng, int32_t id, uint8_t *buf, size_
         st->deferred = true;
         return NGHTTP2_ERR_DEFERRED; /* response_body / response_end resume us */
     }
-    size_t n = avail < length ? avail : length;
+    /* A frame takes bytes of one block only: the next frame then starts a
+     * block, whose headroom takes its header (on_send_data). A block holds
+     * BLOCK_SIZE - H2_FRAME_HEADER bytes, so with TLS such a frame is
+     * exactly one full record, encrypted where it lies. */
+    block_t *b = NULL;
+    const uint8_t *p = NULL;
+    size_t n = block_queue_peek(&st->q, &b, &p);
+    if (n > length)
+        n = length;
     /* No copy into nghttp2's buffer: on_send_data writes the frame header
-     * and these n bytes straight from our queue into the connection's
-     * output, saving one copy of every body byte. */
+     * and hands these n bytes to the connection by reference to our
+     * queue's block. */
     *flags |= NGHTTP2_DATA_FLAG_NO_COPY;
     if (avail == n && st->state == H2_STREAM_EOF)
         *flags |= NGHTTP2_DATA_FLAG_EOF;
@@ -202,14 +198,26 @@ static int on_send_data(nghttp2_session *ng, nghttp2_frame *frame, const uint8_t
 {
     h2_session_t *s = user;
     h2_stream_t *st = src->ptr;
-    /* framehd is nghttp2's 9-byte frame header, valid only during this call;
-     * conn_write copies it and then the payload out of our queue. We never
-     * register a padding callback, so the frame carries no padding. */
-    conn_write(s->c, framehd, 9);
-    conn_write(s->c, st->q.p + st->qoff, length);
-    st->qoff += length;
-    if (st->qoff == st->q.len)
-        st->q.len = st->qoff = 0;
+    /* The payload is not copied: the connection takes a reference to our
+     * block before we consume the bytes. framehd is nghttp2's 9-byte frame
+     * header, valid only during this call: it goes into the block's
+     * headroom when the frame starts the block (header and payload leave
+     * as one slice), else conn_write copies it. We never register a
+     * padding callback, so the frame carries no padding. */
+    block_t *b = NULL;
+    const uint8_t *p = NULL;
+    size_t k = block_queue_peek(&st->q, &b, &p);
+    assert(k >= length && "on_data_read keeps a frame within one block");
+    (void)k;
+    uint8_t *room = block_queue_headroom(&st->q);
+    if (room != NULL) {
+        memcpy(room, framehd, H2_FRAME_HEADER);
+        conn_write_ref(s->c, b, room, H2_FRAME_HEADER + length);
+    } else {
+        conn_write(s->c, framehd, H2_FRAME_HEADER);
+        conn_write_ref(s->c, b, p, length);
+    }
+    block_queue_consume(&st->q, length);
     if (st->ex != NULL)
         st->ex->bytes_to_client += length;
     if (st->upstream_paused && st->ex != NULL && queued(st) < EXCHANGE_LOW_WATER) {
@@ -514,6 +522,7 @@ static exchange_t *on_push_promise(exchange_t *parent, const char *path)
         return NULL;
     h2_stream_t *st = xcalloc(1, sizeof(*st));
     st->s = s;
+    block_queue_init(&st->q, H2_FRAME_HEADER);
     st->state = H2_STREAM_REQUEST;
     st->started = true;
     exchange_t *ex = exchange_create(s->c->w, &h2_fops, st);
@@ -606,6 +615,7 @@ static int on_begin_headers(nghttp2_session *ng, const nghttp2_frame *frame, voi
         return 0;
     h2_stream_t *st = xcalloc(1, sizeof(*st));
     st->s = s;
+    block_queue_init(&st->q, H2_FRAME_HEADER);
     st->id = frame->hd.stream_id;
     st->state = H2_STREAM_REQUEST;
     worker_link_insert(&s->streams, &st->link);
@@ -938,7 +948,7 @@ void h2_session_produce(h2_session_t *s)
     conn_t *c = s->c;
     if (s->in_recv > 0 || conn_is_closing(c))
         return;
-    while (c->out.len < CONN_WRITE_CHUNK) {
+    while (conn_buffered(c) < CONN_WRITE_CHUNK) {
         const uint8_t *data = NULL;
         ssize_t n = nghttp2_session_mem_send(s->ng, &data);
         if (n < 0) {

@@ -17,6 +17,12 @@
 #include "proxy/log.h"
 #include "proxy/upstream.h"
 
+/* Free 16 KiB blocks a worker keeps for reuse, at most 4 MiB: only a worker
+ * that once had that much response body queued at the same time keeps it.
+ * 64 left a third of the block turnover to malloc with 160 streams of 50 KiB
+ * responses in flight; 256 takes nearly all of it. */
+enum { WORKER_BLOCK_CACHE = 256 };
+
 static void worker_set_state(worker_t *w, worker_state_t next)
 {
     /* RUNNING -> DRAINING -> STOPPED; RUNNING -> STOPPED when nothing was in flight. */
@@ -164,6 +170,7 @@ static void worker_main(void *arg)
     }
     w->loop.data = w;
     worker_link_init(&w->conns);
+    block_cache_init(&w->blocks, WORKER_BLOCK_CACHE);
     uv_async_init(&w->loop, &w->wakeup, on_wakeup);
     w->wakeup.data = w;
     uv_async_init(&w->loop, &w->reload_async, on_reload);
@@ -185,6 +192,7 @@ static void worker_main(void *arg)
         uv_walk(&w->loop, close_walk_cb, NULL);
         uv_run(&w->loop, UV_RUN_DEFAULT);
         uv_loop_close(&w->loop);
+        block_cache_dispose(&w->blocks);
         return;
     }
     uv_run(&w->loop, UV_RUN_DEFAULT);
@@ -194,6 +202,7 @@ static void worker_main(void *arg)
     rc = uv_loop_close(&w->loop);
     if (rc != 0)
         LOG_WARN("worker %d: loop closed with handles open: %s", w->id, uv_strerror(rc));
+    block_cache_dispose(&w->blocks); /* every connection, and so every block, is gone */
 }
 
 int worker_start(worker_t *w, int id, const config_t *cfg, SSL_CTX *ssl_ctx, pagemap_t *learn)

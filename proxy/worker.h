@@ -11,6 +11,7 @@
 #include <stdint.h>
 #include <uv.h>
 
+#include "proxy/block.h"
 #include "proxy/config.h"
 
 typedef struct ssl_ctx_st SSL_CTX;
@@ -47,6 +48,7 @@ typedef struct worker {
     pagemap_t *learn;
     worker_link_t conns; /* every client connection (conn_t.link) */
     size_t nconns;
+    block_cache_t blocks; /* response body and output blocks of this worker's connections */
     worker_state_t state;
     uv_async_t wakeup; /* main thread -> worker: begin draining */
     /* SIGHUP (reload.c): the main thread leaves a new config (and TLS
