@@ -299,7 +299,12 @@ static void fill_wbuf(conn_t *c)
         tls_conn_shutdown(c->tls); /* close_notify after the last plaintext */
     }
     size_t pending = tls_conn_pending(c->tls);
-    if (pending > 0) {
+    if (pending > 0 && c->wbuf.len == 0) {
+        /* the usual case: take the records over, no copy */
+        size_t len = 0;
+        tls_conn_swap_out(c->tls, &c->wbuf.p, &len, &c->wbuf.cap);
+        c->wbuf.len = len;
+    } else if (pending > 0) {
         buf_reserve(&c->wbuf, pending);
         c->wbuf.len += tls_conn_take(c->tls, c->wbuf.p + c->wbuf.len, pending);
     }

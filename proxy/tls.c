@@ -1,11 +1,15 @@
 /*
- * OpenSSL over memory BIOs. The socket belongs to conn.c (libuv); here we
- * only turn ciphertext into plaintext and back. Output is encrypted only
- * when conn.c asks for it, one write's worth at a time, so a large
- * response never piles up as ciphertext.
+ * OpenSSL over memory. The socket belongs to conn.c (libuv); here we only
+ * turn ciphertext into plaintext and back. Input goes through a memory BIO;
+ * output through a sink BIO of our own that appends each record to a plain
+ * buffer, which conn.c takes over whole (tls_conn_swap_out) and writes from:
+ * a memory BIO would cost a second copy of every record (BIO_read) and its
+ * growth. Output is encrypted only when conn.c asks for it, one write's
+ * worth at a time, so a large response never piles up as ciphertext.
  */
 #include "proxy/tls.h"
 
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -21,9 +25,63 @@
 struct tls_conn {
     SSL *ssl;
     BIO *rbio; /* ciphertext from the socket, owned by ssl */
-    BIO *wbio; /* ciphertext for the socket, owned by ssl */
+    BIO *wbio; /* the sink: appends to out; owned by ssl */
+    uint8_t *out; /* ciphertext for the socket */
+    size_t out_len, out_cap;
     bool handshake_done;
 };
+
+/* ---- the output sink ---- */
+
+static int sink_write(BIO *b, const char *data, int len)
+{
+    tls_conn_t *t = BIO_get_data(b);
+    if (len <= 0)
+        return 0;
+    if (t->out_len + (size_t)len > t->out_cap) {
+        size_t cap = t->out_cap ? t->out_cap : 16 * 1024 + 512;
+        while (cap < t->out_len + (size_t)len)
+            cap *= 2;
+        t->out = xrealloc(t->out, cap);
+        t->out_cap = cap;
+    }
+    memcpy(t->out + t->out_len, data, (size_t)len);
+    t->out_len += (size_t)len;
+    return len;
+}
+
+static long sink_ctrl(BIO *b, int cmd, long num, void *ptr)
+{
+    (void)num, (void)ptr;
+    switch (cmd) {
+    case BIO_CTRL_FLUSH:
+        return 1; /* nothing buffered here: conn.c writes out */
+    case BIO_CTRL_WPENDING: {
+        tls_conn_t *t = BIO_get_data(b);
+        return (long)t->out_len;
+    }
+    default:
+        return 0;
+    }
+}
+
+static int sink_create(BIO *b)
+{
+    BIO_set_init(b, 1);
+    return 1;
+}
+
+static BIO_METHOD *sink_method;
+static pthread_once_t sink_once = PTHREAD_ONCE_INIT;
+
+static void sink_init(void)
+{
+    BIO_METHOD *m = BIO_meth_new(BIO_get_new_index() | BIO_TYPE_SOURCE_SINK, "herald-sink");
+    if (m == NULL || !BIO_meth_set_write(m, sink_write) || !BIO_meth_set_ctrl(m, sink_ctrl) ||
+        !BIO_meth_set_create(m, sink_create))
+        alloc_fail(__FILE__, __LINE__, 0);
+    sink_method = m; /* lives as long as the process */
+}
 
 /* ALPN wire format: h2 first (our preference), then http/1.1. */
 static const unsigned char alpn_server_pref[] = "\x02h2\x08http/1.1";
@@ -112,14 +170,15 @@ void tls_ctx_free(SSL_CTX *ctx)
 tls_conn_t *tls_conn_create(SSL_CTX *ctx)
 {
     tls_conn_t *t = xcalloc(1, sizeof(*t));
+    pthread_once(&sink_once, sink_init);
     t->ssl = SSL_new(ctx);
     t->rbio = BIO_new(BIO_s_mem());
-    t->wbio = BIO_new(BIO_s_mem());
+    t->wbio = BIO_new(sink_method);
     if (t->ssl == NULL || t->rbio == NULL || t->wbio == NULL)
         alloc_fail(__FILE__, __LINE__, sizeof(*t));
+    BIO_set_data(t->wbio, t);
     /* An empty memory BIO reports "retry", not EOF. */
     BIO_set_mem_eof_return(t->rbio, -1);
-    BIO_set_mem_eof_return(t->wbio, -1);
     SSL_set_bio(t->ssl, t->rbio, t->wbio); /* ssl owns both BIOs from here */
     SSL_set_accept_state(t->ssl);
     return t;
@@ -130,6 +189,7 @@ void tls_conn_destroy(tls_conn_t *t)
     if (t == NULL)
         return;
     SSL_free(t->ssl);
+    free(t->out);
     free(t);
 }
 
@@ -214,11 +274,26 @@ void tls_conn_shutdown(tls_conn_t *t)
 
 size_t tls_conn_pending(const tls_conn_t *t)
 {
-    return BIO_ctrl_pending(t->wbio);
+    return t->out_len;
+}
+
+void tls_conn_swap_out(tls_conn_t *t, uint8_t **p, size_t *len, size_t *cap)
+{
+    uint8_t *op = t->out;
+    size_t ol = t->out_len, oc = t->out_cap;
+    t->out = *p;
+    t->out_len = *len;
+    t->out_cap = *cap;
+    *p = op;
+    *len = ol;
+    *cap = oc;
 }
 
 size_t tls_conn_take(tls_conn_t *t, uint8_t *out, size_t cap)
 {
-    int n = BIO_read(t->wbio, out, cap > (1u << 30) ? (1 << 30) : (int)cap);
-    return n > 0 ? (size_t)n : 0;
+    size_t n = t->out_len < cap ? t->out_len : cap;
+    memcpy(out, t->out, n);
+    memmove(t->out, t->out + n, t->out_len - n);
+    t->out_len -= n;
+    return n;
 }

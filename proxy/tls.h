@@ -68,5 +68,11 @@ size_t tls_conn_pending(const tls_conn_t *t);
  * Returns the number moved.
  */
 size_t tls_conn_take(tls_conn_t *t, uint8_t *out, size_t cap);
+/**
+ * Exchange the buffer of waiting ciphertext (malloc'd; *p, *len bytes of
+ * *cap) with the caller's: the caller gets the ciphertext without a copy,
+ * and new records go into the buffer it handed in (empty, or appended to).
+ */
+void tls_conn_swap_out(tls_conn_t *t, uint8_t **p, size_t *len, size_t *cap);
 
 #endif
