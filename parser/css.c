@@ -13,6 +13,7 @@
 #include <string.h>
 
 #include "parser/error.h"
+#include "parser/strbuf.h"
 #include "parser/url.h"
 
 /* ---- tokenizer ---------------------------------------------------------- */
@@ -456,29 +457,6 @@ numeric:
 
 /* ---- value decoding ------------------------------------------------------ */
 
-typedef struct buf {
-    char *p;
-    size_t n, cap;
-} buf_t;
-
-static int buf_reserve(buf_t *b, size_t more)
-{
-    if (b->cap - b->n >= more)
-        return 0;
-    size_t cap = b->cap ? b->cap : 256;
-    while (cap - b->n < more) {
-        if (cap > SIZE_MAX / 2)
-            return HERALD_ENOMEM;
-        cap *= 2;
-    }
-    char *p = realloc(b->p, cap);
-    if (p == NULL)
-        return HERALD_ENOMEM;
-    b->p = p;
-    b->cap = cap;
-    return 0;
-}
-
 static size_t put_utf8(char *o, uint32_t cp)
 {
     if (cp == 0 || (cp >= 0xD800 && cp <= 0xDFFF) || cp > 0x10FFFF)
@@ -627,7 +605,7 @@ typedef struct scan {
     css_ref_kind_t pend_kind;
     bool pending;
     size_t media_start;
-    buf_t pend_url, pend_fmt, tmp;
+    strbuf_t pend_url, pend_fmt, tmp;
 } scan_t;
 
 static int emit(scan_t *sc, const char *url, size_t len, css_ref_kind_t kind, const char *media,
@@ -654,7 +632,7 @@ static int value(scan_t *sc, const token_t *t, const char **v, size_t *len)
         return 0;
     }
     sc->tmp.n = 0;
-    if ((t->ve - t->vs) > (SIZE_MAX - 1) / 3 || buf_reserve(&sc->tmp, (t->ve - t->vs) * 3 + 1))
+    if ((t->ve - t->vs) > (SIZE_MAX - 1) / 3 || strbuf_reserve(&sc->tmp, (t->ve - t->vs) * 3 + 1))
         return HERALD_ENOMEM;
     *len = decode_value(&sc->lx, t->vs, t->ve, sc->tmp.p);
     *v = sc->tmp.p;
@@ -676,7 +654,7 @@ static int flush(scan_t *sc, size_t media_end)
             e--;
         if (e > a) {
             sc->pend_fmt.n = 0;
-            if (buf_reserve(&sc->pend_fmt, e - a + 1) < 0)
+            if (strbuf_reserve(&sc->pend_fmt, e - a + 1) < 0)
                 return HERALD_ENOMEM;
             memcpy(sc->pend_fmt.p, s + a, e - a);
             sc->pend_fmt.p[e - a] = '\0';
@@ -695,7 +673,7 @@ static int set_pending(scan_t *sc, const char *v, size_t len, css_ref_kind_t kin
         return rc;
     sc->pend_url.n = 0;
     sc->pend_fmt.n = 0;
-    if (buf_reserve(&sc->pend_url, len + 1) < 0)
+    if (strbuf_reserve(&sc->pend_url, len + 1) < 0)
         return HERALD_ENOMEM;
     memcpy(sc->pend_url.p, v, len);
     sc->pend_url.n = len;
@@ -819,7 +797,7 @@ static int step(scan_t *sc, const token_t *t)
             f->used = 1;
             if ((rc = value(sc, t, &v, &len)) < 0)
                 return rc;
-            if (buf_reserve(&sc->pend_fmt, len + 1) < 0)
+            if (strbuf_reserve(&sc->pend_fmt, len + 1) < 0)
                 return HERALD_ENOMEM;
             memcpy(sc->pend_fmt.p, v, len);
             sc->pend_fmt.p[len] = '\0';

@@ -12,37 +12,12 @@
 #include <string.h>
 
 #include "parser/error.h"
+#include "parser/strbuf.h"
 #include "parser/url.h"
 
-typedef struct buf {
-    char *p;
-    size_t n, cap;
-} buf_t;
-
-static int buf_add(buf_t *b, const char *s, size_t len)
+static int buf_str(strbuf_t *b, const char *s)
 {
-    if (b->cap - b->n <= len) {
-        size_t cap = b->cap ? b->cap : 128;
-        while (cap - b->n <= len) {
-            if (cap > SIZE_MAX / 2)
-                return HERALD_ENOMEM;
-            cap *= 2;
-        }
-        char *p = realloc(b->p, cap);
-        if (p == NULL)
-            return HERALD_ENOMEM;
-        b->p = p;
-        b->cap = cap;
-    }
-    memcpy(b->p + b->n, s, len);
-    b->n += len;
-    b->p[b->n] = '\0';
-    return 0;
-}
-
-static int buf_str(buf_t *b, const char *s)
-{
-    return buf_add(b, s, strlen(s));
+    return strbuf_add(b, s, strlen(s));
 }
 
 static bool is_tchar(unsigned char c)
@@ -218,7 +193,7 @@ int link_parse(const char *value, size_t len, const char *base, link_list_t *lis
     const char *s = value;
     size_t n0 = list->n;
     size_t p = 0;
-    buf_t qs = {0}; /* a quoted-string's unescaped value */
+    strbuf_t qs = {0}; /* a quoted-string's unescaped value */
     link_t l = {0};
     int rc = 0;
 
@@ -280,7 +255,7 @@ int link_parse(const char *value, size_t len, const char *base, link_list_t *lis
                 if (p < len && s[p] == '"') {
                     p++;
                     qs.n = 0;
-                    if ((rc = buf_add(&qs, "", 0)) < 0)
+                    if ((rc = strbuf_add(&qs, "", 0)) < 0)
                         goto fail;
                     for (;;) {
                         if (p >= len) {
@@ -303,7 +278,7 @@ int link_parse(const char *value, size_t len, const char *base, link_list_t *lis
                             why = "control character in quoted string";
                             goto parse_error;
                         }
-                        if ((rc = buf_add(&qs, (const char *)&c, 1)) < 0)
+                        if ((rc = strbuf_add(&qs, (const char *)&c, 1)) < 0)
                             goto fail;
                         p++;
                     }
@@ -360,37 +335,37 @@ static bool has_ctl(const char *s)
     return false;
 }
 
-static int add_value(buf_t *b, const char *v)
+static int add_value(strbuf_t *b, const char *v)
 {
     bool token = *v != '\0';
     for (const char *c = v; *c && token; c++)
         token = is_tchar((unsigned char)*c);
     if (token)
         return buf_str(b, v);
-    int rc = buf_add(b, "\"", 1);
+    int rc = strbuf_add(b, "\"", 1);
     for (const char *c = v; *c && rc == 0; c++) {
         if (*c == '"' || *c == '\\')
-            rc = buf_add(b, "\\", 1);
+            rc = strbuf_add(b, "\\", 1);
         if (rc == 0)
-            rc = buf_add(b, c, 1);
+            rc = strbuf_add(b, c, 1);
     }
-    return rc < 0 ? rc : buf_add(b, "\"", 1);
+    return rc < 0 ? rc : strbuf_add(b, "\"", 1);
 }
 
-static int add_param(buf_t *b, const char *name, const char *v)
+static int add_param(strbuf_t *b, const char *name, const char *v)
 {
     int rc = buf_str(b, "; ");
     if (rc == 0)
         rc = buf_str(b, name);
     if (rc == 0 && v != NULL) {
-        rc = buf_add(b, "=", 1);
+        rc = strbuf_add(b, "=", 1);
         if (rc == 0)
             rc = add_value(b, v);
     }
     return rc;
 }
 
-static int format_one(buf_t *b, const link_t *l, const char *page_url)
+static int format_one(strbuf_t *b, const link_t *l, const char *page_url)
 {
     if (l->url == NULL || has_ctl(l->url) || strpbrk(l->url, " <>") != NULL)
         return HERALD_EINVAL;
@@ -434,30 +409,30 @@ static int format_one(buf_t *b, const link_t *l, const char *page_url)
             target = path;
     }
 
-    rc = buf_add(b, "<", 1);
+    rc = strbuf_add(b, "<", 1);
     if (rc == 0 && path_only && *target != '/')
-        rc = buf_add(b, "/", 1);
+        rc = strbuf_add(b, "/", 1);
     if (rc == 0)
-        rc = buf_add(b, target, strcspn(target, "#"));
+        rc = strbuf_add(b, target, strcspn(target, "#"));
     if (rc == 0)
         rc = buf_str(b, ">; rel=");
     unsigned nrel = 0;
     for (size_t k = 0; k < sizeof rel_names / sizeof rel_names[0]; k++)
         nrel += (rel & rel_names[k].bit) != 0;
     if (rc == 0 && nrel > 1)
-        rc = buf_add(b, "\"", 1);
+        rc = strbuf_add(b, "\"", 1);
     bool first = true;
     for (size_t k = 0; rc == 0 && k < sizeof rel_names / sizeof rel_names[0]; k++) {
         if (!(rel & rel_names[k].bit))
             continue;
         if (!first)
-            rc = buf_add(b, " ", 1);
+            rc = strbuf_add(b, " ", 1);
         if (rc == 0)
             rc = buf_str(b, rel_names[k].name);
         first = false;
     }
     if (rc == 0 && nrel > 1)
-        rc = buf_add(b, "\"", 1);
+        rc = strbuf_add(b, "\"", 1);
     if (rc == 0 && l->as != NULL)
         rc = add_param(b, "as", l->as);
     if (rc == 0 && l->crossorigin == ASSET_CORS_ANONYMOUS)
@@ -478,11 +453,11 @@ int link_format_list(const link_t *links, size_t n, const char *page_url, char *
     *out = NULL;
     if (n == 0)
         return HERALD_EINVAL;
-    buf_t b = {0};
+    strbuf_t b = {0};
     int rc = 0;
     for (size_t i = 0; i < n && rc == 0; i++) {
         if (i > 0)
-            rc = buf_add(&b, ", ", 2);
+            rc = strbuf_add(&b, ", ", 2);
         if (rc == 0)
             rc = format_one(&b, &links[i], page_url);
     }

@@ -21,6 +21,14 @@ static inline void *alloc_check(void *p, const char *file, int line, size_t n)
 #define xstrdup(s) ((char *)alloc_check(strdup(s), __FILE__, __LINE__, 0))
 #define xstrndup(s, n) ((char *)alloc_check(strndup((s), (n)), __FILE__, __LINE__, (n)))
 
+/**
+ * Room for `need` bytes in the heap buffer p of *cap bytes: the capacity
+ * starts at `first` and doubles until it fits (amortised O(1) per appended
+ * byte), *cap is updated and the (possibly moved) buffer returned; p is
+ * returned as it is when it already fits. p may be NULL.
+ */
+void *alloc_grow(void *p, size_t *cap, size_t need, size_t first);
+
 #define container_of(ptr, type, member) ((type *)((char *)(ptr)-offsetof(type, member)))
 
 #endif

@@ -80,13 +80,7 @@ static void conn_set_state(conn_t *c, conn_state_t next)
 
 static void buf_reserve(conn_buf_t *b, size_t extra)
 {
-    if (b->len + extra <= b->cap)
-        return;
-    size_t cap = b->cap ? b->cap : 16384;
-    while (cap < b->len + extra)
-        cap *= 2;
-    b->p = xrealloc(b->p, cap);
-    b->cap = cap;
+    b->p = alloc_grow(b->p, &b->cap, b->len + extra, 16384);
 }
 
 /* ---- close ---- */

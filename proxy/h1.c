@@ -110,13 +110,7 @@ static void h1_set_state(h1_session_t *s, h1_state_t next)
 
 static void sbuf_append(sbuf_t *b, const char *p, size_t n)
 {
-    if (b->len + n + 1 > b->cap) {
-        size_t cap = b->cap ? b->cap : 256;
-        while (cap < b->len + n + 1)
-            cap *= 2;
-        b->p = xrealloc(b->p, cap);
-        b->cap = cap;
-    }
+    b->p = alloc_grow(b->p, &b->cap, b->len + n + 1, 256);
     memcpy(b->p + b->len, p, n);
     b->len += n;
     b->p[b->len] = '\0';
@@ -577,13 +571,7 @@ static void in_consume(h1_session_t *s, size_t n)
 
 static void in_append(h1_session_t *s, const uint8_t *p, size_t n)
 {
-    if (s->in.len + n > s->in.cap) {
-        size_t cap = s->in.cap ? s->in.cap : 4096;
-        while (cap < s->in.len + n)
-            cap *= 2;
-        s->in.p = xrealloc(s->in.p, cap);
-        s->in.cap = cap;
-    }
+    s->in.p = alloc_grow(s->in.p, &s->in.cap, s->in.len + n, 4096);
     memcpy(s->in.p + s->in.len, p, n); /* copied: p is the read buffer */
     s->in.len += n;
 }

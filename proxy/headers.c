@@ -77,19 +77,15 @@ void headers_buf_dispose(headers_buf_t *b)
 void headers_buf_append(headers_buf_t *b, const void *p, size_t n)
 {
     if (b->len + n + 1 > b->cap) {
-        size_t cap = b->cap == 0 ? 1024 : b->cap;
-        while (cap < b->len + n + 1)
-            cap *= 2;
         if (b->heap) {
-            b->p = xrealloc(b->p, cap);
+            b->p = alloc_grow(b->p, &b->cap, b->len + n + 1, 1024);
         } else {
-            char *q = xmalloc(cap); /* leaving the caller's memory */
+            char *q = alloc_grow(NULL, &b->cap, b->len + n + 1, 1024); /* off the caller's memory */
             if (b->len > 0)
                 memcpy(q, b->p, b->len);
             b->p = q;
             b->heap = true;
         }
-        b->cap = cap;
     }
     if (n > 0)
         memcpy(b->p + b->len, p, n);

@@ -1045,12 +1045,7 @@ static void sink_css(learning_ex_t *lx, const char *p, size_t n)
         lx->css_overflow = true;
         n = LEARNING_CSS_CAP - lx->css_len;
     }
-    if (lx->css_len + n + 1 > lx->css_cap) {
-        lx->css_cap = lx->css_cap ? lx->css_cap : 16384;
-        while (lx->css_cap < lx->css_len + n + 1)
-            lx->css_cap *= 2;
-        lx->css = xrealloc(lx->css, lx->css_cap);
-    }
+    lx->css = alloc_grow(lx->css, &lx->css_cap, lx->css_len + n + 1, 16384);
     memcpy(lx->css + lx->css_len, p, n);
     lx->css_len += n;
     lx->css[lx->css_len] = '\0';

@@ -38,13 +38,7 @@ static int sink_write(BIO *b, const char *data, int len)
     tls_conn_t *t = BIO_get_data(b);
     if (len <= 0)
         return 0;
-    if (t->out_len + (size_t)len > t->out_cap) {
-        size_t cap = t->out_cap ? t->out_cap : 16 * 1024 + 512;
-        while (cap < t->out_len + (size_t)len)
-            cap *= 2;
-        t->out = xrealloc(t->out, cap);
-        t->out_cap = cap;
-    }
+    t->out = alloc_grow(t->out, &t->out_cap, t->out_len + (size_t)len, 16 * 1024 + 512);
     memcpy(t->out + t->out_len, data, (size_t)len);
     t->out_len += (size_t)len;
     return len;

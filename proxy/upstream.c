@@ -913,7 +913,8 @@ void upstream_start(exchange_t *ex)
     const config_t *cfg = pool->cfg;
 
     /* Host falls back to the origin's own name only without :authority */
-    char hostport[300] = "";
+    char hostport[300];
+    hostport[0] = '\0';
     bool need_hostport = cfg->origin_host_header[0] == '\0' &&
                          (ex->authority == NULL || ex->authority[0] == '\0');
     if (need_hostport) {

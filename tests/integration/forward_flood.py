@@ -102,6 +102,18 @@ class Bystander:
         return self.results
 
 
+def end_attack(a, by):
+    """Waits (bounded) for the attacker's GOAWAY or close, lets the bystander
+    go on a little, stops it and returns its results."""
+    deadline = time.monotonic() + 5
+    while not a.over() and time.monotonic() < deadline:
+        time.sleep(0.05)
+    time.sleep(1.0)  # the bystander keeps going a little after the attack
+    res = by.stop()
+    a.close()
+    return res
+
+
 def check_bystander(res):
     T.check(len(res) >= 1, "bystander made no request")
     bad = [x for x in res if x[0] != 0 or x[1] != 200 or x[2] > BOUND]
@@ -124,12 +136,7 @@ def _():
             sid += 2
         if not a.send(b"".join(batch)):
             break
-    deadline = time.monotonic() + 5
-    while not a.over() and time.monotonic() < deadline:
-        time.sleep(0.05)
-    time.sleep(1.0)  # the bystander keeps going a little after the attack
-    res = by.stop()
-    a.close()
+    res = end_attack(a, by)
     T.check(a.goaway is not None, "no GOAWAY after %d streams opened and reset (closed=%s)" % (
         sid // 2, a.closed))
     check_bystander(res)
@@ -155,12 +162,7 @@ def _():
             n += 1
         if not a.send(b"".join(batch)):
             break
-    deadline = time.monotonic() + 5
-    while not a.over() and time.monotonic() < deadline:
-        time.sleep(0.05)
-    time.sleep(1.0)  # the bystander keeps going a little after the attack
-    res = by.stop()
-    a.close()
+    res = end_attack(a, by)
     T.check(a.goaway is not None, "no GOAWAY after %d CONTINUATION frames (closed=%s)" % (
         n, a.closed))
     check_bystander(res)

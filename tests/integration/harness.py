@@ -535,6 +535,19 @@ def echo_headers(js):
     return out
 
 
+def h2_socket(host, port, tls=False, timeout=10):
+    """A connected socket for an HTTP/2 client: TLS with ALPN h2 (certificate
+    not checked: tests use a self-signed one) or cleartext for prior knowledge."""
+    s = socket.create_connection((host, port), timeout=timeout)
+    if tls:
+        ctx = ssl.create_default_context()
+        ctx.check_hostname = False
+        ctx.verify_mode = ssl.CERT_NONE
+        ctx.set_alpn_protocols(["h2"])
+        s = ctx.wrap_socket(s, server_hostname=host)
+    return s
+
+
 class H2:
     """A raw HTTP/2 client on python3-h2 for precise protocol checks.
 
@@ -546,14 +559,7 @@ class H2:
     def __init__(self, port, host="127.0.0.1", tls=False, settings=None, timeout=10):
         import h2.config
         import h2.connection
-        s = socket.create_connection((host, port), timeout=timeout)
-        if tls:
-            ctx = ssl.create_default_context()
-            ctx.check_hostname = False
-            ctx.verify_mode = ssl.CERT_NONE
-            ctx.set_alpn_protocols(["h2"])
-            s = ctx.wrap_socket(s, server_hostname=host)
-        self.sock = s
+        self.sock = h2_socket(host, port, tls, timeout)
         self.host, self.port = host, port
         self.conn = h2.connection.H2Connection(h2.config.H2Configuration(
             client_side=True, header_encoding="utf-8"))

@@ -114,19 +114,9 @@ oL = T.origin(site, ["--link", "/=</jsapp/late.js>; rel=preload; as=script",
 hL = T.herald(oL, name="herald-link")
 
 
-def page_pushes(hh):
-    c = L.Client(hh.port)
-    try:
-        sid = c.get("/", [("accept", "text/html")])
-        T.eq(c.streams[sid]["status"], 200, "page status")
-        return c.push_paths(sid)
-    finally:
-        c.close()
-
-
 @T.case("origin Link: rel=preload on a first visit's response is pushed (not the nopush one)")
 def _():
-    got = page_pushes(hL)
+    got = L.page_pushes(T, hL)
     T.check("/jsapp/late.js" in got, "not pushed (pushed %s)" % got)
     T.check("/jsapp/data.json" not in got, "pushed a nopush link")
 
@@ -134,7 +124,7 @@ def _():
 @T.case("a Link marked nopush is never pushed on later visits either")
 def _():
     for _ in range(2):
-        got = page_pushes(hL)
+        got = L.page_pushes(T, hL)
         T.check(got, "nothing pushed on a learned visit")
         T.check("/jsapp/data.json" not in got, "pushed the nopush link: %s" % got)
 

@@ -56,16 +56,6 @@ def attack(hh, n):
         c.close()
 
 
-def next_plan(hh):
-    c = L.Client(hh.port)
-    try:
-        sid = c.get("/", [("accept", "text/html")])
-        T.eq(c.streams[sid]["status"], 200, "page status")
-        return c.push_paths(sid)
-    finally:
-        c.close()
-
-
 @T.case("junk URL is a real cacheable 200 the demo page does not name")
 def _():
     st, hs, _ = T.h1(o.port, "GET", JUNK)
@@ -87,7 +77,7 @@ def _():
 @T.case("the 1,000 requests weigh no more than one: the next plans of A and B are equal")
 def _():
     T.check(state.get("done"), "attack did not run")
-    a, b = next_plan(hA), next_plan(hB)
+    a, b = L.page_pushes(T, hA), L.page_pushes(T, hB)
     print("# plan A (1 forged request): %s\n# plan B (1,000): %s" % (a, b))
     state["b"] = b
     T.check(set(L.DEMO_INDEX) <= set(a), "A's plan lacks %s" % sorted(set(L.DEMO_INDEX) - set(a)))
@@ -105,7 +95,7 @@ def _():
 @T.case("control: the same URL requested once per visit by six visits is pushed")
 def _():
     clean_visits(hC, 6, [JUNK])
-    c = next_plan(hC)
+    c = L.page_pushes(T, hC)
     T.check(JUNK in c, "real per-visit evidence did not plan %s: the poisoning check "
             "above proves nothing (plan %s)" % (JUNK, c))
 

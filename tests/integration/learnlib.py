@@ -10,7 +10,6 @@ import os
 import re
 import shutil
 import socket
-import ssl
 import time
 
 import harness
@@ -181,14 +180,7 @@ class Client:
         import h2.config
         import h2.connection
         import h2.settings
-        s = socket.create_connection((host, port), timeout=timeout)
-        if tls:
-            ctx = ssl.create_default_context()
-            ctx.check_hostname = False
-            ctx.verify_mode = ssl.CERT_NONE
-            ctx.set_alpn_protocols(["h2"])
-            s = ctx.wrap_socket(s, server_hostname=host)
-        self.sock = s
+        self.sock = harness.h2_socket(host, port, tls, timeout)
         self.scheme = "https" if tls else "http"
         self.authority = "%s:%d" % (host, port)
         self.conn = h2.connection.H2Connection(h2.config.H2Configuration(
@@ -364,6 +356,17 @@ class Client:
 
     def url(self, path):
         return "%s://%s%s" % (self.scheme, self.authority, path)
+
+
+def page_pushes(T, hh, page="/"):
+    """The paths herald pushes with page (a 200) on a fresh connection to hh, sorted."""
+    c = Client(hh.port)
+    try:
+        sid = c.get(page, [("accept", "text/html")])
+        T.eq(c.streams[sid]["status"], 200, "page status")
+        return c.push_paths(sid)
+    finally:
+        c.close()
 
 
 def browse(c, page, assets, extra_headers=(), timeout=10):

@@ -4,6 +4,7 @@
  * §7.6.3 (Via), §10.1.4 (TE), RFC 9113 §8.2.3 (cookie crumbs), RFC 7230
  * §3.3 (Content-Length / chunked) and §6.7 (Upgrade).
  */
+#include "proxy/alloc.h"
 #include "proxy/headers.h"
 
 #include <string.h>
@@ -289,9 +290,35 @@ static void test_response_filter(void)
     CHECK_STREQ(headers_find(&wout, "via")->value, "1.1 herald");
 }
 
+/* A buffer on caller memory moves to the heap intact when outgrown; growth doubles. */
+static void test_buf_growth(void)
+{
+    char mem[8];
+    headers_buf_t b;
+    headers_buf_init_on(&b, mem, sizeof(mem));
+    headers_buf_append(&b, "abc", 3);
+    CHECK(b.p == mem && !b.heap);
+    for (int i = 0; i < 40; i++)
+        headers_buf_append(&b, "0123456789", 10);
+    CHECK(b.heap && b.p != mem);
+    CHECK_INTEQ((int)b.len, 403);
+    CHECK(memcmp(b.p, "abc0123456789", 13) == 0 && b.p[403] == '\0');
+    CHECK(b.cap >= 404 && b.cap % 1024 == 0);
+    headers_buf_dispose(&b);
+
+    size_t cap = 0;
+    char *p = alloc_grow(NULL, &cap, 5, 64);
+    CHECK(p != NULL && cap == 64);
+    CHECK(alloc_grow(p, &cap, 64, 64) == p && cap == 64);
+    p = alloc_grow(p, &cap, 300, 64);
+    CHECK(cap == 512);
+    free(p);
+}
+
 int main(void)
 {
     mempool_init(&mp);
+    test_buf_growth();
     test_lists();
     test_tokens();
     test_request_hop_by_hop();
