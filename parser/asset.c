@@ -69,6 +69,9 @@ int asset_list_add(asset_list_t *l, asset_t *a)
          * makes the one entry so. */
         old->pick = old->pick || a->pick;
         old->blocking = old->blocking || a->blocking;
+        old->strong = old->strong || a->strong;
+        if (a->group == 0)
+            old->group = 0;
         if (old->crossorigin == ASSET_CORS_NONE)
             old->crossorigin = a->crossorigin;
         asset_free_strings(a);

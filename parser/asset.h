@@ -36,6 +36,18 @@ typedef struct asset {
     char *type;    /* malloc'd or NULL */
     bool blocking; /* render-blocking */
     bool pick;     /* the srcset candidate a DPR-1 browser picks, or not from srcset */
+    /*
+     * Every browser fetches it whatever the page's layout and the device:
+     * stylesheets and scripts in the markup (not nomodule), markup images
+     * that are neither loading=lazy nor srcset/picture alternates, @imports.
+     * The rest (CSS url() images and fonts, alternates, lazy images, preloads,
+     * icons, manifests, posters, background attributes) depend on styles,
+     * viewport or device: the learner waits for a browser to fetch them.
+     */
+    bool strong;
+    /* Alternates: candidates of one srcset / <picture> share a number (1, 2,
+     * ... in document order); 0 = not an alternate. */
+    unsigned group;
     bool async, defer, nomodule;
     unsigned order; /* 0-based document order; CSS-found assets follow */
 } asset_t;
@@ -66,8 +78,9 @@ asset_t *asset_list_find(const asset_list_t *l, const char *url, asset_kind_t ki
 /**
  * Append *a, taking ownership of its strings (a is zeroed in every case).
  * Sets a->order to the list position. The same url+kind added again is
- * merged into the first entry (a browser fetches it once): pick and blocking
- * are or-ed, the first position stays. 0 or HERALD_ENOMEM (strings freed).
+ * merged into the first entry (a browser fetches it once): pick, blocking
+ * and strong are or-ed, a mention outside any alternates set clears the
+ * group, the first position stays. 0 or HERALD_ENOMEM (strings freed).
  */
 int asset_list_add(asset_list_t *l, asset_t *a);
 

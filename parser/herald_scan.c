@@ -236,7 +236,8 @@ int main(int argc, char **argv)
         json_str(stdout, cors_name(a->crossorigin));
         fputs(",\"media\":", stdout);
         json_str(stdout, a->media);
-        printf(",\"pick\":%s}\n", a->pick ? "true" : "false");
+        printf(",\"pick\":%s,\"strong\":%s,\"group\":%u}\n", a->pick ? "true" : "false",
+               a->strong ? "true" : "false", a->group);
     }
     asset_list_dispose(&list);
     return fflush(stdout) == 0 ? 0 : 1;

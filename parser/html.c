@@ -863,6 +863,11 @@ typedef struct walk {
     size_t ncss, capcss;
     const GumboNode *picture;    /* the last <picture> whose choice was computed */
     const GumboNode *picture_of; /* its chosen <source>, or NULL: the <img> */
+    unsigned picture_group;      /* its alternates set */
+    unsigned groups;             /* alternates sets numbered so far */
+    /* what add() marks the next assets with (asset_t.strong, .group) */
+    bool strong;
+    unsigned group;
 } walk_t;
 
 static const char *attr(const GumboNode *n, const char *name)
@@ -988,6 +993,8 @@ static int add(walk_t *w, const char *ref, size_t ref_len, asset_kind_t kind,
         .type = dup_or_null(type),
         .blocking = blocking,
         .pick = pick,
+        .strong = w->strong,
+        .group = w->group,
     };
     if ((media && !a.media) || (type && !a.type)) {
         free(a.url);
@@ -1041,7 +1048,8 @@ static bool image_type_supported(const char *type)
  * set is the one the browser uses at all (the selected <source>, or the
  * <img> when no source matched). */
 static int add_srcset(walk_t *w, const char *src, const char *srcset, const char *sizes,
-                      asset_crossorigin_t co, bool chosen, const char *media, const char *type)
+                      asset_crossorigin_t co, bool chosen, const char *media, const char *type,
+                      unsigned group, bool weak)
 {
     candidates_t c = {0};
     int rc = 0;
@@ -1052,6 +1060,13 @@ static int add_srcset(walk_t *w, const char *src, const char *srcset, const char
         if ((rc = cand_push(&c, cd)) != 0)
             goto out;
     }
+    /* One plain source (no srcset, no picture) is fetched as it is, unless
+     * weak (lazy, a preload); several candidates are alternates: a browser
+     * fetches one. */
+    if (group == 0 && c.n > 1)
+        group = ++w->groups;
+    w->group = group;
+    w->strong = group == 0 && !weak;
     long win = chosen ? pick_candidate(&c) : -1;
     /* The src comes first in document order (it is an attribute of the img);
      * within srcset the candidates keep their order. */
@@ -1110,6 +1125,7 @@ static const GumboNode *picture_choice(walk_t *w, const GumboNode *picture)
     }
     w->picture = picture;
     w->picture_of = chosen;
+    w->picture_group = ++w->groups;
     return chosen;
 }
 
@@ -1169,8 +1185,10 @@ static int on_link(walk_t *w, const GumboNode *n, bool in_head)
         /* A type other than text/css is not loaded (HTML "link type=stylesheet"). */
         if (!type || !*type || value_is(type, "text/css")) {
             bool blocking = in_head && media_matches(media);
+            w->strong = true; /* a browser loads every stylesheet, matching media or not */
             rc = add_z(w, href, ASSET_STYLE, crossorigin_of(cross, ASSET_CORS_NONE), media, NULL,
                        blocking, true);
+            w->strong = false;
             if (rc)
                 return rc;
         }
@@ -1193,7 +1211,8 @@ static int on_link(walk_t *w, const GumboNode *n, bool in_head)
                 if (!image_type_supported(type))
                     break;
                 const char *iss = attr(n, "imagesrcset");
-                rc = add_srcset(w, href, iss, attr(n, "imagesizes"), co, fetched, media, type);
+                rc = add_srcset(w, href, iss, attr(n, "imagesizes"), co, fetched, media, type, 0,
+                                true);
             } else {
                 rc = add_z(w, href, as_kinds[i].kind, co, media, type, false, fetched);
             }
@@ -1245,6 +1264,7 @@ static int on_script(walk_t *w, const GumboNode *n, bool in_head)
     const char *cross = attr(n, "crossorigin");
     size_t before = w->out->n;
     int rc;
+    w->strong = module || !nomodule;
     if (module)
         rc = add_z(w, src, ASSET_MODULE, crossorigin_of(cross, ASSET_CORS_ANONYMOUS), NULL, NULL,
                    false, true);
@@ -1252,6 +1272,7 @@ static int on_script(walk_t *w, const GumboNode *n, bool in_head)
         /* nomodule scripts are not fetched by browsers that run modules. */
         rc = add_z(w, src, ASSET_SCRIPT, crossorigin_of(cross, ASSET_CORS_NONE), NULL, NULL,
                    in_head && !async && !defer && !nomodule, !nomodule);
+    w->strong = false;
     if (rc == 0 && w->out->n > before) {
         asset_t *a = &w->out->v[w->out->n - 1];
         a->async = async;
@@ -1308,11 +1329,16 @@ static int on_element(walk_t *w, const GumboNode *n, bool in_head)
     case GUMBO_TAG_IMG: {
         const GumboNode *parent = n->parent;
         bool chosen = true;
-        if (is_picture(parent))
+        unsigned group = 0;
+        if (is_picture(parent)) {
             chosen = picture_choice(w, parent) == NULL;
+            group = w->picture_group;
+        }
+        /* loading=lazy: fetched only near the viewport, which layout decides */
+        bool lazy = value_is(attr(n, "loading"), "lazy");
         return add_srcset(w, attr(n, "src"), attr(n, "srcset"), attr(n, "sizes"),
                           crossorigin_of(attr(n, "crossorigin"), ASSET_CORS_NONE), chosen, NULL,
-                          NULL);
+                          NULL, group, lazy);
     }
     case GUMBO_TAG_SOURCE: {
         const GumboNode *parent = n->parent;
@@ -1323,7 +1349,7 @@ static int on_element(walk_t *w, const GumboNode *n, bool in_head)
             return 0;
         bool chosen = picture_choice(w, parent) == n;
         return add_srcset(w, NULL, srcset, attr(n, "sizes"), ASSET_CORS_NONE, chosen,
-                          attr(n, "media"), attr(n, "type"));
+                          attr(n, "media"), attr(n, "type"), w->picture_group, true);
     }
     case GUMBO_TAG_BODY:
     case GUMBO_TAG_TABLE:
@@ -1467,6 +1493,8 @@ static int on_css_ref(void *arg, const css_ref_t *ref)
         .media = dup_or_null(ref->media),
         .blocking = kind == ASSET_STYLE && c->blocking && media_matches(ref->media),
         .pick = true,
+        /* @import always loads; url() images and fonts only when a rule uses them */
+        .strong = kind == ASSET_STYLE,
     };
     if (!a.url || (ref->media && !a.media)) {
         free(a.url);
