@@ -1,57 +1,65 @@
 /*
- * The learned page -> asset map (DESIGN.md, "Learning", "Delivery policy"):
+ * The learned page -> asset map (docs/learning.md has the model in full):
  * one store shared by all workers, every public call takes the object's
  * mutex, and everything handed out is a copy owned by the caller: no pointer
  * into the map survives a call. No logging, no network; allocation failure
  * is HERALD_ENOMEM and leaves the map consistent.
  *
- * Model. A page entry is keyed by its page key (template_page_key()); a
+ * Store. A page entry is keyed by its page key (template_page_key()); a
  * template key (template_key()) is just another entry flagged as template,
  * fed with the same evidence. An asset table shared by all pages is keyed by
  * the normalised asset URL and holds the response metadata; entries are
  * refcounted by edges and freed with the last edge. Each page has edges
  * (page -> asset) carrying the evidence below.
  *
- * Learning rules (pagemap_commit_visit, once per served page visit):
- *  - Each edge counts a visit as a hit, a miss or nothing. A counted visit
- *    decays the edge first: hits = hits * decay + (1 if hit), visits =
- *    visits * decay + 1 (PAGEMAP_DEFAULT_DECAY = 0.9, so roughly the last
- *    ten counted visits matter); confidence = hits / visits. A visit that
- *    counts nothing for an edge leaves it untouched (no silent decay, so
- *    curl-like visits do not make an edge fragile either). The page's own
- *    `visits` decays on every visit: visits = visits * decay + 1.
- *  - Items are deduplicated by normalised key inside a visit (1,000 copies of
- *    one URL weigh as one); at most PAGEMAP_MAX_VISIT_ITEMS distinct items
- *    count, the rest are ignored.
- *  - An item present in the visit is a hit unless
- *    it is `skipped` (the client had it: neither hit nor miss), or it was
- *    only pushed (sources == PUSH) and `push_cancelled` (a miss; a push of
- *    something also discovered on this visit is a hit). A new edge
- *    starts at hits = visits = 1, i.e. confidence 1.0, so HTML/CSS discovery
- *    on the first served visit alone reaches the default minimum
- *    (PAGEMAP_DEFAULT_MIN_CONFIDENCE = 0.5) and the second visit is planned.
- *  - An edge absent from the visit is a miss only when the
- *    visit could have shown it: an edge ever seen from HTML or LINK
- *    misses when `html_scanned`; one seen from CSS (not HTML/LINK) when
- *    `css_scanned`; an edge seen only as FOLLOWUP (or PUSH)
- *    misses only when `had_followups`. Otherwise nothing changes, so curl,
- *    crawlers and health checks do not dilute follow-up edges.
- *  - A URL for which template_is_volatile_url() is true is planned only
- *    after hits on >= 2 distinct visits (a per-visit timestamp never is).
- *    Likewise every edge of a template entry: only what >= 2 sibling visits
- *    showed is planned for a never-seen page (not one sibling's images).
- *  - Per page at most max_assets_per_page LEARNED edges: adding one more
- *    evicts the lowest confidence, then oldest last_seen, then least
- *    critical, then latest in document order. PINNED and BANNED edges are
- *    not counted and never evicted.
- *  - Pages: at most max_pages entries (templates included), least recently
- *    used (commit or plan) evicted first; pages holding pins or bans are
- *    skipped by eviction.
- *  - Visits with `authorized` or a status outside 200..299 teach nothing
- *    (a non-2xx status is recorded as the page's last status: such a page
- *    is not planned from its own entry until a 2xx visit).
- *  - Counters (pushes promised/completed/cancelled, hints, bytes) move only
- *    through pagemap_note_delivery(); evidence flags move only confidence.
+ * Evidence (pagemap_commit_visit, once per served page visit; evidence.c):
+ *  - Discovery proposes. An item named by the page's HTML, CSS or the
+ *    origin's Link header creates its edge. `strong` items (render-blocking
+ *    stylesheets and scripts, scripts in the markup, markup images that are
+ *    neither lazy nor srcset/picture alternates, @imports, origin Link
+ *    preloads) are planned from the next visit on; every other (weak) item
+ *    waits until a clean visit confirms it.
+ *  - Browsers confirm, on clean visits only. A visit is evidence for an
+ *    edge only when herald neither pushed nor hinted that asset on it. The
+ *    client requested it: a clean hit. It did not: a clean miss, counted only
+ *    when the visit was *cold* (see PAGEMAP_COLD_SHARE: the client is a
+ *    browser on a multiplexed connection, fetched the page's expected assets
+ *    unconditionally, cancelled no push) and the client's cache-digest cookie
+ *    does not name the asset. Anything else counts nothing. Clean evidence is
+ *    decayed by PAGEMAP_DEFAULT_DECAY per counted visit: ch = ch*d + hit,
+ *    cn = cn*d + 1; its confidence is ch / cn.
+ *  - PAGEMAP_REJECT_MISSES consecutive clean misses reject an edge; only a
+ *    clean hit lifts that (rediscovery does not).
+ *  - An edge the scanned HTML stopped naming for PAGEMAP_STALE_SCANS scanned
+ *    visits in a row is stale: held back until a clean visit shows the page
+ *    still fetches it.
+ *  - Versions: a new URL that differs from an edge's URL only in one query
+ *    value or one hashed path token (template_is_version_of) replaces it at
+ *    once, keeping its evidence, when discovery on the visit names the new
+ *    and no longer the old, or a cold clean visit fetched the new and not the
+ *    old. The old edge stays as superseded (never planned) until named again.
+ *  - Alternates: items with the same non-zero `group` (one srcset or
+ *    <picture>) are weak; at most one of a group is planned, the one clean
+ *    visits fetched most.
+ *  - A follow-up-only URL (never discovered: loaded by script) that appears
+ *    on a page whose earlier visits with follow-ups did not fetch it starts
+ *    with those visits counted as misses: one visit (one client, however
+ *    many requests) cannot make it plannable then.
+ *  - Volatile URLs (template_is_volatile_url) and every edge of a template
+ *    entry are planned only after >= 2 distinct visits named or fetched them.
+ *  - Items are deduplicated by key inside a visit; at most
+ *    PAGEMAP_MAX_VISIT_ITEMS distinct items count.
+ *  - Visits with `authorized` teach nothing; a non-2xx status is recorded
+ *    as the page's last status (such a page is not planned from its own
+ *    entry until a 2xx visit).
+ *  - Caps: per page at most max_assets_per_page LEARNED edges (the least
+ *    useful evicted: superseded and rejected first, then lowest confidence,
+ *    oldest, least critical); at most max_pages entries, least recently used
+ *    evicted first, pages holding pins or bans kept.
+ *  - Delivery counters (pushes, hints, bytes) move only through
+ *    pagemap_note_delivery(); they are not evidence.
+ *
+ * Planning (pagemap_plan; plan.c): see pagemap_plan() and pagemap_verdict_t.
  */
 #ifndef HERALD_PAGEMAP_H
 #define HERALD_PAGEMAP_H
@@ -59,6 +67,9 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+
+#include "learn/cachepolicy.h"
+#include "learn/digest.h"
 
 #define PAGEMAP_DEFAULT_DECAY 0.9
 #define PAGEMAP_DEFAULT_MIN_CONFIDENCE 0.5
@@ -70,6 +81,20 @@
 #define PAGEMAP_THINK_ALPHA 0.25
 /** Longest `as` value kept (longer ones are truncated). */
 #define PAGEMAP_AS_MAX 15
+/** Consecutive cold clean misses that reject an edge. */
+#define PAGEMAP_REJECT_MISSES 2
+/** Scanned visits in a row whose HTML no longer names an edge that make it stale. */
+#define PAGEMAP_STALE_SCANS 2
+/**
+ * A visit is cold when the client fetched, unconditionally, at least this
+ * share (and at least one) of the page's expected assets that herald did
+ * not push: strong or confirmed edges, and the visit's new strong items.
+ */
+#define PAGEMAP_COLD_SHARE 0.8
+/** Default share of plans that hold back confirmed edges to re-check them (--explore). */
+#define PAGEMAP_DEFAULT_EXPLORE 0.05
+/** Confirmed edges a plan holds back for exploration: 1, or 2 from this many on. */
+#define PAGEMAP_EXPLORE_TWO_FROM 8
 
 typedef struct pagemap pagemap_t;
 
@@ -99,9 +124,14 @@ enum pagemap_source_bits {
     PAGEMAP_SRC_HTML = 1u << 0,
     PAGEMAP_SRC_CSS = 1u << 1,
     PAGEMAP_SRC_LINK = 1u << 2,     /* origin Link header or 103 */
-    PAGEMAP_SRC_FOLLOWUP = 1u << 3, /* client fetched it after the page */
+    PAGEMAP_SRC_FOLLOWUP = 1u << 3, /* the client requested it after the page (and it was served) */
     PAGEMAP_SRC_PUSH = 1u << 4,     /* herald pushed it on this visit */
+    PAGEMAP_SRC_HINT = 1u << 5,     /* herald hinted it (103) on this visit */
 };
+/** Sources that are discovery (what the page names). */
+#define PAGEMAP_SRC_DISCOVERY (PAGEMAP_SRC_HTML | PAGEMAP_SRC_CSS | PAGEMAP_SRC_LINK)
+/** Sources that mean herald delivered it: the visit says nothing of it. */
+#define PAGEMAP_SRC_DELIVERED (PAGEMAP_SRC_PUSH | PAGEMAP_SRC_HINT)
 
 typedef enum pagemap_edge_state {
     PAGEMAP_EDGE_LEARNED = 0,
@@ -112,7 +142,7 @@ typedef enum pagemap_edge_state {
 typedef struct pagemap_config {
     size_t max_pages;           /* >= 1 */
     size_t max_assets_per_page; /* learned edges per page, >= 1 */
-    double decay;               /* per page visit, in (0, 1] */
+    double decay;               /* per counted visit, in (0, 1] */
 } pagemap_config_t;
 
 /** Fill *cfg with the PAGEMAP_DEFAULT_* values. */
@@ -137,12 +167,14 @@ typedef struct pagemap_item {
     pagemap_kind_t kind;
     const char *as; /* preload `as` or NULL */
     pagemap_cors_t crossorigin;
-    unsigned order;   /* document order hint (lower = earlier) */
-    unsigned sources; /* PAGEMAP_SRC_* seen on this visit */
-    bool blocking;    /* render-blocking (classic script in head, CSS) */
-    bool skipped;     /* client already had it: neither hit nor miss */
-    bool push_cancelled;
-    bool push_completed;
+    unsigned order;      /* document order hint (lower = earlier) */
+    unsigned sources;    /* PAGEMAP_SRC_* seen on this visit */
+    uint32_t group;      /* alternates set (one srcset / <picture>), 0 = none */
+    bool blocking;       /* render-blocking (classic script in head, CSS) */
+    bool strong;         /* discovery on this visit names it as fetched by every browser */
+    bool conditional;    /* the client's request carried validators: it had a copy */
+    bool skipped;        /* planned, not delivered: the client had it (no evidence) */
+    bool push_cancelled; /* the client reset herald's push: it had it */
 } pagemap_item_t;
 
 /** One served page visit, built by the proxy. Everything is borrowed for the call. */
@@ -152,18 +184,21 @@ typedef struct pagemap_visit {
     int64_t now_ms;
     double think_ms; /* origin think-time sample, < 0 when unknown */
     uint64_t html_size;
-    int status;         /* the page's response status */
-    bool html_scanned;  /* discovery ran on this visit */
-    bool css_scanned;   /* a stylesheet of the page passed through and was scanned */
-    bool had_followups; /* the client fetched subresources after the page */
-    bool authorized;    /* request had Authorization: commit does nothing */
+    int status;           /* the page's response status */
+    bool html_scanned;    /* discovery ran on this visit's HTML */
+    bool css_scanned;     /* a stylesheet of the page passed through and was scanned */
+    bool browser;         /* the client's requests carry Sec-Fetch-*: it fetches what it renders */
+    bool multiplexed;     /* the page's subresources all come on this connection (HTTP/2) */
+    bool pushes_used;     /* the client kept a pushed stream: it uses subresources */
+    bool authorized;      /* request had Authorization: commit does nothing */
+    bool page_cookie;     /* the page request carried a Cookie header */
+    bool page_set_cookie; /* the page response set a cookie */
+    const digest_t *digest; /* the client's cache-digest cookie (borrowed), NULL none */
     /*
-     * Late evidence of a visit already committed (the proxy fetched a
+     * Late discovery of a visit already committed (the proxy fetched a
      * stylesheet the client did not, after the visit ended): the page's
-     * counters do not move and absent edges are not missed; each item is a
-     * hit (an edge the first commit counted as a miss, per html_scanned /
-     * had_followups as passed then, has that miss turned into a hit), new
-     * edges start as usual. Pass the first commit's flags and no template.
+     * counters do not move, no client evidence is counted; new items create
+     * their edges and known ones update their description. Pass no template.
      */
     bool supplement;
     const pagemap_item_t *items;
@@ -186,25 +221,19 @@ typedef struct pagemap_asset_meta {
     const char *etag;          /* NULL = none */
     const char *last_modified; /* NULL = none */
     const char *location;      /* normalised absolute target of a 301/302/307/308, else NULL */
-    bool cacheable;            /* see pagemap_cacheable() */
+    unsigned policy;           /* CACHEPOLICY_* bits of the response headers */
     bool pushed;               /* this response answered a push herald made */
 } pagemap_asset_meta_t;
 
 /**
- * Whether a response may be pushed/hinted as a shared asset: false with
- * Cache-Control no-store, private or no-cache; with Vary naming anything but
- * Accept-Encoding ("*" included); or with Set-Cookie. Strings are borrowed,
- * NULL = header absent.
- */
-bool pagemap_cacheable(const char *cache_control, const char *vary, bool set_cookie);
-
-/**
  * Record the metadata of a response that passed through for the asset
  * `asset_key` (normalised URL). Only assets some page links to are kept:
- * an unknown key is ignored (returns HERALD_ENOTFOUND). A pushed response
- * that is non-200 or not cacheable marks the asset unpushable (excluded
- * from plans); a later non-pushed 200 cacheable response clears the mark.
- * `location` is kept only for 301/302/307/308.
+ * an unknown key is ignored (returns HERALD_ENOTFOUND). The policy bits
+ * replace the old ones, except CACHEPOLICY_SET_COOKIE, which stays once
+ * seen (a media handler that starts a session sets it on first contact
+ * only). A pushed response that is not a 200 marks the asset unpushable
+ * (no more pushes; hints go on); a later 200 clears the mark. `location` is
+ * kept only for 301/302/307/308.
  * Returns 0, HERALD_ENOTFOUND, HERALD_EINVAL or HERALD_ENOMEM.
  */
 int pagemap_observe_asset(pagemap_t *pm, const char *asset_key, const pagemap_asset_meta_t *m);
@@ -227,11 +256,48 @@ int pagemap_note_delivery(pagemap_t *pm, const char *page_key, const char *asset
 
 /* ---- planning ---------------------------------------------------------- */
 
+/**
+ * Why an edge is or is not planned (pagemap_edge_info_t.verdict), in the
+ * order plan.c decides it. PINNED, CONFIRMED and STRONG are planned.
+ */
+typedef enum pagemap_verdict {
+    PAGEMAP_VERDICT_PINNED = 0,
+    PAGEMAP_VERDICT_CONFIRMED,     /* clean visits fetch it (confidence >= minimum) */
+    PAGEMAP_VERDICT_STRONG,        /* discovery alone: a resource every browser fetches */
+    PAGEMAP_VERDICT_WEAK,          /* discovered, waits for a clean visit to fetch it */
+    PAGEMAP_VERDICT_UNCERTAIN,     /* clean visits fetch it less often than the minimum */
+    PAGEMAP_VERDICT_REJECTED,      /* PAGEMAP_REJECT_MISSES cold clean visits did not fetch it */
+    PAGEMAP_VERDICT_STALE,         /* the HTML stopped naming it; waits for a clean visit */
+    PAGEMAP_VERDICT_SUPERSEDED,    /* a new version of the URL replaced it */
+    PAGEMAP_VERDICT_ALTERNATE,     /* another candidate of its srcset/picture is planned */
+    PAGEMAP_VERDICT_TWO_VISITS,    /* volatile URL or template entry: needs 2 visits */
+    PAGEMAP_VERDICT_OTHER_ORIGIN,  /* another origin: preconnect only */
+    PAGEMAP_VERDICT_STATUS,        /* last response not a 200 (nor a redirect to a plannable one) */
+    PAGEMAP_VERDICT_UNDELIVERABLE, /* neither pushable nor hintable (cachepolicy) */
+    PAGEMAP_VERDICT_BANNED,
+    PAGEMAP_VERDICT_COUNT_
+} pagemap_verdict_t;
+
+/** Static name of a verdict ("confirmed", ...). */
+const char *pagemap_verdict_name(pagemap_verdict_t v);
+
 typedef enum pagemap_plan_source {
     PAGEMAP_PLAN_NONE = 0,
     PAGEMAP_PLAN_PAGE,
     PAGEMAP_PLAN_TEMPLATE,
 } pagemap_plan_source_t;
+
+/** Options of one plan. */
+typedef struct pagemap_plan_opts {
+    double min_confidence; /* clean confidence an edge needs, in [0, 1] */
+    /*
+     * Share of this page's plans, in [0, 1], that hold back 1 (2 from
+     * PAGEMAP_EXPLORE_TWO_FROM confirmed edges on) confirmed edges, chosen in
+     * rotation, so that their visits stay clean and re-check them; 0 = never.
+     * Such plans are counted on the page (pagemap_page_info_t.explored).
+     */
+    double explore;
+} pagemap_plan_opts_t;
 
 /** One asset to deliver. Strings are malloc'd, owned by the plan. */
 typedef struct pagemap_plan_item {
@@ -241,11 +307,15 @@ typedef struct pagemap_plan_item {
     char *as;   /* NULL = none recorded */
     pagemap_kind_t kind;
     pagemap_cors_t crossorigin;
-    uint64_t size;     /* 0 = unknown */
-    double confidence; /* 1.0 for pinned */
-    int status;        /* last status seen, 0 = never observed */
-    bool is_redirect;  /* a 3xx whose target follows as the next item */
+    uint64_t size;           /* 0 = unknown */
+    double confidence;       /* 1.0 for pinned and strong-only */
+    int status;              /* last status seen, 0 = never observed */
+    unsigned policy;         /* CACHEPOLICY_* bits last seen */
+    bool pushable;           /* cachepolicy_pushable and no failed push */
+    cachepolicy_hint_t hint; /* cachepolicy_hintable */
+    bool is_redirect;        /* a 3xx whose target follows as the next item */
     bool pinned;
+    pagemap_verdict_t verdict; /* PINNED, CONFIRMED or STRONG */
 } pagemap_plan_item_t;
 
 /** A copied-out plan. Zero it or let pagemap_plan fill it; free with pagemap_plan_dispose. */
@@ -254,11 +324,14 @@ typedef struct pagemap_plan {
     size_t n;
     char **preconnect; /* other origins ("https://cdn.example"), malloc'd */
     size_t npreconnect;
+    char **held; /* keys of confirmed edges held back to explore (malloc'd) */
+    size_t nheld;
     pagemap_plan_source_t source;
     double think_ms;       /* EWMA of the entry used (page, else template); < 0 unknown */
     uint64_t visits_total; /* of the page entry (0 if never seen) */
     uint64_t bytes_pushed; /* of the page entry, for reporting */
     uint64_t hints_sent;
+    bool page_set_cookie; /* the page's last response set a cookie */
 } pagemap_plan_t;
 
 /**
@@ -266,15 +339,16 @@ typedef struct pagemap_plan {
  * `template_key` (NULL = none) and `authority` (host[:port] of the page,
  * compared case-insensitively with each asset URL's authority; NULL = the
  * page key's leading authority) are borrowed. `now_ms` is reserved (pass
- * the current time). Only the authority is compared, not the scheme: the
+ * the current time). `opts` NULL = defaults (PAGEMAP_DEFAULT_MIN_CONFIDENCE,
+ * no exploration). Only the authority is compared, not the scheme: the
  * proxy keeps one scheme per listener.
- * Items: edges with confidence >= min_confidence or PINNED (a pin skips
- * the confidence, volatile and template rules, not the others); never
- * BANNED, unpushable or not cacheable; volatile URLs only after hits on >= 2
- * visits; last status 200 or never observed (0), or a redirect whose target
- * is a known plannable asset (then the redirect comes first and its target
- * right after it). Ordered CSS, blocking scripts, fonts, module/deferred
- * scripts, images and icons, others; then document order. Edges to other
+ * Items: edges whose verdict is PINNED, CONFIRMED or STRONG (see
+ * pagemap_verdict_t), minus those held back to explore; last status 200
+ * or never observed (0), or a redirect whose target is a known plannable
+ * asset (then the redirect comes first and its target right after it);
+ * pushable or hintable. Each item says which (the caller decides per
+ * client). Ordered CSS, blocking scripts, fonts, module/deferred scripts,
+ * images and icons, others; then document order. Edges to other
  * authorities and PRECONNECT edges give the deduplicated preconnect list.
  * The page entry is used when its last status was 2xx (or unknown) and it
  * yields a non-empty plan (source PAGE), else the template entry (TEMPLATE),
@@ -283,7 +357,8 @@ typedef struct pagemap_plan {
  * Returns 0, HERALD_EINVAL or HERALD_ENOMEM.
  */
 int pagemap_plan(pagemap_t *pm, const char *page_key, const char *template_key,
-                 const char *authority, int64_t now_ms, double min_confidence, pagemap_plan_t *out);
+                 const char *authority, int64_t now_ms, const pagemap_plan_opts_t *opts,
+                 pagemap_plan_t *out);
 
 /** Free everything a plan holds and zero it. NULL is a no-op. */
 void pagemap_plan_dispose(pagemap_plan_t *plan);
@@ -305,7 +380,15 @@ typedef struct pagemap_page_info {
     uint64_t bytes_pushed;
     uint64_t hints_sent;
     bool followups_seen;
-    size_t nedges; /* including pinned and banned */
+    bool set_cookie;         /* the page's last response set a cookie */
+    double cold_visits;      /* decayed count of cold clean visits */
+    double followup_visits;  /* decayed count of visits with follow-ups */
+    uint64_t clean_total;    /* visits that counted clean evidence (cold or not) */
+    uint64_t cold_total;     /* of those, cold */
+    uint64_t plans;          /* plans made with exploration on */
+    uint64_t explored;       /* of those, plans that held edges back */
+    uint64_t explore_cursor; /* rotation position (hash of the last key held back) */
+    size_t nedges;           /* including pinned and banned */
 } pagemap_page_info_t;
 
 /** A copied-out edge with its asset's metadata. Strings malloc'd, owned by the struct. */
@@ -317,20 +400,34 @@ typedef struct pagemap_edge_info {
     pagemap_cors_t crossorigin;
     unsigned order;
     unsigned sources; /* PAGEMAP_SRC_* ever seen */
+    uint32_t group;   /* alternates set, 0 none */
     bool blocking;
     bool volatile_url;
-    double hits, visits; /* decayed */
-    double confidence;
-    uint64_t hit_visits; /* distinct visits with a hit */
+    bool strong;                       /* the latest discovery naming it called it strong */
+    bool rejected;                     /* see PAGEMAP_REJECT_MISSES */
+    bool superseded;                   /* a new version replaced it */
+    double hits, visits;               /* decayed clean hits and clean visits */
+    double confidence;                 /* hits / visits (0 with no clean visit) */
+    uint64_t clean_hits, clean_misses; /* clean visits that fetched it / cold ones that did not */
+    unsigned miss_streak;              /* consecutive cold clean misses */
+    unsigned absent_streak;            /* consecutive scanned visits whose HTML did not name it */
+    uint64_t hit_visits;               /* distinct visits that named or fetched it */
     int64_t first_seen_ms, last_seen_ms;
     uint64_t promised, completed, cancelled, hinted;
     pagemap_edge_state_t state;
+    /* computed when copied out, with PAGEMAP_DEFAULT_MIN_CONFIDENCE */
+    pagemap_verdict_t verdict;
+    const char *verdict_reason; /* static, never NULL */
+    bool pushable;              /* cachepolicy_pushable and no failed push */
+    const char *unpushable_why; /* static or NULL */
+    cachepolicy_hint_t hint;    /* cachepolicy_hintable */
+    const char *hint_why;       /* static or NULL */
     /* asset metadata */
     uint64_t size;
     int status;
     char *content_type, *etag, *last_modified, *location;
-    bool cacheable;
-    bool unpushable;
+    unsigned policy; /* CACHEPOLICY_* bits */
+    bool unpushable; /* a push of it came back non-200 */
 } pagemap_edge_info_t;
 
 /** Free the strings of one page info (not the struct itself). */
@@ -437,6 +534,23 @@ typedef enum pagemap_restore_mode {
  * HERALD_EINVAL or HERALD_ENOMEM (partly loaded; consistent).
  */
 int pagemap_restore(pagemap_t *pm, const pagemap_dump_t *d, pagemap_restore_mode_t mode);
+
+/**
+ * The asset kind of a request or response: from Sec-Fetch-Dest when given
+ * (style, script, font, image, manifest), else from the Content-Type
+ * (text/css, *javascript*, font/..., image/...), else the URL's extension
+ * (.css, .js, .mjs, fonts, images, .ico, .webmanifest); PAGEMAP_KIND_OTHER
+ * when none says. Pure; any argument may be NULL.
+ */
+pagemap_kind_t pagemap_kind_guess(const char *sec_fetch_dest, const char *content_type,
+                                  const char *url);
+
+/**
+ * The preload `as` of a kind ("style", "script" for scripts and modules,
+ * "font", "image" for images and icons, "manifest", "fetch" for other),
+ * NULL for PAGEMAP_KIND_PRECONNECT. Static string.
+ */
+const char *pagemap_kind_as(pagemap_kind_t kind);
 
 /** Static name of a kind ("style", ... "preconnect"); "other" when out of range. */
 const char *pagemap_kind_name(pagemap_kind_t kind);

@@ -17,11 +17,12 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "learn/cachepolicy.h"
 #include "parser/error.h"
 
 static const char *const cors_names[] = {"none", "anonymous", "use-credentials"};
 static const char *const state_names[] = {"learned", "pinned", "banned"};
-static const char *const source_names[] = {"html", "css", "link", "followup", "push"};
+static const char *const source_names[] = {"html", "css", "link", "followup", "push", "hint"};
 #define NSOURCES (sizeof(source_names) / sizeof(source_names[0]))
 
 /* ---- out --------------------------------------------------------------- */
@@ -36,6 +37,17 @@ static void put(json_t *obj, const char *k, json_t *v, bool *bad)
 static json_t *str_or_null(const char *s)
 {
     return s ? json_string(s) : json_null();
+}
+
+static json_t *policy_json(unsigned bits)
+{
+    json_t *a = json_array();
+    for (unsigned b = 0; a != NULL && b < CACHEPOLICY_NBITS; b++)
+        if ((bits & (1u << b)) && json_array_append_new(a, json_string(cachepolicy_bit_name(b)))) {
+            json_decref(a);
+            return NULL;
+        }
+    return a;
 }
 
 static json_t *page_json(const pagemap_dump_page_t *dp)
@@ -57,6 +69,16 @@ static json_t *page_json(const pagemap_dump_page_t *dp)
     put(o, "bytes_pushed", json_integer((json_int_t)i->bytes_pushed), &bad);
     put(o, "hints_sent", json_integer((json_int_t)i->hints_sent), &bad);
     put(o, "followups_seen", json_boolean(i->followups_seen), &bad);
+    put(o, "set_cookie", json_boolean(i->set_cookie), &bad);
+    put(o, "cold_visits", json_real(i->cold_visits), &bad);
+    put(o, "followup_visits", json_real(i->followup_visits), &bad);
+    put(o, "clean_total", json_integer((json_int_t)i->clean_total), &bad);
+    put(o, "cold_total", json_integer((json_int_t)i->cold_total), &bad);
+    put(o, "plans", json_integer((json_int_t)i->plans), &bad);
+    put(o, "explored", json_integer((json_int_t)i->explored), &bad);
+    put(o, "explore_share", json_real(i->plans ? (double)i->explored / (double)i->plans : 0.0),
+        &bad);
+    put(o, "explore_cursor", json_integer((json_int_t)(int64_t)i->explore_cursor), &bad);
     json_t *edges = json_array();
     for (size_t k = 0; edges && k < dp->nedges && !bad; k++) {
         const pagemap_edge_info_t *e = &dp->edges[k];
@@ -78,11 +100,19 @@ static json_t *page_json(const pagemap_dump_page_t *dp)
         put(eo, "crossorigin", json_string(cors_names[(unsigned)e->crossorigin % 3]), &bad);
         put(eo, "order", json_integer(e->order), &bad);
         put(eo, "sources", src, &bad);
+        put(eo, "group", json_integer(e->group), &bad);
         put(eo, "blocking", json_boolean(e->blocking), &bad);
         put(eo, "volatile", json_boolean(e->volatile_url), &bad);
+        put(eo, "strong", json_boolean(e->strong), &bad);
+        put(eo, "rejected", json_boolean(e->rejected), &bad);
+        put(eo, "superseded", json_boolean(e->superseded), &bad);
         put(eo, "hits", json_real(e->hits), &bad);
         put(eo, "visits", json_real(e->visits), &bad);
         put(eo, "confidence", json_real(e->confidence), &bad);
+        put(eo, "clean_hits", json_integer((json_int_t)e->clean_hits), &bad);
+        put(eo, "clean_misses", json_integer((json_int_t)e->clean_misses), &bad);
+        put(eo, "miss_streak", json_integer(e->miss_streak), &bad);
+        put(eo, "absent_streak", json_integer(e->absent_streak), &bad);
         put(eo, "hit_visits", json_integer((json_int_t)e->hit_visits), &bad);
         put(eo, "first_seen_ms", json_integer(e->first_seen_ms), &bad);
         put(eo, "last_seen_ms", json_integer(e->last_seen_ms), &bad);
@@ -97,8 +127,19 @@ static json_t *page_json(const pagemap_dump_page_t *dp)
         put(eo, "etag", str_or_null(e->etag), &bad);
         put(eo, "last_modified", str_or_null(e->last_modified), &bad);
         put(eo, "location", str_or_null(e->location), &bad);
-        put(eo, "cacheable", json_boolean(e->cacheable), &bad);
+        put(eo, "policy", policy_json(e->policy), &bad);
         put(eo, "unpushable", json_boolean(e->unpushable), &bad);
+        /* computed, for the operator; ignored on import */
+        put(eo, "verdict", json_string(pagemap_verdict_name(e->verdict)), &bad);
+        put(eo, "reason", json_string(e->verdict_reason ? e->verdict_reason : ""), &bad);
+        put(eo, "pushable", json_boolean(e->pushable), &bad);
+        put(eo, "unpushable_why", str_or_null(e->unpushable_why), &bad);
+        put(eo, "hintable",
+            json_string(e->hint == CACHEPOLICY_HINT_YES  ? "yes"
+                        : e->hint == CACHEPOLICY_HINT_NO ? "no"
+                                                         : "if-cookie-stable"),
+            &bad);
+        put(eo, "hint_why", str_or_null(e->hint_why), &bad);
         if (json_array_append_new(edges, eo) != 0)
             bad = true;
     }
@@ -223,6 +264,7 @@ typedef struct vctx {
     char *reason;
     size_t reasonlen;
     int rc;
+    int version; /* of the document being read */
 } vctx_t;
 
 static bool fail(vctx_t *c, int rc, const char *fmt, ...)
@@ -370,9 +412,35 @@ static bool parse_edge(vctx_t *c, json_t *eo, pagemap_edge_info_t *e, size_t idx
             e->sources |= 1u << b;
         }
     }
+    json_t *pol = json_object_get(eo, "policy");
+    if (pol != NULL) {
+        if (!json_is_array(pol) || json_array_size(pol) > CACHEPOLICY_NBITS)
+            return fail(c, HERALD_EPARSE, "page %zu: bad \"policy\"", idx);
+        for (size_t k = 0; k < json_array_size(pol); k++) {
+            json_t *s = json_array_get(pol, k);
+            unsigned b = 0;
+            while (b < CACHEPOLICY_NBITS &&
+                   !(json_is_string(s) && !strcmp(json_string_value(s), cachepolicy_bit_name(b))))
+                b++;
+            if (b == CACHEPOLICY_NBITS)
+                return fail(c, HERALD_EPARSE, "page %zu: unknown policy", idx);
+            e->policy |= 1u << b;
+        }
+    }
+    bool cacheable = true;
+    int64_t group = 0, streak = 0, absent = 0;
     if (!get_bool(c, eo, "blocking", &e->blocking, idx) ||
         !get_bool(c, eo, "volatile", &e->volatile_url, idx) ||
-        !get_bool(c, eo, "cacheable", &e->cacheable, idx) ||
+        !get_bool(c, eo, "strong", &e->strong, idx) ||
+        !get_bool(c, eo, "rejected", &e->rejected, idx) ||
+        !get_bool(c, eo, "superseded", &e->superseded, idx) ||
+        !get_int(c, eo, "group", 0, UINT32_MAX, &group, idx) ||
+        !get_uint(c, eo, "clean_hits", &e->clean_hits, idx) ||
+        !get_uint(c, eo, "clean_misses", &e->clean_misses, idx) ||
+        !get_int(c, eo, "miss_streak", 0, 1000000, &streak, idx) ||
+        !get_int(c, eo, "absent_streak", 0, 1000000, &absent, idx) ||
+        (c->version == 1 && json_object_get(eo, "cacheable") != NULL &&
+         !get_bool(c, eo, "cacheable", &cacheable, idx)) ||
         !get_bool(c, eo, "unpushable", &e->unpushable, idx) ||
         !get_num(c, eo, "hits", 0, &e->hits, idx) ||
         !get_num(c, eo, "visits", 0, &e->visits, idx) ||
@@ -387,8 +455,17 @@ static bool parse_edge(vctx_t *c, json_t *eo, pagemap_edge_info_t *e, size_t idx
         !get_int(c, eo, "status", 0, 999, &i64, idx))
         return false;
     e->status = (int)i64;
-    if (json_object_get(eo, "cacheable") == NULL)
-        e->cacheable = true;
+    e->group = (uint32_t)group;
+    e->miss_streak = (unsigned)streak;
+    e->absent_streak = (unsigned)absent;
+    if (c->version == 1) {
+        /* Version 1 knew one "cacheable" flag and no clean evidence: what was
+         * not cacheable is delivered by neither means until a response is
+         * seen again, and what discovery named counts as strong. */
+        if (!cacheable)
+            e->policy |= CACHEPOLICY_NO_STORE;
+        e->strong = (e->sources & (PAGEMAP_SRC_HTML | PAGEMAP_SRC_LINK)) != 0;
+    }
     if (e->hits > e->visits * (1 + 1e-9) + 1e-9)
         return fail(c, HERALD_EPARSE, "page %zu: edge hits exceed visits", idx);
     return true;
@@ -399,7 +476,7 @@ static bool parse_page(vctx_t *c, json_t *po, pagemap_dump_page_t *dp, size_t id
     pagemap_page_info_t *i = &dp->info;
     if (!json_is_object(po))
         return fail(c, HERALD_EPARSE, "page %zu is not an object", idx);
-    int64_t st;
+    int64_t st, cursor;
     if (!get_str(c, po, "key", true, &i->key, idx) ||
         !get_str(c, po, "template_key", false, &i->template_key, idx) ||
         !get_bool(c, po, "template", &i->is_template, idx) ||
@@ -411,9 +488,18 @@ static bool parse_page(vctx_t *c, json_t *po, pagemap_dump_page_t *dp, size_t id
         !get_int(c, po, "status", 0, 999, &st, idx) ||
         !get_uint(c, po, "bytes_pushed", &i->bytes_pushed, idx) ||
         !get_uint(c, po, "hints_sent", &i->hints_sent, idx) ||
-        !get_bool(c, po, "followups_seen", &i->followups_seen, idx))
+        !get_bool(c, po, "followups_seen", &i->followups_seen, idx) ||
+        !get_bool(c, po, "set_cookie", &i->set_cookie, idx) ||
+        !get_num(c, po, "cold_visits", 0, &i->cold_visits, idx) ||
+        !get_num(c, po, "followup_visits", 0, &i->followup_visits, idx) ||
+        !get_uint(c, po, "clean_total", &i->clean_total, idx) ||
+        !get_uint(c, po, "cold_total", &i->cold_total, idx) ||
+        !get_uint(c, po, "plans", &i->plans, idx) ||
+        !get_uint(c, po, "explored", &i->explored, idx) ||
+        !get_int(c, po, "explore_cursor", INT64_MIN, INT64_MAX, &cursor, idx))
         return false;
     i->status = (int)st;
+    i->explore_cursor = (uint64_t)cursor;
     if (json_object_get(po, "think_ms") == NULL)
         i->think_ms = -1;
     json_t *edges = json_object_get(po, "edges");
@@ -467,6 +553,8 @@ static int parse_doc(vctx_t *c, const char *json, size_t len, pagemap_dump_t *d)
     else if (json_array_size(pages) > 0 &&
              (d->pages = calloc(json_array_size(pages), sizeof(*d->pages))) == NULL)
         fail(c, HERALD_ENOMEM, "out of memory");
+    if (c->rc == 0)
+        c->version = (int)json_integer_value(ver);
     for (size_t i = 0; c->rc == 0 && i < json_array_size(pages); i++) {
         d->n = i + 1;
         parse_page(c, json_array_get(pages, i), &d->pages[i], i);
@@ -482,7 +570,7 @@ int snapshot_import(pagemap_t *pm, const char *json, size_t len, snapshot_mode_t
         reason[0] = '\0';
     if (pm == NULL || (json == NULL && len > 0))
         return HERALD_EINVAL;
-    vctx_t c = {reason, reasonlen, 0};
+    vctx_t c = {reason, reasonlen, 0, 0};
     pagemap_dump_t d = {0};
     int rc = parse_doc(&c, json ? json : "", len, &d);
     if (rc == 0)

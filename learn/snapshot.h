@@ -2,18 +2,30 @@
  * The learned map as one versioned JSON document (DESIGN.md, "State on
  * disk"; the admin export/import uses the same format):
  *
- *   {"version":1,"pages":[{"key":"example.com/item/1","template_key":"example.com/item/ *",
+ *   {"version":2,"pages":[{"key":"example.com/item/1","template_key":"example.com/item/ *",
  *     "template":false,"visits":1.9,"visits_total":2,"last_visit_ms":1700000000000,
  *     "think_ms":120.5,"html_size":20480,"status":200,"bytes_pushed":0,"hints_sent":3,
- *     "followups_seen":true,"edges":[{"key":"https://example.com/a.css",
- *     "url":"https://example.com/a.css","kind":"style","as":"style",
- *     "crossorigin":"none","order":0,"sources":["html"],"blocking":true,
- *     "volatile":false,"hits":1.9,"visits":1.9,"hit_visits":2,
+ *     "followups_seen":true,"set_cookie":false,"cold_visits":1.0,"clean_total":1,
+ *     "cold_total":1,"plans":2,"explored":0,"explore_share":0.0,"explore_cursor":0,
+ *     "edges":[{"key":"https://example.com/a.css","url":"https://example.com/a.css",
+ *     "kind":"style","as":"style","crossorigin":"none","order":0,"sources":["html","hint"],
+ *     "group":0,"blocking":true,"volatile":false,"strong":true,"rejected":false,
+ *     "superseded":false,"hits":1.0,"visits":1.0,"confidence":1.0,"clean_hits":1,
+ *     "clean_misses":0,"miss_streak":0,"absent_streak":0,"hit_visits":2,
  *     "first_seen_ms":...,"last_seen_ms":...,"promised":0,"completed":0,
  *     "cancelled":0,"hinted":1,"state":"learned","size":1234,"status":200,
  *     "content_type":"text/css","etag":"\"abc\"","last_modified":null,
- *     "location":null,"cacheable":true,"unpushable":false}]}]}
+ *     "location":null,"policy":["vary-accept-encoding"],"unpushable":false,
+ *     "verdict":"confirmed","reason":"clean visits fetch it","pushable":true,
+ *     "unpushable_why":null,"hintable":"yes","hint_why":null}]}]}
  *
+ * "hits" and "visits" of an edge are its decayed clean evidence (pagemap.h).
+ * "explore_share", "verdict", "reason", "pushable", "unpushable_why",
+ * "hintable" and "hint_why" are computed for the operator and ignored on
+ * import. Version 1 documents (no clean evidence, one "cacheable" flag) are
+ * read too: their discovery-named edges count as strong, and an edge that
+ * was not cacheable is delivered by neither means until herald sees a
+ * response of it again.
  * (the space in the template key only keeps this C comment open).
  * Pages are listed most recently used first. Optional members may be
  * omitted on import (defaults: 0, false, null, "learned", "none"); unknown
@@ -27,7 +39,7 @@
 
 #include "learn/pagemap.h"
 
-#define SNAPSHOT_VERSION 1
+#define SNAPSHOT_VERSION 2
 /** Largest document snapshot_load_file reads. */
 #define SNAPSHOT_MAX_FILE (256u * 1024 * 1024)
 /** Validation caps on import. */
@@ -74,7 +86,7 @@ int snapshot_export_list(pagemap_t *pm, size_t offset, size_t limit, const char 
  * Parse json[0..len) and validate all of it before touching the map; then
  * load it (pagemap_restore). Malformed input (bad JSON, wrong types,
  * negative or non-finite numbers, hits > visits, unknown kind or state,
- * over the SNAPSHOT_MAX_* caps) → HERALD_EPARSE; "version" > 1 →
+ * over the SNAPSHOT_MAX_* caps) → HERALD_EPARSE; "version" > SNAPSHOT_VERSION →
  * HERALD_EUNSUPPORTED; in both cases the map is untouched and `reason`
  * (may be NULL) receives a NUL-terminated message (truncated to
  * reasonlen). Returns 0, those, HERALD_EINVAL or HERALD_ENOMEM. (jansson

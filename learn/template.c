@@ -262,3 +262,123 @@ bool template_is_volatile_url(const char *url)
     }
     return false;
 }
+
+/* ---- versions of one asset ---- */
+
+/* A token that reads as a content hash or a build stamp (template_is_version_of). */
+static bool is_hash_token(const char *s, size_t len)
+{
+    if (len < 6 || count_digits(s, len) == 0)
+        return false;
+    for (size_t i = 0; i < len; i++)
+        if (!isalnum((unsigned char)s[i]))
+            return false;
+    return all_hex(s, len) || len >= 8;
+}
+
+static bool is_token_sep(char c)
+{
+    return c == '.' || c == '-' || c == '_' || c == '~';
+}
+
+/* Two path segments that differ in exactly one token, hashed on both sides. */
+static bool segment_versions(const char *a, size_t al, const char *b, size_t bl)
+{
+    size_t i = 0, j = 0;
+    int diffs = 0;
+    while (i <= al && j <= bl) {
+        size_t ti = i, tj = j;
+        while (ti < al && !is_token_sep(a[ti]))
+            ti++;
+        while (tj < bl && !is_token_sep(b[tj]))
+            tj++;
+        if (ti - i != tj - j || memcmp(a + i, b + j, ti - i) != 0) {
+            if (++diffs > 1 || !is_hash_token(a + i, ti - i) || !is_hash_token(b + j, tj - j))
+                return false;
+        }
+        bool enda = ti == al, endb = tj == bl;
+        if (enda != endb)
+            return false; /* a different number of tokens */
+        if (enda)
+            break;
+        if (a[ti] != b[tj])
+            return false; /* a different separator */
+        i = ti + 1;
+        j = tj + 1;
+    }
+    return diffs == 1;
+}
+
+/* Queries with the same parameter names in order and exactly one value differing. */
+static bool query_versions(const char *a, size_t al, const char *b, size_t bl)
+{
+    size_t i = 0, j = 0;
+    int diffs = 0;
+    for (;;) {
+        size_t ei = i, ej = j;
+        while (ei < al && a[ei] != '&')
+            ei++;
+        while (ej < bl && b[ej] != '&')
+            ej++;
+        const char *eqa = memchr(a + i, '=', ei - i), *eqb = memchr(b + j, '=', ej - j);
+        size_t na = eqa ? (size_t)(eqa - (a + i)) : ei - i;
+        size_t nb = eqb ? (size_t)(eqb - (b + j)) : ej - j;
+        if (na != nb || memcmp(a + i, b + j, na) != 0)
+            return false; /* names differ: another resource, not another version */
+        if (ei - i != ej - j || memcmp(a + i, b + j, ei - i) != 0)
+            diffs++;
+        if ((ei == al) != (ej == bl))
+            return false;
+        if (ei == al)
+            break;
+        i = ei + 1;
+        j = ej + 1;
+    }
+    return diffs == 1;
+}
+
+bool template_is_version_of(const char *a, const char *b)
+{
+    if (a == NULL || b == NULL || strcmp(a, b) == 0)
+        return false;
+    const char *pa = strstr(a, "://"), *pb = strstr(b, "://");
+    if (pa == NULL || pb == NULL)
+        return false;
+    pa += 3;
+    pb += 3;
+    size_t oa = (size_t)(pa - a) + strcspn(pa, "/?#"), ob = (size_t)(pb - b) + strcspn(pb, "/?#");
+    if (oa != ob || strncasecmp(a, b, oa) != 0)
+        return false;
+    a += oa;
+    b += ob;
+    size_t la = strcspn(a, "?#"), lb = strcspn(b, "?#");
+    const char *qa = a[la] == '?' ? a + la + 1 : NULL, *qb = b[lb] == '?' ? b + lb + 1 : NULL;
+    size_t qla = qa ? strcspn(qa, "#") : 0, qlb = qb ? strcspn(qb, "#") : 0;
+    bool same_query =
+        (qa == NULL) == (qb == NULL) && qla == qlb && (qa == NULL || memcmp(qa, qb, qla) == 0);
+    if (la == lb && memcmp(a, b, la) == 0)
+        return qa != NULL && qb != NULL && query_versions(qa, qla, qb, qlb);
+    if (!same_query)
+        return false;
+    /* Paths differ: segment by segment, exactly one may differ. */
+    size_t i = 0, j = 0;
+    int diffs = 0;
+    for (;;) {
+        size_t ei = i, ej = j;
+        while (ei < la && a[ei] != '/')
+            ei++;
+        while (ej < lb && b[ej] != '/')
+            ej++;
+        if (ei - i != ej - j || memcmp(a + i, b + j, ei - i) != 0) {
+            if (++diffs > 1 || !segment_versions(a + i, ei - i, b + j, ej - j))
+                return false;
+        }
+        if ((ei == la) != (ej == lb))
+            return false;
+        if (ei == la)
+            break;
+        i = ei + 1;
+        j = ej + 1;
+    }
+    return diffs == 1;
+}

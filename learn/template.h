@@ -57,4 +57,17 @@ bool template_value_is_volatile(const char *v, size_t len);
  */
 bool template_is_volatile_url(const char *url);
 
+/**
+ * True when the absolute URLs `a` and `b` look like two versions of one
+ * asset: they are different, and differ only in the value of one query
+ * parameter (same names in the same order: "app.js?ver=6.1" and
+ * "app.js?ver=6.2"), or, with equal queries, only in one hashed token of
+ * one path segment ("app.3f2a9c1b.js" and "app.77e01d5a.js",
+ * "/static/3f2a9c1b/app.js" and "/static/9e0d71aa/app.js"), where a hashed
+ * token (split at '.', '-', '_' and '~') is >= 6 alphanumerics with a digit,
+ * and either all hex or >= 8 long. Scheme and authority must match
+ * (case-insensitively). Both borrowed; NULL → false.
+ */
+bool template_is_version_of(const char *a, const char *b);
+
 #endif

@@ -311,9 +311,10 @@ static void handle_page_links(admin_conn_t *c, const char *page)
     struct timeval tv;
     gettimeofday(&tv, NULL);
     pagemap_plan_t plan = {0};
-    int rc =
-        pagemap_plan(c->admin->pm, page, NULL, NULL, (int64_t)tv.tv_sec * 1000 + tv.tv_usec / 1000,
-                     c->admin->cfg->min_confidence, &plan);
+    /* no exploration: looking at a plan must not count as a visit */
+    pagemap_plan_opts_t o = {.min_confidence = c->admin->cfg->min_confidence, .explore = 0};
+    int rc = pagemap_plan(c->admin->pm, page, NULL, NULL,
+                          (int64_t)tv.tv_sec * 1000 + tv.tv_usec / 1000, &o, &plan);
     if (rc != 0) {
         respond_error(c, 500, "%s", herald_strerror(rc));
         return;

@@ -85,7 +85,11 @@ static const opt_def_t options[] = {
      "HTTP/2 SETTINGS_MAX_CONCURRENT_STREAMS announced to clients"},
     /* learning (proxy/learning.c) */
     {"min-confidence", OPT_NUMBER, OFF(min_confidence), "0.5", 0, 1,
-     "learned assets whose confidence (decayed hits over visits) reaches this are planned"},
+     "assets whose clean visits fetch them at least this often (decayed hits over visits) are "
+     "planned"},
+    {"explore", OPT_NUMBER, OFF(explore), "0.05", 0, 1,
+     "share of a page's visits on which 1-2 confirmed assets are held back in rotation, so that "
+     "browsers keep showing whether the page still needs them; 0 turns it off"},
     {"learn-window", OPT_DURATION, OFF(learn_window), "5", 0.01, 600,
      "seconds after a page during which requests on the same connection count as its follow-ups"},
     {"max-pages", OPT_INT, OFF(max_pages), "10000", 1, 100000000,

@@ -56,6 +56,7 @@ typedef struct config {
     uint32_t max_concurrent_streams; /* h2 SETTINGS we announce */
     /* learning (proxy/learning.c) */
     double min_confidence;      /* --min-confidence, 0..1 */
+    double explore;             /* --explore, 0..1 */
     double learn_window;        /* s, --learn-window */
     size_t max_pages;           /* --max-pages */
     size_t max_assets_per_page; /* --max-assets-per-page */

@@ -263,30 +263,6 @@ static bool client_has(const delivery_ex_t *dx, const char *url, const char *key
     return learning_conn_pushed(dx->ex->lconn, key) || learning_conn_requested(dx->ex->lconn, key);
 }
 
-/* The value of cookie `name` in the request's Cookie headers, or NULL (*len set). */
-static const char *cookie_value(const exchange_t *ex, const char *name, size_t *len)
-{
-    size_t nl = strlen(name);
-    for (size_t i = 0; i < ex->req_headers.n; i++) {
-        const header_t *h = &ex->req_headers.v[i];
-        if (!headers_name_eq(h->name, h->name_len, "cookie"))
-            continue;
-        const char *p = h->value, *end = h->value + h->value_len;
-        while (p < end) {
-            while (p < end && (*p == ' ' || *p == ';'))
-                p++;
-            const char *semi = memchr(p, ';', (size_t)(end - p));
-            const char *stop = semi ? semi : end;
-            if ((size_t)(stop - p) > nl && memcmp(p, name, nl) == 0 && p[nl] == '=') {
-                *len = (size_t)(stop - p - (ptrdiff_t)nl - 1);
-                return p + nl + 1;
-            }
-            p = stop;
-        }
-    }
-    return NULL;
-}
-
 static bool digest_enabled(const config_t *cfg)
 {
     return cfg->digest_cookie[0] != '\0' && strcmp(cfg->digest_cookie, "off") != 0;
@@ -330,8 +306,8 @@ static void deliver_push(delivery_ex_t *dx)
     bool over = false;
     for (size_t i = 0; i < dx->plan.n; i++) {
         const pagemap_plan_item_t *it = &dx->plan.items[i];
-        if (it->is_redirect && !cfg->push_redirects)
-            continue;
+        if ((it->is_redirect && !cfg->push_redirects) || !it->pushable)
+            continue; /* a hint-only asset goes in the 103 (deliver_hints) */
         if (client_has(dx, it->url, it->key, it->etag)) {
             learning_note_skipped(ex, it->key);
             atomic_fetch_add(&stats.skipped, 1);
@@ -403,31 +379,11 @@ static void push_origin_links(delivery_ex_t *dx)
 
 /* ---- hints ---- */
 
-static const char *kind_as(pagemap_kind_t kind)
-{
-    switch (kind) {
-    case PAGEMAP_KIND_STYLE:
-        return "style";
-    case PAGEMAP_KIND_SCRIPT:
-    case PAGEMAP_KIND_MODULE:
-        return "script";
-    case PAGEMAP_KIND_FONT:
-        return "font";
-    case PAGEMAP_KIND_IMAGE:
-    case PAGEMAP_KIND_ICON:
-        return "image";
-    case PAGEMAP_KIND_MANIFEST:
-        return "manifest";
-    default:
-        return NULL;
-    }
-}
-
 bool delivery_plan_link(const pagemap_plan_item_t *it, link_t *out)
 {
-    const char *as = it->as != NULL ? it->as : kind_as(it->kind);
-    if (as == NULL)
-        return false;
+    const char *as = it->as != NULL ? it->as : pagemap_kind_as(it->kind);
+    if (as == NULL || it->kind == PAGEMAP_KIND_OTHER)
+        return false; /* "fetch" preloads need the request's exact mode: not guessed */
     asset_crossorigin_t cors = (asset_crossorigin_t)it->crossorigin;
     if (it->kind == PAGEMAP_KIND_FONT && cors == ASSET_CORS_NONE)
         cors = ASSET_CORS_ANONYMOUS; /* fonts are always fetched in CORS mode */
@@ -435,6 +391,27 @@ bool delivery_plan_link(const pagemap_plan_item_t *it, link_t *out)
     return true;
 }
 
+/*
+ * Whether the browser will use a preload of it for the page's own request
+ * (cachepolicy_hintable): Vary: Cookie only when this request carries a
+ * cookie and the page's response is not known to set one.
+ */
+static bool hint_usable(const delivery_ex_t *dx, const pagemap_plan_item_t *it)
+{
+    switch (it->hint) {
+    case CACHEPOLICY_HINT_YES:
+        return true;
+    case CACHEPOLICY_HINT_IF_COOKIE_STABLE:
+        return headers_find(&dx->ex->req_headers, "cookie") != NULL && !dx->plan.page_set_cookie;
+    default:
+        return false;
+    }
+}
+
+/*
+ * One 103 with a preload for every plan item not delivered yet (a push
+ * client gets the ones that may not be pushed) and the preconnects.
+ */
 static void deliver_hints(delivery_ex_t *dx)
 {
     exchange_t *ex = dx->ex;
@@ -445,7 +422,8 @@ static void deliver_hints(delivery_ex_t *dx)
     for (size_t i = 0; i < dx->plan.n; i++) {
         const pagemap_plan_item_t *it = &dx->plan.items[i];
         link_t l;
-        if (it->is_redirect || !delivery_plan_link(it, &l) || sent_has(dx, it->key))
+        if (it->is_redirect || !hint_usable(dx, it) || !delivery_plan_link(it, &l) ||
+            sent_has(dx, it->key))
             continue; /* a redirect's target follows it in the plan */
         if (client_has(dx, it->url, it->key, it->etag)) {
             learning_note_skipped(ex, it->key);
@@ -490,7 +468,7 @@ void delivery_on_request(exchange_t *ex)
         return;
     bool push = cfg->push && ex->client_push && ex->client_max_streams > 0 &&
                 ex->fops->push_promise != NULL && ex->deliver_conn != NULL;
-    bool hints = !push && cfg->hints && is_navigation(ex) && ex->fops->early_hints != NULL &&
+    bool hints = cfg->hints && is_navigation(ex) && ex->fops->early_hints != NULL &&
                  (ex->proto == EXCHANGE_HTTP2 || (ex->proto == EXCHANGE_HTTP11 && cfg->hints_h1));
     /* Known before the plan is looked at: even a page with nothing learned
      * yet gets the origin's own Link: rel=preload pushed (push_origin_links). */
@@ -501,7 +479,7 @@ void delivery_on_request(exchange_t *ex)
         return;
     if (digest_enabled(cfg)) {
         size_t len = 0;
-        const char *v = cookie_value(ex, cfg->digest_cookie, &len);
+        const char *v = learning_cookie_value(ex, cfg->digest_cookie, &len);
         if (v != NULL && digest_parse(v, len, &dx->old_digest, NULL) == 0)
             dx->have_old_digest = true;
         if (push) {
@@ -512,8 +490,8 @@ void delivery_on_request(exchange_t *ex)
     }
     if (push)
         deliver_push(dx);
-    else
-        deliver_hints(dx);
+    if (hints)
+        deliver_hints(dx); /* after the pushes: what may not be pushed is hinted */
 }
 
 static void remove_header(headers_t *h, size_t i)
@@ -614,8 +592,8 @@ static void add_x_herald(delivery_ex_t *dx)
     static const char *const src[] = {"none", "page", "template"};
     unsigned s = (unsigned)dx->plan.source;
     char *line = mempool_alloc(&ex->pool, 80);
-    int n = snprintf(line, 80, "push=%u; hint=%u; plan=%s", dx->npushed, dx->nhinted,
-                     s < 3 ? src[s] : "none");
+    int n = snprintf(line, 80, "push=%u; hint=%u; plan=%s; explore=%zu", dx->npushed, dx->nhinted,
+                     s < 3 ? src[s] : "none", dx->plan.nheld);
     headers_add_ref(&ex->resp_headers, &ex->pool, "x-herald", 8, line, (size_t)n);
 }
 

@@ -1,31 +1,37 @@
 /*
- * Learning glue (see learning.h): classify requests, keep per-connection
- * visits, tee page and CSS bodies into discovery on the thread pool,
- * attribute follow-ups, record asset metadata and commit each visit once.
+ * The adapter between exchanges and learn/ (see learning.h): requests become
+ * session and visit events with normalised keys and clock values; page and
+ * CSS bodies are teed into parser/ discovery (HTML on the thread pool, small
+ * CSS on the loop) whose assets become visit items; each visit is committed
+ * once its window is over, its page served and its discovery done.
  *
  * Lifetimes
  *   learning_conn_t   refcounted: the connection holds one reference until
  *                     learning_conn_release(), each exchange's learning state
  *                     one. Freed in its timer's close callback.
- *   visit_t           refcounted: one "open" reference dropped when the
- *                     visit is committed or discarded, one per exchange
- *                     attributed to it (page, follow-ups, pushes) and one per
- *                     discovery work item in flight. A visit outlives its
- *                     connection when discovery is still running: it then
- *                     commits from the work's after_cb.
- *   learning_ex       owned by the exchange (ex->learn), freed in
+ *   visit_t           refcounted (learn/visit.h): the session's list holds
+ *                     one until the visit is handed over (session_expire),
+ *                     then the "open" reference held here until the visit is
+ *                     committed and done chasing; one per exchange attributed
+ *                     to it; one per discovery job in flight (with a hold,
+ *                     which the commit waits for).
+ *   learning_ex       in the exchange's pool (ex->learn), released in
  *                     learning_on_free().
  */
 #include "proxy/learning.h"
 
-#include <ctype.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 #include <strings.h>
+#include <time.h>
 #include <uv.h>
 
+#include "learn/cachepolicy.h"
+#include "learn/digest.h"
+#include "learn/session.h"
 #include "learn/template.h"
+#include "learn/visit.h"
 #include "parser/decode.h"
 #include "parser/error.h"
 #include "parser/html.h"
@@ -44,26 +50,15 @@
 #define LEARNING_CSS_CAP (512u * 1024u)
 /** Decoded bytes a page's decoder may produce (the scanner keeps its own cap). */
 #define LEARNING_DECODE_CAP (4u * 1024u * 1024u)
-/** URLs remembered per connection (requested, pushed); the oldest are forgotten. */
-#define LEARNING_CONN_URLS 512
-/** Page visits with an open learn window per connection, at most. */
-#define LEARNING_CONN_VISITS 8
 
-/** Items one visit collects at most (pagemap counts PAGEMAP_MAX_VISIT_ITEMS). */
-#define LEARNING_VISIT_ITEMS PAGEMAP_MAX_VISIT_ITEMS
-/** Stylesheets herald fetches itself per visit at most (see visit_chase). */
-#define LEARNING_MAX_CHASES 8
-/** Document-order bases: HTML first, then CSS-found, then follow-ups. */
-#define ORDER_LINK 2000u
-#define ORDER_CSS 4000u
-#define ORDER_FOLLOWUP 8000u
-
-/* ---- small string sets (FIFO ring of malloc'd keys) ---- */
-
-typedef struct strring {
-    char *v[LEARNING_CONN_URLS];
-    size_t n, head; /* head: next slot to overwrite once full */
-} strring_t;
+struct learning_conn {
+    worker_t *w;
+    pagemap_t *pm;
+    session_t *session;
+    uv_timer_t timer; /* fires at session_next_due() */
+    int refs;
+    bool released; /* the connection is gone */
+};
 
 /* Times stored in the map (first/last seen, last visit) outlive the process
  * in the state file: wall-clock milliseconds, not the loop's monotonic clock. */
@@ -74,303 +69,87 @@ static int64_t wall_ms(void)
     return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
 
-static bool strring_has(const strring_t *r, const char *s)
+/* learn/ returns HERALD_ENOMEM; in proxy/ that aborts (STYLE.md, rule 6). */
+static void check(int rc)
 {
-    for (size_t i = 0; i < r->n; i++)
-        if (strcmp(r->v[i], s) == 0)
-            return true;
-    return false;
+    if (rc == HERALD_ENOMEM)
+        alloc_fail(__FILE__, __LINE__, 0);
 }
 
-static void strring_add(strring_t *r, const char *s)
+static worker_t *worker_of_loop(uv_loop_t *loop)
 {
-    if (strring_has(r, s))
-        return;
-    if (r->n < LEARNING_CONN_URLS) {
-        r->v[r->n++] = xstrdup(s);
-        return;
-    }
-    free(r->v[r->head]);
-    r->v[r->head] = xstrdup(s);
-    r->head = (r->head + 1) % LEARNING_CONN_URLS;
+    return container_of(loop, worker_t, loop);
 }
 
-static void strring_dispose(strring_t *r)
-{
-    for (size_t i = 0; i < r->n; i++)
-        free(r->v[i]);
-    r->n = 0;
-}
+/* ---- committing ---- */
 
-/* ---- visits ---- */
-
-/** One asset seen during a visit, with the facts of its response when it passed through. */
-typedef struct item {
-    char *url, *key;
-    pagemap_kind_t kind;
-    const char *as; /* static */
-    pagemap_cors_t cors;
-    unsigned order, sources;
-    bool blocking, skipped, push_completed, push_cancelled;
-    bool followup_pending; /* requested as a follow-up, response not yet served */
-    bool chased;           /* herald fetched it itself (visit_chase) */
-    bool has_meta;
-    pagemap_asset_meta_t meta; /* strings malloc'd, owned by the item */
-} item_t;
-
-typedef struct visit visit_t;
-
-struct learning_conn {
-    worker_t *w;
-    pagemap_t *pm;
-    uint64_t window_ms;
-    uv_timer_t timer; /* fires at the earliest window end of an open visit */
-    int refs;
-    bool released;   /* the connection is gone */
-    visit_t *visits; /* open visits, most recent first */
-    strring_t requested, pushed;
-};
-
-/** The states of a visit; visit_set_state() checks the transitions. */
-typedef enum visit_state {
-    VISIT_OPEN,      /* within the window: follow-ups are attributed to it */
-    VISIT_EXPIRED,   /* window over (or connection gone): waiting for page/discovery */
-    VISIT_COMMITTED, /* committed (or discarded); late notes are ignored */
-} visit_state_t;
-
-struct visit {
-    int refs;
-    visit_state_t state;
-    learning_conn_t *lc; /* NULL once detached (connection gone) */
-    pagemap_t *pm;
-    visit_t *next; /* in lc->visits */
-    char *page_key, *template_key, *page_url, *authority;
-    uint64_t t_ms; /* uv_now at the page request */
-    double think_ms;
-    uint64_t html_size;
-    int status;
-    bool is_html;   /* final response 2xx text/html (or other status: recorded, teaches nothing) */
-    bool page_done; /* the page's response ended, failed, or the exchange is gone */
-    bool failed;    /* the page's response failed: nothing is committed */
-    bool authorized, html_scanned, css_scanned, had_followups;
-    bool sampled;    /* discovery runs on this visit (sampling): stylesheets may be chased */
-    unsigned chases; /* stylesheets herald fetched for this visit */
-    bool chasing;    /* committed; fetching imported stylesheets (visit_settle) */
-    size_t n_done;   /* items[0, n_done) are committed */
-    worker_t *w;
-    char client_addr[48];
-    int pending_work;
-    unsigned next_order;
-    item_t *items;
-    size_t n, cap;
-};
-
-static void visit_set_state(visit_t *v, visit_state_t to)
-{
-    /* OPEN -> EXPIRED -> COMMITTED, or OPEN -> COMMITTED (discarded early) */
-    if (!(to > v->state))
-        abort();
-    v->state = to;
-}
-
-static void item_dispose(item_t *it)
-{
-    free(it->url);
-    free(it->key);
-    free((char *)it->meta.content_type);
-    free((char *)it->meta.etag);
-    free((char *)it->meta.last_modified);
-    free((char *)it->meta.location);
-}
-
-static void visit_unref(visit_t *v)
-{
-    if (--v->refs > 0)
-        return;
-    for (size_t i = 0; i < v->n; i++)
-        item_dispose(&v->items[i]);
-    free(v->items);
-    free(v->page_key);
-    free(v->template_key);
-    free(v->page_url);
-    free(v->authority);
-    free(v);
-}
-
-static item_t *visit_find(visit_t *v, const char *key)
-{
-    for (size_t i = 0; i < v->n; i++)
-        if (strcmp(v->items[i].key, key) == 0)
-            return &v->items[i];
-    return NULL;
-}
-
-/*
- * The item for key, created if new (NULL when the visit is full or
- * committed). A found item keeps its kind unless `kind_known` and it had
- * none better; sources are or-ed by the caller.
- */
-static item_t *visit_item(visit_t *v, const char *url, const char *key, pagemap_kind_t kind,
-                          unsigned order)
-{
-    if (v->state == VISIT_COMMITTED && !v->chasing)
-        return NULL;
-    item_t *it = visit_find(v, key);
-    if (it != NULL) {
-        if (order < it->order)
-            it->order = order;
-        return it;
-    }
-    if (v->n == LEARNING_VISIT_ITEMS)
-        return NULL;
-    if (v->n == v->cap) {
-        v->cap = v->cap ? v->cap * 2 : 16;
-        v->items = xrealloc(v->items, v->cap * sizeof(*v->items));
-    }
-    it = &v->items[v->n++];
-    memset(it, 0, sizeof(*it));
-    it->url = xstrdup(url);
-    it->key = xstrdup(key);
-    it->kind = kind;
-    it->as = kind == PAGEMAP_KIND_PRECONNECT ? NULL : asset_kind_as((asset_kind_t)kind);
-    it->cors = kind == PAGEMAP_KIND_FONT ? PAGEMAP_CORS_ANONYMOUS : PAGEMAP_CORS_NONE;
-    it->order = order;
-    it->blocking = kind == PAGEMAP_KIND_STYLE;
-    return it;
-}
-
-static void lc_unref(learning_conn_t *lc);
-static void lc_arm(learning_conn_t *lc);
-
-/* Commit items [v->n_done, v->n): the visit itself, or (supplement) what
- * stylesheets herald fetched after it taught. */
-static void visit_commit(visit_t *v, bool supplement)
-{
-    if (v->failed || !v->is_html) {
-        LOG_DEBUG("learning: %s not committed (%s)", v->page_key,
-                  v->failed ? "response failed" : "not an HTML page");
-        return;
-    }
-    size_t from = v->n_done;
-    v->n_done = v->n;
-    if (supplement && from == v->n)
-        return;
-    pagemap_item_t *pi = xcalloc(v->n ? v->n : 1, sizeof(*pi));
-    size_t n = 0;
-    for (size_t i = from; i < v->n; i++) {
-        const item_t *it = &v->items[i];
-        unsigned src = it->sources;
-        if (it->followup_pending)
-            src &= ~(unsigned)PAGEMAP_SRC_FOLLOWUP; /* requested, never served */
-        if (src == 0 && !it->skipped)
-            continue;
-        pi[n++] = (pagemap_item_t){.url = it->url,
-                                   .key = it->key,
-                                   .kind = it->kind,
-                                   .as = it->as,
-                                   .crossorigin = it->cors,
-                                   .order = it->order,
-                                   .sources = src,
-                                   .blocking = it->blocking,
-                                   /* the client fetched it after all: a hit */
-                                   .skipped = it->skipped && !(src & PAGEMAP_SRC_FOLLOWUP),
-                                   .push_cancelled = it->push_cancelled,
-                                   .push_completed = it->push_completed};
-    }
-    pagemap_visit_t pv = {.page_key = v->page_key,
-                          .template_key = supplement ? NULL : v->template_key,
-                          .now_ms = wall_ms(),
-                          .think_ms = supplement ? -1 : v->think_ms,
-                          .html_size = supplement ? 0 : v->html_size,
-                          .supplement = supplement,
-                          .status = v->status,
-                          .html_scanned = v->html_scanned,
-                          .css_scanned = v->css_scanned,
-                          .had_followups = v->had_followups,
-                          .authorized = v->authorized,
-                          .items = pi,
-                          .nitems = n};
-    int rc = pagemap_commit_visit(v->pm, &pv);
-    free(pi);
-    if (rc != 0) {
-        LOG_WARN("learning: commit of %s failed: %s", v->page_key, herald_strerror(rc));
-        return;
-    }
-    /* Metadata of responses seen before their edge existed (first visit). */
-    for (size_t i = from; i < v->n; i++)
-        if (v->items[i].has_meta)
-            pagemap_observe_asset(v->pm, v->items[i].key, &v->items[i].meta);
-    LOG_DEBUG("learning: committed %s%s: %zu items, status %d, scanned %d, followups %d",
-              v->page_key, supplement ? " (supplement)" : "", n, v->status, v->html_scanned,
-              v->had_followups);
-}
-
-/* Unlink v from its connection's list (keeps the open reference). */
-static void visit_detach(visit_t *v)
-{
-    learning_conn_t *lc = v->lc;
-    if (lc == NULL)
-        return;
-    for (visit_t **pp = &lc->visits; *pp != NULL; pp = &(*pp)->next) {
-        if (*pp == v) {
-            *pp = v->next;
-            break;
-        }
-    }
-    v->next = NULL;
-    v->lc = NULL;
-}
-
-static bool visit_chase(visit_t *v);
+static bool visit_chase(visit_t *v, worker_t *w);
 
 /*
  * After the commit: fetch the stylesheets the visit's CSS imported that did
- * not pass through (visit_chase) and commit what they teach as a
+ * not pass through (visit_next_chase) and commit what they name as a
  * supplement, until nothing new is found; then drop the open reference.
- * The visit's own commit never waits for these fetches, so the next visit
- * of the page is planned as soon as the client is done.
+ * The visit's own commit never waits for these fetches.
  */
-static void visit_settle(visit_t *v)
+static void visit_settle(visit_t *v, worker_t *w)
 {
-    if (v->state != VISIT_COMMITTED || !v->chasing || v->pending_work > 0)
+    if (visit_state(v) != VISIT_COMMITTED || !visit_chasing(v) || !visit_page_done(v))
         return;
-    visit_commit(v, true);
-    if (visit_chase(v))
+    check(visit_commit(v, w->learn, wall_ms(), true));
+    if (visit_chase(v, w))
         return; /* called again when those fetches are done */
-    v->chasing = false;
+    visit_set_chasing(v, false);
     visit_unref(v); /* the open reference */
 }
 
-/* Commit v when its window is over, its page finished and no discovery runs. */
-static void visit_try_commit(visit_t *v)
+/*
+ * Commit v when it is ready (expired, page served, no discovery running),
+ * then settle it. Called after every event that may make it ready. The
+ * caller holds its own reference.
+ */
+static void visit_try_commit(visit_t *v, worker_t *w)
 {
-    if (v->state == VISIT_COMMITTED) {
-        visit_settle(v);
+    if (visit_state(v) == VISIT_COMMITTED) {
+        if (visit_chasing(v) && visit_idle(v))
+            visit_settle(v, w);
         return;
     }
-    if (v->state != VISIT_EXPIRED || !v->page_done || v->pending_work > 0)
+    if (!visit_ready(v))
         return;
     visit_set_state(v, VISIT_COMMITTED);
-    visit_detach(v);
-    visit_commit(v, false);
-    v->chasing = true;
-    visit_settle(v);
+    int rc = visit_commit(v, w->learn, wall_ms(), false);
+    check(rc);
+    if (rc != 0)
+        LOG_WARN("learning: commit of %s failed: %s", visit_page_key(v), herald_strerror(rc));
+    else
+        LOG_DEBUG("learning: committed %s", visit_page_key(v));
+    visit_set_chasing(v, true);
+    visit_settle(v, w);
 }
 
-static void visit_expire(visit_t *v)
+/* Take the visits whose window is over from lc's session and commit them. */
+static void lc_expire(learning_conn_t *lc, uint64_t now)
 {
-    if (v->state == VISIT_OPEN)
-        visit_set_state(v, VISIT_EXPIRED);
-    visit_try_commit(v);
+    visit_t *done[SESSION_MAX_OPEN];
+    size_t n;
+    while ((n = session_expire(lc->session, now, done, SESSION_MAX_OPEN)) > 0) {
+        for (size_t i = 0; i < n; i++) {
+            /* the list's reference becomes the open one */
+            visit_try_commit(done[i], lc->w);
+        }
+        if (n < SESSION_MAX_OPEN)
+            break;
+    }
 }
 
 /* ---- per-connection state ---- */
 
+static void lc_arm(learning_conn_t *lc);
+
 static void on_timer_closed(uv_handle_t *h)
 {
     learning_conn_t *lc = h->data;
-    strring_dispose(&lc->requested);
-    strring_dispose(&lc->pushed);
+    session_destroy(lc->session);
     free(lc);
 }
 
@@ -387,23 +166,13 @@ static void lc_unref(learning_conn_t *lc)
 static void on_window_timer(uv_timer_t *t)
 {
     learning_conn_t *lc = t->data;
-    uint64_t now = uv_now(t->loop);
-    visit_t *v = lc->visits;
-    while (v != NULL) {
-        visit_t *next = v->next; /* visit_expire may unlink v */
-        if (v->state == VISIT_OPEN && now >= v->t_ms + lc->window_ms)
-            visit_expire(v);
-        v = next;
-    }
+    lc_expire(lc, uv_now(t->loop));
     lc_arm(lc);
 }
 
 static void lc_arm(learning_conn_t *lc)
 {
-    uint64_t now = uv_now(&lc->w->loop), due = UINT64_MAX;
-    for (visit_t *v = lc->visits; v != NULL; v = v->next)
-        if (v->state == VISIT_OPEN && v->t_ms + lc->window_ms < due)
-            due = v->t_ms + lc->window_ms;
+    uint64_t now = uv_now(&lc->w->loop), due = session_next_due(lc->session);
     if (due == UINT64_MAX || lc->released) {
         uv_timer_stop(&lc->timer);
         return;
@@ -418,8 +187,8 @@ learning_conn_t *learning_conn_create(worker_t *w)
     learning_conn_t *lc = xcalloc(1, sizeof(*lc));
     lc->w = w;
     lc->pm = w->learn;
-    lc->window_ms = (uint64_t)(w->cfg->learn_window * 1000.0);
     lc->refs = 1;
+    check(session_create((uint64_t)(w->cfg->learn_window * 1000.0), &lc->session));
     uv_timer_init(&w->loop, &lc->timer);
     lc->timer.data = lc;
     return lc;
@@ -431,23 +200,19 @@ void learning_conn_release(learning_conn_t *lc)
         return;
     lc->released = true;
     uv_timer_stop(&lc->timer);
-    /* Every open visit ends now: detach it (it may still wait for discovery). */
-    while (lc->visits != NULL) {
-        visit_t *v = lc->visits;
-        visit_detach(v);
-        visit_expire(v);
-    }
+    /* Every open visit ends now (it may still wait for its discovery). */
+    lc_expire(lc, UINT64_MAX);
     lc_unref(lc);
 }
 
 bool learning_conn_requested(const learning_conn_t *lc, const char *url_key)
 {
-    return lc != NULL && url_key != NULL && strring_has(&lc->requested, url_key);
+    return lc != NULL && session_requested(lc->session, url_key);
 }
 
 bool learning_conn_pushed(const learning_conn_t *lc, const char *url_key)
 {
-    return lc != NULL && url_key != NULL && strring_has(&lc->pushed, url_key);
+    return lc != NULL && session_pushed(lc->session, url_key);
 }
 
 /* ---- per-exchange state ---- */
@@ -461,9 +226,7 @@ typedef struct learning_ex {
     bool teach; /* GET/HEAD without Authorization: its response may teach */
     bool is_get;
     char *url; /* absolute URL as requested (malloc'd) */
-    char *key; /* normalised (malloc'd) */
-    pagemap_kind_t kind_hint;
-    bool kind_from_dest;
+    char *key; /* normalised (malloc'd, or == url) */
     /* body tee */
     decode_t *dec;
     html_scanner_t *scanner; /* page: HTML discovery until queued */
@@ -496,88 +259,6 @@ static const char *resp_header(const exchange_t *ex, const char *name)
     return h != NULL ? h->value : NULL;
 }
 
-/* Case-insensitive: does the comma/semicolon-separated value contain token t? */
-static bool has_word(const char *v, const char *t)
-{
-    if (v == NULL)
-        return false;
-    size_t n = strlen(t);
-    for (const char *p = v; *p; p++)
-        if (strncasecmp(p, t, n) == 0)
-            return true;
-    return false;
-}
-
-learning_class_t learning_classify(const char *method, const char *sec_fetch_dest,
-                                   const char *sec_fetch_mode, const char *accept)
-{
-    if (method == NULL || (strcmp(method, "GET") != 0 && strcmp(method, "HEAD") != 0))
-        return LEARNING_CLASS_OTHER;
-    if (sec_fetch_dest != NULL || sec_fetch_mode != NULL) {
-        if ((sec_fetch_dest != NULL && strcasecmp(sec_fetch_dest, "document") == 0) ||
-            (sec_fetch_mode != NULL && strcasecmp(sec_fetch_mode, "navigate") == 0))
-            return LEARNING_CLASS_PAGE;
-        return LEARNING_CLASS_SUBRESOURCE;
-    }
-    if (has_word(accept, "text/html"))
-        return LEARNING_CLASS_PAGE;
-    if (accept == NULL || accept[strspn(accept, " \t")] == '\0' ||
-        strcmp(accept + strspn(accept, " \t"), "*/*") == 0)
-        return LEARNING_CLASS_MAYBE_PAGE;
-    return LEARNING_CLASS_SUBRESOURCE;
-}
-
-static bool ends_with(const char *path, size_t len, const char *ext)
-{
-    size_t n = strlen(ext);
-    return len >= n && strncasecmp(path + len - n, ext, n) == 0;
-}
-
-pagemap_kind_t learning_kind_guess(const char *dest, const char *ct, const char *url)
-{
-    if (dest != NULL) {
-        if (strcasecmp(dest, "style") == 0)
-            return PAGEMAP_KIND_STYLE;
-        if (strcasecmp(dest, "script") == 0)
-            return PAGEMAP_KIND_SCRIPT;
-        if (strcasecmp(dest, "font") == 0)
-            return PAGEMAP_KIND_FONT;
-        if (strcasecmp(dest, "image") == 0)
-            return PAGEMAP_KIND_IMAGE;
-        if (strcasecmp(dest, "manifest") == 0)
-            return PAGEMAP_KIND_MANIFEST;
-    }
-    if (ct != NULL) {
-        if (strncasecmp(ct, "text/css", 8) == 0)
-            return PAGEMAP_KIND_STYLE;
-        if (has_word(ct, "javascript") || has_word(ct, "ecmascript"))
-            return PAGEMAP_KIND_SCRIPT;
-        if (strncasecmp(ct, "font/", 5) == 0 || has_word(ct, "font-woff") ||
-            has_word(ct, "opentype") || has_word(ct, "truetype"))
-            return PAGEMAP_KIND_FONT;
-        if (strncasecmp(ct, "image/", 6) == 0)
-            return PAGEMAP_KIND_IMAGE;
-        if (has_word(ct, "manifest+json"))
-            return PAGEMAP_KIND_MANIFEST;
-    }
-    if (url != NULL) {
-        size_t len = strcspn(url, "?#");
-        if (ends_with(url, len, ".css"))
-            return PAGEMAP_KIND_STYLE;
-        if (ends_with(url, len, ".js") || ends_with(url, len, ".mjs"))
-            return PAGEMAP_KIND_SCRIPT;
-        if (ends_with(url, len, ".woff2") || ends_with(url, len, ".woff") ||
-            ends_with(url, len, ".ttf") || ends_with(url, len, ".otf"))
-            return PAGEMAP_KIND_FONT;
-        static const char *const img[] = {".png", ".jpg",  ".jpeg", ".gif",
-                                          ".svg", ".webp", ".avif", ".ico"};
-        for (size_t i = 0; i < sizeof(img) / sizeof(img[0]); i++)
-            if (ends_with(url, len, img[i]))
-                return PAGEMAP_KIND_IMAGE;
-    }
-    return PAGEMAP_KIND_OTHER;
-}
-
 /* The request's absolute URL "scheme://authority/path" (malloc'd) or NULL. */
 static char *request_url(const exchange_t *ex)
 {
@@ -597,8 +278,7 @@ static char *normalize(const char *u)
 {
     char *out = NULL;
     int rc = url_normalize(u, &out);
-    if (rc == HERALD_ENOMEM)
-        alloc_fail(__FILE__, __LINE__, 0);
+    check(rc);
     return rc == 0 ? out : NULL;
 }
 
@@ -644,73 +324,77 @@ static bool split_url(const char *norm, char **authority, char **pathquery)
     return true;
 }
 
-/* Open a visit for page request ex on lc (returns it ref'd for ex, or NULL). */
-static visit_t *visit_open(learning_conn_t *lc, exchange_t *ex, learning_ex_t *lx)
+/* The value of cookie `name` in the request's Cookie headers, or NULL (*len set). */
+static const char *cookie_value(const exchange_t *ex, const char *name, size_t *len)
+{
+    size_t nl = strlen(name);
+    for (size_t i = 0; i < ex->req_headers.n; i++) {
+        const header_t *h = &ex->req_headers.v[i];
+        if (!headers_name_eq(h->name, h->name_len, "cookie"))
+            continue;
+        const char *p = h->value, *end = h->value + h->value_len;
+        while (p < end) {
+            while (p < end && (*p == ' ' || *p == ';'))
+                p++;
+            const char *semi = memchr(p, ';', (size_t)(end - p));
+            const char *stop = semi ? semi : end;
+            if ((size_t)(stop - p) > nl && memcmp(p, name, nl) == 0 && p[nl] == '=') {
+                *len = (size_t)(stop - p - (ptrdiff_t)nl - 1);
+                return p + nl + 1;
+            }
+            p = stop;
+        }
+    }
+    return NULL;
+}
+
+const char *learning_cookie_value(const exchange_t *ex, const char *name, size_t *len)
+{
+    return cookie_value(ex, name, len);
+}
+
+static bool digest_on(const config_t *cfg)
+{
+    return cfg->digest_cookie[0] != '\0' && strcmp(cfg->digest_cookie, "off") != 0;
+}
+
+/* Open a visit for page request ex (returned ref'd for ex, or NULL). */
+static visit_t *open_visit(learning_conn_t *lc, exchange_t *ex, learning_ex_t *lx)
 {
     char *authority = NULL, *pq = NULL, *pk = NULL, *tk = NULL;
     if (!split_url(lx->key, &authority, &pq))
         return NULL;
     int rc = template_page_key(authority, pq, &pk);
     free(pq);
-    if (rc == 0 && (rc = template_key(pk, &tk)) == 0 && strcmp(tk, pk) == 0) {
-        free(tk);
-        tk = NULL;
+    if (rc == 0)
+        rc = template_key(pk, &tk);
+    check(rc);
+    visit_t *v = NULL;
+    if (rc == 0) {
+        visit_page_t pg = {.url = lx->key,
+                           .page_key = pk,
+                           .template_key = tk,
+                           .authority = authority,
+                           .t_ms = uv_now(&lc->w->loop),
+                           .authorized = req_header(ex, "authorization") != NULL,
+                           .multiplexed = ex->proto == EXCHANGE_HTTP2,
+                           .cookie = headers_find(&ex->req_headers, "cookie") != NULL,
+                           .client = ex->client_addr};
+        check(session_open(lc->session, &pg, &v));
     }
-    if (rc != 0) {
-        free(authority);
-        free(pk);
-        if (rc == HERALD_ENOMEM)
-            alloc_fail(__FILE__, __LINE__, 0);
+    free(authority);
+    free(pk);
+    free(tk);
+    if (v == NULL)
         return NULL;
-    }
-    visit_t *v = xcalloc(1, sizeof(*v));
-    v->refs = 2; /* open + the page exchange */
-    v->state = VISIT_OPEN;
-    v->lc = lc;
-    v->pm = lc->pm;
-    v->page_key = pk;
-    v->template_key = tk;
-    v->page_url = xstrdup(lx->key);
-    v->authority = authority;
-    v->t_ms = uv_now(&lc->w->loop);
-    v->think_ms = -1;
-    v->authorized = req_header(ex, "authorization") != NULL;
-    v->w = lc->w;
-    memcpy(v->client_addr, ex->client_addr, sizeof(v->client_addr));
-    v->next = lc->visits;
-    lc->visits = v;
-    /* A client loading page after page on one connection (a crawler, a
-     * load tool) must not grow the list every attribution walks: past
-     * LEARNING_CONN_VISITS open visits the oldest ones close their window
-     * early (a browser's follow-ups come for the newest page anyway). */
-    size_t open = 0;
-    for (visit_t *o = lc->visits, *next; o != NULL; o = next) {
-        next = o->next; /* visit_expire may unlink o */
-        if (o->state == VISIT_OPEN && ++open > LEARNING_CONN_VISITS)
-            visit_expire(o);
-    }
+    const config_t *cfg = lc->w->cfg;
+    size_t dl = 0;
+    const char *dv = digest_on(cfg) ? cookie_value(ex, cfg->digest_cookie, &dl) : NULL;
+    digest_t d;
+    if (dv != NULL && digest_parse(dv, dl, &d, NULL) == 0)
+        visit_set_digest(v, &d);
     lc_arm(lc);
     return v;
-}
-
-/* The open visit a non-page request of lc belongs to, or NULL (see learning.h). */
-static visit_t *attribute(learning_conn_t *lc, const char *referer, uint64_t now)
-{
-    visit_t *newest = NULL;
-    for (visit_t *v = lc->visits; v != NULL; v = v->next) {
-        if (v->state != VISIT_OPEN || now > v->t_ms + lc->window_ms)
-            continue;
-        if (v->status != 0 && !v->is_html)
-            continue; /* answered, and not a page after all (an image asked for with * / *) */
-        if (referer == NULL)
-            return v; /* most recent first */
-        if (strcmp(v->page_url, referer) == 0)
-            return v;
-        const item_t *it = visit_find(v, referer);
-        if (it != NULL && (it->sources & (PAGEMAP_SRC_FOLLOWUP | PAGEMAP_SRC_PUSH)))
-            newest = newest ? newest : v;
-    }
-    return newest;
 }
 
 void learning_on_request(exchange_t *ex)
@@ -725,50 +409,48 @@ void learning_on_request(exchange_t *ex)
     }
     if (ex->role == EXCHANGE_ROLE_PUSHED)
         return; /* learning_link_pushed() did the rest (or nothing links it) */
-    learning_class_t cls =
-        learning_classify(ex->method, req_header(ex, "sec-fetch-dest"),
-                          req_header(ex, "sec-fetch-mode"), req_header(ex, "accept"));
-    if (cls == LEARNING_CLASS_OTHER || ex->req_upgrade_websocket)
+    const char *dest = req_header(ex, "sec-fetch-dest"), *mode = req_header(ex, "sec-fetch-mode");
+    session_class_t cls = session_classify(ex->method, dest, mode, req_header(ex, "accept"));
+    if (cls == SESSION_OTHER || ex->req_upgrade_websocket)
         return;
     lex_set_urls(lx, request_url(ex));
     if (lx->key == NULL)
         return;
     lx->is_get = strcmp(ex->method, "GET") == 0;
     lx->teach = req_header(ex, "authorization") == NULL;
-    strring_add(&lc->requested, lx->key);
+    check(session_note_requested(lc->session, lx->key));
     const char *ref = req_header(ex, "referer");
     uint64_t now = uv_now(&lc->w->loop);
-    if (cls == LEARNING_CLASS_MAYBE_PAGE)
-        cls = ref == NULL && attribute(lc, NULL, now) == NULL ? LEARNING_CLASS_PAGE
-                                                              : LEARNING_CLASS_SUBRESOURCE;
-    if (cls == LEARNING_CLASS_PAGE) {
-        lx->visit = visit_open(lc, ex, lx);
+    cls = session_resolve(lc->session, cls, ref != NULL, now);
+    if (cls == SESSION_PAGE) {
+        lx->visit = open_visit(lc, ex, lx);
         if (lx->visit != NULL) {
             lx->is_page = true;
             ex->role = EXCHANGE_ROLE_PAGE;
+            lc_expire(lc, now); /* visits that overflowed the open cap */
         }
         return;
     }
     if (!lx->teach)
         return; /* requests carrying Authorization teach nothing */
-    const char *dest = req_header(ex, "sec-fetch-dest");
-    lx->kind_hint = learning_kind_guess(dest, NULL, lx->key);
-    lx->kind_from_dest = dest != NULL && strcasecmp(dest, "empty") != 0;
     char *refkey = ref != NULL ? normalize(ref) : NULL;
     if (ref != NULL && refkey == NULL)
         return; /* an unusable Referer attributes nothing */
-    visit_t *v = attribute(lc, refkey, now);
+    visit_t *v = session_attribute(lc->session, refkey, now);
     free(refkey);
-    if (v == NULL || strcmp(v->page_url, lx->key) == 0)
+    if (v == NULL || strcmp(visit_url(v), lx->key) == 0)
         return;
-    item_t *it = visit_item(v, lx->url, lx->key, lx->kind_hint, ORDER_FOLLOWUP + v->next_order++);
-    if (it == NULL)
-        return;
-    if (!(it->sources & PAGEMAP_SRC_FOLLOWUP))
-        it->followup_pending = true;
-    it->sources |= PAGEMAP_SRC_FOLLOWUP;
+    bool sure = dest != NULL && strcasecmp(dest, "empty") != 0;
+    visit_fetch_t f = {.url = lx->url,
+                       .key = lx->key,
+                       .kind = pagemap_kind_guess(dest, NULL, lx->key),
+                       .kind_sure = sure,
+                       .conditional = req_header(ex, "if-none-match") != NULL ||
+                                      req_header(ex, "if-modified-since") != NULL,
+                       .browser = dest != NULL || mode != NULL};
+    check(visit_fetch(v, &f));
     lx->visit = v;
-    v->refs++;
+    visit_ref(v);
     lx->followup = true;
     ex->role = EXCHANGE_ROLE_ASSET;
 }
@@ -796,27 +478,47 @@ static void work_run(uv_work_t *req)
         w->rc = html_add_css(w->css, w->css_len, w->css_url, &w->out);
 }
 
-static void add_assets(visit_t *v, const asset_list_t *l, unsigned src, unsigned order_base)
+/* A stable id of an alternates set: the hash of its first candidate's key. */
+static uint32_t group_id(const asset_list_t *l, unsigned group, const char *fallback_key)
+{
+    const char *anchor = fallback_key;
+    for (size_t i = 0; i < l->n; i++) {
+        if (l->v[i].group == group) {
+            anchor = l->v[i].url;
+            break;
+        }
+    }
+    uint32_t h = 2166136261u;
+    for (const char *p = anchor; *p; p++) {
+        h ^= (unsigned char)*p;
+        h *= 16777619u;
+    }
+    return h ? h : 1;
+}
+
+/* Discovery's assets become the visit's items (parser types end here). */
+static void add_assets(visit_t *v, const asset_list_t *l, unsigned source)
 {
     for (size_t i = 0; i < l->n; i++) {
         const asset_t *a = &l->v[i];
-        if (!a->pick)
-            continue; /* a srcset candidate a DPR-1 browser does not fetch */
+        if (a->kind == ASSET_ICON && !a->pick)
+            continue; /* touch icons: no desktop or Android browser fetches them */
+        if (a->kind == ASSET_SCRIPT && a->nomodule)
+            continue; /* never fetched by a browser that runs modules */
         char *key = a->kind == ASSET_PRECONNECT ? xstrdup(a->url) : normalize(a->url);
         if (key == NULL)
             continue;
-        item_t *it = visit_item(v, a->url, key, (pagemap_kind_t)a->kind, order_base + a->order);
+        visit_found_t f = {.url = a->url,
+                           .key = key,
+                           .kind = (pagemap_kind_t)a->kind,
+                           .as = a->as,
+                           .crossorigin = (pagemap_cors_t)a->crossorigin,
+                           .order = a->order,
+                           .group = a->group ? group_id(l, a->group, key) : 0,
+                           .blocking = a->blocking,
+                           .strong = a->strong};
+        check(visit_found(v, &f, source));
         free(key);
-        if (it == NULL)
-            continue;
-        if (!(it->sources & (PAGEMAP_SRC_HTML | PAGEMAP_SRC_CSS | PAGEMAP_SRC_LINK))) {
-            /* discovery knows the kind and fetch mode better than a follow-up guess */
-            it->kind = (pagemap_kind_t)a->kind;
-            it->as = a->as;
-            it->cors = (pagemap_cors_t)a->crossorigin;
-        }
-        it->sources |= src;
-        it->blocking |= a->blocking;
     }
 }
 
@@ -825,33 +527,31 @@ static void work_done(uv_work_t *req, int status)
     work_t *w = container_of(req, work_t, req);
     visit_t *v = w->v;
     if (status == 0 && w->rc == 0) {
-        if (w->scanner != NULL) {
-            add_assets(v, &w->out, PAGEMAP_SRC_HTML, 0);
-            v->html_scanned = true;
-        } else {
-            add_assets(v, &w->out, PAGEMAP_SRC_CSS, ORDER_CSS);
-            v->css_scanned = true;
-        }
+        unsigned src = w->scanner != NULL ? PAGEMAP_SRC_HTML : PAGEMAP_SRC_CSS;
+        add_assets(v, &w->out, src);
+        visit_scanned(v, src);
     }
     asset_list_dispose(&w->out);
     html_scanner_destroy(w->scanner);
     free(w->css);
     free(w->css_url);
+    worker_t *wk = worker_of_loop(req->loop);
     free(w);
-    v->pending_work--;
-    visit_try_commit(v);
+    visit_release(v);
+    visit_try_commit(v, wk);
     visit_unref(v);
 }
 
 static void queue_work(exchange_t *ex, visit_t *v, work_t *w)
 {
     w->v = v;
-    v->refs++;
-    v->pending_work++;
+    visit_ref(v);
+    visit_hold(v);
     int rc = uv_queue_work(&ex->worker->loop, &w->req, work_run, work_done);
     if (rc != 0) {
         /* the callbacks never run */
         w->rc = rc;
+        w->req.loop = &ex->worker->loop;
         work_done(&w->req, rc);
     }
 }
@@ -898,46 +598,35 @@ static void learn_links(exchange_t *ex, visit_t *v)
         if (!headers_name_eq(h->name, h->name_len, "link"))
             continue;
         link_list_t ll = {0};
-        if (link_parse(h->value, h->value_len, v->page_url, &ll, NULL) != 0)
+        if (link_parse(h->value, h->value_len, visit_url(v), &ll, NULL) != 0)
             continue;
         for (size_t k = 0; k < ll.n; k++) {
             const link_t *l = &ll.v[k];
-            asset_t a = {0};
+            visit_found_t f = {.order = (unsigned)k, .strong = true};
+            char *key = NULL;
             if (l->rel & (LINK_REL_PRECONNECT | LINK_REL_DNS_PREFETCH)) {
-                char *origin = NULL;
-                if (url_origin(l->url, &origin) != 0)
+                if (url_origin(l->url, &key) != 0)
                     continue;
-                item_t *it = visit_item(v, origin, origin, PAGEMAP_KIND_PRECONNECT, ORDER_LINK + k);
-                free(origin);
-                if (it != NULL)
-                    it->sources |= PAGEMAP_SRC_LINK;
+                f.kind = PAGEMAP_KIND_PRECONNECT;
+                f.url = key;
+            } else if ((l->rel &
+                        (LINK_REL_PRELOAD | LINK_REL_MODULEPRELOAD | LINK_REL_STYLESHEET)) &&
+                       !l->nopush && (key = normalize(l->url)) != NULL) {
+                /* (nopush: the origin said not to push it: never plan it) */
+                f.kind = (l->rel & LINK_REL_MODULEPRELOAD) ? PAGEMAP_KIND_MODULE
+                         : (l->rel & LINK_REL_STYLESHEET)  ? PAGEMAP_KIND_STYLE
+                                                          : pagemap_kind_guess(l->as, NULL, l->url);
+                f.url = l->url;
+                f.as = f.kind == PAGEMAP_KIND_MODULE ? "script" : NULL;
+                f.crossorigin = (pagemap_cors_t)l->crossorigin;
+                if (f.kind == PAGEMAP_KIND_FONT && f.crossorigin == PAGEMAP_CORS_NONE)
+                    f.crossorigin = PAGEMAP_CORS_ANONYMOUS;
+            } else {
                 continue;
             }
-            if (!(l->rel & (LINK_REL_PRELOAD | LINK_REL_MODULEPRELOAD | LINK_REL_STYLESHEET)))
-                continue;
-            if (l->nopush)
-                continue; /* the origin said not to push it: never plan it */
-            char *key = normalize(l->url);
-            if (key == NULL)
-                continue;
-            pagemap_kind_t kind;
-            if (l->rel & LINK_REL_MODULEPRELOAD)
-                kind = PAGEMAP_KIND_MODULE;
-            else if (l->rel & LINK_REL_STYLESHEET)
-                kind = PAGEMAP_KIND_STYLE;
-            else
-                kind = learning_kind_guess(l->as, NULL, l->url);
-            (void)a;
-            item_t *it = visit_item(v, l->url, key, kind, ORDER_LINK + k);
+            f.key = key;
+            check(visit_found(v, &f, PAGEMAP_SRC_LINK));
             free(key);
-            if (it == NULL)
-                continue;
-            if (!(it->sources & (PAGEMAP_SRC_HTML | PAGEMAP_SRC_CSS | PAGEMAP_SRC_LINK))) {
-                it->kind = kind;
-                if (l->crossorigin != ASSET_CORS_NONE)
-                    it->cors = (pagemap_cors_t)l->crossorigin;
-            }
-            it->sources |= PAGEMAP_SRC_LINK;
         }
         link_list_dispose(&ll);
     }
@@ -949,10 +638,10 @@ static bool is_html(const char *ct)
 }
 
 /* Whether this page visit runs HTML discovery (sampling once the map is stable). */
-static bool should_scan(visit_t *v)
+static bool should_scan(visit_t *v, pagemap_t *pm)
 {
     pagemap_page_info_t info;
-    if (pagemap_page_get(v->pm, v->page_key, &info, NULL, NULL) != 0)
+    if (pagemap_page_get(pm, visit_page_key(v), &info, NULL, NULL) != 0)
         return true; /* never seen (or no memory): scan */
     uint64_t n = info.visits_total;
     pagemap_page_info_dispose(&info);
@@ -980,28 +669,20 @@ void learning_on_response_head(exchange_t *ex, bool final)
                 learn_links(ex, v);
             return;
         }
-        v->status = ex->status;
+        double think = -1;
         if (ex->t_first_byte > ex->t_upstream_sent && ex->t_upstream_sent != 0)
-            v->think_ms = (double)(ex->t_first_byte - ex->t_upstream_sent) / 1e6;
+            think = (double)(ex->t_first_byte - ex->t_upstream_sent) / 1e6;
         const char *ct = resp_header(ex, "content-type");
-        v->is_html = is_html(ct);
-        if (!v->is_html) {
-            /* Not a page after all (an image or API answer to a request
-             * with no Accept): it will teach nothing, so its window closes
-             * now and the visit leaves the connection's list when the
-             * response ends, instead of lingering for the learn window and
-             * lengthening every attribution scan. */
-            if (v->state == VISIT_OPEN)
-                visit_set_state(v, VISIT_EXPIRED);
-            return;
-        }
-        if (ex->status < 200 || ex->status > 299)
+        visit_page_head(v, ex->status, is_html(ct), think,
+                        headers_find(&ex->resp_headers, "set-cookie") != NULL);
+        if (!is_html(ct) || ex->status < 200 || ex->status > 299)
             return;
         learn_links(ex, v);
-        if (ex->status != 200 || !lx->is_get || v->authorized || !should_scan(v))
+        if (ex->status != 200 || !lx->is_get || visit_authorized(v) ||
+            !should_scan(v, lx->lc ? lx->lc->pm : ex->worker->learn))
             return;
-        v->sampled = true;
-        lx->scanner = html_scanner_create(v->page_url, ct_charset(ex, ct), 0);
+        visit_set_sampled(v);
+        lx->scanner = html_scanner_create(visit_url(v), ct_charset(ex, ct), 0);
         if (lx->scanner != NULL)
             start_decoder(ex, lx, LEARNING_DECODE_CAP);
         return;
@@ -1071,9 +752,24 @@ void learning_on_response_body(exchange_t *ex, const uint8_t *data, size_t len)
     }
 }
 
-/* The response facts of a served asset. The header strings are borrowed
- * from ex (meta_own copies them when an item keeps m); only the location
- * is malloc'd. */
+/* The CACHEPOLICY_* bits of a response (every Cache-Control and Vary line). */
+static unsigned response_policy(const exchange_t *ex)
+{
+    unsigned bits = 0;
+    for (size_t i = 0; i < ex->resp_headers.n; i++) {
+        const header_t *h = &ex->resp_headers.v[i];
+        if (headers_name_eq(h->name, h->name_len, "cache-control"))
+            bits |= cachepolicy_parse_cache_control(h->value);
+        else if (headers_name_eq(h->name, h->name_len, "vary"))
+            bits |= cachepolicy_parse_vary(h->value);
+        else if (headers_name_eq(h->name, h->name_len, "set-cookie"))
+            bits |= CACHEPOLICY_SET_COOKIE;
+    }
+    return bits;
+}
+
+/* The response facts of a served asset. Header strings are borrowed from
+ * ex; only the location is malloc'd (the caller frees it). */
 static void build_meta(exchange_t *ex, learning_ex_t *lx, pagemap_asset_meta_t *m)
 {
     memset(m, 0, sizeof(*m));
@@ -1090,25 +786,8 @@ static void build_meta(exchange_t *ex, learning_ex_t *lx, pagemap_asset_meta_t *
             free(abs);
         }
     }
-    m->cacheable = pagemap_cacheable(resp_header(ex, "cache-control"), resp_header(ex, "vary"),
-                                     headers_find(&ex->resp_headers, "set-cookie") != NULL);
+    m->policy = response_policy(ex);
     m->pushed = lx->pushed;
-}
-
-/* Make m's borrowed header strings its own (meta_dispose frees them). */
-static void meta_own(pagemap_asset_meta_t *m)
-{
-    m->content_type = m->content_type ? xstrdup(m->content_type) : NULL;
-    m->etag = m->etag ? xstrdup(m->etag) : NULL;
-    m->last_modified = m->last_modified ? xstrdup(m->last_modified) : NULL;
-}
-
-static void meta_dispose(pagemap_asset_meta_t *m)
-{
-    free((char *)m->content_type);
-    free((char *)m->etag);
-    free((char *)m->last_modified);
-    free((char *)m->location);
 }
 
 void learning_on_response_end(exchange_t *ex, bool ok)
@@ -1119,51 +798,34 @@ void learning_on_response_end(exchange_t *ex, bool ok)
     visit_t *v = lx->visit;
     if (lx->is_page) {
         if (!ok) {
-            v->failed = true;
             html_scanner_destroy(lx->scanner);
             lx->scanner = NULL;
-        } else {
-            v->html_size = ex->resp_body_bytes;
+        } else if (lx->scanner != NULL) {
             /* decoded bytes were handed over as they came: nothing is left in lx->dec */
-            if (lx->scanner != NULL)
-                queue_html(ex, lx);
+            queue_html(ex, lx);
         }
-        v->page_done = true;
-        visit_try_commit(v);
+        visit_page_end(v, ok, ex->resp_body_bytes);
+        if (lx->lc != NULL && !lx->lc->released)
+            lc_expire(lx->lc, uv_now(&ex->worker->loop)); /* a non-HTML answer leaves now */
+        visit_try_commit(v, ex->worker);
         return;
     }
     if (!ok || lx->key == NULL || !lx->teach)
         return; /* only what the origin really served teaches */
-    /* HEAD and 304 carry no body: they would overwrite the asset's size and type */
-    if (lx->is_get && ex->status >= 200 && ex->status != 304) {
-        pagemap_asset_meta_t m;
+    pagemap_asset_meta_t m;
+    /* HEAD carries no body: it would overwrite the asset's size and type */
+    bool meta = lx->is_get && ex->status >= 200;
+    if (meta) {
         build_meta(ex, lx, &m);
-        pagemap_observe_asset(lx->lc ? lx->lc->pm : ex->worker->learn, lx->key, &m);
-        item_t *it = v != NULL ? visit_find(v, lx->key) : NULL;
-        if (it != NULL && v->state != VISIT_COMMITTED) {
-            if (it->has_meta)
-                meta_dispose(&it->meta);
-            meta_own(&m);
-            it->meta = m; /* hand-over: the item owns the strings now */
-            it->has_meta = true;
-            if (!lx->kind_from_dest &&
-                (it->sources & ~(unsigned)(PAGEMAP_SRC_FOLLOWUP | PAGEMAP_SRC_PUSH)) == 0) {
-                it->kind = learning_kind_guess(NULL, m.content_type, lx->key);
-                it->as = asset_kind_as((asset_kind_t)it->kind);
-                it->cors = it->kind == PAGEMAP_KIND_FONT ? PAGEMAP_CORS_ANONYMOUS : it->cors;
-                it->blocking = it->kind == PAGEMAP_KIND_STYLE;
-            }
-        } else {
-            free((char *)m.location); /* the rest is borrowed */
-        }
+        if (ex->status != 304)
+            pagemap_observe_asset(lx->lc ? lx->lc->pm : ex->worker->learn, lx->key, &m);
     }
-    if (v == NULL || (v->state == VISIT_COMMITTED && !(lx->chase && v->chasing)))
+    if (v != NULL && lx->followup)
+        check(visit_fetch_served(v, lx->key, meta ? &m : NULL));
+    if (meta)
+        free((char *)m.location); /* the rest is borrowed */
+    if (v == NULL || (visit_state(v) == VISIT_COMMITTED && !(lx->chase && visit_chasing(v))))
         return;
-    item_t *it = visit_find(v, lx->key);
-    if (lx->followup && it != NULL) {
-        it->followup_pending = false;
-        v->had_followups = true;
-    }
     if (lx->css_on && lx->css_len > 0) {
         if (lx->css_len > LEARNING_CSS_INLINE) {
             queue_css(ex, lx);
@@ -1173,8 +835,8 @@ void learning_on_response_end(exchange_t *ex, bool ok)
              * can close the connection, so the commit never waits on them. */
             asset_list_t out = {0};
             if (html_add_css(lx->css, lx->css_len, lx->url, &out) == 0) {
-                add_assets(v, &out, PAGEMAP_SRC_CSS, ORDER_CSS);
-                v->css_scanned = true;
+                add_assets(v, &out, PAGEMAP_SRC_CSS);
+                visit_scanned(v, PAGEMAP_SRC_CSS);
             }
             asset_list_dispose(&out);
             lx->css_on = false;
@@ -1193,14 +855,13 @@ void learning_on_free(exchange_t *ex)
     free(lx->css);
     if (lx->visit != NULL) {
         visit_t *v = lx->visit;
-        if (lx->is_page && !v->page_done) {
-            v->failed = true; /* the client left before the page was served */
-            v->page_done = true;
-            visit_try_commit(v);
+        if (lx->is_page && !visit_page_done(v)) {
+            visit_page_end(v, false, 0); /* the client left before the page was served */
+            visit_try_commit(v, ex->worker);
         }
         if (lx->chase) {
-            v->pending_work--; /* its CSS scan, if any, was queued before */
-            visit_try_commit(v);
+            visit_release(v); /* its CSS scan, if any, holds the visit itself */
+            visit_try_commit(v, ex->worker);
         }
         visit_unref(v);
     }
@@ -1213,12 +874,13 @@ void learning_on_free(exchange_t *ex)
  *
  * A client that reads HTML only (nghttp -a, a crawler with a CSS-less
  * renderer) fetches the page's stylesheets but not what they @import, so
- * the fonts and images of an imported sheet would never be learned. When a
- * sampled visit ends, herald fetches each same-origin stylesheet that CSS of
- * this visit @imports and that did not pass through (at most
- * LEARNING_MAX_CHASES per visit, imports of imports included), through the
- * pool, and scans it as the visit's CSS evidence. Browsers fetch their
- * imports within the window, so they cost the origin nothing extra. */
+ * the fonts and images of an imported sheet would never be discovered.
+ * When a sampled visit is committed, herald fetches each same-origin
+ * stylesheet that CSS of this visit @imports and that did not pass through
+ * (at most VISIT_MAX_CHASES per visit, imports of imports included),
+ * through the pool, and scans it as the visit's CSS discovery. Browsers
+ * fetch their imports within the window, so they cost the origin nothing
+ * extra. */
 
 static void chase_head(exchange_t *ex, bool final)
 {
@@ -1257,69 +919,58 @@ static const exchange_frontend_ops_t chase_fops = {
     .tunnel_open = chase_tunnel,
 };
 
-static void chase_one(visit_t *v, item_t *it)
+static void chase_one(visit_t *v, worker_t *w, const char *url, const char *key)
 {
     char *authority = NULL, *pq = NULL;
-    if (!split_url(it->key, &authority, &pq))
+    if (!split_url(key, &authority, &pq))
         return;
-    exchange_t *ex = exchange_create(v->w, &chase_fops, NULL);
+    exchange_t *ex = exchange_create(w, &chase_fops, NULL);
     ex->proto = EXCHANGE_HTTP11;
     ex->method = "GET";
-    ex->scheme = strncmp(it->key, "https:", 6) == 0 ? "https" : "http";
+    ex->scheme = strncmp(key, "https:", 6) == 0 ? "https" : "http";
     ex->authority = mempool_strndup(&ex->pool, authority, strlen(authority));
     ex->path = mempool_strndup(&ex->pool, pq, strlen(pq));
     free(authority);
     free(pq);
     static const char accept[] = "text/css,*/*;q=0.1";
     headers_add_ref(&ex->req_headers, &ex->pool, "accept", 6, accept, sizeof(accept) - 1);
-    memcpy(ex->client_addr, v->client_addr, sizeof(ex->client_addr));
+    snprintf(ex->client_addr, sizeof(ex->client_addr), "%s", visit_client(v));
     ex->client_tls = strcmp(ex->scheme, "https") == 0;
     learning_ex_t *lx = lex_get(ex);
     lx->chase = true;
     lx->teach = true;
     lx->is_get = true;
-    lx->url = xstrdup(it->url);
-    lx->key = xstrdup(it->key);
+    lx->url = xstrdup(url);
+    lx->key = xstrdup(key);
     lx->visit = v;
-    v->refs++;
-    v->pending_work++; /* until learning_on_free of the fetch */
-    it->chased = true;
-    v->chases++;
+    visit_ref(v);
+    visit_hold(v); /* until learning_on_free of the fetch */
     exchange_start(ex);
     exchange_request_end(ex);
 }
 
 /* Start fetching the stylesheets this visit's CSS imports; true if any started. */
-static bool visit_chase(visit_t *v)
+static bool visit_chase(visit_t *v, worker_t *w)
 {
-    if (!v->sampled || v->failed || !v->is_html || v->w == NULL || v->w->state != WORKER_RUNNING)
+    if (w == NULL || w->state != WORKER_RUNNING)
         return false;
     /* A fetch may fail synchronously and reach learning_on_free inside
-     * chase_one: the extra reference and pending work keep v uncommitted
-     * and alive until the loop is over. */
-    v->refs++;
-    v->pending_work++;
-    for (size_t i = 0; i < v->n && v->chases < LEARNING_MAX_CHASES; i++) {
-        item_t *it = &v->items[i];
-        if (it->kind != PAGEMAP_KIND_STYLE || !(it->sources & PAGEMAP_SRC_CSS) || it->chased ||
-            (it->sources & (PAGEMAP_SRC_FOLLOWUP | PAGEMAP_SRC_PUSH)))
-            continue;
-        char *origin = NULL;
-        bool same = url_origin(it->key, &origin) == 0 && url_same_origin(origin, v->page_url);
-        free(origin);
-        if (!same)
-            continue;
-        chase_one(v, it); /* may append to v->items: `it` is not used after */
-    }
-    v->pending_work--;
-    bool waiting = v->pending_work > 0;
+     * chase_one: the extra reference and hold keep v alive and unsettled
+     * until the loop is over. */
+    visit_ref(v);
+    visit_hold(v);
+    const char *url, *key;
+    while (visit_next_chase(v, &url, &key))
+        chase_one(v, w, url, key);
+    visit_release(v);
+    bool waiting = !visit_idle(v);
     visit_unref(v); /* the open reference is still held */
     return waiting;
 }
 
 /* ---- queries for DELIVERY ---- */
 
-static const visit_t *page_visit(const exchange_t *ex)
+static visit_t *page_visit(const exchange_t *ex)
 {
     const learning_ex_t *lx = ex->learn;
     return lx != NULL && lx->is_page ? lx->visit : NULL;
@@ -1333,30 +984,24 @@ bool learning_is_page(const exchange_t *ex)
 const char *learning_page_key(const exchange_t *ex)
 {
     const visit_t *v = page_visit(ex);
-    return v ? v->page_key : NULL;
+    return v ? visit_page_key(v) : NULL;
 }
 
 const char *learning_template_key(const exchange_t *ex)
 {
     const visit_t *v = page_visit(ex);
-    return v ? v->template_key : NULL;
+    return v ? visit_template_key(v) : NULL;
 }
 
 const char *learning_page_url(const exchange_t *ex)
 {
     const visit_t *v = page_visit(ex);
-    return v ? v->page_url : NULL;
+    return v ? visit_url(v) : NULL;
 }
 
 pagemap_t *learning_store(const exchange_t *ex)
 {
     return ex->worker != NULL ? ex->worker->learn : NULL;
-}
-
-double learning_min_confidence(const exchange_t *ex)
-{
-    return ex->worker != NULL && ex->worker->cfg != NULL ? ex->worker->cfg->min_confidence
-                                                         : PAGEMAP_DEFAULT_MIN_CONFIDENCE;
 }
 
 int learning_plan(const exchange_t *ex, pagemap_plan_t *out)
@@ -1365,8 +1010,10 @@ int learning_plan(const exchange_t *ex, pagemap_plan_t *out)
     const visit_t *v = page_visit(ex);
     if (v == NULL)
         return 0;
-    return pagemap_plan(v->pm, v->page_key, v->template_key, v->authority, wall_ms(),
-                        learning_min_confidence(ex), out);
+    const config_t *cfg = ex->worker->cfg;
+    pagemap_plan_opts_t o = {.min_confidence = cfg->min_confidence, .explore = cfg->explore};
+    return pagemap_plan(ex->worker->learn, visit_page_key(v), visit_template_key(v),
+                        visit_authority(v), wall_ms(), &o, out);
 }
 
 /* The visit of ex (a page, or a pushed/attributed exchange). */
@@ -1389,16 +1036,12 @@ void learning_link_pushed(exchange_t *page, exchange_t *pushed)
         lx->lc = page->lconn;
         lx->lc->refs++;
     }
-    visit_t *v = page_visit(page) ? (visit_t *)page_visit(page) : NULL;
+    visit_t *v = page_visit(page);
     if (v == NULL || lx->key == NULL)
         return;
-    item_t *it = visit_item(v, lx->url, lx->key, learning_kind_guess(NULL, NULL, lx->key),
-                            ORDER_FOLLOWUP + v->next_order++);
-    if (it == NULL)
-        return;
-    it->sources |= PAGEMAP_SRC_PUSH;
+    check(visit_delivered(v, lx->url, lx->key, VISIT_PUSHED));
     lx->visit = v;
-    v->refs++;
+    visit_ref(v);
 }
 
 void learning_note_delivery(exchange_t *ex, const char *url_key, pagemap_delivery_t event,
@@ -1407,37 +1050,24 @@ void learning_note_delivery(exchange_t *ex, const char *url_key, pagemap_deliver
     visit_t *v = visit_of(ex);
     if (v == NULL || url_key == NULL)
         return;
-    pagemap_note_delivery(v->pm, v->page_key, url_key, event, bytes);
-    if (event == PAGEMAP_DELIVERY_HINTED || v->state == VISIT_COMMITTED)
-        return;
-    item_t *it = visit_find(v, url_key);
+    pagemap_note_delivery(ex->worker->learn, visit_page_key(v), url_key, event, bytes);
     if (event == PAGEMAP_DELIVERY_PROMISED) {
-        if (v->lc != NULL)
-            strring_add(&v->lc->pushed, url_key);
-        if (it == NULL)
-            it = visit_item(v, url_key, url_key, learning_kind_guess(NULL, NULL, url_key),
-                            ORDER_FOLLOWUP + v->next_order++);
-        if (it != NULL)
-            it->sources |= PAGEMAP_SRC_PUSH;
-    } else if (it != NULL && event == PAGEMAP_DELIVERY_COMPLETED) {
-        it->push_completed = true;
-        /* a pushed stream the client kept is a subresource it used: the visit
-         * could have shown follow-up edges (absent ones count as misses) */
-        v->had_followups = true;
-    } else if (it != NULL && event == PAGEMAP_DELIVERY_CANCELLED) {
-        it->push_cancelled = true;
+        learning_ex_t *lx = ex->learn;
+        if (lx->lc != NULL)
+            check(session_note_pushed(lx->lc->session, url_key));
+        check(visit_delivered(v, url_key, url_key, VISIT_PUSHED));
+    } else if (event == PAGEMAP_DELIVERY_CANCELLED) {
+        check(visit_delivered(v, url_key, url_key, VISIT_PUSH_CANCELLED));
+    } else if (event == PAGEMAP_DELIVERY_COMPLETED) {
+        check(visit_delivered(v, url_key, url_key, VISIT_PUSH_COMPLETED));
+    } else if (event == PAGEMAP_DELIVERY_HINTED) {
+        check(visit_delivered(v, url_key, url_key, VISIT_HINTED));
     }
 }
 
 void learning_note_skipped(exchange_t *ex, const char *url_key)
 {
     visit_t *v = visit_of(ex);
-    if (v == NULL || url_key == NULL || v->state == VISIT_COMMITTED)
-        return;
-    item_t *it = visit_find(v, url_key);
-    if (it == NULL)
-        it = visit_item(v, url_key, url_key, learning_kind_guess(NULL, NULL, url_key),
-                        ORDER_FOLLOWUP + v->next_order++);
-    if (it != NULL && it->sources == 0)
-        it->skipped = true;
+    if (v != NULL && url_key != NULL)
+        check(visit_delivered(v, url_key, url_key, VISIT_SKIPPED));
 }

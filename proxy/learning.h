@@ -1,32 +1,28 @@
 /*
- * The glue between the proxy and learn/: what herald observes of each
- * exchange (requests, responses, bodies teed into parser/ discovery) becomes
- * page visits committed to the shared pagemap. Runs on the worker's loop;
- * HTML discovery runs on libuv's thread pool (gumbo is the expensive part),
- * as does CSS over 64 KiB; smaller stylesheets are tokenized on the loop at
- * the end of their response, so their evidence is in the visit before the
- * client can close the connection.
+ * The adapter between the proxy and learn/ (docs/learning.md has the model):
+ * what herald observes of each exchange becomes events of a per-connection
+ * session (learn/session.h) and of page visits (learn/visit.h), with
+ * normalised URL keys and clock values; page and CSS bodies are teed into
+ * parser/ discovery, whose assets become visit items; each visit is
+ * committed once to the shared pagemap. HTML discovery runs on libuv's
+ * thread pool (gumbo is the expensive part), as does CSS over 64 KiB;
+ * smaller stylesheets are tokenized on the loop at the end of their
+ * response, so their evidence is in the visit before the client can close
+ * the connection.
  *
  * Hook points (called by exchange.c only): learning_on_request() when the
  * request head is complete, then the response hooks as upstream delivers
  * the response, learning_on_free() when the exchange is freed.
  *
- * Model
- *   A client connection has one learning_conn_t (conn.c creates it at
- *   accept, releases it at close; the frontends copy it into ex->lconn).
- *   A page request (GET/HEAD navigation, see learning_classify) opens a
- *   *visit* on its connection. Later non-page requests on the same
- *   connection within --learn-window are attributed to a visit: by Referer
- *   (the page's URL, or an asset already attributed to it: CSS -> font),
- *   or, with no Referer, to the most recent visit. A Referer naming a page
- *   not visited on this connection is ignored. When the window expires (or
- *   the connection closes) and discovery has finished, the visit is
- *   committed once to the pagemap: evidence counts per visit and per
- *   connection, never per request. After the commit, same-origin
- *   stylesheets that the visit's CSS @imports but the client never fetched
- *   are fetched once by herald and scanned; what they name is committed as
- *   a supplement (pagemap_visit_t.supplement), so nghttp-like clients that
- *   read HTML only still teach the fonts of imported sheets.
+ * A client connection has one learning_conn_t (conn.c creates it at
+ * accept, releases it at close; the frontends copy it into ex->lconn); it
+ * holds the session and a timer for its visits' windows. A visit is
+ * committed when its window expires (or the connection closes), its page
+ * was served and its discovery finished. After the commit, same-origin
+ * stylesheets that the visit's CSS @imports but the client never fetched
+ * are fetched once by herald and scanned; what they name is committed as a
+ * supplement, so nghttp-like clients that read HTML only still teach the
+ * fonts of imported sheets.
  *
  * Everything below runs on the exchange's worker loop (not thread-safe),
  * except learning_store() which is shared by all workers (pagemap locks).
@@ -99,12 +95,9 @@ const char *learning_page_url(const exchange_t *ex);
 /** The shared store (NULL when learning is off). */
 pagemap_t *learning_store(const exchange_t *ex);
 
-/** --min-confidence from the config. */
-double learning_min_confidence(const exchange_t *ex);
-
 /**
  * Copy out the plan for page request ex (pagemap_plan with its page key,
- * template key, :authority and --min-confidence). *out is the caller's:
+ * template key, :authority, --min-confidence and --explore). *out is the caller's:
  * pagemap_plan_dispose(). Returns 0 (an empty plan, source NONE, when ex is
  * not a page or learning is off), HERALD_EINVAL or HERALD_ENOMEM.
  */
@@ -126,12 +119,11 @@ void learning_link_pushed(exchange_t *page, exchange_t *pushed);
 /**
  * Report a delivery of `url_key` (normalised, the plan item's key) for the
  * visit of `ex` (the page exchange or a pushed exchange linked to it):
- *  PROMISED  the item enters the visit as PAGEMAP_SRC_PUSH (and the push
- *            diary of the connection);
- *  COMPLETED the pushed stream was fully sent (bytes = body bytes); the
- *            visit then counts as one whose client used subresources;
- *  CANCELLED the client reset the pushed stream;
- *  HINTED    named in a 103 (counters only, no evidence).
+ *  PROMISED  the item enters the visit as pushed (no evidence of it from
+ *            this visit) and the push diary of the connection;
+ *  COMPLETED the pushed stream was fully sent (bytes = body bytes);
+ *  CANCELLED the client reset the pushed stream: it had the asset;
+ *  HINTED    named in a 103: no evidence of it from this visit.
  * This also calls pagemap_note_delivery() for the page's counters: DELIVERY
  * must not call pagemap_note_delivery itself. Works after the page exchange
  * is freed when `ex` is the pushed one (the visit is refcounted).
@@ -142,39 +134,15 @@ void learning_note_delivery(exchange_t *ex, const char *url_key, pagemap_deliver
 /**
  * The plan item `url_key` was not delivered because the client has it
  * (digest cookie, push diary, requested on the connection): it enters the
- * visit as skipped (neither hit nor miss). `ex` as for learning_note_delivery.
+ * visit as skipped (no evidence). `ex` as for learning_note_delivery.
  */
 void learning_note_skipped(exchange_t *ex, const char *url_key);
 
-/* ---- pure helpers (unit-tested) -------------------------------------- */
-
-/** How a request head looks to the learner (learning_classify). */
-typedef enum learning_class {
-    LEARNING_CLASS_OTHER = 0,  /* not GET/HEAD, websocket, ... : teaches nothing */
-    LEARNING_CLASS_PAGE,       /* navigation: may open a visit */
-    LEARNING_CLASS_MAYBE_PAGE, /* no Sec-Fetch-*, Accept absent or only wildcard: a page when
-                                  it has no Referer and no visit is open on the connection */
-    LEARNING_CLASS_SUBRESOURCE,
-} learning_class_t;
-
 /**
- * Classify a request: GET/HEAD with Sec-Fetch-Dest: document or
- * Sec-Fetch-Mode: navigate is a page; without any Sec-Fetch-Dest/-Mode, an
- * Accept naming text/html is a page, and an absent or wildcard-only Accept
- * ("*" "/" "*", as curl and nghttp send) MAYBE_PAGE; other GET/HEAD are
- * subresources; anything else OTHER. Header values NULL = absent. Pure.
- * Every page is confirmed only by a text/html response.
+ * The value of cookie `name` in ex's Cookie request headers, or NULL. The
+ * result points into ex's headers (valid while ex lives); *len gets its
+ * length.
  */
-learning_class_t learning_classify(const char *method, const char *sec_fetch_dest,
-                                   const char *sec_fetch_mode, const char *accept);
-
-/**
- * The asset kind of a response for follow-up evidence: from Sec-Fetch-Dest
- * when given (style, script, font, image), else from the Content-Type
- * (text/css, *javascript*, font/... , image/...), else the URL's extension.
- * Pure; any argument may be NULL.
- */
-pagemap_kind_t learning_kind_guess(const char *sec_fetch_dest, const char *content_type,
-                                   const char *url);
+const char *learning_cookie_value(const exchange_t *ex, const char *name, size_t *len);
 
 #endif

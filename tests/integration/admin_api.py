@@ -127,7 +127,7 @@ def _():
 @T.case("GET /export and POST /import?mode=merge|replace round-trip")
 def _():
     st, doc, _ = call("GET", "/export")
-    T.eq((st, doc.get("version")), (200, 1), "export")
+    T.eq((st, doc.get("version")), (200, 2), "export (snapshot format version 2)")
     T.eq([p["key"] for p in doc["pages"]], [KEY], "pages")
     S["doc"] = doc
     other = json.loads(json.dumps(doc))

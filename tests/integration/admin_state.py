@@ -38,7 +38,7 @@ def _():
         time.sleep(0.1)
     else:
         raise harness.Failure("no periodic save with the learned page")
-    T.eq(doc["version"], 1, "version")
+    T.eq(doc["version"], 2, "version")
     st, j, _ = A.call(h, "GET", "/stats")
     T.check(j["state"]["saves"] >= 1 and j["state"]["file"] == STATE, "state stats %s" % j)
 

@@ -13,7 +13,9 @@
 
 #include "learn/digest.h"
 #include "learn/pagemap.h"
+#include "learn/session.h"
 #include "learn/snapshot.h"
+#include "learn/visit.h"
 #include "learn/template.h"
 #include "parser/error.h"
 #include "tests/unit/nomem.h"
@@ -74,31 +76,46 @@ static int op_pagemap(void)
     int rc = pagemap_create(&cfg, &pm);
     if (rc != 0)
         return rc;
-    pagemap_item_t it[] = {
-        {.url = "https://e.com/a.css",
-         .kind = PAGEMAP_KIND_STYLE,
-         .as = "style",
-         .sources = PAGEMAP_SRC_HTML},
-        {.url = "https://e.com/b.js", .kind = PAGEMAP_KIND_SCRIPT, .sources = PAGEMAP_SRC_HTML},
-        {.url = "https://e.com/b.js", .kind = PAGEMAP_KIND_SCRIPT, .sources = PAGEMAP_SRC_FOLLOWUP},
-        {.url = "https://e.com/c.png", .kind = PAGEMAP_KIND_IMAGE, .sources = PAGEMAP_SRC_HTML},
-        {.url = "https://e.com/d.png", .kind = PAGEMAP_KIND_IMAGE, .sources = PAGEMAP_SRC_HTML},
-        {.url = "https://cdn.e.com/x.js",
-         .kind = PAGEMAP_KIND_SCRIPT,
-         .sources = PAGEMAP_SRC_HTML}};
-    const char *pages[] = {"e.com/1", "e.com/2", "e.com/3", "e.com/1"};
+    pagemap_item_t it[] = {{.url = "https://e.com/a.css",
+                            .kind = PAGEMAP_KIND_STYLE,
+                            .as = "style",
+                            .sources = PAGEMAP_SRC_HTML},
+                           {.url = "https://e.com/b.js?v=1",
+                            .kind = PAGEMAP_KIND_SCRIPT,
+                            .sources = PAGEMAP_SRC_HTML,
+                            .strong = true},
+                           {.url = "https://e.com/b.js?v=1",
+                            .kind = PAGEMAP_KIND_SCRIPT,
+                            .sources = PAGEMAP_SRC_FOLLOWUP},
+                           {.url = "https://e.com/c.png",
+                            .kind = PAGEMAP_KIND_IMAGE,
+                            .sources = PAGEMAP_SRC_CSS,
+                            .group = 3},
+                           {.url = "https://e.com/d.png",
+                            .kind = PAGEMAP_KIND_IMAGE,
+                            .sources = PAGEMAP_SRC_HTML | PAGEMAP_SRC_FOLLOWUP,
+                            .group = 3},
+                           {.url = "https://cdn.e.com/x.js",
+                            .kind = PAGEMAP_KIND_SCRIPT,
+                            .sources = PAGEMAP_SRC_HTML}};
+    const char *pages[] = {"e.com/1", "e.com/2", "e.com/3", "e.com/1", "e.com/1"};
     pagemap_plan_t plan = {0};
     pagemap_dump_t d = {0};
     pagemap_page_info_t *list = NULL, info = {0};
     pagemap_edge_info_t *edges = NULL;
     size_t n = 0, ne = 0;
-    for (int i = 0; i < 4; i++) {
+    for (int i = 0; i < 5; i++) {
+        if (i == 4) /* the page names a new version of b.js */
+            it[1].url = it[2].url = "https://e.com/b.js?v=2";
         pagemap_visit_t v = {.page_key = pages[i],
                              .template_key = "e.com/*",
                              .now_ms = i,
                              .think_ms = 10,
                              .status = 200,
                              .html_scanned = true,
+                             .browser = true,
+                             .multiplexed = true,
+                             .css_scanned = true,
                              .items = it + (i % 2),
                              .nitems = 5};
         rc = pagemap_commit_visit(pm, &v);
@@ -111,11 +128,12 @@ static int op_pagemap(void)
                               .etag = "\"1\"",
                               .content_type = "text/css",
                               .last_modified = "x",
-                              .cacheable = true};
-    TRY(pagemap_observe_asset(pm, "https://e.com/b.js", &m));
-    TRY(pagemap_plan(pm, "e.com/1", "e.com/*", "e.com", 0, 0.5, &plan));
+                              .policy = CACHEPOLICY_SET_COOKIE};
+    TRY(pagemap_observe_asset(pm, "https://e.com/b.js?v=2", &m));
+    pagemap_plan_opts_t o = {0.5, 1.0};
+    TRY(pagemap_plan(pm, "e.com/1", "e.com/*", "e.com", 0, &o, &plan));
     /* the caps may have evicted the edge: ENOTFOUND is fine here */
-    rc = pagemap_note_delivery(pm, "e.com/1", "https://e.com/b.js", PAGEMAP_DELIVERY_HINTED, 0);
+    rc = pagemap_note_delivery(pm, "e.com/1", "https://e.com/b.js?v=2", PAGEMAP_DELIVERY_HINTED, 0);
     if (rc != 0 && rc != HERALD_ENOTFOUND)
         goto out;
     TRY(pagemap_edge_set_state(pm, "e.com/9", "https://e.com/pin.css", PAGEMAP_EDGE_PINNED));
@@ -131,6 +149,62 @@ out:
     pagemap_page_infos_free(list, n);
     pagemap_page_info_dispose(&info);
     pagemap_edge_infos_free(edges, ne);
+    pagemap_destroy(pm);
+    return rc;
+}
+
+/* A connection's session and visits: attribution, evidence, commit. */
+static int op_session(void)
+{
+    pagemap_t *pm = NULL;
+    session_t *s = NULL;
+    visit_t *v = NULL, *done[SESSION_MAX_OPEN];
+    int rc;
+    TRY(pagemap_create(NULL, &pm));
+    TRY(session_create(5000, &s));
+    visit_page_t pg = {.url = "https://e.com/p",
+                       .page_key = "e.com/p",
+                       .template_key = "e.com/*",
+                       .authority = "e.com",
+                       .t_ms = 1,
+                       .multiplexed = true,
+                       .client = "127.0.0.1"};
+    TRY(session_open(s, &pg, &v));
+    TRY(session_note_requested(s, "https://e.com/p"));
+    visit_page_head(v, 200, true, 10, false);
+    visit_found_t f = {.url = "https://e.com/a.css",
+                       .key = "https://e.com/a.css",
+                       .kind = PAGEMAP_KIND_STYLE,
+                       .strong = true};
+    TRY(visit_found(v, &f, PAGEMAP_SRC_HTML));
+    visit_scanned(v, PAGEMAP_SRC_HTML);
+    visit_fetch_t fe = {.url = "https://e.com/a.css",
+                        .key = "https://e.com/a.css",
+                        .kind = PAGEMAP_KIND_STYLE,
+                        .browser = true};
+    if (session_attribute(s, "https://e.com/p", 2) != v) {
+        rc = HERALD_EINTERNAL;
+        goto out;
+    }
+    TRY(visit_fetch(v, &fe));
+    pagemap_asset_meta_t m = {
+        .status = 200, .size = 10, .content_type = "text/css", .etag = "\"e\""};
+    TRY(visit_fetch_served(v, "https://e.com/a.css", &m));
+    TRY(visit_delivered(v, "https://e.com/b.js", "https://e.com/b.js", VISIT_HINTED));
+    TRY(session_note_pushed(s, "https://e.com/b.js"));
+    visit_page_end(v, true, 100);
+    size_t n = session_expire(s, UINT64_MAX, done, SESSION_MAX_OPEN);
+    for (size_t i = 0; i < n; i++) {
+        if (rc == 0 && visit_ready(done[i])) {
+            visit_set_state(done[i], VISIT_COMMITTED);
+            rc = visit_commit(done[i], pm, 5, false);
+        }
+        visit_unref(done[i]);
+    }
+    check_consistent(pm);
+out:
+    visit_unref(v);
+    session_destroy(s);
     pagemap_destroy(pm);
     return rc;
 }
@@ -206,8 +280,10 @@ int main(void)
 {
     json_set_alloc_funcs(json_malloc, free);
     CHECK_INTEQ(pagemap_create(NULL, &seeded), 0);
-    pagemap_item_t it = {
-        .url = "https://e.com/a.css", .kind = PAGEMAP_KIND_STYLE, .sources = PAGEMAP_SRC_HTML};
+    pagemap_item_t it = {.url = "https://e.com/a.css",
+                         .kind = PAGEMAP_KIND_STYLE,
+                         .sources = PAGEMAP_SRC_HTML,
+                         .strong = true};
     pagemap_visit_t v = {.page_key = "e.com/1",
                          .now_ms = 1,
                          .think_ms = -1,
@@ -219,6 +295,7 @@ int main(void)
     CHECK_INTEQ(
         pagemap_edge_set_state(seeded, "e.com/1", "https://e.com/b.js", PAGEMAP_EDGE_BANNED), 0);
     nomem_exhaust("pagemap", op_pagemap, 100000);
+    nomem_exhaust("session", op_session, 100000);
     nomem_exhaust("snapshot", op_snapshot, 100000);
     nomem_exhaust("digest", op_digest, 100000);
     nomem_exhaust("template", op_template, 100000);

@@ -16,18 +16,22 @@ static pagemap_t *learned_map(void)
 {
     pagemap_t *pm = NULL;
     CHECK_INTEQ(pagemap_create(NULL, &pm), 0);
-    pagemap_item_t it[] = {
-        {.url = "https://e.com/a.css",
-         .kind = PAGEMAP_KIND_STYLE,
-         .as = "style",
-         .sources = PAGEMAP_SRC_HTML | PAGEMAP_SRC_LINK,
-         .blocking = true},
-        {.url = "https://e.com/f.woff2",
-         .kind = PAGEMAP_KIND_FONT,
-         .crossorigin = PAGEMAP_CORS_ANONYMOUS,
-         .sources = PAGEMAP_SRC_CSS,
-         .order = 3},
-        {.url = "https://e.com/ad.js", .kind = PAGEMAP_KIND_SCRIPT, .sources = PAGEMAP_SRC_HTML}};
+    pagemap_item_t it[] = {{.url = "https://e.com/a.css",
+                            .kind = PAGEMAP_KIND_STYLE,
+                            .as = "style",
+                            .sources = PAGEMAP_SRC_HTML | PAGEMAP_SRC_LINK,
+                            .strong = true,
+                            .blocking = true},
+                           {.url = "https://e.com/f.woff2",
+                            .kind = PAGEMAP_KIND_FONT,
+                            .crossorigin = PAGEMAP_CORS_ANONYMOUS,
+                            .sources = PAGEMAP_SRC_CSS | PAGEMAP_SRC_FOLLOWUP,
+                            .group = 7,
+                            .order = 3},
+                           {.url = "https://e.com/ad.js",
+                            .kind = PAGEMAP_KIND_SCRIPT,
+                            .sources = PAGEMAP_SRC_HTML,
+                            .strong = true}};
     pagemap_visit_t v = {.page_key = PAGE,
                          .template_key = "e.com/x",
                          .now_ms = 1000,
@@ -35,6 +39,8 @@ static pagemap_t *learned_map(void)
                          .html_size = 2048,
                          .status = 200,
                          .html_scanned = true,
+                         .browser = true,
+                         .multiplexed = true,
                          .items = it,
                          .nitems = 3};
     CHECK_INTEQ(pagemap_commit_visit(pm, &v), 0);
@@ -42,7 +48,7 @@ static pagemap_t *learned_map(void)
                               .size = 777,
                               .content_type = "text/css",
                               .etag = "W/\"x\"",
-                              .cacheable = true};
+                              .policy = CACHEPOLICY_VARY_ENCODING | CACHEPOLICY_SET_COOKIE};
     CHECK_INTEQ(pagemap_observe_asset(pm, "https://e.com/a.css", &m), 0);
     CHECK_INTEQ(pagemap_edge_set_state(pm, PAGE, "https://e.com/ad.js", PAGEMAP_EDGE_BANNED), 0);
     CHECK_INTEQ(pagemap_edge_set_state(pm, PAGE, "https://e.com/pin.png", PAGEMAP_EDGE_PINNED), 0);
@@ -56,7 +62,9 @@ static void test_round_trip(void)
     size_t len = 0;
     CHECK_INTEQ(snapshot_export(pm, &json, &len), 0);
     CHECK(json != NULL && strlen(json) == len);
-    CHECK(strstr(json, "\"version\":1") != NULL);
+    CHECK(strstr(json, "\"version\":2") != NULL);
+    CHECK(strstr(json, "\"policy\":[\"set-cookie\",\"vary-accept-encoding\"]") != NULL);
+    CHECK(strstr(json, "\"verdict\":\"confirmed\"") != NULL);
 
     pagemap_t *pm2 = NULL;
     CHECK_INTEQ(pagemap_create(NULL, &pm2), 0);
@@ -68,12 +76,13 @@ static void test_round_trip(void)
 
     /* pins and bans survive the round trip */
     pagemap_plan_t p;
-    CHECK_INTEQ(pagemap_plan(pm2, PAGE, NULL, "e.com", 0, 0.5, &p), 0);
+    CHECK_INTEQ(pagemap_plan(pm2, PAGE, NULL, "e.com", 0, NULL, &p), 0);
     CHECK_INTEQ(p.n, 3); /* a.css, f.woff2, pin.png; ad.js banned */
     if (p.n == 3) {
         CHECK_STREQ(p.items[0].url, "https://e.com/a.css");
         CHECK_STREQ(p.items[0].etag, "W/\"x\"");
         CHECK_INTEQ(p.items[0].size, 777);
+        CHECK(!p.items[0].pushable); /* Set-Cookie survived the round trip */
         CHECK_STREQ(p.items[2].url, "https://e.com/pin.png");
         CHECK(p.items[2].pinned);
     }
@@ -95,16 +104,27 @@ static void test_round_trip(void)
     free(lj);
 
     /* merge keeps pages not in the document */
+    /* (a version 1 document: its discovery-named edges count as strong, its
+     * uncacheable ones are not delivered) */
     const char *extra = "{\"version\":1,\"pages\":[{\"key\":\"e.com/other\",\"edges\":"
                         "[{\"key\":\"https://e.com/o.css\",\"kind\":\"style\",\"hits\":1,"
-                        "\"visits\":1,\"hit_visits\":1}]}]}";
+                        "\"visits\":1,\"hit_visits\":1},"
+                        "{\"key\":\"https://e.com/h.js\",\"kind\":\"script\",\"sources\":"
+                        "[\"html\"],\"hit_visits\":1},"
+                        "{\"key\":\"https://e.com/u.js\",\"kind\":\"script\",\"sources\":"
+                        "[\"html\"],\"cacheable\":false,\"hit_visits\":1}]}]}";
     CHECK_INTEQ(snapshot_import(pm2, extra, strlen(extra), SNAPSHOT_MERGE, reason, sizeof(reason)),
                 0);
     pagemap_stats_t st;
     pagemap_stats(pm2, &st);
     CHECK_INTEQ(st.pages, 3);
-    CHECK_INTEQ(pagemap_plan(pm2, "e.com/other", NULL, "e.com", 0, 0.5, &p), 0);
-    CHECK_INTEQ(p.n, 1);
+    CHECK_INTEQ(pagemap_plan(pm2, "e.com/other", NULL, "e.com", 0, NULL, &p), 0);
+    CHECK_INTEQ(p.n, 2);
+    if (p.n == 2) {
+        CHECK_STREQ(p.items[0].url, "https://e.com/o.css");
+        CHECK_STREQ(p.items[1].url, "https://e.com/h.js");
+        CHECK_INTEQ(p.items[1].verdict, PAGEMAP_VERDICT_STRONG);
+    }
     pagemap_plan_dispose(&p);
     CHECK_INTEQ(snapshot_import(pm2, extra, strlen(extra), SNAPSHOT_REPLACE, reason, 256), 0);
     pagemap_stats(pm2, &st);
@@ -138,7 +158,11 @@ static void test_validation(void)
     expect_bad(pm, "[]", HERALD_EPARSE);
     expect_bad(pm, "{\"pages\":[]}", HERALD_EPARSE);
     expect_bad(pm, "{\"version\":\"1\",\"pages\":[]}", HERALD_EPARSE);
-    expect_bad(pm, "{\"version\":2,\"pages\":[]}", HERALD_EUNSUPPORTED);
+    expect_bad(pm, "{\"version\":3,\"pages\":[]}", HERALD_EUNSUPPORTED);
+    expect_bad(pm,
+               "{\"version\":2,\"pages\":[{\"key\":\"a\",\"edges\":[{\"key\":\"u\","
+               "\"policy\":[\"no-such\"]}]}]}",
+               HERALD_EPARSE);
     expect_bad(pm, "{\"version\":1}", HERALD_EPARSE);
     expect_bad(pm, "{\"version\":1,\"pages\":[{}]}", HERALD_EPARSE);
     expect_bad(pm, "{\"version\":1,\"pages\":[{\"key\":\"\"}]}", HERALD_EPARSE);

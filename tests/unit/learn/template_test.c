@@ -78,8 +78,41 @@ static void test_volatile_url(void)
     CHECK(!template_is_volatile_url(NULL));
 }
 
+static void test_versions(void)
+{
+    /* one query value */
+    CHECK(template_is_version_of("https://e.com/app.js?ver=6.1", "https://e.com/app.js?ver=6.2"));
+    CHECK(template_is_version_of("https://e.com/a.css?v=1&m=2", "https://e.com/a.css?v=9&m=2"));
+    CHECK(!template_is_version_of("https://e.com/a.css?v=1&m=2", "https://e.com/a.css?v=9&m=3"));
+    CHECK(!template_is_version_of("https://e.com/app.js?ver=6.1", "https://e.com/app.js?lang=fr"));
+    CHECK(!template_is_version_of("https://e.com/app.js?ver=6.1", "https://e.com/app.js"));
+    CHECK(!template_is_version_of("https://e.com/a.js?v=1", "https://e.com/b.js?v=2"));
+    /* one hashed token of one path segment */
+    CHECK(template_is_version_of("https://e.com/js/app.3f2a9c1b.js",
+                                 "https://e.com/js/app.77e01d5a.js"));
+    CHECK(template_is_version_of("https://e.com/static/3f2a9c1b/app.js",
+                                 "https://e.com/static/9e0d71aa/app.js"));
+    CHECK(template_is_version_of("https://e.com/main-a1b2c3d4e5.css",
+                                 "https://e.com/main-f6e5d4c3b2.css"));
+    CHECK(!template_is_version_of("https://e.com/js/app.3f2a9c1b.js",
+                                  "https://e.com/js/vendor.3f2a9c1b.js"));
+    CHECK(!template_is_version_of("https://e.com/img/cat.png", "https://e.com/img/dog.png"));
+    CHECK(!template_is_version_of("https://e.com/img/1.png", "https://e.com/img/2.png"));
+    CHECK(
+        !template_is_version_of("https://e.com/a/3f2a9c1b/x.js", "https://e.com/b/77e01d5a/x.js"));
+    CHECK(!template_is_version_of("https://e.com/js/app.3f2a9c1b.js",
+                                  "https://e.com/js/app.3f2a9c1b.min.js"));
+    /* other origins, same URL, NULL */
+    CHECK(!template_is_version_of("https://e.com/a.js?v=1", "https://f.com/a.js?v=2"));
+    CHECK(template_is_version_of("https://E.com/a.js?v=1", "https://e.com/a.js?v=2"));
+    CHECK(!template_is_version_of("https://e.com/a.js?v=1", "https://e.com/a.js?v=1"));
+    CHECK(!template_is_version_of(NULL, "https://e.com/a.js"));
+    CHECK(!template_is_version_of("a.js?v=1", "a.js?v=2"));
+}
+
 int main(void)
 {
+    test_versions();
     test_page_key();
     test_template_key();
     test_predicates();

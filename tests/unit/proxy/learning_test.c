@@ -1,6 +1,7 @@
 /*
- * proxy/learning.c: request classification, kind guessing, and the visit
- * life cycle on a real loop without sockets: a page visit, follow-ups
+ * proxy/learning.c: the adapter's visit life cycle on a real loop without
+ * sockets (classification and attribution rules are unit-tested in
+ * tests/unit/learn/session_test.c): a page visit, follow-ups
  * attributed by Referer (CSS -> font chain) and by the window, a forged
  * Referer ignored, HTML discovery on the thread pool, commit once at
  * connection release.
@@ -14,33 +15,6 @@
 #include "proxy/config.h"
 #include "proxy/worker.h"
 #include "tests/unit/testutil.h"
-
-static void test_classify(void)
-{
-    CHECK(learning_classify("GET", "document", "navigate", NULL) == LEARNING_CLASS_PAGE);
-    CHECK(learning_classify("GET", NULL, "navigate", NULL) == LEARNING_CLASS_PAGE);
-    CHECK(learning_classify("HEAD", "document", NULL, NULL) == LEARNING_CLASS_PAGE);
-    CHECK(learning_classify("GET", NULL, NULL, "text/html,application/xhtml+xml") ==
-          LEARNING_CLASS_PAGE);
-    /* Sec-Fetch headers win over Accept */
-    CHECK(learning_classify("GET", "image", "no-cors", "text/html") == LEARNING_CLASS_SUBRESOURCE);
-    CHECK(learning_classify("GET", NULL, NULL, "*/*") == LEARNING_CLASS_MAYBE_PAGE);
-    CHECK(learning_classify("GET", NULL, NULL, NULL) == LEARNING_CLASS_MAYBE_PAGE);
-    CHECK(learning_classify("GET", NULL, NULL, "image/avif,*/*") == LEARNING_CLASS_SUBRESOURCE);
-    CHECK(learning_classify("POST", "document", "navigate", "text/html") == LEARNING_CLASS_OTHER);
-    CHECK(learning_classify(NULL, NULL, NULL, NULL) == LEARNING_CLASS_OTHER);
-}
-
-static void test_kind(void)
-{
-    CHECK(learning_kind_guess("font", "text/plain", "/a.css") == PAGEMAP_KIND_FONT);
-    CHECK(learning_kind_guess(NULL, "text/css; charset=utf-8", "/x") == PAGEMAP_KIND_STYLE);
-    CHECK(learning_kind_guess("empty", "application/javascript", NULL) == PAGEMAP_KIND_SCRIPT);
-    CHECK(learning_kind_guess(NULL, "image/png", NULL) == PAGEMAP_KIND_IMAGE);
-    CHECK(learning_kind_guess(NULL, NULL, "http://e/f.woff2?v=1") == PAGEMAP_KIND_FONT);
-    CHECK(learning_kind_guess(NULL, NULL, "http://e/app.js") == PAGEMAP_KIND_SCRIPT);
-    CHECK(learning_kind_guess(NULL, "application/json", "http://e/d.json") == PAGEMAP_KIND_OTHER);
-}
 
 /* ---- visits on a loop ---- */
 
@@ -210,8 +184,6 @@ static void test_visit(void)
 
 int main(void)
 {
-    test_classify();
-    test_kind();
     test_visit();
     return TESTUTIL_SUMMARY();
 }

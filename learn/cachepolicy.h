@@ -1,0 +1,81 @@
+/*
+ * What an asset response's headers allow herald to do with the asset on a
+ * later visit: push it (herald fetches it with the page request's headers
+ * and hands the response to the client's cache as its own) or hint it (a
+ * 103 Early Hints preload: the browser fetches it itself, with its own
+ * cookies, and uses the response for the page's own request only when its
+ * cache lets it). The two have different rules; see cachepolicy_pushable()
+ * and cachepolicy_hintable(). Pure functions over header values; no
+ * allocation, no logging.
+ */
+#ifndef HERALD_CACHEPOLICY_H
+#define HERALD_CACHEPOLICY_H
+
+#include <stdbool.h>
+
+/** Facts of one response's headers (bitmask, 0 = a plain cacheable response). */
+enum cachepolicy_bits {
+    CACHEPOLICY_NO_STORE = 1u << 0, /* Cache-Control: no-store */
+    CACHEPOLICY_NO_CACHE = 1u << 1, /* Cache-Control: no-cache (or Pragma-like must-revalidate 0) */
+    CACHEPOLICY_PRIVATE = 1u << 2,  /* Cache-Control: private */
+    CACHEPOLICY_SET_COOKIE = 1u << 3, /* the response sets a cookie */
+    CACHEPOLICY_VARY_COOKIE = 1u << 4,
+    CACHEPOLICY_VARY_ENCODING = 1u << 5, /* Vary: Accept-Encoding */
+    CACHEPOLICY_VARY_LANGUAGE = 1u << 6, /* Vary: Accept-Language */
+    CACHEPOLICY_VARY_UA = 1u << 7,       /* Vary: User-Agent */
+    CACHEPOLICY_VARY_OTHER = 1u << 8,    /* Vary on any other header, or "*" */
+};
+
+/** Every bit cachepolicy_parse_* can set. */
+#define CACHEPOLICY_ALL 0x1ffu
+
+/** The bits of one Cache-Control value (directives are case-insensitive). NULL → 0. */
+unsigned cachepolicy_parse_cache_control(const char *value);
+
+/** The bits of one Vary value (a comma-separated list of header names). NULL → 0. */
+unsigned cachepolicy_parse_vary(const char *value);
+
+/**
+ * Whether herald may push the asset: never with no-store, no-cache, private
+ * or Set-Cookie, nor with Vary on a header the PUSH_PROMISE does not copy
+ * from the page's request. Vary on Cookie, Accept-Encoding,
+ * Accept-Language and User-Agent is fine: the pushed request carries the
+ * page request's values of those, so the response is the one the client's
+ * own request would get. `why` (may be NULL) gets a static reason when false.
+ */
+bool cachepolicy_pushable(unsigned bits, const char **why);
+
+/** How a hint of the asset is allowed (cachepolicy_hintable). */
+typedef enum cachepolicy_hint {
+    CACHEPOLICY_HINT_NO = 0,
+    CACHEPOLICY_HINT_YES,
+    /*
+     * Vary: Cookie: only when the page request carried a cookie and the
+     * page's response sets none (the preload and the page's own request
+     * then go out with the same Cookie header).
+     */
+    CACHEPOLICY_HINT_IF_COOKIE_STABLE,
+} cachepolicy_hint_t;
+
+/**
+ * Whether a 103 preload of the asset is used by the browser for the page's
+ * own request (Chromium serves it from its HTTP cache, so what the cache
+ * refuses is fetched twice): never with no-store; Vary: Cookie only under
+ * CACHEPOLICY_HINT_IF_COOKIE_STABLE; Set-Cookie, private and no-cache do
+ * not stop a hint (the browser fetches with its own credentials, and the
+ * preloaded response is used once without revalidation). `why` (may be
+ * NULL) gets a static reason for NO and IF_COOKIE_STABLE.
+ */
+cachepolicy_hint_t cachepolicy_hintable(unsigned bits, const char **why);
+
+/** Number of CACHEPOLICY_* bits. */
+#define CACHEPOLICY_NBITS 9
+
+/**
+ * Static name of bit number i (0 = CACHEPOLICY_NO_STORE: "no-store", ...,
+ * "set-cookie", "vary-cookie", "vary-accept-encoding", ...), NULL when i is
+ * out of range. The admin and the snapshot spell policies with these.
+ */
+const char *cachepolicy_bit_name(unsigned i);
+
+#endif

@@ -1,0 +1,147 @@
+/*
+ * The insides of the learned map, shared by its three files and by nothing
+ * else: pagemap.c (the store: tables, LRU, caps, admin copy-out, dump and
+ * restore), pagemap_evidence.c (pagemap_commit_visit) and pagemap_plan.c
+ * (pagemap_plan and the verdict of an edge). Every function here expects
+ * the map's lock to be held by its caller. Names start with pm_.
+ */
+#ifndef HERALD_PAGEMAP_IMPL_H
+#define HERALD_PAGEMAP_IMPL_H
+
+#include <pthread.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "learn/pagemap.h"
+
+typedef struct pm_hnode {
+    struct pm_hnode *next;
+    uint64_t hash;
+    char *key;
+} pm_hnode_t;
+
+typedef struct pm_table {
+    pm_hnode_t **b;
+    size_t nb, n;
+} pm_table_t;
+
+/** An asset shared by every page linking to it; refcounted by edges. */
+typedef struct pm_asset {
+    pm_hnode_t h; /* first: the table links assets through it */
+    char *url;
+    size_t refs;
+    int status;
+    uint64_t size;
+    char *content_type, *etag, *last_modified, *location;
+    unsigned policy; /* CACHEPOLICY_* */
+    bool unpushable; /* a push of it came back non-200 */
+} pm_asset_t;
+
+typedef struct pm_edge {
+    pm_asset_t *asset;
+    char as[PAGEMAP_AS_MAX + 1];
+    pagemap_kind_t kind;
+    pagemap_cors_t cors;
+    unsigned order, sources;
+    uint32_t group;
+    bool blocking, volatile_url;
+    bool strong, rejected, superseded;
+    double ch, cn; /* decayed clean hits, clean visits */
+    uint64_t clean_hits, clean_misses;
+    unsigned miss_streak, absent_streak;
+    uint64_t hit_visits;
+    int64_t first_seen, last_seen;
+    uint64_t promised, completed, cancelled, hinted;
+    pagemap_edge_state_t state;
+    bool seen; /* scratch during a commit */
+} pm_edge_t;
+
+typedef struct pm_page {
+    pm_hnode_t h;
+    struct pm_page *prev, *next; /* LRU: pm->head is the most recent */
+    char *template_key;
+    bool is_template;
+    pm_edge_t *edges;
+    size_t n, cap, nlearned;
+    double visits;
+    uint64_t visits_total;
+    int64_t last_visit;
+    double think;
+    uint64_t html_size;
+    int status;
+    uint64_t bytes_pushed, hints_sent;
+    bool followups_seen;
+    bool set_cookie;
+    double cold_visits; /* decayed count of cold clean visits */
+    double fvisits;     /* decayed count of visits with follow-ups */
+    uint64_t clean_total, cold_total;
+    uint64_t plans, explored, explore_cursor;
+} pm_page_t;
+
+struct pagemap {
+    pthread_mutex_t lock;
+    pagemap_config_t cfg;
+    pm_table_t pages, assets;
+    pm_page_t *head, *tail;
+    uint64_t pages_evicted, edges_evicted, visits_committed;
+};
+
+/* ---- helpers (pagemap.c) ---- */
+
+uint64_t pm_hash(const char *s);
+/** malloc'd copies (NULL on ENOMEM); pm_dup_or_null(NULL) is NULL. */
+char *pm_dup(const char *s);
+char *pm_dupn(const char *s, size_t len);
+char *pm_dup_or_null(const char *s);
+/** Replace *dst with a copy of src (NULL clears); false on ENOMEM (dst unchanged). */
+bool pm_set_str(char **dst, const char *src);
+
+pm_asset_t *pm_asset_find(pagemap_t *pm, const char *key);
+/** The asset for key, created with refs 0 when missing; NULL on ENOMEM. */
+pm_asset_t *pm_asset_get(pagemap_t *pm, const char *key, const char *url);
+/** Drop an asset that got no edge after pm_asset_get (refs still 0). */
+void pm_asset_drop_unused(pagemap_t *pm, pm_asset_t *a);
+
+pm_page_t *pm_page_find(pagemap_t *pm, const char *key);
+/** The page for key, created (evicting under the cap) when missing; NULL on ENOMEM. */
+pm_page_t *pm_page_get(pagemap_t *pm, const char *key, bool *created);
+void pm_lru_touch(pagemap_t *pm, pm_page_t *p);
+
+pm_edge_t *pm_edge_find(pm_page_t *p, const pm_asset_t *a);
+/**
+ * Append a zeroed edge to asset a (taking a reference); a learned edge first
+ * makes room under the cap. NULL on ENOMEM (a untouched). Edge pointers into
+ * p->edges are invalid afterwards (the array may move or lose an entry).
+ */
+pm_edge_t *pm_edge_add(pagemap_t *pm, pm_page_t *p, pm_asset_t *a, pagemap_edge_state_t state);
+
+/** Clean confidence ch / cn, 0 with no clean visit. */
+double pm_confidence(const pm_edge_t *e);
+/** Criticality rank: CSS, blocking scripts, fonts, module/deferred scripts, images, others. */
+int pm_kind_rank(pagemap_kind_t kind, bool blocking);
+/** Plan order of two edges (qsort over pointers). */
+int pm_cmp_edge_plan(const void *a, const void *b);
+/** host[:port] of an absolute URL equals authority (case-insensitive); relative: true. */
+bool pm_same_authority(const char *url, const char *authority);
+/** Length of "scheme://authority" of an absolute URL, 0 when not absolute. */
+size_t pm_origin_len(const char *url);
+
+/* ---- verdicts (pagemap_plan.c) ---- */
+
+/**
+ * Why e is or is not planned, before status, alternates and delivery
+ * rules (those need the page's other edges: pagemap_plan applies them).
+ * `is_template`: e belongs to a template entry. `why` gets a static reason.
+ */
+pagemap_verdict_t pm_edge_verdict(const pm_edge_t *e, bool is_template, double min_confidence,
+                                  const char **why);
+
+/**
+ * Of two planned candidates of one alternates set, is x the one to plan
+ * over y: a pin, then the more decayed clean hits, the higher confidence,
+ * more clean hits in all, earlier in the document.
+ */
+bool pm_alternate_better(const pm_edge_t *x, const pm_edge_t *y);
+
+#endif
