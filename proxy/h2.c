@@ -35,6 +35,7 @@ enum {
     H2_MAX_NV = 128,         /* response headers on the stack; more go to the heap */
     H2_MAX_HEAD = 60 * 1024, /* below nghttp2's 64 KiB send limit for a header block */
     H2_FRAME_HEADER = 9,
+    H2_SKIPPED_RANGES = 16, /* runs of client stream ids never opened, remembered per session */
 };
 
 /** A stream's response progress; moves go through stream_set_state(). */
@@ -51,10 +52,10 @@ typedef struct h2_stream {
     int32_t id;
     exchange_t *ex; /* NULL once released */
     h2_stream_state_t state;
-    block_queue_t q;   /* response body bytes (copied), not yet framed */
-    size_t unconsumed; /* request bytes given to the exchange, not yet consumed */
-    uint64_t due_ms;   /* request still arriving: uv_now() by which more must come; 0 = none */
-    bool head_done;    /* the request's header block is complete */
+    block_queue_t q;    /* response body bytes (copied), not yet framed */
+    size_t unconsumed;  /* request bytes given to the exchange, not yet consumed */
+    uint64_t due_ms;    /* request still arriving: uv_now() by which more must come; 0 = none */
+    bool head_done;     /* the request's header block is complete */
     bool rst_when_sent; /* RST_STREAM(NO_ERROR) once the response's last frame is out */
     size_t header_bytes;
     int reject_status; /* set while collecting headers: answer this instead of forwarding */
@@ -83,6 +84,15 @@ struct h2_session {
     int in_recv;                   /* inside nghttp2_session_mem_recv: no mem_send now */
     bool deadlines;                /* the connection's timer is armed for stream deadlines */
     struct delivery_conn *deliver; /* push diary and queue; one reference held here */
+    /* Which client stream ids were opened: every odd id up to max_client_id
+     * except the runs in `skipped` (ids a client jumped over, so never
+     * opened). The oldest run is forgotten when more come; its ids then
+     * pass as opened, which errs on the lenient side. */
+    int32_t max_client_id;
+    struct {
+        int32_t lo, hi; /* odd ids lo..hi, inclusive */
+    } skipped[H2_SKIPPED_RANGES];
+    unsigned nskipped, skipped_next; /* runs held; the slot the next run takes */
 };
 
 static void h2_set_state(h2_session_t *s, h2_state_t next)
@@ -608,6 +618,52 @@ static const exchange_frontend_ops_t h2_fops = {
 
 /* ---- nghttp2 callbacks: name/value/data pointers point into the input ---- */
 
+/* Whether the client jumped over `id` when it opened a higher stream. */
+static bool client_id_skipped(const h2_session_t *s, int32_t id)
+{
+    for (unsigned i = 0; i < s->nskipped; i++)
+        if (id >= s->skipped[i].lo && id <= s->skipped[i].hi)
+            return true;
+    return false;
+}
+
+/*
+ * Every frame's header, before its payload. For client HEADERS this keeps
+ * the record of opened stream ids, and catches HEADERS on an id lower than
+ * one already opened that was itself never opened: new stream ids must
+ * increase (RFC 9113 section 5.1.1), so that is a connection error of type
+ * PROTOCOL_ERROR. nghttp2 ignores every HEADERS below the highest id, since
+ * it cannot tell those from legal ones: trailers (or DATA) the client sent
+ * on a stream before our RST_STREAM for it arrived. Those ids were opened,
+ * so they still pass here.
+ */
+static int on_begin_frame(nghttp2_session *ng, const nghttp2_frame_hd *hd, void *user)
+{
+    h2_session_t *s = user;
+    int32_t id = hd->stream_id;
+    if (hd->type != NGHTTP2_HEADERS || id <= 0 || (id & 1) == 0)
+        return 0; /* stream 0 and our own (even) ids are nghttp2's to judge */
+    if (id > s->max_client_id) {
+        int32_t next = s->max_client_id == 0 ? 1 : s->max_client_id + 2;
+        if (id > next) {
+            s->skipped[s->skipped_next].lo = next;
+            s->skipped[s->skipped_next].hi = id - 2;
+            s->skipped_next = (s->skipped_next + 1) % H2_SKIPPED_RANGES;
+            if (s->nskipped < H2_SKIPPED_RANGES)
+                s->nskipped++;
+        }
+        s->max_client_id = id;
+        return 0;
+    }
+    if (!client_id_skipped(s, id))
+        return 0;
+    LOG_DEBUG("h2 %s:%u: HEADERS on stream %d, never opened, below stream %d", s->c->peer_addr,
+              s->c->peer_port, id, s->max_client_id);
+    (void)ng;
+    /* h2_session_recv ends the connection with GOAWAY(PROTOCOL_ERROR) */
+    return NGHTTP2_ERR_CALLBACK_FAILURE;
+}
+
 static int on_begin_headers(nghttp2_session *ng, const nghttp2_frame *frame, void *user)
 {
     h2_session_t *s = user;
@@ -869,6 +925,7 @@ h2_session_t *h2_session_create(conn_t *c)
     nghttp2_session_callbacks *cbs;
     if (nghttp2_session_callbacks_new(&cbs) != 0)
         alloc_fail(__FILE__, __LINE__, 0);
+    nghttp2_session_callbacks_set_on_begin_frame_callback(cbs, on_begin_frame);
     nghttp2_session_callbacks_set_on_begin_headers_callback(cbs, on_begin_headers);
     nghttp2_session_callbacks_set_on_header_callback(cbs, on_header);
     nghttp2_session_callbacks_set_on_frame_recv_callback(cbs, on_frame_recv);
