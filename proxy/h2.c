@@ -65,6 +65,7 @@ typedef struct h2_stream {
     bool started;
     bool response_done; /* response_end or response_error came from upstream */
     bool is_head;
+    bool push_dropped;    /* pushed, and the origin answered 4xx/5xx: reset at its end */
     const char *protocol; /* :protocol (extended CONNECT) */
 } h2_stream_t;
 
@@ -418,7 +419,8 @@ static void expire_deadlines(h2_session_t *s)
             continue;
         /* A client held back by our own flow control (the origin is slow to
          * take the body) is not stalling: its clock restarts. */
-        if (st->unconsumed > 0 || nghttp2_session_get_stream_local_window_size(s->ng, st->id) <= 0 ||
+        if (st->unconsumed > 0 ||
+            nghttp2_session_get_stream_local_window_size(s->ng, st->id) <= 0 ||
             nghttp2_session_get_local_window_size(s->ng) <= 0) {
             st->due_ms = now + (uint64_t)(body * 1000.0);
             continue;
@@ -435,18 +437,44 @@ static void expire_deadlines(h2_session_t *s)
 
 /* ---- exchange callbacks ---- */
 
+/*
+ * A pushed stream whose origin fetch failed (unreachable, timed out, head
+ * too large) or answered 4xx/5xx. The client never asked for it: a pushed
+ * error response would only stand in its push cache for the asset, and a
+ * 502 made by herald would hide the origin's real answer. RST_STREAM(CANCEL)
+ * instead, and a client that needs the URL requests it itself.
+ */
+static void push_cancel(h2_stream_t *st)
+{
+    if (st->state == H2_STREAM_RESET)
+        return;
+    stream_set_state(st, H2_STREAM_RESET);
+    nghttp2_submit_rst_stream(st->s->ng, NGHTTP2_FLAG_NONE, st->id, NGHTTP2_CANCEL);
+}
+
 static void on_response_head(exchange_t *ex, bool final)
 {
     h2_stream_t *st = ex->fctx;
-    if (st->state != H2_STREAM_REQUEST)
+    if (st->state != H2_STREAM_REQUEST || st->push_dropped)
         return;
+    bool pushed = ex->role == EXCHANGE_ROLE_PUSHED;
+    if (pushed && final && !exchange_push_status_ok(ex->status)) {
+        /* Nothing goes out, but the origin's response is read to its end
+         * (the body is dropped: the state stays REQUEST), so that learning
+         * sees its status and stops planning the asset. */
+        st->push_dropped = true;
+        return;
+    }
     if (head_estimate(ex) > H2_MAX_HEAD) {
         if (!final || ex->status < 200)
             return; /* drop an oversized 1xx */
         LOG_WARN("h2: origin response header too large for %s %s", ex->method, ex->path);
         st->response_done = true;
         exchange_abort(ex);
-        respond_simple(st, 502, "origin response header too large");
+        if (pushed)
+            push_cancel(st);
+        else
+            respond_simple(st, 502, "origin response header too large");
         kick(st->s);
         return;
     }
@@ -480,7 +508,9 @@ static void on_response_end(exchange_t *ex)
 {
     h2_stream_t *st = ex->fctx;
     st->response_done = true;
-    if (st->state == H2_STREAM_BODY) {
+    if (st->push_dropped) {
+        push_cancel(st);
+    } else if (st->state == H2_STREAM_BODY) {
         stream_set_state(st, H2_STREAM_EOF);
         resume(st);
     }
@@ -491,7 +521,9 @@ static void on_response_error(exchange_t *ex, int status)
 {
     h2_stream_t *st = ex->fctx;
     st->response_done = true;
-    if (st->state == H2_STREAM_REQUEST) {
+    if (st->state == H2_STREAM_REQUEST && ex->role == EXCHANGE_ROLE_PUSHED) {
+        push_cancel(st);
+    } else if (st->state == H2_STREAM_REQUEST) {
         respond_simple(st, status, status == 504 ? "origin timed out" : "origin unavailable");
     } else if (st->state != H2_STREAM_RESET) {
         /* Part of the body went out: never end the stream cleanly. */

@@ -2,7 +2,7 @@
 """HTTP/2 conformance regressions: one case for each h2spec case herald
 once failed, rebuilt here with raw frames (h2spec itself is not run: nothing
 may be downloaded in CI), plus the behaviour around them that must not
-break.
+break, and pushes whose origin fetch fails.
 
 - RFC 9113 section 5.1.1: HEADERS on a client stream id lower than one
   already opened, that was never opened itself, is a connection error of
@@ -12,7 +12,11 @@ break.
 - RFC 9113 section 3.4: an invalid connection preface is a connection error;
   an `,h2c` listener closes the TCP connection (h2spec http2/3.5/2), while
   the mixed cleartext port answers bytes that are not the preface as
-  HTTP/1.1 (400 for a malformed request line, RFC 9112 section 3)."""
+  HTTP/1.1 (400 for a malformed request line, RFC 9112 section 3).
+- A pushed stream whose origin answers 4xx/5xx or cannot be reached is reset
+  with RST_STREAM(CANCEL): the client never sees an error response it did not
+  ask for. The origin's status is still learned, so a later visit does not
+  promise the asset again."""
 
 import socket
 import struct
@@ -283,6 +287,76 @@ def _():
     r2 = T.curl(["--http2-prior-knowledge"], h.url + "/css/site.css")
     T.eq((r1.status, r1.version, r2.status, r2.version), (200, "1.1", 200, "2"),
          "status and version over HTTP/1.1 and h2c")
+
+
+# ---------------------------------------------------------------- pushes
+
+BROKEN = {"/css/item.css": 500, "/img/item-1.png": 404}
+
+
+def push_visit(port):
+    c = L.Client(port)
+    try:
+        sid = c.get("/", [("accept", "text/html")])
+        return c, sid
+    finally:
+        c.close()
+
+
+def check_cancelled(c, paths):
+    """Every push of paths was reset with CANCEL and got no response HEADERS."""
+    pushed = dict((p, s) for s, p in c.pushes())
+    missing = [p for p in paths if p not in pushed]
+    T.check(not missing, "not promised: %s (promised: %s)" % (missing, sorted(pushed)))
+    bad = []
+    for p in paths:
+        st = c.streams[pushed[p]]
+        if st["status"] is not None or st["reset"] != CANCEL:
+            bad.append("%s: status %s, reset %s" % (p, st["status"], st["reset"]))
+    T.check(not bad, "; ".join(bad))
+
+
+@T.case("push: origin answers 500 / 404 for a learned asset -> RST_STREAM(CANCEL), no HEADERS")
+def _():
+    c, sid = push_visit(h.port)  # first visit: learned from the HTML
+    T.eq(c.streams[sid]["status"], 200, "first visit status")
+    c, sid = push_visit(h.port)
+    T.check(set(BROKEN) <= set(c.push_paths()), "second visit did not push %s (pushed %s)" % (
+        sorted(BROKEN), c.push_paths()))
+    for path, code in BROKEN.items():
+        st, _, _ = T.h1(o.port, "GET", "/_set_status?path=%s&code=%d" % (path, code))
+        T.eq(st, 200, "origin control /_set_status")
+    c, sid = push_visit(h.port)
+    T.eq(c.streams[sid]["status"], 200, "page status")
+    check_cancelled(c, BROKEN)
+    ok = [p for s, p in c.pushes() if p not in BROKEN]
+    T.check(ok, "no other push")
+    bad = [p for s, p in c.pushes() if p not in BROKEN and c.streams[s]["status"] != 200]
+    T.check(not bad, "other pushes not 200: %s" % bad)
+    served = {e["target"] for e in o.events("response") if e["status"] in BROKEN.values()}
+    T.check(set(BROKEN) <= served, "origin did not answer the error statuses: %s" % served)
+
+
+@T.case("push: an asset whose pushed fetch failed is not promised on the next visit")
+def _():
+    c, sid = push_visit(h.port)
+    T.eq(c.streams[sid]["status"], 200, "page status")
+    T.check(c.push_paths(), "nothing pushed at all")
+    again = set(BROKEN) & set(c.push_paths())
+    T.check(not again, "promised again: %s" % sorted(again))
+
+
+@T.case("push: origin unreachable -> page 502, every promised push RST_STREAM(CANCEL)")
+def _():
+    for path in BROKEN:
+        T.h1(o.port, "GET", "/_set_status?path=%s&code=0" % path)
+    c, sid = push_visit(h.port)  # the site answers normally again: relearn
+    T.eq(c.streams[sid]["status"], 200, "page status")
+    o.stop()
+    c, sid = push_visit(h.port)
+    T.eq(c.streams[sid]["status"], 502, "page status with the origin down")
+    T.check(c.pushes(), "nothing promised with the origin down")
+    check_cancelled(c, [p for _, p in c.pushes()])
 
 
 T.finish()
