@@ -22,7 +22,7 @@ def man(help_text):
            ".SH NAME", r"herald \- HTTP/2 reverse proxy that learns and pushes page assets",
            ".SH SYNOPSIS",
            r".B herald \-\-origin=http://HOST:PORT",
-           r"[\fB\-\-listen=\fIADDR:PORT\fR[\fB,tls\fR]]... [\fIoptions\fR]",
+           r"[\fB\-\-listen=\fIADDR:PORT\fR[\fB,tls\fR|\fB,h2c\fR]]... [\fIoptions\fR]",
            ".SH DESCRIPTION",
            "herald sits in front of a legacy HTTP/1.1 origin and serves clients over HTTP/2 "
            "(TLS with ALPN, or cleartext with prior knowledge) and HTTP/1.1. It learns which "

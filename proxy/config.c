@@ -51,8 +51,9 @@ static const opt_def_t options[] = {
     {"origin", OPT_ORIGIN, OFF(origin_host), NULL, 0, 0,
      "the HTTP/1.1 origin, http://HOST:PORT (required)"},
     {"listen", OPT_LISTEN, OFF(listen), "127.0.0.1:8080", 0, 0,
-     "ADDR:PORT[,tls] to accept clients on; IPv6 as [::1]:8443; repeatable. Cleartext "
-     "serves h2 prior knowledge and HTTP/1.1; ,tls does ALPN h2 and http/1.1"},
+     "ADDR:PORT[,tls|,h2c] to accept clients on; IPv6 as [::1]:8443; repeatable. Cleartext "
+     "serves h2 prior knowledge and HTTP/1.1; ,tls does ALPN h2 and http/1.1; ,h2c serves "
+     "cleartext h2 prior knowledge only and closes any other connection at its first bytes"},
     {"tls-cert", OPT_STRING, OFF(tls_cert), NULL, 0, 0, "PEM certificate chain for ,tls listeners"},
     {"tls-key", OPT_STRING, OFF(tls_key), NULL, 0, 0, "PEM private key for ,tls listeners"},
     {"workers", OPT_INT, OFF(workers), "0", 0, 256,
@@ -324,17 +325,21 @@ static int set_option(config_t *cfg, const opt_def_t *o, const char *value, bool
         }
         strcpy(buf, value);
         l->tls = false;
+        l->h2c = false;
         char *comma = strchr(buf, ',');
         if (comma != NULL) {
-            if (strcmp(comma + 1, "tls") != 0) {
-                failf(err, errlen, "listen: unknown flag '%s' (only ,tls)", comma + 1);
+            if (strcmp(comma + 1, "tls") == 0) {
+                l->tls = true;
+            } else if (strcmp(comma + 1, "h2c") == 0) {
+                l->h2c = true;
+            } else {
+                failf(err, errlen, "listen: unknown flag '%s' (one of ,tls or ,h2c)", comma + 1);
                 return HERALD_EINVAL;
             }
             *comma = '\0';
-            l->tls = true;
         }
         if (config_parse_hostport(buf, &l->addr) != 0) {
-            failf(err, errlen, "listen takes ADDR:PORT[,tls] (IPv6 as [::1]:PORT), not '%s'",
+            failf(err, errlen, "listen takes ADDR:PORT[,tls|,h2c] (IPv6 as [::1]:PORT), not '%s'",
                   value);
             return HERALD_EINVAL;
         }
@@ -451,10 +456,11 @@ static void set_defaults(config_t *cfg)
 void config_print_help(void *out)
 {
     FILE *f = out;
-    fprintf(f, "usage: herald --origin=http://HOST:PORT [--listen=ADDR:PORT[,tls]]... [options]\n"
-               "\nEvery option may also be written 'name = value' in the --config file;\n"
-               "flags override the file. Booleans take on|off; durations are seconds and\n"
-               "may be fractional.\n\n");
+    fprintf(f,
+            "usage: herald --origin=http://HOST:PORT [--listen=ADDR:PORT[,tls|,h2c]]... [options]\n"
+            "\nEvery option may also be written 'name = value' in the --config file;\n"
+            "flags override the file. Booleans take on|off; durations are seconds and\n"
+            "may be fractional.\n\n");
     for (size_t i = 0; i < NOPTIONS; i++) {
         const opt_def_t *o = &options[i];
         fprintf(f, "  --%s=VALUE\n      %s\n      default: %s\n", o->name, o->help,

@@ -17,7 +17,8 @@ enum { CONFIG_MAX_LISTEN = 16 };
 typedef struct config_listen {
     struct sockaddr_storage addr;
     char text[80]; /* as given, for logs */
-    bool tls;
+    bool tls;      /* ,tls: ALPN h2 and http/1.1 */
+    bool h2c;      /* ,h2c: cleartext h2 prior knowledge only, no HTTP/1.1 */
 } config_listen_t;
 
 typedef enum log_level {

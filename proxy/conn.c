@@ -501,7 +501,11 @@ static void deliver(conn_t *c, const uint8_t *p, size_t n)
         conn_preface_t m = conn_preface_match(c->detect, c->detect_len);
         if (m == CONN_PREFACE_PARTIAL)
             return; /* a preface split across reads: wait for the rest */
-        start_session(c, m == CONN_PREFACE_YES ? CONN_PROTO_H2 : CONN_PROTO_H1);
+        /* On an h2c-only listener, bytes that are not the preface (an
+         * HTTP/1.1 request, an invalid preface) go to nghttp2 too, which
+         * rejects them: the connection closes without an HTTP/1.1 answer,
+         * as RFC 9113 section 3.4 asks. */
+        start_session(c, m == CONN_PREFACE_YES || c->h2c_only ? CONN_PROTO_H2 : CONN_PROTO_H1);
         /* The bytes held back from earlier reads go first, then all of this read. */
         if (old > 0)
             session_recv(c, c->detect, old);
@@ -598,7 +602,7 @@ static void on_reject_closed(uv_handle_t *h)
     free(h);
 }
 
-void conn_accept(worker_t *w, uv_stream_t *server, bool tls)
+void conn_accept(worker_t *w, uv_stream_t *server, const config_listen_t *conf)
 {
     conn_t *c = xcalloc(1, sizeof(*c));
     uv_tcp_init(&w->loop, &c->tcp);
@@ -639,11 +643,12 @@ void conn_accept(worker_t *w, uv_stream_t *server, bool tls)
             c->peer_port = ntohs(a->sin_port);
         }
     }
-    if (tls && w->ssl_ctx != NULL) {
+    if (conf->tls && w->ssl_ctx != NULL) {
         c->tls = tls_conn_create(w->ssl_ctx);
         c->state = CONN_HANDSHAKE;
     } else {
         c->state = CONN_DETECT;
+        c->h2c_only = conf->h2c;
     }
     conn_timer_set(c, w->cfg->header_timeout);
     conn_read_resume(c);

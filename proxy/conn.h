@@ -59,7 +59,7 @@ conn_preface_t conn_preface_match(const uint8_t *p, size_t len);
 /** The connection's states; transitions go through conn_set_state() (conn.c). */
 typedef enum conn_state {
     CONN_HANDSHAKE, /* TLS handshake running (header_timeout bounds it) */
-    CONN_DETECT,    /* cleartext: waiting for enough bytes to tell h2 from HTTP/1 */
+    CONN_DETECT,    /* cleartext: waiting for enough bytes to tell h2 from HTTP/1 (h2c-only too) */
     CONN_ACTIVE,    /* a session (h1 or h2) owns the bytes */
     CONN_LINGER,    /* output sent and shut down; discarding input until EOF */
     CONN_CLOSING,   /* uv_close issued; freed in the close callback */
@@ -108,6 +108,7 @@ typedef struct conn {
     bool shutdown_sent;
     bool tls_closing; /* close_notify queued */
     bool draining;    /* conn_drain_all reached this connection */
+    bool h2c_only;    /* accepted on an ,h2c listener: cleartext HTTP/2 and nothing else */
     /* plaintext not yet written (cleartext: the in-flight write's bytes
      * included, they are dropped in write_cb) or not yet encrypted (TLS) */
     outbuf_t out;

@@ -669,7 +669,7 @@ void delivery_on_response_end(exchange_t *ex, bool ok)
     }
     if (dx->role != DELIVERY_ROLE_PUSHED || dx->pstate != DELIVERY_PUSH_FETCHING)
         return;
-    if (ok) {
+    if (ok && exchange_push_status_ok(ex->status)) {
         dx->completed = true;
         atomic_fetch_add(&stats.completed, 1);
         atomic_fetch_add(&stats.pushed_bytes, ex->resp_body_bytes);

@@ -175,6 +175,17 @@ struct exchange {
     bool suppress_head;                 /* delivery: do not forward this 1xx head (cleared after) */
 };
 
+/**
+ * Whether a pushed exchange's final `status` goes to the client. A pushed
+ * 4xx/5xx does not: the h2 frontend resets the stream with
+ * RST_STREAM(CANCEL) once the origin's response has ended, and delivery does
+ * not count it as delivered.
+ */
+static inline bool exchange_push_status_ok(int status)
+{
+    return status < 400;
+}
+
 /** A new exchange for `w`; the frontend fills the request fields. Never NULL. */
 exchange_t *exchange_create(worker_t *w, const exchange_frontend_ops_t *fops, void *fctx);
 /** Hand the completed request head to upstream. */

@@ -35,6 +35,7 @@ enum {
     H2_MAX_NV = 128,         /* response headers on the stack; more go to the heap */
     H2_MAX_HEAD = 60 * 1024, /* below nghttp2's 64 KiB send limit for a header block */
     H2_FRAME_HEADER = 9,
+    H2_SKIPPED_RANGES = 16, /* runs of client stream ids never opened, remembered per session */
 };
 
 /** A stream's response progress; moves go through stream_set_state(). */
@@ -51,10 +52,10 @@ typedef struct h2_stream {
     int32_t id;
     exchange_t *ex; /* NULL once released */
     h2_stream_state_t state;
-    block_queue_t q;   /* response body bytes (copied), not yet framed */
-    size_t unconsumed; /* request bytes given to the exchange, not yet consumed */
-    uint64_t due_ms;   /* request still arriving: uv_now() by which more must come; 0 = none */
-    bool head_done;    /* the request's header block is complete */
+    block_queue_t q;    /* response body bytes (copied), not yet framed */
+    size_t unconsumed;  /* request bytes given to the exchange, not yet consumed */
+    uint64_t due_ms;    /* request still arriving: uv_now() by which more must come; 0 = none */
+    bool head_done;     /* the request's header block is complete */
     bool rst_when_sent; /* RST_STREAM(NO_ERROR) once the response's last frame is out */
     size_t header_bytes;
     int reject_status; /* set while collecting headers: answer this instead of forwarding */
@@ -64,6 +65,7 @@ typedef struct h2_stream {
     bool started;
     bool response_done; /* response_end or response_error came from upstream */
     bool is_head;
+    bool push_dropped;    /* pushed, and the origin answered 4xx/5xx: reset at its end */
     const char *protocol; /* :protocol (extended CONNECT) */
 } h2_stream_t;
 
@@ -83,6 +85,15 @@ struct h2_session {
     int in_recv;                   /* inside nghttp2_session_mem_recv: no mem_send now */
     bool deadlines;                /* the connection's timer is armed for stream deadlines */
     struct delivery_conn *deliver; /* push diary and queue; one reference held here */
+    /* Which client stream ids were opened: every odd id up to max_client_id
+     * except the runs in `skipped` (ids a client jumped over, so never
+     * opened). The oldest run is forgotten when more come; its ids then
+     * pass as opened, which errs on the lenient side. */
+    int32_t max_client_id;
+    struct {
+        int32_t lo, hi; /* odd ids lo..hi, inclusive */
+    } skipped[H2_SKIPPED_RANGES];
+    unsigned nskipped, skipped_next; /* runs held; the slot the next run takes */
 };
 
 static void h2_set_state(h2_session_t *s, h2_state_t next)
@@ -408,7 +419,8 @@ static void expire_deadlines(h2_session_t *s)
             continue;
         /* A client held back by our own flow control (the origin is slow to
          * take the body) is not stalling: its clock restarts. */
-        if (st->unconsumed > 0 || nghttp2_session_get_stream_local_window_size(s->ng, st->id) <= 0 ||
+        if (st->unconsumed > 0 ||
+            nghttp2_session_get_stream_local_window_size(s->ng, st->id) <= 0 ||
             nghttp2_session_get_local_window_size(s->ng) <= 0) {
             st->due_ms = now + (uint64_t)(body * 1000.0);
             continue;
@@ -425,18 +437,44 @@ static void expire_deadlines(h2_session_t *s)
 
 /* ---- exchange callbacks ---- */
 
+/*
+ * A pushed stream whose origin fetch failed (unreachable, timed out, head
+ * too large) or answered 4xx/5xx. The client never asked for it: a pushed
+ * error response would only stand in its push cache for the asset, and a
+ * 502 made by herald would hide the origin's real answer. RST_STREAM(CANCEL)
+ * instead, and a client that needs the URL requests it itself.
+ */
+static void push_cancel(h2_stream_t *st)
+{
+    if (st->state == H2_STREAM_RESET)
+        return;
+    stream_set_state(st, H2_STREAM_RESET);
+    nghttp2_submit_rst_stream(st->s->ng, NGHTTP2_FLAG_NONE, st->id, NGHTTP2_CANCEL);
+}
+
 static void on_response_head(exchange_t *ex, bool final)
 {
     h2_stream_t *st = ex->fctx;
-    if (st->state != H2_STREAM_REQUEST)
+    if (st->state != H2_STREAM_REQUEST || st->push_dropped)
         return;
+    bool pushed = ex->role == EXCHANGE_ROLE_PUSHED;
+    if (pushed && final && !exchange_push_status_ok(ex->status)) {
+        /* Nothing goes out, but the origin's response is read to its end
+         * (the body is dropped: the state stays REQUEST), so that learning
+         * sees its status and stops planning the asset. */
+        st->push_dropped = true;
+        return;
+    }
     if (head_estimate(ex) > H2_MAX_HEAD) {
         if (!final || ex->status < 200)
             return; /* drop an oversized 1xx */
         LOG_WARN("h2: origin response header too large for %s %s", ex->method, ex->path);
         st->response_done = true;
         exchange_abort(ex);
-        respond_simple(st, 502, "origin response header too large");
+        if (pushed)
+            push_cancel(st);
+        else
+            respond_simple(st, 502, "origin response header too large");
         kick(st->s);
         return;
     }
@@ -470,7 +508,9 @@ static void on_response_end(exchange_t *ex)
 {
     h2_stream_t *st = ex->fctx;
     st->response_done = true;
-    if (st->state == H2_STREAM_BODY) {
+    if (st->push_dropped) {
+        push_cancel(st);
+    } else if (st->state == H2_STREAM_BODY) {
         stream_set_state(st, H2_STREAM_EOF);
         resume(st);
     }
@@ -481,7 +521,9 @@ static void on_response_error(exchange_t *ex, int status)
 {
     h2_stream_t *st = ex->fctx;
     st->response_done = true;
-    if (st->state == H2_STREAM_REQUEST) {
+    if (st->state == H2_STREAM_REQUEST && ex->role == EXCHANGE_ROLE_PUSHED) {
+        push_cancel(st);
+    } else if (st->state == H2_STREAM_REQUEST) {
         respond_simple(st, status, status == 504 ? "origin timed out" : "origin unavailable");
     } else if (st->state != H2_STREAM_RESET) {
         /* Part of the body went out: never end the stream cleanly. */
@@ -607,6 +649,52 @@ static const exchange_frontend_ops_t h2_fops = {
 };
 
 /* ---- nghttp2 callbacks: name/value/data pointers point into the input ---- */
+
+/* Whether the client jumped over `id` when it opened a higher stream. */
+static bool client_id_skipped(const h2_session_t *s, int32_t id)
+{
+    for (unsigned i = 0; i < s->nskipped; i++)
+        if (id >= s->skipped[i].lo && id <= s->skipped[i].hi)
+            return true;
+    return false;
+}
+
+/*
+ * Every frame's header, before its payload. For client HEADERS this keeps
+ * the record of opened stream ids, and catches HEADERS on an id lower than
+ * one already opened that was itself never opened: new stream ids must
+ * increase (RFC 9113 section 5.1.1), so that is a connection error of type
+ * PROTOCOL_ERROR. nghttp2 ignores every HEADERS below the highest id, since
+ * it cannot tell those from legal ones: trailers (or DATA) the client sent
+ * on a stream before our RST_STREAM for it arrived. Those ids were opened,
+ * so they still pass here.
+ */
+static int on_begin_frame(nghttp2_session *ng, const nghttp2_frame_hd *hd, void *user)
+{
+    h2_session_t *s = user;
+    int32_t id = hd->stream_id;
+    if (hd->type != NGHTTP2_HEADERS || id <= 0 || (id & 1) == 0)
+        return 0; /* stream 0 and our own (even) ids are nghttp2's to judge */
+    if (id > s->max_client_id) {
+        int32_t next = s->max_client_id == 0 ? 1 : s->max_client_id + 2;
+        if (id > next) {
+            s->skipped[s->skipped_next].lo = next;
+            s->skipped[s->skipped_next].hi = id - 2;
+            s->skipped_next = (s->skipped_next + 1) % H2_SKIPPED_RANGES;
+            if (s->nskipped < H2_SKIPPED_RANGES)
+                s->nskipped++;
+        }
+        s->max_client_id = id;
+        return 0;
+    }
+    if (!client_id_skipped(s, id))
+        return 0;
+    LOG_DEBUG("h2 %s:%u: HEADERS on stream %d, never opened, below stream %d", s->c->peer_addr,
+              s->c->peer_port, id, s->max_client_id);
+    (void)ng;
+    /* h2_session_recv ends the connection with GOAWAY(PROTOCOL_ERROR) */
+    return NGHTTP2_ERR_CALLBACK_FAILURE;
+}
 
 static int on_begin_headers(nghttp2_session *ng, const nghttp2_frame *frame, void *user)
 {
@@ -869,6 +957,7 @@ h2_session_t *h2_session_create(conn_t *c)
     nghttp2_session_callbacks *cbs;
     if (nghttp2_session_callbacks_new(&cbs) != 0)
         alloc_fail(__FILE__, __LINE__, 0);
+    nghttp2_session_callbacks_set_on_begin_frame_callback(cbs, on_begin_frame);
     nghttp2_session_callbacks_set_on_begin_headers_callback(cbs, on_begin_headers);
     nghttp2_session_callbacks_set_on_header_callback(cbs, on_header);
     nghttp2_session_callbacks_set_on_frame_recv_callback(cbs, on_frame_recv);

@@ -117,7 +117,9 @@ int main(int argc, char **argv)
     }
     for (size_t i = 0; i < cfg.nlisten; i++)
         LOG_INFO("listening on %s (%s)", cfg.listen[i].text,
-                 cfg.listen[i].tls ? "TLS: h2, http/1.1" : "cleartext: h2c, http/1.1");
+                 cfg.listen[i].tls   ? "TLS: h2, http/1.1"
+                 : cfg.listen[i].h2c ? "cleartext: h2c only"
+                                     : "cleartext: h2c, http/1.1");
     LOG_INFO("origin http://%s:%u, %d worker(s)", cfg.origin_host, cfg.origin_port, cfg.workers);
 
     if (cfg.admin[0] != '\0') {

@@ -39,7 +39,7 @@ static void on_connection(uv_stream_t *server, int status)
     }
     if (l->worker->state != WORKER_RUNNING)
         return;
-    conn_accept(l->worker, server, l->conf->tls);
+    conn_accept(l->worker, server, l->conf);
 }
 
 static int listener_open(worker_t *w, worker_listener_t *l, const config_listen_t *conf)

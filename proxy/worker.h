@@ -104,8 +104,12 @@ void worker_join(worker_t *w);
 void worker_conn_closed(worker_t *w);
 
 /* Provided by the frontend (conn.c). */
-/** Accept one connection on `server` (a listener of w). */
-void conn_accept(worker_t *w, uv_stream_t *server, bool tls);
+/**
+ * Accept one connection on `server` (a listener of w) configured by `conf`
+ * (borrowed for the call): TLS, cleartext h2 only, or cleartext h2 and
+ * HTTP/1.1 told apart by the first bytes.
+ */
+void conn_accept(worker_t *w, uv_stream_t *server, const config_listen_t *conf);
 /** Begin a graceful close of every client connection (h2 GOAWAY; h1 close when idle). */
 void conn_drain_all(worker_t *w);
 /** Close every client connection now (drain time is up). */

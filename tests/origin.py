@@ -32,6 +32,8 @@ Special paths (query parameters in brackets):
                          the connection closed with no response (a stale pooled one)
   /_hop                  a response with hop-by-hop headers (Connection names X-Private)
   /_set_etag [path, etag] from now on, static PATH carries ETag "etag" (empty: the default)
+  /_set_status [path, code] from now on, static PATH answers CODE with a short body
+                         (code 0 or none: served normally again)
   /_tspage [asset]       HTML naming asset (default /js/config.js) with ?ts=<now ns>,
                          a new URL on every visit, plus /css/site.css
 /_sse also takes push=PATH (sends the comment line ": herald-push PATH" just before
@@ -97,6 +99,7 @@ class Origin:
             self.hints.setdefault(p, []).append(v)
         self.links = {}
         self.etags = {}
+        self.statuses = {}
         self.redirects = dict(self.kv(x) for x in getattr(args, "redirect", []))
         for x in args.link:
             p, v = self.kv(x)
@@ -378,6 +381,9 @@ class Conn:
         if req["method"] not in ("GET", "HEAD"):
             self.drain_body(req)
             return self.respond(405, b"method not allowed\n", headers=[("Allow", "GET, HEAD")]) or True
+        code = self.o.statuses.get(req["path"])
+        if code:
+            return self.respond(code, b"status %d\n" % code) or True
         if req["path"] in self.o.redirects:
             return self.respond(301, b"moved\n", headers=[
                 ("Location", self.o.redirects[req["path"]]),
@@ -474,6 +480,12 @@ class Conn:
         self.drain_body(req)
         self.o.etags[req["q"].get("path", "")] = req["q"].get("etag", "")
         self.respond(200, b"etag set\n", headers=[("Cache-Control", "no-store")])
+        return True
+
+    def h_set_status(self, req, extra):
+        self.drain_body(req)
+        self.o.statuses[req["q"].get("path", "")] = int(req["q"].get("code", "0") or 0)
+        self.respond(200, b"status set\n", headers=[("Cache-Control", "no-store")])
         return True
 
     def h_tspage(self, req, extra):
@@ -636,6 +648,7 @@ SPECIAL = {"/_echo": Conn.h_echo, "/_think": Conn.h_think, "/_sse": Conn.h_sse,
            "/_badchunk": Conn.h_badchunk, "/_closeafter": Conn.h_closeafter, "/_ws": Conn.h_ws,
            "/_status": Conn.h_status, "/_hop": Conn.h_hop,
            "/_dropnext": Conn.h_dropnext, "/_set_etag": Conn.h_set_etag,
+           "/_set_status": Conn.h_set_status,
            "/_tspage": Conn.h_tspage}
 
 

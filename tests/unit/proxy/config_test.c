@@ -65,6 +65,7 @@ static void test_defaults_and_flags(void)
     const char *a2[] = {"--origin=http://localhost:81",
                         "--listen=127.0.0.1:1,tls",
                         "--listen=[::1]:2",
+                        "--listen=127.0.0.1:3,h2c",
                         "--tls-cert=c",
                         "--tls-key=k",
                         "--origin-timeout=0.25",
@@ -73,10 +74,11 @@ static void test_defaults_and_flags(void)
                         "--log-level=debug",
                         NULL};
     CHECK_INTEQ(load(&cfg, a2), 0);
-    CHECK_INTEQ(cfg.nlisten, 2);
-    CHECK(cfg.listen[0].tls);
-    CHECK(!cfg.listen[1].tls);
+    CHECK_INTEQ(cfg.nlisten, 3);
+    CHECK(cfg.listen[0].tls && !cfg.listen[0].h2c);
+    CHECK(!cfg.listen[1].tls && !cfg.listen[1].h2c);
     CHECK_INTEQ(cfg.listen[1].addr.ss_family, AF_INET6);
+    CHECK(!cfg.listen[2].tls && cfg.listen[2].h2c);
     CHECK(cfg.origin_timeout == 0.25);
     CHECK(cfg.trust_forwarded);
     CHECK_INTEQ(cfg.workers, 3);
@@ -96,6 +98,8 @@ static void test_errors(void)
         {"--origin=https://127.0.0.1:1", NULL, NULL},
         {"--origin=http://127.0.0.1:1", "--listen=127.0.0.1:1,tls", NULL}, /* no cert */
         {"--origin=http://127.0.0.1:1", "--listen=nonsense", NULL},
+        {"--origin=http://127.0.0.1:1", "--listen=127.0.0.1:1,h2", NULL},
+        {"--origin=http://127.0.0.1:1", "--listen=127.0.0.1:1,tls,h2c", NULL},
         {"--origin=http://127.0.0.1:1", "--log-level=loud", NULL},
         {"--origin=http://127.0.0.1:1", "--max-header-size=1x", NULL},
     };
