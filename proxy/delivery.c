@@ -77,6 +77,7 @@ struct delivery_ex {
     worker_link_t link; /* in the page's `deferred` or the connection's `queue` */
     char *key;          /* plan item key reported to learning (malloc'd); NULL: SSE push */
     bool completed;
+    bool failed; /* the origin's answer was unusable: herald reset the stream itself */
 
     /* SSE */
     bool sse;               /* filter this event stream for push comments */
@@ -669,7 +670,9 @@ void delivery_on_response_end(exchange_t *ex, bool ok)
     }
     if (dx->role != DELIVERY_ROLE_PUSHED || dx->pstate != DELIVERY_PUSH_FETCHING)
         return;
-    if (ok && exchange_push_status_ok(ex->status)) {
+    if (!ok || !exchange_push_status_ok(ex->status))
+        dx->failed = true;
+    else {
         dx->completed = true;
         atomic_fetch_add(&stats.completed, 1);
         atomic_fetch_add(&stats.pushed_bytes, ex->resp_body_bytes);
@@ -700,9 +703,10 @@ void delivery_on_free(exchange_t *ex)
         bool slot = dx->pstate == DELIVERY_PUSH_FETCHING;
         worker_link_remove(&dx->link); /* from a page's deferred list or the queue */
         if (!dx->completed) {
-            /* reset by the client (or never sent): cancelled for the edge */
             atomic_fetch_add(&stats.cancelled, 1);
-            if (dx->key != NULL)
+            /* reset by the client (or never sent): it had the asset. A
+             * push herald reset itself says nothing of the client. */
+            if (dx->key != NULL && !dx->failed)
                 learning_note_delivery(ex, dx->key, PAGEMAP_DELIVERY_CANCELLED, 0);
         }
         if (slot) {
