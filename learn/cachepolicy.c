@@ -2,8 +2,10 @@
 #include "learn/cachepolicy.h"
 
 #include <stddef.h>
+#include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <time.h>
 
 static bool word_is(const char *p, size_t len, const char *w)
 {
@@ -62,6 +64,10 @@ unsigned cachepolicy_parse_vary(const char *v)
             bits |= CACHEPOLICY_VARY_LANGUAGE;
         else if (word_is(p, len, "user-agent"))
             bits |= CACHEPOLICY_VARY_UA;
+        else if (word_is(p, len, "origin"))
+            bits |= CACHEPOLICY_VARY_ORIGIN;
+        else if (word_is(p, len, "*"))
+            bits |= CACHEPOLICY_VARY_STAR;
         else
             bits |= CACHEPOLICY_VARY_OTHER;
         p += len;
@@ -80,27 +86,103 @@ bool cachepolicy_pushable(unsigned bits, const char **why)
         r = "Cache-Control: no-cache";
     else if (bits & CACHEPOLICY_SET_COOKIE)
         r = "Set-Cookie";
-    else if (bits & CACHEPOLICY_VARY_OTHER)
+    else if (bits & (CACHEPOLICY_VARY_OTHER | CACHEPOLICY_VARY_ORIGIN | CACHEPOLICY_VARY_STAR))
         r = "Vary on a header a push does not carry";
     if (why != NULL)
         *why = r;
     return r == NULL;
 }
 
-cachepolicy_hint_t cachepolicy_hintable(unsigned bits, const char **why)
+cachepolicy_hint_t cachepolicy_hintable(unsigned bits, int64_t fresh_ms, int64_t need_ms, bool cors,
+                                        const char **why)
 {
     const char *r = NULL;
-    cachepolicy_hint_t h = CACHEPOLICY_HINT_YES;
-    if (bits & CACHEPOLICY_NO_STORE) {
+    cachepolicy_hint_t h = CACHEPOLICY_HINT_NO;
+    if (bits & CACHEPOLICY_NO_STORE)
         r = "Cache-Control: no-store (the preload is not kept for the page)";
-        h = CACHEPOLICY_HINT_NO;
-    } else if (bits & CACHEPOLICY_VARY_COOKIE) {
-        r = "Vary: Cookie (hinted only when the page's cookies do not change)";
-        h = CACHEPOLICY_HINT_IF_COOKIE_STABLE;
-    }
+    else if (bits & CACHEPOLICY_VARY_STAR)
+        r = "Vary: * (the preload never matches the page's request)";
+    else if (fresh_ms < need_ms || (bits & CACHEPOLICY_NO_CACHE))
+        r = "not fresh long enough for the page's request (it would fetch or revalidate again)";
+    else if (cors && (bits & CACHEPOLICY_VARY_ORIGIN))
+        r = "Vary: Origin on a CORS request (the preload is fetched without Origin)";
+    else if (bits & CACHEPOLICY_VARY_COOKIE) {
+        r = "Vary: Cookie (hinted only while the page's cookies stay the same)";
+        h = (bits & CACHEPOLICY_SET_COOKIE) ? CACHEPOLICY_HINT_NO
+                                            : CACHEPOLICY_HINT_IF_COOKIE_STABLE;
+        if (h == CACHEPOLICY_HINT_NO)
+            r = "Vary: Cookie and Set-Cookie (the preload's cookie changes the page's request)";
+    } else
+        h = CACHEPOLICY_HINT_YES;
     if (why != NULL)
         *why = r;
     return h;
+}
+
+/* ---- freshness ---- */
+
+/* An IMF-fixdate ("Sun, 06 Nov 1994 08:49:37 GMT") in Unix seconds; -1 when not one. */
+static int64_t http_date(const char *s)
+{
+    if (s == NULL)
+        return -1;
+    struct tm tm;
+    memset(&tm, 0, sizeof(tm));
+    const char *end = strptime(s, "%a, %d %b %Y %H:%M:%S GMT", &tm);
+    if (end == NULL)
+        return -1;
+    return (int64_t)timegm(&tm);
+}
+
+/* The value of directive `name` (delta-seconds) in a Cache-Control list; -1 absent. */
+static int64_t cc_seconds(const char *cc, const char *name)
+{
+    size_t nl = strlen(name);
+    for (const char *p = cc; p != NULL && *p;) {
+        p += strspn(p, " \t,");
+        size_t len = strcspn(p, " \t,=");
+        bool hit = len == nl && strncasecmp(p, name, nl) == 0;
+        p += len;
+        p += strspn(p, " \t");
+        if (*p == '=') {
+            p++;
+            p += strspn(p, " \t\"");
+            if (hit) {
+                char *e = NULL;
+                long long v = strtoll(p, &e, 10);
+                return e != p && v >= 0 ? (int64_t)v : 0;
+            }
+        }
+        p += strcspn(p, ",");
+    }
+    return -1;
+}
+
+int64_t cachepolicy_freshness_ms(const cachepolicy_fresh_t *h, int64_t now_s)
+{
+    if (cachepolicy_parse_cache_control(h->cache_control) &
+        (CACHEPOLICY_NO_STORE | CACHEPOLICY_NO_CACHE))
+        return 0;
+    int64_t date = http_date(h->date);
+    if (date < 0)
+        date = now_s;
+    int64_t life = cc_seconds(h->cache_control, "max-age");
+    if (life < 0 && h->expires != NULL) {
+        int64_t exp = http_date(h->expires);
+        life = exp > date ? exp - date : 0; /* an invalid Expires means expired */
+    }
+    if (life < 0) {
+        int64_t lm = http_date(h->last_modified);
+        life = lm >= 0 && lm < date ? (date - lm) / 10 : 0;
+        if (life > 86400)
+            life = 86400;
+    }
+    int64_t age = h->age != NULL ? strtoll(h->age, NULL, 10) : 0;
+    if (age < 0)
+        age = 0;
+    if (life > INT64_MAX / 1000)
+        life = INT64_MAX / 1000;
+    return life > age ? (life - age) * 1000 : 0;
 }
 
 static const char *const bit_names[CACHEPOLICY_NBITS] = {"no-store",
@@ -111,7 +193,9 @@ static const char *const bit_names[CACHEPOLICY_NBITS] = {"no-store",
                                                          "vary-accept-encoding",
                                                          "vary-accept-language",
                                                          "vary-user-agent",
-                                                         "vary-other"};
+                                                         "vary-other",
+                                                         "vary-origin",
+                                                         "vary-star"};
 
 const char *cachepolicy_bit_name(unsigned i)
 {

@@ -314,6 +314,7 @@ pm_asset_t *pm_asset_get(pagemap_t *pm, const char *key, const char *url)
     a->h.hash = h;
     a->h.key = pm_dup(key);
     a->url = pm_dup(url ? url : key);
+    a->fresh_ms = -1;
     if (a->h.key == NULL || a->url == NULL || table_insert(&pm->assets, &a->h) != 0) {
         asset_free(a);
         return NULL;
@@ -651,11 +652,12 @@ static int copy_page_info(const pm_page_t *p, pagemap_page_info_t *o)
     o->plans = p->plans;
     o->explored = p->explored;
     o->explore_cursor = p->explore_cursor;
+    o->scan_validator = p->scan_validator;
     o->nedges = p->n;
     return 0;
 }
 
-static int copy_edge_info(const pm_edge_t *e, bool is_template, pagemap_edge_info_t *o)
+static int copy_edge_info(const pm_edge_t *e, const pm_page_t *p, pagemap_edge_info_t *o)
 {
     const pm_asset_t *a = e->asset;
     memset(o, 0, sizeof(*o));
@@ -698,14 +700,15 @@ static int copy_edge_info(const pm_edge_t *e, bool is_template, pagemap_edge_inf
     o->hinted = e->hinted;
     o->state = e->state;
     o->verdict =
-        pm_edge_verdict(e, is_template, PAGEMAP_DEFAULT_MIN_CONFIDENCE, &o->verdict_reason);
+        pm_edge_verdict(e, p->is_template, PAGEMAP_DEFAULT_MIN_CONFIDENCE, &o->verdict_reason);
     o->pushable = cachepolicy_pushable(a->policy, &o->unpushable_why) && !a->unpushable;
     if (a->unpushable && o->unpushable_why == NULL)
         o->unpushable_why = "a push of it came back non-200";
-    o->hint = cachepolicy_hintable(a->policy, &o->hint_why);
+    o->hint = pm_hint(a, e, p->think, &o->hint_why);
     o->size = a->size;
     o->status = a->status;
     o->policy = a->policy;
+    o->fresh_ms = a->fresh_ms;
     o->unpushable = a->unpushable;
     return 0;
 }
@@ -727,7 +730,7 @@ static int copy_edges(const pm_page_t *p, pagemap_edge_info_t **out, size_t *n)
         sorted[i] = &p->edges[i];
     qsort(sorted, p->n, sizeof(*sorted), pm_cmp_edge_plan);
     for (size_t i = 0; i < p->n; i++) {
-        if (copy_edge_info(sorted[i], p->is_template, &v[i]) != 0) {
+        if (copy_edge_info(sorted[i], p, &v[i]) != 0) {
             pagemap_edge_infos_free(v, i);
             free(sorted);
             return HERALD_ENOMEM;
@@ -1012,6 +1015,7 @@ static int restore_page(pagemap_t *pm, const pagemap_dump_page_t *dp)
     p->plans = i->plans;
     p->explored = i->explored;
     p->explore_cursor = i->explore_cursor;
+    p->scan_validator = i->scan_validator;
     for (size_t k = 0; k < dp->nedges; k++) {
         const pagemap_edge_info_t *ei = &dp->edges[k];
         if (ei->key == NULL || pm_edge_find(p, pm_asset_find(pm, ei->key)) != NULL)
@@ -1030,6 +1034,7 @@ static int restore_page(pagemap_t *pm, const pagemap_dump_page_t *dp)
         a->status = ei->status;
         a->size = ei->size;
         a->policy = ei->policy & CACHEPOLICY_ALL;
+        a->fresh_ms = ei->fresh_ms;
         a->unpushable = ei->unpushable;
         e->kind = (unsigned)ei->kind < PAGEMAP_KIND_COUNT_ ? ei->kind : PAGEMAP_KIND_OTHER;
         e->cors = ei->crossorigin;

@@ -91,6 +91,11 @@
  * not push: strong or confirmed edges, and the visit's new strong items.
  */
 #define PAGEMAP_COLD_SHARE 0.8
+/**
+ * A hint is sent only for an asset still fresh this long after the page's
+ * think time (the browser's own request comes about then; cachepolicy_hintable).
+ */
+#define PAGEMAP_HINT_MARGIN_MS 2000
 /** Default share of plans that hold back confirmed edges to re-check them (--explore). */
 #define PAGEMAP_DEFAULT_EXPLORE 0.05
 /** Confirmed edges a plan holds back for exploration: 1, or 2 from this many on. */
@@ -193,6 +198,7 @@ typedef struct pagemap_visit {
     bool authorized;      /* request had Authorization: commit does nothing */
     bool page_cookie;     /* the page request carried a Cookie header */
     bool page_set_cookie; /* the page response set a cookie */
+    uint64_t validator;   /* hash of the page response's ETag and Last-Modified, 0 none */
     const digest_t *digest; /* the client's cache-digest cookie (borrowed), NULL none */
     /*
      * Late discovery of a visit already committed (the proxy fetched a
@@ -213,6 +219,21 @@ typedef struct pagemap_visit {
  */
 int pagemap_commit_visit(pagemap_t *pm, const pagemap_visit_t *v);
 
+/** A page's HTML is scanned on every visit until it has this many visits... */
+#define PAGEMAP_SCAN_STABLE_VISITS 8
+/** ...then on one visit in this many, and whenever its validators changed. */
+#define PAGEMAP_SCAN_SAMPLE 8
+
+/**
+ * Whether discovery should run on this visit of page_key, whose response
+ * carries `validator` (pagemap_visit_t.validator): always for a page with
+ * fewer than PAGEMAP_SCAN_STABLE_VISITS visits; then when the validator
+ * differs from the one of its last scanned visit (the page changed: a new
+ * asset version is seen at once), else on one visit in
+ * PAGEMAP_SCAN_SAMPLE. A page without validators is sampled. NULL map: true.
+ */
+bool pagemap_should_scan(pagemap_t *pm, const char *page_key, uint64_t validator);
+
 /** Response facts of one asset, borrowed for the call. */
 typedef struct pagemap_asset_meta {
     int status;
@@ -222,6 +243,7 @@ typedef struct pagemap_asset_meta {
     const char *last_modified; /* NULL = none */
     const char *location;      /* normalised absolute target of a 301/302/307/308, else NULL */
     unsigned policy;           /* CACHEPOLICY_* bits of the response headers */
+    int64_t fresh_ms;          /* cachepolicy_freshness_ms, < 0 unknown */
     bool pushed;               /* this response answered a push herald made */
 } pagemap_asset_meta_t;
 
@@ -388,6 +410,7 @@ typedef struct pagemap_page_info {
     uint64_t plans;          /* plans made with exploration on */
     uint64_t explored;       /* of those, plans that held edges back */
     uint64_t explore_cursor; /* rotation position (hash of the last key held back) */
+    uint64_t scan_validator; /* validators of the last scanned visit (pagemap_should_scan) */
     size_t nedges;           /* including pinned and banned */
 } pagemap_page_info_t;
 
@@ -427,6 +450,7 @@ typedef struct pagemap_edge_info {
     int status;
     char *content_type, *etag, *last_modified, *location;
     unsigned policy; /* CACHEPOLICY_* bits */
+    int64_t fresh_ms; /* freshness lifetime of its last response, < 0 unknown */
     bool unpushable; /* a push of it came back non-200 */
 } pagemap_edge_info_t;
 

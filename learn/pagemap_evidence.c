@@ -222,8 +222,9 @@ static bool cold_visit(const coldness_t *c)
 
 /*
  * An edge of p that `it` (a URL new to p) replaces as its next version
- * (pagemap.h, "Versions"), or NULL. Only edges this visit did not name or
- * fetch (e->seen false) qualify.
+ * (pagemap.h, "Versions"), or NULL. Only edges this visit's discovery did
+ * not name and its client did not fetch (e->named false) qualify; one that
+ * herald delivered on the visit may.
  */
 static pm_edge_t *find_old_version(pm_page_t *p, const pagemap_visit_t *v, const vitem_t *it,
                                    bool cold)
@@ -236,7 +237,7 @@ static pm_edge_t *find_old_version(pm_page_t *p, const pagemap_visit_t *v, const
         return NULL;
     for (size_t i = 0; i < p->n; i++) {
         pm_edge_t *e = &p->edges[i];
-        if (e->seen || e->superseded || e->state != PAGEMAP_EDGE_LEARNED)
+        if (e->named || e->superseded || e->state != PAGEMAP_EDGE_LEARNED)
             continue;
         bool named_same_way = (by_html && (e->sources & (PAGEMAP_SRC_HTML | PAGEMAP_SRC_LINK))) ||
                               (by_css && (e->sources & PAGEMAP_SRC_CSS)) || by_fetch;
@@ -263,7 +264,7 @@ static pm_edge_t *edge_create(pagemap_t *pm, pm_page_t *p, const pagemap_visit_t
         pm_asset_t *olda = old->asset; /* the old edge's reference now holds it */
         old->asset = a;
         a->refs++;
-        old->seen = true;
+        old->seen = old->named = true;
         old->volatile_url = template_is_volatile_url(a->url) || template_is_volatile_url(a->h.key);
         if (old->volatile_url)
             old->hit_visits = 0; /* a per-visit URL: each visit's is another, never two visits' */
@@ -277,7 +278,7 @@ static pm_edge_t *edge_create(pagemap_t *pm, pm_page_t *p, const pagemap_visit_t
                               : NULL;
         if (tomb != NULL) {
             tomb->superseded = true;
-            tomb->seen = true;
+            tomb->seen = tomb->named = true;
             tomb->sources = osrc;
             tomb->kind = okind;
             tomb->first_seen = ofirst;
@@ -339,6 +340,8 @@ static void page_counters(pagemap_t *pm, pm_page_t *p, const pagemap_visit_t *v,
             p->think < 0 ? v->think_ms : p->think + PAGEMAP_THINK_ALPHA * (v->think_ms - p->think);
     if (v->html_size > 0)
         p->html_size = v->html_size;
+    if (v->html_scanned)
+        p->scan_validator = v->validator;
     p->followups_seen |= clean;
     p->clean_total += clean;
     if (clean)
@@ -359,11 +362,13 @@ static int commit_entry(pagemap_t *pm, pm_page_t *p, const pagemap_visit_t *v, c
     double fvisits_before = p->fvisits;
     page_counters(pm, p, v, clean, cold);
     for (size_t i = 0; i < p->n; i++)
-        p->edges[i].seen = false;
+        p->edges[i].seen = p->edges[i].named = false;
     for (size_t k = 0; k < nvi; k++) {
         pm_edge_t *e = edge_of(pm, p, vi[k].key);
-        if (e != NULL)
+        if (e != NULL) {
             e->seen = true;
+            e->named = (vi[k].sources & (PAGEMAP_SRC_DISCOVERY | PAGEMAP_SRC_FOLLOWUP)) != 0;
+        }
     }
     int rc = 0;
     for (size_t k = 0; k < nvi; k++) {
@@ -404,6 +409,9 @@ static int commit_entry(pagemap_t *pm, pm_page_t *p, const pagemap_visit_t *v, c
             if (it->sources & (PAGEMAP_SRC_HTML | PAGEMAP_SRC_LINK))
                 e->absent_streak = 0;
         }
+        if (v->html_scanned && (e->sources & PAGEMAP_SRC_HTML) &&
+            !(it->sources & (PAGEMAP_SRC_HTML | PAGEMAP_SRC_LINK)))
+            e->absent_streak++; /* delivered or fetched, but the HTML no longer names it */
         e->sources |= it->sources;
         if (discovered || requested) {
             e->superseded = false; /* named again: back in use */
@@ -490,6 +498,19 @@ out:
     return rc;
 }
 
+bool pagemap_should_scan(pagemap_t *pm, const char *page_key, uint64_t validator)
+{
+    if (pm == NULL || page_key == NULL)
+        return true;
+    pthread_mutex_lock(&pm->lock);
+    const pm_page_t *p = pm_page_find(pm, page_key);
+    bool scan = p == NULL || p->visits_total < PAGEMAP_SCAN_STABLE_VISITS ||
+                (validator != 0 && validator != p->scan_validator) ||
+                p->visits_total % PAGEMAP_SCAN_SAMPLE == 0;
+    pthread_mutex_unlock(&pm->lock);
+    return scan;
+}
+
 int pagemap_observe_asset(pagemap_t *pm, const char *asset_key, const pagemap_asset_meta_t *m)
 {
     if (pm == NULL || asset_key == NULL || m == NULL)
@@ -504,6 +525,7 @@ int pagemap_observe_asset(pagemap_t *pm, const char *asset_key, const pagemap_as
     a->status = m->status;
     a->size = m->size;
     a->policy = (m->policy & CACHEPOLICY_ALL) | (a->policy & CACHEPOLICY_SET_COOKIE);
+    a->fresh_ms = m->fresh_ms;
     bool redirect = m->status == 301 || m->status == 302 || m->status == 307 || m->status == 308;
     if (!pm_set_str(&a->content_type, m->content_type) || !pm_set_str(&a->etag, m->etag) ||
         !pm_set_str(&a->last_modified, m->last_modified) ||

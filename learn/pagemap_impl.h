@@ -35,6 +35,7 @@ typedef struct pm_asset {
     uint64_t size;
     char *content_type, *etag, *last_modified, *location;
     unsigned policy; /* CACHEPOLICY_* */
+    int64_t fresh_ms; /* < 0 unknown */
     bool unpushable; /* a push of it came back non-200 */
 } pm_asset_t;
 
@@ -54,7 +55,8 @@ typedef struct pm_edge {
     int64_t first_seen, last_seen;
     uint64_t promised, completed, cancelled, hinted;
     pagemap_edge_state_t state;
-    bool seen; /* scratch during a commit */
+    bool seen;  /* scratch during a commit: the visit has an item for it */
+    bool named; /* scratch: ... that discovery named or the client fetched */
 } pm_edge_t;
 
 typedef struct pm_page {
@@ -77,6 +79,7 @@ typedef struct pm_page {
     double fvisits;     /* decayed count of visits with follow-ups */
     uint64_t clean_total, cold_total;
     uint64_t plans, explored, explore_cursor;
+    uint64_t scan_validator;
 } pm_page_t;
 
 struct pagemap {
@@ -126,6 +129,14 @@ int pm_cmp_edge_plan(const void *a, const void *b);
 bool pm_same_authority(const char *url, const char *authority);
 /** Length of "scheme://authority" of an absolute URL, 0 when not absolute. */
 size_t pm_origin_len(const char *url);
+
+/**
+ * How a 103 preload of a's response would be used, for a page whose think
+ * time is think_ms (< 0 unknown), by a request of edge e's kind and CORS
+ * mode (cachepolicy_hintable). An asset never observed counts as fresh.
+ */
+cachepolicy_hint_t pm_hint(const pm_asset_t *a, const pm_edge_t *e, double think_ms,
+                           const char **why);
 
 /* ---- verdicts (pagemap_plan.c) ---- */
 

@@ -118,9 +118,19 @@ static bool asset_pushable(const pm_asset_t *a)
     return cachepolicy_pushable(a->policy, NULL) && !a->unpushable;
 }
 
-static bool asset_deliverable(const pm_asset_t *a)
+cachepolicy_hint_t pm_hint(const pm_asset_t *a, const pm_edge_t *e, double think_ms,
+                           const char **why)
 {
-    return asset_pushable(a) || cachepolicy_hintable(a->policy, NULL) != CACHEPOLICY_HINT_NO;
+    int64_t need = (int64_t)(think_ms > 0 ? think_ms : 0) + PAGEMAP_HINT_MARGIN_MS;
+    bool cors = e->kind == PAGEMAP_KIND_FONT || e->kind == PAGEMAP_KIND_MODULE ||
+                e->cors != PAGEMAP_CORS_NONE;
+    return cachepolicy_hintable(a->policy, a->fresh_ms < 0 ? INT64_MAX : a->fresh_ms, need, cors,
+                                why);
+}
+
+static bool asset_deliverable(const pm_asset_t *a, const pm_edge_t *e, double think_ms)
+{
+    return asset_pushable(a) || pm_hint(a, e, think_ms, NULL) != CACHEPOLICY_HINT_NO;
 }
 
 static bool plan_has(const pagemap_plan_t *out, const char *key)
@@ -132,7 +142,7 @@ static bool plan_has(const pagemap_plan_t *out, const char *key)
 }
 
 static int plan_push_item(pagemap_plan_t *out, size_t *cap, const pm_asset_t *a, const pm_edge_t *e,
-                          pagemap_verdict_t verdict, bool is_redirect)
+                          pagemap_verdict_t verdict, bool is_redirect, double think_ms)
 {
     if (out->n == *cap) {
         size_t nc = *cap ? *cap * 2 : 16;
@@ -162,7 +172,7 @@ static int plan_push_item(pagemap_plan_t *out, size_t *cap, const pm_asset_t *a,
     it->status = a->status;
     it->policy = a->policy;
     it->pushable = asset_pushable(a);
-    it->hint = cachepolicy_hintable(a->policy, NULL);
+    it->hint = pm_hint(a, e, think_ms, NULL);
     it->is_redirect = is_redirect;
     it->pinned = e->state == PAGEMAP_EDGE_PINNED;
     it->verdict = verdict;
@@ -283,7 +293,7 @@ static int explore(pm_page_t *p, double share, const pm_edge_t **cand, size_t *n
 }
 
 static int build_plan(pagemap_t *pm, pm_page_t *p, const char *authority,
-                      const pagemap_plan_opts_t *opts, pagemap_plan_t *out)
+                      const pagemap_plan_opts_t *opts, double think_ms, pagemap_plan_t *out)
 {
     if (p->n == 0)
         return 0;
@@ -324,22 +334,22 @@ static int build_plan(pagemap_t *pm, pm_page_t *p, const char *authority,
         if (plan_has(out, a->h.key))
             continue;
         if (status_ok(a->status)) {
-            if (asset_deliverable(a))
-                rc = plan_push_item(out, &cap, a, e, v, false);
+            if (asset_deliverable(a, e, think_ms))
+                rc = plan_push_item(out, &cap, a, e, v, false, think_ms);
             continue;
         }
         if (!is_redirect_status(a->status) || a->location == NULL)
             continue;
         const pm_asset_t *t = pm_asset_find(pm, a->location);
-        if (t == NULL || t == a || !status_ok(t->status) || !asset_deliverable(t) ||
+        if (t == NULL || t == a || !status_ok(t->status) || !asset_deliverable(t, e, think_ms) ||
             !pm_same_authority(t->url, authority))
             continue;
         const pm_edge_t *te = pm_edge_find(p, t);
         if (te != NULL && te->state == PAGEMAP_EDGE_BANNED)
             continue;
-        rc = plan_push_item(out, &cap, a, e, v, true);
+        rc = plan_push_item(out, &cap, a, e, v, true, think_ms);
         if (rc == 0 && !plan_has(out, t->h.key))
-            rc = plan_push_item(out, &cap, t, te ? te : e, v, false);
+            rc = plan_push_item(out, &cap, t, te ? te : e, v, false, think_ms);
     }
     free(cand);
     free(verdicts);
@@ -376,7 +386,7 @@ int pagemap_plan(pagemap_t *pm, const char *page_key, const char *template_key,
         out->think_ms = p->think;
         out->page_set_cookie = p->set_cookie;
         if (p->status == 0 || (p->status >= 200 && p->status <= 299)) {
-            rc = build_plan(pm, p, authority, &o, out);
+            rc = build_plan(pm, p, authority, &o, p->think, out);
             if (rc == 0 && (out->n > 0 || out->nheld > 0))
                 out->source = PAGEMAP_PLAN_PAGE;
         }
@@ -384,7 +394,8 @@ int pagemap_plan(pagemap_t *pm, const char *page_key, const char *template_key,
     if (rc == 0 && out->source == PAGEMAP_PLAN_NONE && t != NULL && t != p) {
         pm_lru_touch(pm, t);
         pagemap_plan_t tmp = {0};
-        rc = build_plan(pm, t, authority, &o, &tmp);
+        rc = build_plan(pm, t, authority, &o, p != NULL && p->think >= 0 ? p->think : t->think,
+                        &tmp);
         if (rc == 0 && tmp.n > 0) {
             pagemap_plan_t keep = *out;
             *out = tmp;

@@ -79,6 +79,7 @@ static json_t *page_json(const pagemap_dump_page_t *dp)
     put(o, "explore_share", json_real(i->plans ? (double)i->explored / (double)i->plans : 0.0),
         &bad);
     put(o, "explore_cursor", json_integer((json_int_t)(int64_t)i->explore_cursor), &bad);
+    put(o, "scan_validator", json_integer((json_int_t)(int64_t)i->scan_validator), &bad);
     json_t *edges = json_array();
     for (size_t k = 0; edges && k < dp->nedges && !bad; k++) {
         const pagemap_edge_info_t *e = &dp->edges[k];
@@ -128,6 +129,7 @@ static json_t *page_json(const pagemap_dump_page_t *dp)
         put(eo, "last_modified", str_or_null(e->last_modified), &bad);
         put(eo, "location", str_or_null(e->location), &bad);
         put(eo, "policy", policy_json(e->policy), &bad);
+        put(eo, "fresh_ms", json_integer(e->fresh_ms), &bad);
         put(eo, "unpushable", json_boolean(e->unpushable), &bad);
         /* computed, for the operator; ignored on import */
         put(eo, "verdict", json_string(pagemap_verdict_name(e->verdict)), &bad);
@@ -428,7 +430,7 @@ static bool parse_edge(vctx_t *c, json_t *eo, pagemap_edge_info_t *e, size_t idx
         }
     }
     bool cacheable = true;
-    int64_t group = 0, streak = 0, absent = 0;
+    int64_t group = 0, streak = 0, absent = 0, fresh = -1;
     if (!get_bool(c, eo, "blocking", &e->blocking, idx) ||
         !get_bool(c, eo, "volatile", &e->volatile_url, idx) ||
         !get_bool(c, eo, "strong", &e->strong, idx) ||
@@ -439,6 +441,7 @@ static bool parse_edge(vctx_t *c, json_t *eo, pagemap_edge_info_t *e, size_t idx
         !get_uint(c, eo, "clean_misses", &e->clean_misses, idx) ||
         !get_int(c, eo, "miss_streak", 0, 1000000, &streak, idx) ||
         !get_int(c, eo, "absent_streak", 0, 1000000, &absent, idx) ||
+        !get_int(c, eo, "fresh_ms", -1, INT64_MAX, &fresh, idx) ||
         (c->version == 1 && json_object_get(eo, "cacheable") != NULL &&
          !get_bool(c, eo, "cacheable", &cacheable, idx)) ||
         !get_bool(c, eo, "unpushable", &e->unpushable, idx) ||
@@ -458,6 +461,7 @@ static bool parse_edge(vctx_t *c, json_t *eo, pagemap_edge_info_t *e, size_t idx
     e->group = (uint32_t)group;
     e->miss_streak = (unsigned)streak;
     e->absent_streak = (unsigned)absent;
+    e->fresh_ms = json_object_get(eo, "fresh_ms") != NULL ? fresh : -1;
     if (c->version == 1) {
         /* Version 1 knew one "cacheable" flag and no clean evidence: what was
          * not cacheable is delivered by neither means until a response is
@@ -476,7 +480,7 @@ static bool parse_page(vctx_t *c, json_t *po, pagemap_dump_page_t *dp, size_t id
     pagemap_page_info_t *i = &dp->info;
     if (!json_is_object(po))
         return fail(c, HERALD_EPARSE, "page %zu is not an object", idx);
-    int64_t st, cursor;
+    int64_t st, cursor, validator;
     if (!get_str(c, po, "key", true, &i->key, idx) ||
         !get_str(c, po, "template_key", false, &i->template_key, idx) ||
         !get_bool(c, po, "template", &i->is_template, idx) ||
@@ -496,10 +500,12 @@ static bool parse_page(vctx_t *c, json_t *po, pagemap_dump_page_t *dp, size_t id
         !get_uint(c, po, "cold_total", &i->cold_total, idx) ||
         !get_uint(c, po, "plans", &i->plans, idx) ||
         !get_uint(c, po, "explored", &i->explored, idx) ||
-        !get_int(c, po, "explore_cursor", INT64_MIN, INT64_MAX, &cursor, idx))
+        !get_int(c, po, "explore_cursor", INT64_MIN, INT64_MAX, &cursor, idx) ||
+        !get_int(c, po, "scan_validator", INT64_MIN, INT64_MAX, &validator, idx))
         return false;
     i->status = (int)st;
     i->explore_cursor = (uint64_t)cursor;
+    i->scan_validator = (uint64_t)validator;
     if (json_object_get(po, "think_ms") == NULL)
         i->think_ms = -1;
     json_t *edges = json_object_get(po, "edges");

@@ -39,6 +39,7 @@ struct visit {
     unsigned holds, chases;
     bool have_digest;
     digest_t digest;
+    uint64_t validator;
     size_t n_done; /* items[0, n_done) are committed */
     unsigned next_order;
     item_t *items;
@@ -207,6 +208,11 @@ void visit_page_end(visit_t *v, bool ok, uint64_t html_size)
     else
         v->html_size = html_size;
     v->page_done = true;
+}
+
+void visit_set_validator(visit_t *v, uint64_t validator)
+{
+    v->validator = validator;
 }
 
 bool visit_not_html(const visit_t *v)
@@ -540,6 +546,7 @@ int visit_commit(visit_t *v, pagemap_t *pm, int64_t wall_ms, bool supplement)
                           .authorized = v->authorized,
                           .page_cookie = v->cookie,
                           .page_set_cookie = v->set_cookie,
+                          .validator = v->validator,
                           .digest = v->have_digest ? &v->digest : NULL,
                           .supplement = supplement,
                           .items = pi,

@@ -101,6 +101,8 @@ void visit_set_digest(visit_t *v, digest_t *d);
  * origin's think time (< 0 unknown) and whether it sets a cookie.
  */
 void visit_page_head(visit_t *v, int status, bool is_html, double think_ms, bool set_cookie);
+/** The page response's validators (pagemap_visit_t.validator), when discovery runs on it. */
+void visit_set_validator(visit_t *v, uint64_t validator);
 /** The page's response ended (ok) or failed / was abandoned: then nothing is committed. */
 void visit_page_end(visit_t *v, bool ok, uint64_t html_size);
 /** True once visit_page_head said the page was not HTML (before it: false). */

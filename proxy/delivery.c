@@ -394,8 +394,9 @@ bool delivery_plan_link(const pagemap_plan_item_t *it, link_t *out)
 
 /*
  * Whether the browser will use a preload of it for the page's own request
- * (cachepolicy_hintable): Vary: Cookie only when this request carries a
- * cookie and the page's response is not known to set one.
+ * (cachepolicy_hintable). Vary: Cookie only while the cookies stay the
+ * same: the page's response is not known to set one (and, see
+ * deliver_hints, no other asset of the 103 sets one).
  */
 static bool hint_usable(const delivery_ex_t *dx, const pagemap_plan_item_t *it)
 {
@@ -403,7 +404,7 @@ static bool hint_usable(const delivery_ex_t *dx, const pagemap_plan_item_t *it)
     case CACHEPOLICY_HINT_YES:
         return true;
     case CACHEPOLICY_HINT_IF_COOKIE_STABLE:
-        return headers_find(&dx->ex->req_headers, "cookie") != NULL && !dx->plan.page_set_cookie;
+        return !dx->plan.page_set_cookie;
     default:
         return false;
     }
@@ -411,7 +412,10 @@ static bool hint_usable(const delivery_ex_t *dx, const pagemap_plan_item_t *it)
 
 /*
  * One 103 with a preload for every plan item not delivered yet (a push
- * client gets the ones that may not be pushed) and the preconnects.
+ * client gets the ones that may not be pushed) and the preconnects. When a
+ * Vary: Cookie asset is hinted, assets whose responses set a cookie are
+ * left out: their cookie would make the page's own request of the Vary:
+ * Cookie one differ from its preload (measured by bench/hint_reuse).
  */
 static void deliver_hints(delivery_ex_t *dx)
 {
@@ -420,11 +424,15 @@ static void deliver_hints(delivery_ex_t *dx)
     headers_t links = {0}; /* values in ex->pool */
     const char **keys = xcalloc(dx->plan.n + 1, sizeof(*keys));
     size_t nkeys = 0;
+    bool vary_cookie = false;
+    for (size_t i = 0; i < dx->plan.n; i++)
+        vary_cookie |= dx->plan.items[i].hint == CACHEPOLICY_HINT_IF_COOKIE_STABLE &&
+                       hint_usable(dx, &dx->plan.items[i]) && !sent_has(dx, dx->plan.items[i].key);
     for (size_t i = 0; i < dx->plan.n; i++) {
         const pagemap_plan_item_t *it = &dx->plan.items[i];
         link_t l;
         if (it->is_redirect || !hint_usable(dx, it) || !delivery_plan_link(it, &l) ||
-            sent_has(dx, it->key))
+            sent_has(dx, it->key) || (vary_cookie && (it->policy & CACHEPOLICY_SET_COOKIE)))
             continue; /* a redirect's target follows it in the plan */
         if (client_has(dx, it->url, it->key, it->etag)) {
             learning_note_skipped(ex, it->key);

@@ -41,9 +41,6 @@
 #include "proxy/log.h"
 #include "proxy/worker.h"
 
-/** Once a page has this many visits, HTML discovery runs on 1 visit in LEARNING_SAMPLE. */
-#define LEARNING_STABLE_VISITS 8
-#define LEARNING_SAMPLE 8
 /** CSS up to this size is scanned on the loop, larger on the thread pool. */
 #define LEARNING_CSS_INLINE (64u * 1024u)
 /** Decoded CSS bytes kept for scanning (more is ignored). */
@@ -637,15 +634,21 @@ static bool is_html(const char *ct)
     return ct != NULL && strncasecmp(ct, "text/html", 9) == 0;
 }
 
-/* Whether this page visit runs HTML discovery (sampling once the map is stable). */
-static bool should_scan(visit_t *v, pagemap_t *pm)
+/* A hash of the response's ETag and Last-Modified (0: neither): a page
+ * whose validators changed is scanned again (pagemap_should_scan). */
+static uint64_t page_validator(const exchange_t *ex)
 {
-    pagemap_page_info_t info;
-    if (pagemap_page_get(pm, visit_page_key(v), &info, NULL, NULL) != 0)
-        return true; /* never seen (or no memory): scan */
-    uint64_t n = info.visits_total;
-    pagemap_page_info_dispose(&info);
-    return n < LEARNING_STABLE_VISITS || n % LEARNING_SAMPLE == 0;
+    const char *parts[2] = {resp_header(ex, "etag"), resp_header(ex, "last-modified")};
+    uint64_t h = 1469598103934665603ull;
+    bool any = false;
+    for (int i = 0; i < 2; i++) {
+        for (const char *p = parts[i]; p != NULL && *p; p++) {
+            h = (h ^ (unsigned char)*p) * 1099511628211ull;
+            any = true;
+        }
+        h = (h ^ 0xff) * 1099511628211ull;
+    }
+    return any ? (h ? h : 1) : 0;
 }
 
 static void start_decoder(exchange_t *ex, learning_ex_t *lx, size_t cap)
@@ -678,10 +681,12 @@ void learning_on_response_head(exchange_t *ex, bool final)
         if (!is_html(ct) || ex->status < 200 || ex->status > 299)
             return;
         learn_links(ex, v);
+        uint64_t validator = page_validator(ex);
         if (ex->status != 200 || !lx->is_get || visit_authorized(v) ||
-            !should_scan(v, lx->lc ? lx->lc->pm : ex->worker->learn))
+            !pagemap_should_scan(ex->worker->learn, visit_page_key(v), validator))
             return;
         visit_set_sampled(v);
+        visit_set_validator(v, validator);
         lx->scanner = html_scanner_create(visit_url(v), ct_charset(ex, ct), 0);
         if (lx->scanner != NULL)
             start_decoder(ex, lx, LEARNING_DECODE_CAP);
@@ -752,19 +757,40 @@ void learning_on_response_body(exchange_t *ex, const uint8_t *data, size_t len)
     }
 }
 
-/* The CACHEPOLICY_* bits of a response (every Cache-Control and Vary line). */
-static unsigned response_policy(const exchange_t *ex)
+/* The CACHEPOLICY_* bits of a response (every Cache-Control and Vary line)
+ * and its freshness lifetime. */
+static unsigned response_policy(exchange_t *ex, int64_t *fresh_ms)
 {
     unsigned bits = 0;
+    const char *cc = NULL;
     for (size_t i = 0; i < ex->resp_headers.n; i++) {
         const header_t *h = &ex->resp_headers.v[i];
-        if (headers_name_eq(h->name, h->name_len, "cache-control"))
+        if (headers_name_eq(h->name, h->name_len, "cache-control")) {
             bits |= cachepolicy_parse_cache_control(h->value);
-        else if (headers_name_eq(h->name, h->name_len, "vary"))
+            /* several lines are one list (RFC 9110 §5.3): joined in the pool */
+            if (cc == NULL) {
+                cc = h->value;
+            } else {
+                size_t a = strlen(cc), b = h->value_len;
+                char *j = mempool_alloc(&ex->pool, a + 2 + b + 1);
+                memcpy(j, cc, a);
+                memcpy(j + a, ", ", 2);
+                memcpy(j + a + 2, h->value, b);
+                j[a + 2 + b] = '\0';
+                cc = j;
+            }
+        } else if (headers_name_eq(h->name, h->name_len, "vary")) {
             bits |= cachepolicy_parse_vary(h->value);
-        else if (headers_name_eq(h->name, h->name_len, "set-cookie"))
+        } else if (headers_name_eq(h->name, h->name_len, "set-cookie")) {
             bits |= CACHEPOLICY_SET_COOKIE;
+        }
     }
+    cachepolicy_fresh_t f = {.cache_control = cc,
+                             .expires = resp_header(ex, "expires"),
+                             .date = resp_header(ex, "date"),
+                             .last_modified = resp_header(ex, "last-modified"),
+                             .age = resp_header(ex, "age")};
+    *fresh_ms = cachepolicy_freshness_ms(&f, (int64_t)time(NULL));
     return bits;
 }
 
@@ -786,7 +812,7 @@ static void build_meta(exchange_t *ex, learning_ex_t *lx, pagemap_asset_meta_t *
             free(abs);
         }
     }
-    m->policy = response_policy(ex);
+    m->policy = response_policy(ex, &m->fresh_ms);
     m->pushed = lx->pushed;
 }
 

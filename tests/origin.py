@@ -39,6 +39,7 @@ Special paths (query parameters in brackets):
 /_sse also takes push=PATH (sends the comment line ": herald-push PATH" just before
 event push_at, default 1); /_redirect takes cache=SECONDS (Cache-Control max-age).
 --redirect PATH=TARGET answers PATH with a cacheable 301 to TARGET.
+--header PATH=NAME: VALUE adds a response header to the static file PATH.
 Any path also takes think_ms=MS and early_hints=1 (send a 103 first).
 --early-hints-path PATH sends a 103 (with PATH's --link values) for PATH only;
 --hint PATH=VALUE sends a 103 for PATH with "Link: VALUE" (not repeated on the final response).
@@ -104,6 +105,11 @@ class Origin:
         for x in args.link:
             p, v = self.kv(x)
             self.links.setdefault(p, []).append(v)
+        self.headers = {}
+        for x in getattr(args, "header", []):
+            p, v = self.kv(x)
+            name, _, value = v.partition(":")
+            self.headers.setdefault(p, []).append((name.strip(), value.strip()))
 
     @staticmethod
     def kv(s):
@@ -406,7 +412,9 @@ class Conn:
         ctype = mimetypes.guess_type(p)[0] or "application/octet-stream"
         if ctype.startswith("text/") or ctype in ("image/svg+xml",):
             ctype += "; charset=utf-8"
-        hs = [("ETag", etag), ("Cache-Control", "max-age=60")] + extra
+        own = self.o.headers.get(req["path"], [])
+        hs = [("ETag", etag)] + ([] if any(k.lower() == "cache-control" for k, _ in own) else
+                                 [("Cache-Control", "max-age=60")]) + extra + own
         inm = req["h"].get("if-none-match")
         if inm and (inm.strip() == "*" or etag in [x.strip() for x in inm.split(",")]):
             hs.append(("Content-Type", ctype))
@@ -670,6 +678,9 @@ def main():
                     help="send a 103 (with PATH's --link values) before PATH's response")
     ap.add_argument("--hint", action="append", default=[], metavar="PATH=VALUE",
                     help="send a 103 with Link: VALUE before PATH's response (103 only)")
+    ap.add_argument("--header", action="append", default=[], metavar="PATH=NAME: VALUE",
+                    help="add a response header to static PATH (a Cache-Control replaces the "
+                         "default max-age=60)")
     ap.add_argument("--keepalive-timeout", type=float, default=75.0,
                     help="close idle keep-alive connections after this many seconds")
     args = ap.parse_args()

@@ -20,8 +20,9 @@ static void test_parse(void)
                 CACHEPOLICY_VARY_ENCODING | CACHEPOLICY_VARY_COOKIE);
     CHECK_INTEQ(cachepolicy_parse_vary("User-Agent,Accept-Language"),
                 CACHEPOLICY_VARY_UA | CACHEPOLICY_VARY_LANGUAGE);
-    CHECK_INTEQ(cachepolicy_parse_vary("*"), CACHEPOLICY_VARY_OTHER);
-    CHECK_INTEQ(cachepolicy_parse_vary("Origin"), CACHEPOLICY_VARY_OTHER);
+    CHECK_INTEQ(cachepolicy_parse_vary("*"), CACHEPOLICY_VARY_STAR);
+    CHECK_INTEQ(cachepolicy_parse_vary("Origin"), CACHEPOLICY_VARY_ORIGIN);
+    CHECK_INTEQ(cachepolicy_parse_vary("X-Theme"), CACHEPOLICY_VARY_OTHER);
     CHECK_INTEQ(cachepolicy_parse_vary(" , "), 0);
 }
 
@@ -38,22 +39,87 @@ static void test_rules(void)
     CHECK(!cachepolicy_pushable(CACHEPOLICY_PRIVATE, NULL));
     CHECK(!cachepolicy_pushable(CACHEPOLICY_NO_CACHE, NULL));
     CHECK(!cachepolicy_pushable(CACHEPOLICY_NO_STORE, NULL));
-    /* hints: the browser fetches with its own cookies */
-    CHECK_INTEQ(cachepolicy_hintable(CACHEPOLICY_SET_COOKIE | CACHEPOLICY_PRIVATE, NULL),
+    CHECK(!cachepolicy_pushable(CACHEPOLICY_VARY_ORIGIN, NULL));
+    CHECK(!cachepolicy_pushable(CACHEPOLICY_VARY_STAR, NULL));
+    /* hints (bench/hint_reuse, Chromium 156): reused when the browser's cache
+     * would serve the preload to the page's own request */
+    const int64_t fresh = 60000, need = 2300;
+    CHECK_INTEQ(cachepolicy_hintable(CACHEPOLICY_SET_COOKIE | CACHEPOLICY_PRIVATE, fresh, need,
+                                     false, NULL),
                 CACHEPOLICY_HINT_YES);
-    CHECK_INTEQ(cachepolicy_hintable(CACHEPOLICY_NO_STORE, &why), CACHEPOLICY_HINT_NO);
+    CHECK_INTEQ(cachepolicy_hintable(CACHEPOLICY_NO_STORE, fresh, need, false, &why),
+                CACHEPOLICY_HINT_NO);
     CHECK(why != NULL);
-    CHECK_INTEQ(cachepolicy_hintable(CACHEPOLICY_VARY_COOKIE, NULL),
+    CHECK_INTEQ(cachepolicy_hintable(CACHEPOLICY_VARY_STAR, fresh, need, false, NULL),
+                CACHEPOLICY_HINT_NO);
+    CHECK_INTEQ(cachepolicy_hintable(CACHEPOLICY_NO_CACHE, fresh, need, false, NULL),
+                CACHEPOLICY_HINT_NO);
+    /* not fresh long enough (max-age=0, or 1 s against a 2.3 s wait) */
+    CHECK_INTEQ(cachepolicy_hintable(0, 0, need, false, NULL), CACHEPOLICY_HINT_NO);
+    CHECK_INTEQ(cachepolicy_hintable(0, 1000, need, false, NULL), CACHEPOLICY_HINT_NO);
+    CHECK_INTEQ(cachepolicy_hintable(0, 2300, need, false, NULL), CACHEPOLICY_HINT_YES);
+    /* Vary: Origin: fine for a no-cors request, not for a CORS one */
+    CHECK_INTEQ(cachepolicy_hintable(CACHEPOLICY_VARY_ORIGIN, fresh, need, false, NULL),
+                CACHEPOLICY_HINT_YES);
+    CHECK_INTEQ(cachepolicy_hintable(CACHEPOLICY_VARY_ORIGIN, fresh, need, true, NULL),
+                CACHEPOLICY_HINT_NO);
+    CHECK_INTEQ(cachepolicy_hintable(CACHEPOLICY_VARY_COOKIE, fresh, need, false, NULL),
                 CACHEPOLICY_HINT_IF_COOKIE_STABLE);
-    CHECK_INTEQ(cachepolicy_hintable(CACHEPOLICY_VARY_OTHER, NULL), CACHEPOLICY_HINT_YES);
+    CHECK_INTEQ(cachepolicy_hintable(CACHEPOLICY_VARY_COOKIE | CACHEPOLICY_SET_COOKIE, fresh, need,
+                                     false, NULL),
+                CACHEPOLICY_HINT_NO);
+    CHECK_INTEQ(
+        cachepolicy_hintable(CACHEPOLICY_VARY_OTHER | CACHEPOLICY_VARY_UA, fresh, need, true, NULL),
+        CACHEPOLICY_HINT_YES);
     for (unsigned i = 0; i < CACHEPOLICY_NBITS; i++)
         CHECK(cachepolicy_bit_name(i) != NULL);
     CHECK(cachepolicy_bit_name(CACHEPOLICY_NBITS) == NULL);
     CHECK_INTEQ(CACHEPOLICY_ALL, (1u << CACHEPOLICY_NBITS) - 1);
 }
 
+static void test_freshness(void)
+{
+    const int64_t now = 1700000000; /* Tue, 14 Nov 2023 22:13:20 GMT */
+    cachepolicy_fresh_t h = {0};
+    CHECK_INTEQ(cachepolicy_freshness_ms(&h, now), 0); /* nothing to go by */
+    h.cache_control = "public, max-age=60";
+    CHECK_INTEQ(cachepolicy_freshness_ms(&h, now), 60000);
+    h.age = "20";
+    CHECK_INTEQ(cachepolicy_freshness_ms(&h, now), 40000);
+    h.age = "90";
+    CHECK_INTEQ(cachepolicy_freshness_ms(&h, now), 0);
+    h.age = NULL;
+    h.cache_control = "private, max-age=\"30\"";
+    CHECK_INTEQ(cachepolicy_freshness_ms(&h, now), 30000);
+    h.cache_control = "max-age=60, no-cache";
+    CHECK_INTEQ(cachepolicy_freshness_ms(&h, now), 0);
+    h.cache_control = "private";
+    CHECK_INTEQ(cachepolicy_freshness_ms(&h, now), 0);
+    /* Expires - Date */
+    h.date = "Tue, 14 Nov 2023 22:13:20 GMT";
+    h.expires = "Tue, 14 Nov 2023 23:13:20 GMT";
+    CHECK_INTEQ(cachepolicy_freshness_ms(&h, now), 3600000);
+    h.expires = "0"; /* invalid: expired */
+    CHECK_INTEQ(cachepolicy_freshness_ms(&h, now), 0);
+    /* max-age wins over Expires */
+    h.cache_control = "max-age=5";
+    CHECK_INTEQ(cachepolicy_freshness_ms(&h, now), 5000);
+    /* heuristic: 10% of the age of Last-Modified, at most a day */
+    h.cache_control = NULL;
+    h.expires = NULL;
+    h.last_modified = "Tue, 14 Nov 2023 21:13:20 GMT"; /* an hour old */
+    CHECK_INTEQ(cachepolicy_freshness_ms(&h, now), 360000);
+    h.last_modified = "Sun, 06 Nov 1994 08:49:37 GMT";
+    CHECK_INTEQ(cachepolicy_freshness_ms(&h, now), 86400000);
+    h.last_modified = "Tue, 14 Nov 2023 22:13:20 GMT"; /* just now: stale */
+    CHECK_INTEQ(cachepolicy_freshness_ms(&h, now), 0);
+    h.last_modified = "garbage";
+    CHECK_INTEQ(cachepolicy_freshness_ms(&h, now), 0);
+}
+
 int main(void)
 {
+    test_freshness();
     test_parse();
     test_rules();
     return TESTUTIL_SUMMARY();

@@ -593,6 +593,7 @@ static void observe(pagemap_t *pm, const char *key, int status, const char *loca
                               .etag = "\"e1\"",
                               .location = location,
                               .policy = policy,
+                              .fresh_ms = policy & CACHEPOLICY_NO_CACHE ? 0 : 60000,
                               .pushed = pushed};
     CHECK_INTEQ(pagemap_observe_asset(pm, key, &m), 0);
 }
@@ -636,7 +637,7 @@ static void test_push_and_hint_rules(void)
     CHECK((x = plan_item(&p, u[4])) && x->pushable);
     CHECK((x = plan_item(&p, u[5])) && !x->pushable && x->hint == CACHEPOLICY_HINT_YES);
     CHECK((x = plan_item(&p, u[6])) && x->pushable && x->hint == CACHEPOLICY_HINT_YES);
-    CHECK((x = plan_item(&p, u[7])) && !x->pushable);
+    CHECK(plan_item(&p, u[7]) == NULL); /* no-cache: neither (a hint would be revalidated) */
     pagemap_plan_dispose(&p);
     /* Set-Cookie stays once seen (a session starts on first contact only) */
     observe(pm, u[0], 200, NULL, 0, false);
@@ -660,6 +661,25 @@ static void test_push_and_hint_rules(void)
     CHECK(edge_get(pm, PAGE, u[2], &e));
     CHECK(!e.pushable && e.hint == CACHEPOLICY_HINT_NO && e.unpushable_why && e.hint_why);
     pagemap_edge_info_dispose(&e);
+    /* Vary: Origin: a font (CORS) neither, an image (no-cors) hinted; a
+     * response that is not fresh long enough is not hinted */
+    pagemap_item_t more[] = {strong("https://e.com/f.woff2", PAGEMAP_KIND_FONT, 20),
+                             strong("https://e.com/o.png", PAGEMAP_KIND_IMAGE, 21),
+                             strong("https://e.com/short.png", PAGEMAP_KIND_IMAGE, 22)};
+    v = visit(PAGE, 3, more, 3);
+    v.think_ms = 500;
+    commit(pm, &v);
+    observe(pm, "https://e.com/f.woff2", 200, NULL, CACHEPOLICY_VARY_ORIGIN, false);
+    observe(pm, "https://e.com/o.png", 200, NULL, CACHEPOLICY_VARY_ORIGIN, false);
+    pagemap_asset_meta_t shortm = {.status = 200, .fresh_ms = 1000};
+    CHECK_INTEQ(pagemap_observe_asset(pm, "https://e.com/short.png", &shortm), 0);
+    CHECK_INTEQ(pagemap_plan(pm, PAGE, NULL, "e.com", 0, &OPTS, &p), 0);
+    CHECK(plan_item(&p, "https://e.com/f.woff2") == NULL);
+    CHECK((x = plan_item(&p, "https://e.com/o.png")) && !x->pushable &&
+          x->hint == CACHEPOLICY_HINT_YES);
+    CHECK((x = plan_item(&p, "https://e.com/short.png")) && x->pushable &&
+          x->hint == CACHEPOLICY_HINT_NO);
+    pagemap_plan_dispose(&p);
     pagemap_destroy(pm);
 }
 
@@ -994,6 +1014,32 @@ static void test_threads(void)
     pagemap_destroy(shared);
 }
 
+/* Discovery runs while a page is new, when its validators change, else 1 in 8. */
+static void test_should_scan(void)
+{
+    pagemap_t *pm = new_map(0, 0);
+    pagemap_item_t css = strong(A_CSS, PAGEMAP_KIND_STYLE, 0);
+    CHECK(pagemap_should_scan(pm, PAGE, 7));
+    for (int i = 0; i < PAGEMAP_SCAN_STABLE_VISITS + 1; i++) {
+        CHECK(pagemap_should_scan(pm, PAGE, 7));
+        pagemap_visit_t v = visit(PAGE, i, &css, 1);
+        v.validator = 7;
+        commit(pm, &v);
+    }
+    /* 9 visits: stable, same validator, not a sample visit */
+    CHECK(!pagemap_should_scan(pm, PAGE, 7));
+    CHECK(pagemap_should_scan(pm, PAGE, 8));  /* the page changed */
+    CHECK(!pagemap_should_scan(pm, PAGE, 0)); /* no validators: sampled */
+    for (int i = 0; i < 7; i++) {
+        pagemap_visit_t v = visit(PAGE, 100 + i, &css, 1);
+        v.html_scanned = false;
+        commit(pm, &v);
+    }
+    CHECK(pagemap_should_scan(pm, PAGE, 0)); /* visit 16: the sample */
+    CHECK(pagemap_should_scan(NULL, PAGE, 0));
+    pagemap_destroy(pm);
+}
+
 static void test_kinds(void)
 {
     CHECK_INTEQ(pagemap_kind_guess("font", "text/plain", "/a.css"), PAGEMAP_KIND_FONT);
@@ -1054,6 +1100,7 @@ int main(void)
     test_pins_and_bans();
     test_list();
     test_threads();
+    test_should_scan();
     test_kinds();
     test_bad_args();
     return TESTUTIL_SUMMARY();

@@ -48,7 +48,8 @@ static pagemap_t *learned_map(void)
                               .size = 777,
                               .content_type = "text/css",
                               .etag = "W/\"x\"",
-                              .policy = CACHEPOLICY_VARY_ENCODING | CACHEPOLICY_SET_COOKIE};
+                              .policy = CACHEPOLICY_VARY_ENCODING | CACHEPOLICY_SET_COOKIE,
+                              .fresh_ms = 60000};
     CHECK_INTEQ(pagemap_observe_asset(pm, "https://e.com/a.css", &m), 0);
     CHECK_INTEQ(pagemap_edge_set_state(pm, PAGE, "https://e.com/ad.js", PAGEMAP_EDGE_BANNED), 0);
     CHECK_INTEQ(pagemap_edge_set_state(pm, PAGE, "https://e.com/pin.png", PAGEMAP_EDGE_PINNED), 0);

@@ -1,0 +1,97 @@
+"""Headless Chromium for the integration tests: navigations over TLS with
+herald's self-signed certificate trusted by its SPKI hash (so Chromium acts
+on 103 Early Hints; with plain --ignore-certificate-errors it ignores them),
+or with --ignore-certificate-errors (then it ignores them), a fresh
+--user-data-dir per call, driven through chromedriver (python3-selenium)."""
+
+import base64
+import hashlib
+import json
+import os
+import shutil
+import subprocess
+import tempfile
+
+
+def spki_hash(cert):
+    """base64 SHA-256 of the certificate's SubjectPublicKeyInfo."""
+    der = subprocess.run(["openssl", "x509", "-in", cert, "-pubkey", "-noout"],
+                         capture_output=True, check=True).stdout
+    der = subprocess.run(["openssl", "pkey", "-pubin", "-outform", "der"], input=der,
+                         capture_output=True, check=True).stdout
+    return base64.b64encode(hashlib.sha256(der).digest()).decode()
+
+
+def path_of(name):
+    return "/" + name.split("://", 1)[1].split("/", 1)[1]
+
+
+def navigate(urls, base_dir, spki=None, netlog=None, settle_ms=300):
+    """Loads each of `urls` in turn in one fresh headless Chromium profile
+    (a string is one URL); returns, for the last one, the resource entries
+    [{name, initiatorType, ...}] and a dict about the navigation
+    (nextHopProtocol, early_hints_events, x_herald).  spki None: the
+    certificate errors are ignored, and so are Early Hints."""
+    from selenium import webdriver
+    from selenium.webdriver.chrome.service import Service
+    if isinstance(urls, str):
+        urls = [urls]
+    udd = tempfile.mkdtemp(prefix="udd-", dir=base_dir)
+    opts = webdriver.ChromeOptions()
+    opts.binary_location = "/usr/bin/chromium"
+    args = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
+            "--disable-component-update", "--disable-sync", "--no-first-run",
+            "--disable-dev-shm-usage", "--user-data-dir=" + udd]
+    args.append("--ignore-certificate-errors-spki-list=" + spki if spki else
+                "--ignore-certificate-errors")
+    if netlog:
+        args += ["--log-net-log=" + netlog, "--net-log-capture-mode=Everything"]
+    for a in args:
+        opts.add_argument(a)
+    opts.set_capability("goog:loggingPrefs", {"performance": "ALL"})
+    svc = Service("/usr/bin/chromedriver", log_output=os.path.join(base_dir, "chromedriver.log"))
+    d = webdriver.Chrome(options=opts, service=svc)
+    try:
+        d.set_page_load_timeout(30)
+        for u in urls:
+            d.get(u)
+            d.execute_async_script("""
+                const done = arguments[arguments.length - 1];
+                if (document.readyState === 'complete') setTimeout(done, %d);
+                else addEventListener('load', () => setTimeout(done, %d));""" % (
+                settle_ms, settle_ms))
+        res = d.execute_script("""
+            return performance.getEntriesByType('resource').map(e => ({
+              name: e.name, initiatorType: e.initiatorType, transferSize: e.transferSize,
+              startTime: e.startTime, responseEnd: e.responseEnd,
+              nextHopProtocol: e.nextHopProtocol}));""")
+        nav = d.execute_script("""
+            const n = performance.getEntriesByType('navigation')[0];
+            return {nextHopProtocol: n.nextHopProtocol, responseStart: n.responseStart};""")
+        # diagnostics: did Chromium's network stack see a 103, and the page's x-herald
+        nav["early_hints_events"] = 0
+        nav["x_herald"] = None
+        try:
+            for entry in d.get_log("performance"):
+                m = json.loads(entry["message"])["message"]
+                if m.get("method") == "Network.responseReceivedEarlyHints":
+                    nav["early_hints_events"] += 1
+                elif m.get("method") == "Network.responseReceived" and \
+                        m["params"].get("type") == "Document":
+                    hs = {k.lower(): v for k, v in m["params"]["response"]["headers"].items()}
+                    nav["x_herald"] = hs.get("x-herald")
+        except Exception as e:
+            nav["log_error"] = repr(e)
+        return res, nav
+    finally:
+        d.quit()
+        shutil.rmtree(udd, ignore_errors=True)
+
+
+def netlog_103s(path):
+    """How many 103 header blocks Chromium's net-log shows (-1: unreadable)."""
+    try:
+        with open(path, encoding="utf-8", errors="replace") as f:
+            return f.read().count(":status: 103")
+    except OSError:
+        return -1
