@@ -47,8 +47,9 @@ connection opened ("conn_open", with "open": connections open then) and
 closed ("conn_close").
 
 A legacy backend's limits: --max-conns N serves at most N connections at
-once (like Apache prefork's MaxRequestWorkers): one more is closed at once
-and logged as "refused". --close-after N ends a keep-alive connection with
+once (like Apache prefork's MaxRequestWorkers): one more waits unaccepted
+for one to close, a second at most (a client's close may not have been read
+yet), and is then closed unanswered and logged as "refused". --close-after N ends a keep-alive connection with
 "Connection: close" on its Nth response (MaxKeepAliveRequests);
 --drop-after N closes it after the Nth response without saying so (a
 keep-alive timeout racing the client's next request). /_sink logs the
@@ -102,7 +103,8 @@ class Origin:
         self.log_lock = threading.Lock()
         self.log_file = open(args.log, "a", buffering=1) if args.log else None
         self.conn_seq = 0
-        self.open = 0  # connections open now, under log_lock
+        self.open = 0  # connections open now, under slots
+        self.slots = threading.Condition()
         self.think = dict(self.kv(x) for x in args.think)
         self.hints = {}
         for x in args.hint:
@@ -140,8 +142,13 @@ class Origin:
         while True:
             s, peer = ls.accept()
             self.conn_seq += 1
-            with self.log_lock:
-                full = self.args.max_conns and self.open >= self.args.max_conns
+            with self.slots:
+                # Like a prefork server with every child busy: the new
+                # connection waits (nothing else is accepted meanwhile) for
+                # one to finish, a moment at most: a client's close may not
+                # have been read yet. Then it is refused.
+                limit = self.args.max_conns
+                full = limit and not self.slots.wait_for(lambda: self.open < limit, 1.0)
                 if not full:
                     self.open += 1
                 n = self.open
@@ -158,9 +165,10 @@ class Origin:
         if conn.counted_closed:
             return
         conn.counted_closed = True
-        with self.log_lock:
+        with self.slots:
             self.open -= 1
             n = self.open
+            self.slots.notify()
         self.log(event="conn_close", conn=conn.cid, open=n)
 
 
@@ -722,7 +730,7 @@ def main():
     ap.add_argument("--keepalive-timeout", type=float, default=75.0,
                     help="close idle keep-alive connections after this many seconds")
     ap.add_argument("--max-conns", type=int, default=0,
-                    help="serve at most N connections at once; close (and log) any more")
+                    help="serve at most N connections at once; refuse (and log) more after 1 s")
     ap.add_argument("--close-after", type=int, default=0,
                     help="answer the Nth request of a connection with Connection: close")
     ap.add_argument("--drop-after", type=int, default=0,

@@ -1,6 +1,6 @@
 #!/usr/bin/python3
 """The origin pool in front of a legacy backend: origins that serve at most
-N connections (tests/origin.py --max-conns N closes and logs any more),
+N connections (tests/origin.py --max-conns N refuses and logs any more),
 herald with --origin-max-connections=N and two workers sharing the budget.
 Connections are counted at the origin (its log), never from herald's
 counters; statuses come from h2load, curl and python3-h2."""
