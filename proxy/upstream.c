@@ -692,8 +692,21 @@ static void qtimer_cb(uv_timer_t *t)
     arm_qtimer(pool);
 }
 
-/* The queue is full: answer 503 (from the close callback of q's timer:
- * we are inside the frontend's call). */
+/* q (QUEUED, not in a queue) gets `status` without a connection: from the
+ * close callback of its timer, as we may be inside the frontend's call. */
+static void refuse(upstream_conn_t *q, int status)
+{
+    upstream_pool_t *pool = q->pool;
+    q->rejected = status == 503;
+    q->deferred_status = status;
+    uv_timer_init(pool->loop, &q->timer);
+    q->timer.data = q;
+    q->handles_open = 1;
+    set_state(q, UPSTREAM_CLOSING);
+    uv_close((uv_handle_t *)&q->timer, close_cb);
+}
+
+/* The queue is full: 503. */
 static void reject(upstream_conn_t *q)
 {
     upstream_pool_t *pool = q->pool;
@@ -708,13 +721,7 @@ static void reject(upstream_conn_t *q)
         pool->full_log_ms = now;
         pool->full_count = 0;
     }
-    q->rejected = true;
-    q->deferred_status = 503;
-    uv_timer_init(pool->loop, &q->timer);
-    q->timer.data = q;
-    q->handles_open = 1;
-    set_state(q, UPSTREAM_CLOSING);
-    uv_close((uv_handle_t *)&q->timer, close_cb);
+    refuse(q, 503);
 }
 
 /* ---- who gets a free connection ---- */
@@ -892,8 +899,17 @@ void upstream_pool_close(upstream_pool_t *pool, void (*cb)(void *arg), void *arg
     pool->closing = true;
     pool->close_cb = cb;
     pool->close_arg = arg;
-    /* the worker aborted every exchange: nothing waits here */
-    assert(pool->nwait[BUDGET_CLIENT] == 0 && pool->nwait[BUDGET_PUSH] == 0);
+    /* The worker aborted its clients' exchanges; herald's own fetches (no
+     * client behind them) may still wait: they fail, as they would once
+     * the origin connections they wait for are gone. */
+    for (int k = 0; k < BUDGET_NCLASSES; k++) {
+        worker_link_t *l;
+        while ((l = list_oldest(&pool->waitq[k])) != NULL) {
+            upstream_conn_t *q = container_of(l, upstream_conn_t, link);
+            dequeue(q, false, false);
+            refuse(q, 502);
+        }
+    }
     budget_stats_t bs;
     budget_stats(b, &bs);
     int *grants = xmalloc(sizeof(int) * bs.max);
@@ -1519,6 +1535,13 @@ void upstream_start(exchange_t *ex)
     const char *head = mempool_strndup(&ex->pool, b.p, b.len);
     headers_buf_dispose(&b);
 
+    if (pool->closing) {
+        /* herald's own fetch started while the worker stops: no connection for it */
+        upstream_conn_t *q = conn_alloc(pool);
+        attach(q, ex, head, head_len);
+        refuse(q, 502);
+        return;
+    }
     /* Hot path: nobody is ahead of ex, and this worker has an idle
      * connection or the budget a free unit. Client requests go before
      * pushed fetches, which also keep within their share of the budget. */

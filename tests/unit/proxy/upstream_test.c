@@ -583,12 +583,32 @@ static void test_queue(env_t *e)
     e->origin.mode = ORIGIN_ANSWER;
     e->origin.nheld = 0;
 
+    /* a request still waiting when the pool closes (herald's own fetches
+     * have no client to abort them first) gets a 502, after the call */
+    e->origin.mode = ORIGIN_SILENT;
+    for (int i = 0; i < 2; i++) {
+        up[i] = request(e, &f[i], "POST", "/hold");
+        up[i]->req_has_body = true;
+        exchange_start(up[i]);
+    }
+    start_get(e, &f[6], "/waiting", EXCHANGE_ROLE_PAGE);
+    spin(e, 20);
     closed = false;
     upstream_pool_close(e->w.upstream, pool_closed_cb, &closed);
+    CHECK_STREQ(f[6].events, "");
+    spin(e, 20);
+    CHECK_STREQ(f[6].events, "X502");
+    CHECK(!closed); /* the two uploads still hold their connections */
+    for (int i = 0; i < 2; i++) {
+        exchange_abort(up[i]);
+        exchange_frontend_done(up[i]);
+    }
     spin(e, 20);
     CHECK(closed);
+    e->origin.mode = ORIGIN_ANSWER;
     budget_stats(b, &bs);
     CHECK_INTEQ(bs.in_use, 0);
+    CHECK_INTEQ(bs.queued, 0);
     budget_destroy(b);
     e->w.upstream = upstream_pool_create(&e->w, e->budget);
 }
