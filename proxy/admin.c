@@ -494,14 +494,20 @@ static void handle_stats(admin_conn_t *c)
         json_object_set_new(req, protos[p], o);
     }
     json_t *j = json_pack(
-        "{s:f, s:i, s:I, s:o, s:I, s:{s:I, s:I, s:I, s:I, s:I, s:I, s:I}, "
+        "{s:f, s:i, s:I, s:o, s:I, s:{s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, "
+        "s:I, s:I, s:I, s:f, s:f, s:I}, "
         "s:{s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I}, s:{s:I, s:I, s:I, s:I, s:I, s:I, s:I}}",
         "uptime_s", s.uptime_s, "workers", a->nworkers, "active_connections",
         (json_int_t)s.active_connections, "requests", req, "requests_total",
         (json_int_t)s.requests_total, "origin", "connects", (json_int_t)s.origin_connects, "reuses",
         (json_int_t)s.origin_reuses, "retries", (json_int_t)s.origin_retries, "errors",
         (json_int_t)s.origin_errors, "timeouts", (json_int_t)s.origin_timeouts, "open",
-        (json_int_t)s.origin_open, "idle", (json_int_t)s.origin_idle, "delivery", "promised",
+        (json_int_t)s.origin_open, "idle", (json_int_t)s.origin_idle, "queued",
+        (json_int_t)s.origin_queued, "max", (json_int_t)s.origin_max, "queue_max",
+        (json_int_t)s.origin_queue_max, "in_use", (json_int_t)s.origin_in_use, "queue_full",
+        (json_int_t)s.origin_queue_full, "queue_timeouts", (json_int_t)s.origin_queue_timeouts,
+        "waited", (json_int_t)s.origin_waited, "wait_s_total", s.origin_wait_s_total, "wait_s_max",
+        s.origin_wait_s_max, "handoffs", (json_int_t)s.origin_handoffs, "delivery", "promised",
         (json_int_t)s.promised, "completed", (json_int_t)s.completed, "cancelled",
         (json_int_t)s.cancelled, "pushed_bytes", (json_int_t)s.pushed_bytes, "hints_sent",
         (json_int_t)s.hints_sent, "hinted_links", (json_int_t)s.hinted_links, "skipped",

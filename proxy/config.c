@@ -71,6 +71,12 @@ static const opt_def_t options[] = {
      "Host header sent to the origin (default: the client's :authority/Host)"},
     {"origin-idle-timeout", OPT_DURATION, OFF(origin_idle_timeout), "2", 0.001, 86400,
      "seconds an idle pooled origin connection is kept; keep below the origin's keep-alive"},
+    {"origin-max-connections", OPT_INT, OFF(origin_max_connections), "32", 1, 65535,
+     "origin connections open at most, all workers together (a legacy origin serves a fixed "
+     "number at once); beyond them requests wait in the origin queue"},
+    {"origin-queue", OPT_INT, OFF(origin_queue), "1024", 0, 1000000,
+     "requests that may wait for an origin connection, all workers together; beyond them 503 "
+     "with Retry-After. The wait counts toward --origin-timeout"},
     {"trust-forwarded", OPT_BOOL, OFF(trust_forwarded), "off", 0, 0,
      "on: append to incoming X-Forwarded-For/-Proto; off: replace them"},
     {"header-timeout", OPT_DURATION, OFF(header_timeout), "10", 0.001, 3600,
@@ -473,9 +479,17 @@ void config_print_help(void *out)
 /* Options whose change needs a restart (sockets, threads, the map's caps). */
 static bool needs_restart(const char *name)
 {
-    static const char *const names[] = {
-        "origin", "listen", "workers",        "max-pages", "max-assets-per-page",
-        "admin",  "state",  "state-interval", "config"};
+    static const char *const names[] = {"origin",
+                                        "listen",
+                                        "workers",
+                                        "origin-max-connections",
+                                        "origin-queue",
+                                        "max-pages",
+                                        "max-assets-per-page",
+                                        "admin",
+                                        "state",
+                                        "state-interval",
+                                        "config"};
     for (size_t i = 0; i < sizeof(names) / sizeof(names[0]); i++)
         if (strcmp(name, names[i]) == 0)
             return true;
@@ -514,6 +528,8 @@ void config_apply_reload(config_t *dst, const config_t *src)
     memcpy(dst->listen, keep.listen, sizeof(dst->listen));
     dst->nlisten = keep.nlisten;
     dst->workers = keep.workers;
+    dst->origin_max_connections = keep.origin_max_connections;
+    dst->origin_queue = keep.origin_queue;
     dst->max_pages = keep.max_pages;
     dst->max_assets_per_page = keep.max_assets_per_page;
     memcpy(dst->admin, keep.admin, sizeof(dst->admin));

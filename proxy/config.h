@@ -37,6 +37,8 @@ typedef struct config {
     char origin_host_header[256];        /* --origin-host; empty: use :authority */
     double origin_timeout;               /* s, no response head within this -> 504 */
     double origin_idle_timeout;          /* s, pooled idle connections closed after this */
+    uint32_t origin_max_connections;     /* origin connections, all workers together */
+    uint32_t origin_queue;               /* requests waiting for one, all workers together */
     /* listeners */
     config_listen_t listen[CONFIG_MAX_LISTEN];
     size_t nlisten;
@@ -97,7 +99,8 @@ size_t config_diff(const config_t *a, const config_t *b, char *reloaded, size_t 
                    size_t slen);
 /**
  * Copy src into dst except the restart-only options (origin, listen,
- * workers, max-pages, max-assets-per-page, admin, state, state-interval).
+ * workers, origin-max-connections, origin-queue, max-pages,
+ * max-assets-per-page, admin, state, state-interval).
  */
 void config_apply_reload(config_t *dst, const config_t *src);
 /** Print a config file with every option commented out at its default (a FILE *). */

@@ -10,6 +10,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <unistd.h>
 
 #include "proxy/alloc.h"
 #include "proxy/h1.h"
@@ -602,12 +603,13 @@ static void on_reject_closed(uv_handle_t *h)
     free(h);
 }
 
-void conn_accept(worker_t *w, uv_stream_t *server, const config_listen_t *conf)
+void conn_accept(worker_t *w, int fd, const config_listen_t *conf)
 {
     conn_t *c = xcalloc(1, sizeof(*c));
     uv_tcp_init(&w->loop, &c->tcp);
     c->tcp.data = c;
-    if (uv_accept(server, (uv_stream_t *)&c->tcp) != 0) {
+    if (uv_tcp_open(&c->tcp, fd) != 0) {
+        close(fd);
         /* c->tcp is c's first member: the close callback frees c. */
         uv_close((uv_handle_t *)&c->tcp, on_reject_closed);
         return;
@@ -625,11 +627,8 @@ void conn_accept(worker_t *w, uv_stream_t *server, const config_listen_t *conf)
     c->learn = learning_conn_create(w);
 
     uv_tcp_nodelay(&c->tcp, 1);
-    uv_os_fd_t fd;
-    if (uv_fileno((uv_handle_t *)&c->tcp, &fd) == 0) {
-        int lowat = NOTSENT_LOWAT;
-        setsockopt(fd, IPPROTO_TCP, TCP_NOTSENT_LOWAT, &lowat, sizeof(lowat));
-    }
+    int lowat = NOTSENT_LOWAT;
+    setsockopt(fd, IPPROTO_TCP, TCP_NOTSENT_LOWAT, &lowat, sizeof(lowat));
     struct sockaddr_storage ss;
     int sslen = sizeof(ss);
     if (uv_tcp_getpeername(&c->tcp, (struct sockaddr *)&ss, &sslen) == 0) {

@@ -82,6 +82,7 @@ typedef enum exchange_role {
     EXCHANGE_ROLE_PAGE,   /* a navigation / HTML page */
     EXCHANGE_ROLE_ASSET,  /* a follow-up request for a subresource */
     EXCHANGE_ROLE_PUSHED, /* a stream herald pushed */
+    EXCHANGE_ROLE_OWN,    /* herald's own fetch (a stylesheet learning scans), no client */
 } exchange_role_t;
 
 typedef struct exchange_frontend_ops {

@@ -221,10 +221,12 @@ static void send_simple(h1_session_t *s, int status, const char *text, bool keep
 {
     char head[512];
     size_t blen = strlen(text) + 1;
+    /* 503: the origin queue was full; worth another try soon */
     int n = snprintf(head, sizeof(head),
                      "HTTP/1.1 %d %s\r\nContent-Type: text/plain; charset=utf-8\r\n"
-                     "Content-Length: %zu\r\nConnection: %s\r\n\r\n",
-                     status, reason_phrase(status), blen, keep_alive ? "keep-alive" : "close");
+                     "Content-Length: %zu\r\n%sConnection: %s\r\n\r\n",
+                     status, reason_phrase(status), blen, status == 503 ? "Retry-After: 1\r\n" : "",
+                     keep_alive ? "keep-alive" : "close");
     conn_write(s->c, head, (size_t)n);
     if (!s->is_head) {
         put(s, text);
@@ -805,7 +807,11 @@ static void on_response_error(exchange_t *ex, int status)
         bool keep = s->keep_alive && s->state == H1_WAIT && !s->draining;
         if (!keep)
             s->keep_alive = false;
-        send_simple(s, status, status == 504 ? "origin timed out" : "origin unavailable", keep);
+        send_simple(s, status,
+                    status == 504   ? "origin timed out"
+                    : status == 503 ? "origin busy: too many requests waiting"
+                                    : "origin unavailable",
+                    keep);
         finish_response(s);
         return;
     }

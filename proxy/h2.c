@@ -318,18 +318,20 @@ static void respond_simple(h2_stream_t *st, int status, const char *text)
         make_nv(":status", 7, code, (size_t)cl),
         make_nv("content-type", 12, "text/plain; charset=utf-8", 25),
         make_nv("content-length", 14, len, (size_t)ll),
+        make_nv("retry-after", 11, "1", 1), /* 503: the origin queue was full */
     };
+    size_t nnv = status == 503 ? 4 : 3;
     if (st->ex != NULL)
         st->ex->status = status;
     if (st->is_head) {
-        nghttp2_submit_response(st->s->ng, st->id, nva, 3, NULL);
+        nghttp2_submit_response(st->s->ng, st->id, nva, nnv, NULL);
         stream_set_state(st, H2_STREAM_EOF);
     } else {
         q_append(st, (const uint8_t *)text, tl);
         q_append(st, (const uint8_t *)"\n", 1);
         stream_set_state(st, H2_STREAM_EOF);
         nghttp2_data_provider dp = {.source.ptr = st, .read_callback = on_data_read};
-        nghttp2_submit_response(st->s->ng, st->id, nva, 3, &dp);
+        nghttp2_submit_response(st->s->ng, st->id, nva, nnv, &dp);
     }
 }
 
@@ -524,7 +526,10 @@ static void on_response_error(exchange_t *ex, int status)
     if (st->state == H2_STREAM_REQUEST && ex->role == EXCHANGE_ROLE_PUSHED) {
         push_cancel(st);
     } else if (st->state == H2_STREAM_REQUEST) {
-        respond_simple(st, status, status == 504 ? "origin timed out" : "origin unavailable");
+        respond_simple(st, status,
+                       status == 504   ? "origin timed out"
+                       : status == 503 ? "origin busy: too many requests waiting"
+                                       : "origin unavailable");
     } else if (st->state != H2_STREAM_RESET) {
         /* Part of the body went out: never end the stream cleanly. */
         stream_set_state(st, H2_STREAM_RESET);

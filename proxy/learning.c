@@ -951,6 +951,7 @@ static void chase_one(visit_t *v, worker_t *w, const char *url, const char *key)
     if (!split_url(key, &authority, &pq))
         return;
     exchange_t *ex = exchange_create(w, &chase_fops, NULL);
+    ex->role = EXCHANGE_ROLE_OWN; /* queues with pushes, behind client requests */
     ex->proto = EXCHANGE_HTTP11;
     ex->method = "GET";
     ex->scheme = strncmp(key, "https:", 6) == 0 ? "https" : "http";

@@ -3,14 +3,17 @@
  * for SIGTERM/SIGINT to drain them. The main thread runs only a small loop
  * for signals; all traffic is on the workers' loops.
  */
+#include <errno.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <uv.h>
 
 #include "proxy/admin.h"
 #include "proxy/alloc.h"
+#include "proxy/budget.h"
 #include "proxy/config.h"
 #include "proxy/log.h"
 #include "proxy/metrics.h"
@@ -52,6 +55,38 @@ static void on_stop_signal(uv_signal_t *s, int signum)
     uv_unref((uv_handle_t *)&m->sigint);
 }
 
+/* Every client and origin connection is a descriptor: take the whole hard
+ * limit (the soft one is often 1024), and say what it is. */
+static void raise_nofile(void)
+{
+    struct rlimit rl;
+    if (getrlimit(RLIMIT_NOFILE, &rl) != 0) {
+        LOG_WARN("getrlimit(RLIMIT_NOFILE): %s", strerror(errno));
+        return;
+    }
+    rlim_t want = rl.rlim_max;
+    if (want == RLIM_INFINITY) {
+        /* the kernel refuses more than fs.nr_open */
+        want = 1024 * 1024;
+        FILE *f = fopen("/proc/sys/fs/nr_open", "r");
+        unsigned long long n;
+        if (f != NULL) {
+            if (fscanf(f, "%llu", &n) == 1)
+                want = (rlim_t)n;
+            fclose(f);
+        }
+    }
+    if (rl.rlim_cur < want) {
+        struct rlimit up = {.rlim_cur = want, .rlim_max = rl.rlim_max};
+        if (setrlimit(RLIMIT_NOFILE, &up) == 0)
+            rl.rlim_cur = want;
+        else
+            LOG_WARN("setrlimit(RLIMIT_NOFILE, %llu): %s", (unsigned long long)want,
+                     strerror(errno));
+    }
+    LOG_INFO("open files limit %llu", (unsigned long long)rl.rlim_cur);
+}
+
 int main(int argc, char **argv)
 {
     static config_t cfg;
@@ -62,6 +97,7 @@ int main(int argc, char **argv)
         return 2;
     log_set_level(cfg.log_level);
     signal(SIGPIPE, SIG_IGN);
+    raise_nofile();
     metrics_init();
     char admin_token[256], admin_err[512];
     rc = admin_resolve_token(&cfg, admin_token, sizeof(admin_token), admin_err, sizeof(admin_err));
@@ -103,9 +139,11 @@ int main(int argc, char **argv)
     /* Loaded before the workers start, so the first visit is planned from it. */
     if (cfg.state_file[0] != '\0')
         state_start(m.loop, learn, cfg.state_file, cfg.state_interval, &m.state);
+    /* One origin budget for every worker's pool; it outlives the workers. */
+    budget_t *budget = budget_create(cfg.origin_max_connections, cfg.origin_queue, cfg.workers);
     m.workers = xcalloc((size_t)cfg.workers, sizeof(worker_t));
     for (int i = 0; i < cfg.workers; i++) {
-        rc = worker_start(&m.workers[i], i, &cfg, ssl_ctx, learn);
+        rc = worker_start(&m.workers[i], i, &cfg, ssl_ctx, learn, budget);
         if (rc != 0) {
             LOG_ERROR("worker %d failed to start: %s", i, uv_strerror(rc));
             for (int j = 0; j < i; j++)
@@ -120,7 +158,10 @@ int main(int argc, char **argv)
                  cfg.listen[i].tls   ? "TLS: h2, http/1.1"
                  : cfg.listen[i].h2c ? "cleartext: h2c only"
                                      : "cleartext: h2c, http/1.1");
-    LOG_INFO("origin http://%s:%u, %d worker(s)", cfg.origin_host, cfg.origin_port, cfg.workers);
+    LOG_INFO("origin http://%s:%u, %d worker(s), at most %u origin connections and %u waiting "
+             "requests",
+             cfg.origin_host, cfg.origin_port, cfg.workers, cfg.origin_max_connections,
+             cfg.origin_queue);
 
     if (cfg.admin[0] != '\0') {
         rc =
@@ -153,6 +194,7 @@ int main(int argc, char **argv)
     state_save_sync_and_free(m.state); /* the workers are joined: the map is final */
     reload_dispose(&m.reload);
     free(m.workers);
+    budget_destroy(budget);
     pagemap_destroy(learn);
     if (ssl_ctx != NULL)
         tls_ctx_free(ssl_ctx);

@@ -13,6 +13,7 @@
 
 #include "learn/pagemap.h"
 #include "proxy/alloc.h"
+#include "proxy/budget.h"
 #include "proxy/delivery.h"
 #include "proxy/exchange.h"
 #include "proxy/upstream.h"
@@ -106,6 +107,20 @@ void metrics_collect(worker_t *workers, int n, pagemap_t *pm, metrics_snapshot_t
         out->origin_open += us.open;
         out->origin_idle += us.idle;
     }
+    if (n > 0 && workers != NULL && workers[0].budget != NULL) {
+        budget_stats_t bs;
+        budget_stats(workers[0].budget, &bs);
+        out->origin_max = bs.max;
+        out->origin_queue_max = bs.queue_max;
+        out->origin_in_use = bs.in_use;
+        out->origin_queued = bs.queued;
+        out->origin_queue_full = bs.queue_full;
+        out->origin_queue_timeouts = bs.queue_timeouts;
+        out->origin_waited = bs.waited;
+        out->origin_handoffs = bs.handoffs;
+        out->origin_wait_s_total = (double)bs.wait_ns_total / 1e9;
+        out->origin_wait_s_max = (double)bs.wait_ns_max / 1e9;
+    }
     delivery_stats_t ds;
     delivery_stats_get(&ds);
     out->promised = ds.promised;
@@ -197,6 +212,27 @@ char *metrics_render_prometheus(const metrics_snapshot_t *s)
             s->origin_retries);
     gauge(&b, "origin_connections_open", "Origin connections open now.", s->origin_open);
     gauge(&b, "origin_connections_idle", "Pooled idle origin connections now.", s->origin_idle);
+    gauge(&b, "origin_connections_max",
+          "Origin connections allowed at once, all workers together (--origin-max-connections).",
+          s->origin_max);
+    gauge(&b, "origin_queue_length", "Requests waiting for an origin connection now.",
+          s->origin_queued);
+    gauge(&b, "origin_queue_max",
+          "Requests that may wait for an origin connection (--origin-queue).", s->origin_queue_max);
+    counter(&b, "origin_queue_rejected_total",
+            "Requests answered 503 because the origin queue was full.", s->origin_queue_full);
+    counter(&b, "origin_queue_timeouts_total",
+            "Requests answered 504 because origin-timeout ran out while they waited.",
+            s->origin_queue_timeouts);
+    sb_printf(&b,
+              "# HELP herald_origin_queue_wait_seconds Time requests that waited for an origin "
+              "connection spent waiting.\n# TYPE herald_origin_queue_wait_seconds summary\n"
+              "herald_origin_queue_wait_seconds_sum %.6f\nherald_origin_queue_wait_seconds_count "
+              "%llu\n",
+              s->origin_wait_s_total, (unsigned long long)s->origin_waited);
+    counter(&b, "origin_handoffs_total",
+            "Origin connections (or budget units) handed from one worker to another.",
+            s->origin_handoffs);
     gauge(&b, "active_connections", "Client connections open now.", s->active_connections);
     counter(&b, "pushes_promised_total", "PUSH_PROMISEs sent.", s->promised);
     counter(&b, "pushes_completed_total", "Pushed streams sent completely.", s->completed);

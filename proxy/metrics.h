@@ -8,8 +8,9 @@
  * pool's counters) are read from the admin thread with relaxed loads of
  * aligned machine words: a value may be a few events stale, never torn, and
  * is only read while the workers run (the admin listener closes before the
- * workers are told to stop). Delivery counters come from delivery_stats_get()
- * and the learned map's from pagemap_stats().
+ * workers are told to stop). Delivery counters come from delivery_stats_get(),
+ * the origin budget's (queue, cap) from budget_stats() and the learned map's
+ * from pagemap_stats().
  */
 #ifndef HERALD_METRICS_H
 #define HERALD_METRICS_H
@@ -34,6 +35,10 @@ typedef struct metrics_snapshot {
     double latency_sum_s;
     uint64_t origin_connects, origin_reuses, origin_retries, origin_errors, origin_timeouts;
     uint64_t origin_open, origin_idle;
+    /* the process-wide origin budget (budget.h) */
+    uint64_t origin_max, origin_queue_max, origin_in_use, origin_queued;
+    uint64_t origin_queue_full, origin_queue_timeouts, origin_waited, origin_handoffs;
+    double origin_wait_s_total, origin_wait_s_max;
     uint64_t active_connections;
     uint64_t promised, completed, cancelled, pushed_bytes, hints_sent, hinted_links, skipped;
     uint64_t digest_hits;

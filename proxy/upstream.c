@@ -1,23 +1,34 @@
 /*
  * The origin side of an exchange: a per-worker pool of HTTP/1.1 keep-alive
- * connections to the one origin (cfg->origin_addr), the request written with
+ * connections to the one origin (cfg->origin_addr) drawing on the process'
+ * connection budget (see upstream.h and budget.h), the request written with
  * a byte-accounted write queue, the response parsed with llhttp and streamed
  * to the exchange's frontend with backpressure.
  *
- * One upstream_conn_t serves at most one exchange at a time. A connection
- * returns to the idle list (LIFO, so the warmest socket is reused first) only
- * when its response was complete, the origin allows keep-alive and the whole
- * request was handed to the kernel. Idle connections keep a read posted so
- * that an origin closing them is noticed, and close after
- * cfg->origin_idle_timeout.
+ * One upstream_conn_t serves at most one exchange at a time. A request that
+ * must wait for a connection gets an upstream_conn_t without a socket
+ * (QUEUED) in one of the pool's queues; its body bytes wait in it. When its
+ * turn comes it either becomes a connection itself (a new connect, or a
+ * descriptor handed over by another worker) or hands its exchange to a free
+ * connection of this worker and is freed.
+ *
+ * A connection is free again only when its response was complete, the
+ * origin allows keep-alive and the whole request was handed to the kernel.
+ * A free connection goes to the longest-waiting request, or to the idle list
+ * (taken oldest first, so every idle connection keeps being used under
+ * steady load and none times out only to be reopened a moment later). Idle
+ * connections keep a read posted so that an origin closing them is noticed,
+ * and close after cfg->origin_idle_timeout.
  */
 #include "proxy/upstream.h"
 
 #include <assert.h>
+#include <fcntl.h>
 #include <llhttp.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 #include <uv.h>
 
 #include "proxy/alloc.h"
@@ -33,21 +44,29 @@ enum {
      * its own SETTINGS_MAX_HEADER_LIST_SIZE would refuse. */
     MAX_RESPONSE_HEAD = 64 * 1024,
     MAX_RESPONSE_FIELDS = 256,
-    /* Idle connections kept per worker: after a burst, the oldest beyond
-     * this close at once instead of holding origin sockets until their
-     * idle timeout (nginx's upstream `keepalive` cap, set generously). */
-    MAX_IDLE = 256,
+    /* grants taken from the mailbox at a time */
+    GRANT_BATCH = 64,
+    /* a full queue is reported at most this often (with a count) */
+    FULL_LOG_MS = 10 * 1000,
 };
 
 /**
  * A connection's life:
+ *   QUEUED     -> CONNECTING  no socket yet (a request waiting, or an object
+ *                             just made): a unit of budget came, connect
+ *   QUEUED     -> ACTIVE      a connection's descriptor came from another worker
+ *   QUEUED     -> CLOSING     the queue was full: the 503 is delivered from
+ *                             the close callback of its timer
+ *   (a QUEUED object that hands its exchange to a free connection, or whose
+ *   request is aborted or times out in the queue, is freed without closing)
  *   CONNECTING -> ACTIVE      connected, serving its exchange
  *   ACTIVE     -> IDLE        response complete and reusable: in the idle list
  *   IDLE       -> ACTIVE      taken for a new exchange
  *   ACTIVE     -> TUNNEL      101 to a websocket upgrade: raw bytes both ways
- *   any        -> CLOSING     uv_close() called; freed when both handles closed
+ *   any        -> CLOSING     uv_close() called; freed when its handles closed
  */
 typedef enum upstream_conn_state {
+    UPSTREAM_QUEUED,
     UPSTREAM_CONNECTING,
     UPSTREAM_ACTIVE,
     UPSTREAM_IDLE,
@@ -60,8 +79,22 @@ struct upstream_pool {
     worker_t *worker;
     uv_loop_t *loop;
     const config_t *cfg;
-    worker_link_t idle; /* upstream_conn_t.link; newest first */
+    budget_t *budget;
+    int slot;           /* ours in the budget: the worker's id */
+    worker_link_t idle; /* upstream_conn_t.link; newest first, taken from the tail */
+    /* requests waiting for a connection, per class: upstream_conn_t.link of
+     * QUEUED objects, newest first, served from the tail */
+    worker_link_t waitq[BUDGET_NCLASSES];
+    uint32_t nwait[BUDGET_NCLASSES];
     upstream_stats_t stats;
+    uv_async_t wake;   /* data = this: grants in our mailbox, or "serve the waiters" */
+    uv_timer_t qtimer; /* data = this: origin_timeout of the oldest waiter */
+    int handles_open;  /* wake + qtimer until their close callbacks ran */
+    size_t nobjs;      /* upstream_conn_t objects alive (they point at the pool) */
+    int balancing;     /* inside balance(): a nested call only asks for another round */
+    bool again;
+    uint64_t full_log_ms; /* when a full queue was last reported (loop time) */
+    uint64_t full_count;  /* rejections since */
     /* One read buffer for every connection of the pool: each read_cb hands
      * all its bytes on (llhttp, the frontend copies) before it returns and
      * libuv reads one stream at a time, so nothing is left in it between
@@ -78,12 +111,17 @@ struct upstream_conn {
     uv_connect_t connect_req;
     uv_shutdown_t shutdown_req;
     upstream_pool_t *pool;
-    worker_link_t link; /* in pool->idle while IDLE */
+    worker_link_t link; /* in pool->idle while IDLE, in pool->waitq while queued */
     upstream_conn_state_t state;
     int handles_open; /* tcp + timer until their close callbacks ran */
     bool reading;
     bool paused;     /* read stopped: the frontend holds too much */
     bool want_pause; /* set by on_body, acted on after llhttp_execute */
+    bool has_slot;   /* holds a unit of the budget: given back (or on) when closed */
+    bool counted;    /* has a socket: in pool->stats.open */
+    bool in_queue;   /* QUEUED and linked in pool->waitq[cls] */
+    bool push_busy;  /* counted in the budget's push_busy */
+    bool rejected;   /* the queue was full: the 503 comes from close_cb */
 
     /* ---- the exchange being served; reset by attach() ---- */
     exchange_t *ex;
@@ -96,9 +134,14 @@ struct upstream_conn {
     bool req_end_queued;
     bool tunnel_shut; /* tunnel: uv_shutdown sent to the origin */
     bool write_failed;
-    uint64_t body_queued; /* request body bytes queued on this connection */
-    int deferred_status;  /* delivered from the close callback (failure
-                           * during a call from the frontend) */
+    uint64_t body_queued;  /* request body bytes queued on this connection */
+    int deferred_status;   /* delivered from the close callback (failure
+                            * during a call from the frontend) */
+    budget_class_t cls;    /* while queued */
+    uint64_t t_queued;     /* uv_hrtime() when queued */
+    uint64_t charge_ns;    /* time the exchange waited in the queue: taken off
+                            * origin_timeout until the first response byte */
+    worker_link_t pending; /* wreq_t.link: body bytes given while QUEUED, newest first */
     llhttp_t parser;
     bool resp_started; /* a response byte arrived */
     bool final_head;
@@ -113,24 +156,39 @@ struct upstream_conn {
 
 /* One uv_write: the bytes live in data[] (copied) or, for the request head,
  * in ex->pool (a connection with unwritten bytes is closed before its
- * exchange can be freed, and libuv reads no buffer after uv_close). */
+ * exchange can be freed, and libuv reads no buffer after uv_close). While
+ * the request waits for a connection, body pieces wait in c->pending. */
 typedef struct wreq {
     uv_write_t req;
     upstream_conn_t *c;
     unsigned gen;
     size_t body_bytes; /* request body bytes inside, for request_consumed */
     bool is_head;
+    worker_link_t link; /* in c->pending until written */
     uv_buf_t buf;
     char data[];
 } wreq_t;
 
+/* Pushed fetches and herald's own fetches queue behind client requests and
+ * hold at most their share of the budget (budget.h). */
+static bool background(const exchange_t *ex)
+{
+    return ex->role == EXCHANGE_ROLE_PUSHED || ex->role == EXCHANGE_ROLE_OWN;
+}
 static void conn_close(upstream_conn_t *c);
 static void rearm_timer(upstream_conn_t *c);
 static void start_reading(upstream_conn_t *c);
+static void send_request(upstream_conn_t *c, bool ended);
+static void fail_deferred(upstream_conn_t *c, int status);
+static void balance(upstream_pool_t *pool);
+static void write_cb(uv_write_t *req, int status);
+static void attach(upstream_conn_t *c, exchange_t *ex, const char *head, size_t head_len);
 
 static void set_state(upstream_conn_t *c, upstream_conn_state_t to)
 {
     static const bool legal[UPSTREAM_NSTATES][UPSTREAM_NSTATES] = {
+        [UPSTREAM_QUEUED] =
+            {[UPSTREAM_CONNECTING] = true, [UPSTREAM_ACTIVE] = true, [UPSTREAM_CLOSING] = true},
         [UPSTREAM_CONNECTING] = {[UPSTREAM_ACTIVE] = true, [UPSTREAM_CLOSING] = true},
         [UPSTREAM_ACTIVE] =
             {[UPSTREAM_IDLE] = true, [UPSTREAM_TUNNEL] = true, [UPSTREAM_CLOSING] = true},
@@ -142,22 +200,40 @@ static void set_state(upstream_conn_t *c, upstream_conn_state_t to)
     c->state = to;
 }
 
+static worker_link_t *list_oldest(worker_link_t *head)
+{
+    return head->prev != head ? head->prev : NULL;
+}
+
 /* ---- pool ---- */
 
-upstream_pool_t *upstream_pool_create(worker_t *w)
+static void wake_cb(uv_async_t *a);
+static void qtimer_cb(uv_timer_t *t);
+
+upstream_pool_t *upstream_pool_create(worker_t *w, budget_t *budget)
 {
     upstream_pool_t *pool = xcalloc(1, sizeof(*pool));
     pool->worker = w;
     pool->loop = &w->loop;
     pool->cfg = w->cfg;
+    pool->budget = budget;
+    pool->slot = w->id;
     pool->rbuf = xmalloc(READ_BUF_SIZE);
     worker_link_init(&pool->idle);
+    for (int k = 0; k < BUDGET_NCLASSES; k++)
+        worker_link_init(&pool->waitq[k]);
+    uv_async_init(pool->loop, &pool->wake, wake_cb);
+    pool->wake.data = pool;
+    uv_timer_init(pool->loop, &pool->qtimer);
+    pool->qtimer.data = pool;
+    pool->handles_open = 2;
+    budget_register(budget, pool->slot, &pool->wake);
     return pool;
 }
 
 static void pool_maybe_done(upstream_pool_t *pool)
 {
-    if (!pool->closing || pool->stats.open > 0 || pool->close_cb == NULL)
+    if (!pool->closing || pool->nobjs > 0 || pool->handles_open > 0 || pool->close_cb == NULL)
         return;
     void (*cb)(void *) = pool->close_cb;
     void *arg = pool->close_arg;
@@ -166,14 +242,10 @@ static void pool_maybe_done(upstream_pool_t *pool)
     cb(arg);
 }
 
-void upstream_pool_close(upstream_pool_t *pool, void (*cb)(void *arg), void *arg)
+static void pool_handle_closed(uv_handle_t *h)
 {
-    pool->closing = true;
-    pool->close_cb = cb;
-    pool->close_arg = arg;
-    while (pool->idle.next != &pool->idle)
-        conn_close(container_of(pool->idle.next, upstream_conn_t, link));
-    /* with nothing open the callback runs right here */
+    upstream_pool_t *pool = h->data;
+    pool->handles_open--;
     pool_maybe_done(pool);
 }
 
@@ -182,7 +254,36 @@ void upstream_pool_stats(const upstream_pool_t *pool, upstream_stats_t *out)
     *out = pool->stats;
 }
 
-/* ---- connection lifetime ---- */
+/* ---- connection objects ---- */
+
+static upstream_conn_t *conn_alloc(upstream_pool_t *pool)
+{
+    upstream_conn_t *c = xcalloc(1, sizeof(*c));
+    c->pool = pool;
+    c->state = UPSTREAM_QUEUED;
+    worker_link_init(&c->link);
+    worker_link_init(&c->pending);
+    headers_buf_init(&c->hname);
+    headers_buf_init(&c->hvalue);
+    pool->nobjs++;
+    return c;
+}
+
+/* Free c, whose handles are closed or were never opened. */
+static void conn_free(upstream_conn_t *c)
+{
+    upstream_pool_t *pool = c->pool;
+    worker_link_t *l;
+    while ((l = list_oldest(&c->pending)) != NULL) {
+        worker_link_remove(l);
+        free(container_of(l, wreq_t, link));
+    }
+    headers_buf_dispose(&c->hname);
+    headers_buf_dispose(&c->hvalue);
+    free(c);
+    pool->nobjs--;
+    pool_maybe_done(pool);
+}
 
 static void close_cb(uv_handle_t *h)
 {
@@ -201,33 +302,63 @@ static void close_cb(uv_handle_t *h)
         int status = c->deferred_status != 0 ? c->deferred_status : 502;
         if (!ex->head_sent)
             ex->status = status;
-        pool->stats.errors++;
+        if (!c->rejected)
+            pool->stats.errors++;
         exchange_response_error(ex, status);
         exchange_upstream_done(ex);
     }
-    pool->stats.open--;
-    headers_buf_dispose(&c->hname);
-    headers_buf_dispose(&c->hvalue);
-    free(c);
-    pool_maybe_done(pool);
+    if (c->counted)
+        pool->stats.open--;
+    conn_free(c);
+}
+
+static void push_release(upstream_conn_t *c)
+{
+    if (c->push_busy) {
+        c->push_busy = false;
+        budget_push_busy(c->pool->budget, -1);
+    }
+}
+
+static void idle_unlink(upstream_conn_t *c)
+{
+    upstream_pool_t *pool = c->pool;
+    worker_link_remove(&c->link);
+    pool->stats.idle--;
+    budget_publish_idle(pool->budget, pool->slot, pool->stats.idle);
+}
+
+/* A unit of budget came free on this worker (a connection closed). */
+static void slot_freed(upstream_pool_t *pool)
+{
+    budget_release(pool->budget);
+    /* after the release: a request queued meanwhile finds the unit itself */
+    if (budget_queued_total(pool->budget) > 0)
+        balance(pool);
 }
 
 static void conn_close(upstream_conn_t *c)
 {
     if (c->state == UPSTREAM_CLOSING)
         return;
-    if (c->state == UPSTREAM_IDLE) {
-        worker_link_remove(&c->link);
-        c->pool->stats.idle--;
-    }
+    assert(c->state != UPSTREAM_QUEUED);
+    if (c->state == UPSTREAM_IDLE)
+        idle_unlink(c);
     set_state(c, UPSTREAM_CLOSING);
+    push_release(c);
     /* pending writes complete with UV_ECANCELED before close_cb */
     uv_close((uv_handle_t *)&c->tcp, close_cb);
     uv_close((uv_handle_t *)&c->timer, close_cb);
+    /* the socket is closed now: its unit serves the next request at once */
+    if (c->has_slot) {
+        c->has_slot = false;
+        slot_freed(c->pool);
+    }
 }
 
 static void detach(upstream_conn_t *c)
 {
+    push_release(c);
     c->ex->upstream = NULL;
     c->ex = NULL;
 }
@@ -236,15 +367,17 @@ static void detach(upstream_conn_t *c)
 static void fail(upstream_conn_t *c, int status)
 {
     exchange_t *ex = c->ex;
+    upstream_pool_t *pool = c->pool;
+    if (ex != NULL)
+        detach(c);
     conn_close(c);
     if (ex == NULL)
         return;
-    detach(c);
     ex->t_end = uv_hrtime();
     ex->failed = true;
     if (!ex->head_sent)
         ex->status = status;
-    c->pool->stats.errors++;
+    pool->stats.errors++;
     exchange_response_error(ex, status);
     exchange_upstream_done(ex);
 }
@@ -254,6 +387,19 @@ static void fail_deferred(upstream_conn_t *c, int status)
 {
     c->deferred_status = status;
     conn_close(c);
+}
+
+/* The origin timeout left to c's exchange: what it waited in the queue is
+ * taken off until the origin's first response byte. */
+static double owed_timeout(const upstream_conn_t *c)
+{
+    double t = c->pool->cfg->origin_timeout;
+    if (!c->resp_started && c->charge_ns > 0) {
+        t -= (double)c->charge_ns / 1e9;
+        if (t < 0.001)
+            t = 0.001;
+    }
+    return t;
 }
 
 static void conn_timer_cb(uv_timer_t *t)
@@ -294,17 +440,19 @@ static void rearm_timer(upstream_conn_t *c)
 {
     switch (c->state) {
     case UPSTREAM_CONNECTING:
-        arm(c, c->pool->cfg->origin_timeout);
+        arm(c, owed_timeout(c));
         break;
     case UPSTREAM_ACTIVE:
         if (!c->paused && (c->req_end_queued || c->resp_started ||
                            uv_stream_get_write_queue_size((uv_stream_t *)&c->tcp) > 0))
-            arm(c, c->pool->cfg->origin_timeout);
+            arm(c, owed_timeout(c));
         else
             uv_timer_stop(&c->timer);
         break;
     case UPSTREAM_IDLE:
         arm(c, c->pool->cfg->origin_idle_timeout);
+        break;
+    case UPSTREAM_QUEUED: /* no timer: the pool's queue timer covers it */
         break;
     case UPSTREAM_TUNNEL:
     case UPSTREAM_CLOSING:
@@ -332,17 +480,10 @@ static void connect_cb(uv_connect_t *req, int status)
     /* writes queued while connecting are flushed by libuv now */
 }
 
-/* A new connection, connecting. *err is 0 or the negative errno of a
- * uv_tcp_connect that failed at once (the connection is then still
- * returned, to be closed by the caller through fail_deferred). */
-static upstream_conn_t *conn_new(upstream_pool_t *pool, int *err)
+/* Give the QUEUED object c its handles (it has a unit of budget). */
+static void open_handles(upstream_conn_t *c)
 {
-    upstream_conn_t *c = xcalloc(1, sizeof(*c));
-    c->pool = pool;
-    worker_link_init(&c->link);
-    headers_buf_init(&c->hname);
-    headers_buf_init(&c->hvalue);
-    c->state = UPSTREAM_CONNECTING;
+    upstream_pool_t *pool = c->pool;
     int r = uv_tcp_init(pool->loop, &c->tcp);
     if (r < 0) {
         LOG_FATAL("uv_tcp_init: %s", uv_strerror(r));
@@ -353,27 +494,58 @@ static upstream_conn_t *conn_new(upstream_pool_t *pool, int *err)
     c->timer.data = c;
     c->connect_req.data = c;
     c->handles_open = 2;
+    c->counted = true;
     pool->stats.open++;
+}
+
+/* Connect the QUEUED object c (it holds a unit of budget). 0, or the
+ * negative errno of a uv_tcp_connect that failed at once: c is then
+ * CONNECTING with its handles open, for the caller to close through
+ * fail_deferred (no connect_cb runs). */
+static int conn_connect(upstream_conn_t *c)
+{
+    upstream_pool_t *pool = c->pool;
+    assert(c->has_slot);
+    open_handles(c);
+    set_state(c, UPSTREAM_CONNECTING);
     pool->stats.connects++;
     uv_tcp_nodelay(&c->tcp, 1);
-    *err = uv_tcp_connect(&c->connect_req, &c->tcp,
-                          (const struct sockaddr *)&pool->cfg->origin_addr, connect_cb);
-    if (*err < 0)
+    int err = uv_tcp_connect(&c->connect_req, &c->tcp,
+                             (const struct sockaddr *)&pool->cfg->origin_addr, connect_cb);
+    if (err < 0)
         LOG_WARN("origin %s:%u connect: %s", pool->cfg->origin_host, pool->cfg->origin_port,
-                 uv_strerror(*err));
+                 uv_strerror(err));
     else
-        arm(c, pool->cfg->origin_timeout);
-    return c;
+        arm(c, owed_timeout(c));
+    return err;
+}
+
+/* The QUEUED object c takes over `fd`, an idle connection another worker
+ * handed us with its unit of budget. 0, or a negative errno: c is then
+ * ACTIVE with its handles open (and fd closed), for the caller to close. */
+static int conn_import(upstream_conn_t *c, int fd)
+{
+    assert(c->has_slot);
+    open_handles(c);
+    set_state(c, UPSTREAM_ACTIVE);
+    c->reused = true;
+    int r = uv_tcp_open(&c->tcp, fd);
+    if (r < 0) {
+        close(fd);
+        LOG_WARN("origin connection from another worker: %s", uv_strerror(r));
+        return r;
+    }
+    uv_tcp_nodelay(&c->tcp, 1);
+    return 0;
 }
 
 static upstream_conn_t *take_idle(upstream_pool_t *pool)
 {
-    if (pool->idle.next == &pool->idle)
+    worker_link_t *l = list_oldest(&pool->idle);
+    if (l == NULL)
         return NULL;
-    upstream_conn_t *c = container_of(pool->idle.next, upstream_conn_t, link);
-    worker_link_remove(&c->link);
-    pool->stats.idle--;
-    pool->stats.reuses++;
+    upstream_conn_t *c = container_of(l, upstream_conn_t, link);
+    idle_unlink(c);
     set_state(c, UPSTREAM_ACTIVE);
     uv_timer_stop(&c->timer);
     return c;
@@ -382,17 +554,386 @@ static upstream_conn_t *take_idle(upstream_pool_t *pool)
 static void to_idle(upstream_conn_t *c)
 {
     upstream_pool_t *pool = c->pool;
-    if (pool->stats.idle >= MAX_IDLE) /* the least recently used goes */
-        conn_close(container_of(pool->idle.prev, upstream_conn_t, link));
     set_state(c, UPSTREAM_IDLE);
-    worker_link_insert(&c->pool->idle, &c->link);
-    c->pool->stats.idle++;
+    c->reused = true;
+    worker_link_insert(&pool->idle, &c->link);
+    pool->stats.idle++;
+    budget_publish_idle(pool->budget, pool->slot, pool->stats.idle);
     c->paused = false;
     c->want_pause = false;
     start_reading(c); /* to notice the origin closing it */
     rearm_timer(c);
 }
 
+/* Hand c (ACTIVE or IDLE, no exchange) with its unit of budget to worker
+ * `to` as a descriptor: the origin keeps its connection, `to` a new handle
+ * on it. False (c untouched) when that is impossible. */
+static bool export_conn(upstream_conn_t *c, int to)
+{
+    upstream_pool_t *pool = c->pool;
+    uv_os_fd_t fd;
+    if (uv_fileno((uv_handle_t *)&c->tcp, &fd) != 0)
+        return false;
+    int copy = fcntl(fd, F_DUPFD_CLOEXEC, 0);
+    if (copy < 0)
+        return false;
+    /* stop our reads first: from now on the bytes are the other worker's */
+    if (c->reading) {
+        uv_read_stop((uv_stream_t *)&c->tcp);
+        c->reading = false;
+    }
+    if (!budget_send(pool->budget, to, copy)) {
+        close(copy);
+        start_reading(c);
+        return false;
+    }
+    c->has_slot = false; /* it went with the descriptor */
+    /* closes our descriptor only: the socket lives on in `copy` */
+    conn_close(c);
+    return true;
+}
+
+/* ---- the queue ---- */
+
+static void publish_head(upstream_pool_t *pool, budget_class_t cls)
+{
+    worker_link_t *l = list_oldest(&pool->waitq[cls]);
+    budget_publish_head(pool->budget, pool->slot, cls,
+                        l != NULL ? container_of(l, upstream_conn_t, link)->t_queued : BUDGET_NONE);
+}
+
+static void arm_qtimer(upstream_pool_t *pool)
+{
+    uint64_t oldest = BUDGET_NONE;
+    for (int k = 0; k < BUDGET_NCLASSES; k++) {
+        worker_link_t *l = list_oldest(&pool->waitq[k]);
+        if (l != NULL && container_of(l, upstream_conn_t, link)->t_queued < oldest)
+            oldest = container_of(l, upstream_conn_t, link)->t_queued;
+    }
+    if (oldest == BUDGET_NONE) {
+        uv_timer_stop(&pool->qtimer);
+        return;
+    }
+    uint64_t due = oldest + (uint64_t)(pool->cfg->origin_timeout * 1e9);
+    uint64_t now = uv_hrtime();
+    uint64_t ms = due > now ? (due - now) / 1000000 + 1 : 0;
+    uv_timer_start(&pool->qtimer, qtimer_cb, ms, 0);
+}
+
+static void enqueue(upstream_pool_t *pool, upstream_conn_t *q, budget_class_t cls)
+{
+    q->cls = cls;
+    q->t_queued = uv_hrtime();
+    q->in_queue = true;
+    worker_link_insert(&pool->waitq[cls], &q->link);
+    if (++pool->nwait[cls] == 1)
+        publish_head(pool, cls);
+    pool->stats.queued++;
+    if (!uv_is_active((uv_handle_t *)&pool->qtimer))
+        arm_qtimer(pool);
+}
+
+/* Take q out of its queue: `served` when it gets a connection now. */
+static void dequeue(upstream_conn_t *q, bool served, bool timed_out)
+{
+    upstream_pool_t *pool = q->pool;
+    bool was_head = list_oldest(&pool->waitq[q->cls]) == &q->link;
+    worker_link_remove(&q->link);
+    q->in_queue = false;
+    pool->nwait[q->cls]--;
+    pool->stats.queued--;
+    if (was_head)
+        publish_head(pool, q->cls);
+    uint64_t waited = uv_hrtime() - q->t_queued;
+    q->charge_ns = waited;
+    budget_queue_leave(pool->budget, q->cls, waited, served, timed_out);
+}
+
+static upstream_conn_t *dequeue_oldest(upstream_pool_t *pool, budget_class_t cls)
+{
+    worker_link_t *l = list_oldest(&pool->waitq[cls]);
+    if (l == NULL)
+        return NULL;
+    upstream_conn_t *q = container_of(l, upstream_conn_t, link);
+    dequeue(q, true, false);
+    return q;
+}
+
+/* A queued request leaves with an error (from a libuv callback). */
+static void fail_waiter(upstream_conn_t *q, int status)
+{
+    upstream_pool_t *pool = q->pool;
+    exchange_t *ex = q->ex;
+    detach(q);
+    conn_free(q);
+    ex->t_end = uv_hrtime();
+    ex->failed = true;
+    ex->status = status;
+    pool->stats.timeouts++;
+    exchange_response_error(ex, status);
+    exchange_upstream_done(ex);
+}
+
+static void qtimer_cb(uv_timer_t *t)
+{
+    upstream_pool_t *pool = t->data;
+    uint64_t limit = (uint64_t)(pool->cfg->origin_timeout * 1e9);
+    uint64_t now = uv_hrtime();
+    unsigned n = 0;
+    for (int k = 0; k < BUDGET_NCLASSES; k++) {
+        worker_link_t *l;
+        while ((l = list_oldest(&pool->waitq[k])) != NULL) {
+            upstream_conn_t *q = container_of(l, upstream_conn_t, link);
+            if (now - q->t_queued < limit)
+                break;
+            dequeue(q, false, true);
+            fail_waiter(q, 504);
+            n++;
+        }
+    }
+    if (n > 0)
+        LOG_WARN("origin %s:%u: %u request(s) waited --origin-timeout (%gs) for one of the "
+                 "--origin-max-connections: 504",
+                 pool->cfg->origin_host, pool->cfg->origin_port, n, pool->cfg->origin_timeout);
+    arm_qtimer(pool);
+}
+
+/* q (QUEUED, not in a queue) gets `status` without a connection: from the
+ * close callback of its timer, as we may be inside the frontend's call. */
+static void refuse(upstream_conn_t *q, int status)
+{
+    upstream_pool_t *pool = q->pool;
+    q->rejected = status == 503;
+    q->deferred_status = status;
+    uv_timer_init(pool->loop, &q->timer);
+    q->timer.data = q;
+    q->handles_open = 1;
+    set_state(q, UPSTREAM_CLOSING);
+    uv_close((uv_handle_t *)&q->timer, close_cb);
+}
+
+/* The queue is full: 503. */
+static void reject(upstream_conn_t *q)
+{
+    upstream_pool_t *pool = q->pool;
+    budget_stats_t bs;
+    pool->full_count++;
+    uint64_t now = uv_now(pool->loop);
+    if (pool->full_log_ms == 0 || now - pool->full_log_ms >= FULL_LOG_MS) {
+        budget_stats(pool->budget, &bs);
+        LOG_WARN("origin queue full (%u requests wait for %u connections): %llu request(s) "
+                 "answered 503",
+                 bs.queued, bs.max, (unsigned long long)pool->full_count);
+        pool->full_log_ms = now;
+        pool->full_count = 0;
+    }
+    refuse(q, 503);
+}
+
+/* ---- who gets a free connection ---- */
+
+/* Move q's exchange (and its waiting body bytes) to c, a free connection
+ * of this worker; q is freed. */
+static void hand_over(upstream_conn_t *q, upstream_conn_t *c)
+{
+    exchange_t *ex = q->ex;
+    const char *head = q->head;
+    size_t head_len = q->head_len;
+    bool ended = q->req_end_queued;
+    c->reused = true; /* it served the request before this one */
+    uint64_t body = q->body_queued, charge = q->charge_ns;
+    q->ex = NULL;
+    ex->upstream = NULL;
+    /* c->gen changes in attach(): send_request gives the pending writes the new one */
+    attach(c, ex, head, head_len);
+    c->req_end_queued = ended;
+    c->body_queued = body;
+    c->charge_ns = charge;
+    worker_link_t *l;
+    while ((l = list_oldest(&q->pending)) != NULL) {
+        worker_link_remove(l);
+        worker_link_insert(&c->pending, l);
+    }
+    conn_free(q);
+    send_request(c, false);
+}
+
+/* Serve the oldest local waiter of `cls` with c (free, ACTIVE). */
+static void serve_with_conn(upstream_pool_t *pool, budget_class_t cls, upstream_conn_t *c)
+{
+    upstream_conn_t *q = dequeue_oldest(pool, cls);
+    assert(q != NULL);
+    hand_over(q, c);
+}
+
+/* Serve the oldest local waiter of `cls` with a unit of budget we hold:
+ * it connects. */
+static void serve_with_unit(upstream_pool_t *pool, budget_class_t cls)
+{
+    upstream_conn_t *q = dequeue_oldest(pool, cls);
+    assert(q != NULL);
+    q->has_slot = true;
+    if (conn_connect(q) < 0)
+        fail_deferred(q, 502);
+    else
+        send_request(q, false);
+}
+
+/* c (ACTIVE, reusable, no exchange) is free: the longest-waiting request
+ * gets it, here or on another worker; else it waits in the idle list. */
+static void release_conn(upstream_pool_t *pool, upstream_conn_t *c)
+{
+    if (pool->closing) {
+        conn_close(c);
+        return;
+    }
+    if (budget_queued_total(pool->budget) > 0) {
+        budget_class_t cls;
+        int to = budget_pick(pool->budget, pool->slot, &cls);
+        if (to == pool->slot) {
+            serve_with_conn(pool, cls, c);
+            return;
+        }
+        if (to >= 0 && export_conn(c, to))
+            return;
+    }
+    to_idle(c);
+    /* after publishing the idle one: a request queued meanwhile is served */
+    if (budget_queued_total(pool->budget) > 0)
+        balance(pool);
+}
+
+/*
+ * While requests wait anywhere and this worker has an idle connection or
+ * the budget a free unit, give it to the longest-waiting one. Then, when
+ * our own requests still wait (and may be served) while another worker
+ * keeps idle connections, wake that worker to hand one over.
+ */
+static void balance(upstream_pool_t *pool)
+{
+    budget_t *b = pool->budget;
+    if (pool->balancing) {
+        pool->again = true;
+        return;
+    }
+    pool->balancing = 1;
+    do {
+        pool->again = false;
+        for (int guard = 0; guard < 4096 && budget_queued_total(b) > 0; guard++) {
+            budget_class_t cls;
+            int to = budget_pick(b, pool->closing ? -1 : pool->slot, &cls);
+            if (to < 0)
+                break;
+            upstream_conn_t *c = pool->closing ? NULL : take_idle(pool);
+            if (c != NULL) {
+                if (to == pool->slot) {
+                    serve_with_conn(pool, cls, c);
+                } else if (!export_conn(c, to)) {
+                    to_idle(c);
+                    break;
+                }
+                continue;
+            }
+            if (!budget_try_acquire(b))
+                break;
+            if (to == pool->slot) {
+                serve_with_unit(pool, cls);
+            } else if (!budget_send(b, to, -1)) {
+                budget_release(b);
+                break;
+            }
+        }
+    } while (pool->again);
+    pool->balancing = 0;
+    bool can_wait_for_idle =
+        pool->nwait[BUDGET_CLIENT] > 0 || (pool->nwait[BUDGET_PUSH] > 0 && budget_push_ok(b));
+    if (can_wait_for_idle && !pool->closing) {
+        int other = budget_find_idle(b, pool->slot);
+        if (other >= 0)
+            budget_wake(b, other);
+    }
+}
+
+/* A grant from another worker: a connection (fd >= 0) or a unit of budget. */
+static void take_grant(upstream_pool_t *pool, int fd)
+{
+    budget_t *b = pool->budget;
+    budget_class_t cls;
+    int to = budget_pick(b, pool->slot, &cls);
+    if (fd < 0) {
+        if (to == pool->slot)
+            serve_with_unit(pool, cls);
+        else if (to < 0 || !budget_send(b, to, -1))
+            slot_freed(pool);
+        return;
+    }
+    if (to >= 0 && to != pool->slot && budget_send(b, to, fd))
+        return;
+    upstream_conn_t *q = to == pool->slot ? dequeue_oldest(pool, cls) : NULL;
+    upstream_conn_t *c = q != NULL ? q : conn_alloc(pool);
+    c->has_slot = true;
+    if (conn_import(c, fd) < 0) {
+        if (q != NULL)
+            fail_deferred(q, 502);
+        else
+            conn_close(c);
+        return;
+    }
+    if (q != NULL)
+        send_request(q, false);
+    else
+        release_conn(pool, c);
+}
+
+static void wake_cb(uv_async_t *a)
+{
+    upstream_pool_t *pool = a->data;
+    int grants[GRANT_BATCH];
+    size_t n;
+    while (!pool->closing && (n = budget_take(pool->budget, pool->slot, grants, GRANT_BATCH)) > 0)
+        for (size_t i = 0; i < n; i++) {
+            take_grant(pool, grants[i]);
+            budget_grant_done(pool->budget); /* its waiter, if any, left the queue */
+        }
+    if (!pool->closing)
+        balance(pool);
+}
+
+void upstream_pool_close(upstream_pool_t *pool, void (*cb)(void *arg), void *arg)
+{
+    budget_t *b = pool->budget;
+    pool->closing = true;
+    pool->close_cb = cb;
+    pool->close_arg = arg;
+    /* The worker aborted its clients' exchanges; herald's own fetches (no
+     * client behind them) may still wait: they fail, as they would once
+     * the origin connections they wait for are gone. */
+    for (int k = 0; k < BUDGET_NCLASSES; k++) {
+        worker_link_t *l;
+        while ((l = list_oldest(&pool->waitq[k])) != NULL) {
+            upstream_conn_t *q = container_of(l, upstream_conn_t, link);
+            dequeue(q, false, false);
+            refuse(q, 502);
+        }
+    }
+    budget_stats_t bs;
+    budget_stats(b, &bs);
+    int *grants = xmalloc(sizeof(int) * bs.max);
+    size_t n = budget_unregister(b, pool->slot, grants, bs.max);
+    /* what other workers handed us in the meantime goes back */
+    for (size_t i = 0; i < n; i++) {
+        if (grants[i] >= 0)
+            close(grants[i]);
+        budget_grant_done(b);
+        slot_freed(pool);
+    }
+    free(grants);
+    worker_link_t *l;
+    while ((l = list_oldest(&pool->idle)) != NULL)
+        conn_close(container_of(l, upstream_conn_t, link));
+    uv_close((uv_handle_t *)&pool->wake, pool_handle_closed);
+    uv_close((uv_handle_t *)&pool->qtimer, pool_handle_closed);
+}
 /* ---- writing ---- */
 
 static void write_cb(uv_write_t *req, int status)
@@ -439,6 +980,24 @@ static int queue_write(upstream_conn_t *c, const char *p1, size_t n1, const char
                        const char *p3, size_t n3, size_t body_bytes, bool borrow)
 {
     size_t total = n1 + n2 + n3;
+    if (c->state == UPSTREAM_QUEUED) {
+        /* no connection yet: the bytes wait in c (copied), written by
+         * send_request() in order after the head */
+        assert(!borrow);
+        wreq_t *w = xmalloc(sizeof(*w) + total);
+        w->c = c;
+        w->gen = c->gen;
+        w->body_bytes = body_bytes;
+        w->is_head = false;
+        memcpy(w->data, p1, n1);
+        if (n2 > 0)
+            memcpy(w->data + n1, p2, n2);
+        if (n3 > 0)
+            memcpy(w->data + n1 + n2, p3, n3);
+        w->buf = uv_buf_init(w->data, (unsigned)total);
+        worker_link_insert(&c->pending, &w->link);
+        return 0;
+    }
     if (borrow) {
         /* A request head (the only borrowed piece): try it in place first.
          * When the kernel takes it all there is no write request and no
@@ -607,18 +1166,21 @@ static const llhttp_settings_t parser_settings = {
     .on_message_complete = on_message_complete,
 };
 
-/* The response is complete: pool or close c, then tell the frontend. */
+/* The response is complete: free c for the next request (or close it),
+ * then tell the frontend. */
 static void finish_ok(upstream_conn_t *c)
 {
     exchange_t *ex = c->ex;
+    upstream_pool_t *pool = c->pool;
     ex->t_end = uv_hrtime();
     bool reusable = c->keep_alive && c->req_end_queued && !c->write_failed &&
-                    uv_stream_get_write_queue_size((uv_stream_t *)&c->tcp) == 0 &&
-                    !c->pool->closing && c->state == UPSTREAM_ACTIVE;
+                    uv_stream_get_write_queue_size((uv_stream_t *)&c->tcp) == 0 && !pool->closing &&
+                    c->state == UPSTREAM_ACTIVE;
     detach(c);
-    /* before response_end, so an exchange started from inside it can reuse c */
+    /* before response_end, so that the next request (queued, or started
+     * from inside the callback) gets c */
     if (reusable)
-        to_idle(c);
+        release_conn(pool, c);
     else
         conn_close(c);
     exchange_response_end(ex);
@@ -679,21 +1241,22 @@ static bool is_idempotent(const char *m)
 }
 
 static void start_fresh(upstream_pool_t *pool, exchange_t *ex, const char *head, size_t head_len,
-                        bool ended);
+                        bool ended, uint64_t charge_ns);
 
 /*
  * The connection died before any response byte. On a reused connection this
  * is the keep-alive race (the origin closed it as we sent): an idempotent
  * request with no body bytes given to it yet is sent again, once, on a fresh
- * connection.
+ * connection, which takes over the dead one's unit of budget.
  */
 static void conn_lost(upstream_conn_t *c, int err)
 {
     exchange_t *ex = c->ex;
     if (c->reused && !c->resp_started && c->body_queued == 0 && !ex->retried &&
-        is_idempotent(ex->method) && !c->pool->closing) {
+        is_idempotent(ex->method) && !c->pool->closing && c->has_slot) {
         upstream_pool_t *pool = c->pool;
         bool ended = c->req_end_queued;
+        uint64_t charge = c->charge_ns;
         ex->retried = true;
         pool->stats.retries++;
         LOG_INFO("origin closed a reused connection (%s): retrying %s %s", uv_strerror(err),
@@ -701,8 +1264,9 @@ static void conn_lost(upstream_conn_t *c, int err)
         const char *head = c->head;
         size_t head_len = c->head_len;
         detach(c);
+        c->has_slot = false; /* start_fresh's connection takes it */
         conn_close(c);
-        start_fresh(pool, ex, head, head_len, ended);
+        start_fresh(pool, ex, head, head_len, ended, charge);
         return;
     }
     LOG_WARN("origin %s:%u closed the connection before responding (%s): %s %s",
@@ -818,6 +1382,7 @@ static void read_cb(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf)
         else
             deliver_tunnel(c, buf->base, (size_t)nread);
         break;
+    case UPSTREAM_QUEUED:
     case UPSTREAM_CONNECTING:
     case UPSTREAM_CLOSING:
     case UPSTREAM_NSTATES:
@@ -853,6 +1418,7 @@ static void attach(upstream_conn_t *c, exchange_t *ex, const char *head, size_t 
     c->write_failed = false;
     c->body_queued = 0;
     c->deferred_status = 0;
+    c->charge_ns = 0;
     c->resp_started = c->final_head = c->upgrading = c->complete = c->keep_alive = false;
     c->want_pause = c->paused = false;
     c->raw = (headers_t){0};
@@ -861,12 +1427,36 @@ static void attach(upstream_conn_t *c, exchange_t *ex, const char *head, size_t 
     c->parser.data = c;
 }
 
-/* Queue the head (and, when the request already ended, its last chunk). */
+/* Queue the head, then the body bytes that waited in c while the request
+ * was queued, and, when the request already ended, its last chunk. */
 static void send_request(upstream_conn_t *c, bool ended)
 {
+    exchange_t *ex = c->ex;
+    upstream_pool_t *pool = c->pool;
+    if (c->reused)
+        pool->stats.reuses++;
+    if (background(ex) && !c->push_busy) {
+        c->push_busy = true;
+        budget_push_busy(pool->budget, +1);
+    }
     if (queue_write(c, c->head, c->head_len, NULL, 0, NULL, 0, 0, true) < 0) {
         fail_deferred(c, 502);
         return;
+    }
+    worker_link_t *l;
+    while ((l = list_oldest(&c->pending)) != NULL) {
+        wreq_t *w = container_of(l, wreq_t, link);
+        worker_link_remove(l);
+        w->c = c;
+        w->gen = c->gen;
+        /* uv_write needs w->buf's bytes until write_cb (see wreq_t) */
+        int r = uv_write(&w->req, (uv_stream_t *)&c->tcp, &w->buf, 1, write_cb);
+        if (r < 0) {
+            free(w); /* a failed call never runs its callback */
+            LOG_WARN("origin write: %s", uv_strerror(r));
+            fail_deferred(c, 502);
+            return;
+        }
     }
     if (ended) {
         c->req_end_queued = true;
@@ -881,14 +1471,15 @@ static void send_request(upstream_conn_t *c, bool ended)
     }
 }
 
-/* A fresh connection for ex: connect, then queue the request. */
+/* A fresh connection for ex, with a unit of budget the caller holds. */
 static void start_fresh(upstream_pool_t *pool, exchange_t *ex, const char *head, size_t head_len,
-                        bool ended)
+                        bool ended, uint64_t charge_ns)
 {
-    int r;
-    upstream_conn_t *c = conn_new(pool, &r);
+    upstream_conn_t *c = conn_alloc(pool);
+    c->has_slot = true;
     attach(c, ex, head, head_len);
-    if (r < 0)
+    c->charge_ns = charge_ns;
+    if (conn_connect(c) < 0)
         fail_deferred(c, 502); /* uv_tcp_connect failed at once: no connect_cb */
     else
         send_request(c, ended);
@@ -915,8 +1506,8 @@ void upstream_start(exchange_t *ex)
     /* Host falls back to the origin's own name only without :authority */
     char hostport[300];
     hostport[0] = '\0';
-    bool need_hostport = cfg->origin_host_header[0] == '\0' &&
-                         (ex->authority == NULL || ex->authority[0] == '\0');
+    bool need_hostport =
+        cfg->origin_host_header[0] == '\0' && (ex->authority == NULL || ex->authority[0] == '\0');
     if (need_hostport) {
         if (strchr(cfg->origin_host, ':') != NULL)
             snprintf(hostport, sizeof(hostport), "[%s]:%u", cfg->origin_host, cfg->origin_port);
@@ -950,14 +1541,43 @@ void upstream_start(exchange_t *ex)
     const char *head = mempool_strndup(&ex->pool, b.p, b.len);
     headers_buf_dispose(&b);
 
-    upstream_conn_t *c = take_idle(pool);
-    if (c != NULL) {
-        c->reused = true;
-        attach(c, ex, head, head_len);
-        send_request(c, false);
+    if (pool->closing) {
+        /* herald's own fetch started while the worker stops: no connection for it */
+        upstream_conn_t *q = conn_alloc(pool);
+        attach(q, ex, head, head_len);
+        refuse(q, 502);
         return;
     }
-    start_fresh(pool, ex, head, head_len, false);
+    /* Hot path: nobody is ahead of ex, and this worker has an idle
+     * connection or the budget a free unit. Client requests go before
+     * pushed fetches, which also keep within their share of the budget. */
+    budget_t *bud = pool->budget;
+    budget_class_t cls = background(ex) ? BUDGET_PUSH : BUDGET_CLIENT;
+    bool may_go = cls == BUDGET_CLIENT ? budget_queued(bud, BUDGET_CLIENT) == 0
+                                       : budget_queued_total(bud) == 0 && budget_push_ok(bud);
+    if (may_go) {
+        upstream_conn_t *c = take_idle(pool);
+        if (c != NULL) {
+            attach(c, ex, head, head_len);
+            send_request(c, false);
+            return;
+        }
+        if (budget_try_acquire(bud)) {
+            start_fresh(pool, ex, head, head_len, false, 0);
+            return;
+        }
+    }
+    /* Wait for a connection: the request (and body bytes that come
+     * meanwhile) waits in a socketless upstream_conn_t. */
+    upstream_conn_t *q = conn_alloc(pool);
+    attach(q, ex, head, head_len);
+    if (!budget_queue_enter(bud, cls)) {
+        reject(q);
+        return;
+    }
+    enqueue(pool, q, cls);
+    /* capacity freed while we decided to wait is found here */
+    balance(pool);
 }
 
 void upstream_request_body(exchange_t *ex, const uint8_t *data, size_t len)
@@ -1032,7 +1652,14 @@ void upstream_abort(exchange_t *ex)
     if (c == NULL)
         return;
     detach(c);
-    /* attached means the response is not complete: the connection is unusable */
-    conn_close(c);
+    if (c->state == UPSTREAM_QUEUED) {
+        /* it leaves the queue; no socket was ever opened for it */
+        if (c->in_queue)
+            dequeue(c, false, false);
+        conn_free(c);
+    } else {
+        /* attached means the response is not complete: the connection is unusable */
+        conn_close(c);
+    }
     exchange_upstream_done(ex);
 }

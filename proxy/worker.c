@@ -11,7 +11,9 @@
 #include <netinet/in.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
+#include <unistd.h>
 
 #include "proxy/alloc.h"
 #include "proxy/log.h"
@@ -30,44 +32,118 @@ static void worker_set_state(worker_t *w, worker_state_t next)
     w->state = next;
 }
 
-static void on_connection(uv_stream_t *server, int status)
+/* A moment without accepting after EMFILE/ENFILE: clients wait in the
+ * backlog meanwhile; retrying costs one accept4() per pause. */
+enum { ACCEPT_PAUSE_MS = 100, ACCEPT_BATCH = 64 };
+
+static void on_acceptable(uv_poll_t *p, int status, int events);
+
+static void listeners_poll(worker_t *w, bool on)
 {
-    worker_listener_t *l = container_of((uv_tcp_t *)server, worker_listener_t, handle);
+    for (size_t i = 0; i < w->nlisteners; i++) {
+        if (on)
+            uv_poll_start(&w->listeners[i].poll, UV_READABLE, on_acceptable);
+        else
+            uv_poll_stop(&w->listeners[i].poll);
+    }
+}
+
+static void on_accept_resume(uv_timer_t *t)
+{
+    worker_t *w = t->data;
+    w->accept_paused = false;
+    if (w->state == WORKER_RUNNING)
+        listeners_poll(w, true);
+}
+
+/* Out of descriptors (or kernel memory): stop accepting for a moment rather
+ * than retry at once, and say so once per episode. */
+static void accept_pause(worker_t *w, const worker_listener_t *l, int err)
+{
+    if (!w->accept_paused) {
+        w->accept_paused = true;
+        listeners_poll(w, false);
+        uv_timer_start(&w->accept_timer, on_accept_resume, ACCEPT_PAUSE_MS, 0);
+    }
+    if (w->accept_error_logged)
+        return;
+    w->accept_error_logged = true;
+    struct rlimit rl;
+    unsigned long long lim =
+        getrlimit(RLIMIT_NOFILE, &rl) == 0 ? (unsigned long long)rl.rlim_cur : 0;
+    LOG_WARN("worker %d: accept on %s: %s (open files limit %llu, %zu client connections): "
+             "new connections wait until descriptors free up (retried every %d ms)",
+             w->id, l->conf->text, strerror(err), lim, w->nconns, ACCEPT_PAUSE_MS);
+}
+
+static void on_acceptable(uv_poll_t *p, int status, int events)
+{
+    worker_listener_t *l = p->data;
+    worker_t *w = l->worker;
     if (status < 0) {
-        LOG_WARN("worker %d: accept on %s: %s", l->worker->id, l->conf->text, uv_strerror(status));
+        LOG_WARN("worker %d: listener %s: %s", w->id, l->conf->text, uv_strerror(status));
         return;
     }
-    if (l->worker->state != WORKER_RUNNING)
-        return;
-    conn_accept(l->worker, server, l->conf);
+    for (int i = 0; i < ACCEPT_BATCH && w->state == WORKER_RUNNING && !w->accept_paused; i++) {
+        int fd = accept4(l->fd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
+        if (fd < 0) {
+            int e = errno;
+            if (e == EINTR || e == ECONNABORTED || e == EPROTO)
+                continue;
+            if (e == EAGAIN || e == EWOULDBLOCK)
+                return;
+            if (e == EMFILE || e == ENFILE || e == ENOBUFS || e == ENOMEM) {
+                accept_pause(w, l, e);
+                return;
+            }
+            LOG_WARN("worker %d: accept on %s: %s", w->id, l->conf->text, strerror(e));
+            return;
+        }
+        if (w->accept_error_logged) {
+            w->accept_error_logged = false;
+            LOG_INFO("worker %d: accepting connections again", w->id);
+        }
+        conn_accept(w, fd, l->conf);
+    }
+}
+
+static void on_listener_closed(uv_handle_t *h)
+{
+    worker_listener_t *l = h->data;
+    close(l->fd);
+    l->fd = -1;
 }
 
 static int listener_open(worker_t *w, worker_listener_t *l, const config_listen_t *conf)
 {
     l->worker = w;
     l->conf = conf;
-    /* libuv 1.44 has no flag for SO_REUSEPORT: create the socket first
-     * (uv_tcp_init_ex with the family), set the option on its fd, then bind. */
-    int rc = uv_tcp_init_ex(&w->loop, &l->handle, conf->addr.ss_family);
-    if (rc != 0)
+    l->fd = -1;
+    int fd = socket(conf->addr.ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+    if (fd < 0)
+        return -errno;
+    int one = 1, rc = 0;
+    socklen_t len =
+        conf->addr.ss_family == AF_INET6 ? sizeof(struct sockaddr_in6) : sizeof(struct sockaddr_in);
+    if (setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one)) != 0 ||
+        setsockopt(fd, SOL_SOCKET, SO_REUSEPORT, &one, sizeof(one)) != 0)
+        rc = -errno;
+    if (rc == 0 && conf->addr.ss_family == AF_INET6 &&
+        setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &one, sizeof(one)) != 0)
+        rc = -errno;
+    if (rc == 0 && bind(fd, (const struct sockaddr *)&conf->addr, len) != 0)
+        rc = -errno;
+    if (rc == 0 && listen(fd, 1024) != 0)
+        rc = -errno;
+    if (rc == 0)
+        rc = uv_poll_init_socket(&w->loop, &l->poll, fd);
+    if (rc != 0) {
+        close(fd);
         return rc;
-    uv_os_fd_t fd;
-    rc = uv_fileno((uv_handle_t *)&l->handle, &fd);
-    if (rc == 0) {
-        int one = 1;
-        if (setsockopt(fd, SOL_SOCKET, SO_REUSEPORT, &one, sizeof(one)) != 0)
-            rc = -errno;
-        if (rc == 0 && conf->addr.ss_family == AF_INET6 &&
-            setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &one, sizeof(one)) != 0)
-            rc = -errno;
     }
-    if (rc == 0)
-        rc = uv_tcp_bind(&l->handle, (const struct sockaddr *)&conf->addr, 0);
-    if (rc == 0)
-        rc = uv_listen((uv_stream_t *)&l->handle, 1024, on_connection);
-    if (rc != 0)
-        uv_close((uv_handle_t *)&l->handle, NULL);
-    return rc;
+    l->fd = fd;
+    l->poll.data = l;
+    return uv_poll_start(&l->poll, UV_READABLE, on_acceptable);
 }
 
 static void on_pool_closed(void *arg)
@@ -77,6 +153,7 @@ static void on_pool_closed(void *arg)
     uv_close((uv_handle_t *)&w->wakeup, NULL);
     uv_close((uv_handle_t *)&w->reload_async, NULL);
     uv_close((uv_handle_t *)&w->drain_timer, NULL);
+    uv_close((uv_handle_t *)&w->accept_timer, NULL);
 }
 
 static void worker_finish(worker_t *w)
@@ -109,8 +186,9 @@ static void on_wakeup(uv_async_t *a)
     if (w->state != WORKER_RUNNING)
         return;
     for (size_t i = 0; i < w->nlisteners; i++)
-        uv_close((uv_handle_t *)&w->listeners[i].handle, NULL);
+        uv_close((uv_handle_t *)&w->listeners[i].poll, on_listener_closed);
     w->nlisteners = 0;
+    uv_timer_stop(&w->accept_timer);
     worker_set_state(w, WORKER_DRAINING);
     if (w->nconns == 0) {
         worker_finish(w);
@@ -177,6 +255,14 @@ static void worker_main(void *arg)
     w->reload_async.data = w;
     uv_timer_init(&w->loop, &w->drain_timer);
     w->drain_timer.data = w;
+    uv_timer_init(&w->loop, &w->accept_timer);
+    w->accept_timer.data = w;
+    /* libuv keeps one spare descriptor per loop, opened with the loop's
+     * first stream: open it now, so that the worker's descriptor count
+     * does not grow with its first connection (the tests compare it) */
+    uv_tcp_t first; /* in scope until uv_run below has run its close */
+    uv_tcp_init(&w->loop, &first);
+    uv_close((uv_handle_t *)&first, NULL);
     for (size_t i = 0; i < w->cfg->nlisten && rc == 0; i++) {
         rc = listener_open(w, &w->listeners[i], &w->cfg->listen[i]);
         if (rc != 0)
@@ -185,10 +271,13 @@ static void worker_main(void *arg)
             w->nlisteners++;
     }
     if (rc == 0)
-        w->upstream = upstream_pool_create(w);
+        w->upstream = upstream_pool_create(w, w->budget);
     w->start_error = rc;
     uv_sem_post(&w->started); /* w->started may be gone after this on failure */
     if (rc != 0) {
+        for (size_t i = 0; i < w->nlisteners; i++)
+            uv_close((uv_handle_t *)&w->listeners[i].poll, on_listener_closed);
+        w->nlisteners = 0;
         uv_walk(&w->loop, close_walk_cb, NULL);
         uv_run(&w->loop, UV_RUN_DEFAULT);
         uv_loop_close(&w->loop);
@@ -205,9 +294,11 @@ static void worker_main(void *arg)
     block_cache_dispose(&w->blocks); /* every connection, and so every block, is gone */
 }
 
-int worker_start(worker_t *w, int id, const config_t *cfg, SSL_CTX *ssl_ctx, pagemap_t *learn)
+int worker_start(worker_t *w, int id, const config_t *cfg, SSL_CTX *ssl_ctx, pagemap_t *learn,
+                 budget_t *budget)
 {
     memset(w, 0, sizeof(*w));
+    w->budget = budget;
     w->id = id;
     w->cfg_own = xmalloc(sizeof(*w->cfg_own)); /* freed in worker_join */
     *w->cfg_own = *cfg;

@@ -18,14 +18,23 @@ typedef struct ssl_ctx_st SSL_CTX;
 typedef struct upstream_pool upstream_pool_t;
 typedef struct conn conn_t;
 typedef struct pagemap pagemap_t;
+typedef struct budget budget_t;
 
 /** Intrusive doubly-linked list node (a ring: an empty list points to itself). */
 typedef struct worker_link {
     struct worker_link *prev, *next;
 } worker_link_t;
 
+/*
+ * A listening socket of one worker. herald calls accept4() itself (libuv
+ * would, on EMFILE, accept and drop connections, or retry in a loop): on
+ * EMFILE/ENFILE the worker stops polling its listeners for a moment, logs
+ * once, and leaves the clients in the kernel's backlog until descriptors
+ * free up.
+ */
 typedef struct worker_listener {
-    uv_tcp_t handle;
+    uv_poll_t poll; /* data = this; readable: connections to accept */
+    int fd;         /* the listening socket, closed with the poll handle */
     struct worker *worker;
     const config_listen_t *conf;
 } worker_listener_t;
@@ -44,6 +53,7 @@ typedef struct worker {
     worker_listener_t listeners[CONFIG_MAX_LISTEN];
     size_t nlisteners;
     upstream_pool_t *upstream;
+    budget_t *budget; /* the process' origin budget (main.c owns it), shared by the pools */
     /* the learned map shared by all workers (main.c owns it); NULL = off */
     pagemap_t *learn;
     worker_link_t conns; /* every client connection (conn_t.link) */
@@ -61,6 +71,9 @@ typedef struct worker {
     config_t *reload_cfg;    /* pending, malloc'd; NULL none */
     SSL_CTX *reload_ssl_ctx; /* pending; NULL: keep (reload.c/main.c own every context) */
     uv_timer_t drain_timer;
+    uv_timer_t accept_timer; /* listeners paused after EMFILE: resume polling them */
+    bool accept_paused;
+    bool accept_error_logged; /* the pause was logged; cleared by the next accepted connection */
     uv_thread_t thread;
     int start_error; /* 0, or why the worker could not start */
     uv_sem_t started;
@@ -86,9 +99,11 @@ static inline void worker_link_remove(worker_link_t *l)
 
 /**
  * Start `w` on its own thread; waits until its listeners are bound. `learn`
- * (borrowed, may be NULL) must outlive worker_join(). 0 or a negative code.
+ * (borrowed, may be NULL) and `budget` (borrowed, shared by every worker's
+ * origin pool) must outlive worker_join(). 0 or a negative code.
  */
-int worker_start(worker_t *w, int id, const config_t *cfg, SSL_CTX *ssl_ctx, pagemap_t *learn);
+int worker_start(worker_t *w, int id, const config_t *cfg, SSL_CTX *ssl_ctx, pagemap_t *learn,
+                 budget_t *budget);
 /**
  * Hand a reloaded config (copied) and, when non-NULL, a new TLS context
  * (borrowed: the caller keeps it alive until worker_join) to the worker;
@@ -105,11 +120,12 @@ void worker_conn_closed(worker_t *w);
 
 /* Provided by the frontend (conn.c). */
 /**
- * Accept one connection on `server` (a listener of w) configured by `conf`
- * (borrowed for the call): TLS, cleartext h2 only, or cleartext h2 and
- * HTTP/1.1 told apart by the first bytes.
+ * Take over `fd`, a client connection accepted on a listener of w
+ * configured by `conf` (borrowed for the call: TLS, cleartext h2 only, or
+ * cleartext h2 and HTTP/1.1 told apart by the first bytes); fd is closed on
+ * failure.
  */
-void conn_accept(worker_t *w, uv_stream_t *server, const config_listen_t *conf);
+void conn_accept(worker_t *w, int fd, const config_listen_t *conf);
 /** Begin a graceful close of every client connection (h2 GOAWAY; h1 close when idle). */
 void conn_drain_all(worker_t *w);
 /** Close every client connection now (drain time is up). */

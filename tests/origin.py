@@ -7,7 +7,8 @@ Usage:
   origin.py --root DIR [--listen HOST:PORT] [--id NAME] [--log FILE]
             [--think-ms MS] [--think PATH=MS]... [--link PATH=VALUE]...
             [--early-hints] [--early-hints-path PATH]... [--hint PATH=VALUE]...
-            [--keepalive-timeout SECONDS]
+            [--keepalive-timeout SECONDS] [--max-conns N] [--close-after N]
+            [--drop-after N]
 
 With port 0 the first line on stdout is "PORT <n>".  Every response carries
 "x-origin-id: <id>" so a test knows which process answered.
@@ -44,7 +45,19 @@ Any path also takes think_ms=MS and early_hints=1 (send a 103 first).
 --early-hints-path PATH sends a 103 (with PATH's --link values) for PATH only;
 --hint PATH=VALUE sends a 103 for PATH with "Link: VALUE" (not repeated on the final response).
 Logs one JSON line per request ("request") and per outcome ("response" or
-"abort": the client went away before the response was complete).
+"abort": the client went away before the response was complete), and one per
+connection opened ("conn_open", with "open": connections open then) and
+closed ("conn_close").
+
+A legacy backend's limits: --max-conns N serves at most N connections at
+once (like Apache prefork's MaxRequestWorkers): one more waits unaccepted
+for one to close, a second at most (a client's close may not have been read
+yet), and is then closed unanswered and logged as "refused". --close-after N ends a keep-alive connection with
+"Connection: close" on its Nth response (MaxKeepAliveRequests);
+--drop-after N closes it after the Nth response without saying so (a
+keep-alive timeout racing the client's next request). /_sink logs the
+length and sha256 of each body ("sink") and takes delay_ms=MS: it reads a
+Content-Length body 16 KiB at a time, MS apart (a slow reader).
 """
 
 import argparse
@@ -93,6 +106,8 @@ class Origin:
         self.log_lock = threading.Lock()
         self.log_file = open(args.log, "a", buffering=1) if args.log else None
         self.conn_seq = 0
+        self.open = 0  # connections open now, under slots
+        self.slots = threading.Condition()
         self.think = dict(self.kv(x) for x in args.think)
         self.hints = {}
         for x in args.hint:
@@ -136,8 +151,34 @@ class Origin:
         while True:
             s, peer = ls.accept()
             self.conn_seq += 1
+            with self.slots:
+                # Like a prefork server with every child busy: the new
+                # connection waits (nothing else is accepted meanwhile) for
+                # one to finish, a moment at most: a client's close may not
+                # have been read yet. Then it is refused.
+                limit = self.args.max_conns
+                full = limit and not self.slots.wait_for(lambda: self.open < limit, 1.0)
+                if not full:
+                    self.open += 1
+                n = self.open
+            if full:
+                self.log(event="refused", conn=self.conn_seq, open=n)
+                s.close()
+                continue
+            self.log(event="conn_open", conn=self.conn_seq, open=n)
             t = threading.Thread(target=Conn(self, s, self.conn_seq).run, daemon=True)
             t.start()
+
+    def closed(self, conn):
+        """conn no longer counts against --max-conns (called once)."""
+        if conn.counted_closed:
+            return
+        conn.counted_closed = True
+        with self.slots:
+            self.open -= 1
+            n = self.open
+            self.slots.notify()
+        self.log(event="conn_close", conn=conn.cid, open=n)
 
 
 class Conn:
@@ -147,6 +188,8 @@ class Conn:
         self.cid = cid
         self.buf = b""
         self.drop_next = False
+        self.served = 0
+        self.counted_closed = False
         self.s.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
 
     # ---- input
@@ -273,6 +316,9 @@ class Conn:
         except Exception as e:  # noqa: a test origin must never die of one client
             self.o.log(event="error", conn=self.cid, error=repr(e))
         finally:
+            # counted as closed first: once the peer sees the close it may
+            # connect again, and that one must fit under --max-conns
+            self.o.closed(self)
             try:
                 self.s.close()
             except OSError:
@@ -326,6 +372,13 @@ class Conn:
             self.keep = "keep-alive" in conn
         else:
             self.keep = "close" not in conn
+        self.served += 1
+        if self.o.args.close_after and self.served >= self.o.args.close_after:
+            self.keep = False
+        if not self.keep:
+            # the client may open its next connection as soon as it has
+            # read this response: this one counts as closed from here
+            self.o.closed(self)
         self.o.log(event="request", conn=self.cid, method=req["method"], target=req["target"],
                    version=req["version"], headers=req["hl"])
         if req["h"].get("expect", "").lower() == "100-continue":
@@ -347,6 +400,9 @@ class Conn:
         if not self.consumed:
             for _ in self.body_chunks(req):
                 pass
+        if self.o.args.drop_after and self.served >= self.o.args.drop_after:
+            self.o.log(event="drop", conn=self.cid)
+            return False
         return True
 
     def dispatch(self, req):
@@ -533,7 +589,21 @@ class Conn:
         return True
 
     def h_sink(self, req, extra):
-        n, digest = self.drain_body(req)
+        delay = float(req["q"].get("delay_ms", "0"))
+        if delay > 0:
+            n, h = 0, hashlib.sha256()
+            left = int(req["h"].get("content-length", "0") or 0)
+            while left:
+                time.sleep(delay / 1000.0)
+                d = self.read_upto(min(left, 16384))
+                left -= len(d)
+                n += len(d)
+                h.update(d)
+            self.consumed = True
+            digest = h.hexdigest()
+        else:
+            n, digest = self.drain_body(req)
+        self.o.log(event="sink", conn=self.cid, target=req["target"], len=n, sha256=digest)
         body = json.dumps({"len": n, "sha256": digest}).encode() + b"\n"
         self.respond(200, body, "application/json", extra)
         return True
@@ -683,6 +753,12 @@ def main():
                          "default max-age=60)")
     ap.add_argument("--keepalive-timeout", type=float, default=75.0,
                     help="close idle keep-alive connections after this many seconds")
+    ap.add_argument("--max-conns", type=int, default=0,
+                    help="serve at most N connections at once; refuse (and log) more after 1 s")
+    ap.add_argument("--close-after", type=int, default=0,
+                    help="answer the Nth request of a connection with Connection: close")
+    ap.add_argument("--drop-after", type=int, default=0,
+                    help="close a connection after its Nth response, unannounced")
     args = ap.parse_args()
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
     try:

@@ -2,8 +2,9 @@
  * upstream.c against a scripted origin on the same loop: 1xx then the final
  * response, hop-by-hop filtering, keep-alive reuse, the one retry after a
  * keep-alive race, chunked request and response bodies, 504 on silence, 502
- * on refusal and on a cut body, the websocket tunnel, and pool shutdown with
- * uv_loop_close() == 0.
+ * on refusal and on a cut body, the websocket tunnel, the budget's queue
+ * (order, 503 when full, 504 from the queue, waiting bodies, aborts), and
+ * pool shutdown with uv_loop_close() == 0.
  */
 #include "proxy/upstream.h"
 
@@ -25,6 +26,7 @@ typedef enum origin_mode {
     ORIGIN_CLOSE_REUSED, /* close a connection at its second request, unanswered */
     ORIGIN_SILENT,       /* never answer */
     ORIGIN_TUNNEL,       /* send `reply`, then echo every byte upper-cased */
+    ORIGIN_HOLD,         /* keep each request unanswered until origin_release() */
 } origin_mode_t;
 
 typedef struct origin {
@@ -36,6 +38,9 @@ typedef struct origin {
     size_t last_len;
     int accepted;
     bool close_after_reply;
+    struct oconn *held[16]; /* ORIGIN_HOLD: connections owed a reply */
+    int nheld;
+    char order[256]; /* request lines' paths, in arrival order, space-separated */
 } origin_t;
 
 typedef struct oconn {
@@ -104,7 +109,17 @@ static void oread(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf)
     o->last_len = oc->len;
     oc->len = 0;
     oc->served++;
+    const char *sp = strchr(o->last, ' ');
+    if (sp != NULL) {
+        size_t n = strcspn(sp + 1, " ");
+        strncat(o->order, sp + 1, n < 60 ? n : 60);
+        strncat(o->order, " ", sizeof(o->order) - strlen(o->order) - 1);
+    }
     switch (o->mode) {
+    case ORIGIN_HOLD:
+        if (o->nheld < 16)
+            o->held[o->nheld++] = oc;
+        return;
     case ORIGIN_CLOSE_REUSED:
         if (oc->served > 1) {
             uv_close((uv_handle_t *)&oc->h, oconn_closed);
@@ -122,6 +137,14 @@ static void oread(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf)
     osend(oc, o->reply, strlen(o->reply));
     if (o->close_after_reply)
         uv_close((uv_handle_t *)&oc->h, oconn_closed);
+}
+
+/* ORIGIN_HOLD: answer every request held so far (oldest first). */
+static void origin_release(origin_t *o)
+{
+    for (int i = 0; i < o->nheld; i++)
+        osend(o->held[i], o->reply, strlen(o->reply));
+    o->nheld = 0;
 }
 
 static void oaccept(uv_stream_t *server, int status)
@@ -219,6 +242,7 @@ static const exchange_frontend_ops_t fops = {
 typedef struct env {
     worker_t w;
     config_t cfg;
+    budget_t *budget;
     origin_t origin;
     uv_timer_t guard;
 } env_t;
@@ -237,6 +261,13 @@ static exchange_t *request(env_t *e, front_t *f, const char *method, const char 
 }
 
 static void guard_cb(uv_timer_t *t) {}
+
+static bool pool_closed;
+
+static void pool_closed_cb(void *arg)
+{
+    *(bool *)arg = true;
+}
 
 /* Run the loop until f is done (5 s at most). */
 static void run_until_done(env_t *e, front_t *f)
@@ -429,6 +460,159 @@ static void test_websocket(env_t *e)
     CHECK_STREQ(f.events, "H101 T ");
 }
 
+/* Run the loop until cond(e) holds (5 s at most). */
+static bool run_until(env_t *e, bool (*cond)(env_t *))
+{
+    uv_timer_start(&e->guard, guard_cb, 5000, 0);
+    while (!cond(e) && uv_timer_get_due_in(&e->guard) > 0)
+        uv_run(&e->w.loop, UV_RUN_ONCE);
+    uv_timer_stop(&e->guard);
+    return cond(e);
+}
+
+static bool two_held(env_t *e)
+{
+    return e->origin.nheld >= 2;
+}
+
+static exchange_t *start_get(env_t *e, front_t *f, const char *path, exchange_role_t role)
+{
+    exchange_t *ex = request(e, f, "GET", path);
+    ex->role = role;
+    exchange_start(ex);
+    exchange_request_end(ex);
+    return ex;
+}
+
+/*
+ * A budget of 2 connections and a queue of 3 (a fresh pool): 2 requests go
+ * to the origin, 3 wait, the 6th is refused with 503 (from a callback, not
+ * inside exchange_start). The waiters then take the 2 connections in
+ * arrival order, a client request before an older pushed fetch; a waiting
+ * POST's body reaches the origin after its head; an aborted waiter
+ * vanishes; the origin sees 2 connections in all.
+ */
+static void test_queue(env_t *e)
+{
+    budget_t *b = budget_create(2, 3, 1);
+    upstream_pool_t *old = e->w.upstream;
+    bool closed = false;
+    upstream_pool_close(old, pool_closed_cb, &closed);
+    spin(e, 20);
+    CHECK(closed);
+    e->w.upstream = upstream_pool_create(&e->w, b);
+    e->origin.mode = ORIGIN_HOLD;
+    e->origin.need = NULL;
+    e->origin.reply = "HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok";
+    e->origin.order[0] = '\0';
+    e->cfg.origin_timeout = 5;
+    int accepted = e->origin.accepted;
+
+    front_t f[7];
+    start_get(e, &f[0], "/a", EXCHANGE_ROLE_PAGE);
+    start_get(e, &f[1], "/b", EXCHANGE_ROLE_PAGE);
+    start_get(e, &f[2], "/push", EXCHANGE_ROLE_PUSHED);
+    exchange_t *post = request(e, &f[3], "POST", "/post");
+    post->req_has_body = true;
+    post->req_content_length = 4;
+    exchange_start(post);
+    exchange_request_body(post, (const uint8_t *)"data", 4);
+    exchange_request_end(post);
+    exchange_t *gone = start_get(e, &f[5], "/aborted", EXCHANGE_ROLE_PAGE);
+    start_get(e, &f[4], "/full", EXCHANGE_ROLE_PAGE);
+    CHECK(!f[4].done); /* refused, but not from inside exchange_start */
+    CHECK(run_until(e, two_held));
+    spin(e, 20);
+    CHECK_STREQ(f[4].events, "X503");
+    CHECK_STREQ(e->origin.order, "/a /b ");
+    CHECK_INTEQ(e->origin.accepted - accepted, 2);
+    upstream_stats_t st;
+    upstream_pool_stats(e->w.upstream, &st);
+    CHECK_INTEQ(st.queued, 3);
+    CHECK_INTEQ(f[3].consumed, 0); /* the body waits with its request */
+
+    /* a waiter whose client goes leaves the queue without a trace */
+    exchange_abort(gone);
+    exchange_frontend_done(gone);
+    upstream_pool_stats(e->w.upstream, &st);
+    CHECK_INTEQ(st.queued, 2);
+
+    /* the origin answers: the client POST goes before the older push */
+    origin_release(&e->origin);
+    CHECK(run_until(e, two_held));
+    CHECK_STREQ(e->origin.order, "/a /b /post /push ");
+    origin_release(&e->origin);
+    run_until_done(e, &f[2]);
+    run_until_done(e, &f[3]);
+    for (int i = 0; i < 4; i++)
+        CHECK_STREQ(f[i].events, "H200 E");
+    CHECK_INTEQ(f[3].consumed, 4);
+    CHECK_STREQ(f[5].events, "");
+    CHECK_INTEQ(e->origin.accepted - accepted, 2);
+    budget_stats_t bs;
+    budget_stats(b, &bs);
+    CHECK_INTEQ(bs.queue_full, 1);
+    CHECK_INTEQ(bs.waited, 2);
+    CHECK_INTEQ(bs.queued, 0);
+    CHECK_INTEQ(bs.in_use, 2);
+    upstream_pool_stats(e->w.upstream, &st);
+    CHECK_INTEQ(st.idle, 2);
+
+    /* origin_timeout counts from the enqueue: a waiter behind two uploads
+     * that never end (no origin timeout runs for them) gets its 504 from
+     * the queue */
+    e->cfg.origin_timeout = 0.2;
+    e->origin.mode = ORIGIN_SILENT;
+    exchange_t *up[2];
+    for (int i = 0; i < 2; i++) {
+        up[i] = request(e, &f[i], "POST", i ? "/up2" : "/up1");
+        up[i]->req_has_body = true;
+        exchange_start(up[i]);
+    }
+    start_get(e, &f[6], "/late", EXCHANGE_ROLE_PAGE);
+    run_until_done(e, &f[6]);
+    CHECK_STREQ(f[6].events, "X504");
+    CHECK(!f[0].done && !f[1].done);
+    for (int i = 0; i < 2; i++) {
+        exchange_abort(up[i]);
+        exchange_frontend_done(up[i]);
+    }
+    budget_stats(b, &bs);
+    CHECK_INTEQ(bs.queue_timeouts, 1);
+    e->cfg.origin_timeout = 0.3;
+    e->origin.mode = ORIGIN_ANSWER;
+    e->origin.nheld = 0;
+
+    /* a request still waiting when the pool closes (herald's own fetches
+     * have no client to abort them first) gets a 502, after the call */
+    e->origin.mode = ORIGIN_SILENT;
+    for (int i = 0; i < 2; i++) {
+        up[i] = request(e, &f[i], "POST", "/hold");
+        up[i]->req_has_body = true;
+        exchange_start(up[i]);
+    }
+    start_get(e, &f[6], "/waiting", EXCHANGE_ROLE_PAGE);
+    spin(e, 20);
+    closed = false;
+    upstream_pool_close(e->w.upstream, pool_closed_cb, &closed);
+    CHECK_STREQ(f[6].events, "");
+    spin(e, 20);
+    CHECK_STREQ(f[6].events, "X502");
+    CHECK(!closed); /* the two uploads still hold their connections */
+    for (int i = 0; i < 2; i++) {
+        exchange_abort(up[i]);
+        exchange_frontend_done(up[i]);
+    }
+    spin(e, 20);
+    CHECK(closed);
+    e->origin.mode = ORIGIN_ANSWER;
+    budget_stats(b, &bs);
+    CHECK_INTEQ(bs.in_use, 0);
+    CHECK_INTEQ(bs.queued, 0);
+    budget_destroy(b);
+    e->w.upstream = upstream_pool_create(&e->w, e->budget);
+}
+
 static void test_refused(env_t *e)
 {
     front_t f;
@@ -438,13 +622,6 @@ static void test_refused(env_t *e)
     get(e, &f, "/refused");
     CHECK_STREQ(f.events, "X502");
     sin->sin_port = port;
-}
-
-static bool pool_closed;
-
-static void pool_closed_cb(void *arg)
-{
-    *(bool *)arg = true;
 }
 
 static void close_walk(uv_handle_t *h, void *arg)
@@ -474,13 +651,17 @@ int main(void)
     uv_tcp_getsockname(&e->origin.server, (struct sockaddr *)&e->cfg.origin_addr, &len);
     e->cfg.origin_port = ntohs(((struct sockaddr_in *)&e->cfg.origin_addr)->sin_port);
 
-    e->w.upstream = upstream_pool_create(&e->w);
+    e->cfg.origin_max_connections = 4;
+    e->cfg.origin_queue = 16;
+    e->budget = budget_create(e->cfg.origin_max_connections, e->cfg.origin_queue, 1);
+    e->w.upstream = upstream_pool_create(&e->w, e->budget);
     test_forward_and_reuse(e);
     test_retry(e);
     test_chunked_both_ways(e);
     test_faults(e);
     test_backpressure(e);
     test_websocket(e);
+    test_queue(e);
     test_refused(e);
 
     upstream_pool_close(e->w.upstream, pool_closed_cb, &pool_closed);
@@ -492,6 +673,7 @@ int main(void)
     uv_walk(&e->w.loop, close_walk, &e->origin);
     uv_run(&e->w.loop, UV_RUN_DEFAULT);
     CHECK_INTEQ(uv_loop_close(&e->w.loop), 0);
+    budget_destroy(e->budget);
     free(e);
     return TESTUTIL_SUMMARY();
 }
