@@ -629,9 +629,11 @@ static void learn_links(exchange_t *ex, visit_t *v)
     }
 }
 
+/* A page: HTML, or XHTML served as such (gitweb sends it to browsers that accept it). */
 static bool is_html(const char *ct)
 {
-    return ct != NULL && strncasecmp(ct, "text/html", 9) == 0;
+    return ct != NULL && (strncasecmp(ct, "text/html", 9) == 0 ||
+                          strncasecmp(ct, "application/xhtml+xml", 21) == 0);
 }
 
 /* A hash of the response's ETag and Last-Modified (0: neither): a page
