@@ -16,7 +16,7 @@
 #include <strings.h>
 
 #include "learn/template.h"
-#include "parser/error.h"
+#include "herald/error.h"
 
 /* ---- small helpers ------------------------------------------------------ */
 

@@ -10,7 +10,7 @@
 #include <string.h>
 
 #include "learn/template.h"
-#include "parser/error.h"
+#include "herald/error.h"
 
 /* One distinct item of a visit (the copies of one key merged). */
 typedef struct vitem {

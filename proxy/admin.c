@@ -21,7 +21,7 @@
 
 #include "learn/pagemap.h"
 #include "learn/snapshot.h"
-#include "parser/error.h"
+#include "herald/error.h"
 #include "parser/link.h"
 #include "proxy/alloc.h"
 #include "proxy/delivery.h"

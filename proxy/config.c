@@ -18,7 +18,7 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "parser/error.h"
+#include "herald/error.h"
 
 typedef enum opt_type {
     OPT_STRING,

@@ -17,6 +17,7 @@
 #include "proxy/h2.h"
 #include "proxy/learning.h"
 #include "proxy/log.h"
+#include "herald/error.h"
 #include "proxy/tls.h"
 
 static const char h2_preface[24] = "PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n";
@@ -540,9 +541,9 @@ static void on_tls_input(conn_t *c, const uint8_t *p, size_t n)
             deliver(c, plain, (size_t)r);
             continue;
         }
-        if (r == TLS_CONN_AGAIN)
+        if (r == 0)
             return;
-        if (r == TLS_CONN_CLOSED && c->state == CONN_ACTIVE) {
+        if (r == HERALD_EEOF && c->state == CONN_ACTIVE) {
             conn_close_after_write(c); /* peer's close_notify: finish what we have */
             return;
         }

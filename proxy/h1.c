@@ -16,7 +16,7 @@
 
 #include <llhttp.h>
 
-#include "parser/error.h"
+#include "herald/error.h"
 #include "proxy/alloc.h"
 #include "proxy/exchange.h"
 #include "proxy/headers.h"

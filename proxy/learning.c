@@ -33,7 +33,7 @@
 #include "learn/template.h"
 #include "learn/visit.h"
 #include "parser/decode.h"
-#include "parser/error.h"
+#include "herald/error.h"
 #include "parser/html.h"
 #include "parser/link.h"
 #include "parser/url.h"

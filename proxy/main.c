@@ -22,7 +22,7 @@
 #include "proxy/tls.h"
 #include "proxy/worker.h"
 #include "learn/pagemap.h"
-#include "parser/error.h"
+#include "herald/error.h"
 
 typedef struct herald_main {
     uv_loop_t *loop;

@@ -11,7 +11,7 @@
 
 #include "learn/pagemap.h"
 #include "learn/snapshot.h"
-#include "parser/error.h"
+#include "herald/error.h"
 #include "proxy/alloc.h"
 #include "proxy/log.h"
 

@@ -8,7 +8,7 @@
 #include <string.h>
 
 #include "learn/snapshot.h"
-#include "parser/error.h"
+#include "herald/error.h"
 
 static pagemap_t *small_map(void)
 {

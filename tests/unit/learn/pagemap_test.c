@@ -11,7 +11,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 
-#include "parser/error.h"
+#include "herald/error.h"
 #include "tests/unit/testutil.h"
 
 #define PAGE "e.com/p"
