@@ -347,21 +347,15 @@ static void push_origin_links(delivery_ex_t *dx)
     const char *page_url = learning_page_url(ex);
     if (page_url == NULL)
         return;
-    for (size_t i = 0; i < ex->resp_headers.n; i++) {
-        const header_t *h = &ex->resp_headers.v[i];
-        if (!headers_name_eq(h->name, h->name_len, "link"))
-            continue;
-        link_list_t links = {0};
-        if (link_parse(h->value, h->value_len, page_url, &links, NULL) != 0)
-            continue;
-        for (size_t k = 0; k < links.n; k++) {
-            const link_t *l = &links.v[k];
-            char *key = NULL;
-            if (!(l->rel & LINK_REL_PRELOAD) || l->nopush || !url_same_origin(l->url, page_url) ||
-                url_normalize(l->url, &key) != 0) {
-                free(key);
+    const exchange_links_t *ls = exchange_resp_links(ex, page_url);
+    for (size_t i = 0; i < ls->n; i++) {
+        const exchange_link_line_t *line = &ls->lines[i];
+        for (size_t k = 0; k < line->list.n; k++) {
+            const link_t *l = &line->list.v[k];
+            const char *key = line->keys[k];
+            if (!(l->rel & LINK_REL_PRELOAD) || l->nopush || key == NULL ||
+                !url_same_origin(l->url, page_url))
                 continue;
-            }
             const char *path = url_path(l->url);
             if (path != NULL && !sent_has(dx, key) && !client_has(dx, l->url, key, NULL)) {
                 delivery_ex_t *p = promise(ex, path, key);
@@ -372,9 +366,7 @@ static void push_origin_links(delivery_ex_t *dx)
                     worker_link_insert(dx->deferred.prev, &p->link);
                 }
             }
-            free(key);
         }
-        link_list_dispose(&links);
     }
 }
 
@@ -516,34 +508,29 @@ static void filter_origin_hints(delivery_ex_t *dx)
     const char *page_url = learning_page_url(ex);
     if (dx->nsent == 0 || page_url == NULL)
         return;
-    bool had_links = false, kept_links = false;
-    for (size_t i = 0; i < ex->resp_headers.n;) {
-        header_t *h = &ex->resp_headers.v[i];
-        if (!headers_name_eq(h->name, h->name_len, "link")) {
-            i++;
-            continue;
-        }
-        had_links = true;
-        link_list_t links = {0};
-        if (link_parse(h->value, h->value_len, page_url, &links, NULL) != 0) {
+    const exchange_links_t *ls = exchange_resp_links(ex, page_url);
+    bool kept_links = false;
+    /* Backwards: removing a line shifts the header indexes after it. */
+    for (size_t i = ls->n; i-- > 0;) {
+        const exchange_link_line_t *line = &ls->lines[i];
+        header_t *h = &ex->resp_headers.v[line->header];
+        if (line->bad) {
             kept_links = true; /* not ours to judge: forwarded as is */
-            i++;
             continue;
         }
         /* The value rebuilt from the links not sent yet, in the pool. */
         size_t cap = h->value_len + 1, len = 0;
         char *out = mempool_alloc(&ex->pool, cap);
         size_t ndup = 0;
-        for (size_t k = 0; k < links.n; k++) {
-            char *key = NULL, *one = NULL;
-            bool dup = (links.v[k].rel & (LINK_REL_PRELOAD | LINK_REL_MODULEPRELOAD)) &&
-                       url_normalize(links.v[k].url, &key) == 0 && sent_has(dx, key);
-            free(key);
-            if (dup) {
+        for (size_t k = 0; k < line->list.n; k++) {
+            const link_t *l = &line->list.v[k];
+            char *one = NULL;
+            if ((l->rel & (LINK_REL_PRELOAD | LINK_REL_MODULEPRELOAD)) && line->keys[k] != NULL &&
+                sent_has(dx, line->keys[k])) {
                 ndup++;
                 continue;
             }
-            if (link_format(&links.v[k], NULL, &one) != 0)
+            if (link_format(l, NULL, &one) != 0)
                 continue;
             size_t ol = strlen(one);
             if (len + ol + 3 > cap) {
@@ -558,21 +545,18 @@ static void filter_origin_hints(delivery_ex_t *dx)
             len += ol;
             free(one);
         }
-        link_list_dispose(&links);
         if (ndup == 0) {
             kept_links = true;
-            i++;
         } else if (len == 0) {
-            remove_header(&ex->resp_headers, i); /* every link of the line was sent */
+            remove_header(&ex->resp_headers, line->header); /* every link of it was sent */
         } else {
             out[len] = '\0';
             h->value = out;
             h->value_len = len;
             kept_links = true;
-            i++;
         }
     }
-    if (had_links && !kept_links)
+    if (ls->n > 0 && !kept_links)
         ex->suppress_head = true;
 }
 

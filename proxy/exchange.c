@@ -13,6 +13,8 @@
 #include <time.h>
 #include <uv.h>
 
+#include "herald/error.h"
+#include "parser/url.h"
 #include "proxy/alloc.h"
 #include "proxy/delivery.h"
 #include "proxy/learning.h"
@@ -46,6 +48,52 @@ exchange_t *exchange_create(worker_t *w, const exchange_frontend_ops_t *fops, vo
     return ex;
 }
 
+static void links_dispose(exchange_links_t *l)
+{
+    for (size_t i = 0; i < l->n; i++) {
+        for (size_t k = 0; k < l->lines[i].list.n; k++)
+            free(l->lines[i].keys[k]);
+        free(l->lines[i].keys);
+        link_list_dispose(&l->lines[i].list);
+    }
+    free(l->lines);
+    memset(l, 0, sizeof(*l));
+}
+
+const exchange_links_t *exchange_resp_links(exchange_t *ex, const char *base)
+{
+    exchange_links_t *l = &ex->links;
+    if (l->parsed)
+        return l;
+    l->parsed = true;
+    for (size_t i = 0; i < ex->resp_headers.n; i++) {
+        const header_t *h = &ex->resp_headers.v[i];
+        if (!headers_name_eq(h->name, h->name_len, "link"))
+            continue;
+        l->lines = xrealloc(l->lines, (l->n + 1) * sizeof(*l->lines));
+        exchange_link_line_t *line = &l->lines[l->n++];
+        memset(line, 0, sizeof(*line));
+        line->header = i;
+        int rc = link_parse(h->value, h->value_len, base, &line->list, NULL);
+        if (rc == HERALD_ENOMEM)
+            alloc_fail(__FILE__, __LINE__, h->value_len);
+        if (rc != 0) {
+            line->bad = true;
+            link_list_dispose(&line->list);
+            continue;
+        }
+        line->keys = xcalloc(line->list.n + 1, sizeof(*line->keys));
+        for (size_t k = 0; k < line->list.n; k++) {
+            rc = url_normalize(line->list.v[k].url, &line->keys[k]);
+            if (rc == HERALD_ENOMEM)
+                alloc_fail(__FILE__, __LINE__, 0);
+            if (rc != 0)
+                line->keys[k] = NULL;
+        }
+    }
+    return l;
+}
+
 static void destroy(exchange_t *ex)
 {
     if (!ex->logged)
@@ -53,6 +101,7 @@ static void destroy(exchange_t *ex)
     /* delivery first: it reports a cancelled push to learning, which needs ex's state */
     delivery_on_free(ex);
     learning_on_free(ex);
+    links_dispose(&ex->links);
     mempool_dispose(&ex->pool);
     free(ex);
 }
@@ -265,6 +314,7 @@ void exchange_log(exchange_t *ex)
 
 void exchange_response_head(exchange_t *ex, bool final)
 {
+    links_dispose(&ex->links); /* a new head: its Link lines are parsed on demand */
     learning_on_response_head(ex, final);
     delivery_on_response_head(ex, final);
     if (!final && ex->suppress_head) {

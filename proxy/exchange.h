@@ -60,6 +60,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "parser/link.h"
 #include "proxy/headers.h"
 #include "proxy/mempool.h"
 
@@ -112,6 +113,20 @@ typedef struct exchange_frontend_ops {
      */
     bool (*early_hints)(exchange_t *ex, const headers_t *links);
 } exchange_frontend_ops_t;
+
+/** The `Link` lines of a response head, parsed once (exchange_resp_links). */
+typedef struct exchange_link_line {
+    size_t header;    /* index of the line in ex->resp_headers when parsed */
+    bool bad;         /* it did not parse: not ours to judge (list is empty) */
+    link_list_t list; /* the line's links, resolved against the base */
+    char **keys;      /* per link: the normalised URL (malloc'd), NULL when it has none */
+} exchange_link_line_t;
+
+typedef struct exchange_links {
+    exchange_link_line_t *lines; /* malloc'd */
+    size_t n;
+    bool parsed;
+} exchange_links_t;
 
 struct exchange {
     worker_t *worker;
@@ -174,6 +189,9 @@ struct exchange {
     bool client_push;                   /* h2: the peer's SETTINGS_ENABLE_PUSH is 1 */
     uint32_t client_max_streams;        /* h2: the peer's SETTINGS_MAX_CONCURRENT_STREAMS */
     bool suppress_head;                 /* delivery: do not forward this 1xx head (cleared after) */
+
+    /* ---- the current response head's Link lines (exchange_resp_links) ---- */
+    exchange_links_t links;
 };
 
 /**
@@ -212,6 +230,16 @@ void exchange_response_head(exchange_t *ex, bool final);
 size_t exchange_response_body(exchange_t *ex, const uint8_t *data, size_t len);
 void exchange_response_end(exchange_t *ex);
 void exchange_response_error(exchange_t *ex, int status);
+
+/**
+ * The `Link` header lines of the response head now in ex->resp_headers
+ * (a 1xx or the final one), parsed and resolved against `base` (the page's
+ * URL) on the first call for that head and shared by every later caller
+ * (learning and delivery read the same parse). Owned by ex: valid until the
+ * next response head or the exchange's end. A line that does not parse is
+ * `bad` with no links. Never NULL.
+ */
+const exchange_links_t *exchange_resp_links(exchange_t *ex, const char *base);
 
 /** Write ex's access log line once (frontends call it when the response is finished). */
 void exchange_log(exchange_t *ex);

@@ -590,30 +590,28 @@ static const char *ct_charset(exchange_t *ex, const char *ct)
 /* Origin Link: rel=preload (and preconnect) headers of a page's 103 or final response. */
 static void learn_links(exchange_t *ex, visit_t *v)
 {
-    for (size_t i = 0; i < ex->resp_headers.n; i++) {
-        const header_t *h = &ex->resp_headers.v[i];
-        if (!headers_name_eq(h->name, h->name_len, "link"))
-            continue;
-        link_list_t ll = {0};
-        if (link_parse(h->value, h->value_len, visit_url(v), &ll, NULL) != 0)
-            continue;
-        for (size_t k = 0; k < ll.n; k++) {
-            const link_t *l = &ll.v[k];
-            visit_found_t f = {.order = (unsigned)k, .strong = true};
-            char *key = NULL;
+    const exchange_links_t *ls = exchange_resp_links(ex, visit_url(v));
+    unsigned order = 0;
+    for (size_t i = 0; i < ls->n; i++) {
+        const exchange_link_line_t *line = &ls->lines[i];
+        for (size_t k = 0; k < line->list.n; k++, order++) {
+            const link_t *l = &line->list.v[k];
+            visit_found_t f = {.order = order, .strong = true};
+            char *origin = NULL;
             if (l->rel & (LINK_REL_PRECONNECT | LINK_REL_DNS_PREFETCH)) {
-                if (url_origin(l->url, &key) != 0)
+                if (url_origin(l->url, &origin) != 0)
                     continue;
                 f.kind = PAGEMAP_KIND_PRECONNECT;
-                f.url = key;
+                f.url = f.key = origin;
             } else if ((l->rel &
                         (LINK_REL_PRELOAD | LINK_REL_MODULEPRELOAD | LINK_REL_STYLESHEET)) &&
-                       !l->nopush && (key = normalize(l->url)) != NULL) {
+                       !l->nopush && line->keys[k] != NULL) {
                 /* (nopush: the origin said not to push it: never plan it) */
                 f.kind = (l->rel & LINK_REL_MODULEPRELOAD) ? PAGEMAP_KIND_MODULE
                          : (l->rel & LINK_REL_STYLESHEET)  ? PAGEMAP_KIND_STYLE
                                                           : pagemap_kind_guess(l->as, NULL, l->url);
                 f.url = l->url;
+                f.key = line->keys[k];
                 f.as = f.kind == PAGEMAP_KIND_MODULE ? "script" : NULL;
                 f.crossorigin = (pagemap_cors_t)l->crossorigin;
                 if (f.kind == PAGEMAP_KIND_FONT && f.crossorigin == PAGEMAP_CORS_NONE)
@@ -621,11 +619,9 @@ static void learn_links(exchange_t *ex, visit_t *v)
             } else {
                 continue;
             }
-            f.key = key;
             check(visit_found(v, &f, PAGEMAP_SRC_LINK));
-            free(key);
+            free(origin);
         }
-        link_list_dispose(&ll);
     }
 }
 
