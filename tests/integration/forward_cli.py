@@ -118,6 +118,17 @@ def _():
     h2.stop()
 
 
+@T.case("--log-level=debug prints debug lines in the build under test")
+def _():
+    hd = T.herald(o, args=["--log-level=debug"], name="herald-debug")
+    r = T.curl(["--http2-prior-knowledge"], hd.url + "/_echo")
+    T.eq(r.status, 200, "status")
+    hd.stop()
+    with open(hd.err_path, encoding="utf-8", errors="replace") as f:
+        err = f.read()
+    T.check(" debug: " in err, "no debug line in herald's stderr: %r" % err[-500:])
+
+
 @T.case("unreadable or mismatched TLS key/cert → clear start-up error")
 def _():
     key, cert = T.cert()
