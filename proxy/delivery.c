@@ -711,3 +711,12 @@ void delivery_on_free(exchange_t *ex)
     delivery_conn_release(dx->dc);
     free(dx);
 }
+
+const exchange_observer_t delivery_observer = {
+    .name = "delivery",
+    .on_request = delivery_on_request,
+    .on_response_head = delivery_on_response_head,
+    .on_response_body = delivery_on_response_body,
+    .on_response_end = delivery_on_response_end,
+    .on_free = delivery_on_free,
+};

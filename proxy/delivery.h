@@ -45,6 +45,9 @@ delivery_conn_t *delivery_conn_create(worker_t *w, int fd);
 /** Drop a reference; freed with the last. NULL is a no-op. */
 void delivery_conn_release(delivery_conn_t *dc);
 
+/** The hooks below as an exchange observer (exchange_ctx_observe). */
+extern const exchange_observer_t delivery_observer;
+
 /** Request head complete, before the origin is asked: plan and deliver. */
 void delivery_on_request(exchange_t *ex);
 /**

@@ -461,7 +461,7 @@ static int on_headers_complete(llhttp_t *p)
     }
     s->keep_alive = llhttp_should_keep_alive(p) && !s->websocket;
 
-    exchange_t *ex = exchange_create(c->w, &h1_fops, s);
+    exchange_t *ex = exchange_create(&c->w->xctx, &h1_fops, s);
     ex->proto = http10 ? EXCHANGE_HTTP10 : EXCHANGE_HTTP11;
     ex->lconn = c->learn;
     const char *mname = llhttp_method_name((llhttp_method_t)method);

@@ -146,9 +146,9 @@ static void stream_release(h2_stream_t *st)
     if (ex == NULL)
         return;
     st->ex = NULL;
-    if (ex->started && !st->response_done)
+    if (exchange_started(ex) && !st->response_done)
         exchange_abort(ex);
-    if (ex->started)
+    if (exchange_started(ex))
         exchange_log(ex);
     exchange_frontend_done(ex);
 }
@@ -572,7 +572,7 @@ static exchange_t *on_push_promise(exchange_t *parent, const char *path)
     block_queue_init(&st->q, H2_FRAME_HEADER);
     st->state = H2_STREAM_REQUEST;
     st->started = true;
-    exchange_t *ex = exchange_create(s->c->w, &h2_fops, st);
+    exchange_t *ex = exchange_create(&s->c->w->xctx, &h2_fops, st);
     ex->proto = EXCHANGE_HTTP2;
     ex->role = EXCHANGE_ROLE_PUSHED;
     ex->method = "GET";
@@ -716,7 +716,7 @@ static int on_begin_headers(nghttp2_session *ng, const nghttp2_frame *frame, voi
     if (!s->deadlines)
         conn_timer_set(s->c, 0); /* the idle timeout ends */
     deadline_set(st, s->c->w->cfg->header_timeout);
-    exchange_t *ex = exchange_create(s->c->w, &h2_fops, st);
+    exchange_t *ex = exchange_create(&s->c->w->xctx, &h2_fops, st);
     ex->proto = EXCHANGE_HTTP2;
     ex->lconn = s->c->learn;
     ex->scheme = s->c->tls != NULL ? "https" : "http";

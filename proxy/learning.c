@@ -948,7 +948,7 @@ static void chase_one(visit_t *v, worker_t *w, const char *url, const char *key)
     char *authority = NULL, *pq = NULL;
     if (!split_url(key, &authority, &pq))
         return;
-    exchange_t *ex = exchange_create(w, &chase_fops, NULL);
+    exchange_t *ex = exchange_create(&w->xctx, &chase_fops, NULL);
     ex->role = EXCHANGE_ROLE_OWN; /* queues with pushes, behind client requests */
     ex->proto = EXCHANGE_HTTP11;
     ex->method = "GET";
@@ -1096,3 +1096,20 @@ void learning_note_skipped(exchange_t *ex, const char *url_key)
     if (v != NULL && url_key != NULL)
         check(visit_delivered(v, url_key, url_key, VISIT_SKIPPED));
 }
+
+/* learning observes; it never filters the body (delivery, after it, may) */
+static const uint8_t *observe_body(exchange_t *ex, const uint8_t *data, size_t len, size_t *out_len)
+{
+    learning_on_response_body(ex, data, len);
+    *out_len = len;
+    return data;
+}
+
+const exchange_observer_t learning_observer = {
+    .name = "learning",
+    .on_request = learning_on_request,
+    .on_response_head = learning_on_response_head,
+    .on_response_body = observe_body,
+    .on_response_end = learning_on_response_end,
+    .on_free = learning_on_free,
+};

@@ -39,7 +39,10 @@
 
 typedef struct learning_conn learning_conn_t;
 
-/* ---- hooks (exchange.c) ---------------------------------------------- */
+/* ---- hooks (registered on every worker: learning_observer) ------------ */
+
+/** The hooks below as an exchange observer (exchange_ctx_observe). */
+extern const exchange_observer_t learning_observer;
 
 void learning_on_request(exchange_t *ex);
 void learning_on_response_head(exchange_t *ex, bool final);

@@ -257,3 +257,8 @@ char *metrics_render_prometheus(const metrics_snapshot_t *s)
               s->uptime_s);
     return b.p;
 }
+
+const exchange_observer_t metrics_observer = {
+    .name = "metrics",
+    .on_complete = metrics_note_request,
+};

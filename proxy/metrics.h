@@ -18,7 +18,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
-typedef struct exchange exchange_t;
+#include "proxy/exchange.h"
+
 typedef struct worker worker_t;
 typedef struct pagemap pagemap_t;
 
@@ -55,6 +56,8 @@ void metrics_init(void);
  * loop; ex is borrowed for the call.
  */
 void metrics_note_request(const exchange_t *ex);
+/** metrics_note_request as an exchange observer (on_complete). */
+extern const exchange_observer_t metrics_observer;
 
 /**
  * Sum every worker's counters and read the shared ones. `workers` (n of

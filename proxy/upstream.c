@@ -298,9 +298,8 @@ static void close_cb(uv_handle_t *h)
         c->ex = NULL;
         ex->upstream = NULL;
         ex->t_end = uv_hrtime();
-        ex->failed = true;
         int status = c->deferred_status != 0 ? c->deferred_status : 502;
-        if (!ex->head_sent)
+        if (!exchange_head_sent(ex))
             ex->status = status;
         if (!c->rejected)
             pool->stats.errors++;
@@ -374,8 +373,7 @@ static void fail(upstream_conn_t *c, int status)
     if (ex == NULL)
         return;
     ex->t_end = uv_hrtime();
-    ex->failed = true;
-    if (!ex->head_sent)
+    if (!exchange_head_sent(ex))
         ex->status = status;
     pool->stats.errors++;
     exchange_response_error(ex, status);
@@ -667,7 +665,6 @@ static void fail_waiter(upstream_conn_t *q, int status)
     detach(q);
     conn_free(q);
     ex->t_end = uv_hrtime();
-    ex->failed = true;
     ex->status = status;
     pool->stats.timeouts++;
     exchange_response_error(ex, status);
@@ -1116,7 +1113,6 @@ static int on_headers_complete(llhttp_t *p)
         return c->ex == ex ? 0 : -1;
     }
     c->final_head = true;
-    ex->head_sent = true;
     if (p->flags & F_CHUNKED)
         ex->resp_content_length = -1;
     else if (p->flags & F_CONTENT_LENGTH)
@@ -1252,12 +1248,12 @@ static void start_fresh(upstream_pool_t *pool, exchange_t *ex, const char *head,
 static void conn_lost(upstream_conn_t *c, int err)
 {
     exchange_t *ex = c->ex;
-    if (c->reused && !c->resp_started && c->body_queued == 0 && !ex->retried &&
+    if (c->reused && !c->resp_started && c->body_queued == 0 && ex->retries == 0 &&
         is_idempotent(ex->method) && !c->pool->closing && c->has_slot) {
         upstream_pool_t *pool = c->pool;
         bool ended = c->req_end_queued;
         uint64_t charge = c->charge_ns;
-        ex->retried = true;
+        ex->retries++;
         pool->stats.retries++;
         LOG_INFO("origin closed a reused connection (%s): retrying %s %s", uv_strerror(err),
                  ex->method, ex->path);
@@ -1663,3 +1659,11 @@ void upstream_abort(exchange_t *ex)
     }
     exchange_upstream_done(ex);
 }
+
+const exchange_origin_ops_t upstream_origin_ops = {
+    .start = upstream_start,
+    .request_body = upstream_request_body,
+    .request_end = upstream_request_end,
+    .resume = upstream_resume,
+    .abort = upstream_abort,
+};

@@ -16,7 +16,10 @@
 #include <unistd.h>
 
 #include "proxy/alloc.h"
+#include "proxy/delivery.h"
+#include "proxy/learning.h"
 #include "proxy/log.h"
+#include "proxy/metrics.h"
 #include "proxy/upstream.h"
 
 /* Free 16 KiB blocks a worker keeps for reuse, at most 4 MiB: only a worker
@@ -306,6 +309,13 @@ int worker_start(worker_t *w, int id, const config_t *cfg, SSL_CTX *ssl_ctx, pag
     w->ssl_ctx = ssl_ctx;
     w->learn = learn;
     w->state = WORKER_RUNNING;
+    /* The exchange's origin side and its observers, in the order their
+     * hooks run: learning classifies a request before delivery plans it,
+     * metrics counts what the others left (exchange.h). */
+    exchange_ctx_init(&w->xctx, w, &upstream_origin_ops);
+    exchange_ctx_observe(&w->xctx, &learning_observer);
+    exchange_ctx_observe(&w->xctx, &delivery_observer);
+    exchange_ctx_observe(&w->xctx, &metrics_observer);
     int rc = uv_sem_init(&w->started, 0);
     if (rc == 0 && (rc = uv_mutex_init(&w->reload_mu)) != 0)
         uv_sem_destroy(&w->started);

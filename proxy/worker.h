@@ -13,6 +13,7 @@
 
 #include "proxy/block.h"
 #include "proxy/config.h"
+#include "proxy/exchange.h"
 
 typedef struct ssl_ctx_st SSL_CTX;
 typedef struct upstream_pool upstream_pool_t;
@@ -53,7 +54,8 @@ typedef struct worker {
     worker_listener_t listeners[CONFIG_MAX_LISTEN];
     size_t nlisteners;
     upstream_pool_t *upstream;
-    budget_t *budget; /* the process' origin budget (main.c owns it), shared by the pools */
+    exchange_ctx_t xctx; /* every exchange of this worker: the origin side and the observers */
+    budget_t *budget;    /* the process' origin budget (main.c owns it), shared by the pools */
     /* the learned map shared by all workers (main.c owns it); NULL = off */
     pagemap_t *learn;
     worker_link_t conns; /* every client connection (conn_t.link) */
