@@ -511,6 +511,8 @@ static void handle_stats(admin_conn_t *c)
         (json_int_t)s.assets, "visits_committed", (json_int_t)s.visits_committed);
     if (j == NULL)
         abort();
+    json_object_set_new(j, "learning",
+                        json_pack("{s:I}", "visits_open", (json_int_t)s.visits_open));
     if (a->st != NULL) {
         state_stats_t ss;
         state_get_stats(a->st, &ss);

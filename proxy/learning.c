@@ -20,6 +20,7 @@
  */
 #include "proxy/learning.h"
 
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -60,6 +61,9 @@ struct learning_conn {
     bool released; /* the connection is gone */
 };
 
+/* learning_visits_open(): opened minus finished, across workers. */
+static _Atomic uint64_t visits_opened, visits_finished;
+
 /* Times stored in the map (first/last seen, last visit) outlive the process
  * in the state file: wall-clock milliseconds, not the loop's monotonic clock. */
 static int64_t wall_ms(void)
@@ -99,6 +103,7 @@ static void visit_settle(visit_t *v, worker_t *w)
     if (visit_chase(v, w))
         return; /* called again when those fetches are done */
     visit_set_chasing(v, false);
+    atomic_fetch_add_explicit(&visits_finished, 1, memory_order_relaxed);
     visit_unref(v); /* the open reference */
 }
 
@@ -387,6 +392,7 @@ static visit_t *open_visit(learning_conn_t *lc, exchange_t *ex, learning_ex_t *l
     free(tk);
     if (v == NULL)
         return NULL;
+    atomic_fetch_add_explicit(&visits_opened, 1, memory_order_relaxed);
     const config_t *cfg = lc->w->cfg;
     size_t dl = 0;
     const char *dv = digest_on(cfg) ? cookie_value(ex, cfg->digest_cookie, &dl) : NULL;
@@ -1070,4 +1076,11 @@ void learning_note_skipped(exchange_t *ex, const char *url_key)
     visit_t *v = visit_of(ex);
     if (v != NULL && url_key != NULL)
         check(visit_delivered(v, url_key, url_key, VISIT_SKIPPED));
+}
+
+uint64_t learning_visits_open(void)
+{
+    /* finished first: a visit counted finished was counted opened before */
+    uint64_t done = atomic_load_explicit(&visits_finished, memory_order_relaxed);
+    return atomic_load_explicit(&visits_opened, memory_order_relaxed) - done;
 }

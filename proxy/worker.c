@@ -112,6 +112,7 @@ static void on_wakeup(uv_async_t *a)
         uv_close((uv_handle_t *)&w->listeners[i].handle, NULL);
     w->nlisteners = 0;
     worker_set_state(w, WORKER_DRAINING);
+    LOG_INFO("worker %d: listeners closed, draining %zu connection(s)", w->id, w->nconns);
     if (w->nconns == 0) {
         worker_finish(w);
         return;
