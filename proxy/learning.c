@@ -332,23 +332,13 @@ static bool split_url(const char *norm, char **authority, char **pathquery)
 /* The value of cookie `name` in the request's Cookie headers, or NULL (*len set). */
 static const char *cookie_value(const exchange_t *ex, const char *name, size_t *len)
 {
-    size_t nl = strlen(name);
     for (size_t i = 0; i < ex->req_headers.n; i++) {
         const header_t *h = &ex->req_headers.v[i];
         if (!headers_name_eq(h->name, h->name_len, "cookie"))
             continue;
-        const char *p = h->value, *end = h->value + h->value_len;
-        while (p < end) {
-            while (p < end && (*p == ' ' || *p == ';'))
-                p++;
-            const char *semi = memchr(p, ';', (size_t)(end - p));
-            const char *stop = semi ? semi : end;
-            if ((size_t)(stop - p) > nl && memcmp(p, name, nl) == 0 && p[nl] == '=') {
-                *len = (size_t)(stop - p - (ptrdiff_t)nl - 1);
-                return p + nl + 1;
-            }
-            p = stop;
-        }
+        const char *v = headers_cookie_value(h->value, h->value_len, name, len);
+        if (v != NULL)
+            return v;
     }
     return NULL;
 }
