@@ -623,6 +623,7 @@ void conn_accept(worker_t *w, uv_stream_t *server, const config_listen_t *conf)
     c->idle.data = c;
     worker_link_insert(&w->conns, &c->link);
     __atomic_store_n(&w->nconns, w->nconns + 1, __ATOMIC_RELAXED); /* see conn close */
+    worker_conn_opened(w);
     c->learn = learning_conn_create(w);
 
     uv_tcp_nodelay(&c->tcp, 1);

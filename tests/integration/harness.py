@@ -83,14 +83,16 @@ def workers(n):
 
 
 def sanitized():
-    """True when herald is built with AddressSanitizer: its RSS means nothing
-    then (quarantine keeps freed memory), so RSS bounds are not checked."""
+    """True when herald is built with AddressSanitizer or ThreadSanitizer:
+    its RSS means nothing then (quarantine keeps freed memory; shadow
+    memory), so RSS bounds are not checked."""
     b = herald_bin()
     if os.environ.get("HERALD_PROXY", "herald") != "herald" or not b:
         return False
     try:
         with open(b, "rb") as f:
-            return b"__asan_init" in f.read()
+            data = f.read()
+            return b"__asan_init" in data or b"__tsan_init" in data
     except OSError:
         return False
 
