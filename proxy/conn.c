@@ -101,7 +101,8 @@ static void on_handle_closed(uv_handle_t *h)
     free(c->wbuf.p);
     worker_t *w = c->w;
     worker_link_remove(&c->link);
-    w->nconns--;
+    /* only this worker writes nconns; the admin thread reads it (metrics.c) */
+    __atomic_store_n(&w->nconns, w->nconns - 1, __ATOMIC_RELAXED);
     free(c);
     worker_conn_closed(w);
 }
@@ -624,7 +625,8 @@ void conn_accept(worker_t *w, int fd, const config_listen_t *conf)
     uv_idle_init(&w->loop, &c->idle);
     c->idle.data = c;
     worker_link_insert(&w->conns, &c->link);
-    w->nconns++;
+    __atomic_store_n(&w->nconns, w->nconns + 1, __ATOMIC_RELAXED); /* see conn close */
+    worker_conn_opened(w);
     c->learn = learning_conn_create(w);
 
     uv_tcp_nodelay(&c->tcp, 1);

@@ -20,6 +20,7 @@
  */
 #include "proxy/learning.h"
 
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -56,6 +57,9 @@ struct learning_conn {
     int refs;
     bool released; /* the connection is gone */
 };
+
+/* learning_visits_open(): opened minus finished, across workers. */
+static _Atomic uint64_t visits_opened, visits_finished;
 
 /* Times stored in the map (first/last seen, last visit) outlive the process
  * in the state file: wall-clock milliseconds, not the loop's monotonic clock. */
@@ -96,6 +100,7 @@ static void visit_settle(visit_t *v, worker_t *w)
     if (visit_chase(v, w))
         return; /* called again when those fetches are done */
     visit_set_chasing(v, false);
+    atomic_fetch_add_explicit(&visits_finished, 1, memory_order_relaxed);
     visit_unref(v); /* the open reference */
 }
 
@@ -324,23 +329,13 @@ static bool split_url(const char *norm, char **authority, char **pathquery)
 /* The value of cookie `name` in the request's Cookie headers, or NULL (*len set). */
 static const char *cookie_value(const exchange_t *ex, const char *name, size_t *len)
 {
-    size_t nl = strlen(name);
     for (size_t i = 0; i < ex->req_headers.n; i++) {
         const header_t *h = &ex->req_headers.v[i];
         if (!headers_name_eq(h->name, h->name_len, "cookie"))
             continue;
-        const char *p = h->value, *end = h->value + h->value_len;
-        while (p < end) {
-            while (p < end && (*p == ' ' || *p == ';'))
-                p++;
-            const char *semi = memchr(p, ';', (size_t)(end - p));
-            const char *stop = semi ? semi : end;
-            if ((size_t)(stop - p) > nl && memcmp(p, name, nl) == 0 && p[nl] == '=') {
-                *len = (size_t)(stop - p - (ptrdiff_t)nl - 1);
-                return p + nl + 1;
-            }
-            p = stop;
-        }
+        const char *v = headers_cookie_value(h->value, h->value_len, name, len);
+        if (v != NULL)
+            return v;
     }
     return NULL;
 }
@@ -384,6 +379,7 @@ static visit_t *open_visit(learning_conn_t *lc, exchange_t *ex, learning_ex_t *l
     free(tk);
     if (v == NULL)
         return NULL;
+    atomic_fetch_add_explicit(&visits_opened, 1, memory_order_relaxed);
     const config_t *cfg = lc->w->cfg;
     size_t dl = 0;
     const char *dv = digest_on(cfg) ? cookie_value(ex, cfg->digest_cookie, &dl) : NULL;
@@ -1095,6 +1091,13 @@ void learning_note_skipped(exchange_t *ex, const char *url_key)
     visit_t *v = visit_of(ex);
     if (v != NULL && url_key != NULL)
         check(visit_delivered(v, url_key, url_key, VISIT_SKIPPED));
+}
+
+uint64_t learning_visits_open(void)
+{
+    /* finished first: a visit counted finished was counted opened before */
+    uint64_t done = atomic_load_explicit(&visits_finished, memory_order_relaxed);
+    return atomic_load_explicit(&visits_opened, memory_order_relaxed) - done;
 }
 
 /* learning observes; it never filters the body (delivery, after it, may) */

@@ -148,4 +148,13 @@ void learning_note_skipped(exchange_t *ex, const char *url_key);
  */
 const char *learning_cookie_value(const exchange_t *ex, const char *name, size_t *len);
 
+/**
+ * Visits opened and not yet finished, over all workers: a visit is finished
+ * once it is committed (or dropped as unusable) and the stylesheets its CSS
+ * imports have been fetched. Tests wait for 0 after closing a client
+ * instead of sleeping. Any thread; a relaxed read, a few events stale at
+ * most.
+ */
+uint64_t learning_visits_open(void);
+
 #endif

@@ -7,10 +7,15 @@
 #ifndef HERALD_LOG_H
 #define HERALD_LOG_H
 
+#include <stdatomic.h>
+
 #include "proxy/config.h"
 
-extern log_level_t log_current_level;
+/** The level in force; written by log_set_level() (SIGHUP on the main
+ * thread) while workers read it: atomic, read relaxed by LOG_AT. */
+extern _Atomic int log_current_level;
 
+/** Set the level in force (any thread). */
 void log_set_level(log_level_t level);
 void log_write(log_level_t level, const char *file, int line, const char *fmt, ...)
     __attribute__((format(printf, 4, 5)));
@@ -23,7 +28,9 @@ void log_access_write(const char *line, size_t len);
 
 #define LOG_AT(lvl, ...)                                                                           \
     do {                                                                                           \
-        if (__builtin_expect((lvl) >= log_current_level, (lvl) >= LOG_LEVEL_INFO))                 \
+        if (__builtin_expect((int)(lvl) >=                                                         \
+                                 atomic_load_explicit(&log_current_level, memory_order_relaxed),   \
+                             (lvl) >= LOG_LEVEL_INFO))                                             \
             log_write((lvl), __FILE__, __LINE__, __VA_ARGS__);                                     \
     } while (0)
 

@@ -16,6 +16,7 @@
 #include "proxy/budget.h"
 #include "proxy/delivery.h"
 #include "proxy/exchange.h"
+#include "proxy/learning.h"
 #include "proxy/upstream.h"
 #include "proxy/worker.h"
 
@@ -142,6 +143,7 @@ void metrics_collect(worker_t *workers, int n, pagemap_t *pm, metrics_snapshot_t
         out->assets = ps.assets;
         out->visits_committed = ps.visits_committed;
     }
+    out->visits_open = learning_visits_open();
     out->uptime_s = (double)(uv_hrtime() - start_ns) / 1e9;
 }
 
@@ -251,6 +253,7 @@ char *metrics_render_prometheus(const metrics_snapshot_t *s)
     gauge(&b, "learned_edges_banned", "Banned edges.", s->banned);
     counter(&b, "visits_committed_total", "Page visits committed to the learned map.",
             s->visits_committed);
+    gauge(&b, "learning_visits_open", "Visits opened and not yet committed.", s->visits_open);
     sb_printf(&b,
               "# HELP herald_uptime_seconds Seconds since start.\n"
               "# TYPE herald_uptime_seconds gauge\nherald_uptime_seconds %.3f\n",

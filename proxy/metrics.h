@@ -44,6 +44,7 @@ typedef struct metrics_snapshot {
     uint64_t promised, completed, cancelled, pushed_bytes, hints_sent, hinted_links, skipped;
     uint64_t digest_hits;
     uint64_t pages, templates, edges, pinned, banned, assets, visits_committed;
+    uint64_t visits_open; /* learning_visits_open() */
     double uptime_s;
 } metrics_snapshot_t;
 

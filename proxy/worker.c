@@ -8,6 +8,9 @@
 
 #include <assert.h>
 #include <errno.h>
+#ifdef __GLIBC__
+#include <malloc.h>
+#endif
 #include <netinet/in.h>
 #include <stdlib.h>
 #include <string.h>
@@ -168,8 +171,34 @@ static void worker_finish(worker_t *w)
     upstream_pool_close(w->upstream, on_pool_closed, w);
 }
 
+/* Give memory back after a burst: once three quarters of the connections a
+ * worker had at its peak are gone (at least WORKER_TRIM_PEAK of them), and
+ * when the last is gone after at least WORKER_TRIM_LAST were open at once or
+ * while its block cache is large. glibc returns
+ * freed memory to the kernel only from the top of a heap, so the buffers of
+ * thousands of closed connections would otherwise stay resident for good;
+ * malloc_trim() gives back the free pages of every arena. A worker serving
+ * one client after another never gets here, so trimming costs nothing on
+ * the steady path. */
+enum { WORKER_TRIM_PEAK = 64, WORKER_TRIM_LAST = 16, WORKER_TRIM_BLOCKS = 64 };
+
+static void worker_release_memory(worker_t *w)
+{
+    bool burst_over = w->peak_conns >= WORKER_TRIM_PEAK && w->nconns * 4 <= w->peak_conns;
+    bool idle =
+        w->nconns == 0 && (w->peak_conns >= WORKER_TRIM_LAST || w->blocks.n >= WORKER_TRIM_BLOCKS);
+    if (!burst_over && !idle)
+        return;
+    block_cache_trim(&w->blocks);
+#ifdef __GLIBC__
+    malloc_trim(0);
+#endif
+    w->peak_conns = w->nconns;
+}
+
 void worker_conn_closed(worker_t *w)
 {
+    worker_release_memory(w);
     if (w->state == WORKER_DRAINING && w->nconns == 0)
         worker_finish(w);
 }
@@ -193,6 +222,7 @@ static void on_wakeup(uv_async_t *a)
     w->nlisteners = 0;
     uv_timer_stop(&w->accept_timer);
     worker_set_state(w, WORKER_DRAINING);
+    LOG_INFO("worker %d: listeners closed, draining %zu connection(s)", w->id, w->nconns);
     if (w->nconns == 0) {
         worker_finish(w);
         return;

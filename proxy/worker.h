@@ -60,6 +60,7 @@ typedef struct worker {
     pagemap_t *learn;
     worker_link_t conns; /* every client connection (conn_t.link) */
     size_t nconns;
+    size_t peak_conns;    /* most connections at once since memory was last released */
     block_cache_t blocks; /* response body and output blocks of this worker's connections */
     worker_state_t state;
     uv_async_t wakeup; /* main thread -> worker: begin draining */
@@ -117,8 +118,14 @@ void worker_request_stop(worker_t *w);
 /** Wait for the worker thread to finish and release it. */
 void worker_join(worker_t *w);
 /** Called by conn.c after a connection is gone (unlinked, w->nconns decremented), so a draining
- * worker can finish. */
+ * worker can finish and a worker past a burst gives memory back. */
 void worker_conn_closed(worker_t *w);
+/** Called by conn.c after w->nconns went up: keeps w->peak_conns. */
+static inline void worker_conn_opened(worker_t *w)
+{
+    if (w->nconns > w->peak_conns)
+        w->peak_conns = w->nconns;
+}
 
 /* Provided by the frontend (conn.c). */
 /**
