@@ -9,7 +9,7 @@ libgumbo-dev liburiparser-dev zlib1g-dev libbrotli-dev libjansson-dev node-llhtt
 test="clang libclang-rt-14-dev nghttp2-client curl nodejs python3 python3-h2
 nginx-light openssl procps util-linux chromium chromium-driver python3-websocket
 python3-selenium"
-bench="nghttp2-proxy nghttp2-client h2o nginx-light util-linux procps"
+bench="nghttp2-proxy nghttp2-client h2o nginx-light util-linux procps python3-matplotlib"
 demo="nghttp2-client python3 openssl curl"
 # bench/learning: real web applications behind herald.  php8.2-fpm comes
 # first so that apt meets wordpress's "libapache2-mod-php | php" with FPM.
