@@ -29,6 +29,8 @@
 #include "proxy/headers.h"
 #include "proxy/log.h"
 
+typedef struct h2_session h2_session_t;
+
 enum {
     H2_INITIAL_WINDOW = 256 * 1024,
     H2_CONNECTION_WINDOW = 16 * 1024 * 1024,
@@ -952,7 +954,7 @@ static int on_error(nghttp2_session *ng, int code, const char *msg, size_t len, 
 
 /* ---- session ---- */
 
-h2_session_t *h2_session_create(conn_t *c)
+static void *h2_create(conn_t *c)
 {
     h2_session_t *s = xcalloc(1, sizeof(*s));
     s->c = c;
@@ -1007,8 +1009,9 @@ h2_session_t *h2_session_create(conn_t *c)
     return s;
 }
 
-void h2_session_destroy(h2_session_t *s)
+static void h2_destroy(void *arg)
 {
+    h2_session_t *s = arg;
     nghttp2_session_del(s->ng); /* runs no stream-close callbacks */
     delivery_conn_release(s->deliver);
     while (s->streams.next != &s->streams) {
@@ -1019,8 +1022,9 @@ void h2_session_destroy(h2_session_t *s)
     free(s);
 }
 
-int h2_session_recv(h2_session_t *s, const uint8_t *data, size_t len)
+static int h2_recv(void *arg, const uint8_t *data, size_t len)
 {
+    h2_session_t *s = arg;
     s->in_recv++;
     /* Callbacks get pointers into data (the read buffer / TLS output); they copy. */
     ssize_t r = nghttp2_session_mem_recv(s->ng, data, len);
@@ -1037,8 +1041,9 @@ int h2_session_recv(h2_session_t *s, const uint8_t *data, size_t len)
     return 0;
 }
 
-void h2_session_produce(h2_session_t *s)
+static void h2_produce(void *arg)
 {
+    h2_session_t *s = arg;
     conn_t *c = s->c;
     if (s->in_recv > 0 || conn_is_closing(c))
         return;
@@ -1059,15 +1064,17 @@ void h2_session_produce(h2_session_t *s)
         conn_close_after_write(c);
 }
 
-void h2_session_written(h2_session_t *s) {}
+static void h2_written(void *arg) {}
 
-bool h2_session_idle(const h2_session_t *s)
+static bool h2_idle(const void *arg)
 {
+    const h2_session_t *s = arg;
     return s == NULL || s->nstreams == 0;
 }
 
-void h2_session_timeout(h2_session_t *s)
+static void h2_timeout(void *arg)
 {
+    h2_session_t *s = arg;
     if (s->deadlines) {
         expire_deadlines(s);
         return;
@@ -1084,13 +1091,15 @@ void h2_session_timeout(h2_session_t *s)
     conn_close_after_write(s->c);
 }
 
-void h2_session_deferred(h2_session_t *s)
+static void h2_deferred(void *arg)
 {
+    h2_session_t *s = arg;
     kick(s);
 }
 
-void h2_session_drain(h2_session_t *s)
+static void h2_drain(void *arg)
 {
+    h2_session_t *s = arg;
     if (s->state != H2_OPEN)
         return;
     h2_set_state(s, H2_NOTICE);
@@ -1103,10 +1112,26 @@ void h2_session_drain(h2_session_t *s)
     kick(s);
 }
 
-void h2_session_abort(h2_session_t *s)
+static void h2_abort(void *arg)
 {
+    h2_session_t *s = arg;
     for (worker_link_t *l = s->streams.next; l != &s->streams; l = l->next) {
         h2_stream_t *st = container_of(l, h2_stream_t, link);
         stream_release(st);
     }
 }
+
+const conn_session_ops_t h2_session_ops = {
+    .name = "h2",
+    .create = h2_create,
+    .destroy = h2_destroy,
+    .recv = h2_recv,
+    .produce = h2_produce,
+    .written = h2_written,
+    .idle = h2_idle,
+    .timeout = h2_timeout,
+    .deferred = h2_deferred,
+    .drain = h2_drain,
+    .abort = h2_abort,
+    .flush_on_error = true,
+};
