@@ -497,7 +497,19 @@ bool visit_next_chase(visit_t *v, const char **url, const char **key)
     return false;
 }
 
+void visit_restrict(visit_t *v, bool page, bool tpl)
+{
+    v->counts = v->counts && page;
+    v->counts_template = v->counts_template && tpl;
+}
+
 int visit_commit(visit_t *v, pagemap_t *pm, int64_t wall_ms, bool supplement)
+{
+    return visit_commit_tap(v, pm, wall_ms, supplement, NULL);
+}
+
+int visit_commit_tap(visit_t *v, pagemap_t *pm, int64_t wall_ms, bool supplement,
+                     const visit_tap_t *tap)
 {
     if (v->failed || !v->is_html || !v->counts)
         return 0;
@@ -552,6 +564,8 @@ int visit_commit(visit_t *v, pagemap_t *pm, int64_t wall_ms, bool supplement)
                           .items = pi,
                           .nitems = n};
     int rc = pagemap_commit_visit(pm, &pv);
+    if (rc == 0 && tap != NULL && tap->visit != NULL)
+        tap->visit(tap->ctx, &pv);
     free(pi);
     /* Metadata of responses seen before their edge existed (a first visit). */
     for (size_t i = from; rc == 0 && i < v->n; i++) {
@@ -560,6 +574,8 @@ int visit_commit(visit_t *v, pagemap_t *pm, int64_t wall_ms, bool supplement)
         int orc = pagemap_observe_asset(pm, v->items[i].key, &v->items[i].meta);
         if (orc == HERALD_ENOMEM)
             rc = orc; /* ENOTFOUND: the edge was capped away; nothing to record */
+        else if (orc == 0 && tap != NULL && tap->asset != NULL)
+            tap->asset(tap->ctx, v->items[i].key, &v->items[i].meta);
     }
     return rc;
 }

@@ -200,6 +200,32 @@ bool visit_next_chase(visit_t *v, const char **url, const char **key);
  */
 int visit_commit(visit_t *v, pagemap_t *pm, int64_t wall_ms, bool supplement);
 
+/**
+ * What a commit handed to the map, for the fleet's evidence log
+ * (fleetlog.h): `visit` gets the visit as committed (pagemap_commit_visit
+ * returned 0), then `asset` each metadata record the map took
+ * (pagemap_observe_asset returned 0). Everything is borrowed for the call;
+ * either callback may be NULL. Failures are the tap's to count: the commit
+ * is done.
+ */
+typedef struct visit_tap {
+    void (*visit)(void *ctx, const pagemap_visit_t *pv);
+    void (*asset)(void *ctx, const char *key, const pagemap_asset_meta_t *m);
+    void *ctx;
+} visit_tap_t;
+
+/** visit_commit, calling `tap` (NULL: none) with what was committed. */
+int visit_commit_tap(visit_t *v, pagemap_t *pm, int64_t wall_ms, bool supplement,
+                     const visit_tap_t *tap);
+
+/**
+ * Lower what the visit may teach, never raise it: counts &= page,
+ * counts_template &= tpl (a fleet-wide client mark said this client
+ * already taught the page or template: fleetmark.h). Call before the
+ * commit.
+ */
+void visit_restrict(visit_t *v, bool page, bool tpl);
+
 /** Whether the page was scanned on this visit (so herald may chase its imports). */
 bool visit_sampled(const visit_t *v);
 void visit_set_sampled(visit_t *v);

@@ -1,0 +1,1003 @@
+/*
+ * The fleet's evidence batches (fleetlog.h): a builder that writes the JSON
+ * text record by record (so its size is known exactly while it grows and
+ * the caps hold before anything is sent), and a strict decoder that
+ * validates a whole batch before the caller may apply any of it.
+ */
+#include "learn/fleetlog.h"
+
+#include <inttypes.h>
+#include <jansson.h>
+#include <math.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "learn/cachepolicy.h"
+#include "herald/error.h"
+
+/* The bit values below are on the wire: changing them needs a new version. */
+_Static_assert(PAGEMAP_SRC_HTML == 1 && PAGEMAP_SRC_CSS == 2 && PAGEMAP_SRC_LINK == 4 &&
+                   PAGEMAP_SRC_FOLLOWUP == 8 && PAGEMAP_SRC_PUSH == 16 && PAGEMAP_SRC_HINT == 32,
+               "PAGEMAP_SRC_* bits are wire values of fleetlog version 1");
+_Static_assert(CACHEPOLICY_ALL == 0x7ffu && CACHEPOLICY_NO_STORE == 1 &&
+                   CACHEPOLICY_VARY_STAR == 1u << 10,
+               "CACHEPOLICY_* bits are wire values of fleetlog version 1");
+_Static_assert(PAGEMAP_CORS_NONE == 0 && PAGEMAP_CORS_ANONYMOUS == 1 &&
+                   PAGEMAP_CORS_CREDENTIALS == 2,
+               "pagemap_cors_t values are wire values of fleetlog version 1");
+#define SRC_ALL 0x3fu
+#define THINK_MAX 1e9 /* ms: longer think times are recorded as this */
+
+bool fleetlog_instance_valid(const char *id)
+{
+    if (id == NULL || id[0] == '\0')
+        return false;
+    size_t n = 0;
+    for (const char *p = id; *p; p++, n++) {
+        char c = *p;
+        if (n >= FLEETLOG_MAX_INSTANCE ||
+            !((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
+              c == '.' || c == '_' || c == '-'))
+            return false;
+    }
+    return true;
+}
+
+/* Whether s[0..n) is well-formed UTF-8 (no overlongs, surrogates or > U+10FFFF). */
+static bool utf8_valid(const unsigned char *s, size_t n)
+{
+    size_t i = 0;
+    while (i < n) {
+        unsigned c = s[i];
+        size_t len;
+        uint32_t cp, min;
+        if (c < 0x80) {
+            i++;
+            continue;
+        } else if ((c & 0xe0) == 0xc0) {
+            len = 2, cp = c & 0x1f, min = 0x80;
+        } else if ((c & 0xf0) == 0xe0) {
+            len = 3, cp = c & 0x0f, min = 0x800;
+        } else if ((c & 0xf8) == 0xf0) {
+            len = 4, cp = c & 0x07, min = 0x10000;
+        } else {
+            return false;
+        }
+        if (n - i < len)
+            return false;
+        for (size_t k = 1; k < len; k++) {
+            if ((s[i + k] & 0xc0) != 0x80)
+                return false;
+            cp = cp << 6 | (s[i + k] & 0x3f);
+        }
+        if (cp < min || cp > 0x10ffff || (cp >= 0xd800 && cp <= 0xdfff))
+            return false;
+        i += len;
+    }
+    return true;
+}
+
+bool fleetlog_string_valid(const char *s)
+{
+    if (s == NULL)
+        return false;
+    size_t n = strlen(s);
+    return n <= FLEETLOG_MAX_STRING && utf8_valid((const unsigned char *)s, n);
+}
+
+/* ---- text buffer ------------------------------------------------------- */
+
+typedef struct sb {
+    char *p;
+    size_t n, cap;
+} sb_t;
+
+static int sb_reserve(sb_t *b, size_t more)
+{
+    if (b->n + more + 1 <= b->cap)
+        return 0;
+    size_t cap = b->cap ? b->cap : 256;
+    while (cap < b->n + more + 1)
+        cap *= 2;
+    char *p = realloc(b->p, cap);
+    if (p == NULL)
+        return HERALD_ENOMEM;
+    b->p = p;
+    b->cap = cap;
+    return 0;
+}
+
+static int sb_put(sb_t *b, const char *s, size_t n)
+{
+    if (sb_reserve(b, n) != 0)
+        return HERALD_ENOMEM;
+    memcpy(b->p + b->n, s, n);
+    b->n += n;
+    b->p[b->n] = '\0';
+    return 0;
+}
+
+static int sb_printf(sb_t *b, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+static int sb_printf(sb_t *b, const char *fmt, ...)
+{
+    char tmp[128];
+    va_list ap;
+    va_start(ap, fmt);
+    int n = vsnprintf(tmp, sizeof(tmp), fmt, ap);
+    va_end(ap);
+    if (n < 0 || (size_t)n >= sizeof(tmp))
+        return HERALD_EINTERNAL; /* every format here is short */
+    return sb_put(b, tmp, (size_t)n);
+}
+
+/* Bytes of s as a JSON string literal, quotes included. */
+static size_t json_str_len(const char *s)
+{
+    size_t n = 2;
+    for (const unsigned char *p = (const unsigned char *)s; *p; p++)
+        n += (*p == '"' || *p == '\\') ? 2 : *p < 0x20 ? 6 : 1;
+    return n;
+}
+
+static int sb_json_str(sb_t *b, const char *s)
+{
+    if (sb_reserve(b, json_str_len(s)) != 0)
+        return HERALD_ENOMEM;
+    char *o = b->p + b->n;
+    *o++ = '"';
+    for (const unsigned char *p = (const unsigned char *)s; *p; p++) {
+        if (*p == '"' || *p == '\\') {
+            *o++ = '\\';
+            *o++ = (char)*p;
+        } else if (*p < 0x20) {
+            o += sprintf(o, "\\u%04x", *p);
+        } else {
+            *o++ = (char)*p;
+        }
+    }
+    *o++ = '"';
+    *o = '\0';
+    b->n = (size_t)(o - b->p);
+    return 0;
+}
+
+/* ---- builder ----------------------------------------------------------- */
+
+typedef struct slot {
+    uint64_t hash;
+    uint32_t idx1; /* string index + 1; 0 = empty */
+} slot_t;
+
+struct fleetlog_builder {
+    char instance[FLEETLOG_MAX_INSTANCE + 1];
+    uint64_t next_seq;
+    char **strs; /* the string table, in index order (malloc'd copies) */
+    size_t nstr, capstr;
+    size_t str_bytes; /* of the encoded table: literals and commas */
+    slot_t *slots;    /* open addressing over strs */
+    size_t nslots;    /* a power of two, at least twice nstr */
+    sb_t rec;         /* encoded records, comma-separated */
+    size_t nrec, nitems;
+    sb_t scratch; /* the record being built */
+};
+
+static uint64_t hash_str(const char *s)
+{
+    uint64_t h = 1469598103934665603ull;
+    for (; *s; s++) {
+        h ^= (unsigned char)*s;
+        h *= 1099511628211ull;
+    }
+    return h;
+}
+
+static void slot_insert(slot_t *slots, size_t nslots, uint64_t h, uint32_t idx1)
+{
+    size_t i = (size_t)h & (nslots - 1);
+    while (slots[i].idx1 != 0)
+        i = (i + 1) & (nslots - 1);
+    slots[i] = (slot_t){h, idx1};
+}
+
+/* Rebuild the index over strs[0..nstr) (no allocation). */
+static void slots_rebuild(fleetlog_builder_t *b)
+{
+    if (b->slots == NULL)
+        return;
+    memset(b->slots, 0, b->nslots * sizeof(*b->slots));
+    for (size_t i = 0; i < b->nstr; i++)
+        slot_insert(b->slots, b->nslots, hash_str(b->strs[i]), (uint32_t)i + 1);
+}
+
+/* Index of s in the table, adding it when new; -1 on ENOMEM. */
+static long intern(fleetlog_builder_t *b, const char *s)
+{
+    uint64_t h = hash_str(s);
+    if (b->slots != NULL) {
+        for (size_t i = (size_t)h & (b->nslots - 1); b->slots[i].idx1 != 0;
+             i = (i + 1) & (b->nslots - 1))
+            if (b->slots[i].hash == h && strcmp(b->strs[b->slots[i].idx1 - 1], s) == 0)
+                return (long)b->slots[i].idx1 - 1;
+    }
+    if ((b->nstr + 1) * 2 > b->nslots) {
+        size_t n = b->nslots ? b->nslots * 2 : 64;
+        slot_t *ns = calloc(n, sizeof(*ns));
+        if (ns == NULL)
+            return -1;
+        free(b->slots);
+        b->slots = ns;
+        b->nslots = n;
+        slots_rebuild(b);
+    }
+    if (b->nstr == b->capstr) {
+        size_t cap = b->capstr ? b->capstr * 2 : 64;
+        char **ns = realloc(b->strs, cap * sizeof(*ns));
+        if (ns == NULL)
+            return -1;
+        b->strs = ns;
+        b->capstr = cap;
+    }
+    size_t len = strlen(s) + 1;
+    char *copy = malloc(len);
+    if (copy == NULL)
+        return -1;
+    memcpy(copy, s, len);
+    b->strs[b->nstr] = copy;
+    slot_insert(b->slots, b->nslots, h, (uint32_t)b->nstr + 1);
+    b->str_bytes += json_str_len(s) + (b->nstr > 0);
+    return (long)b->nstr++;
+}
+
+/* Drop strings added since the table had `nstr` entries and `bytes` of text. */
+static void strings_rollback(fleetlog_builder_t *b, size_t nstr, size_t bytes)
+{
+    if (b->nstr == nstr)
+        return;
+    for (size_t i = nstr; i < b->nstr; i++)
+        free(b->strs[i]);
+    b->nstr = nstr;
+    b->str_bytes = bytes;
+    slots_rebuild(b);
+}
+
+int fleetlog_builder_create(const char *instance, uint64_t first_seq, fleetlog_builder_t **out)
+{
+    if (out == NULL)
+        return HERALD_EINVAL;
+    *out = NULL;
+    if (!fleetlog_instance_valid(instance) || first_seq < 1 ||
+        first_seq > (uint64_t)FLEETLOG_MAX_INT)
+        return HERALD_EINVAL;
+    fleetlog_builder_t *b = calloc(1, sizeof(*b));
+    if (b == NULL)
+        return HERALD_ENOMEM;
+    memcpy(b->instance, instance, strlen(instance) + 1);
+    b->next_seq = first_seq;
+    *out = b;
+    return 0;
+}
+
+static void builder_clear(fleetlog_builder_t *b)
+{
+    for (size_t i = 0; i < b->nstr; i++)
+        free(b->strs[i]);
+    b->nstr = 0;
+    b->str_bytes = 0;
+    if (b->slots != NULL)
+        memset(b->slots, 0, b->nslots * sizeof(*b->slots));
+    b->rec.n = 0;
+    if (b->rec.p != NULL)
+        b->rec.p[0] = '\0';
+    b->nrec = b->nitems = 0;
+}
+
+void fleetlog_builder_destroy(fleetlog_builder_t *b)
+{
+    if (b == NULL)
+        return;
+    builder_clear(b);
+    free(b->strs);
+    free(b->slots);
+    free(b->rec.p);
+    free(b->scratch.p);
+    free(b);
+}
+
+size_t fleetlog_builder_records(const fleetlog_builder_t *b)
+{
+    return b ? b->nrec : 0;
+}
+
+/* Everything but the strings and records: {"v":1,"inst":"","seq":N,"t":N,"str":[],"rec":[]}
+ * with 16 digits for seq and 20 characters for t. */
+static size_t frame_bytes(const fleetlog_builder_t *b)
+{
+    return 54 + strlen(b->instance) + 16 + 20;
+}
+
+size_t fleetlog_builder_bytes(const fleetlog_builder_t *b)
+{
+    if (b == NULL)
+        return 0;
+    return frame_bytes(b) + b->str_bytes + b->rec.n;
+}
+
+bool fleetlog_builder_full(const fleetlog_builder_t *b)
+{
+    return b != NULL &&
+           (fleetlog_builder_bytes(b) >= FLEETLOG_FLUSH_BYTES ||
+            b->nrec >= FLEETLOG_MAX_RECORDS / 4 * 3 || b->nstr >= FLEETLOG_MAX_STRINGS / 4 * 3 ||
+            b->nitems >= FLEETLOG_MAX_ITEMS / 4 * 3);
+}
+
+uint64_t fleetlog_builder_next_seq(const fleetlog_builder_t *b)
+{
+    return b ? b->next_seq : 0;
+}
+
+/* Append ,"name":<index of s> (s interned); rc as intern. */
+static int put_idx(fleetlog_builder_t *b, const char *name, const char *s)
+{
+    long i = intern(b, s);
+    if (i < 0)
+        return HERALD_ENOMEM;
+    return sb_printf(&b->scratch, ",\"%s\":%ld", name, i);
+}
+
+static uint64_t clamp_u(uint64_t v)
+{
+    return v > (uint64_t)FLEETLOG_MAX_INT ? (uint64_t)FLEETLOG_MAX_INT : v;
+}
+
+/* Keep the scratch record when it fits; else undo the strings it added. */
+static int commit_record(fleetlog_builder_t *b, size_t nstr0, size_t bytes0, size_t nitems)
+{
+    size_t new_str = b->str_bytes - bytes0;
+    size_t rec = b->scratch.n + (b->nrec > 0);
+    int rc = 0;
+    if (b->scratch.n + new_str > FLEETLOG_MAX_RECORD_BYTES ||
+        fleetlog_builder_bytes(b) + rec > FLEETLOG_MAX_BATCH_BYTES ||
+        b->nrec + 1 > FLEETLOG_MAX_RECORDS || b->nstr > FLEETLOG_MAX_STRINGS ||
+        b->nitems + nitems > FLEETLOG_MAX_ITEMS)
+        rc = HERALD_ETOOBIG;
+    else if (sb_reserve(&b->rec, rec) != 0)
+        rc = HERALD_ENOMEM;
+    if (rc != 0) {
+        strings_rollback(b, nstr0, bytes0);
+        return rc;
+    }
+    if (b->nrec > 0)
+        sb_put(&b->rec, ",", 1); /* reserved above: cannot fail */
+    sb_put(&b->rec, b->scratch.p, b->scratch.n);
+    b->nrec++;
+    b->nitems += nitems;
+    return 0;
+}
+
+static bool item_counts(const pagemap_item_t *it)
+{
+    return it->url != NULL && it->url[0] != '\0';
+}
+
+static int visit_check(const pagemap_visit_t *v)
+{
+    if (v->page_key == NULL || v->page_key[0] == '\0' || !fleetlog_string_valid(v->page_key) ||
+        (v->template_key != NULL && !fleetlog_string_valid(v->template_key)) || v->status < 0 ||
+        v->status > 999 || v->now_ms < 0 || v->now_ms > FLEETLOG_MAX_INT ||
+        (v->nitems > 0 && v->items == NULL))
+        return HERALD_EINVAL;
+    size_t n = 0;
+    for (size_t i = 0; i < v->nitems; i++) {
+        const pagemap_item_t *it = &v->items[i];
+        if (!item_counts(it))
+            continue;
+        if (++n > FLEETLOG_MAX_VISIT_ITEMS || !fleetlog_string_valid(it->url) ||
+            (it->key != NULL && (it->key[0] == '\0' || !fleetlog_string_valid(it->key))) ||
+            (it->as != NULL && !fleetlog_string_valid(it->as)) || (unsigned)it->crossorigin > 2)
+            return HERALD_EINVAL;
+    }
+    return 0;
+}
+
+/* The digest as a cookie value (NULL when none or empty). */
+static int digest_text(const digest_t *d, char **out)
+{
+    *out = NULL;
+    if (d == NULL || d->n == 0)
+        return 0;
+    digest_builder_t db;
+    digest_builder_init(&db, d->log2p);
+    db.min_log2n = d->log2n;
+    int rc = digest_builder_add_digest(&db, d);
+    size_t len = 0;
+    if (rc == 0)
+        rc = digest_builder_finish(&db, out, &len);
+    digest_builder_dispose(&db);
+    if (rc == 0 && len > DIGEST_MAX_VALUE_LEN) {
+        free(*out);
+        *out = NULL;
+        rc = HERALD_ETOOBIG;
+    }
+    return rc;
+}
+
+static int visit_record(fleetlog_builder_t *b, const pagemap_visit_t *v, uint64_t client,
+                        const char *dig, size_t *nitems)
+{
+    sb_t *s = &b->scratch;
+    int rc = sb_printf(s, "{\"r\":\"visit\",\"t\":%" PRId64, v->now_ms);
+    if (rc == 0 && client != 0)
+        rc = sb_printf(s, ",\"c\":\"%016" PRIx64 "\"", client);
+    if (rc == 0)
+        rc = put_idx(b, "p", v->page_key);
+    if (rc == 0 && v->template_key != NULL && v->template_key[0] != '\0' &&
+        strcmp(v->template_key, v->page_key) != 0)
+        rc = put_idx(b, "tp", v->template_key);
+    if (rc == 0 && v->status != 0)
+        rc = sb_printf(s, ",\"st\":%d", v->status);
+    if (rc == 0 && isfinite(v->think_ms) && v->think_ms >= 0)
+        rc = sb_printf(s, ",\"think\":%.17g", v->think_ms > THINK_MAX ? THINK_MAX : v->think_ms);
+    if (rc == 0 && v->html_size != 0)
+        rc = sb_printf(s, ",\"html\":%" PRIu64, clamp_u(v->html_size));
+    unsigned f = (v->html_scanned ? FLEETLOG_VF_HTML_SCANNED : 0) |
+                 (v->css_scanned ? FLEETLOG_VF_CSS_SCANNED : 0) |
+                 (v->browser ? FLEETLOG_VF_BROWSER : 0) |
+                 (v->multiplexed ? FLEETLOG_VF_MULTIPLEXED : 0) |
+                 (v->pushes_used ? FLEETLOG_VF_PUSHES_USED : 0) |
+                 (v->page_cookie ? FLEETLOG_VF_PAGE_COOKIE : 0) |
+                 (v->page_set_cookie ? FLEETLOG_VF_PAGE_SET_COOKIE : 0) |
+                 (v->supplement ? FLEETLOG_VF_SUPPLEMENT : 0);
+    if (rc == 0 && f != 0)
+        rc = sb_printf(s, ",\"f\":%u", f);
+    if (rc == 0 && v->validator != 0)
+        rc = sb_printf(s, ",\"val\":\"%016" PRIx64 "\"", v->validator);
+    if (rc == 0 && dig != NULL) {
+        rc = sb_printf(s, ",\"dig\":");
+        if (rc == 0)
+            rc = sb_json_str(s, dig);
+    }
+    if (rc == 0)
+        rc = sb_printf(s, ",\"it\":[");
+    size_t n = 0;
+    for (size_t i = 0; rc == 0 && i < v->nitems; i++) {
+        const pagemap_item_t *it = &v->items[i];
+        if (!item_counts(it))
+            continue;
+        const char *key = it->key ? it->key : it->url;
+        pagemap_kind_t kind =
+            (unsigned)it->kind < PAGEMAP_KIND_COUNT_ ? it->kind : PAGEMAP_KIND_OTHER;
+        long k = intern(b, key);
+        rc = k < 0 ? HERALD_ENOMEM : sb_printf(s, "%s{\"k\":%ld", n ? "," : "", k);
+        n++;
+        if (rc == 0 && strcmp(it->url, key) != 0)
+            rc = put_idx(b, "u", it->url);
+        if (rc == 0)
+            rc = sb_printf(s, ",\"kd\":\"%s\"", pagemap_kind_name(kind));
+        if (rc == 0 && it->as != NULL)
+            rc = put_idx(b, "as", it->as);
+        if (rc == 0 && it->crossorigin != PAGEMAP_CORS_NONE)
+            rc = sb_printf(s, ",\"co\":%d", (int)it->crossorigin);
+        if (rc == 0 && it->order != 0)
+            rc = sb_printf(s, ",\"o\":%u", it->order);
+        if (rc == 0 && (it->sources & SRC_ALL) != 0)
+            rc = sb_printf(s, ",\"s\":%u", it->sources & SRC_ALL);
+        if (rc == 0 && it->group != 0)
+            rc = sb_printf(s, ",\"g\":%" PRIu32, it->group);
+        unsigned itf = (it->blocking ? FLEETLOG_IF_BLOCKING : 0) |
+                       (it->strong ? FLEETLOG_IF_STRONG : 0) |
+                       (it->conditional ? FLEETLOG_IF_CONDITIONAL : 0) |
+                       (it->skipped ? FLEETLOG_IF_SKIPPED : 0) |
+                       (it->push_cancelled ? FLEETLOG_IF_PUSH_CANCELLED : 0);
+        if (rc == 0 && itf != 0)
+            rc = sb_printf(s, ",\"f\":%u", itf);
+        if (rc == 0)
+            rc = sb_put(s, "}", 1);
+    }
+    if (rc == 0)
+        rc = sb_put(s, "]}", 2);
+    *nitems = n;
+    return rc;
+}
+
+int fleetlog_builder_add_visit(fleetlog_builder_t *b, const pagemap_visit_t *v, uint64_t client)
+{
+    if (b == NULL || v == NULL)
+        return HERALD_EINVAL;
+    if (v->authorized)
+        return 0;
+    int rc = visit_check(v);
+    if (rc != 0)
+        return rc;
+    char *dig = NULL;
+    if ((rc = digest_text(v->digest, &dig)) != 0)
+        return rc;
+    size_t nstr0 = b->nstr, bytes0 = b->str_bytes, nitems = 0;
+    b->scratch.n = 0;
+    rc = visit_record(b, v, client, dig, &nitems);
+    free(dig);
+    if (rc != 0) {
+        strings_rollback(b, nstr0, bytes0);
+        return rc;
+    }
+    return commit_record(b, nstr0, bytes0, nitems);
+}
+
+int fleetlog_builder_add_asset(fleetlog_builder_t *b, const char *key,
+                               const pagemap_asset_meta_t *m)
+{
+    if (b == NULL || key == NULL || key[0] == '\0' || m == NULL || !fleetlog_string_valid(key) ||
+        m->status < 0 || m->status > 999 ||
+        (m->content_type && !fleetlog_string_valid(m->content_type)) ||
+        (m->etag && !fleetlog_string_valid(m->etag)) ||
+        (m->last_modified && !fleetlog_string_valid(m->last_modified)) ||
+        (m->location && !fleetlog_string_valid(m->location)))
+        return HERALD_EINVAL;
+    size_t nstr0 = b->nstr, bytes0 = b->str_bytes;
+    sb_t *s = &b->scratch;
+    s->n = 0;
+    long k = intern(b, key);
+    int rc = k < 0 ? HERALD_ENOMEM : sb_printf(s, "{\"r\":\"asset\",\"k\":%ld", k);
+    if (rc == 0 && m->status != 0)
+        rc = sb_printf(s, ",\"st\":%d", m->status);
+    if (rc == 0 && m->size != 0)
+        rc = sb_printf(s, ",\"sz\":%" PRIu64, clamp_u(m->size));
+    if (rc == 0 && m->content_type != NULL)
+        rc = put_idx(b, "ct", m->content_type);
+    if (rc == 0 && m->etag != NULL)
+        rc = put_idx(b, "et", m->etag);
+    if (rc == 0 && m->last_modified != NULL)
+        rc = put_idx(b, "lm", m->last_modified);
+    if (rc == 0 && m->location != NULL)
+        rc = put_idx(b, "loc", m->location);
+    if (rc == 0 && (m->policy & CACHEPOLICY_ALL) != 0)
+        rc = sb_printf(s, ",\"pol\":%u", m->policy & CACHEPOLICY_ALL);
+    if (rc == 0 && m->fresh_ms >= 0)
+        rc = sb_printf(s, ",\"fr\":%" PRIu64, clamp_u((uint64_t)m->fresh_ms));
+    if (rc == 0 && m->pushed)
+        rc = sb_printf(s, ",\"f\":1");
+    if (rc == 0)
+        rc = sb_put(s, "}", 1);
+    if (rc != 0) {
+        strings_rollback(b, nstr0, bytes0);
+        return rc;
+    }
+    return commit_record(b, nstr0, bytes0, 0);
+}
+
+int fleetlog_builder_finish(fleetlog_builder_t *b, int64_t now_ms, char **out, size_t *outlen,
+                            uint64_t *seq)
+{
+    if (b == NULL || out == NULL || now_ms < 0 || now_ms > FLEETLOG_MAX_INT ||
+        b->next_seq > (uint64_t)FLEETLOG_MAX_INT)
+        return HERALD_EINVAL;
+    *out = NULL;
+    sb_t o = {0};
+    int rc = sb_reserve(&o, fleetlog_builder_bytes(b));
+    if (rc == 0)
+        rc = sb_printf(&o, "{\"v\":%d,\"inst\":\"%s\",\"seq\":%" PRIu64 ",\"t\":%" PRId64,
+                       FLEETLOG_VERSION, b->instance, b->next_seq, now_ms);
+    if (rc == 0)
+        rc = sb_put(&o, ",\"str\":[", 8);
+    for (size_t i = 0; rc == 0 && i < b->nstr; i++) {
+        if (i > 0)
+            rc = sb_put(&o, ",", 1);
+        if (rc == 0)
+            rc = sb_json_str(&o, b->strs[i]);
+    }
+    if (rc == 0)
+        rc = sb_put(&o, "],\"rec\":[", 9);
+    if (rc == 0 && b->rec.n > 0)
+        rc = sb_put(&o, b->rec.p, b->rec.n);
+    if (rc == 0)
+        rc = sb_put(&o, "]}", 2);
+    if (rc != 0) {
+        free(o.p);
+        return rc;
+    }
+    *out = o.p;
+    if (outlen)
+        *outlen = o.n;
+    if (seq)
+        *seq = b->next_seq;
+    b->next_seq++;
+    builder_clear(b);
+    return 0;
+}
+
+/* ---- decoder ----------------------------------------------------------- */
+
+typedef struct dctx {
+    char *reason;
+    size_t reasonlen;
+    int rc;
+    fleetlog_batch_t *b;
+} dctx_t;
+
+static bool fail(dctx_t *c, int rc, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+static bool fail(dctx_t *c, int rc, const char *fmt, ...)
+{
+    if (c->rc == 0) {
+        c->rc = rc;
+        if (c->reason && c->reasonlen) {
+            va_list ap;
+            va_start(ap, fmt);
+            vsnprintf(c->reason, c->reasonlen, fmt, ap);
+            va_end(ap);
+        }
+    }
+    return false;
+}
+
+/* Every member of o is one of names[0..n). */
+static bool only(dctx_t *c, json_t *o, const char *const *names, size_t n, const char *what,
+                 size_t idx)
+{
+    const char *k;
+    json_t *v;
+    json_object_foreach(o, k, v)
+    {
+        size_t i = 0;
+        while (i < n && strcmp(k, names[i]) != 0)
+            i++;
+        if (i == n)
+            return fail(c, HERALD_EPARSE, "%s %zu: unknown member \"%.32s\"", what, idx, k);
+    }
+    return true;
+}
+
+/* Optional integer member in [lo, hi]; absent = def. */
+static bool get_i(dctx_t *c, json_t *o, const char *k, int64_t lo, int64_t hi, int64_t def,
+                  int64_t *out, const char *what, size_t idx)
+{
+    json_t *v = json_object_get(o, k);
+    *out = def;
+    if (v == NULL)
+        return true;
+    if (!json_is_integer(v) || json_integer_value(v) < lo || json_integer_value(v) > hi)
+        return fail(c, HERALD_EPARSE,
+                    "%s %zu: \"%s\" is not an integer in [%" PRId64 ", %" PRId64 "]", what, idx, k,
+                    lo, hi);
+    *out = json_integer_value(v);
+    return true;
+}
+
+/* Optional string-table index member; absent = NULL. */
+static bool get_s(dctx_t *c, json_t *o, const char *k, bool required, const char **out,
+                  const char *what, size_t idx)
+{
+    json_t *v = json_object_get(o, k);
+    *out = NULL;
+    if (v == NULL) {
+        if (required)
+            return fail(c, HERALD_EPARSE, "%s %zu: missing \"%s\"", what, idx, k);
+        return true;
+    }
+    if (!json_is_integer(v) || json_integer_value(v) < 0 ||
+        (uint64_t)json_integer_value(v) >= c->b->nstr)
+        return fail(c, HERALD_EPARSE, "%s %zu: \"%s\" is not a string index", what, idx, k);
+    *out = c->b->strs[json_integer_value(v)];
+    return true;
+}
+
+/* Optional 16-hex-digit member; absent = 0. */
+static bool get_hex(dctx_t *c, json_t *o, const char *k, uint64_t *out, const char *what,
+                    size_t idx)
+{
+    json_t *v = json_object_get(o, k);
+    *out = 0;
+    if (v == NULL)
+        return true;
+    const char *s = json_is_string(v) ? json_string_value(v) : NULL;
+    if (s == NULL || json_string_length(v) != 16)
+        return fail(c, HERALD_EPARSE, "%s %zu: \"%s\" is not 16 hex digits", what, idx, k);
+    uint64_t x = 0;
+    for (int i = 0; i < 16; i++) {
+        char ch = s[i];
+        unsigned d = ch >= '0' && ch <= '9'   ? (unsigned)(ch - '0')
+                     : ch >= 'a' && ch <= 'f' ? (unsigned)(ch - 'a' + 10)
+                                              : 16;
+        if (d == 16)
+            return fail(c, HERALD_EPARSE, "%s %zu: \"%s\" is not 16 hex digits", what, idx, k);
+        x = x << 4 | d;
+    }
+    *out = x;
+    return true;
+}
+
+static const char *const visit_members[] = {"r",     "t",    "c", "p",   "tp",  "st",
+                                            "think", "html", "f", "val", "dig", "it"};
+static const char *const item_members[] = {"k", "u", "kd", "as", "co", "o", "s", "g", "f"};
+static const char *const asset_members[] = {"r",  "k",   "st",  "sz", "ct", "et",
+                                            "lm", "loc", "pol", "fr", "f"};
+#define N_(a) (sizeof(a) / sizeof((a)[0]))
+
+static bool parse_item(dctx_t *c, json_t *io, pagemap_item_t *it, size_t ridx)
+{
+    if (!json_is_object(io))
+        return fail(c, HERALD_EPARSE, "record %zu: an item is not an object", ridx);
+    if (!only(c, io, item_members, N_(item_members), "record", ridx))
+        return false;
+    const char *key, *url;
+    int64_t co, o, s, g, f;
+    if (!get_s(c, io, "k", true, &key, "record", ridx) ||
+        !get_s(c, io, "u", false, &url, "record", ridx) ||
+        !get_s(c, io, "as", false, &it->as, "record", ridx) ||
+        !get_i(c, io, "co", 0, 2, 0, &co, "record", ridx) ||
+        !get_i(c, io, "o", 0, UINT32_MAX, 0, &o, "record", ridx) ||
+        !get_i(c, io, "s", 0, SRC_ALL, 0, &s, "record", ridx) ||
+        !get_i(c, io, "g", 0, UINT32_MAX, 0, &g, "record", ridx) ||
+        !get_i(c, io, "f", 0, FLEETLOG_IF_ALL, 0, &f, "record", ridx))
+        return false;
+    if (key[0] == '\0' || (url != NULL && url[0] == '\0'))
+        return fail(c, HERALD_EPARSE, "record %zu: an item has an empty key or URL", ridx);
+    json_t *kd = json_object_get(io, "kd");
+    if (kd == NULL || !json_is_string(kd) || pagemap_kind_parse(json_string_value(kd), &it->kind))
+        return fail(c, HERALD_EPARSE, "record %zu: an item has no valid \"kd\"", ridx);
+    it->key = key;
+    it->url = url ? url : key;
+    it->crossorigin = (pagemap_cors_t)co;
+    it->order = (unsigned)o;
+    it->sources = (unsigned)s;
+    it->group = (uint32_t)g;
+    it->blocking = f & FLEETLOG_IF_BLOCKING;
+    it->strong = f & FLEETLOG_IF_STRONG;
+    it->conditional = f & FLEETLOG_IF_CONDITIONAL;
+    it->skipped = f & FLEETLOG_IF_SKIPPED;
+    it->push_cancelled = f & FLEETLOG_IF_PUSH_CANCELLED;
+    return true;
+}
+
+static bool parse_visit(dctx_t *c, json_t *ro, fleetlog_rec_t *r, size_t *nitems, size_t ridx)
+{
+    fleetlog_batch_t *b = c->b;
+    pagemap_visit_t *v = &r->visit;
+    if (!only(c, ro, visit_members, N_(visit_members), "record", ridx))
+        return false;
+    int64_t t, st, html, f;
+    if (!get_i(c, ro, "t", 0, FLEETLOG_MAX_INT, -1, &t, "record", ridx) ||
+        !get_hex(c, ro, "c", &r->client, "record", ridx) ||
+        !get_s(c, ro, "p", true, &v->page_key, "record", ridx) ||
+        !get_s(c, ro, "tp", false, &v->template_key, "record", ridx) ||
+        !get_i(c, ro, "st", 0, 999, 0, &st, "record", ridx) ||
+        !get_i(c, ro, "html", 0, FLEETLOG_MAX_INT, 0, &html, "record", ridx) ||
+        !get_i(c, ro, "f", 0, FLEETLOG_VF_ALL, 0, &f, "record", ridx) ||
+        !get_hex(c, ro, "val", &v->validator, "record", ridx))
+        return false;
+    if (t < 0)
+        return fail(c, HERALD_EPARSE, "record %zu: missing \"t\"", ridx);
+    if (v->page_key[0] == '\0' || (v->template_key != NULL && v->template_key[0] == '\0'))
+        return fail(c, HERALD_EPARSE, "record %zu: empty page or template key", ridx);
+    v->now_ms = t;
+    v->status = (int)st;
+    v->html_size = (uint64_t)html;
+    v->think_ms = -1;
+    json_t *think = json_object_get(ro, "think");
+    if (think != NULL) {
+        if (!json_is_number(think) || !isfinite(json_number_value(think)) ||
+            json_number_value(think) < 0 || json_number_value(think) > THINK_MAX)
+            return fail(c, HERALD_EPARSE, "record %zu: bad \"think\"", ridx);
+        v->think_ms = json_number_value(think);
+    }
+    v->html_scanned = f & FLEETLOG_VF_HTML_SCANNED;
+    v->css_scanned = f & FLEETLOG_VF_CSS_SCANNED;
+    v->browser = f & FLEETLOG_VF_BROWSER;
+    v->multiplexed = f & FLEETLOG_VF_MULTIPLEXED;
+    v->pushes_used = f & FLEETLOG_VF_PUSHES_USED;
+    v->page_cookie = f & FLEETLOG_VF_PAGE_COOKIE;
+    v->page_set_cookie = f & FLEETLOG_VF_PAGE_SET_COOKIE;
+    v->supplement = f & FLEETLOG_VF_SUPPLEMENT;
+    json_t *dig = json_object_get(ro, "dig");
+    if (dig != NULL) {
+        if (!json_is_string(dig))
+            return fail(c, HERALD_EPARSE, "record %zu: \"dig\" is not a string", ridx);
+        digest_t *d = &b->digests[b->ndigests];
+        const char *why = NULL;
+        int rc = digest_parse(json_string_value(dig), json_string_length(dig), d, &why);
+        if (rc == HERALD_ENOMEM)
+            return fail(c, rc, "out of memory");
+        if (rc != 0)
+            return fail(c, HERALD_EPARSE, "record %zu: bad \"dig\": %s", ridx,
+                        why ? why : herald_strerror(rc));
+        b->ndigests++;
+        v->digest = d;
+    }
+    json_t *its = json_object_get(ro, "it");
+    if (!json_is_array(its)) /* its size was checked before the items were counted */
+        return fail(c, HERALD_EPARSE, "record %zu: \"it\" is not an array", ridx);
+    v->items = json_array_size(its) ? &b->items[*nitems] : NULL;
+    v->nitems = json_array_size(its);
+    for (size_t i = 0; i < v->nitems; i++)
+        if (!parse_item(c, json_array_get(its, i), &b->items[(*nitems)++], ridx))
+            return false;
+    return true;
+}
+
+static bool parse_asset(dctx_t *c, json_t *ro, fleetlog_rec_t *r, size_t ridx)
+{
+    pagemap_asset_meta_t *m = &r->meta;
+    if (!only(c, ro, asset_members, N_(asset_members), "record", ridx))
+        return false;
+    int64_t st, sz, pol, fr, f;
+    if (!get_s(c, ro, "k", true, &r->asset_key, "record", ridx) ||
+        !get_i(c, ro, "st", 0, 999, 0, &st, "record", ridx) ||
+        !get_i(c, ro, "sz", 0, FLEETLOG_MAX_INT, 0, &sz, "record", ridx) ||
+        !get_s(c, ro, "ct", false, &m->content_type, "record", ridx) ||
+        !get_s(c, ro, "et", false, &m->etag, "record", ridx) ||
+        !get_s(c, ro, "lm", false, &m->last_modified, "record", ridx) ||
+        !get_s(c, ro, "loc", false, &m->location, "record", ridx) ||
+        !get_i(c, ro, "pol", 0, CACHEPOLICY_ALL, 0, &pol, "record", ridx) ||
+        !get_i(c, ro, "fr", 0, FLEETLOG_MAX_INT, -1, &fr, "record", ridx) ||
+        !get_i(c, ro, "f", 0, 1, 0, &f, "record", ridx))
+        return false;
+    if (r->asset_key[0] == '\0')
+        return fail(c, HERALD_EPARSE, "record %zu: empty asset key", ridx);
+    m->status = (int)st;
+    m->size = (uint64_t)sz;
+    m->policy = (unsigned)pol;
+    m->fresh_ms = fr;
+    m->pushed = f != 0;
+    return true;
+}
+
+/* Check the frame and the string table; size the arrays. */
+static bool parse_frame(dctx_t *c, json_t *root, json_t **recs, size_t *nitems, size_t *ndig)
+{
+    static const char *const members[] = {"v", "inst", "seq", "t", "str", "rec"};
+    fleetlog_batch_t *b = c->b;
+    if (!json_is_object(root))
+        return fail(c, HERALD_EPARSE, "not a JSON object");
+    json_t *v = json_object_get(root, "v");
+    if (!json_is_integer(v))
+        return fail(c, HERALD_EPARSE, "no \"v\"");
+    if (json_integer_value(v) != FLEETLOG_VERSION)
+        return fail(c, HERALD_EUNSUPPORTED,
+                    "version %" JSON_INTEGER_FORMAT " (this herald reads %d)",
+                    json_integer_value(v), FLEETLOG_VERSION);
+    if (!only(c, root, members, N_(members), "batch", 0))
+        return false;
+    json_t *inst = json_object_get(root, "inst");
+    if (!json_is_string(inst) || !fleetlog_instance_valid(json_string_value(inst)) ||
+        strlen(json_string_value(inst)) != json_string_length(inst))
+        return fail(c, HERALD_EPARSE, "bad \"inst\"");
+    memcpy(b->instance, json_string_value(inst), json_string_length(inst) + 1);
+    int64_t seq, t;
+    if (!get_i(c, root, "seq", 1, FLEETLOG_MAX_INT, 0, &seq, "batch", 0) ||
+        !get_i(c, root, "t", 0, FLEETLOG_MAX_INT, -1, &t, "batch", 0))
+        return false;
+    if (seq == 0 || t < 0)
+        return fail(c, HERALD_EPARSE, "missing \"seq\" or \"t\"");
+    b->seq = (uint64_t)seq;
+    b->t_ms = t;
+    json_t *str = json_object_get(root, "str");
+    *recs = json_object_get(root, "rec");
+    if (!json_is_array(str) || !json_is_array(*recs))
+        return fail(c, HERALD_EPARSE, "\"str\" or \"rec\" is not an array");
+    if (json_array_size(str) > FLEETLOG_MAX_STRINGS)
+        return fail(c, HERALD_ETOOBIG, "%zu strings (at most %d)", json_array_size(str),
+                    FLEETLOG_MAX_STRINGS);
+    if (json_array_size(*recs) > FLEETLOG_MAX_RECORDS)
+        return fail(c, HERALD_ETOOBIG, "%zu records (at most %d)", json_array_size(*recs),
+                    FLEETLOG_MAX_RECORDS);
+    size_t bytes = 0;
+    for (size_t i = 0; i < json_array_size(str); i++) {
+        json_t *s = json_array_get(str, i);
+        if (!json_is_string(s))
+            return fail(c, HERALD_EPARSE, "string %zu is not a string", i);
+        size_t n = json_string_length(s);
+        if (n > FLEETLOG_MAX_STRING)
+            return fail(c, HERALD_ETOOBIG, "string %zu has %zu bytes (at most %d)", i, n,
+                        FLEETLOG_MAX_STRING);
+        if (memchr(json_string_value(s), '\0', n) != NULL)
+            return fail(c, HERALD_EPARSE, "string %zu contains NUL", i);
+        bytes += n + 1;
+    }
+    *nitems = *ndig = 0;
+    for (size_t i = 0; i < json_array_size(*recs); i++) {
+        json_t *ro = json_array_get(*recs, i), *it = json_object_get(ro, "it");
+        if (it != NULL && json_is_array(it)) {
+            if (json_array_size(it) > FLEETLOG_MAX_VISIT_ITEMS)
+                return fail(c, HERALD_ETOOBIG, "record %zu: %zu items (at most %d)", i,
+                            json_array_size(it), FLEETLOG_MAX_VISIT_ITEMS);
+            *nitems += json_array_size(it);
+        }
+        if (json_object_get(ro, "dig") != NULL)
+            (*ndig)++;
+    }
+    if (*nitems > FLEETLOG_MAX_ITEMS)
+        return fail(c, HERALD_ETOOBIG, "%zu items (at most %d)", *nitems, FLEETLOG_MAX_ITEMS);
+    b->arena = malloc(bytes ? bytes : 1);
+    b->strs = malloc((json_array_size(str) ? json_array_size(str) : 1) * sizeof(*b->strs));
+    if (b->arena == NULL || b->strs == NULL)
+        return fail(c, HERALD_ENOMEM, "out of memory");
+    char *p = b->arena;
+    for (size_t i = 0; i < json_array_size(str); i++) {
+        json_t *s = json_array_get(str, i);
+        size_t n = json_string_length(s);
+        memcpy(p, json_string_value(s), n + 1);
+        b->strs[i] = p;
+        p += n + 1;
+    }
+    b->nstr = json_array_size(str);
+    return true;
+}
+
+static bool parse_batch(dctx_t *c, json_t *root)
+{
+    fleetlog_batch_t *b = c->b;
+    json_t *recs = NULL;
+    size_t nitems = 0, ndig = 0;
+    if (!parse_frame(c, root, &recs, &nitems, &ndig))
+        return false;
+    size_t n = json_array_size(recs);
+    b->recs = calloc(n ? n : 1, sizeof(*b->recs));
+    b->items = calloc(nitems ? nitems : 1, sizeof(*b->items));
+    b->digests = calloc(ndig ? ndig : 1, sizeof(*b->digests));
+    if (b->recs == NULL || b->items == NULL || b->digests == NULL)
+        return fail(c, HERALD_ENOMEM, "out of memory");
+    size_t used = 0;
+    for (size_t i = 0; i < n; i++) {
+        json_t *ro = json_array_get(recs, i), *r = json_object_get(ro, "r");
+        fleetlog_rec_t *rec = &b->recs[i];
+        if (!json_is_object(ro) || !json_is_string(r))
+            return fail(c, HERALD_EPARSE, "record %zu: not an object with \"r\"", i);
+        if (strcmp(json_string_value(r), "visit") == 0) {
+            rec->type = FLEETLOG_REC_VISIT;
+            if (!parse_visit(c, ro, rec, &used, i))
+                return false;
+        } else if (strcmp(json_string_value(r), "asset") == 0) {
+            rec->type = FLEETLOG_REC_ASSET;
+            if (!parse_asset(c, ro, rec, i))
+                return false;
+        } else {
+            return fail(c, HERALD_EPARSE, "record %zu: unknown type", i);
+        }
+        b->n = i + 1;
+    }
+    return true;
+}
+
+int fleetlog_decode(const char *data, size_t len, fleetlog_batch_t *out, char *reason,
+                    size_t reasonlen)
+{
+    if (reason && reasonlen)
+        reason[0] = '\0';
+    if (out == NULL)
+        return HERALD_EINVAL;
+    memset(out, 0, sizeof(*out));
+    dctx_t c = {.reason = reason, .reasonlen = reasonlen, .b = out};
+    if (data == NULL) {
+        fail(&c, HERALD_EINVAL, "no data");
+        return c.rc;
+    }
+    if (len > FLEETLOG_MAX_BATCH_BYTES) {
+        fail(&c, HERALD_ETOOBIG, "%zu bytes (at most %u)", len, FLEETLOG_MAX_BATCH_BYTES);
+        return c.rc;
+    }
+    json_error_t err;
+    json_t *root = json_loadb(data, len, JSON_REJECT_DUPLICATES, &err);
+    if (root == NULL) {
+        fail(&c, HERALD_EPARSE, "JSON: %s at %d", err.text, err.position);
+        return c.rc;
+    }
+    parse_batch(&c, root);
+    json_decref(root);
+    if (c.rc != 0)
+        fleetlog_batch_dispose(out);
+    return c.rc;
+}
+
+void fleetlog_batch_dispose(fleetlog_batch_t *b)
+{
+    if (b == NULL)
+        return;
+    for (size_t i = 0; i < b->ndigests; i++)
+        digest_dispose(&b->digests[i]);
+    free(b->digests);
+    free(b->items);
+    free(b->recs);
+    free(b->strs);
+    free(b->arena);
+    memset(b, 0, sizeof(*b));
+}

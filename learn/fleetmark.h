@@ -1,0 +1,110 @@
+/*
+ * The fleet-wide poisoning bound (docs/fleet.md): one client moves a page's
+ * (and a template's) plan by at most one visit's weight per window, across
+ * all instances. A client is identified by a mark, an opaque 64-bit hash of
+ * its address (fleetmark_client_hash), never the address itself. A visit
+ * counts only when no live mark (client, page key) exists; counting it
+ * sets the mark until the visit's time + the window.
+ *
+ * The proxy keeps the marks in Redis with a TTL (fleetkey_mark names the
+ * key, FLEETKEY_LUA_MARK sets it when absent and reports a live one) and
+ * mirrors what it learns in a fleetmark_t: a bounded local cache that
+ * decides alone while Redis is away, and that fleetfold_apply consults for
+ * the visits other instances shared (a mark learned from one instance's
+ * batch vetoes the same client's visit of the same page elsewhere).
+ *
+ * Pure: no network, no logging, no locks (one thread at a time); a
+ * fleetmark_t allocates only at creation.
+ */
+#ifndef HERALD_FLEETMARK_H
+#define HERALD_FLEETMARK_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+/**
+ * Default window. A plan follows roughly the last ten counted visits
+ * (PAGEMAP_DEFAULT_DECAY), so one client alone needs hours to move a
+ * confirmed edge while other clients keep voting; a window much longer
+ * would lose the visits of many users behind one address (a NAT).
+ */
+#define FLEETMARK_DEFAULT_WINDOW_MS (10 * 60 * 1000)
+/** Default capacity of the local cache (32 bytes a mark). */
+#define FLEETMARK_DEFAULT_CAP 65536
+
+/**
+ * The mark of a client address: the first 64 bits of SHA-256(salt, the
+ * address's network), never 0. The network is the IPv4 address (also
+ * when written as an IPv4-mapped IPv6 address), the /64 prefix of an IPv6
+ * address (one subscriber holds a /64), or the string itself when it is
+ * neither (brackets around IPv6 are ignored; a port is not expected).
+ * `salt` (saltlen bytes, may be NULL/0; longer than 32 bytes: hashed
+ * first) is the same on every instance of a
+ * fleet. `addr` NULL or "": 0 (no mark: the visit always counts).
+ */
+uint64_t fleetmark_client_hash(const char *addr, const void *salt, size_t saltlen);
+
+/** The hash of a page or template key in a mark: first 64 bits of SHA-256, never 0. */
+uint64_t fleetmark_key_hash(const char *key);
+
+typedef struct fleetmark fleetmark_t;
+
+/**
+ * A local mark cache holding at most `cap` marks (>= 1), each set for
+ * `window_ms` (>= 1). When full, the oldest inserted mark goes (that
+ * client may count once more early). *out owned by the caller
+ * (fleetmark_destroy). Returns 0, HERALD_EINVAL or HERALD_ENOMEM.
+ */
+int fleetmark_create(size_t cap, int64_t window_ms, fleetmark_t **out);
+
+/** Free the cache. NULL is a no-op. */
+void fleetmark_destroy(fleetmark_t *m);
+
+/** The window given at creation. */
+int64_t fleetmark_window(const fleetmark_t *m);
+
+/** Live and expired marks held. */
+size_t fleetmark_count(const fleetmark_t *m);
+
+/**
+ * The decision alone: a visit of `key` by `client` at `now_ms` may count
+ * (no mark of it lives past now_ms). client 0: true. `key` borrowed.
+ */
+bool fleetmark_allows(const fleetmark_t *m, uint64_t client, const char *key, int64_t now_ms);
+
+/**
+ * Decide and record: true when the visit counts, and then the mark lives
+ * until now_ms + window; false when a live mark exists (unchanged).
+ * client 0: true, nothing recorded.
+ */
+bool fleetmark_take(fleetmark_t *m, uint64_t client, const char *key, int64_t now_ms);
+
+/**
+ * One visit: *page true when the page key's mark was free (now taken);
+ * *tpl true when, in addition, `template_key` (NULL or equal to page_key:
+ * none) was free (now taken). A visit whose page does not count commits
+ * nothing, so its template mark is not taken either (as a connection that
+ * teaches a page only once: session.h).
+ */
+void fleetmark_take_visit(fleetmark_t *m, uint64_t client, const char *page_key,
+                          const char *template_key, int64_t now_ms, bool *page, bool *tpl);
+
+/**
+ * Record a mark learned elsewhere that lives until until_ms (a Redis
+ * mark's expiry). A later end replaces an earlier one. client 0: no-op.
+ */
+void fleetmark_note(fleetmark_t *m, uint64_t client, const char *key, int64_t until_ms);
+
+/**
+ * Fold one answer of FLEETKEY_LUA_MARK for (client, key) asked at now_ms:
+ * `reply` 0 means Redis set the mark (the visit counts; the cache notes
+ * it for the window), a positive value is the live mark's remaining TTL
+ * in ms (the visit does not count; the cache notes it). Returns whether
+ * the visit counts. A negative reply (no answer) falls back to
+ * fleetmark_take.
+ */
+bool fleetmark_redis_reply(fleetmark_t *m, uint64_t client, const char *key, int64_t now_ms,
+                           long long reply);
+
+#endif

@@ -1,0 +1,607 @@
+/* learn/fleetlog: evidence batches round trip, builder caps, strict decoding (each cap). */
+#include "learn/fleetlog.h"
+
+#include <math.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+
+#include "herald/error.h"
+#include "tests/unit/testutil.h"
+
+#define CSS "https://e.com/a.css"
+
+static digest_t make_digest(void)
+{
+    digest_builder_t db;
+    digest_builder_init(&db, DIGEST_DEFAULT_LOG2P);
+    CHECK_INTEQ(digest_builder_add(&db, CSS, "\"v1\""), 0);
+    CHECK_INTEQ(digest_builder_add(&db, "https://e.com/b.js", NULL), 0);
+    char *val = NULL;
+    size_t vl = 0;
+    CHECK_INTEQ(digest_builder_finish(&db, &val, &vl), 0);
+    digest_builder_dispose(&db);
+    digest_t d = {0};
+    CHECK_INTEQ(digest_parse(val, vl, &d, NULL), 0);
+    free(val);
+    return d;
+}
+
+static const pagemap_item_t rich_items[] = {
+    {.url = CSS,
+     .kind = PAGEMAP_KIND_STYLE,
+     .as = "style",
+     .sources = PAGEMAP_SRC_HTML | PAGEMAP_SRC_FOLLOWUP,
+     .blocking = true,
+     .strong = true},
+    {.url = "https://e.com/f.woff2?x=\"q\"\\\n",
+     .key = "https://e.com/f.woff2",
+     .kind = PAGEMAP_KIND_FONT,
+     .crossorigin = PAGEMAP_CORS_ANONYMOUS,
+     .order = 4003,
+     .sources = PAGEMAP_SRC_CSS,
+     .group = 0,
+     .conditional = true},
+    {.url = "https://e.com/héro-ü.jpg",
+     .kind = PAGEMAP_KIND_IMAGE,
+     .crossorigin = PAGEMAP_CORS_CREDENTIALS,
+     .order = 7,
+     .group = 4000000000u,
+     .sources = PAGEMAP_SRC_HTML | PAGEMAP_SRC_HINT,
+     .skipped = true,
+     .push_cancelled = true},
+    {.url = "", .kind = PAGEMAP_KIND_SCRIPT}, /* no URL: left out, as the map does */
+    {.url = "https://cdn.e.com", .kind = PAGEMAP_KIND_PRECONNECT, .sources = PAGEMAP_SRC_LINK},
+};
+
+static pagemap_visit_t rich_visit(const digest_t *d)
+{
+    return (pagemap_visit_t){.page_key = "e.com/item/1",
+                             .template_key = "e.com/item/*",
+                             .now_ms = 1700000000123,
+                             .think_ms = 120.25,
+                             .html_size = 20480,
+                             .status = 200,
+                             .html_scanned = true,
+                             .css_scanned = true,
+                             .browser = true,
+                             .multiplexed = true,
+                             .pushes_used = true,
+                             .page_cookie = true,
+                             .page_set_cookie = true,
+                             .validator = 0xdeadbeef00000001ull,
+                             .digest = d,
+                             .items = rich_items,
+                             .nitems = sizeof(rich_items) / sizeof(rich_items[0])};
+}
+
+static void check_same_visit(const pagemap_visit_t *a, const pagemap_visit_t *b)
+{
+    CHECK_STREQ(a->page_key, b->page_key);
+    CHECK_STREQ(a->template_key, b->template_key);
+    CHECK_INTEQ(a->now_ms, b->now_ms);
+    CHECK(a->think_ms == b->think_ms);
+    CHECK_INTEQ(a->html_size, b->html_size);
+    CHECK_INTEQ(a->status, b->status);
+    CHECK(a->html_scanned == b->html_scanned && a->css_scanned == b->css_scanned);
+    CHECK(a->browser == b->browser && a->multiplexed == b->multiplexed);
+    CHECK(a->pushes_used == b->pushes_used && a->page_cookie == b->page_cookie);
+    CHECK(a->page_set_cookie == b->page_set_cookie && a->supplement == b->supplement);
+    CHECK(a->validator == b->validator);
+    CHECK((a->digest == NULL) == (b->digest == NULL));
+    if (a->digest && b->digest) {
+        CHECK_INTEQ(a->digest->log2n, b->digest->log2n);
+        CHECK_INTEQ(a->digest->log2p, b->digest->log2p);
+        CHECK_INTEQ(a->digest->n, b->digest->n);
+        for (size_t i = 0; i < a->digest->n && i < b->digest->n; i++)
+            CHECK(a->digest->v[i] == b->digest->v[i]);
+    }
+    /* b has the items of a that have a URL, in order */
+    size_t j = 0;
+    for (size_t i = 0; i < a->nitems; i++) {
+        const pagemap_item_t *x = &a->items[i];
+        if (x->url == NULL || x->url[0] == '\0')
+            continue;
+        CHECK(j < b->nitems);
+        if (j >= b->nitems)
+            return;
+        const pagemap_item_t *y = &b->items[j++];
+        CHECK_STREQ(x->url, y->url);
+        CHECK_STREQ(x->key ? x->key : x->url, y->key);
+        CHECK_INTEQ(x->kind, y->kind);
+        CHECK_STREQ(x->as, y->as);
+        CHECK_INTEQ(x->crossorigin, y->crossorigin);
+        CHECK_INTEQ(x->order, y->order);
+        CHECK_INTEQ(x->sources, y->sources);
+        CHECK_INTEQ(x->group, y->group);
+        CHECK(x->blocking == y->blocking && x->strong == y->strong);
+        CHECK(x->conditional == y->conditional && x->skipped == y->skipped);
+        CHECK(x->push_cancelled == y->push_cancelled);
+    }
+    CHECK_INTEQ(j, b->nitems);
+}
+
+static const pagemap_asset_meta_t rich_meta = {.status = 301,
+                                               .size = 12345,
+                                               .content_type = "text/css; charset=\"utf-8\"",
+                                               .etag = "W/\"abc\"",
+                                               .last_modified = "Tue, 15 Nov 1994 08:12:31 GMT",
+                                               .location = "https://e.com/a2.css",
+                                               .policy = CACHEPOLICY_VARY_ENCODING |
+                                                         CACHEPOLICY_SET_COOKIE,
+                                               .fresh_ms = 3600000,
+                                               .pushed = true};
+
+static void check_same_meta(const pagemap_asset_meta_t *a, const pagemap_asset_meta_t *b)
+{
+    CHECK_INTEQ(a->status, b->status);
+    CHECK_INTEQ(a->size, b->size);
+    CHECK_STREQ(a->content_type, b->content_type);
+    CHECK_STREQ(a->etag, b->etag);
+    CHECK_STREQ(a->last_modified, b->last_modified);
+    CHECK_STREQ(a->location, b->location);
+    CHECK_INTEQ(a->policy, b->policy);
+    CHECK_INTEQ(a->fresh_ms, b->fresh_ms);
+    CHECK(a->pushed == b->pushed);
+}
+
+static size_t count(const char *hay, const char *needle)
+{
+    size_t n = 0;
+    for (const char *p = strstr(hay, needle); p != NULL; p = strstr(p + 1, needle))
+        n++;
+    return n;
+}
+
+/* Re-encode a decoded batch with the same instance and number. */
+static char *reencode(const fleetlog_batch_t *b, size_t *len)
+{
+    fleetlog_builder_t *w = NULL;
+    CHECK_INTEQ(fleetlog_builder_create(b->instance, b->seq, &w), 0);
+    for (size_t i = 0; w && i < b->n; i++) {
+        const fleetlog_rec_t *r = &b->recs[i];
+        if (r->type == FLEETLOG_REC_VISIT)
+            CHECK_INTEQ(fleetlog_builder_add_visit(w, &r->visit, r->client), 0);
+        else
+            CHECK_INTEQ(fleetlog_builder_add_asset(w, r->asset_key, &r->meta), 0);
+    }
+    char *out = NULL;
+    CHECK_INTEQ(fleetlog_builder_finish(w, b->t_ms, &out, len, NULL), 0);
+    fleetlog_builder_destroy(w);
+    return out;
+}
+
+static void test_round_trip(void)
+{
+    digest_t d = make_digest();
+    pagemap_visit_t v = rich_visit(&d);
+    pagemap_visit_t plain = {.page_key = "e.com/", .now_ms = 5, .think_ms = -1};
+    fleetlog_builder_t *b = NULL;
+    CHECK_INTEQ(fleetlog_builder_create("inst-A.1", 7, &b), 0);
+    CHECK_INTEQ(fleetlog_builder_next_seq(b), 7);
+    CHECK_INTEQ(fleetlog_builder_add_visit(b, &v, 0x9f86d081884c7d65ull), 0);
+    CHECK_INTEQ(fleetlog_builder_add_asset(b, CSS, &rich_meta), 0);
+    CHECK_INTEQ(fleetlog_builder_add_visit(b, &plain, 0), 0);
+    pagemap_asset_meta_t bare = {.status = 200, .fresh_ms = -1};
+    CHECK_INTEQ(fleetlog_builder_add_asset(b, "https://e.com/x", &bare), 0);
+    pagemap_visit_t auth = v;
+    auth.authorized = true; /* teaches nothing: not recorded */
+    CHECK_INTEQ(fleetlog_builder_add_visit(b, &auth, 1), 0);
+    CHECK_INTEQ(fleetlog_builder_records(b), 4);
+    CHECK(!fleetlog_builder_full(b));
+    size_t bound = fleetlog_builder_bytes(b);
+
+    char *s = NULL;
+    size_t len = 0;
+    uint64_t seq = 0;
+    CHECK_INTEQ(fleetlog_builder_finish(b, 1700000000999, &s, &len, &seq), 0);
+    CHECK_INTEQ(seq, 7);
+    CHECK_INTEQ(fleetlog_builder_next_seq(b), 8);
+    CHECK_INTEQ(fleetlog_builder_records(b), 0);
+    CHECK(s != NULL && strlen(s) == len);
+    CHECK(bound >= len && bound <= len + 64);
+    /* every string once: the CSS URL is a key in the visit and in the asset record */
+    CHECK_INTEQ(count(s, "\"" CSS "\""), 1);
+
+    testutil_guard_t g;
+    const char *gs = testutil_guard(&g, s, len); /* an over-read crashes */
+    fleetlog_batch_t out;
+    char reason[160];
+    CHECK_INTEQ(fleetlog_decode(gs, len, &out, reason, sizeof(reason)), 0);
+    testutil_guard_free(&g);
+    CHECK_STREQ(out.instance, "inst-A.1");
+    CHECK_INTEQ(out.seq, 7);
+    CHECK_INTEQ(out.t_ms, 1700000000999);
+    CHECK_INTEQ(out.n, 4);
+    if (out.n == 4) {
+        CHECK_INTEQ(out.recs[0].type, FLEETLOG_REC_VISIT);
+        CHECK(out.recs[0].client == 0x9f86d081884c7d65ull);
+        check_same_visit(&v, &out.recs[0].visit);
+        CHECK_INTEQ(out.recs[1].type, FLEETLOG_REC_ASSET);
+        CHECK_STREQ(out.recs[1].asset_key, CSS);
+        check_same_meta(&rich_meta, &out.recs[1].meta);
+        CHECK(out.recs[2].client == 0);
+        check_same_visit(&plain, &out.recs[2].visit);
+        check_same_meta(&bare, &out.recs[3].meta);
+    }
+    /* canonical: decoding and encoding again gives the same bytes */
+    size_t len2 = 0;
+    char *s2 = reencode(&out, &len2);
+    CHECK_STREQ(s, s2);
+    free(s2);
+    fleetlog_batch_dispose(&out);
+    CHECK(out.recs == NULL && out.n == 0);
+    free(s);
+
+    /* an empty batch is valid */
+    CHECK_INTEQ(fleetlog_builder_finish(b, 1, &s, &len, &seq), 0);
+    CHECK_INTEQ(seq, 8);
+    CHECK_INTEQ(fleetlog_decode(s, len, &out, reason, sizeof(reason)), 0);
+    CHECK_INTEQ(out.n, 0);
+    fleetlog_batch_dispose(&out);
+    free(s);
+    fleetlog_builder_destroy(b);
+    digest_dispose(&d);
+}
+
+/* The string table: a page visited again costs numbers, not URLs. */
+static void test_string_table(void)
+{
+    char urls[12][100];
+    pagemap_item_t it[12];
+    size_t total = 0;
+    for (int i = 0; i < 12; i++) {
+        snprintf(
+            urls[i], sizeof(urls[i]),
+            "https://www.example.com/wp-content/themes/twentytwentythree/assets/%d.css?ver=6.1", i);
+        it[i] = (pagemap_item_t){.url = urls[i],
+                                 .kind = PAGEMAP_KIND_STYLE,
+                                 .sources = PAGEMAP_SRC_HTML | PAGEMAP_SRC_FOLLOWUP,
+                                 .strong = true};
+        total += strlen(urls[i]);
+    }
+    pagemap_visit_t v = {.page_key = "www.example.com/2023/01/hello-world/",
+                         .now_ms = 1700000000000,
+                         .status = 200,
+                         .browser = true,
+                         .items = it,
+                         .nitems = 12};
+    fleetlog_builder_t *b = NULL;
+    CHECK_INTEQ(fleetlog_builder_create("a", 1, &b), 0);
+    CHECK_INTEQ(fleetlog_builder_add_visit(b, &v, 1), 0);
+    size_t one = fleetlog_builder_bytes(b);
+    CHECK_INTEQ(fleetlog_builder_add_visit(b, &v, 2), 0);
+    size_t two = fleetlog_builder_bytes(b);
+    CHECK(two - one < total); /* the second visit repeats no URL */
+    char *out = NULL;
+    CHECK_INTEQ(fleetlog_builder_finish(b, 1, &out, NULL, NULL), 0);
+    for (int i = 0; out && i < 12; i++)
+        CHECK_INTEQ(count(out, urls[i]), 1);
+    free(out);
+    fprintf(stderr,
+            "string table: a visit of 12 items (%zu bytes of URLs) costs %zu bytes, "
+            "the same page again %zu\n",
+            total, one, two - one);
+    fleetlog_builder_destroy(b);
+}
+
+static void test_builder_refuses(void)
+{
+    fleetlog_builder_t *b = NULL;
+    CHECK_INTEQ(fleetlog_builder_create("bad id", 1, &b), HERALD_EINVAL);
+    CHECK_INTEQ(fleetlog_builder_create("a", 0, &b), HERALD_EINVAL);
+    char longid[FLEETLOG_MAX_INSTANCE + 2];
+    memset(longid, 'x', sizeof(longid) - 1);
+    longid[sizeof(longid) - 1] = '\0';
+    CHECK(!fleetlog_instance_valid(longid));
+    longid[FLEETLOG_MAX_INSTANCE] = '\0';
+    CHECK(fleetlog_instance_valid(longid));
+    CHECK_INTEQ(fleetlog_builder_create("a", 1, &b), 0);
+
+    pagemap_item_t it = {.url = "https://e.com/\xc3\x28", .kind = PAGEMAP_KIND_IMAGE};
+    pagemap_visit_t v = {.page_key = "e.com/", .now_ms = 1, .items = &it, .nitems = 1};
+    CHECK_INTEQ(fleetlog_builder_add_visit(b, &v, 0), HERALD_EINVAL); /* not UTF-8 */
+    it.url = "https://e.com/\xed\xa0\x80";                            /* a surrogate */
+    CHECK_INTEQ(fleetlog_builder_add_visit(b, &v, 0), HERALD_EINVAL);
+    it.url = "https://e.com/\xe0\x80\xaf"; /* overlong */
+    CHECK_INTEQ(fleetlog_builder_add_visit(b, &v, 0), HERALD_EINVAL);
+    it.url = "https://e.com/ok";
+    it.crossorigin = (pagemap_cors_t)3;
+    CHECK_INTEQ(fleetlog_builder_add_visit(b, &v, 0), HERALD_EINVAL);
+    it.crossorigin = PAGEMAP_CORS_NONE;
+    v.status = 1000;
+    CHECK_INTEQ(fleetlog_builder_add_visit(b, &v, 0), HERALD_EINVAL);
+    v.status = 200;
+    v.page_key = "";
+    CHECK_INTEQ(fleetlog_builder_add_visit(b, &v, 0), HERALD_EINVAL);
+    v.page_key = "e.com/";
+    char *huge = malloc(FLEETLOG_MAX_STRING + 2);
+    memset(huge, 'u', FLEETLOG_MAX_STRING + 1);
+    huge[FLEETLOG_MAX_STRING + 1] = '\0';
+    it.url = huge;
+    CHECK_INTEQ(fleetlog_builder_add_visit(b, &v, 0), HERALD_EINVAL);
+    pagemap_asset_meta_t m = {.status = 200, .etag = huge};
+    CHECK_INTEQ(fleetlog_builder_add_asset(b, "https://e.com/ok", &m), HERALD_EINVAL);
+    huge[FLEETLOG_MAX_STRING] = '\0'; /* exactly the cap: fine */
+    CHECK_INTEQ(fleetlog_builder_add_asset(b, "https://e.com/ok", &m), 0);
+    CHECK_INTEQ(fleetlog_builder_records(b), 1);
+
+    /* too many items */
+    pagemap_item_t *many = calloc(FLEETLOG_MAX_VISIT_ITEMS + 1, sizeof(*many));
+    char(*urls)[40] = calloc(FLEETLOG_MAX_VISIT_ITEMS + 1, sizeof(*urls));
+    for (size_t i = 0; i <= FLEETLOG_MAX_VISIT_ITEMS; i++) {
+        snprintf(urls[i], sizeof(urls[i]), "https://e.com/%zu.png", i);
+        many[i] = (pagemap_item_t){.url = urls[i], .kind = PAGEMAP_KIND_IMAGE};
+    }
+    pagemap_visit_t mv = {
+        .page_key = "e.com/m", .now_ms = 1, .items = many, .nitems = FLEETLOG_MAX_VISIT_ITEMS + 1};
+    CHECK_INTEQ(fleetlog_builder_add_visit(b, &mv, 0), HERALD_EINVAL);
+    mv.nitems = FLEETLOG_MAX_VISIT_ITEMS;
+    CHECK_INTEQ(fleetlog_builder_add_visit(b, &mv, 0), 0);
+    CHECK_INTEQ(fleetlog_builder_records(b), 2);
+    free(urls);
+    free(many);
+
+    /* a record over FLEETLOG_MAX_RECORD_BYTES: refused, the builder unchanged */
+    size_t nbig = FLEETLOG_MAX_RECORD_BYTES / FLEETLOG_MAX_STRING + 2;
+    pagemap_item_t *big = calloc(nbig, sizeof(*big));
+    char **bu = calloc(nbig, sizeof(*bu));
+    for (size_t i = 0; i < nbig; i++) {
+        bu[i] = malloc(FLEETLOG_MAX_STRING + 1);
+        memset(bu[i], 'a' + (char)(i % 26), FLEETLOG_MAX_STRING);
+        snprintf(bu[i], 24, "https://e.com/%zu/", i);
+        bu[i][strlen(bu[i])] = 'z';
+        bu[i][FLEETLOG_MAX_STRING] = '\0';
+        big[i] = (pagemap_item_t){.url = bu[i], .kind = PAGEMAP_KIND_IMAGE};
+    }
+    pagemap_visit_t bv = {.page_key = "e.com/big", .now_ms = 1, .items = big, .nitems = nbig};
+    size_t before = fleetlog_builder_bytes(b);
+    CHECK_INTEQ(fleetlog_builder_add_visit(b, &bv, 0), HERALD_ETOOBIG);
+    CHECK_INTEQ(fleetlog_builder_records(b), 2);
+    CHECK_INTEQ(fleetlog_builder_bytes(b), before);
+    /* ... and what was collected still encodes and decodes */
+    char *s = NULL;
+    size_t len = 0;
+    CHECK_INTEQ(fleetlog_builder_finish(b, 2, &s, &len, NULL), 0);
+    fleetlog_batch_t out;
+    char reason[160];
+    CHECK_INTEQ(fleetlog_decode(s, len, &out, reason, sizeof(reason)), 0);
+    CHECK_INTEQ(out.n, 2);
+    fleetlog_batch_dispose(&out);
+    free(s);
+
+    /* a batch fills up: records near the record cap, until one does not fit */
+    bv.nitems = FLEETLOG_MAX_RECORD_BYTES / (FLEETLOG_MAX_STRING + 40) - 1;
+    size_t added = 0;
+    int rc;
+    while ((rc = fleetlog_builder_add_visit(b, &bv, 0)) == 0) {
+        added++;
+        /* the same URLs again cost little: make them new */
+        for (size_t i = 0; i < bv.nitems; i++)
+            bu[i][30] = (char)('A' + (char)added);
+    }
+    CHECK_INTEQ(rc, HERALD_ETOOBIG);
+    CHECK(added >= 3 && fleetlog_builder_records(b) == added);
+    CHECK(fleetlog_builder_full(b));
+    CHECK(fleetlog_builder_bytes(b) <= FLEETLOG_MAX_BATCH_BYTES);
+    CHECK_INTEQ(fleetlog_builder_finish(b, 3, &s, &len, NULL), 0);
+    CHECK(len <= FLEETLOG_MAX_BATCH_BYTES);
+    CHECK_INTEQ(fleetlog_decode(s, len, &out, reason, sizeof(reason)), 0);
+    CHECK_INTEQ(out.n, added);
+    fleetlog_batch_dispose(&out);
+    free(s);
+    CHECK_INTEQ(fleetlog_builder_add_visit(b, &bv, 0), 0); /* fits the next batch */
+    for (size_t i = 0; i < nbig; i++)
+        free(bu[i]);
+    free(bu);
+    free(big);
+    free(huge);
+    fleetlog_builder_destroy(b);
+}
+
+/* Decode `json` and expect rc with a reason; nothing comes back. */
+static void expect(int rc, const char *json)
+{
+    fleetlog_batch_t out;
+    char reason[160] = "";
+    int got = fleetlog_decode(json, strlen(json), &out, reason, sizeof(reason));
+    CHECK_INTEQ(got, rc);
+    if (got != rc)
+        fprintf(stderr, "  input: %.200s\n  reason: %s\n", json, reason);
+    CHECK(reason[0] != '\0');
+    CHECK(out.recs == NULL && out.n == 0 && out.arena == NULL);
+    fleetlog_batch_dispose(&out);
+}
+
+#define HEAD "{\"v\":1,\"inst\":\"a\",\"seq\":1,\"t\":1,"
+#define STR "\"str\":[\"e.com/\",\"https://e.com/a.css\"],"
+
+/* A batch of one visit whose item is `item` (a JSON object). */
+static char *with_item(const char *item)
+{
+    static char buf[1024];
+    snprintf(buf, sizeof(buf), HEAD STR "\"rec\":[{\"r\":\"visit\",\"t\":1,\"p\":0,\"it\":[%s]}]}",
+             item);
+    return buf;
+}
+
+/* A batch of one record `rec`. */
+static char *with_rec(const char *rec)
+{
+    static char buf[1024];
+    snprintf(buf, sizeof(buf), HEAD STR "\"rec\":[%s]}", rec);
+    return buf;
+}
+
+static void test_decode_rejects(void)
+{
+    /* the base case decodes */
+    fleetlog_batch_t out;
+    const char *ok = with_item("{\"k\":1,\"kd\":\"style\"}");
+    CHECK_INTEQ(fleetlog_decode(ok, strlen(ok), &out, NULL, 0), 0);
+    fleetlog_batch_dispose(&out);
+
+    expect(HERALD_EPARSE, "");
+    expect(HERALD_EPARSE, "{\"v\":1");
+    expect(HERALD_EPARSE, "[]");
+    expect(HERALD_EPARSE, HEAD STR "\"rec\":[]} x");
+    expect(HERALD_EUNSUPPORTED, "{\"v\":2,\"inst\":\"a\",\"seq\":1,\"t\":1,\"str\":[],\"rec\":[]}");
+    expect(HERALD_EPARSE, "{\"v\":\"1\",\"inst\":\"a\",\"seq\":1,\"t\":1,\"str\":[],\"rec\":[]}");
+    expect(HERALD_EPARSE, HEAD STR "\"rec\":[],\"x\":1}");      /* unknown member */
+    expect(HERALD_EPARSE, HEAD "\"seq\":2," STR "\"rec\":[]}"); /* duplicate */
+    expect(HERALD_EPARSE, "{\"v\":1,\"inst\":\"a b\",\"seq\":1,\"t\":1,\"str\":[],\"rec\":[]}");
+    expect(HERALD_EPARSE,
+           "{\"v\":1,\"inst\":\"a\\u0000b\",\"seq\":1,\"t\":1,\"str\":[],\"rec\":[]}");
+    expect(HERALD_EPARSE, "{\"v\":1,\"inst\":\"a\",\"seq\":0,\"t\":1,\"str\":[],\"rec\":[]}");
+    expect(HERALD_EPARSE,
+           "{\"v\":1,\"inst\":\"a\",\"seq\":9007199254740992,\"t\":1,\"str\":[],\"rec\":[]}");
+    expect(HERALD_EPARSE, "{\"v\":1,\"inst\":\"a\",\"seq\":1,\"t\":-1,\"str\":[],\"rec\":[]}");
+    expect(HERALD_EPARSE, "{\"v\":1,\"inst\":\"a\",\"seq\":1,\"str\":[],\"rec\":[]}");
+    expect(HERALD_EPARSE, HEAD "\"str\":[1],\"rec\":[]}");
+    expect(HERALD_EPARSE, HEAD "\"str\":[\"a\\u0000\"],\"rec\":[]}");
+    expect(HERALD_EPARSE, HEAD "\"str\":{},\"rec\":[]}");
+    /* records */
+    expect(HERALD_EPARSE, with_rec("1"));
+    expect(HERALD_EPARSE, with_rec("{\"r\":\"other\"}"));
+    expect(HERALD_EPARSE, with_rec("{\"r\":\"visit\",\"p\":0,\"it\":[]}"));         /* no t */
+    expect(HERALD_EPARSE, with_rec("{\"r\":\"visit\",\"t\":1,\"it\":[]}"));         /* no p */
+    expect(HERALD_EPARSE, with_rec("{\"r\":\"visit\",\"t\":1,\"p\":0}"));           /* no it */
+    expect(HERALD_EPARSE, with_rec("{\"r\":\"visit\",\"t\":1,\"p\":2,\"it\":[]}")); /* index */
+    expect(HERALD_EPARSE, with_rec("{\"r\":\"visit\",\"t\":1,\"p\":-1,\"it\":[]}"));
+    expect(HERALD_EPARSE, with_rec("{\"r\":\"visit\",\"t\":1,\"p\":0.5,\"it\":[]}"));
+    expect(HERALD_EPARSE, with_rec("{\"r\":\"visit\",\"t\":1,\"p\":0,\"it\":[],\"zz\":0}"));
+    expect(HERALD_EPARSE, with_rec("{\"r\":\"visit\",\"t\":1,\"p\":0,\"st\":1000,\"it\":[]}"));
+    expect(HERALD_EPARSE, with_rec("{\"r\":\"visit\",\"t\":1,\"p\":0,\"f\":256,\"it\":[]}"));
+    expect(HERALD_EPARSE, with_rec("{\"r\":\"visit\",\"t\":1,\"p\":0,\"think\":-1,\"it\":[]}"));
+    expect(HERALD_EPARSE, with_rec("{\"r\":\"visit\",\"t\":1,\"p\":0,\"think\":1e10,\"it\":[]}"));
+    expect(HERALD_EPARSE, with_rec("{\"r\":\"visit\",\"t\":1,\"p\":0,\"html\":-1,\"it\":[]}"));
+    expect(HERALD_EPARSE, with_rec("{\"r\":\"visit\",\"t\":1,\"p\":0,\"c\":\"12\",\"it\":[]}"));
+    expect(HERALD_EPARSE,
+           with_rec("{\"r\":\"visit\",\"t\":1,\"p\":0,\"c\":\"000000000000000G\",\"it\":[]}"));
+    expect(HERALD_EPARSE,
+           with_rec("{\"r\":\"visit\",\"t\":1,\"p\":0,\"val\":\"ABCDEF0000000000\",\"it\":[]}"));
+    expect(HERALD_EPARSE, with_rec("{\"r\":\"visit\",\"t\":1,\"p\":0,\"dig\":\"!!\",\"it\":[]}"));
+    expect(HERALD_EPARSE, with_rec("{\"r\":\"visit\",\"t\":1,\"p\":0,\"dig\":3,\"it\":[]}"));
+    expect(HERALD_EPARSE, "{\"v\":1,\"inst\":\"a\",\"seq\":1,\"t\":1,\"str\":[\"\"],\"rec\":"
+                          "[{\"r\":\"visit\",\"t\":1,\"p\":0,\"it\":[]}]}"); /* empty page key */
+    /* items */
+    expect(HERALD_EPARSE, with_item("1"));
+    expect(HERALD_EPARSE, with_item("{\"kd\":\"style\"}"));
+    expect(HERALD_EPARSE, with_item("{\"k\":1}"));
+    expect(HERALD_EPARSE, with_item("{\"k\":1,\"kd\":\"stylesheet\"}"));
+    expect(HERALD_EPARSE, with_item("{\"k\":1,\"kd\":\"style\",\"co\":3}"));
+    expect(HERALD_EPARSE, with_item("{\"k\":1,\"kd\":\"style\",\"s\":64}"));
+    expect(HERALD_EPARSE, with_item("{\"k\":1,\"kd\":\"style\",\"f\":32}"));
+    expect(HERALD_EPARSE, with_item("{\"k\":1,\"kd\":\"style\",\"g\":4294967296}"));
+    expect(HERALD_EPARSE, with_item("{\"k\":1,\"kd\":\"style\",\"o\":-1}"));
+    expect(HERALD_EPARSE, with_item("{\"k\":1,\"kd\":\"style\",\"u\":9}"));
+    expect(HERALD_EPARSE, with_item("{\"k\":1,\"kd\":\"style\",\"why\":1}"));
+    /* asset records */
+    expect(HERALD_EPARSE, with_rec("{\"r\":\"asset\"}"));
+    expect(HERALD_EPARSE, with_rec("{\"r\":\"asset\",\"k\":1,\"pol\":2048}"));
+    expect(HERALD_EPARSE, with_rec("{\"r\":\"asset\",\"k\":1,\"fr\":-2}"));
+    expect(HERALD_EPARSE, with_rec("{\"r\":\"asset\",\"k\":1,\"f\":2}"));
+    expect(HERALD_EPARSE, with_rec("{\"r\":\"asset\",\"k\":1,\"st\":-1}"));
+    expect(HERALD_EPARSE, with_rec("{\"r\":\"asset\",\"k\":1,\"et\":7}"));
+    expect(HERALD_EPARSE, with_rec("{\"r\":\"asset\",\"k\":1,\"it\":[]}"));
+}
+
+/* Build "{...,"str":[<n strings>],"rec":[<m records>]}" with a printf-style element. */
+static char *repeat(const char *head, const char *elem, size_t n, const char *mid,
+                    const char *elem2, size_t m, const char *tail)
+{
+    size_t cap = strlen(head) + strlen(mid) + strlen(tail) + n * (strlen(elem) + 1) +
+                 m * (strlen(elem2) + 1) + 1;
+    char *s = malloc(cap), *p = s;
+    p += sprintf(p, "%s", head);
+    for (size_t i = 0; i < n; i++)
+        p += sprintf(p, "%s%s", i ? "," : "", elem);
+    p += sprintf(p, "%s", mid);
+    for (size_t i = 0; i < m; i++)
+        p += sprintf(p, "%s%s", i ? "," : "", elem2);
+    sprintf(p, "%s", tail);
+    return s;
+}
+
+/* "xxx...x" with n x's, quotes included. */
+static char *quoted(size_t n)
+{
+    char *s = malloc(n + 3);
+    s[0] = '"';
+    memset(s + 1, 'x', n);
+    s[n + 1] = '"';
+    s[n + 2] = '\0';
+    return s;
+}
+
+static void test_decode_caps(void)
+{
+    /* too many bytes: refused before parsing */
+    size_t n = FLEETLOG_MAX_BATCH_BYTES + 1;
+    char *big = malloc(n);
+    memset(big, ' ', n);
+    fleetlog_batch_t out;
+    char reason[160];
+    CHECK_INTEQ(fleetlog_decode(big, n, &out, reason, sizeof(reason)), HERALD_ETOOBIG);
+    free(big);
+    /* too many strings; exactly the cap is fine */
+    char *s =
+        repeat(HEAD "\"str\":[", "\"\"", FLEETLOG_MAX_STRINGS + 1, "],\"rec\":[", "", 0, "]}");
+    expect(HERALD_ETOOBIG, s);
+    free(s);
+    s = repeat(HEAD "\"str\":[", "\"\"", FLEETLOG_MAX_STRINGS, "],\"rec\":[", "", 0, "]}");
+    CHECK_INTEQ(fleetlog_decode(s, strlen(s), &out, reason, sizeof(reason)), 0);
+    CHECK_INTEQ(out.nstr, FLEETLOG_MAX_STRINGS);
+    fleetlog_batch_dispose(&out);
+    free(s);
+    /* a string too long; exactly the cap is fine */
+    char *lng = quoted(FLEETLOG_MAX_STRING + 1);
+    s = repeat(HEAD "\"str\":[", lng, 1, "],\"rec\":[", "", 0, "]}");
+    expect(HERALD_ETOOBIG, s);
+    free(s);
+    free(lng);
+    lng = quoted(FLEETLOG_MAX_STRING);
+    s = repeat(HEAD "\"str\":[", lng, 1, "],\"rec\":[", "", 0, "]}");
+    CHECK_INTEQ(fleetlog_decode(s, strlen(s), &out, reason, sizeof(reason)), 0);
+    fleetlog_batch_dispose(&out);
+    free(s);
+    free(lng);
+    /* too many records */
+    s = repeat(HEAD "\"str\":[\"k\"", "", 0, "],\"rec\":[", "{\"r\":\"asset\",\"k\":0}",
+               FLEETLOG_MAX_RECORDS + 1, "]}");
+    expect(HERALD_ETOOBIG, s);
+    free(s);
+    /* too many items in one visit, and in one batch */
+    char *items =
+        repeat("", "{\"k\":0,\"kd\":\"image\"}", FLEETLOG_MAX_VISIT_ITEMS + 1, "", "", 0, "");
+    char *rec = malloc(strlen(items) + 64);
+    sprintf(rec, "{\"r\":\"visit\",\"t\":1,\"p\":0,\"it\":[%s]}", items);
+    s = repeat(HEAD "\"str\":[\"k\"", "", 0, "],\"rec\":[", rec, 1, "]}");
+    expect(HERALD_ETOOBIG, s);
+    free(s);
+    free(items);
+    free(rec);
+    items = repeat("", "{\"k\":0,\"kd\":\"image\"}", FLEETLOG_MAX_VISIT_ITEMS, "", "", 0, "");
+    rec = malloc(strlen(items) + 64);
+    sprintf(rec, "{\"r\":\"visit\",\"t\":1,\"p\":0,\"it\":[%s]}", items);
+    size_t nrec = FLEETLOG_MAX_ITEMS / FLEETLOG_MAX_VISIT_ITEMS;
+    s = repeat(HEAD "\"str\":[\"k\"", "", 0, "],\"rec\":[", rec, nrec, "]}");
+    CHECK_INTEQ(fleetlog_decode(s, strlen(s), &out, reason, sizeof(reason)), 0);
+    fleetlog_batch_dispose(&out);
+    free(s);
+    s = repeat(HEAD "\"str\":[\"k\"", "", 0, "],\"rec\":[", rec, nrec + 1, "]}");
+    expect(HERALD_ETOOBIG, s);
+    free(s);
+    free(items);
+    free(rec);
+}
+
+int main(void)
+{
+    test_round_trip();
+    test_string_table();
+    test_builder_refuses();
+    test_decode_rejects();
+    test_decode_caps();
+    return TESTUTIL_SUMMARY();
+}
