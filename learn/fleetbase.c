@@ -54,11 +54,14 @@ int fleetbase_encode(const pagemap_dump_t *d, size_t target, fleetbase_chunks_t 
         target = FLEETBASE_CHUNK_BYTES;
     if (target > FLEETBASE_MAX_CHUNK_BYTES)
         target = FLEETBASE_MAX_CHUNK_BYTES;
-    size_t cap = 0, i = 0, k = 16; /* pages per try: halved when too big, doubled when small */
+    /* From the least recently used end: loading the chunks in order leaves the
+     * map in the writer's LRU order (and a smaller map evicts the oldest). */
+    size_t cap = 0, left = d->n,
+           k = 16; /* pages per try: halved when too big, doubled when small */
     int rc = 0;
-    while (i < d->n && rc == 0) {
-        size_t kk = d->n - i < k ? d->n - i : k;
-        pagemap_dump_t sub = {.pages = d->pages + i, .n = kk}; /* a view, borrowed */
+    while (left > 0 && rc == 0) {
+        size_t kk = left < k ? left : k;
+        pagemap_dump_t sub = {.pages = d->pages + (left - kk), .n = kk}; /* a view, borrowed */
         char *s = NULL;
         size_t len = 0;
         if ((rc = snapshot_export_dump(&sub, &s, &len)) != 0)
@@ -71,7 +74,7 @@ int fleetbase_encode(const pagemap_dump_t *d, size_t target, fleetbase_chunks_t 
         if (len > FLEETBASE_MAX_CHUNK_BYTES) { /* one page alone */
             free(s);
             out->skipped++;
-            i++;
+            left--;
             continue;
         }
         if (out->n == FLEETBASE_MAX_CHUNKS) {
@@ -83,7 +86,7 @@ int fleetbase_encode(const pagemap_dump_t *d, size_t target, fleetbase_chunks_t 
             free(s);
             break;
         }
-        i += kk;
+        left -= kk;
         if (len < target / 2 && k < 4096)
             k *= 2;
     }

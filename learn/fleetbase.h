@@ -56,8 +56,11 @@ typedef struct fleetbase_chunks {
 /**
  * Cut the dump `d` (borrowed; pagemap_dump) into snapshot documents of
  * about `target` bytes each (0 = FLEETBASE_CHUNK_BYTES; a page is never
- * split, so a chunk may be larger, up to FLEETBASE_MAX_CHUNK_BYTES), in
- * the dump's order. *out is overwritten; owned by the caller
+ * split, so a chunk may be larger, up to FLEETBASE_MAX_CHUNK_BYTES).
+ * Chunk 0 holds the least recently used pages: loading the chunks in
+ * order (fleetbase_load_chunk) leaves the loader's map in the writer's LRU
+ * order, and a loader with fewer --max-pages keeps the most recent.
+ * *out is overwritten; owned by the caller
  * (fleetbase_chunks_dispose). Returns 0, HERALD_EINVAL, HERALD_ETOOBIG
  * (more than FLEETBASE_MAX_CHUNKS) or HERALD_ENOMEM (*out empty).
  */

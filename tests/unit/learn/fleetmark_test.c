@@ -1,0 +1,150 @@
+/* learn/fleetmark: client hashes, the window decision, the bounded cache against a plain model. */
+#include "learn/fleetmark.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+
+#include "herald/error.h"
+#include "tests/unit/testutil.h"
+
+static void test_client_hash(void)
+{
+    uint64_t v4 = fleetmark_client_hash("192.0.2.1", NULL, 0);
+    CHECK(v4 != 0);
+    CHECK(v4 == fleetmark_client_hash("::ffff:192.0.2.1", NULL, 0));
+    CHECK(v4 == fleetmark_client_hash("[::ffff:192.0.2.1]", NULL, 0));
+    CHECK(v4 != fleetmark_client_hash("192.0.2.2", NULL, 0));
+    /* one /64 is one client; another /64 is another */
+    uint64_t v6 = fleetmark_client_hash("2001:db8:aa:bb::1", NULL, 0);
+    CHECK(v6 == fleetmark_client_hash("2001:db8:aa:bb:ffff:1:2:3", NULL, 0));
+    CHECK(v6 == fleetmark_client_hash("[2001:db8:aa:bb::9]", NULL, 0));
+    CHECK(v6 != fleetmark_client_hash("2001:db8:aa:bc::1", NULL, 0));
+    /* the salt separates fleets */
+    CHECK(v4 != fleetmark_client_hash("192.0.2.1", "s", 1));
+    CHECK(fleetmark_client_hash("192.0.2.1", "s", 1) == fleetmark_client_hash("192.0.2.1", "s", 1));
+    char longsalt[100];
+    memset(longsalt, 'k', sizeof(longsalt));
+    CHECK(fleetmark_client_hash("192.0.2.1", longsalt, 100) !=
+          fleetmark_client_hash("192.0.2.1", longsalt, 99));
+    /* not an address: the string itself, never equal to an address's network */
+    uint64_t s = fleetmark_client_hash("unknown-client", NULL, 0);
+    CHECK(s != 0 && s != fleetmark_client_hash("unknown-client2", NULL, 0));
+    char big[600];
+    memset(big, 'z', sizeof(big) - 1);
+    big[sizeof(big) - 1] = '\0';
+    uint64_t b1 = fleetmark_client_hash(big, NULL, 0);
+    big[598] = 'y';
+    CHECK(b1 != 0 && b1 != fleetmark_client_hash(big, NULL, 0));
+    CHECK(fleetmark_client_hash(NULL, NULL, 0) == 0);
+    CHECK(fleetmark_client_hash("", NULL, 0) == 0);
+    /* the same on every instance and build: the first 64 bits of SHA-256("n" 04 c0 00 02 01)
+     * and of SHA-256("e.com/"), as python3's hashlib computes them */
+    CHECK(v4 == 0x454226afa4d05295ull);
+    CHECK(fleetmark_key_hash("e.com/") == 0x01562a7f40a4478cull);
+    CHECK(fleetmark_key_hash("e.com/") != 0);
+    CHECK(fleetmark_key_hash("e.com/") != fleetmark_key_hash("e.com/x"));
+}
+
+static void test_window(void)
+{
+    fleetmark_t *m = NULL;
+    CHECK_INTEQ(fleetmark_create(0, 10, &m), HERALD_EINVAL);
+    CHECK_INTEQ(fleetmark_create(4, 0, &m), HERALD_EINVAL);
+    CHECK_INTEQ(fleetmark_create(4, 1000, &m), 0);
+    CHECK_INTEQ(fleetmark_window(m), 1000);
+    CHECK(fleetmark_allows(m, 7, "p", 0));
+    CHECK(fleetmark_take(m, 7, "p", 100));
+    CHECK(!fleetmark_allows(m, 7, "p", 1099));
+    CHECK(!fleetmark_take(m, 7, "p", 1099));
+    CHECK(fleetmark_allows(m, 7, "q", 500)); /* another page */
+    CHECK(fleetmark_allows(m, 8, "p", 500)); /* another client */
+    CHECK(fleetmark_take(m, 0, "p", 500));   /* no mark: always */
+    CHECK(fleetmark_take(m, 0, "p", 500));
+    CHECK(fleetmark_allows(m, 7, "p", 1100)); /* the window is over */
+    CHECK(fleetmark_take(m, 7, "p", 1100));
+    CHECK(!fleetmark_take(m, 7, "p", 2099));
+
+    /* a visit: the template mark is taken only when the page counts */
+    bool page, tpl;
+    fleetmark_take_visit(m, 9, "e.com/i/1", "e.com/i/*", 0, &page, &tpl);
+    CHECK(page && tpl);
+    fleetmark_take_visit(m, 9, "e.com/i/2", "e.com/i/*", 10, &page, &tpl);
+    CHECK(page && !tpl);
+    fleetmark_take_visit(m, 9, "e.com/i/2", "e.com/i/*", 20, &page, &tpl);
+    CHECK(!page && !tpl);
+    fleetmark_take_visit(m, 9, "e.com/x", "e.com/x", 20, &page, &tpl);
+    CHECK(page && !tpl); /* a template equal to the page is none */
+
+    /* marks learned from Redis */
+    fleetmark_note(m, 11, "p", 5000);
+    CHECK(!fleetmark_allows(m, 11, "p", 4999));
+    CHECK(fleetmark_allows(m, 11, "p", 5000));
+    fleetmark_note(m, 11, "p", 4000); /* an earlier end does not shorten it */
+    CHECK(!fleetmark_allows(m, 11, "p", 4500));
+    CHECK(fleetmark_redis_reply(m, 12, "p", 100, 0)); /* Redis set it: counts, noted */
+    CHECK(!fleetmark_allows(m, 12, "p", 1099));
+    CHECK(!fleetmark_redis_reply(m, 13, "p", 100, 250)); /* live elsewhere for 250 ms */
+    CHECK(!fleetmark_allows(m, 13, "p", 349));
+    CHECK(fleetmark_allows(m, 13, "p", 350));
+    CHECK(fleetmark_redis_reply(m, 14, "p", 100, -1)); /* no answer: the cache decides */
+    CHECK(!fleetmark_redis_reply(m, 14, "p", 200, -1));
+    fleetmark_destroy(m);
+}
+
+/* The cache against a plain list (capacity, eviction of the oldest inserted, lookups). */
+static void test_model(void)
+{
+    /* a window longer than the ring lasts: live marks are evicted too */
+    enum { CAP = 128, OPS = 200000, WINDOW = 300 };
+    fleetmark_t *m = NULL;
+    CHECK_INTEQ(fleetmark_create(CAP, WINDOW, &m), 0);
+    struct {
+        uint64_t c;
+        int k;
+        int64_t until;
+    } model[CAP];
+    size_t head = 0, n = 0;
+    uint64_t s = 88172645463325252ull;
+    char key[16];
+    int bad = 0, evicted_live = 0;
+    for (int64_t t = 0; t < OPS; t++) {
+        s ^= s << 13, s ^= s >> 7, s ^= s << 17;
+        uint64_t c = 1 + s % 16;
+        int k = (int)((s >> 20) % 16);
+        snprintf(key, sizeof(key), "k%d", k);
+        /* the model's answer */
+        size_t at = SIZE_MAX;
+        for (size_t i = 0; i < n; i++) {
+            size_t j = (head + i) % CAP;
+            if (model[j].c == c && model[j].k == k)
+                at = j;
+        }
+        bool want = at == SIZE_MAX || model[at].until <= t;
+        bool got = fleetmark_take(m, c, key, t);
+        bad += got != want;
+        if (want) {
+            if (at != SIZE_MAX) {
+                model[at].until = t + WINDOW;
+            } else {
+                if (n == CAP) {
+                    evicted_live += model[head].until > t;
+                    head = (head + 1) % CAP, n--;
+                }
+                size_t j = (head + n++) % CAP;
+                model[j].c = c, model[j].k = k, model[j].until = t + WINDOW;
+            }
+        }
+    }
+    CHECK_INTEQ(bad, 0);
+    CHECK(evicted_live > 1000); /* the case this test is for happened */
+    CHECK_INTEQ(fleetmark_count(m), CAP);
+    fleetmark_destroy(m);
+}
+
+int main(void)
+{
+    test_client_hash();
+    test_window();
+    test_model();
+    return TESTUTIL_SUMMARY();
+}
