@@ -189,7 +189,8 @@ static int apply_visit(pagemap_t *pm, fleetmark_t *marks, const fleetlog_rec_t *
     pagemap_visit_t v = r->visit;
     if (!v.supplement && marks != NULL && r->client != 0) {
         bool page, tpl;
-        fleetmark_take_visit(marks, r->client, v.page_key, v.template_key, v.now_ms, &page, &tpl);
+        fleetmark_take_visit(marks, r->client, v.page_key, v.template_key, v.now_ms, true, &page,
+                             &tpl);
         if (!page) {
             res->vetoed++;
             return 0;

@@ -107,7 +107,8 @@ typedef struct fleetfold_result {
  * batch is first recorded as applied (so a failure below never leads to
  * counting it twice), then each record applied in order: a visit, unless
  * it is a supplement, first passes the client marks of `marks` (may be
- * NULL: no bound; fleetmark_take_visit at the visit's own time): a visit
+ * NULL: no bound; fleetmark_take_visit as folded, at the visit's own
+ * time: only visits this map counted bar it): a visit
  * whose page mark is live commits nothing, one whose template mark alone
  * is live commits to its page only. `res` (may be NULL) is filled.
  * Returns 0, HERALD_EINVAL (NULL f, pm or b) or HERALD_ENOMEM (before the

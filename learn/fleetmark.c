@@ -14,7 +14,8 @@
 
 typedef struct mark {
     uint64_t client, key;
-    int64_t until;
+    int64_t until;   /* any mark: counted or seen */
+    int64_t counted; /* a counted mark, INT64_MIN none */
 } mark_t;
 
 struct fleetmark {
@@ -176,13 +177,16 @@ static void slot_delete(fleetmark_t *m, size_t i)
     }
 }
 
-static void put(fleetmark_t *m, uint64_t client, uint64_t key, int64_t until)
+/* Record a mark until `until`; `counted` marks count for folds too. */
+static void put(fleetmark_t *m, uint64_t client, uint64_t key, int64_t until, bool counted)
 {
     size_t s = find(m, client, key);
     if (s != SIZE_MAX) {
         mark_t *e = &m->ring[m->slots[s] - 1];
         if (until > e->until)
             e->until = until;
+        if (counted && until > e->counted)
+            e->counted = until;
         return;
     }
     if (m->n == m->cap) {
@@ -192,7 +196,7 @@ static void put(fleetmark_t *m, uint64_t client, uint64_t key, int64_t until)
         m->n--;
     }
     size_t at = (m->head + m->n) % m->cap;
-    m->ring[at] = (mark_t){client, key, until};
+    m->ring[at] = (mark_t){client, key, until, counted ? until : INT64_MIN};
     size_t i = home(m, client, key);
     while (m->slots[i] != 0)
         i = (i + 1) & m->mask;
@@ -200,17 +204,20 @@ static void put(fleetmark_t *m, uint64_t client, uint64_t key, int64_t until)
     m->n++;
 }
 
-static bool allows(const fleetmark_t *m, uint64_t client, uint64_t key, int64_t now)
+static bool allows(const fleetmark_t *m, uint64_t client, uint64_t key, int64_t now, bool folded)
 {
     size_t s = find(m, client, key);
-    return s == SIZE_MAX || m->ring[m->slots[s] - 1].until <= now;
+    if (s == SIZE_MAX)
+        return true;
+    const mark_t *e = &m->ring[m->slots[s] - 1];
+    return (folded ? e->counted : e->until) <= now;
 }
 
 bool fleetmark_allows(const fleetmark_t *m, uint64_t client, const char *key, int64_t now_ms)
 {
     if (m == NULL || client == 0 || key == NULL)
         return true;
-    return allows(m, client, fleetmark_key_hash(key), now_ms);
+    return allows(m, client, fleetmark_key_hash(key), now_ms, false);
 }
 
 static int64_t add_sat(int64_t a, int64_t b)
@@ -218,23 +225,29 @@ static int64_t add_sat(int64_t a, int64_t b)
     return a > INT64_MAX - b ? INT64_MAX : a + b;
 }
 
-bool fleetmark_take(fleetmark_t *m, uint64_t client, const char *key, int64_t now_ms)
+static bool take(fleetmark_t *m, uint64_t client, const char *key, int64_t now_ms, bool folded)
 {
     if (m == NULL || client == 0 || key == NULL)
         return true;
     uint64_t k = fleetmark_key_hash(key);
-    if (!allows(m, client, k, now_ms))
+    if (!allows(m, client, k, now_ms, folded))
         return false;
-    put(m, client, k, add_sat(now_ms, m->window));
+    put(m, client, k, add_sat(now_ms, m->window), true);
     return true;
 }
 
-void fleetmark_take_visit(fleetmark_t *m, uint64_t client, const char *page_key,
-                          const char *template_key, int64_t now_ms, bool *page, bool *tpl)
+bool fleetmark_take(fleetmark_t *m, uint64_t client, const char *key, int64_t now_ms)
 {
-    bool p = fleetmark_take(m, client, page_key, now_ms);
+    return take(m, client, key, now_ms, false);
+}
+
+void fleetmark_take_visit(fleetmark_t *m, uint64_t client, const char *page_key,
+                          const char *template_key, int64_t now_ms, bool folded, bool *page,
+                          bool *tpl)
+{
+    bool p = take(m, client, page_key, now_ms, folded);
     bool t = p && template_key != NULL && (page_key == NULL || strcmp(template_key, page_key)) &&
-             fleetmark_take(m, client, template_key, now_ms);
+             take(m, client, template_key, now_ms, folded);
     if (page)
         *page = p;
     if (tpl)
@@ -245,7 +258,7 @@ void fleetmark_note(fleetmark_t *m, uint64_t client, const char *key, int64_t un
 {
     if (m == NULL || client == 0 || key == NULL)
         return;
-    put(m, client, fleetmark_key_hash(key), until_ms);
+    put(m, client, fleetmark_key_hash(key), until_ms, false);
 }
 
 bool fleetmark_redis_reply(fleetmark_t *m, uint64_t client, const char *key, int64_t now_ms,
@@ -256,7 +269,7 @@ bool fleetmark_redis_reply(fleetmark_t *m, uint64_t client, const char *key, int
     if (m == NULL || client == 0 || key == NULL)
         return reply == 0;
     if (reply == 0) {
-        fleetmark_note(m, client, key, add_sat(now_ms, m->window));
+        put(m, client, fleetmark_key_hash(key), add_sat(now_ms, m->window), true);
         return true;
     }
     fleetmark_note(m, client, key, add_sat(now_ms, reply > INT64_MAX / 2 ? INT64_MAX / 2 : reply));

@@ -8,10 +8,19 @@
  *
  * The proxy keeps the marks in Redis with a TTL (fleetkey_mark names the
  * key, FLEETKEY_LUA_MARK sets it when absent and reports a live one) and
- * mirrors what it learns in a fleetmark_t: a bounded local cache that
- * decides alone while Redis is away, and that fleetfold_apply consults for
- * the visits other instances shared (a mark learned from one instance's
- * batch vetoes the same client's visit of the same page elsewhere).
+ * mirrors what it learns in a fleetmark_t, a bounded local cache of two
+ * kinds of marks:
+ *  - counted: this map counted a visit of the client to the page (its own
+ *    commit, or a visit folded from another instance's batch);
+ *  - seen: Redis said another instance holds the mark.
+ * Committing a local visit asks both (and Redis first, when it answers):
+ * the cache decides alone while Redis is away. Folding another instance's
+ * visit asks only the counted marks (fleetmark_take_visit with `folded`):
+ * the visit that holds a Redis mark must count where it is folded, and a
+ * second visit of the client that this map already counted (two
+ * instances decided alone while Redis was away) must not. So every map
+ * counts at most one visit per client, page and window, with Redis or
+ * without.
  *
  * Pure: no network, no logging, no locks (one thread at a time); a
  * fleetmark_t allocates only at creation.
@@ -30,7 +39,7 @@
  * would lose the visits of many users behind one address (a NAT).
  */
 #define FLEETMARK_DEFAULT_WINDOW_MS (10 * 60 * 1000)
-/** Default capacity of the local cache (32 bytes a mark). */
+/** Default capacity of the local cache (40 bytes a mark). */
 #define FLEETMARK_DEFAULT_CAP 65536
 
 /**
@@ -68,41 +77,45 @@ int64_t fleetmark_window(const fleetmark_t *m);
 size_t fleetmark_count(const fleetmark_t *m);
 
 /**
- * The decision alone: a visit of `key` by `client` at `now_ms` may count
- * (no mark of it lives past now_ms). client 0: true. `key` borrowed.
+ * The decision alone: a local visit of `key` by `client` at `now_ms` may
+ * count (no counted or seen mark of it lives past now_ms). client 0:
+ * true. `key` borrowed.
  */
 bool fleetmark_allows(const fleetmark_t *m, uint64_t client, const char *key, int64_t now_ms);
 
 /**
- * Decide and record: true when the visit counts, and then the mark lives
- * until now_ms + window; false when a live mark exists (unchanged).
- * client 0: true, nothing recorded.
+ * Decide and record a local visit: true when it counts (fleetmark_allows),
+ * and then a counted mark lives until now_ms + window; false when a live
+ * mark exists (unchanged). client 0: true, nothing recorded.
  */
 bool fleetmark_take(fleetmark_t *m, uint64_t client, const char *key, int64_t now_ms);
 
 /**
- * One visit: *page true when the page key's mark was free (now taken);
- * *tpl true when, in addition, `template_key` (NULL or equal to page_key:
- * none) was free (now taken). A visit whose page does not count commits
- * nothing, so its template mark is not taken either (as a connection that
- * teaches a page only once: session.h).
+ * One visit: *page true when the page key's mark was free (now taken as
+ * counted); *tpl true when, in addition, `template_key` (NULL or equal to
+ * page_key: none) was free (now taken). A visit whose page does not count
+ * commits nothing, so its template mark is not taken either (as a
+ * connection that teaches a page only once: session.h). `folded`: the
+ * visit comes from another instance's batch, so only counted marks bar
+ * it (see the top).
  */
 void fleetmark_take_visit(fleetmark_t *m, uint64_t client, const char *page_key,
-                          const char *template_key, int64_t now_ms, bool *page, bool *tpl);
+                          const char *template_key, int64_t now_ms, bool folded, bool *page,
+                          bool *tpl);
 
 /**
- * Record a mark learned elsewhere that lives until until_ms (a Redis
- * mark's expiry). A later end replaces an earlier one. client 0: no-op.
+ * Record a seen mark (another instance holds it in Redis) that lives until
+ * until_ms. A later end replaces an earlier one. client 0: no-op.
  */
 void fleetmark_note(fleetmark_t *m, uint64_t client, const char *key, int64_t until_ms);
 
 /**
- * Fold one answer of FLEETKEY_LUA_MARK for (client, key) asked at now_ms:
- * `reply` 0 means Redis set the mark (the visit counts; the cache notes
- * it for the window), a positive value is the live mark's remaining TTL
- * in ms (the visit does not count; the cache notes it). Returns whether
- * the visit counts. A negative reply (no answer) falls back to
- * fleetmark_take.
+ * Fold one answer of FLEETKEY_LUA_MARK for a local visit of (client, key)
+ * at now_ms: `reply` 0 means Redis set the mark for this visit (it counts;
+ * a counted mark for the window), a positive value is the remaining TTL
+ * in ms of another instance's mark (it does not count; a seen mark).
+ * Returns whether the visit counts. A negative reply (no answer: Redis
+ * away or slow) falls back to fleetmark_take.
  */
 bool fleetmark_redis_reply(fleetmark_t *m, uint64_t client, const char *key, int64_t now_ms,
                            long long reply);

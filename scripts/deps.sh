@@ -8,7 +8,7 @@ build="meson ninja-build pkg-config gcc libc6-dev libuv1-dev libnghttp2-dev libs
 libgumbo-dev liburiparser-dev zlib1g-dev libbrotli-dev libjansson-dev node-llhttp"
 test="clang libclang-rt-14-dev nghttp2-client curl nodejs python3 python3-h2
 nginx-light openssl procps util-linux chromium chromium-driver python3-websocket
-python3-selenium"
+python3-selenium redis-server libhiredis-dev"
 bench="nghttp2-proxy nghttp2-client h2o nginx-light util-linux procps python3-matplotlib"
 demo="nghttp2-client python3 openssl curl"
 # bench/learning: real web applications behind herald.  php8.2-fpm comes
@@ -65,6 +65,6 @@ apt-get update -qq >/dev/null
 apt-get install -y -qq --no-install-recommends $missing >/dev/null
 # Debian starts these services on install; herald's tests and benches run
 # their own, privately.
-for svc in nginx h2o mariadb php8.2-fpm fcgiwrap; do
+for svc in nginx h2o mariadb php8.2-fpm fcgiwrap redis-server; do
     if command -v service >/dev/null 2>&1; then service "$svc" stop >/dev/null 2>&1 || true; fi
 done

@@ -66,13 +66,13 @@ static void test_window(void)
 
     /* a visit: the template mark is taken only when the page counts */
     bool page, tpl;
-    fleetmark_take_visit(m, 9, "e.com/i/1", "e.com/i/*", 0, &page, &tpl);
+    fleetmark_take_visit(m, 9, "e.com/i/1", "e.com/i/*", 0, false, &page, &tpl);
     CHECK(page && tpl);
-    fleetmark_take_visit(m, 9, "e.com/i/2", "e.com/i/*", 10, &page, &tpl);
+    fleetmark_take_visit(m, 9, "e.com/i/2", "e.com/i/*", 10, false, &page, &tpl);
     CHECK(page && !tpl);
-    fleetmark_take_visit(m, 9, "e.com/i/2", "e.com/i/*", 20, &page, &tpl);
+    fleetmark_take_visit(m, 9, "e.com/i/2", "e.com/i/*", 20, false, &page, &tpl);
     CHECK(!page && !tpl);
-    fleetmark_take_visit(m, 9, "e.com/x", "e.com/x", 20, &page, &tpl);
+    fleetmark_take_visit(m, 9, "e.com/x", "e.com/x", 20, false, &page, &tpl);
     CHECK(page && !tpl); /* a template equal to the page is none */
 
     /* marks learned from Redis */
@@ -88,6 +88,17 @@ static void test_window(void)
     CHECK(fleetmark_allows(m, 13, "p", 350));
     CHECK(fleetmark_redis_reply(m, 14, "p", 100, -1)); /* no answer: the cache decides */
     CHECK(!fleetmark_redis_reply(m, 14, "p", 200, -1));
+
+    /* folding: a seen mark (held by another instance's visit) does not bar that visit when it
+     * arrives in a batch; a counted one (this map counted the client already) does */
+    fleetmark_take_visit(m, 13, "p", NULL, 200, true, &page, &tpl);
+    CHECK(page); /* 13 was only seen (reply 250 above): the holder's visit counts here */
+    fleetmark_take_visit(m, 13, "p", NULL, 210, true, &page, &tpl);
+    CHECK(!page); /* now counted here: a second one does not */
+    fleetmark_take_visit(m, 12, "p", NULL, 300, true, &page, &tpl);
+    CHECK(!page); /* 12 counted locally (reply 0) */
+    fleetmark_note(m, 15, "p", 10000);
+    CHECK(!fleetmark_take(m, 15, "p", 300)); /* a local visit: seen marks bar it */
     fleetmark_destroy(m);
 }
 

@@ -12,6 +12,9 @@
 #include <string.h>
 
 #include "learn/digest.h"
+#include "learn/fleetbase.h"
+#include "learn/fleetfold.h"
+#include "learn/fleetsteer.h"
 #include "learn/pagemap.h"
 #include "learn/session.h"
 #include "learn/snapshot.h"
@@ -276,6 +279,167 @@ static int op_template(void)
     return rc;
 }
 
+/* ---- the fleet's evidence -------------------------------------------------- */
+
+static const pagemap_item_t fleet_items[] = {
+    {.url = "https://e.com/a.css",
+     .kind = PAGEMAP_KIND_STYLE,
+     .as = "style",
+     .sources = PAGEMAP_SRC_HTML | PAGEMAP_SRC_FOLLOWUP,
+     .strong = true},
+    {.url = "https://e.com/f.woff2?v=1",
+     .key = "https://e.com/f.woff2",
+     .kind = PAGEMAP_KIND_FONT,
+     .sources = PAGEMAP_SRC_CSS},
+};
+static char *fleet_batch; /* a batch from instance "B", made with injection off */
+static size_t fleet_batch_len;
+
+/* jansson 2.14 reports its own allocation failures as syntax errors */
+static int parse_rc(int rc)
+{
+    return rc == HERALD_EPARSE && nomem_injected ? HERALD_ENOMEM : rc;
+}
+
+static int op_fleetlog(void)
+{
+    fleetlog_builder_t *b = NULL;
+    char *out = NULL;
+    fleetlog_batch_t batch = {0};
+    digest_builder_t db;
+    digest_t d = {0};
+    char *cookie = NULL;
+    int rc;
+    digest_builder_init(&db, 7);
+    TRY(digest_builder_add(&db, "https://e.com/a.css", NULL));
+    TRY(digest_builder_finish(&db, &cookie, NULL));
+    TRY(digest_parse(cookie, strlen(cookie), &d, NULL));
+    TRY(fleetlog_builder_create("A", 1, &b));
+    pagemap_visit_t v = {.page_key = "e.com/1",
+                         .template_key = "e.com/*",
+                         .now_ms = 5,
+                         .think_ms = 3,
+                         .status = 200,
+                         .browser = true,
+                         .digest = &d,
+                         .items = fleet_items,
+                         .nitems = 2};
+    pagemap_asset_meta_t m = {.status = 200, .etag = "\"x\"", .fresh_ms = 10};
+    for (int i = 0; i < 3; i++) {
+        size_t before = fleetlog_builder_records(b);
+        rc = i == 1 ? fleetlog_builder_add_asset(b, "https://e.com/a.css", &m)
+                    : fleetlog_builder_add_visit(b, &v, 42);
+        if (rc != 0) {
+            /* the builder is unchanged: what it holds still encodes and decodes */
+            long saved = nomem_countdown;
+            nomem_countdown = -1;
+            CHECK_INTEQ(fleetlog_builder_records(b), before);
+            size_t len = 0;
+            CHECK_INTEQ(fleetlog_builder_finish(b, 9, &out, &len, NULL), 0);
+            CHECK_INTEQ(fleetlog_decode(out, len, &batch, NULL, 0), 0);
+            CHECK_INTEQ(batch.n, before);
+            nomem_countdown = saved;
+            goto out;
+        }
+    }
+    size_t len = 0;
+    TRY(fleetlog_builder_finish(b, 9, &out, &len, NULL));
+    rc = parse_rc(fleetlog_decode(out, len, &batch, NULL, 0));
+out:
+    fleetlog_batch_dispose(&batch);
+    free(out);
+    fleetlog_builder_destroy(b);
+    free(cookie);
+    digest_dispose(&d);
+    digest_builder_dispose(&db);
+    return rc;
+}
+
+static int op_fleetfold(void)
+{
+    fleetlog_batch_t batch = {0};
+    fleetfold_t *f = NULL;
+    fleetmark_t *marks = NULL;
+    pagemap_t *pm = NULL;
+    int rc;
+    TRY(parse_rc(fleetlog_decode(fleet_batch, fleet_batch_len, &batch, NULL, 0)));
+    TRY(fleetfold_create("A", 4, 1000, &f));
+    TRY(fleetmark_create(16, 1000, &marks));
+    TRY(pagemap_create(NULL, &pm));
+    rc = fleetfold_apply(f, pm, marks, &batch, 7, NULL);
+    check_consistent(pm);
+    if (rc == 0) /* applied once, whatever failed before */
+        CHECK_INTEQ(fleetfold_seq(f, "B"), batch.seq);
+out:
+    fleetlog_batch_dispose(&batch);
+    fleetfold_destroy(f);
+    fleetmark_destroy(marks);
+    pagemap_destroy(pm);
+    return rc;
+}
+
+static int op_fleetsteer(void)
+{
+    fleetsteer_msg_t m = {.op = FLEETSTEER_PIN, .seq = 3, .t_ms = 4};
+    fleetsteer_msg_t d = {0}, *all = NULL;
+    size_t n = 0;
+    char *s = NULL, *field = NULL;
+    pagemap_t *pm = NULL;
+    int rc;
+    memcpy(m.instance, "A", 2);
+    m.page_key = "e.com/1";
+    m.asset_key = "https://e.com/p.css";
+    TRY(fleetsteer_encode(&m, &s, NULL));
+    TRY(parse_rc(fleetsteer_decode(s, strlen(s), &d, NULL, 0)));
+    TRY(fleetsteer_field(&d, &field, NULL));
+    TRY(pagemap_create(NULL, &pm));
+    TRY(fleetsteer_apply(pm, &d));
+    TRY(fleetsteer_sync(pm, &m, 1, NULL));
+    TRY(fleetsteer_collect(seeded, "A", 1, 2, &all, &n));
+    TRY(fleetsteer_sync(pm, all, n, NULL));
+    check_consistent(pm);
+out:
+    fleetsteer_msgs_free(all, n);
+    fleetsteer_msg_dispose(&d);
+    free(s);
+    free(field);
+    pagemap_destroy(pm);
+    return rc;
+}
+
+static int op_fleetbase(void)
+{
+    pagemap_dump_t d = {0};
+    fleetbase_chunks_t c = {0};
+    fleetbase_header_t h = {0};
+    fleetfold_t *f = NULL;
+    pagemap_t *pm = NULL;
+    char *hdr = NULL, reason[128];
+    size_t len = 0;
+    int rc;
+    TRY(pagemap_dump(seeded, &d));
+    TRY(fleetbase_encode(&d, 0, &c));
+    TRY(fleetfold_create("W", 4, 1000, &f));
+    TRY(fleetfold_note(f, "B", 5, 1));
+    TRY(fleetbase_header_encode(f, "W", 2, "W-1", 3, c.n, "1-0", &hdr, &len));
+    TRY(parse_rc(fleetbase_header_decode(hdr, len, &h, NULL, 0)));
+    TRY(pagemap_create(NULL, &pm));
+    for (size_t i = 0; i < c.n && rc == 0; i++) {
+        rc = parse_rc(fleetbase_load_chunk(pm, c.v[i], c.len[i], reason, sizeof(reason)));
+        check_consistent(pm);
+    }
+    if (rc == 0)
+        rc = fleetbase_header_seed(&h, f, 4);
+out:
+    pagemap_dump_dispose(&d);
+    fleetbase_chunks_dispose(&c);
+    fleetbase_header_dispose(&h);
+    fleetfold_destroy(f);
+    free(hdr);
+    pagemap_destroy(pm);
+    return rc;
+}
+
 int main(void)
 {
     json_set_alloc_funcs(json_malloc, free);
@@ -299,6 +463,33 @@ int main(void)
     nomem_exhaust("snapshot", op_snapshot, 100000);
     nomem_exhaust("digest", op_digest, 100000);
     nomem_exhaust("template", op_template, 100000);
+
+    fleetlog_builder_t *fb = NULL;
+    CHECK_INTEQ(fleetlog_builder_create("B", 5, &fb), 0);
+    pagemap_visit_t fv = {.page_key = "e.com/1",
+                          .template_key = "e.com/*",
+                          .now_ms = 5,
+                          .think_ms = -1,
+                          .status = 200,
+                          .html_scanned = true,
+                          .browser = true,
+                          .multiplexed = true,
+                          .items = fleet_items,
+                          .nitems = 2};
+    CHECK_INTEQ(fleetlog_builder_add_visit(fb, &fv, 77), 0);
+    pagemap_asset_meta_t fm = {.status = 200, .size = 3, .fresh_ms = 1};
+    CHECK_INTEQ(fleetlog_builder_add_asset(fb, "https://e.com/a.css", &fm), 0);
+    fv.now_ms = 6;
+    CHECK_INTEQ(fleetlog_builder_add_visit(fb, &fv, 77), 0); /* vetoed by the mark */
+    fv.page_key = "e.com/2";
+    CHECK_INTEQ(fleetlog_builder_add_visit(fb, &fv, 78), 0);
+    CHECK_INTEQ(fleetlog_builder_finish(fb, 9, &fleet_batch, &fleet_batch_len, NULL), 0);
+    fleetlog_builder_destroy(fb);
+    nomem_exhaust("fleetlog", op_fleetlog, 100000);
+    nomem_exhaust("fleetfold", op_fleetfold, 100000);
+    nomem_exhaust("fleetsteer", op_fleetsteer, 100000);
+    nomem_exhaust("fleetbase", op_fleetbase, 100000);
+    free(fleet_batch);
     pagemap_destroy(seeded);
     return TESTUTIL_SUMMARY();
 }
