@@ -5,11 +5,11 @@
 #include "learn/fleetbase.h"
 
 #include <jansson.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include "learn/fleetjson.h"
 #include "learn/snapshot.h"
 #include "herald/error.h"
 
@@ -171,19 +171,6 @@ int fleetbase_header_encode(const fleetfold_t *f, const char *self, uint64_t own
     return 0;
 }
 
-static int fail(char *reason, size_t reasonlen, int rc, const char *fmt, ...)
-    __attribute__((format(printf, 4, 5)));
-static int fail(char *reason, size_t reasonlen, int rc, const char *fmt, ...)
-{
-    if (reason && reasonlen) {
-        va_list ap;
-        va_start(ap, fmt);
-        vsnprintf(reason, reasonlen, fmt, ap);
-        va_end(ap);
-    }
-    return rc;
-}
-
 /* A string member that passes ok() and fits cap bytes (NUL included), copied into buf. */
 static bool get_id(json_t *o, const char *k, bool (*ok)(const char *), char *buf, size_t cap)
 {
@@ -200,46 +187,30 @@ static bool int_in(json_t *v, json_int_t lo, json_int_t hi)
     return json_is_integer(v) && json_integer_value(v) >= lo && json_integer_value(v) <= hi;
 }
 
+static const char *const header_members[] = {"v", "inst", "gen", "t", "chunks", "log", "seqs"};
+
 static int header(json_t *o, fleetbase_header_t *h, char *reason, size_t reasonlen)
 {
-    static const char *const members[] = {"v", "inst", "gen", "t", "chunks", "log", "seqs"};
-    if (!json_is_object(o))
-        return fail(reason, reasonlen, HERALD_EPARSE, "not a JSON object");
-    json_t *v = json_object_get(o, "v");
-    if (!json_is_integer(v))
-        return fail(reason, reasonlen, HERALD_EPARSE, "no \"v\"");
-    if (json_integer_value(v) != FLEETBASE_VERSION)
-        return fail(reason, reasonlen, HERALD_EUNSUPPORTED, "version %" JSON_INTEGER_FORMAT,
-                    json_integer_value(v));
-    const char *k;
-    json_t *x;
-    json_object_foreach(o, k, x)
-    {
-        size_t i = 0;
-        while (i < sizeof(members) / sizeof(members[0]) && strcmp(k, members[i]) != 0)
-            i++;
-        if (i == sizeof(members) / sizeof(members[0]))
-            return fail(reason, reasonlen, HERALD_EPARSE, "unknown member \"%.32s\"", k);
-    }
     if (!get_id(o, "inst", fleetlog_instance_valid, h->instance, sizeof(h->instance)) ||
         !get_id(o, "gen", fleetlog_instance_valid, h->gen, sizeof(h->gen)) ||
         !get_id(o, "log", log_id_ok, h->log_id, sizeof(h->log_id)))
-        return fail(reason, reasonlen, HERALD_EPARSE, "bad \"inst\", \"gen\" or \"log\"");
+        return fleetjson_reason(reason, reasonlen, HERALD_EPARSE,
+                                "bad \"inst\", \"gen\" or \"log\"");
     json_t *t = json_object_get(o, "t"), *chunks = json_object_get(o, "chunks");
     if (!int_in(t, 0, FLEETLOG_MAX_INT) || !int_in(chunks, 0, FLEETBASE_MAX_CHUNKS))
-        return fail(reason, reasonlen, HERALD_EPARSE, "bad \"t\" or \"chunks\"");
+        return fleetjson_reason(reason, reasonlen, HERALD_EPARSE, "bad \"t\" or \"chunks\"");
     h->t_ms = json_integer_value(t);
     h->chunks = (size_t)json_integer_value(chunks);
     json_t *seqs = json_object_get(o, "seqs");
     if (!json_is_array(seqs))
-        return fail(reason, reasonlen, HERALD_EPARSE, "\"seqs\" is not an array");
+        return fleetjson_reason(reason, reasonlen, HERALD_EPARSE, "\"seqs\" is not an array");
     size_t n = json_array_size(seqs);
     if (n > FLEETBASE_MAX_SEQS)
-        return fail(reason, reasonlen, HERALD_ETOOBIG, "%zu instances (at most %d)", n,
-                    FLEETBASE_MAX_SEQS);
+        return fleetjson_reason(reason, reasonlen, HERALD_ETOOBIG, "%zu instances (at most %d)", n,
+                                FLEETBASE_MAX_SEQS);
     h->seqs = malloc((n ? n : 1) * sizeof(*h->seqs));
     if (h->seqs == NULL)
-        return fail(reason, reasonlen, HERALD_ENOMEM, "out of memory");
+        return fleetjson_reason(reason, reasonlen, HERALD_ENOMEM, "out of memory");
     for (size_t i = 0; i < n; i++) {
         json_t *p = json_array_get(seqs, i);
         json_t *id = json_array_get(p, 0), *seq = json_array_get(p, 1);
@@ -247,7 +218,8 @@ static int header(json_t *o, fleetbase_header_t *h, char *reason, size_t reasonl
             json_string_length(id) > FLEETLOG_MAX_INSTANCE ||
             strlen(json_string_value(id)) != json_string_length(id) ||
             !fleetlog_instance_valid(json_string_value(id)) || !int_in(seq, 1, FLEETLOG_MAX_INT))
-            return fail(reason, reasonlen, HERALD_EPARSE, "seqs %zu: not [instance, seq]", i);
+            return fleetjson_reason(reason, reasonlen, HERALD_EPARSE,
+                                    "seqs %zu: not [instance, seq]", i);
         memcpy(h->seqs[i].instance, json_string_value(id), json_string_length(id) + 1);
         h->seqs[i].seq = (uint64_t)json_integer_value(seq);
         h->nseqs = i + 1;
@@ -258,21 +230,16 @@ static int header(json_t *o, fleetbase_header_t *h, char *reason, size_t reasonl
 int fleetbase_header_decode(const char *data, size_t len, fleetbase_header_t *out, char *reason,
                             size_t reasonlen)
 {
-    if (reason && reasonlen)
-        reason[0] = '\0';
     if (out == NULL)
         return HERALD_EINVAL;
     memset(out, 0, sizeof(*out));
-    if (data == NULL)
-        return fail(reason, reasonlen, HERALD_EINVAL, "no data");
-    if (len > FLEETBASE_MAX_HEADER_BYTES)
-        return fail(reason, reasonlen, HERALD_ETOOBIG, "%zu bytes (at most %u)", len,
-                    FLEETBASE_MAX_HEADER_BYTES);
-    json_error_t err;
-    json_t *o = json_loadb(data, len, JSON_REJECT_DUPLICATES, &err);
-    if (o == NULL)
-        return fail(reason, reasonlen, HERALD_EPARSE, "JSON: %s at %d", err.text, err.position);
-    int rc = header(o, out, reason, reasonlen);
+    json_t *o = NULL;
+    int rc =
+        fleetjson_open(data, len, FLEETBASE_MAX_HEADER_BYTES, FLEETBASE_VERSION, header_members,
+                       sizeof(header_members) / sizeof(header_members[0]), &o, reason, reasonlen);
+    if (rc != 0)
+        return rc;
+    rc = header(o, out, reason, reasonlen);
     json_decref(o);
     if (rc != 0)
         fleetbase_header_dispose(out);

@@ -15,6 +15,7 @@
 #include <string.h>
 
 #include "learn/cachepolicy.h"
+#include "learn/fleetjson.h"
 #include "herald/error.h"
 
 /* The bit values below are on the wire: changing them needs a new version. */
@@ -634,16 +635,9 @@ static bool fail(dctx_t *c, int rc, const char *fmt, ...)
 static bool only(dctx_t *c, json_t *o, const char *const *names, size_t n, const char *what,
                  size_t idx)
 {
-    const char *k;
-    json_t *v;
-    json_object_foreach(o, k, v)
-    {
-        size_t i = 0;
-        while (i < n && strcmp(k, names[i]) != 0)
-            i++;
-        if (i == n)
-            return fail(c, HERALD_EPARSE, "%s %zu: unknown member \"%.32s\"", what, idx, k);
-    }
+    const char *k = fleetjson_unknown(o, names, n);
+    if (k != NULL)
+        return fail(c, HERALD_EPARSE, "%s %zu: unknown member \"%.32s\"", what, idx, k);
     return true;
 }
 
@@ -844,19 +838,7 @@ static bool parse_asset(dctx_t *c, json_t *ro, fleetlog_rec_t *r, size_t ridx)
 /* Check the frame and the string table; size the arrays. */
 static bool parse_frame(dctx_t *c, json_t *root, json_t **recs, size_t *nitems, size_t *ndig)
 {
-    static const char *const members[] = {"v", "inst", "seq", "t", "str", "rec"};
     fleetlog_batch_t *b = c->b;
-    if (!json_is_object(root))
-        return fail(c, HERALD_EPARSE, "not a JSON object");
-    json_t *v = json_object_get(root, "v");
-    if (!json_is_integer(v))
-        return fail(c, HERALD_EPARSE, "no \"v\"");
-    if (json_integer_value(v) != FLEETLOG_VERSION)
-        return fail(c, HERALD_EUNSUPPORTED,
-                    "version %" JSON_INTEGER_FORMAT " (this herald reads %d)",
-                    json_integer_value(v), FLEETLOG_VERSION);
-    if (!only(c, root, members, N_(members), "batch", 0))
-        return false;
     json_t *inst = json_object_get(root, "inst");
     if (!json_is_string(inst) || !fleetlog_instance_valid(json_string_value(inst)) ||
         strlen(json_string_value(inst)) != json_string_length(inst))
@@ -958,29 +940,20 @@ static bool parse_batch(dctx_t *c, json_t *root)
     return true;
 }
 
+static const char *const batch_members[] = {"v", "inst", "seq", "t", "str", "rec"};
+
 int fleetlog_decode(const char *data, size_t len, fleetlog_batch_t *out, char *reason,
                     size_t reasonlen)
 {
-    if (reason && reasonlen)
-        reason[0] = '\0';
     if (out == NULL)
         return HERALD_EINVAL;
     memset(out, 0, sizeof(*out));
+    json_t *root = NULL;
+    int rc = fleetjson_open(data, len, FLEETLOG_MAX_BATCH_BYTES, FLEETLOG_VERSION, batch_members,
+                            N_(batch_members), &root, reason, reasonlen);
+    if (rc != 0)
+        return rc;
     dctx_t c = {.reason = reason, .reasonlen = reasonlen, .b = out};
-    if (data == NULL) {
-        fail(&c, HERALD_EINVAL, "no data");
-        return c.rc;
-    }
-    if (len > FLEETLOG_MAX_BATCH_BYTES) {
-        fail(&c, HERALD_ETOOBIG, "%zu bytes (at most %u)", len, FLEETLOG_MAX_BATCH_BYTES);
-        return c.rc;
-    }
-    json_error_t err;
-    json_t *root = json_loadb(data, len, JSON_REJECT_DUPLICATES, &err);
-    if (root == NULL) {
-        fail(&c, HERALD_EPARSE, "JSON: %s at %d", err.text, err.position);
-        return c.rc;
-    }
     parse_batch(&c, root);
     json_decref(root);
     if (c.rc != 0)

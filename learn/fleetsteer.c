@@ -5,11 +5,10 @@
 #include "learn/fleetsteer.h"
 
 #include <jansson.h>
-#include <stdarg.h>
-#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include "learn/fleetjson.h"
 #include "herald/error.h"
 
 static const char *const op_names[FLEETSTEER_OP_COUNT_] = {"pin", "ban", "learned", "forget-edge",
@@ -83,19 +82,6 @@ int fleetsteer_encode(const fleetsteer_msg_t *m, char **out, size_t *outlen)
     return 0;
 }
 
-static int fail(char *reason, size_t reasonlen, int rc, const char *fmt, ...)
-    __attribute__((format(printf, 4, 5)));
-static int fail(char *reason, size_t reasonlen, int rc, const char *fmt, ...)
-{
-    if (reason && reasonlen) {
-        va_list ap;
-        va_start(ap, fmt);
-        vsnprintf(reason, reasonlen, fmt, ap);
-        va_end(ap);
-    }
-    return rc;
-}
-
 /* A copy through malloc (allocation-failure tests reach it). */
 static char *dup(const char *s)
 {
@@ -104,76 +90,54 @@ static char *dup(const char *s)
     return c ? memcpy(c, s, n) : NULL;
 }
 
+static const char *const members[] = {"v", "op", "inst", "seq", "t", "page", "asset"};
+
 static int decode(json_t *o, fleetsteer_msg_t *m, char *reason, size_t reasonlen)
 {
-    static const char *const members[] = {"v", "op", "inst", "seq", "t", "page", "asset"};
-    if (!json_is_object(o))
-        return fail(reason, reasonlen, HERALD_EPARSE, "not a JSON object");
-    json_t *v = json_object_get(o, "v");
-    if (!json_is_integer(v))
-        return fail(reason, reasonlen, HERALD_EPARSE, "no \"v\"");
-    if (json_integer_value(v) != FLEETSTEER_VERSION)
-        return fail(reason, reasonlen, HERALD_EUNSUPPORTED, "version %" JSON_INTEGER_FORMAT,
-                    json_integer_value(v));
-    const char *k;
-    json_t *x;
-    json_object_foreach(o, k, x)
-    {
-        size_t i = 0;
-        while (i < sizeof(members) / sizeof(members[0]) && strcmp(k, members[i]) != 0)
-            i++;
-        if (i == sizeof(members) / sizeof(members[0]))
-            return fail(reason, reasonlen, HERALD_EPARSE, "unknown member \"%.32s\"", k);
-    }
     json_t *op = json_object_get(o, "op"), *inst = json_object_get(o, "inst");
     json_t *seq = json_object_get(o, "seq"), *t = json_object_get(o, "t");
     json_t *page = json_object_get(o, "page"), *asset = json_object_get(o, "asset");
     if (!json_is_string(op) || fleetsteer_op_parse(json_string_value(op), &m->op) != 0)
-        return fail(reason, reasonlen, HERALD_EPARSE, "bad \"op\"");
+        return fleetjson_reason(reason, reasonlen, HERALD_EPARSE, "bad \"op\"");
     if (!json_is_string(inst) || strlen(json_string_value(inst)) != json_string_length(inst) ||
         !fleetlog_instance_valid(json_string_value(inst)))
-        return fail(reason, reasonlen, HERALD_EPARSE, "bad \"inst\"");
+        return fleetjson_reason(reason, reasonlen, HERALD_EPARSE, "bad \"inst\"");
     if (!json_is_integer(seq) || json_integer_value(seq) < 1 ||
         json_integer_value(seq) > FLEETLOG_MAX_INT || !json_is_integer(t) ||
         json_integer_value(t) < 0 || json_integer_value(t) > FLEETLOG_MAX_INT)
-        return fail(reason, reasonlen, HERALD_EPARSE, "bad \"seq\" or \"t\"");
+        return fleetjson_reason(reason, reasonlen, HERALD_EPARSE, "bad \"seq\" or \"t\"");
     if (!json_is_string(page) || strlen(json_string_value(page)) != json_string_length(page) ||
         !key_ok(json_string_value(page)))
-        return fail(reason, reasonlen, HERALD_EPARSE, "bad \"page\"");
+        return fleetjson_reason(reason, reasonlen, HERALD_EPARSE, "bad \"page\"");
     if (m->op == FLEETSTEER_FORGET_PAGE
             ? asset != NULL
             : (!json_is_string(asset) ||
                strlen(json_string_value(asset)) != json_string_length(asset) ||
                !key_ok(json_string_value(asset))))
-        return fail(reason, reasonlen, HERALD_EPARSE, "bad \"asset\" for \"%s\"", op_names[m->op]);
+        return fleetjson_reason(reason, reasonlen, HERALD_EPARSE, "bad \"asset\" for \"%s\"",
+                                op_names[m->op]);
     memcpy(m->instance, json_string_value(inst), json_string_length(inst) + 1);
     m->seq = (uint64_t)json_integer_value(seq);
     m->t_ms = json_integer_value(t);
     m->page_key = dup(json_string_value(page));
     m->asset_key = asset ? dup(json_string_value(asset)) : NULL;
     if (m->page_key == NULL || (asset != NULL && m->asset_key == NULL))
-        return fail(reason, reasonlen, HERALD_ENOMEM, "out of memory");
+        return fleetjson_reason(reason, reasonlen, HERALD_ENOMEM, "out of memory");
     return 0;
 }
 
 int fleetsteer_decode(const char *data, size_t len, fleetsteer_msg_t *out, char *reason,
                       size_t reasonlen)
 {
-    if (reason && reasonlen)
-        reason[0] = '\0';
     if (out == NULL)
         return HERALD_EINVAL;
     memset(out, 0, sizeof(*out));
-    if (data == NULL)
-        return fail(reason, reasonlen, HERALD_EINVAL, "no data");
-    if (len > FLEETSTEER_MAX_BYTES)
-        return fail(reason, reasonlen, HERALD_ETOOBIG, "%zu bytes (at most %u)", len,
-                    FLEETSTEER_MAX_BYTES);
-    json_error_t err;
-    json_t *o = json_loadb(data, len, JSON_REJECT_DUPLICATES, &err);
-    if (o == NULL)
-        return fail(reason, reasonlen, HERALD_EPARSE, "JSON: %s at %d", err.text, err.position);
-    int rc = decode(o, out, reason, reasonlen);
+    json_t *o = NULL;
+    int rc = fleetjson_open(data, len, FLEETSTEER_MAX_BYTES, FLEETSTEER_VERSION, members,
+                            sizeof(members) / sizeof(members[0]), &o, reason, reasonlen);
+    if (rc != 0)
+        return rc;
+    rc = decode(o, out, reason, reasonlen);
     json_decref(o);
     if (rc != 0)
         fleetsteer_msg_dispose(out);
