@@ -27,6 +27,7 @@
 #include "proxy/delivery.h"
 #include "proxy/log.h"
 #include "proxy/metrics.h"
+#include "proxy/pace.h"
 #include "proxy/state.h"
 #include "proxy/worker.h"
 
@@ -478,6 +479,42 @@ static void handle_import(admin_conn_t *c, const char *q)
     free(mode);
 }
 
+/* Networks listed in /stats at most (the most recently measured). */
+enum { ADMIN_PACE_NETWORKS = 100 };
+
+/* The path estimates: the memory of client networks, PINGs and pacing, rates in bits/s. */
+static json_t *pace_json(const pace_stats_t *p)
+{
+    json_t *starts = json_object();
+    for (int i = 0; i < PACE_SRC_COUNT; i++)
+        json_object_set_new(starts, pace_source_name((pace_source_t)i),
+                            json_integer((json_int_t)p->starts[i]));
+    netmem_entry_t *v = xcalloc(ADMIN_PACE_NETWORKS, sizeof(*v));
+    size_t n = pace_networks(v, ADMIN_PACE_NETWORKS);
+    json_t *known = json_array();
+    for (size_t i = 0; i < n; i++) {
+        char net[64];
+        netmem_key_format(&v[i].key, net, sizeof(net));
+        json_array_append_new(known,
+                              json_pack("{s:s, s:f, s:f, s:i, s:f}", "network", net, "rate_bits_s",
+                                        v[i].est.rate * 8, "rtt_ms", v[i].est.rtt_ms, "samples",
+                                        (int)v[i].est.n, "age_s", v[i].est.age_s));
+    }
+    free(v);
+    json_t *j = json_pack(
+        "{s:I, s:{s:f, s:f, s:f}, s:{s:f, s:f, s:i}, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:o, s:o}",
+        "networks", (json_int_t)p->mem.networks, "network_rate_bits_s", "p10", p->mem.p10 * 8,
+        "p50", p->mem.p50 * 8, "p90", p->mem.p90 * 8, "population", "rate_bits_s",
+        p->mem.population.rate * 8, "rtt_ms", p->mem.population.rtt_ms, "connections",
+        (int)p->mem.population.n, "pings", (json_int_t)p->pings, "acks", (json_int_t)p->acks,
+        "samples", (json_int_t)p->samples, "notes", (json_int_t)p->commits, "holds",
+        (json_int_t)p->holds, "evicted", (json_int_t)p->mem.evicted, "expired",
+        (json_int_t)p->mem.expired, "starts", starts, "known", known);
+    if (j == NULL)
+        abort();
+    return j;
+}
+
 static void handle_stats(admin_conn_t *c)
 {
     admin_t *a = c->admin;
@@ -517,6 +554,7 @@ static void handle_stats(admin_conn_t *c)
         (json_int_t)s.assets, "visits_committed", (json_int_t)s.visits_committed);
     if (j == NULL)
         abort();
+    json_object_set_new(j, "pace", pace_json(&s.pace));
     if (a->st != NULL) {
         state_stats_t ss;
         state_get_stats(a->st, &ss);

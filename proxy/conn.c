@@ -181,6 +181,7 @@ void conn_write(conn_t *c, const void *data, size_t len)
     if (c->state == CONN_CLOSING || c->shutdown_sent || len == 0)
         return;
     outbuf_write(&c->out, data, len); /* copied: data is the caller's */
+    c->out_total += len;
 }
 
 void conn_write_ref(conn_t *c, block_t *b, const uint8_t *p, size_t len)
@@ -188,6 +189,7 @@ void conn_write_ref(conn_t *c, block_t *b, const uint8_t *p, size_t len)
     if (c->state == CONN_CLOSING || c->shutdown_sent || len == 0)
         return;
     outbuf_write_ref(&c->out, b, p, len); /* referenced: kept until written */
+    c->out_total += len;
 }
 
 size_t conn_buffered(const conn_t *c)
@@ -458,6 +460,15 @@ void conn_defer(conn_t *c)
 {
     if (c->state != CONN_CLOSING)
         uv_timer_start(&c->defer, on_defer, 0, 0);
+}
+
+void conn_defer_after(conn_t *c, uint64_t ms)
+{
+    if (c->state == CONN_CLOSING)
+        return;
+    if (uv_is_active((const uv_handle_t *)&c->defer) && uv_timer_get_due_in(&c->defer) <= ms)
+        return;
+    uv_timer_start(&c->defer, on_defer, ms, 0);
 }
 
 /* ---- read path ---- */

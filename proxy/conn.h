@@ -116,6 +116,7 @@ typedef struct conn {
     conn_buf_t wbuf;    /* TLS: ciphertext for the socket; kept until write_cb */
     uint8_t detect[24]; /* the first bytes of a cleartext connection (preface check) */
     size_t detect_len;
+    uint64_t out_total;      /* plaintext bytes the session has written in all (pacing) */
     uint64_t tls_warm_bytes; /* plaintext sent since the TLS record warm-up began */
     uint64_t tls_last_write; /* uv_now() of the last TLS write, for the idle reset */
     char peer_addr[48];
@@ -151,6 +152,11 @@ void conn_read_resume(conn_t *c);
 void conn_timer_set(conn_t *c, double seconds);
 /** Run the session's *_session_deferred() from the loop soon (not re-entrantly). */
 void conn_defer(conn_t *c);
+/**
+ * Run the session's *_session_deferred() in `ms` milliseconds, unless it is
+ * due sooner already.
+ */
+void conn_defer_after(conn_t *c, uint64_t ms);
 /** Close now: abort the session's exchanges, drop unsent output. Idempotent. */
 void conn_close(conn_t *c);
 /** Flush all output (TLS close_notify included), shut down, then close. */

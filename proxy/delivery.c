@@ -22,10 +22,10 @@
 #include "parser/link.h"
 #include "parser/url.h"
 #include "proxy/alloc.h"
-#include "proxy/bandwidth.h"
 #include "proxy/config.h"
 #include "proxy/learning.h"
 #include "proxy/log.h"
+#include "proxy/pace.h"
 #include "proxy/ssefilter.h"
 #include "proxy/worker.h"
 
@@ -49,11 +49,32 @@ typedef struct delivery_ex delivery_ex_t;
 struct delivery_conn {
     int refs;
     worker_t *w;
-    int fd;              /* client socket for TCP_INFO; -1 unknown */
-    unsigned fetching;   /* pushed streams in DELIVERY_PUSH_FETCHING */
-    unsigned limit;      /* fetch slots: min(peer MAX_CONCURRENT_STREAMS, DELIVERY_MAX_FETCHES) */
-    worker_link_t queue; /* delivery_ex_t.link of QUEUED pushes, plan order */
+    pace_conn_t *pace;    /* the path estimate and queue model (owned) */
+    unsigned fetching;    /* pushed streams in DELIVERY_PUSH_FETCHING */
+    unsigned limit;       /* fetch slots: min(peer MAX_CONCURRENT_STREAMS, DELIVERY_MAX_FETCHES) */
+    worker_link_t queue;  /* delivery_ex_t.link of QUEUED pushes, plan order */
+    worker_link_t aheads; /* delivery_ahead_t.link of pages still waiting for their HTML */
 };
+
+/*
+ * What a page's pushes may send before its HTML: shared by the page and
+ * each push it promised from its plan (refcounted: a push may outlive the
+ * page's stream). Open once the page's final head arrived (or the page
+ * ended): from then on its pushes follow the HTML freely.
+ */
+typedef struct delivery_ahead {
+    int refs;
+    bool open;
+    bool arrived;        /* the page's final head is here: the budget no longer applies */
+    uint64_t t_html;     /* uv_hrtime() the HTML is expected; 0: think time unknown */
+    uint64_t cap;        /* --push-budget */
+    uint64_t sent;       /* pushed bytes let out ahead of the HTML */
+    uint64_t fetched;    /* expected bytes of the pushes fetched while waiting */
+    unsigned held;       /* times its pushes were held back */
+    delivery_ex_t *page; /* NULL once open */
+    worker_link_t link;  /* in the connection's `aheads` until open */
+    delivery_conn_t *dc; /* borrowed: the page and its pushes hold references */
+} delivery_ahead_t;
 
 struct delivery_ex {
     exchange_t *ex;
@@ -61,8 +82,9 @@ struct delivery_ex {
     delivery_conn_t *dc; /* a reference, or NULL (h1) */
 
     /* page */
-    pagemap_plan_t plan; /* copied out at request arrival; owned */
-    bool push_mode;      /* pushes go to this client */
+    pagemap_plan_t plan;     /* copied out at request arrival; owned */
+    delivery_ahead_t *ahead; /* a reference; NULL when nothing was pushed from the plan */
+    bool push_mode;          /* pushes go to this client */
     unsigned npushed, nhinted;
     char **sent; /* normalised URLs pushed or hinted (malloc'd) */
     size_t nsent, capsent;
@@ -74,8 +96,10 @@ struct delivery_ex {
 
     /* pushed */
     delivery_push_state_t pstate;
-    worker_link_t link; /* in the page's `deferred` or the connection's `queue` */
-    char *key;          /* plan item key reported to learning (malloc'd); NULL: SSE push */
+    delivery_ahead_t *page_ahead; /* a reference to its page's, when promised from the plan */
+    uint64_t expect;              /* bytes the plan expects (the fetch decision counted these) */
+    worker_link_t link;           /* in the page's `deferred` or the connection's `queue` */
+    char *key; /* plan item key reported to learning (malloc'd); NULL: SSE push */
     bool completed;
     bool failed; /* the origin's answer was unusable: herald reset the stream itself */
 
@@ -103,15 +127,21 @@ void delivery_stats_get(delivery_stats_t *out)
 
 /* ---- the connection ---- */
 
-delivery_conn_t *delivery_conn_create(worker_t *w, int fd)
+delivery_conn_t *delivery_conn_create(worker_t *w, int fd, const char *peer_addr)
 {
     delivery_conn_t *dc = xcalloc(1, sizeof(*dc));
     dc->refs = 1;
     dc->w = w;
-    dc->fd = fd;
+    dc->pace = pace_conn_create(fd, peer_addr, w != NULL ? w->cfg->bandwidth_hint : 0);
     dc->limit = DELIVERY_MAX_FETCHES;
     worker_link_init(&dc->queue);
+    worker_link_init(&dc->aheads);
     return dc;
+}
+
+pace_conn_t *delivery_conn_pacer(delivery_conn_t *dc)
+{
+    return dc->pace;
 }
 
 static delivery_conn_t *conn_ref(delivery_conn_t *dc)
@@ -125,7 +155,9 @@ void delivery_conn_release(delivery_conn_t *dc)
 {
     if (dc == NULL || --dc->refs > 0)
         return;
-    assert(dc->queue.next == &dc->queue); /* queued pushes hold references */
+    assert(dc->queue.next == &dc->queue);   /* queued pushes hold references */
+    assert(dc->aheads.next == &dc->aheads); /* waiting pages hold references */
+    pace_conn_destroy(dc->pace);
     free(dc);
 }
 
@@ -221,7 +253,7 @@ static delivery_ex_t *promise(exchange_t *parent, const char *path, const char *
     return p;
 }
 
-/* The page's response ended (or the page went): its deferred pushes may fetch now. */
+/* The page's head arrived (or the page went): its deferred pushes may fetch now. */
 static void release_deferred(delivery_ex_t *page)
 {
     while (page->deferred.next != &page->deferred) {
@@ -230,6 +262,129 @@ static void release_deferred(delivery_ex_t *page)
         worker_link_init(&p->link);
         push_enqueue(p);
     }
+}
+
+/* ---- pacing ahead of the HTML ---- */
+
+static delivery_ahead_t *ahead_create(delivery_ex_t *page, uint64_t t_html, uint64_t cap)
+{
+    delivery_ahead_t *a = xcalloc(1, sizeof(*a));
+    a->refs = 1;
+    a->t_html = t_html;
+    a->cap = cap;
+    a->page = page;
+    a->dc = page->dc;
+    worker_link_insert(&a->dc->aheads, &a->link);
+    return a;
+}
+
+static delivery_ahead_t *ahead_ref(delivery_ahead_t *a)
+{
+    a->refs++;
+    return a;
+}
+
+/*
+ * The page's final head arrived. Its body may not be here yet: were the
+ * pushes let go now, they would fill the gap before it, in front of it on
+ * the path. Until it has ended they keep a short queue (the room at the HTML's
+ * due time, pace.h), which nghttp2 fills from the page's own stream first.
+ */
+static void ahead_arrived(delivery_ahead_t *a)
+{
+    if (a == NULL || a->open)
+        return;
+    uint64_t now = uv_hrtime();
+    LOG_DEBUG("delivery: HTML head %+.1f ms from expected; %llu pushed bytes went ahead, "
+              "%.0f queued",
+              a->t_html ? ((double)now - (double)a->t_html) / 1e6 : 0.0,
+              (unsigned long long)a->sent, pace_conn_queued(a->dc->pace, now));
+    if (a->t_html == 0 || a->t_html > now)
+        a->t_html = now;
+    a->arrived = true;
+}
+
+/* The page's response is over (or the page went): its pushes are held no more. */
+static void ahead_open(delivery_ahead_t *a)
+{
+    if (a == NULL || a->open)
+        return;
+    a->open = true;
+    a->page = NULL;
+    worker_link_remove(&a->link);
+}
+
+static void ahead_release(delivery_ahead_t *a)
+{
+    if (a == NULL || --a->refs > 0)
+        return;
+    assert(a->open && "the page opens it before it goes");
+    free(a);
+}
+
+/* Bytes the page's pushes may still let out ahead of its HTML at `now` (<= 0: hold). */
+static int64_t ahead_room(const delivery_ahead_t *a, uint64_t now)
+{
+    int64_t room = pace_conn_room(a->dc->pace, a->t_html, now);
+    int64_t left = a->sent < a->cap ? (int64_t)(a->cap - a->sent) : 0;
+    return room < left || a->arrived ? room : left;
+}
+
+/* Fetch deferred plan items while the room is more than the fetched ones still owe. */
+static void top_up(delivery_ahead_t *a, uint64_t now)
+{
+    while (!a->open && a->page != NULL && a->page->deferred.next != &a->page->deferred) {
+        int64_t room = ahead_room(a, now);
+        uint64_t owed = a->fetched > a->sent ? a->fetched - a->sent : 0;
+        if (room <= 0 || (uint64_t)room <= owed)
+            return;
+        delivery_ex_t *p = container_of(a->page->deferred.next, delivery_ex_t, link);
+        worker_link_remove(&p->link);
+        worker_link_init(&p->link);
+        a->fetched += p->expect;
+        push_enqueue(p); /* a synchronous failure ends p, not the page */
+    }
+}
+
+size_t delivery_push_take(exchange_t *ex, size_t want)
+{
+    delivery_ex_t *dx = ex->deliver;
+    if (dx == NULL || dx->role != DELIVERY_ROLE_PUSHED || dx->page_ahead == NULL ||
+        dx->page_ahead->open)
+        return want;
+    delivery_ahead_t *a = dx->page_ahead;
+    int64_t room = ahead_room(a, uv_hrtime());
+    if (room <= 0) {
+        a->held++;
+        return 0;
+    }
+    size_t k = want;
+    if ((uint64_t)room < k)
+        k = room < PACE_MIN_CHUNK ? PACE_MIN_CHUNK : (size_t)room;
+    if (k > want)
+        k = want;
+    a->sent += k;
+    return k;
+}
+
+uint64_t delivery_conn_paced(delivery_conn_t *dc)
+{
+    uint64_t now = uv_hrtime(), due = 0;
+    worker_link_t *next;
+    for (worker_link_t *l = dc->aheads.next; l != &dc->aheads; l = next) {
+        delivery_ahead_t *a = container_of(l, delivery_ahead_t, link);
+        next = l->next;
+        top_up(a, now);
+        bool waiting =
+            a->held > 0 || (a->page != NULL && a->page->deferred.next != &a->page->deferred);
+        a->held = 0;
+        if (a->open || a->t_html == 0 || !waiting)
+            continue;
+        uint64_t w = pace_conn_recheck(dc->pace, a->t_html, now);
+        if (due == 0 || w < due)
+            due = w;
+    }
+    return due;
 }
 
 /* ---- what the client has ---- */
@@ -287,23 +442,27 @@ static bool is_navigation(const exchange_t *ex)
 
 /* ---- push ---- */
 
-/* Bytes that may be pushed ahead of the HTML: min(think x bandwidth, --push-budget). */
-static uint64_t budget(const delivery_ex_t *dx)
-{
-    const config_t *cfg = dx->ex->worker->cfg;
-    uint64_t cap = cfg->push_budget;
-    if (dx->plan.think_ms < 0)
-        return cap; /* think time unknown: the configured cap alone */
-    uint64_t bw = bandwidth_estimate(dx->dc ? dx->dc->fd : -1, cfg->bandwidth_hint, NULL, NULL);
-    double b = dx->plan.think_ms / 1000.0 * (double)bw;
-    return b < (double)cap ? (uint64_t)b : cap;
-}
-
+/*
+ * Promise every plan item the client lacks. Items that start within the
+ * room ahead of the HTML (pace.h: the path's rate x the think time left,
+ * less what is queued, at most --push-budget) are fetched now, and the
+ * pacer lets their bytes out as the room allows (delivery_push_take); the
+ * rest wait, fetched when the room grows (top_up) or when the page's head
+ * arrives, and then follow the HTML.
+ */
 static void deliver_push(delivery_ex_t *dx)
 {
     exchange_t *ex = dx->ex;
     const config_t *cfg = ex->worker->cfg;
-    uint64_t limit = budget(dx), used = 0;
+    uint64_t now = uv_hrtime();
+    uint64_t t_html = dx->plan.think_ms >= 0 ? now + (uint64_t)(dx->plan.think_ms * 1e6) : 0;
+    dx->ahead = ahead_create(dx, t_html, cfg->push_budget);
+    int64_t room = ahead_room(dx->ahead, now);
+    pace_source_t src;
+    double rate = pace_conn_rate(dx->dc->pace, &src);
+    (void)rate; /* for the debug line */
+    pace_note_start(src);
+    uint64_t used = 0;
     bool over = false;
     for (size_t i = 0; i < dx->plan.n; i++) {
         const pagemap_plan_item_t *it = &dx->plan.items[i];
@@ -326,18 +485,23 @@ static void deliver_push(delivery_ex_t *dx)
         sent_add(dx, it->key);
         if (dx->db_used)
             digest_builder_add(&dx->db, it->url, it->etag);
-        uint64_t size = it->size > 0 ? it->size : DELIVERY_UNKNOWN_SIZE;
-        if (!over && used + size <= limit) {
-            used += size;
+        p->page_ahead = ahead_ref(dx->ahead);
+        p->expect = it->size > 0 ? (uint64_t)it->size : DELIVERY_UNKNOWN_SIZE;
+        if (!over && room > 0 && used < (uint64_t)room) {
+            /* starts within the room: fetched now, its tail held if need be */
+            used += p->expect;
+            dx->ahead->fetched += p->expect;
             push_enqueue(p);
         } else {
-            /* In plan order: once one item does not fit, the rest follow the HTML. */
+            /* In plan order: once one item starts past the room, the rest wait. */
             over = true;
             worker_link_insert(dx->deferred.prev, &p->link);
         }
     }
-    LOG_DEBUG("delivery: %s: %u promised, %llu of %llu budget bytes ahead", ex->path, dx->npushed,
-              (unsigned long long)used, (unsigned long long)limit);
+    LOG_DEBUG("delivery: %s: %u promised, %llu bytes fetched for a room of %lld (%.0f B/s from "
+              "%s, think %.1f ms)",
+              ex->path, dx->npushed, (unsigned long long)used, (long long)room, rate,
+              pace_source_name(src), dx->plan.think_ms);
 }
 
 /* Origin Link: rel=preload on the page's final response: push what the plan did not. */
@@ -467,11 +631,25 @@ static void deliver_hints(delivery_ex_t *dx)
 
 /* ---- hooks ---- */
 
+/* Behind a trusted proxy the client network is the one X-Forwarded-For names. */
+static void note_forwarded(exchange_t *ex)
+{
+    const header_t *last = NULL;
+    for (size_t i = 0; i < ex->req_headers.n; i++)
+        if (headers_name_eq(ex->req_headers.v[i].name, ex->req_headers.v[i].name_len,
+                            "x-forwarded-for"))
+            last = &ex->req_headers.v[i];
+    if (last != NULL)
+        pace_conn_forwarded(ex->deliver_conn->pace, last->value, last->value_len);
+}
+
 void delivery_on_request(exchange_t *ex)
 {
+    const config_t *cfg = ex->worker->cfg;
+    if (cfg->trust_forwarded && ex->deliver_conn != NULL && ex->role != EXCHANGE_ROLE_PUSHED)
+        note_forwarded(ex);
     if (ex->role == EXCHANGE_ROLE_PUSHED || !learning_is_page(ex))
         return; /* a pushed exchange got its state when it was promised */
-    const config_t *cfg = ex->worker->cfg;
     delivery_ex_t *dx = dx_create(ex, DELIVERY_ROLE_PAGE);
     if (strcmp(ex->method, "GET") != 0 || learning_plan(ex, &dx->plan) != 0)
         return;
@@ -626,6 +804,9 @@ void delivery_on_response_head(exchange_t *ex, bool final)
         bool ok = ex->status >= 200 && ex->status < 300;
         if (ok && dx->push_mode)
             push_origin_links(dx);
+        /* The HTML is here: the rest of the plan is fetched to follow it. */
+        ahead_arrived(dx->ahead);
+        release_deferred(dx);
         if (ok && dx->db_used)
             add_digest_cookie(dx);
         if (cfg->x_herald_header)
@@ -673,6 +854,7 @@ void delivery_on_response_end(exchange_t *ex, bool ok)
     if (dx == NULL)
         return;
     if (dx->role == DELIVERY_ROLE_PAGE) {
+        ahead_open(dx->ahead);
         release_deferred(dx); /* the HTML is out (or failed): the rest of the plan follows */
         return;
     }
@@ -690,6 +872,8 @@ void delivery_on_response_end(exchange_t *ex, bool ok)
     push_set_state(dx, DELIVERY_PUSH_DONE);
     dx->dc->fetching--;
     pump(dx->dc);
+    if (dx->page_ahead != NULL)
+        top_up(dx->page_ahead, uv_hrtime()); /* a fetch slot is free: the room may take another */
 }
 
 void delivery_on_free(exchange_t *ex)
@@ -699,7 +883,9 @@ void delivery_on_free(exchange_t *ex)
         return;
     ex->deliver = NULL;
     if (dx->role == DELIVERY_ROLE_PAGE) {
+        ahead_open(dx->ahead);
         release_deferred(dx);
+        ahead_release(dx->ahead);
         pagemap_plan_dispose(&dx->plan);
         digest_dispose(&dx->old_digest);
         if (dx->db_used)
@@ -721,6 +907,7 @@ void delivery_on_free(exchange_t *ex)
             dx->dc->fetching--;
             pump(dx->dc);
         }
+        ahead_release(dx->page_ahead);
         free(dx->key);
     }
     ssefilter_dispose(&dx->sse_filter);

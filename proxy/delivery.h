@@ -7,10 +7,14 @@
  * reports what it did to learning.c (learning_note_delivery/_skipped).
  *
  * Push executor. Every plan item the client does not have is promised at
- * once (PUSH_PROMISEs precede the page's HEADERS). Items whose cumulative
- * size fits the budget, min(think time x bandwidth, --push-budget), are
- * fetched from the origin right away; the rest are fetched only when the
- * page's response has ended, so the HTML overtakes them. Fetches run at most
+ * once (PUSH_PROMISEs precede the page's HEADERS). What is sent ahead of the
+ * HTML is paced (pace.h): the pushes' DATA may fill the queue in front of
+ * the HTML up to what the think time left can carry at the path's measured
+ * rate, and at most --push-budget; the h2 frontend asks
+ * delivery_push_take() before each pushed DATA frame and holds the stream
+ * when the answer is 0. Items that start within that room are fetched from
+ * the origin at once; the rest when the room grows, or when the page's head
+ * arrives, and then follow the HTML. Fetches run at most
  * min(peer MAX_CONCURRENT_STREAMS, DELIVERY_MAX_FETCHES) at a time per
  * connection; the others wait in plan order.
  *
@@ -37,13 +41,28 @@ typedef struct delivery_conn delivery_conn_t;
 
 /**
  * Per-connection push state for an h2 session on worker w; `fd` is the
- * client socket (for TCP_INFO; -1 unknown). The caller holds one reference
- * and drops it with delivery_conn_release() when the session goes;
- * exchanges that use it hold their own. Never NULL.
+ * client socket (for TCP_INFO; -1 unknown), `peer_addr` its printable peer
+ * address (copied; it keys the memory of client networks). The caller
+ * holds one reference and drops it with delivery_conn_release() when the
+ * session goes; exchanges that use it hold their own. Never NULL.
  */
-delivery_conn_t *delivery_conn_create(worker_t *w, int fd);
+delivery_conn_t *delivery_conn_create(worker_t *w, int fd, const char *peer_addr);
 /** Drop a reference; freed with the last. NULL is a no-op. */
 void delivery_conn_release(delivery_conn_t *dc);
+/** The connection's pacer (owned by dc: valid while the caller holds its reference). */
+struct pace_conn *delivery_conn_pacer(delivery_conn_t *dc);
+/**
+ * Bytes of a DATA frame of `want` bytes that pushed stream ex may send now
+ * (counted as sent): `want` when nothing holds it, 0 to hold the stream
+ * until delivery_conn_paced() says to look again, or a part.
+ */
+size_t delivery_push_take(exchange_t *ex, size_t want);
+/**
+ * Let waiting plan items of the connection's pages fetch when their room
+ * grew. Returns in how many nanoseconds held pushes should be offered again
+ * (0: nothing is held). Call outside nghttp2 callbacks: fetches may start.
+ */
+uint64_t delivery_conn_paced(delivery_conn_t *dc);
 
 /** Request head complete, before the origin is asked: plan and deliver. */
 void delivery_on_request(exchange_t *ex);

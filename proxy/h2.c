@@ -28,6 +28,7 @@
 #include "proxy/exchange.h"
 #include "proxy/headers.h"
 #include "proxy/log.h"
+#include "proxy/pace.h"
 
 enum {
     H2_INITIAL_WINDOW = 256 * 1024,
@@ -65,6 +66,7 @@ typedef struct h2_stream {
     bool started;
     bool response_done; /* response_end or response_error came from upstream */
     bool is_head;
+    bool paced;           /* pushed, and held by the pacer (delivery_push_take said 0) */
     bool push_dropped;    /* pushed, and the origin answered 4xx/5xx: reset at its end */
     const char *protocol; /* :protocol (extended CONNECT) */
 } h2_stream_t;
@@ -85,6 +87,8 @@ struct h2_session {
     int in_recv;                   /* inside nghttp2_session_mem_recv: no mem_send now */
     bool deadlines;                /* the connection's timer is armed for stream deadlines */
     struct delivery_conn *deliver; /* push diary and queue; one reference held here */
+    pace_conn_t *pace;             /* deliver's pacer (borrowed while deliver is held) */
+    unsigned npaced;               /* streams with `paced` set */
     /* Which client stream ids were opened: every odd id up to max_client_id
      * except the runs in `skipped` (ids a client jumped over, so never
      * opened). The oldest run is forgotten when more come; its ids then
@@ -155,6 +159,8 @@ static void stream_release(h2_stream_t *st)
 
 static void stream_free(h2_stream_t *st)
 {
+    if (st->paced)
+        st->s->npaced--;
     worker_link_remove(&st->link);
     block_queue_dispose(&st->q); /* the connection keeps its own references */
     free(st);
@@ -171,6 +177,22 @@ static void q_append(h2_stream_t *st, const uint8_t *p, size_t n)
 {
     /* copied: p is upstream's read buffer */
     block_queue_append(&st->q, &st->s->c->w->blocks, p, n);
+}
+
+/*
+ * A PING behind the output so far, when the pacer wants one (pace.h): its
+ * ACK times how fast the bytes in front of it crossed the path. nghttp2
+ * sends it before any further DATA, even within the mem_send call that
+ * runs on_send_data (it only queues the frame, so that is allowed here).
+ */
+static void maybe_ping(h2_session_t *s)
+{
+    uint64_t seq;
+    if (s->state != H2_OPEN || !pace_conn_ping_due(s->pace, s->c->out_total, &seq))
+        return;
+    uint8_t opaque[8];
+    pace_ping_opaque(seq, opaque);
+    nghttp2_submit_ping(s->ng, NGHTTP2_FLAG_NONE, opaque);
 }
 
 static ssize_t on_data_read(nghttp2_session *ng, int32_t id, uint8_t *buf, size_t length,
@@ -195,6 +217,24 @@ static ssize_t on_data_read(nghttp2_session *ng, int32_t id, uint8_t *buf, size_
     size_t n = block_queue_peek(&st->q, &b, &p);
     if (n > length)
         n = length;
+    if (st->ex != NULL && st->ex->role == EXCHANGE_ROLE_PUSHED) {
+        /* Ahead of its page's HTML, a push goes at the path's pace. */
+        size_t k = delivery_push_take(st->ex, n);
+        if (k == 0) {
+            if (!st->paced) {
+                st->paced = true;
+                st->s->npaced++;
+                pace_note_hold();
+            }
+            st->deferred = true;
+            return NGHTTP2_ERR_DEFERRED; /* h2_session_produce offers it again */
+        }
+        if (st->paced) {
+            st->paced = false;
+            st->s->npaced--;
+        }
+        n = k;
+    }
     /* No copy into nghttp2's buffer: on_send_data writes the frame header
      * and hands these n bytes to the connection by reference to our
      * queue's block. */
@@ -228,6 +268,8 @@ static int on_send_data(nghttp2_session *ng, nghttp2_frame *frame, const uint8_t
         conn_write(s->c, framehd, H2_FRAME_HEADER);
         conn_write_ref(s->c, b, p, length);
     }
+    pace_conn_output(s->pace, s->c->out_total, uv_hrtime());
+    maybe_ping(s);
     block_queue_consume(&st->q, length);
     if (st->ex != NULL)
         st->ex->bytes_to_client += length;
@@ -840,12 +882,25 @@ static int on_frame_recv(nghttp2_session *ng, const nghttp2_frame *frame, void *
             exchange_request_end(st->ex); /* trailers end the body */
         }
         break;
-    case NGHTTP2_PING:
-        if ((frame->hd.flags & NGHTTP2_FLAG_ACK) && s->state == H2_NOTICE &&
-            memcmp(frame->ping.opaque_data, drain_ping, 8) == 0) {
+    case NGHTTP2_PING: {
+        uint64_t seq;
+        if (!(frame->hd.flags & NGHTTP2_FLAG_ACK))
+            break;
+        if (s->state == H2_NOTICE && memcmp(frame->ping.opaque_data, drain_ping, 8) == 0)
             send_final_goaway(s);
+        else if (pace_ping_seq(frame->ping.opaque_data, &seq)) {
+            bool moved = pace_conn_ping_acked(s->pace, seq, uv_hrtime());
+            pace_source_t src;
+            double rate = pace_conn_rate(s->pace, &src);
+            (void)rate;
+            LOG_DEBUG("h2 %s:%u: PING %llu ACK: %.0f B/s (%s), rtt %.2f ms", s->c->peer_addr,
+                      s->c->peer_port, (unsigned long long)seq, rate, pace_source_name(src),
+                      pace_conn_rtt_ms(s->pace));
+            if (moved && s->npaced > 0)
+                kick(s); /* the rate moved: held pushes may go */
         }
         break;
+    }
     case NGHTTP2_DATA:
         st = stream_get(s, frame->hd.stream_id);
         if (st != NULL && (frame->hd.flags & NGHTTP2_FLAG_END_STREAM))
@@ -903,6 +958,15 @@ static int on_stream_close(nghttp2_session *ng, int32_t id, uint32_t error_code,
  * nghttp2 drops what is still queued for a stream being reset. */
 static int on_frame_send(nghttp2_session *ng, const nghttp2_frame *frame, void *user)
 {
+    h2_session_t *s = user;
+    uint64_t seq;
+    if (frame->hd.type == NGHTTP2_PING && !(frame->hd.flags & NGHTTP2_FLAG_ACK) &&
+        pace_ping_seq(frame->ping.opaque_data, &seq)) {
+        /* Called inside mem_send before the PING's own bytes are handed
+         * back: out_total counts everything in front of it. */
+        pace_conn_ping_sent(s->pace, seq, s->c->out_total, uv_hrtime());
+        return 0;
+    }
     if (!(frame->hd.flags & NGHTTP2_FLAG_END_STREAM) ||
         (frame->hd.type != NGHTTP2_HEADERS && frame->hd.type != NGHTTP2_DATA))
         return 0;
@@ -1002,7 +1066,8 @@ h2_session_t *h2_session_create(conn_t *c)
     uv_os_fd_t fd = -1;
     if (uv_fileno((const uv_handle_t *)&c->tcp, &fd) != 0)
         fd = -1;
-    s->deliver = delivery_conn_create(c->w, (int)fd);
+    s->deliver = delivery_conn_create(c->w, (int)fd, c->peer_addr);
+    s->pace = delivery_conn_pacer(s->deliver);
     conn_timer_set(c, cfg->idle_timeout);
     return s;
 }
@@ -1037,11 +1102,24 @@ int h2_session_recv(h2_session_t *s, const uint8_t *data, size_t len)
     return 0;
 }
 
+/* Offer the pushes the pacer held to nghttp2 again: their data provider asks anew. */
+static void offer_paced(h2_session_t *s)
+{
+    if (s->npaced == 0)
+        return;
+    for (worker_link_t *l = s->streams.next; l != &s->streams; l = l->next) {
+        h2_stream_t *st = container_of(l, h2_stream_t, link);
+        if (st->paced)
+            resume(st);
+    }
+}
+
 void h2_session_produce(h2_session_t *s)
 {
     conn_t *c = s->c;
     if (s->in_recv > 0 || conn_is_closing(c))
         return;
+    offer_paced(s);
     while (conn_buffered(c) < CONN_WRITE_CHUNK) {
         const uint8_t *data = NULL;
         ssize_t n = nghttp2_session_mem_send(s->ng, &data);
@@ -1054,7 +1132,13 @@ void h2_session_produce(h2_session_t *s)
             break;
         /* data lives only until the next mem_send call: copy it into the write path. */
         conn_write(c, data, (size_t)n);
+        pace_conn_output(s->pace, c->out_total, uv_hrtime());
+        maybe_ping(s); /* nghttp2 sends it before any further DATA */
     }
+    /* Waiting plan items may fetch now; held pushes get another look later. */
+    uint64_t due = delivery_conn_paced(s->deliver);
+    if (due > 0 && !conn_is_closing(c))
+        conn_defer_after(c, (due + 999999) / 1000000);
     if (!nghttp2_session_want_read(s->ng) && !nghttp2_session_want_write(s->ng))
         conn_close_after_write(c);
 }

@@ -131,6 +131,7 @@ void metrics_collect(worker_t *workers, int n, pagemap_t *pm, metrics_snapshot_t
     out->hinted_links = ds.hinted_links;
     out->skipped = ds.skipped;
     out->digest_hits = ds.digest_hits;
+    pace_stats_get(&out->pace);
     if (pm != NULL) {
         pagemap_stats_t ps;
         pagemap_stats(pm, &ps);
@@ -178,6 +179,53 @@ static void gauge(sbuf_t *b, const char *name, const char *help, uint64_t v)
 {
     sb_printf(b, "# HELP herald_%s %s\n# TYPE herald_%s gauge\nherald_%s %llu\n", name, help, name,
               name, (unsigned long long)v);
+}
+
+static void gauge_f(sbuf_t *b, const char *name, const char *help, double v)
+{
+    sb_printf(b, "# HELP herald_%s %s\n# TYPE herald_%s gauge\nherald_%s %.6g\n", name, help, name,
+              name, v);
+}
+
+static void render_pace(sbuf_t *b, const pace_stats_t *p)
+{
+    gauge(b, "pace_networks",
+          "Client networks (IPv4 /24, IPv6 /48) with a recent path estimate in memory.",
+          p->mem.networks);
+    sb_printf(b, "# HELP herald_pace_network_rate_bytes_per_second Spread of the client networks' "
+                 "delivery rate estimates (quantiles over networks).\n"
+                 "# TYPE herald_pace_network_rate_bytes_per_second gauge\n");
+    const double q[3] = {p->mem.p10, p->mem.p50, p->mem.p90};
+    const char *const qn[3] = {"0.1", "0.5", "0.9"};
+    for (int i = 0; i < 3; i++)
+        sb_printf(b, "herald_pace_network_rate_bytes_per_second{quantile=\"%s\"} %.6g\n", qn[i],
+                  q[i]);
+    gauge_f(b, "pace_population_rate_bytes_per_second",
+            "Median delivery rate of recent connections of every network (a network never seen "
+            "starts from it); 0 when none.",
+            p->mem.population.rate);
+    gauge_f(b, "pace_population_rtt_seconds",
+            "Median round-trip time of recent connections of every network; 0 when none.",
+            p->mem.population.rtt_ms > 0 ? p->mem.population.rtt_ms / 1000 : 0);
+    gauge(b, "pace_population_connections", "Recent connections the population estimate rests on.",
+          p->mem.population.n);
+    counter(b, "pace_pings_total", "PINGs sent behind data to time the path.", p->pings);
+    counter(b, "pace_ping_acks_total", "ACKs of those PINGs.", p->acks);
+    counter(b, "pace_rate_samples_total",
+            "Delivery rate samples from PING ACKs timed over a busy bottleneck.", p->samples);
+    counter(b, "pace_network_notes_total",
+            "Connection measurements written to the memory of client networks.", p->commits);
+    counter(b, "pace_networks_evicted_total",
+            "Client networks dropped because the memory was full.", p->mem.evicted);
+    counter(b, "pace_networks_expired_total",
+            "Client networks dropped because their estimates were too old.", p->mem.expired);
+    counter(b, "pace_holds_total", "Times a push was held back to keep the HTML's queue short.",
+            p->holds);
+    sb_printf(b, "# HELP herald_pace_starts_total Pages whose pushes started from each kind of "
+                 "rate estimate.\n# TYPE herald_pace_starts_total counter\n");
+    for (int i = 0; i < PACE_SRC_COUNT; i++)
+        sb_printf(b, "herald_pace_starts_total{source=\"%s\"} %llu\n",
+                  pace_source_name((pace_source_t)i), (unsigned long long)p->starts[i]);
 }
 
 char *metrics_render_prometheus(const metrics_snapshot_t *s)
@@ -251,6 +299,7 @@ char *metrics_render_prometheus(const metrics_snapshot_t *s)
     gauge(&b, "learned_edges_banned", "Banned edges.", s->banned);
     counter(&b, "visits_committed_total", "Page visits committed to the learned map.",
             s->visits_committed);
+    render_pace(&b, &s->pace);
     sb_printf(&b,
               "# HELP herald_uptime_seconds Seconds since start.\n"
               "# TYPE herald_uptime_seconds gauge\nherald_uptime_seconds %.3f\n",

@@ -9,6 +9,7 @@
  * aligned machine words: a value may be a few events stale, never torn, and
  * is only read while the workers run (the admin listener closes before the
  * workers are told to stop). Delivery counters come from delivery_stats_get(),
+ * the path estimates (client networks, pacing) from pace_stats_get(),
  * the origin budget's (queue, cap) from budget_stats() and the learned map's
  * from pagemap_stats().
  */
@@ -17,6 +18,8 @@
 
 #include <stddef.h>
 #include <stdint.h>
+
+#include "proxy/pace.h"
 
 typedef struct exchange exchange_t;
 typedef struct worker worker_t;
@@ -43,6 +46,7 @@ typedef struct metrics_snapshot {
     uint64_t promised, completed, cancelled, pushed_bytes, hints_sent, hinted_links, skipped;
     uint64_t digest_hits;
     uint64_t pages, templates, edges, pinned, banned, assets, visits_committed;
+    pace_stats_t pace; /* path estimates: client networks, PINGs, pacing */
     double uptime_s;
 } metrics_snapshot_t;
 
