@@ -9,10 +9,13 @@ the bottleneck at  d = max(a, d_prev) + len*8/B  and is written to the other
 side at d + R/2 (order preserved).  The queue is unbounded, like a deep
 bottleneck buffer: the sender's socket never sees the path's bandwidth (the
 relay drains it at loopback speed), so a proxy behind it cannot measure B
-from its socket - herald gets --bandwidth-hint in the bench.
+from its socket's TCP state: it has to time something that crosses the
+queue (herald sends HTTP/2 PINGs behind its data).
 
-Usage: relay.py --to HOST:PORT --rtt-ms R --bw 20m [--listen 127.0.0.1:0] [--log FILE]
-Prints "PORT <n>" on stdout once listening.  --log writes one line per
+Usage: relay.py --to HOST:PORT --rtt-ms R --bw 20m [--listen 127.0.0.1:0] [--bind ADDR] [--log FILE]
+Prints "PORT <n>" on stdout once listening.  --bind: the source address of
+the relay's connections to the proxy (e.g. 127.0.1.1, so that the proxy sees
+a client network other than 127.0.0.0/24).  --log writes one line per
 delivered packet: "<wall-clock time> <conn> <up|down> <bytes>" (wall clock so
 it can be matched with a browser's performance.timeOrigin); with --tls-records
 also "<time> <conn> <up|down>-rec <type> <length>" for each TLS record as it
@@ -102,7 +105,8 @@ class Direction:
 async def handle(creader, cwriter, args, loop):
     host, _, port = args.to.rpartition(":")
     try:
-        ureader, uwriter = await asyncio.open_connection(host.strip("[]"), int(port))
+        ureader, uwriter = await asyncio.open_connection(
+            host.strip("[]"), int(port), local_addr=(args.bind, 0) if args.bind else None)
     except OSError:
         cwriter.close()
         return
@@ -180,6 +184,7 @@ def main():
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--listen", default="127.0.0.1:0")
     ap.add_argument("--to", help="HOST:PORT of the proxy")
+    ap.add_argument("--bind", help="source address of the connections to the proxy")
     ap.add_argument("--rtt-ms", type=float, default=0)
     ap.add_argument("--bw", default="0", help="bit/s per direction, k/m/g suffixes; 0 = unlimited")
     ap.add_argument("--mss", type=int, default=1448, help="packet size for serialisation")
