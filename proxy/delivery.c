@@ -59,8 +59,9 @@ struct delivery_conn {
 /*
  * What a page's pushes may send before its HTML: shared by the page and
  * each push it promised from its plan (refcounted: a push may outlive the
- * page's stream). Open once the page's final head arrived (or the page
- * ended): from then on its pushes follow the HTML freely.
+ * page's stream). Once the page's final head is in (`arrived`) only a short
+ * queue is kept while its body streams; open once its response has ended
+ * (or the page went): from then on its pushes follow the HTML freely.
  */
 typedef struct delivery_ahead {
     int refs;
@@ -83,7 +84,7 @@ struct delivery_ex {
 
     /* page */
     pagemap_plan_t plan;     /* copied out at request arrival; owned */
-    delivery_ahead_t *ahead; /* a reference; NULL when nothing was pushed from the plan */
+    delivery_ahead_t *ahead; /* a reference; NULL unless its plan was pushed */
     bool push_mode;          /* pushes go to this client */
     unsigned npushed, nhinted;
     char **sent; /* normalised URLs pushed or hinted (malloc'd) */

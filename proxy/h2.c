@@ -861,6 +861,16 @@ static void send_final_goaway(h2_session_t *s)
                           NGHTTP2_NO_ERROR, NULL, 0);
 }
 
+static void debug_ack(const h2_session_t *s, uint64_t seq)
+{
+    pace_source_t src = PACE_SRC_FALLBACK;
+    double rate = pace_conn_rate(s->pace, &src);
+    LOG_DEBUG("h2 %s:%u: PING %llu ACK: %.0f B/s (%s), rtt %.2f ms", s->c->peer_addr,
+              s->c->peer_port, (unsigned long long)seq, rate, pace_source_name(src),
+              pace_conn_rtt_ms(s->pace));
+    (void)rate;
+}
+
 static int on_frame_recv(nghttp2_session *ng, const nghttp2_frame *frame, void *user)
 {
     h2_session_t *s = user;
@@ -890,12 +900,7 @@ static int on_frame_recv(nghttp2_session *ng, const nghttp2_frame *frame, void *
             send_final_goaway(s);
         else if (pace_ping_seq(frame->ping.opaque_data, &seq)) {
             bool moved = pace_conn_ping_acked(s->pace, seq, uv_hrtime());
-            pace_source_t src;
-            double rate = pace_conn_rate(s->pace, &src);
-            (void)rate;
-            LOG_DEBUG("h2 %s:%u: PING %llu ACK: %.0f B/s (%s), rtt %.2f ms", s->c->peer_addr,
-                      s->c->peer_port, (unsigned long long)seq, rate, pace_source_name(src),
-                      pace_conn_rtt_ms(s->pace));
+            debug_ack(s, seq);
             if (moved && s->npaced > 0)
                 kick(s); /* the rate moved: held pushes may go */
         }
