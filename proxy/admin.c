@@ -24,6 +24,7 @@
 #include "parser/link.h"
 #include "proxy/admin_query.h"
 #include "proxy/alloc.h"
+#include "proxy/list.h"
 #include "proxy/delivery.h"
 #include "proxy/log.h"
 #include "proxy/metrics.h"
@@ -48,7 +49,7 @@ struct admin {
     int nworkers;
     pagemap_t *pm;
     state_t *st;
-    worker_link_t conns; /* admin_conn_t.link */
+    list_t conns; /* admin_conn_t.link */
     bool closing;
     bool listener_closed;
 };
@@ -65,7 +66,7 @@ struct admin_conn {
     uv_tcp_t handle;  /* data = this */
     uv_timer_t timer; /* data = this; ADMIN_READ_TIMEOUT_MS while READING */
     int open_handles; /* freed when both are closed */
-    worker_link_t link;
+    list_t link;
     admin_t *admin;
     admin_conn_state_t state;
     llhttp_t parser;
@@ -103,7 +104,7 @@ static void on_conn_closed(uv_handle_t *h)
     admin_t *a = c->admin;
     if (--c->open_handles > 0)
         return;
-    worker_link_remove(&c->link);
+    list_remove(&c->link);
     free(c->body);
     free(c->out_head);
     free(c->out_body);
@@ -773,7 +774,7 @@ static void on_connection(uv_stream_t *server, int status)
     uv_timer_init(a->loop, &c->timer);
     c->handle.data = c->timer.data = c;
     c->open_handles = 2;
-    worker_link_insert(&a->conns, &c->link);
+    list_insert(&a->conns, &c->link);
     if (uv_accept(server, (uv_stream_t *)&c->handle) != 0) {
         conn_close(c);
         return;
@@ -847,7 +848,7 @@ int admin_start(uv_loop_t *loop, const config_t *cfg, const char *token, worker_
     a->nworkers = nworkers;
     a->pm = pm;
     a->st = st;
-    worker_link_init(&a->conns);
+    list_init(&a->conns);
     uv_tcp_init(loop, &a->listener);
     a->listener.data = a;
     int rc = uv_tcp_bind(&a->listener, (const struct sockaddr *)&ss, 0);
@@ -882,7 +883,7 @@ void admin_close(admin_t *a)
     if (a == NULL || a->closing)
         return;
     a->closing = true;
-    for (worker_link_t *l = a->conns.next, *next; l != &a->conns; l = next) {
+    for (list_t *l = a->conns.next, *next; l != &a->conns; l = next) {
         next = l->next;
         admin_conn_t *c = (admin_conn_t *)((char *)l - offsetof(admin_conn_t, link));
         if (c->state == ADMIN_CONN_READING)

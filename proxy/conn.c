@@ -13,6 +13,7 @@
 #include <unistd.h>
 
 #include "proxy/alloc.h"
+#include "proxy/list.h"
 #include "proxy/h1.h"
 #include "proxy/h2.h"
 #include "proxy/learning.h"
@@ -98,7 +99,7 @@ static void on_handle_closed(uv_handle_t *h)
     outbuf_dispose(&c->out);
     free(c->wbuf.p);
     worker_t *w = c->w;
-    worker_link_remove(&c->link);
+    list_remove(&c->link);
     /* only this worker writes nconns; the admin thread reads it (metrics.c) */
     __atomic_store_n(&w->nconns, w->nconns - 1, __ATOMIC_RELAXED);
     free(c);
@@ -607,7 +608,7 @@ void conn_accept(worker_t *w, int fd, const config_listen_t *conf)
     c->defer.data = c;
     uv_idle_init(&w->loop, &c->idle);
     c->idle.data = c;
-    worker_link_insert(&w->conns, &c->link);
+    list_insert(&w->conns, &c->link);
     __atomic_store_n(&w->nconns, w->nconns + 1, __ATOMIC_RELAXED); /* see conn close */
     worker_conn_opened(w);
     c->learn = learning_conn_create(w);
@@ -641,7 +642,7 @@ void conn_accept(worker_t *w, int fd, const config_listen_t *conf)
 
 void conn_drain_all(worker_t *w)
 {
-    worker_link_t *l = w->conns.next;
+    list_t *l = w->conns.next;
     while (l != &w->conns) {
         conn_t *c = container_of(l, conn_t, link);
         l = l->next; /* conn_close never unlinks synchronously, but be safe */
@@ -657,7 +658,7 @@ void conn_drain_all(worker_t *w)
 
 void conn_close_all(worker_t *w)
 {
-    worker_link_t *l = w->conns.next;
+    list_t *l = w->conns.next;
     while (l != &w->conns) {
         conn_t *c = container_of(l, conn_t, link);
         l = l->next;

@@ -114,7 +114,7 @@ typedef struct conn {
     uv_idle_t idle;   /* conn_flush_soon(): one write for all output of a loop turn */
     uv_write_t wreq;
     uv_shutdown_t sreq;
-    worker_link_t link; /* in w->conns */
+    list_t link; /* in w->conns */
     worker_t *w;
     conn_state_t state;
     const conn_session_ops_t *sops; /* the session's table, NULL before CONN_ACTIVE */

@@ -22,6 +22,7 @@
 #include "parser/link.h"
 #include "parser/url.h"
 #include "proxy/alloc.h"
+#include "proxy/list.h"
 #include "proxy/bandwidth.h"
 #include "proxy/config.h"
 #include "proxy/learning.h"
@@ -49,10 +50,10 @@ typedef struct delivery_ex delivery_ex_t;
 struct delivery_conn {
     int refs;
     worker_t *w;
-    int fd;              /* client socket for TCP_INFO; -1 unknown */
-    unsigned fetching;   /* pushed streams in DELIVERY_PUSH_FETCHING */
-    unsigned limit;      /* fetch slots: min(peer MAX_CONCURRENT_STREAMS, DELIVERY_MAX_FETCHES) */
-    worker_link_t queue; /* delivery_ex_t.link of QUEUED pushes, plan order */
+    int fd;            /* client socket for TCP_INFO; -1 unknown */
+    unsigned fetching; /* pushed streams in DELIVERY_PUSH_FETCHING */
+    unsigned limit;    /* fetch slots: min(peer MAX_CONCURRENT_STREAMS, DELIVERY_MAX_FETCHES) */
+    list_t queue;      /* delivery_ex_t.link of QUEUED pushes, plan order */
 };
 
 struct delivery_ex {
@@ -66,16 +67,16 @@ struct delivery_ex {
     unsigned npushed, nhinted;
     char **sent; /* normalised URLs pushed or hinted (malloc'd) */
     size_t nsent, capsent;
-    worker_link_t deferred; /* delivery_ex_t.link of DEFERRED pushes of this page */
-    digest_t old_digest;    /* the client's cookie, when it sent a valid one */
+    list_t deferred;     /* delivery_ex_t.link of DEFERRED pushes of this page */
+    digest_t old_digest; /* the client's cookie, when it sent a valid one */
     bool have_old_digest;
     digest_builder_t db; /* the cookie to set: what the client has after this visit */
     bool db_used;
 
     /* pushed */
     delivery_push_state_t pstate;
-    worker_link_t link; /* in the page's `deferred` or the connection's `queue` */
-    char *key;          /* plan item key reported to learning (malloc'd); NULL: SSE push */
+    list_t link; /* in the page's `deferred` or the connection's `queue` */
+    char *key;   /* plan item key reported to learning (malloc'd); NULL: SSE push */
     bool completed;
     bool failed; /* the origin's answer was unusable: herald reset the stream itself */
 
@@ -110,7 +111,7 @@ delivery_conn_t *delivery_conn_create(worker_t *w, int fd)
     dc->w = w;
     dc->fd = fd;
     dc->limit = DELIVERY_MAX_FETCHES;
-    worker_link_init(&dc->queue);
+    list_init(&dc->queue);
     return dc;
 }
 
@@ -171,8 +172,8 @@ static void pump(delivery_conn_t *dc)
 {
     while (dc->queue.next != &dc->queue && dc->fetching < dc->limit) {
         delivery_ex_t *p = container_of(dc->queue.next, delivery_ex_t, link);
-        worker_link_remove(&p->link);
-        worker_link_init(&p->link);
+        list_remove(&p->link);
+        list_init(&p->link);
         push_start(p);
     }
 }
@@ -180,7 +181,7 @@ static void pump(delivery_conn_t *dc)
 static void push_enqueue(delivery_ex_t *p)
 {
     push_set_state(p, DELIVERY_PUSH_QUEUED);
-    worker_link_insert(p->dc->queue.prev, &p->link); /* at the tail: plan order */
+    list_insert(p->dc->queue.prev, &p->link); /* at the tail: plan order */
     pump(p->dc);
 }
 
@@ -190,8 +191,8 @@ static delivery_ex_t *dx_create(exchange_t *ex, delivery_role_t role)
     dx->ex = ex;
     dx->role = role;
     dx->dc = conn_ref(ex->deliver_conn);
-    worker_link_init(&dx->deferred);
-    worker_link_init(&dx->link);
+    list_init(&dx->deferred);
+    list_init(&dx->link);
     ex->deliver = dx;
     return dx;
 }
@@ -226,8 +227,8 @@ static void release_deferred(delivery_ex_t *page)
 {
     while (page->deferred.next != &page->deferred) {
         delivery_ex_t *p = container_of(page->deferred.next, delivery_ex_t, link);
-        worker_link_remove(&p->link);
-        worker_link_init(&p->link);
+        list_remove(&p->link);
+        list_init(&p->link);
         push_enqueue(p);
     }
 }
@@ -333,7 +334,7 @@ static void deliver_push(delivery_ex_t *dx)
         } else {
             /* In plan order: once one item does not fit, the rest follow the HTML. */
             over = true;
-            worker_link_insert(dx->deferred.prev, &p->link);
+            list_insert(dx->deferred.prev, &p->link);
         }
     }
     LOG_DEBUG("delivery: %s: %u promised, %llu of %llu budget bytes ahead", ex->path, dx->npushed,
@@ -363,7 +364,7 @@ static void push_origin_links(delivery_ex_t *dx)
                     dx->npushed++;
                     sent_add(dx, key);
                     /* the origin has answered: no think time left to fill */
-                    worker_link_insert(dx->deferred.prev, &p->link);
+                    list_insert(dx->deferred.prev, &p->link);
                 }
             }
         }
@@ -693,7 +694,7 @@ void delivery_on_free(exchange_t *ex)
         free(dx->sent);
     } else if (dx->role == DELIVERY_ROLE_PUSHED) {
         bool slot = dx->pstate == DELIVERY_PUSH_FETCHING;
-        worker_link_remove(&dx->link); /* from a page's deferred list or the queue */
+        list_remove(&dx->link); /* from a page's deferred list or the queue */
         if (!dx->completed) {
             atomic_fetch_add(&stats.cancelled, 1);
             /* reset by the client (or never sent): it had the asset. A

@@ -18,6 +18,7 @@
 
 #include "herald/error.h"
 #include "proxy/alloc.h"
+#include "proxy/list.h"
 #include "proxy/exchange.h"
 #include "proxy/headers.h"
 #include "proxy/log.h"

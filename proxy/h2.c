@@ -23,6 +23,7 @@
 #include <nghttp2/nghttp2.h>
 
 #include "proxy/alloc.h"
+#include "proxy/list.h"
 #include "proxy/block.h"
 #include "proxy/delivery.h"
 #include "proxy/exchange.h"
@@ -49,7 +50,7 @@ typedef enum h2_stream_state {
 } h2_stream_state_t;
 
 typedef struct h2_stream {
-    worker_link_t link; /* in h2_session_t.streams */
+    list_t link; /* in h2_session_t.streams */
     h2_session_t *s;
     int32_t id;
     exchange_t *ex; /* NULL once released */
@@ -82,7 +83,7 @@ struct h2_session {
     conn_t *c;
     nghttp2_session *ng;
     h2_state_t state;
-    worker_link_t streams; /* every h2_stream_t of the session */
+    list_t streams; /* every h2_stream_t of the session */
     size_t nstreams;
     int in_recv;                   /* inside nghttp2_session_mem_recv: no mem_send now */
     bool deadlines;                /* the connection's timer is armed for stream deadlines */
@@ -157,7 +158,7 @@ static void stream_release(h2_stream_t *st)
 
 static void stream_free(h2_stream_t *st)
 {
-    worker_link_remove(&st->link);
+    list_remove(&st->link);
     block_queue_dispose(&st->q); /* the connection keeps its own references */
     free(st);
 }
@@ -351,7 +352,7 @@ static void respond_simple(h2_stream_t *st, int status, const char *text)
 static void arm_deadlines(h2_session_t *s)
 {
     uint64_t due = UINT64_MAX;
-    for (worker_link_t *l = s->streams.next; l != &s->streams; l = l->next) {
+    for (list_t *l = s->streams.next; l != &s->streams; l = l->next) {
         h2_stream_t *st = container_of(l, h2_stream_t, link);
         if (st->due_ms != 0 && st->due_ms < due)
             due = st->due_ms;
@@ -417,7 +418,7 @@ static void expire_deadlines(h2_session_t *s)
 {
     uint64_t now = uv_now(&s->c->w->loop);
     double body = s->c->w->cfg->body_timeout;
-    for (worker_link_t *l = s->streams.next; l != &s->streams; l = l->next) {
+    for (list_t *l = s->streams.next; l != &s->streams; l = l->next) {
         h2_stream_t *st = container_of(l, h2_stream_t, link);
         if (st->due_ms == 0 || st->due_ms > now)
             continue;
@@ -619,7 +620,7 @@ static exchange_t *on_push_promise(exchange_t *parent, const char *path)
     }
     st->id = id;
     st->ex = ex;
-    worker_link_insert(&s->streams, &st->link);
+    list_insert(&s->streams, &st->link);
     s->nstreams++;
     if (!s->deadlines)
         conn_timer_set(s->c, 0);
@@ -713,7 +714,7 @@ static int on_begin_headers(nghttp2_session *ng, const nghttp2_frame *frame, voi
     block_queue_init(&st->q, H2_FRAME_HEADER);
     st->id = frame->hd.stream_id;
     st->state = H2_STREAM_REQUEST;
-    worker_link_insert(&s->streams, &st->link);
+    list_insert(&s->streams, &st->link);
     s->nstreams++;
     if (!s->deadlines)
         conn_timer_set(s->c, 0); /* the idle timeout ends */
@@ -923,7 +924,7 @@ static int on_frame_not_send(nghttp2_session *ng, const nghttp2_frame *frame, in
     if (frame->hd.type == NGHTTP2_PUSH_PROMISE) {
         /* The promised stream never opened (parent gone): drop its exchange. */
         int32_t pid = frame->push_promise.promised_stream_id;
-        for (worker_link_t *l = s->streams.next; l != &s->streams; l = l->next) {
+        for (list_t *l = s->streams.next; l != &s->streams; l = l->next) {
             h2_stream_t *st = container_of(l, h2_stream_t, link);
             if (st->id == pid && nghttp2_session_find_stream(ng, pid) == NULL) {
                 stream_release(st);
@@ -958,7 +959,7 @@ static void *h2_create(conn_t *c)
 {
     h2_session_t *s = xcalloc(1, sizeof(*s));
     s->c = c;
-    worker_link_init(&s->streams);
+    list_init(&s->streams);
     const config_t *cfg = c->w->cfg;
 
     nghttp2_session_callbacks *cbs;
@@ -1115,7 +1116,7 @@ static void h2_drain(void *arg)
 static void h2_abort(void *arg)
 {
     h2_session_t *s = arg;
-    for (worker_link_t *l = s->streams.next; l != &s->streams; l = l->next) {
+    for (list_t *l = s->streams.next; l != &s->streams; l = l->next) {
         h2_stream_t *st = container_of(l, h2_stream_t, link);
         stream_release(st);
     }

@@ -39,6 +39,7 @@
 #include "parser/link.h"
 #include "parser/url.h"
 #include "proxy/alloc.h"
+#include "proxy/list.h"
 #include "proxy/log.h"
 #include "proxy/worker.h"
 

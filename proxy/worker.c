@@ -19,6 +19,7 @@
 #include <unistd.h>
 
 #include "proxy/alloc.h"
+#include "proxy/list.h"
 #include "proxy/delivery.h"
 #include "proxy/learning.h"
 #include "proxy/log.h"
@@ -280,7 +281,7 @@ static void worker_main(void *arg)
         return;
     }
     w->loop.data = w;
-    worker_link_init(&w->conns);
+    list_init(&w->conns);
     block_cache_init(&w->blocks, WORKER_BLOCK_CACHE);
     uv_async_init(&w->loop, &w->wakeup, on_wakeup);
     w->wakeup.data = w;

@@ -14,17 +14,13 @@
 #include "proxy/block.h"
 #include "proxy/config.h"
 #include "proxy/exchange.h"
+#include "proxy/list.h"
 
 typedef struct ssl_ctx_st SSL_CTX;
 typedef struct upstream_pool upstream_pool_t;
 typedef struct conn conn_t;
 typedef struct pagemap pagemap_t;
 typedef struct budget budget_t;
-
-/** Intrusive doubly-linked list node (a ring: an empty list points to itself). */
-typedef struct worker_link {
-    struct worker_link *prev, *next;
-} worker_link_t;
 
 /*
  * A listening socket of one worker. herald calls accept4() itself (libuv
@@ -58,7 +54,7 @@ typedef struct worker {
     budget_t *budget;    /* the process' origin budget (main.c owns it), shared by the pools */
     /* the learned map shared by all workers (main.c owns it); NULL = off */
     pagemap_t *learn;
-    worker_link_t conns; /* every client connection (conn_t.link) */
+    list_t conns; /* every client connection (conn_t.link) */
     size_t nconns;
     size_t peak_conns;    /* most connections at once since memory was last released */
     block_cache_t blocks; /* response body and output blocks of this worker's connections */
@@ -81,24 +77,6 @@ typedef struct worker {
     int start_error; /* 0, or why the worker could not start */
     uv_sem_t started;
 } worker_t;
-
-static inline void worker_link_init(worker_link_t *l)
-{
-    l->prev = l->next = l;
-}
-static inline void worker_link_insert(worker_link_t *head, worker_link_t *l)
-{
-    l->next = head->next;
-    l->prev = head;
-    head->next->prev = l;
-    head->next = l;
-}
-static inline void worker_link_remove(worker_link_t *l)
-{
-    l->prev->next = l->next;
-    l->next->prev = l->prev;
-    l->prev = l->next = l;
-}
 
 /**
  * Start `w` on its own thread; waits until its listeners are bound. `learn`
