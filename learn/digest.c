@@ -7,7 +7,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "parser/error.h"
+#include "herald/error.h"
 
 /* First 64 bits of SHA-256(url || etag), big-endian; false on ENOMEM. */
 static bool key_hash(const char *url, const char *etag, uint64_t *out)

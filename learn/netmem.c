@@ -13,7 +13,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "parser/error.h"
+#include "herald/error.h"
 
 enum {
     DEFAULT_MAX_NETWORKS = 4096,

@@ -16,7 +16,7 @@
 #include <strings.h>
 
 #include "learn/template.h"
-#include "parser/error.h"
+#include "herald/error.h"
 
 /* ---- small helpers ------------------------------------------------------ */
 
@@ -373,9 +373,26 @@ void pm_lru_touch(pagemap_t *pm, pm_page_t *p)
     }
 }
 
+void pm_count_edge(pagemap_t *pm, const pm_edge_t *e, int dir)
+{
+    pm->nedges += (size_t)dir;
+    if (e->state == PAGEMAP_EDGE_PINNED)
+        pm->npinned += (size_t)dir;
+    else if (e->state == PAGEMAP_EDGE_BANNED)
+        pm->nbanned += (size_t)dir;
+}
+
+void pm_set_template(pagemap_t *pm, pm_page_t *p, bool is_template)
+{
+    if (p->is_template != is_template)
+        pm->ntemplates += is_template ? 1 : (size_t)-1;
+    p->is_template = is_template;
+}
+
 static void edge_remove_at(pagemap_t *pm, pm_page_t *p, size_t i)
 {
     pm_edge_t *e = &p->edges[i];
+    pm_count_edge(pm, e, -1);
     if (e->state == PAGEMAP_EDGE_LEARNED)
         p->nlearned--;
     asset_release(pm, e->asset);
@@ -392,6 +409,7 @@ static void page_free(pagemap_t *pm, pm_page_t *p)
 {
     while (p->n > 0)
         edge_remove_at(pm, p, p->n - 1);
+    pm_set_template(pm, p, false);
     free(p->edges);
     free(p->h.key);
     free(p->template_key);
@@ -526,16 +544,19 @@ pm_edge_t *pm_edge_add(pagemap_t *pm, pm_page_t *p, pm_asset_t *a, pagemap_edge_
     a->refs++;
     if (state == PAGEMAP_EDGE_LEARNED)
         p->nlearned++;
+    pm_count_edge(pm, e, 1);
     return e;
 }
 
-static void edge_set_state(pm_page_t *p, pm_edge_t *e, pagemap_edge_state_t state)
+static void edge_set_state(pagemap_t *pm, pm_page_t *p, pm_edge_t *e, pagemap_edge_state_t state)
 {
     if (e->state == PAGEMAP_EDGE_LEARNED && state != PAGEMAP_EDGE_LEARNED)
         p->nlearned--;
     else if (e->state != PAGEMAP_EDGE_LEARNED && state == PAGEMAP_EDGE_LEARNED)
         p->nlearned++;
+    pm_count_edge(pm, e, -1);
     e->state = state;
+    pm_count_edge(pm, e, 1);
 }
 
 /* ---- lifecycle --------------------------------------------------------- */
@@ -847,12 +868,12 @@ int pagemap_edge_set_state(pagemap_t *pm, const char *page_key, const char *asse
         pm_asset_t *a = e->asset;
         if (e->state != PAGEMAP_EDGE_LEARNED && state == PAGEMAP_EDGE_LEARNED) {
             /* back under the cap of learned edges: make room (never for itself) */
-            edge_set_state(p, e, PAGEMAP_EDGE_PINNED);
+            edge_set_state(pm, p, e, PAGEMAP_EDGE_PINNED);
             while (p->nlearned >= pm->cfg.max_assets_per_page && p->nlearned > 0)
                 evict_worst_learned(pm, p);
             e = pm_edge_find(p, a); /* eviction moves edges in the array */
         }
-        edge_set_state(p, e, state);
+        edge_set_state(pm, p, e, state);
     } else if (state == PAGEMAP_EDGE_LEARNED) {
         rc = HERALD_ENOTFOUND;
     } else {
@@ -932,18 +953,19 @@ void pagemap_stats(pagemap_t *pm, pagemap_stats_t *out)
     pthread_mutex_lock(&pm->lock);
     out->pages = pm->pages.n;
     out->assets = pm->assets.n;
-    for (const pm_page_t *p = pm->head; p; p = p->next) {
-        out->templates += p->is_template;
-        out->edges += p->n;
-        for (size_t i = 0; i < p->n; i++) {
-            out->pinned += p->edges[i].state == PAGEMAP_EDGE_PINNED;
-            out->banned += p->edges[i].state == PAGEMAP_EDGE_BANNED;
-        }
-    }
+    out->templates = pm->ntemplates;
+    out->edges = pm->nedges;
+    out->pinned = pm->npinned;
+    out->banned = pm->nbanned;
     out->pages_evicted = pm->pages_evicted;
     out->edges_evicted = pm->edges_evicted;
-    out->visits_committed = pm->visits_committed;
+    out->visits_committed = atomic_load_explicit(&pm->visits_committed, memory_order_relaxed);
     pthread_mutex_unlock(&pm->lock);
+}
+
+uint64_t pagemap_visits_committed(pagemap_t *pm)
+{
+    return pm == NULL ? 0 : atomic_load_explicit(&pm->visits_committed, memory_order_relaxed);
 }
 
 /* ---- bulk copy --------------------------------------------------------- */
@@ -997,7 +1019,7 @@ static int restore_page(pagemap_t *pm, const pagemap_dump_page_t *dp)
     const pagemap_page_info_t *i = &dp->info;
     if (!pm_set_str(&p->template_key, i->template_key))
         return HERALD_ENOMEM;
-    p->is_template = i->is_template;
+    pm_set_template(pm, p, i->is_template);
     p->visits = i->visits;
     p->visits_total = i->visits_total;
     p->last_visit = i->last_visit_ms;

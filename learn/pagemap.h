@@ -517,8 +517,17 @@ typedef struct pagemap_stats {
     uint64_t visits_committed;
 } pagemap_stats_t;
 
-/** Copy the counters into *out. */
+/**
+ * Copy the counters into *out. O(1): the totals are kept as the map
+ * changes, so a scrape holds the lock only for a few loads.
+ */
 void pagemap_stats(pagemap_t *pm, pagemap_stats_t *out);
+
+/**
+ * Visits committed so far (pagemap_stats_t.visits_committed), read without
+ * the lock: the state file's cheap "did the map change" check. Any thread.
+ */
+uint64_t pagemap_visits_committed(pagemap_t *pm);
 
 /* ---- bulk copy (snapshot) ----------------------------------------------- */
 

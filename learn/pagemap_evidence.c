@@ -10,7 +10,7 @@
 #include <string.h>
 
 #include "learn/template.h"
-#include "parser/error.h"
+#include "herald/error.h"
 
 /* One distinct item of a visit (the copies of one key merged). */
 typedef struct vitem {
@@ -480,14 +480,14 @@ int pagemap_commit_visit(pagemap_t *pm, const pagemap_visit_t *v)
     int rc2 = commit_entry(pm, p, v, vi, nvi, clean, &cold);
     rc = rc ? rc : rc2;
     if (!v->supplement)
-        pm->visits_committed++;
+        atomic_fetch_add_explicit(&pm->visits_committed, 1, memory_order_relaxed);
     if (v->template_key != NULL && strcmp(v->template_key, v->page_key) != 0) {
         pm_page_t *t = pm_page_get(pm, v->template_key, NULL);
         if (t == NULL) {
             rc = HERALD_ENOMEM;
             goto out;
         }
-        t->is_template = true;
+        pm_set_template(pm, t, true);
         pm_lru_touch(pm, t);
         rc2 = commit_entry(pm, t, v, vi, nvi, clean, &cold);
         rc = rc ? rc : rc2;

@@ -9,6 +9,7 @@
 #define HERALD_PAGEMAP_IMPL_H
 
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -87,8 +88,19 @@ struct pagemap {
     pagemap_config_t cfg;
     pm_table_t pages, assets;
     pm_page_t *head, *tail;
-    uint64_t pages_evicted, edges_evicted, visits_committed;
+    uint64_t pages_evicted, edges_evicted;
+    /* Kept as edges and pages change, so that pagemap_stats() (a /metrics
+     * scrape) holds the lock for O(1), not for a walk of every edge:
+     * edges of every page, those pinned and banned, template entries. */
+    size_t nedges, npinned, nbanned, ntemplates;
+    /* Written under the lock, read without it (pagemap_visits_committed). */
+    _Atomic uint64_t visits_committed;
 };
+
+/** Count edge e (just added, or removed next) in pm's totals: dir +1 or -1. */
+void pm_count_edge(pagemap_t *pm, const pm_edge_t *e, int dir);
+/** Make p a template entry (or not), keeping pm->ntemplates. */
+void pm_set_template(pagemap_t *pm, pm_page_t *p, bool is_template);
 
 /* ---- helpers (pagemap.c) ---- */
 

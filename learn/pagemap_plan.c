@@ -11,7 +11,7 @@
 #include <string.h>
 #include <strings.h>
 
-#include "parser/error.h"
+#include "herald/error.h"
 
 static const char *const verdict_names[] = {
     "pinned",       "confirmed", "strong",        "weak",      "uncertain",

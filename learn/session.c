@@ -5,7 +5,7 @@
 #include <string.h>
 #include <strings.h>
 
-#include "parser/error.h"
+#include "herald/error.h"
 
 /* A small FIFO set of malloc'd strings: the oldest is forgotten when full. */
 typedef struct strring {

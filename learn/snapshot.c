@@ -18,7 +18,7 @@
 #include <unistd.h>
 
 #include "learn/cachepolicy.h"
-#include "parser/error.h"
+#include "herald/error.h"
 
 static const char *const cors_names[] = {"none", "anonymous", "use-credentials"};
 static const char *const state_names[] = {"learned", "pinned", "banned"};

@@ -5,7 +5,7 @@
 #include <string.h>
 #include <strings.h>
 
-#include "parser/error.h"
+#include "herald/error.h"
 
 /** One asset of a visit, with the facts of its response when it passed through. */
 typedef struct item {

@@ -4,7 +4,7 @@
  */
 #include "parser/asset.h"
 
-#include "parser/error.h"
+#include "herald/error.h"
 
 #include <stdlib.h>
 #include <string.h>

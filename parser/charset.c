@@ -6,7 +6,7 @@
  */
 #include "parser/charset.h"
 
-#include "parser/error.h"
+#include "herald/error.h"
 
 #include <ctype.h>
 #include <errno.h>

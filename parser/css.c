@@ -12,7 +12,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "parser/error.h"
+#include "herald/error.h"
 #include "parser/strbuf.h"
 #include "parser/url.h"
 

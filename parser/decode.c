@@ -12,7 +12,7 @@
 #include <string.h>
 #include <zlib.h>
 
-#include "parser/error.h"
+#include "herald/error.h"
 
 #define DECODE_MAX_STAGES 4
 #define DECODE_CHUNK 8192

@@ -5,7 +5,7 @@
  */
 #include "parser/asset.h"
 #include "parser/decode.h"
-#include "parser/error.h"
+#include "herald/error.h"
 #include "parser/html.h"
 
 #include <errno.h>

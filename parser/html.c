@@ -7,7 +7,7 @@
 
 #include "parser/charset.h"
 #include "parser/css.h"
-#include "parser/error.h"
+#include "herald/error.h"
 #include "parser/url.h"
 
 #include <ctype.h>

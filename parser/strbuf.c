@@ -4,7 +4,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "parser/error.h"
+#include "herald/error.h"
 
 int strbuf_reserve(strbuf_t *b, size_t more)
 {

@@ -12,7 +12,7 @@
 #include <string.h>
 #include <uriparser/Uri.h>
 
-#include "parser/error.h"
+#include "herald/error.h"
 
 /* Larger references are not links anyone follows; it also keeps uriparser's int lengths safe. */
 #define URL_MAX_LEN (1u << 20)

@@ -5,7 +5,6 @@
 #include "proxy/admin.h"
 
 #include <arpa/inet.h>
-#include <ctype.h>
 #include <errno.h>
 #include <jansson.h>
 #include <llhttp.h>
@@ -21,9 +20,11 @@
 
 #include "learn/pagemap.h"
 #include "learn/snapshot.h"
-#include "parser/error.h"
+#include "herald/error.h"
 #include "parser/link.h"
+#include "proxy/admin_query.h"
 #include "proxy/alloc.h"
+#include "proxy/list.h"
 #include "proxy/delivery.h"
 #include "proxy/log.h"
 #include "proxy/metrics.h"
@@ -49,7 +50,7 @@ struct admin {
     int nworkers;
     pagemap_t *pm;
     state_t *st;
-    worker_link_t conns; /* admin_conn_t.link */
+    list_t conns; /* admin_conn_t.link */
     bool closing;
     bool listener_closed;
 };
@@ -66,7 +67,7 @@ struct admin_conn {
     uv_tcp_t handle;  /* data = this */
     uv_timer_t timer; /* data = this; ADMIN_READ_TIMEOUT_MS while READING */
     int open_handles; /* freed when both are closed */
-    worker_link_t link;
+    list_t link;
     admin_t *admin;
     admin_conn_state_t state;
     llhttp_t parser;
@@ -104,7 +105,7 @@ static void on_conn_closed(uv_handle_t *h)
     admin_t *a = c->admin;
     if (--c->open_handles > 0)
         return;
-    worker_link_remove(&c->link);
+    list_remove(&c->link);
     free(c->body);
     free(c->out_head);
     free(c->out_body);
@@ -219,82 +220,18 @@ static void respond_json_text(admin_conn_t *c, int status, char *json, size_t le
     respond(c, status, "application/json", b, len + 1, NULL);
 }
 
-/* ---- query strings ----------------------------------------------------- */
-
-static int hexval(int ch)
-{
-    if (ch >= '0' && ch <= '9')
-        return ch - '0';
-    ch = tolower(ch);
-    if (ch >= 'a' && ch <= 'f')
-        return ch - 'a' + 10;
-    return -1;
-}
-
-/* Percent-decode s[0..n) into a malloc'd string ('+' is a space, as in forms). */
-static char *pct_decode(const char *s, size_t n)
-{
-    char *out = xmalloc(n + 1);
-    size_t o = 0;
-    for (size_t i = 0; i < n; i++) {
-        if (s[i] == '%' && i + 2 < n && hexval((unsigned char)s[i + 1]) >= 0 &&
-            hexval((unsigned char)s[i + 2]) >= 0) {
-            out[o++] =
-                (char)(hexval((unsigned char)s[i + 1]) * 16 + hexval((unsigned char)s[i + 2]));
-            i += 2;
-        } else if (s[i] == '+') {
-            out[o++] = ' ';
-        } else {
-            out[o++] = s[i];
-        }
-    }
-    out[o] = '\0';
-    return out;
-}
-
-/* The decoded value of parameter `name` in query q (NUL-terminated), malloc'd; NULL when absent. */
-static char *query_get(const char *q, const char *name)
-{
-    size_t nlen = strlen(name);
-    while (q != NULL && *q != '\0') {
-        const char *amp = strchr(q, '&');
-        size_t plen = amp != NULL ? (size_t)(amp - q) : strlen(q);
-        if (plen >= nlen && strncmp(q, name, nlen) == 0 && (plen == nlen || q[nlen] == '='))
-            return plen == nlen ? xstrdup("") : pct_decode(q + nlen + 1, plen - nlen - 1);
-        q = amp != NULL ? amp + 1 : NULL;
-    }
-    return NULL;
-}
-
-static bool query_size(const char *q, const char *name, size_t def, size_t *out)
-{
-    char *v = query_get(q, name);
-    if (v == NULL || v[0] == '\0') {
-        free(v);
-        *out = def;
-        return true;
-    }
-    char *end;
-    errno = 0;
-    unsigned long long n = strtoull(v, &end, 10);
-    bool ok = *end == '\0' && errno == 0 && v[0] != '-';
-    free(v);
-    *out = (size_t)n;
-    return ok;
-}
-
 /* ---- handlers ---------------------------------------------------------- */
 
 static void handle_maps(admin_conn_t *c, const char *q)
 {
     size_t offset, limit;
-    if (!query_size(q, "offset", 0, &offset) || !query_size(q, "limit", 100, &limit)) {
+    if (!admin_query_size(q, "offset", 0, &offset) || !admin_query_size(q, "limit", 100, &limit)) {
         respond_error(c, 400, "offset and limit take whole numbers");
         return;
     }
     if (limit > 10000)
         limit = 10000;
-    char *filter = query_get(q, "q");
+    char *filter = admin_query_get(q, "q");
     char *json = NULL;
     size_t len = 0;
     int rc = snapshot_export_list(c->admin->pm, offset, limit, filter, &json, &len);
@@ -348,8 +285,8 @@ static void handle_page_links(admin_conn_t *c, const char *page)
 
 static void handle_page_get(admin_conn_t *c, const char *q)
 {
-    char *page = query_get(q, "page");
-    char *format = query_get(q, "format");
+    char *page = admin_query_get(q, "page");
+    char *format = admin_query_get(q, "format");
     if (page == NULL || page[0] == '\0') {
         respond_error(c, 400, "missing ?page=KEY");
     } else if (format != NULL && strcmp(format, "link") == 0) {
@@ -384,8 +321,8 @@ static const char *state_name(pagemap_edge_state_t s)
 
 static void handle_set_state(admin_conn_t *c, const char *q, pagemap_edge_state_t s)
 {
-    char *page = query_get(q, "page");
-    char *asset = query_get(q, "asset");
+    char *page = admin_query_get(q, "page");
+    char *asset = admin_query_get(q, "asset");
     if (page == NULL || page[0] == '\0' || asset == NULL || asset[0] == '\0') {
         respond_error(c, 400, "needs ?page=KEY&asset=URL");
     } else {
@@ -408,8 +345,8 @@ static void handle_set_state(admin_conn_t *c, const char *q, pagemap_edge_state_
 
 static void handle_forget(admin_conn_t *c, const char *q)
 {
-    char *page = query_get(q, "page");
-    char *asset = query_get(q, "asset");
+    char *page = admin_query_get(q, "page");
+    char *asset = admin_query_get(q, "asset");
     if (page == NULL || page[0] == '\0') {
         respond_error(c, 400, "needs ?page=KEY[&asset=URL]");
     } else {
@@ -449,7 +386,7 @@ static void handle_export(admin_conn_t *c)
 
 static void handle_import(admin_conn_t *c, const char *q)
 {
-    char *mode = query_get(q, "mode");
+    char *mode = admin_query_get(q, "mode");
     snapshot_mode_t m = SNAPSHOT_MERGE;
     if (mode != NULL && strcmp(mode, "replace") == 0) {
         m = SNAPSHOT_REPLACE;
@@ -554,6 +491,8 @@ static void handle_stats(admin_conn_t *c)
         (json_int_t)s.assets, "visits_committed", (json_int_t)s.visits_committed);
     if (j == NULL)
         abort();
+    json_object_set_new(j, "learning",
+                        json_pack("{s:I}", "visits_open", (json_int_t)s.visits_open));
     json_object_set_new(j, "pace", pace_json(&s.pace));
     if (a->st != NULL) {
         state_stats_t ss;
@@ -873,7 +812,7 @@ static void on_connection(uv_stream_t *server, int status)
     uv_timer_init(a->loop, &c->timer);
     c->handle.data = c->timer.data = c;
     c->open_handles = 2;
-    worker_link_insert(&a->conns, &c->link);
+    list_insert(&a->conns, &c->link);
     if (uv_accept(server, (uv_stream_t *)&c->handle) != 0) {
         conn_close(c);
         return;
@@ -947,7 +886,7 @@ int admin_start(uv_loop_t *loop, const config_t *cfg, const char *token, worker_
     a->nworkers = nworkers;
     a->pm = pm;
     a->st = st;
-    worker_link_init(&a->conns);
+    list_init(&a->conns);
     uv_tcp_init(loop, &a->listener);
     a->listener.data = a;
     int rc = uv_tcp_bind(&a->listener, (const struct sockaddr *)&ss, 0);
@@ -982,7 +921,7 @@ void admin_close(admin_t *a)
     if (a == NULL || a->closing)
         return;
     a->closing = true;
-    for (worker_link_t *l = a->conns.next, *next; l != &a->conns; l = next) {
+    for (list_t *l = a->conns.next, *next; l != &a->conns; l = next) {
         next = l->next;
         admin_conn_t *c = (admin_conn_t *)((char *)l - offsetof(admin_conn_t, link));
         if (c->state == ADMIN_CONN_READING)

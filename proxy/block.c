@@ -16,7 +16,7 @@ void block_cache_init(block_cache_t *bc, size_t max)
     bc->max = max;
 }
 
-void block_cache_dispose(block_cache_t *bc)
+void block_cache_trim(block_cache_t *bc)
 {
     while (bc->free != NULL) {
         block_t *b = bc->free;
@@ -24,6 +24,11 @@ void block_cache_dispose(block_cache_t *bc)
         free(b);
     }
     bc->n = 0;
+}
+
+void block_cache_dispose(block_cache_t *bc)
+{
+    block_cache_trim(bc);
 }
 
 block_t *block_create(block_cache_t *cache, size_t cap)

@@ -49,6 +49,12 @@ struct block_cache {
 void block_cache_init(block_cache_t *bc, size_t max);
 /** Free the blocks kept. */
 void block_cache_dispose(block_cache_t *bc);
+/**
+ * Free the blocks kept now (to give memory back after a burst); unlike
+ * block_cache_dispose() the cache stays in use: blocks created from it may
+ * live on and come back to it.
+ */
+void block_cache_trim(block_cache_t *bc);
 
 /**
  * A new empty block of cap bytes with one reference (the caller's). A

@@ -18,7 +18,7 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "parser/error.h"
+#include "herald/error.h"
 
 typedef enum opt_type {
     OPT_STRING,
@@ -280,7 +280,8 @@ static int set_option(config_t *cfg, const opt_def_t *o, const char *value, bool
         else if (*end == 'g' || *end == 'G')
             mult = 1024.0 * 1024 * 1024, end++;
         v *= mult;
-        if (end == value || *end != '\0' || errno != 0 || v < o->min || v > o->max) {
+        /* "nan" parses as a number and is neither below min nor above max */
+        if (end == value || *end != '\0' || errno != 0 || !(v >= o->min && v <= o->max)) {
             failf(err, errlen, "%s takes a size from %g to %g bytes (k/m suffixes), not '%s'",
                   o->name, o->min, o->max, value);
             return HERALD_EINVAL;
@@ -302,7 +303,7 @@ static int set_option(config_t *cfg, const opt_def_t *o, const char *value, bool
             v *= 1e6, end++;
         else if (*end == 'g' || *end == 'G')
             v *= 1e9, end++;
-        if (end == value || *end != '\0' || errno != 0 || v < o->min || v > o->max) {
+        if (end == value || *end != '\0' || errno != 0 || !(v >= o->min && v <= o->max)) {
             failf(err, errlen,
                   "%s takes auto or bits per second from %g to %g (k/m/g: 10^3/6/9), not '%s'",
                   o->name, o->min, o->max, value);

@@ -13,10 +13,12 @@
 #include <unistd.h>
 
 #include "proxy/alloc.h"
+#include "proxy/list.h"
 #include "proxy/h1.h"
 #include "proxy/h2.h"
 #include "proxy/learning.h"
 #include "proxy/log.h"
+#include "herald/error.h"
 #include "proxy/tls.h"
 
 static const char h2_preface[24] = "PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n";
@@ -91,16 +93,15 @@ static void on_handle_closed(uv_handle_t *h)
     conn_t *c = h->data;
     if (--c->open_handles > 0)
         return;
-    if (c->h1 != NULL)
-        h1_session_destroy(c->h1);
-    if (c->h2 != NULL)
-        h2_session_destroy(c->h2);
+    if (c->session != NULL)
+        c->sops->destroy(c->session);
     tls_conn_destroy(c->tls);
     outbuf_dispose(&c->out);
     free(c->wbuf.p);
     worker_t *w = c->w;
-    worker_link_remove(&c->link);
-    w->nconns--;
+    list_remove(&c->link);
+    /* only this worker writes nconns; the admin thread reads it (metrics.c) */
+    __atomic_store_n(&w->nconns, w->nconns - 1, __ATOMIC_RELAXED);
     free(c);
     worker_conn_closed(w);
 }
@@ -113,10 +114,8 @@ void conn_close(conn_t *c)
     /* Sessions abort their exchanges now (no fops callback reaches them
      * afterwards) but are freed only in the close callback: we may be deep
      * inside one of their callbacks. */
-    if (c->h1 != NULL)
-        h1_session_abort(c->h1);
-    if (c->h2 != NULL)
-        h2_session_abort(c->h2);
+    if (c->session != NULL)
+        c->sops->abort(c->session);
     /* after the aborts: open visits commit now, not a loop turn later (the
      * client's next connection may already be asking for the same page) */
     learning_conn_release(c->learn);
@@ -200,10 +199,8 @@ size_t conn_buffered(const conn_t *c)
 /* The session may produce more now that its bytes are out. */
 static void tell_written(conn_t *c)
 {
-    if (c->proto == CONN_PROTO_H1 && c->h1 != NULL)
-        h1_session_written(c->h1);
-    else if (c->proto == CONN_PROTO_H2 && c->h2 != NULL)
-        h2_session_written(c->h2);
+    if (c->session != NULL)
+        c->sops->written(c->session);
 }
 
 /* Drained: an idle connection keeps no large buffers. */
@@ -211,8 +208,7 @@ static void trim_if_idle(conn_t *c)
 {
     if (c->writing || outbuf_len(&c->out) != 0 || c->state == CONN_CLOSING)
         return;
-    bool idle = c->proto == CONN_PROTO_H2 ? h2_session_idle(c->h2) : h1_session_idle(c->h1);
-    if (!idle)
+    if (c->session == NULL || !c->sops->idle(c->session))
         return;
     outbuf_trim(&c->out, TRIM_ABOVE);
     if (c->wbuf.cap > TRIM_ABOVE) {
@@ -379,8 +375,8 @@ void conn_flush(conn_t *c)
      * is a no-op: this loop picks up whatever was queued. */
     c->flushing = true;
     for (int round = 0;; round++) {
-        if (c->proto == CONN_PROTO_H2 && c->h2 != NULL) {
-            h2_session_produce(c->h2); /* may close c */
+        if (c->session != NULL && c->sops->produce != NULL) {
+            c->sops->produce(c->session); /* may close c */
             if (c->state == CONN_CLOSING)
                 break;
         }
@@ -423,10 +419,7 @@ static void on_timer(uv_timer_t *t)
 {
     conn_t *c = t->data;
     if (c->state == CONN_ACTIVE) {
-        if (c->proto == CONN_PROTO_H1)
-            h1_session_timeout(c->h1);
-        else
-            h2_session_timeout(c->h2);
+        c->sops->timeout(c->session);
         return;
     }
     LOG_DEBUG("conn %s:%u: timeout in state %d", c->peer_addr, c->peer_port, c->state);
@@ -450,10 +443,7 @@ static void on_defer(uv_timer_t *t)
     conn_t *c = t->data;
     if (c->state != CONN_ACTIVE)
         return;
-    if (c->proto == CONN_PROTO_H1)
-        h1_session_deferred(c->h1);
-    else
-        h2_session_deferred(c->h2);
+    c->sops->deferred(c->session);
 }
 
 void conn_defer(conn_t *c)
@@ -478,22 +468,18 @@ static void on_alloc(uv_handle_t *h, size_t suggested, uv_buf_t *buf)
     *buf = uv_buf_init((char *)read_buf, sizeof(read_buf));
 }
 
-static void start_session(conn_t *c, conn_proto_t proto)
+static void start_session(conn_t *c, const conn_session_ops_t *ops)
 {
-    c->proto = proto;
+    c->sops = ops;
     conn_set_state(c, CONN_ACTIVE);
-    if (proto == CONN_PROTO_H2)
-        c->h2 = h2_session_create(c);
-    else
-        c->h1 = h1_session_create(c);
+    c->session = ops->create(c);
 }
 
 static void session_recv(conn_t *c, const uint8_t *p, size_t n)
 {
-    int rc =
-        c->proto == CONN_PROTO_H2 ? h2_session_recv(c->h2, p, n) : h1_session_recv(c->h1, p, n);
+    int rc = c->sops->recv(c->session, p, n);
     if (rc < 0 && c->state != CONN_CLOSING) {
-        if (c->proto == CONN_PROTO_H2)
+        if (c->sops->flush_on_error)
             conn_close_after_write(c); /* let the GOAWAY out */
         else
             conn_close(c);
@@ -517,7 +503,7 @@ static void deliver(conn_t *c, const uint8_t *p, size_t n)
          * HTTP/1.1 request, an invalid preface) go to nghttp2 too, which
          * rejects them: the connection closes without an HTTP/1.1 answer,
          * as RFC 9113 section 3.4 asks. */
-        start_session(c, m == CONN_PREFACE_YES || c->h2c_only ? CONN_PROTO_H2 : CONN_PROTO_H1);
+        start_session(c, m == CONN_PREFACE_YES || c->h2c_only ? &h2_session_ops : &h1_session_ops);
         /* The bytes held back from earlier reads go first, then all of this read. */
         if (old > 0)
             session_recv(c, c->detect, old);
@@ -545,15 +531,15 @@ static void on_tls_input(conn_t *c, const uint8_t *p, size_t n)
             const char *alpn = tls_conn_alpn(c->tls, &alen);
             bool h2 = alpn != NULL && alen == 2 && memcmp(alpn, "h2", 2) == 0;
             conn_timer_set(c, 0);
-            start_session(c, h2 ? CONN_PROTO_H2 : CONN_PROTO_H1);
+            start_session(c, h2 ? &h2_session_ops : &h1_session_ops);
         }
         if (r > 0) {
             deliver(c, plain, (size_t)r);
             continue;
         }
-        if (r == TLS_CONN_AGAIN)
+        if (r == 0)
             return;
-        if (r == TLS_CONN_CLOSED && c->state == CONN_ACTIVE) {
+        if (r == HERALD_EEOF && c->state == CONN_ACTIVE) {
             conn_close_after_write(c); /* peer's close_notify: finish what we have */
             return;
         }
@@ -633,8 +619,9 @@ void conn_accept(worker_t *w, int fd, const config_listen_t *conf)
     c->defer.data = c;
     uv_idle_init(&w->loop, &c->idle);
     c->idle.data = c;
-    worker_link_insert(&w->conns, &c->link);
-    w->nconns++;
+    list_insert(&w->conns, &c->link);
+    __atomic_store_n(&w->nconns, w->nconns + 1, __ATOMIC_RELAXED); /* see conn close */
+    worker_conn_opened(w);
     c->learn = learning_conn_create(w);
 
     uv_tcp_nodelay(&c->tcp, 1);
@@ -666,7 +653,7 @@ void conn_accept(worker_t *w, int fd, const config_listen_t *conf)
 
 void conn_drain_all(worker_t *w)
 {
-    worker_link_t *l = w->conns.next;
+    list_t *l = w->conns.next;
     while (l != &w->conns) {
         conn_t *c = container_of(l, conn_t, link);
         l = l->next; /* conn_close never unlinks synchronously, but be safe */
@@ -675,16 +662,14 @@ void conn_drain_all(worker_t *w)
         c->draining = true;
         if (c->state != CONN_ACTIVE)
             conn_close(c);
-        else if (c->proto == CONN_PROTO_H1)
-            h1_session_drain(c->h1);
         else
-            h2_session_drain(c->h2);
+            c->sops->drain(c->session);
     }
 }
 
 void conn_close_all(worker_t *w)
 {
-    worker_link_t *l = w->conns.next;
+    list_t *l = w->conns.next;
     while (l != &w->conns) {
         conn_t *c = container_of(l, conn_t, link);
         l = l->next;

@@ -36,8 +36,7 @@
 #include "proxy/worker.h"
 
 typedef struct tls_conn tls_conn_t;
-typedef struct h1_session h1_session_t;
-typedef struct h2_session h2_session_t;
+typedef struct conn conn_t;
 
 /** One plaintext write at most this big (also the TLS encryption unit). */
 enum { CONN_WRITE_CHUNK = 64 * 1024 };
@@ -65,12 +64,37 @@ typedef enum conn_state {
     CONN_CLOSING,   /* uv_close issued; freed in the close callback */
 } conn_state_t;
 
-/** Which session owns a connection's bytes. */
-typedef enum conn_proto {
-    CONN_PROTO_NONE,
-    CONN_PROTO_H1,
-    CONN_PROTO_H2,
-} conn_proto_t;
+/**
+ * How a connection talks to the session that owns its bytes once the
+ * protocol is known (h1.c's h1_session_ops, h2.c's h2_session_ops): set
+ * when the session is created, so conn.c never branches on the protocol.
+ * `s` is the session create() returned.
+ */
+typedef struct conn_session_ops {
+    const char *name; /* "h1", "h2" */
+    /** A session for c (owned by c: destroyed in c's last close callback). Never NULL. */
+    void *(*create)(conn_t *c);
+    /** Free it, after abort(). */
+    void (*destroy)(void *s);
+    /** Plaintext from the client (borrowed for the call). < 0: the connection must end. */
+    int (*recv)(void *s, const uint8_t *data, size_t len);
+    /** Queue what it has to send (NULL: the session writes as it goes). May close c. */
+    void (*produce)(void *s);
+    /** Output left for the kernel: the session may produce more. */
+    void (*written)(void *s);
+    /** No request in progress and nothing to send. */
+    bool (*idle)(const void *s);
+    /** conn_timer_set's timer fired. */
+    void (*timeout)(void *s);
+    /** conn_defer's callback. */
+    void (*deferred)(void *s);
+    /** Finish what is in progress, take nothing new, then close (graceful shutdown). */
+    void (*drain)(void *s);
+    /** The connection closes now: abort every exchange. */
+    void (*abort)(void *s);
+    /** After recv() failed, send what is queued first (h2's GOAWAY) instead of closing now. */
+    bool flush_on_error;
+} conn_session_ops_t;
 
 /** A growable byte buffer (malloc'ed). */
 typedef struct conn_buf {
@@ -90,13 +114,12 @@ typedef struct conn {
     uv_idle_t idle;   /* conn_flush_soon(): one write for all output of a loop turn */
     uv_write_t wreq;
     uv_shutdown_t sreq;
-    worker_link_t link; /* in w->conns */
+    list_t link; /* in w->conns */
     worker_t *w;
     conn_state_t state;
-    conn_proto_t proto;
-    h1_session_t *h1; /* owned; set when proto == CONN_PROTO_H1 */
-    h2_session_t *h2; /* owned; set when proto == CONN_PROTO_H2 */
-    tls_conn_t *tls;  /* owned; NULL on cleartext listeners */
+    const conn_session_ops_t *sops; /* the session's table, NULL before CONN_ACTIVE */
+    void *session;                  /* owned: sops->destroy in the last close callback */
+    tls_conn_t *tls;                /* owned; NULL on cleartext listeners */
     /* owned (learning_conn_release at close); NULL = no learning */
     struct learning_conn *learn;
     int open_handles; /* handles still to see their close callback */

@@ -22,6 +22,7 @@
 #include "parser/link.h"
 #include "parser/url.h"
 #include "proxy/alloc.h"
+#include "proxy/list.h"
 #include "proxy/config.h"
 #include "proxy/learning.h"
 #include "proxy/log.h"
@@ -49,11 +50,11 @@ typedef struct delivery_ex delivery_ex_t;
 struct delivery_conn {
     int refs;
     worker_t *w;
-    pace_conn_t *pace;    /* the path estimate and queue model (owned) */
-    unsigned fetching;    /* pushed streams in DELIVERY_PUSH_FETCHING */
-    unsigned limit;       /* fetch slots: min(peer MAX_CONCURRENT_STREAMS, DELIVERY_MAX_FETCHES) */
-    worker_link_t queue;  /* delivery_ex_t.link of QUEUED pushes, plan order */
-    worker_link_t aheads; /* delivery_ahead_t.link of pages still waiting for their HTML */
+    pace_conn_t *pace; /* the path estimate and queue model (owned) */
+    unsigned fetching; /* pushed streams in DELIVERY_PUSH_FETCHING */
+    unsigned limit;    /* fetch slots: min(peer MAX_CONCURRENT_STREAMS, DELIVERY_MAX_FETCHES) */
+    list_t queue;      /* delivery_ex_t.link of QUEUED pushes, plan order */
+    list_t aheads;     /* delivery_ahead_t.link of pages still waiting for their HTML */
 };
 
 /*
@@ -73,7 +74,7 @@ typedef struct delivery_ahead {
     uint64_t fetched;    /* expected bytes of the pushes fetched while waiting */
     unsigned held;       /* times its pushes were held back */
     delivery_ex_t *page; /* NULL once open */
-    worker_link_t link;  /* in the connection's `aheads` until open */
+    list_t link;         /* in the connection's `aheads` until open */
     delivery_conn_t *dc; /* borrowed: the page and its pushes hold references */
 } delivery_ahead_t;
 
@@ -89,8 +90,8 @@ struct delivery_ex {
     unsigned npushed, nhinted;
     char **sent; /* normalised URLs pushed or hinted (malloc'd) */
     size_t nsent, capsent;
-    worker_link_t deferred; /* delivery_ex_t.link of DEFERRED pushes of this page */
-    digest_t old_digest;    /* the client's cookie, when it sent a valid one */
+    list_t deferred;     /* delivery_ex_t.link of DEFERRED pushes of this page */
+    digest_t old_digest; /* the client's cookie, when it sent a valid one */
     bool have_old_digest;
     digest_builder_t db; /* the cookie to set: what the client has after this visit */
     bool db_used;
@@ -99,7 +100,7 @@ struct delivery_ex {
     delivery_push_state_t pstate;
     delivery_ahead_t *page_ahead; /* a reference to its page's, when promised from the plan */
     uint64_t expect;              /* bytes the plan expects (the fetch decision counted these) */
-    worker_link_t link;           /* in the page's `deferred` or the connection's `queue` */
+    list_t link;                  /* in the page's `deferred` or the connection's `queue` */
     char *key; /* plan item key reported to learning (malloc'd); NULL: SSE push */
     bool completed;
     bool failed; /* the origin's answer was unusable: herald reset the stream itself */
@@ -135,8 +136,8 @@ delivery_conn_t *delivery_conn_create(worker_t *w, int fd, const char *peer_addr
     dc->w = w;
     dc->pace = pace_conn_create(fd, peer_addr, w != NULL ? w->cfg->bandwidth_hint : 0);
     dc->limit = DELIVERY_MAX_FETCHES;
-    worker_link_init(&dc->queue);
-    worker_link_init(&dc->aheads);
+    list_init(&dc->queue);
+    list_init(&dc->aheads);
     return dc;
 }
 
@@ -204,8 +205,8 @@ static void pump(delivery_conn_t *dc)
 {
     while (dc->queue.next != &dc->queue && dc->fetching < dc->limit) {
         delivery_ex_t *p = container_of(dc->queue.next, delivery_ex_t, link);
-        worker_link_remove(&p->link);
-        worker_link_init(&p->link);
+        list_remove(&p->link);
+        list_init(&p->link);
         push_start(p);
     }
 }
@@ -213,7 +214,7 @@ static void pump(delivery_conn_t *dc)
 static void push_enqueue(delivery_ex_t *p)
 {
     push_set_state(p, DELIVERY_PUSH_QUEUED);
-    worker_link_insert(p->dc->queue.prev, &p->link); /* at the tail: plan order */
+    list_insert(p->dc->queue.prev, &p->link); /* at the tail: plan order */
     pump(p->dc);
 }
 
@@ -223,8 +224,8 @@ static delivery_ex_t *dx_create(exchange_t *ex, delivery_role_t role)
     dx->ex = ex;
     dx->role = role;
     dx->dc = conn_ref(ex->deliver_conn);
-    worker_link_init(&dx->deferred);
-    worker_link_init(&dx->link);
+    list_init(&dx->deferred);
+    list_init(&dx->link);
     ex->deliver = dx;
     return dx;
 }
@@ -259,8 +260,8 @@ static void release_deferred(delivery_ex_t *page)
 {
     while (page->deferred.next != &page->deferred) {
         delivery_ex_t *p = container_of(page->deferred.next, delivery_ex_t, link);
-        worker_link_remove(&p->link);
-        worker_link_init(&p->link);
+        list_remove(&p->link);
+        list_init(&p->link);
         push_enqueue(p);
     }
 }
@@ -275,7 +276,7 @@ static delivery_ahead_t *ahead_create(delivery_ex_t *page, uint64_t t_html, uint
     a->cap = cap;
     a->page = page;
     a->dc = page->dc;
-    worker_link_insert(&a->dc->aheads, &a->link);
+    list_insert(&a->dc->aheads, &a->link);
     return a;
 }
 
@@ -312,7 +313,7 @@ static void ahead_open(delivery_ahead_t *a)
         return;
     a->open = true;
     a->page = NULL;
-    worker_link_remove(&a->link);
+    list_remove(&a->link);
 }
 
 static void ahead_release(delivery_ahead_t *a)
@@ -340,8 +341,8 @@ static void top_up(delivery_ahead_t *a, uint64_t now)
         if (room <= 0 || (uint64_t)room <= owed)
             return;
         delivery_ex_t *p = container_of(a->page->deferred.next, delivery_ex_t, link);
-        worker_link_remove(&p->link);
-        worker_link_init(&p->link);
+        list_remove(&p->link);
+        list_init(&p->link);
         a->fetched += p->expect;
         push_enqueue(p); /* a synchronous failure ends p, not the page */
     }
@@ -371,8 +372,8 @@ size_t delivery_push_take(exchange_t *ex, size_t want)
 uint64_t delivery_conn_paced(delivery_conn_t *dc)
 {
     uint64_t now = uv_hrtime(), due = 0;
-    worker_link_t *next;
-    for (worker_link_t *l = dc->aheads.next; l != &dc->aheads; l = next) {
+    list_t *next;
+    for (list_t *l = dc->aheads.next; l != &dc->aheads; l = next) {
         delivery_ahead_t *a = container_of(l, delivery_ahead_t, link);
         next = l->next;
         top_up(a, now);
@@ -496,7 +497,7 @@ static void deliver_push(delivery_ex_t *dx)
         } else {
             /* In plan order: once one item starts past the room, the rest wait. */
             over = true;
-            worker_link_insert(dx->deferred.prev, &p->link);
+            list_insert(dx->deferred.prev, &p->link);
         }
     }
     LOG_DEBUG("delivery: %s: %u promised, %llu bytes fetched for a room of %lld (%.0f B/s from "
@@ -512,21 +513,15 @@ static void push_origin_links(delivery_ex_t *dx)
     const char *page_url = learning_page_url(ex);
     if (page_url == NULL)
         return;
-    for (size_t i = 0; i < ex->resp_headers.n; i++) {
-        const header_t *h = &ex->resp_headers.v[i];
-        if (!headers_name_eq(h->name, h->name_len, "link"))
-            continue;
-        link_list_t links = {0};
-        if (link_parse(h->value, h->value_len, page_url, &links, NULL) != 0)
-            continue;
-        for (size_t k = 0; k < links.n; k++) {
-            const link_t *l = &links.v[k];
-            char *key = NULL;
-            if (!(l->rel & LINK_REL_PRELOAD) || l->nopush || !url_same_origin(l->url, page_url) ||
-                url_normalize(l->url, &key) != 0) {
-                free(key);
+    const exchange_links_t *ls = exchange_resp_links(ex, page_url);
+    for (size_t i = 0; i < ls->n; i++) {
+        const exchange_link_line_t *line = &ls->lines[i];
+        for (size_t k = 0; k < line->list.n; k++) {
+            const link_t *l = &line->list.v[k];
+            const char *key = line->keys[k];
+            if (!(l->rel & LINK_REL_PRELOAD) || l->nopush || key == NULL ||
+                !url_same_origin(l->url, page_url))
                 continue;
-            }
             const char *path = url_path(l->url);
             if (path != NULL && !sent_has(dx, key) && !client_has(dx, l->url, key, NULL)) {
                 delivery_ex_t *p = promise(ex, path, key);
@@ -534,12 +529,10 @@ static void push_origin_links(delivery_ex_t *dx)
                     dx->npushed++;
                     sent_add(dx, key);
                     /* the origin has answered: no think time left to fill */
-                    worker_link_insert(dx->deferred.prev, &p->link);
+                    list_insert(dx->deferred.prev, &p->link);
                 }
             }
-            free(key);
         }
-        link_list_dispose(&links);
     }
 }
 
@@ -695,34 +688,29 @@ static void filter_origin_hints(delivery_ex_t *dx)
     const char *page_url = learning_page_url(ex);
     if (dx->nsent == 0 || page_url == NULL)
         return;
-    bool had_links = false, kept_links = false;
-    for (size_t i = 0; i < ex->resp_headers.n;) {
-        header_t *h = &ex->resp_headers.v[i];
-        if (!headers_name_eq(h->name, h->name_len, "link")) {
-            i++;
-            continue;
-        }
-        had_links = true;
-        link_list_t links = {0};
-        if (link_parse(h->value, h->value_len, page_url, &links, NULL) != 0) {
+    const exchange_links_t *ls = exchange_resp_links(ex, page_url);
+    bool kept_links = false;
+    /* Backwards: removing a line shifts the header indexes after it. */
+    for (size_t i = ls->n; i-- > 0;) {
+        const exchange_link_line_t *line = &ls->lines[i];
+        header_t *h = &ex->resp_headers.v[line->header];
+        if (line->bad) {
             kept_links = true; /* not ours to judge: forwarded as is */
-            i++;
             continue;
         }
         /* The value rebuilt from the links not sent yet, in the pool. */
         size_t cap = h->value_len + 1, len = 0;
         char *out = mempool_alloc(&ex->pool, cap);
         size_t ndup = 0;
-        for (size_t k = 0; k < links.n; k++) {
-            char *key = NULL, *one = NULL;
-            bool dup = (links.v[k].rel & (LINK_REL_PRELOAD | LINK_REL_MODULEPRELOAD)) &&
-                       url_normalize(links.v[k].url, &key) == 0 && sent_has(dx, key);
-            free(key);
-            if (dup) {
+        for (size_t k = 0; k < line->list.n; k++) {
+            const link_t *l = &line->list.v[k];
+            char *one = NULL;
+            if ((l->rel & (LINK_REL_PRELOAD | LINK_REL_MODULEPRELOAD)) && line->keys[k] != NULL &&
+                sent_has(dx, line->keys[k])) {
                 ndup++;
                 continue;
             }
-            if (link_format(&links.v[k], NULL, &one) != 0)
+            if (link_format(l, NULL, &one) != 0)
                 continue;
             size_t ol = strlen(one);
             if (len + ol + 3 > cap) {
@@ -737,21 +725,18 @@ static void filter_origin_hints(delivery_ex_t *dx)
             len += ol;
             free(one);
         }
-        link_list_dispose(&links);
         if (ndup == 0) {
             kept_links = true;
-            i++;
         } else if (len == 0) {
-            remove_header(&ex->resp_headers, i); /* every link of the line was sent */
+            remove_header(&ex->resp_headers, line->header); /* every link of it was sent */
         } else {
             out[len] = '\0';
             h->value = out;
             h->value_len = len;
             kept_links = true;
-            i++;
         }
     }
-    if (had_links && !kept_links)
+    if (ls->n > 0 && !kept_links)
         ex->suppress_head = true;
 }
 
@@ -896,7 +881,7 @@ void delivery_on_free(exchange_t *ex)
         free(dx->sent);
     } else if (dx->role == DELIVERY_ROLE_PUSHED) {
         bool slot = dx->pstate == DELIVERY_PUSH_FETCHING;
-        worker_link_remove(&dx->link); /* from a page's deferred list or the queue */
+        list_remove(&dx->link); /* from a page's deferred list or the queue */
         if (!dx->completed) {
             atomic_fetch_add(&stats.cancelled, 1);
             /* reset by the client (or never sent): it had the asset. A
@@ -915,3 +900,12 @@ void delivery_on_free(exchange_t *ex)
     delivery_conn_release(dx->dc);
     free(dx);
 }
+
+const exchange_observer_t delivery_observer = {
+    .name = "delivery",
+    .on_request = delivery_on_request,
+    .on_response_head = delivery_on_response_head,
+    .on_response_body = delivery_on_response_body,
+    .on_response_end = delivery_on_response_end,
+    .on_free = delivery_on_free,
+};

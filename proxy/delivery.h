@@ -64,6 +64,9 @@ size_t delivery_push_take(exchange_t *ex, size_t want);
  */
 uint64_t delivery_conn_paced(delivery_conn_t *dc);
 
+/** The hooks below as an exchange observer (exchange_ctx_observe). */
+extern const exchange_observer_t delivery_observer;
+
 /** Request head complete, before the origin is asked: plan and deliver. */
 void delivery_on_request(exchange_t *ex);
 /**

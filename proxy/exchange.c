@@ -13,12 +13,10 @@
 #include <time.h>
 #include <uv.h>
 
+#include "herald/error.h"
+#include "parser/url.h"
 #include "proxy/alloc.h"
-#include "proxy/delivery.h"
-#include "proxy/learning.h"
 #include "proxy/log.h"
-#include "proxy/metrics.h"
-#include "proxy/upstream.h"
 
 /* An exchange and its pool's first chunk in one allocation: the headers
  * and strings of a usual request and response fit, so most exchanges cost
@@ -28,12 +26,29 @@ typedef struct exchange_block {
     alignas(max_align_t) unsigned char pool[3072];
 } exchange_block_t;
 
-exchange_t *exchange_create(worker_t *w, const exchange_frontend_ops_t *fops, void *fctx)
+void exchange_ctx_init(exchange_ctx_t *ctx, worker_t *w, const exchange_origin_ops_t *origin)
+{
+    memset(ctx, 0, sizeof(*ctx));
+    ctx->worker = w;
+    ctx->origin = origin;
+}
+
+void exchange_ctx_observe(exchange_ctx_t *ctx, const exchange_observer_t *obs)
+{
+    if (ctx->nobservers == EXCHANGE_MAX_OBSERVERS)
+        abort();
+    ctx->observers[ctx->nobservers++] = obs;
+}
+
+exchange_t *exchange_create(exchange_ctx_t *ctx, const exchange_frontend_ops_t *fops, void *fctx)
 {
     exchange_block_t *b = xmalloc(sizeof(*b));
     exchange_t *ex = &b->ex;
     memset(ex, 0, sizeof(*ex)); /* the pool's memory needs no zeroing */
-    ex->worker = w;
+    ex->ctx = ctx;
+    ex->worker = ctx != NULL ? ctx->worker : NULL;
+    ex->state = EXCHANGE_NEW;
+    ex->holders = EXCHANGE_HOLD_FRONTEND;
     mempool_init_on(&ex->pool, b->pool, sizeof(b->pool));
     ex->fops = fops;
     ex->fctx = fctx;
@@ -46,79 +61,168 @@ exchange_t *exchange_create(worker_t *w, const exchange_frontend_ops_t *fops, vo
     return ex;
 }
 
-static void destroy(exchange_t *ex)
+static void links_dispose(exchange_links_t *l)
 {
+    for (size_t i = 0; i < l->n; i++) {
+        for (size_t k = 0; k < l->lines[i].list.n; k++)
+            free(l->lines[i].keys[k]);
+        free(l->lines[i].keys);
+        link_list_dispose(&l->lines[i].list);
+    }
+    free(l->lines);
+    memset(l, 0, sizeof(*l));
+}
+
+const exchange_links_t *exchange_resp_links(exchange_t *ex, const char *base)
+{
+    exchange_links_t *l = &ex->links;
+    if (l->parsed)
+        return l;
+    l->parsed = true;
+    for (size_t i = 0; i < ex->resp_headers.n; i++) {
+        const header_t *h = &ex->resp_headers.v[i];
+        if (!headers_name_eq(h->name, h->name_len, "link"))
+            continue;
+        l->lines = xrealloc(l->lines, (l->n + 1) * sizeof(*l->lines));
+        exchange_link_line_t *line = &l->lines[l->n++];
+        memset(line, 0, sizeof(*line));
+        line->header = i;
+        int rc = link_parse(h->value, h->value_len, base, &line->list, NULL);
+        if (rc == HERALD_ENOMEM)
+            alloc_fail(__FILE__, __LINE__, h->value_len);
+        if (rc != 0) {
+            line->bad = true;
+            link_list_dispose(&line->list);
+            continue;
+        }
+        line->keys = xcalloc(line->list.n + 1, sizeof(*line->keys));
+        for (size_t k = 0; k < line->list.n; k++) {
+            rc = url_normalize(line->list.v[k].url, &line->keys[k]);
+            if (rc == HERALD_ENOMEM)
+                alloc_fail(__FILE__, __LINE__, 0);
+            if (rc != 0)
+                line->keys[k] = NULL;
+        }
+    }
+    return l;
+}
+
+void exchange_set_state(exchange_t *ex, exchange_state_t to)
+{
+    bool ok;
+    switch (ex->state) {
+    case EXCHANGE_NEW:
+        ok = to == EXCHANGE_STARTED || to == EXCHANGE_CANCELLED;
+        break;
+    case EXCHANGE_STARTED:
+        ok = to == EXCHANGE_HEAD_SENT || to == EXCHANGE_FAILED || to == EXCHANGE_ABORTED;
+        break;
+    case EXCHANGE_HEAD_SENT:
+        ok = to == EXCHANGE_COMPLETE || to == EXCHANGE_FAILED || to == EXCHANGE_ABORTED;
+        break;
+    default:
+        ok = false; /* final */
+        break;
+    }
+    if (!ok) {
+        LOG_FATAL("exchange %s: illegal state change %d -> %d", ex->path ? ex->path : "-",
+                  (int)ex->state, (int)to);
+        abort();
+    }
+    ex->state = to;
+}
+
+static bool final_state(const exchange_t *ex)
+{
+    return ex->state == EXCHANGE_COMPLETE || ex->state == EXCHANGE_FAILED ||
+           ex->state == EXCHANGE_ABORTED || ex->state == EXCHANGE_CANCELLED;
+}
+
+/*
+ * The one place an exchange is freed: when its last holder lets go. Every
+ * observer's on_free runs first, in the reverse order of registration
+ * (delivery reports a cancelled push to learning, which still has its state).
+ */
+static void release(exchange_t *ex, uint8_t holder)
+{
+    ex->holders &= (uint8_t)~holder;
+    if (ex->holders != 0)
+        return;
     if (!ex->logged)
         exchange_log(ex);
-    /* delivery first: it reports a cancelled push to learning, which needs ex's state */
-    delivery_on_free(ex);
-    learning_on_free(ex);
+    for (size_t i = ex->ctx != NULL ? ex->ctx->nobservers : 0; i-- > 0;)
+        if (ex->ctx->observers[i]->on_free != NULL)
+            ex->ctx->observers[i]->on_free(ex);
+    links_dispose(&ex->links);
     mempool_dispose(&ex->pool);
     free(ex);
 }
 
 void exchange_start(exchange_t *ex)
 {
-    ex->started = true;
-    /* Learning first (it classifies the request), then delivery, which may
-     * push or hint before the origin is even asked. */
-    learning_on_request(ex);
-    delivery_on_request(ex);
-    if (!ex->aborted)
-        upstream_start(ex);
+    exchange_set_state(ex, EXCHANGE_STARTED);
+    /* In registration order: learning classifies the request, then delivery
+     * may push or hint before the origin is even asked. */
+    for (size_t i = 0; i < ex->ctx->nobservers; i++)
+        if (ex->ctx->observers[i]->on_request != NULL)
+            ex->ctx->observers[i]->on_request(ex);
+    if (ex->state != EXCHANGE_STARTED)
+        return; /* an observer's delivery failed the client's stream */
+    ex->holders |= EXCHANGE_HOLD_ORIGIN;
+    ex->ctx->origin->start(ex);
 }
 
 void exchange_request_body(exchange_t *ex, const uint8_t *data, size_t len)
 {
     ex->req_body_bytes += len;
-    /* data is only valid during this call: upstream copies it */
+    /* data is only valid during this call: the origin side copies it */
     if (ex->upstream != NULL)
-        upstream_request_body(ex, data, len);
+        ex->ctx->origin->request_body(ex, data, len);
 }
 
 void exchange_request_end(exchange_t *ex)
 {
     if (ex->upstream != NULL)
-        upstream_request_end(ex);
+        ex->ctx->origin->request_end(ex);
 }
 
 void exchange_drained(exchange_t *ex)
 {
     if (ex->upstream != NULL)
-        upstream_resume(ex);
+        ex->ctx->origin->resume(ex);
 }
 
 void exchange_abort(exchange_t *ex)
 {
-    if (ex->aborted)
+    if (final_state(ex))
         return;
-    ex->aborted = true;
+    exchange_set_state(ex, ex->state == EXCHANGE_NEW ? EXCHANGE_CANCELLED : EXCHANGE_ABORTED);
     if (ex->t_end == 0)
         ex->t_end = uv_hrtime();
-    /* May free ex (exchange_upstream_done) when the frontend is done already. */
+    /* May free ex (exchange_upstream_done) when the frontend let go already. */
     if (ex->upstream != NULL)
-        upstream_abort(ex);
+        ex->ctx->origin->abort(ex);
 }
 
 void exchange_frontend_done(exchange_t *ex)
 {
-    ex->frontend_done = true;
     if (ex->upstream != NULL) {
-        /* The frontend leaves mid-response: stop upstream first. upstream_abort
-         * ends in exchange_upstream_done(), which frees ex. */
-        ex->aborted = true;
-        upstream_abort(ex);
+        /* The frontend leaves mid-response: stop the origin side first; it
+         * ends in exchange_upstream_done(), and the last holder frees ex. */
+        ex->holders &= (uint8_t)~EXCHANGE_HOLD_FRONTEND;
+        if (!final_state(ex))
+            exchange_set_state(ex, EXCHANGE_ABORTED);
+        ex->ctx->origin->abort(ex);
         return;
     }
-    if (ex->upstream_done || !ex->started)
-        destroy(ex);
+    if (ex->state == EXCHANGE_NEW)
+        exchange_set_state(ex, EXCHANGE_CANCELLED);
+    release(ex, EXCHANGE_HOLD_FRONTEND);
 }
 
 void exchange_upstream_done(exchange_t *ex)
 {
-    ex->upstream_done = true;
-    if (ex->frontend_done)
-        destroy(ex);
+    release(ex, EXCHANGE_HOLD_ORIGIN);
 }
 
 /* ---- access log ---- */
@@ -255,7 +359,9 @@ void exchange_log(exchange_t *ex)
     if (ex->logged)
         return;
     ex->logged = true;
-    metrics_note_request(ex); /* /metrics: status, protocol, latency */
+    for (size_t i = 0; ex->ctx != NULL && i < ex->ctx->nobservers; i++)
+        if (ex->ctx->observers[i]->on_complete != NULL)
+            ex->ctx->observers[i]->on_complete(ex); /* metrics: status, protocol, latency */
     if (!log_access_enabled())
         return; /* formatting costs ~8% of CPU at small bodies: skip it when unused */
     char line[4096];
@@ -265,8 +371,12 @@ void exchange_log(exchange_t *ex)
 
 void exchange_response_head(exchange_t *ex, bool final)
 {
-    learning_on_response_head(ex, final);
-    delivery_on_response_head(ex, final);
+    links_dispose(&ex->links); /* a new head: its Link lines are parsed on demand */
+    if (final && ex->state == EXCHANGE_STARTED)
+        exchange_set_state(ex, EXCHANGE_HEAD_SENT);
+    for (size_t i = 0; i < ex->ctx->nobservers; i++)
+        if (ex->ctx->observers[i]->on_response_head != NULL)
+            ex->ctx->observers[i]->on_response_head(ex, final);
     if (!final && ex->suppress_head) {
         ex->suppress_head = false; /* delivery already sent every link of this 1xx */
         return;
@@ -276,23 +386,35 @@ void exchange_response_head(exchange_t *ex, bool final)
 
 size_t exchange_response_body(exchange_t *ex, const uint8_t *data, size_t len)
 {
-    learning_on_response_body(ex, data, len);
-    size_t n;
-    const uint8_t *out = delivery_on_response_body(ex, data, len, &n);
-    /* out is data or a copy in ex->pool: valid during the call the frontend copies in */
-    return ex->fops->response_body(ex, out, n);
+    /* Each observer sees what the ones before it passed on (delivery drops
+     * SSE push comments); a filtered copy is its owner's until its next call. */
+    for (size_t i = 0; i < ex->ctx->nobservers; i++) {
+        const exchange_observer_t *o = ex->ctx->observers[i];
+        if (o->on_response_body != NULL)
+            data = o->on_response_body(ex, data, len, &len);
+    }
+    return ex->fops->response_body(ex, data, len);
+}
+
+static void response_ended(exchange_t *ex, bool ok)
+{
+    for (size_t i = 0; i < ex->ctx->nobservers; i++)
+        if (ex->ctx->observers[i]->on_response_end != NULL)
+            ex->ctx->observers[i]->on_response_end(ex, ok);
 }
 
 void exchange_response_end(exchange_t *ex)
 {
-    learning_on_response_end(ex, true);
-    delivery_on_response_end(ex, true);
+    if (ex->state == EXCHANGE_HEAD_SENT)
+        exchange_set_state(ex, EXCHANGE_COMPLETE);
+    response_ended(ex, true);
     ex->fops->response_end(ex);
 }
 
 void exchange_response_error(exchange_t *ex, int status)
 {
-    learning_on_response_end(ex, false);
-    delivery_on_response_end(ex, false);
+    if (!final_state(ex))
+        exchange_set_state(ex, EXCHANGE_FAILED);
+    response_ended(ex, false);
     ex->fops->response_error(ex, status);
 }

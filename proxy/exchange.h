@@ -4,13 +4,33 @@
  * translate into and out of it; upstream.c, and later push and learning, see
  * only the exchange.
  *
- * Ownership and lifetime
- *   A frontend creates the exchange with exchange_create() once the request
- *   head is complete and fills the request fields. It calls
- *   exchange_frontend_done() when it no longer needs the exchange (stream
- *   closed, h1 response written or connection gone). upstream.c attaches with
- *   ex->upstream and detaches with exchange_upstream_done(). The exchange is
- *   freed when both sides are done; everything in ex->pool goes with it.
+ * Ownership and lifetime (one place decides: release(), exchange.c)
+ *   Two holders keep an exchange alive: the frontend, from exchange_create()
+ *   until it calls exchange_frontend_done() (stream closed, h1 response
+ *   written or connection gone), and the origin side, from exchange_start()
+ *   until it calls exchange_upstream_done(). The exchange is freed when the
+ *   last holder lets go; an exchange never started has only the frontend.
+ *   Everything in ex->pool goes with it, after every observer's on_free.
+ *
+ * States (exchange_set_state() asserts the transitions)
+ *   NEW        the frontend fills the request; nothing else sees it yet
+ *   CANCELLED  the client went away before exchange_start()
+ *   STARTED    observers ran on_request, the origin side has it; no final
+ *              response head yet
+ *   HEAD_SENT  the final response head went to the frontend; body flowing
+ *   COMPLETE   the response ended
+ *   FAILED     the response failed (response_error was delivered)
+ *   ABORTED    the client went away or reset the stream while started
+ *   NEW -> STARTED | CANCELLED; STARTED -> HEAD_SENT | FAILED | ABORTED;
+ *   HEAD_SENT -> COMPLETE | FAILED | ABORTED. COMPLETE, FAILED, ABORTED and
+ *   CANCELLED are final (an abort after the end changes nothing).
+ *
+ * Observers and the origin (exchange_ctx_t)
+ *   exchange.c calls no learning, delivery or metrics code by name: each of
+ *   them registers an exchange_observer_t on the worker's context, and the
+ *   origin side (upstream.c) its exchange_origin_ops_t. Every response event
+ *   passes through the observers, in registration order, before the
+ *   frontend sees it; on_free runs in the reverse order.
  *
  * Flow, request direction (frontend -> origin)
  *   exchange_start(ex)                 request head complete; origin fetch starts
@@ -60,6 +80,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "parser/link.h"
 #include "proxy/headers.h"
 #include "proxy/mempool.h"
 
@@ -84,6 +105,85 @@ typedef enum exchange_role {
     EXCHANGE_ROLE_PUSHED, /* a stream herald pushed */
     EXCHANGE_ROLE_OWN,    /* herald's own fetch (a stylesheet learning scans), no client */
 } exchange_role_t;
+
+/** The life of an exchange; see the header comment. */
+typedef enum exchange_state {
+    EXCHANGE_NEW,
+    EXCHANGE_CANCELLED,
+    EXCHANGE_STARTED,
+    EXCHANGE_HEAD_SENT,
+    EXCHANGE_COMPLETE,
+    EXCHANGE_FAILED,
+    EXCHANGE_ABORTED,
+} exchange_state_t;
+
+/** Who holds an exchange (bits of exchange_t.holders). */
+enum exchange_holder {
+    EXCHANGE_HOLD_FRONTEND = 1u << 0,
+    EXCHANGE_HOLD_ORIGIN = 1u << 1,
+};
+
+/**
+ * What the origin side does with an exchange (upstream.c's; exchange.c
+ * calls these only). start() takes the origin hold: from then on the origin
+ * side ends in exchange_upstream_done(ex) exactly once.
+ */
+typedef struct exchange_origin_ops {
+    void (*start)(exchange_t *ex);
+    /** Request body bytes (copied; data valid during the call). */
+    void (*request_body)(exchange_t *ex, const uint8_t *data, size_t len);
+    void (*request_end)(exchange_t *ex);
+    /** The frontend drained below EXCHANGE_LOW_WATER: read the origin again. */
+    void (*resume)(exchange_t *ex);
+    /** Stop now; ends in exchange_upstream_done(). */
+    void (*abort)(exchange_t *ex);
+} exchange_origin_ops_t;
+
+/**
+ * Something that watches every exchange of a worker (learning, delivery,
+ * metrics). Any hook may be NULL. Per-exchange state is the observer's own
+ * (a field of exchange_t it owns), freed in on_free.
+ */
+typedef struct exchange_observer {
+    const char *name;
+    /** The request head is complete, before the origin is asked (may deliver early). */
+    void (*on_request)(exchange_t *ex);
+    /** A response head (final or 1xx) before the frontend; may edit ex->resp_headers. */
+    void (*on_response_head)(exchange_t *ex, bool final);
+    /**
+     * Response body bytes before the frontend. Returns the bytes to pass on:
+     * `data` itself, or a filtered copy the observer owns until its next
+     * call for ex; *out_len gets their length.
+     */
+    const uint8_t *(*on_response_body)(exchange_t *ex, const uint8_t *data, size_t len,
+                                       size_t *out_len);
+    /** The response ended (ok) or failed. */
+    void (*on_response_end)(exchange_t *ex, bool ok);
+    /** The exchange is finished for the client: once, from exchange_log(). */
+    void (*on_complete)(const exchange_t *ex);
+    /** ex is about to be freed (reverse registration order). */
+    void (*on_free)(exchange_t *ex);
+} exchange_observer_t;
+
+/** Observers of one worker, at most. */
+#define EXCHANGE_MAX_OBSERVERS 8
+
+/**
+ * What every exchange of a worker shares: the origin side and the
+ * observers, registered at start-up on the worker's thread and read-only
+ * afterwards. `worker` is the owner, opaque here (layers above use it).
+ */
+typedef struct exchange_ctx {
+    worker_t *worker;
+    const exchange_origin_ops_t *origin;
+    const exchange_observer_t *observers[EXCHANGE_MAX_OBSERVERS];
+    size_t nobservers;
+} exchange_ctx_t;
+
+/** Initialise ctx for worker w with the origin side `origin` (borrowed, static). */
+void exchange_ctx_init(exchange_ctx_t *ctx, worker_t *w, const exchange_origin_ops_t *origin);
+/** Register an observer (borrowed, static); aborts past EXCHANGE_MAX_OBSERVERS. */
+void exchange_ctx_observe(exchange_ctx_t *ctx, const exchange_observer_t *obs);
 
 typedef struct exchange_frontend_ops {
     void (*response_head)(exchange_t *ex, bool final);
@@ -113,8 +213,23 @@ typedef struct exchange_frontend_ops {
     bool (*early_hints)(exchange_t *ex, const headers_t *links);
 } exchange_frontend_ops_t;
 
+/** The `Link` lines of a response head, parsed once (exchange_resp_links). */
+typedef struct exchange_link_line {
+    size_t header;    /* index of the line in ex->resp_headers when parsed */
+    bool bad;         /* it did not parse: not ours to judge (list is empty) */
+    link_list_t list; /* the line's links, resolved against the base */
+    char **keys;      /* per link: the normalised URL (malloc'd), NULL when it has none */
+} exchange_link_line_t;
+
+typedef struct exchange_links {
+    exchange_link_line_t *lines; /* malloc'd */
+    size_t n;
+    bool parsed;
+} exchange_links_t;
+
 struct exchange {
-    worker_t *worker;
+    exchange_ctx_t *ctx;
+    worker_t *worker; /* ctx->worker */
     mempool_t pool;
 
     /* ---- request, filled by the frontend before exchange_start() ---- */
@@ -152,14 +267,10 @@ struct exchange {
     exchange_role_t role;
 
     /* ---- state ---- */
-    bool frontend_done;
-    bool upstream_done;
-    bool started;
-    bool head_sent; /* a final response head went to the frontend */
-    bool aborted;
-    bool failed;              /* response_error was delivered */
-    bool retried;             /* upstream retried once on a fresh connection */
-    bool logged;              /* access log line written */
+    exchange_state_t state;   /* exchange_set_state() */
+    uint8_t holders;          /* EXCHANGE_HOLD_* */
+    uint8_t retries;          /* fresh origin connections tried after a reused one failed */
+    bool logged;              /* the access log line is written (exchange_log) */
     uint64_t bytes_to_client; /* response body bytes the frontend wrote, for the log */
 
     /* ---- learning ---- */
@@ -174,6 +285,9 @@ struct exchange {
     bool client_push;                   /* h2: the peer's SETTINGS_ENABLE_PUSH is 1 */
     uint32_t client_max_streams;        /* h2: the peer's SETTINGS_MAX_CONCURRENT_STREAMS */
     bool suppress_head;                 /* delivery: do not forward this 1xx head (cleared after) */
+
+    /* ---- the current response head's Link lines (exchange_resp_links) ---- */
+    exchange_links_t links;
 };
 
 /**
@@ -187,8 +301,23 @@ static inline bool exchange_push_status_ok(int status)
     return status < 400;
 }
 
-/** A new exchange for `w`; the frontend fills the request fields. Never NULL. */
-exchange_t *exchange_create(worker_t *w, const exchange_frontend_ops_t *fops, void *fctx);
+/**
+ * A new exchange of `ctx` (borrowed: it outlives the exchange), held by the
+ * frontend; the frontend fills the request fields. Never NULL.
+ */
+exchange_t *exchange_create(exchange_ctx_t *ctx, const exchange_frontend_ops_t *fops, void *fctx);
+/** Move ex to `to`; aborts on a transition the header comment does not list. */
+void exchange_set_state(exchange_t *ex, exchange_state_t to);
+/** exchange_start() ran (and the client had not left before it). */
+static inline bool exchange_started(const exchange_t *ex)
+{
+    return ex->state != EXCHANGE_NEW && ex->state != EXCHANGE_CANCELLED;
+}
+/** A final response head reached the frontend (while the response runs or after it ended). */
+static inline bool exchange_head_sent(const exchange_t *ex)
+{
+    return ex->state == EXCHANGE_HEAD_SENT || ex->state == EXCHANGE_COMPLETE;
+}
 /** Hand the completed request head to upstream. */
 void exchange_start(exchange_t *ex);
 /** Request body bytes; copied. */
@@ -212,6 +341,16 @@ void exchange_response_head(exchange_t *ex, bool final);
 size_t exchange_response_body(exchange_t *ex, const uint8_t *data, size_t len);
 void exchange_response_end(exchange_t *ex);
 void exchange_response_error(exchange_t *ex, int status);
+
+/**
+ * The `Link` header lines of the response head now in ex->resp_headers
+ * (a 1xx or the final one), parsed and resolved against `base` (the page's
+ * URL) on the first call for that head and shared by every later caller
+ * (learning and delivery read the same parse). Owned by ex: valid until the
+ * next response head or the exchange's end. A line that does not parse is
+ * `bad` with no links. Never NULL.
+ */
+const exchange_links_t *exchange_resp_links(exchange_t *ex, const char *base);
 
 /** Write ex's access log line once (frontends call it when the response is finished). */
 void exchange_log(exchange_t *ex);

@@ -16,12 +16,15 @@
 
 #include <llhttp.h>
 
-#include "parser/error.h"
+#include "herald/error.h"
 #include "proxy/alloc.h"
+#include "proxy/list.h"
 #include "proxy/exchange.h"
 #include "proxy/headers.h"
 #include "proxy/log.h"
 #include "proxy/mempool.h"
+
+typedef struct h1_session h1_session_t;
 
 enum { H1_MAX_URL = 8192 };
 
@@ -461,7 +464,7 @@ static int on_headers_complete(llhttp_t *p)
     }
     s->keep_alive = llhttp_should_keep_alive(p) && !s->websocket;
 
-    exchange_t *ex = exchange_create(c->w, &h1_fops, s);
+    exchange_t *ex = exchange_create(&c->w->xctx, &h1_fops, s);
     ex->proto = http10 ? EXCHANGE_HTTP10 : EXCHANGE_HTTP11;
     ex->lconn = c->learn;
     const char *mname = llhttp_method_name((llhttp_method_t)method);
@@ -592,8 +595,9 @@ static void process_buffered(h1_session_t *s)
     }
 }
 
-int h1_session_recv(h1_session_t *s, const uint8_t *data, size_t len)
+static int h1_recv(void *arg, const uint8_t *data, size_t len)
 {
+    h1_session_t *s = arg;
     if (s->state == H1_TUNNEL) {
         if (s->ex != NULL) {
             s->unconsumed += len;
@@ -620,8 +624,9 @@ int h1_session_recv(h1_session_t *s, const uint8_t *data, size_t len)
     return 0;
 }
 
-void h1_session_deferred(h1_session_t *s)
+static void h1_deferred(void *arg)
 {
+    h1_session_t *s = arg;
     if (s->state == H1_IDLE && s->parser_paused) {
         llhttp_resume(&s->parser);
         s->parser_paused = false;
@@ -633,21 +638,24 @@ void h1_session_deferred(h1_session_t *s)
     }
 }
 
-void h1_session_written(h1_session_t *s)
+static void h1_written(void *arg)
 {
+    h1_session_t *s = arg;
     if (s->ex != NULL && s->upstream_paused && conn_buffered(s->c) < EXCHANGE_LOW_WATER) {
         s->upstream_paused = false;
         exchange_drained(s->ex);
     }
 }
 
-bool h1_session_idle(const h1_session_t *s)
+static bool h1_idle(const void *arg)
 {
+    const h1_session_t *s = arg;
     return s == NULL || s->ex == NULL;
 }
 
-void h1_session_timeout(h1_session_t *s)
+static void h1_timeout(void *arg)
 {
+    h1_session_t *s = arg;
     switch (s->state) {
     case H1_IDLE:
         conn_close(s->c);
@@ -666,15 +674,17 @@ void h1_session_timeout(h1_session_t *s)
     }
 }
 
-void h1_session_drain(h1_session_t *s)
+static void h1_drain(void *arg)
 {
+    h1_session_t *s = arg;
     s->draining = true;
     if (s->state == H1_IDLE)
         finish_connection(s);
 }
 
-void h1_session_abort(h1_session_t *s)
+static void h1_abort(void *arg)
 {
+    h1_session_t *s = arg;
     if (s->ex != NULL) {
         exchange_abort(s->ex);
         release_exchange(s);
@@ -877,7 +887,7 @@ static const exchange_frontend_ops_t h1_fops = {
 
 /* ---- lifecycle ---- */
 
-h1_session_t *h1_session_create(conn_t *c)
+static void *h1_create(conn_t *c)
 {
     h1_session_t *s = xcalloc(1, sizeof(*s));
     s->c = c;
@@ -888,8 +898,9 @@ h1_session_t *h1_session_create(conn_t *c)
     return s;
 }
 
-void h1_session_destroy(h1_session_t *s)
+static void h1_destroy(void *arg)
 {
+    h1_session_t *s = arg;
     assert(s->ex == NULL);
     mempool_dispose(&s->hpool);
     free(s->in.p);
@@ -897,3 +908,17 @@ void h1_session_destroy(h1_session_t *s)
     free(s->field.p);
     free(s);
 }
+
+const conn_session_ops_t h1_session_ops = {
+    .name = "h1",
+    .create = h1_create,
+    .destroy = h1_destroy,
+    .recv = h1_recv,
+    .written = h1_written,
+    .idle = h1_idle,
+    .timeout = h1_timeout,
+    .deferred = h1_deferred,
+    .drain = h1_drain,
+    .abort = h1_abort,
+    .flush_on_error = false,
+};

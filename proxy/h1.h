@@ -16,27 +16,12 @@
 
 #include "proxy/conn.h"
 
-/** A session for c (c owns it). Arms the header timeout. Never NULL. */
-h1_session_t *h1_session_create(conn_t *c);
-/** Free the session; its exchange must have been released by h1_session_abort(). */
-void h1_session_destroy(h1_session_t *s);
 /**
- * Plaintext from the client; `data` is only valid during the call (it is the
- * read buffer or TLS output), so anything kept is copied. Returns 0 or a
- * negative code when the connection must close now.
+ * The HTTP/1.x session as conn.c sees it (conn_session_ops_t): create arms
+ * the header timeout; recv < 0 means close now; idle when no request is in
+ * progress; timeout answers 408 or closes an idle connection; drain closes
+ * once the exchange in progress is done; no produce (it writes as it goes).
  */
-int h1_session_recv(h1_session_t *s, const uint8_t *data, size_t len);
-/** A write completed: wake a paused origin if the buffer went below the low water. */
-void h1_session_written(h1_session_t *s);
-/** True when no exchange is in progress (conn.c then trims its buffers). */
-bool h1_session_idle(const h1_session_t *s);
-/** The connection's timer fired. */
-void h1_session_timeout(h1_session_t *s);
-/** conn_defer() asked for a call: start the next pipelined request. */
-void h1_session_deferred(h1_session_t *s);
-/** Graceful shutdown: close when idle, else `Connection: close` after this response. */
-void h1_session_drain(h1_session_t *s);
-/** The connection is closing: abort and release the exchange, if any. */
-void h1_session_abort(h1_session_t *s);
+extern const conn_session_ops_t h1_session_ops;
 
 #endif

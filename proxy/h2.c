@@ -23,12 +23,15 @@
 #include <nghttp2/nghttp2.h>
 
 #include "proxy/alloc.h"
+#include "proxy/list.h"
 #include "proxy/block.h"
 #include "proxy/delivery.h"
 #include "proxy/exchange.h"
 #include "proxy/headers.h"
 #include "proxy/log.h"
 #include "proxy/pace.h"
+
+typedef struct h2_session h2_session_t;
 
 enum {
     H2_INITIAL_WINDOW = 256 * 1024,
@@ -48,7 +51,7 @@ typedef enum h2_stream_state {
 } h2_stream_state_t;
 
 typedef struct h2_stream {
-    worker_link_t link; /* in h2_session_t.streams */
+    list_t link; /* in h2_session_t.streams */
     h2_session_t *s;
     int32_t id;
     exchange_t *ex; /* NULL once released */
@@ -82,7 +85,7 @@ struct h2_session {
     conn_t *c;
     nghttp2_session *ng;
     h2_state_t state;
-    worker_link_t streams; /* every h2_stream_t of the session */
+    list_t streams; /* every h2_stream_t of the session */
     size_t nstreams;
     int in_recv;                   /* inside nghttp2_session_mem_recv: no mem_send now */
     bool deadlines;                /* the connection's timer is armed for stream deadlines */
@@ -150,9 +153,9 @@ static void stream_release(h2_stream_t *st)
     if (ex == NULL)
         return;
     st->ex = NULL;
-    if (ex->started && !st->response_done)
+    if (exchange_started(ex) && !st->response_done)
         exchange_abort(ex);
-    if (ex->started)
+    if (exchange_started(ex))
         exchange_log(ex);
     exchange_frontend_done(ex);
 }
@@ -161,7 +164,7 @@ static void stream_free(h2_stream_t *st)
 {
     if (st->paced)
         st->s->npaced--;
-    worker_link_remove(&st->link);
+    list_remove(&st->link);
     block_queue_dispose(&st->q); /* the connection keeps its own references */
     free(st);
 }
@@ -391,7 +394,7 @@ static void respond_simple(h2_stream_t *st, int status, const char *text)
 static void arm_deadlines(h2_session_t *s)
 {
     uint64_t due = UINT64_MAX;
-    for (worker_link_t *l = s->streams.next; l != &s->streams; l = l->next) {
+    for (list_t *l = s->streams.next; l != &s->streams; l = l->next) {
         h2_stream_t *st = container_of(l, h2_stream_t, link);
         if (st->due_ms != 0 && st->due_ms < due)
             due = st->due_ms;
@@ -457,7 +460,7 @@ static void expire_deadlines(h2_session_t *s)
 {
     uint64_t now = uv_now(&s->c->w->loop);
     double body = s->c->w->cfg->body_timeout;
-    for (worker_link_t *l = s->streams.next; l != &s->streams; l = l->next) {
+    for (list_t *l = s->streams.next; l != &s->streams; l = l->next) {
         h2_stream_t *st = container_of(l, h2_stream_t, link);
         if (st->due_ms == 0 || st->due_ms > now)
             continue;
@@ -614,7 +617,7 @@ static exchange_t *on_push_promise(exchange_t *parent, const char *path)
     block_queue_init(&st->q, H2_FRAME_HEADER);
     st->state = H2_STREAM_REQUEST;
     st->started = true;
-    exchange_t *ex = exchange_create(s->c->w, &h2_fops, st);
+    exchange_t *ex = exchange_create(&s->c->w->xctx, &h2_fops, st);
     ex->proto = EXCHANGE_HTTP2;
     ex->role = EXCHANGE_ROLE_PUSHED;
     ex->method = "GET";
@@ -659,7 +662,7 @@ static exchange_t *on_push_promise(exchange_t *parent, const char *path)
     }
     st->id = id;
     st->ex = ex;
-    worker_link_insert(&s->streams, &st->link);
+    list_insert(&s->streams, &st->link);
     s->nstreams++;
     if (!s->deadlines)
         conn_timer_set(s->c, 0);
@@ -753,12 +756,12 @@ static int on_begin_headers(nghttp2_session *ng, const nghttp2_frame *frame, voi
     block_queue_init(&st->q, H2_FRAME_HEADER);
     st->id = frame->hd.stream_id;
     st->state = H2_STREAM_REQUEST;
-    worker_link_insert(&s->streams, &st->link);
+    list_insert(&s->streams, &st->link);
     s->nstreams++;
     if (!s->deadlines)
         conn_timer_set(s->c, 0); /* the idle timeout ends */
     deadline_set(st, s->c->w->cfg->header_timeout);
-    exchange_t *ex = exchange_create(s->c->w, &h2_fops, st);
+    exchange_t *ex = exchange_create(&s->c->w->xctx, &h2_fops, st);
     ex->proto = EXCHANGE_HTTP2;
     ex->lconn = s->c->learn;
     ex->scheme = s->c->tls != NULL ? "https" : "http";
@@ -990,7 +993,7 @@ static int on_frame_not_send(nghttp2_session *ng, const nghttp2_frame *frame, in
     if (frame->hd.type == NGHTTP2_PUSH_PROMISE) {
         /* The promised stream never opened (parent gone): drop its exchange. */
         int32_t pid = frame->push_promise.promised_stream_id;
-        for (worker_link_t *l = s->streams.next; l != &s->streams; l = l->next) {
+        for (list_t *l = s->streams.next; l != &s->streams; l = l->next) {
             h2_stream_t *st = container_of(l, h2_stream_t, link);
             if (st->id == pid && nghttp2_session_find_stream(ng, pid) == NULL) {
                 stream_release(st);
@@ -1021,11 +1024,11 @@ static int on_error(nghttp2_session *ng, int code, const char *msg, size_t len, 
 
 /* ---- session ---- */
 
-h2_session_t *h2_session_create(conn_t *c)
+static void *h2_create(conn_t *c)
 {
     h2_session_t *s = xcalloc(1, sizeof(*s));
     s->c = c;
-    worker_link_init(&s->streams);
+    list_init(&s->streams);
     const config_t *cfg = c->w->cfg;
 
     nghttp2_session_callbacks *cbs;
@@ -1077,8 +1080,9 @@ h2_session_t *h2_session_create(conn_t *c)
     return s;
 }
 
-void h2_session_destroy(h2_session_t *s)
+static void h2_destroy(void *arg)
 {
+    h2_session_t *s = arg;
     nghttp2_session_del(s->ng); /* runs no stream-close callbacks */
     delivery_conn_release(s->deliver);
     while (s->streams.next != &s->streams) {
@@ -1089,8 +1093,9 @@ void h2_session_destroy(h2_session_t *s)
     free(s);
 }
 
-int h2_session_recv(h2_session_t *s, const uint8_t *data, size_t len)
+static int h2_recv(void *arg, const uint8_t *data, size_t len)
 {
+    h2_session_t *s = arg;
     s->in_recv++;
     /* Callbacks get pointers into data (the read buffer / TLS output); they copy. */
     ssize_t r = nghttp2_session_mem_recv(s->ng, data, len);
@@ -1112,15 +1117,16 @@ static void offer_paced(h2_session_t *s)
 {
     if (s->npaced == 0)
         return;
-    for (worker_link_t *l = s->streams.next; l != &s->streams; l = l->next) {
+    for (list_t *l = s->streams.next; l != &s->streams; l = l->next) {
         h2_stream_t *st = container_of(l, h2_stream_t, link);
         if (st->paced)
             resume(st);
     }
 }
 
-void h2_session_produce(h2_session_t *s)
+static void h2_produce(void *arg)
 {
+    h2_session_t *s = arg;
     conn_t *c = s->c;
     if (s->in_recv > 0 || conn_is_closing(c))
         return;
@@ -1148,15 +1154,17 @@ void h2_session_produce(h2_session_t *s)
         conn_close_after_write(c);
 }
 
-void h2_session_written(h2_session_t *s) {}
+static void h2_written(void *arg) {}
 
-bool h2_session_idle(const h2_session_t *s)
+static bool h2_idle(const void *arg)
 {
+    const h2_session_t *s = arg;
     return s == NULL || s->nstreams == 0;
 }
 
-void h2_session_timeout(h2_session_t *s)
+static void h2_timeout(void *arg)
 {
+    h2_session_t *s = arg;
     if (s->deadlines) {
         expire_deadlines(s);
         return;
@@ -1173,13 +1181,15 @@ void h2_session_timeout(h2_session_t *s)
     conn_close_after_write(s->c);
 }
 
-void h2_session_deferred(h2_session_t *s)
+static void h2_deferred(void *arg)
 {
+    h2_session_t *s = arg;
     kick(s);
 }
 
-void h2_session_drain(h2_session_t *s)
+static void h2_drain(void *arg)
 {
+    h2_session_t *s = arg;
     if (s->state != H2_OPEN)
         return;
     h2_set_state(s, H2_NOTICE);
@@ -1192,10 +1202,26 @@ void h2_session_drain(h2_session_t *s)
     kick(s);
 }
 
-void h2_session_abort(h2_session_t *s)
+static void h2_abort(void *arg)
 {
-    for (worker_link_t *l = s->streams.next; l != &s->streams; l = l->next) {
+    h2_session_t *s = arg;
+    for (list_t *l = s->streams.next; l != &s->streams; l = l->next) {
         h2_stream_t *st = container_of(l, h2_stream_t, link);
         stream_release(st);
     }
 }
+
+const conn_session_ops_t h2_session_ops = {
+    .name = "h2",
+    .create = h2_create,
+    .destroy = h2_destroy,
+    .recv = h2_recv,
+    .produce = h2_produce,
+    .written = h2_written,
+    .idle = h2_idle,
+    .timeout = h2_timeout,
+    .deferred = h2_deferred,
+    .drain = h2_drain,
+    .abort = h2_abort,
+    .flush_on_error = true,
+};

@@ -161,22 +161,49 @@ bool headers_has_token(const char *value, size_t value_len, const char *token)
     return each_token(value, value_len, token_is, (void *)token);
 }
 
-/* Is `name` listed in any Connection header of `h`? */
+typedef struct counted {
+    const char *p;
+    size_t n;
+} counted_t;
+
+static bool token_is_counted(const char *t, size_t tn, void *arg)
+{
+    const counted_t *want = arg;
+    return tn == want->n && strncasecmp(t, want->p, tn) == 0;
+}
+
+/* Is `name` listed in any Connection header of `h`? Any length: RFC 9110
+ * §7.6.1 has every field Connection names removed, however long its name. */
 static bool named_by_connection(const headers_t *h, const char *name, size_t name_len)
 {
+    counted_t want = {name, name_len};
     for (size_t i = 0; i < h->n; i++) {
         const header_t *f = &h->v[i];
-        if (!headers_name_eq(f->name, f->name_len, "connection"))
-            continue;
-        char tok[64];
-        if (name_len >= sizeof(tok))
-            continue; /* no token that long is worth matching */
-        memcpy(tok, name, name_len);
-        tok[name_len] = '\0';
-        if (headers_has_token(f->value, f->value_len, tok))
+        if (headers_name_eq(f->name, f->name_len, "connection") &&
+            each_token(f->value, f->value_len, token_is_counted, &want))
             return true;
     }
     return false;
+}
+
+/* ---- cookies ---- */
+
+const char *headers_cookie_value(const char *value, size_t value_len, const char *name, size_t *len)
+{
+    size_t nl = strlen(name);
+    const char *p = value, *end = value + value_len;
+    while (p < end) {
+        while (p < end && (*p == ' ' || *p == ';'))
+            p++;
+        const char *semi = memchr(p, ';', (size_t)(end - p));
+        const char *stop = semi ? semi : end;
+        if ((size_t)(stop - p) > nl && memcmp(p, name, nl) == 0 && p[nl] == '=') {
+            *len = (size_t)(stop - p) - nl - 1;
+            return p + nl + 1;
+        }
+        p = stop;
+    }
+    return NULL;
 }
 
 /* ---- request head for the origin ---- */

@@ -141,4 +141,14 @@ void headers_filter_response(const headers_t *in, headers_t *out, mempool_t *mp,
 /** true when the comma-separated list `value` holds `token` (case-insensitive, OWS trimmed). */
 bool headers_has_token(const char *value, size_t value_len, const char *token);
 
+/**
+ * The value of cookie `name` (NUL-terminated, case-sensitive) in one Cookie
+ * header value of value_len bytes ("a=1; b=2", RFC 6265 §4.2.1; pairs
+ * without the space after ';' are read too), or NULL when it is not there.
+ * The first pair with that name wins. The result points into `value` (valid
+ * as long as it is) and is not NUL-terminated: *len gets its length.
+ */
+const char *headers_cookie_value(const char *value, size_t value_len, const char *name,
+                                 size_t *len);
+
 #endif

@@ -20,6 +20,7 @@
  */
 #include "proxy/learning.h"
 
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -33,11 +34,12 @@
 #include "learn/template.h"
 #include "learn/visit.h"
 #include "parser/decode.h"
-#include "parser/error.h"
+#include "herald/error.h"
 #include "parser/html.h"
 #include "parser/link.h"
 #include "parser/url.h"
 #include "proxy/alloc.h"
+#include "proxy/list.h"
 #include "proxy/log.h"
 #include "proxy/worker.h"
 
@@ -56,6 +58,9 @@ struct learning_conn {
     int refs;
     bool released; /* the connection is gone */
 };
+
+/* learning_visits_open(): opened minus finished, across workers. */
+static _Atomic uint64_t visits_opened, visits_finished;
 
 /* Times stored in the map (first/last seen, last visit) outlive the process
  * in the state file: wall-clock milliseconds, not the loop's monotonic clock. */
@@ -96,6 +101,7 @@ static void visit_settle(visit_t *v, worker_t *w)
     if (visit_chase(v, w))
         return; /* called again when those fetches are done */
     visit_set_chasing(v, false);
+    atomic_fetch_add_explicit(&visits_finished, 1, memory_order_relaxed);
     visit_unref(v); /* the open reference */
 }
 
@@ -324,23 +330,13 @@ static bool split_url(const char *norm, char **authority, char **pathquery)
 /* The value of cookie `name` in the request's Cookie headers, or NULL (*len set). */
 static const char *cookie_value(const exchange_t *ex, const char *name, size_t *len)
 {
-    size_t nl = strlen(name);
     for (size_t i = 0; i < ex->req_headers.n; i++) {
         const header_t *h = &ex->req_headers.v[i];
         if (!headers_name_eq(h->name, h->name_len, "cookie"))
             continue;
-        const char *p = h->value, *end = h->value + h->value_len;
-        while (p < end) {
-            while (p < end && (*p == ' ' || *p == ';'))
-                p++;
-            const char *semi = memchr(p, ';', (size_t)(end - p));
-            const char *stop = semi ? semi : end;
-            if ((size_t)(stop - p) > nl && memcmp(p, name, nl) == 0 && p[nl] == '=') {
-                *len = (size_t)(stop - p - (ptrdiff_t)nl - 1);
-                return p + nl + 1;
-            }
-            p = stop;
-        }
+        const char *v = headers_cookie_value(h->value, h->value_len, name, len);
+        if (v != NULL)
+            return v;
     }
     return NULL;
 }
@@ -384,6 +380,7 @@ static visit_t *open_visit(learning_conn_t *lc, exchange_t *ex, learning_ex_t *l
     free(tk);
     if (v == NULL)
         return NULL;
+    atomic_fetch_add_explicit(&visits_opened, 1, memory_order_relaxed);
     const config_t *cfg = lc->w->cfg;
     size_t dl = 0;
     const char *dv = digest_on(cfg) ? cookie_value(ex, cfg->digest_cookie, &dl) : NULL;
@@ -590,30 +587,28 @@ static const char *ct_charset(exchange_t *ex, const char *ct)
 /* Origin Link: rel=preload (and preconnect) headers of a page's 103 or final response. */
 static void learn_links(exchange_t *ex, visit_t *v)
 {
-    for (size_t i = 0; i < ex->resp_headers.n; i++) {
-        const header_t *h = &ex->resp_headers.v[i];
-        if (!headers_name_eq(h->name, h->name_len, "link"))
-            continue;
-        link_list_t ll = {0};
-        if (link_parse(h->value, h->value_len, visit_url(v), &ll, NULL) != 0)
-            continue;
-        for (size_t k = 0; k < ll.n; k++) {
-            const link_t *l = &ll.v[k];
-            visit_found_t f = {.order = (unsigned)k, .strong = true};
-            char *key = NULL;
+    const exchange_links_t *ls = exchange_resp_links(ex, visit_url(v));
+    unsigned order = 0;
+    for (size_t i = 0; i < ls->n; i++) {
+        const exchange_link_line_t *line = &ls->lines[i];
+        for (size_t k = 0; k < line->list.n; k++, order++) {
+            const link_t *l = &line->list.v[k];
+            visit_found_t f = {.order = order, .strong = true};
+            char *origin = NULL;
             if (l->rel & (LINK_REL_PRECONNECT | LINK_REL_DNS_PREFETCH)) {
-                if (url_origin(l->url, &key) != 0)
+                if (url_origin(l->url, &origin) != 0)
                     continue;
                 f.kind = PAGEMAP_KIND_PRECONNECT;
-                f.url = key;
+                f.url = f.key = origin;
             } else if ((l->rel &
                         (LINK_REL_PRELOAD | LINK_REL_MODULEPRELOAD | LINK_REL_STYLESHEET)) &&
-                       !l->nopush && (key = normalize(l->url)) != NULL) {
+                       !l->nopush && line->keys[k] != NULL) {
                 /* (nopush: the origin said not to push it: never plan it) */
                 f.kind = (l->rel & LINK_REL_MODULEPRELOAD) ? PAGEMAP_KIND_MODULE
                          : (l->rel & LINK_REL_STYLESHEET)  ? PAGEMAP_KIND_STYLE
                                                           : pagemap_kind_guess(l->as, NULL, l->url);
                 f.url = l->url;
+                f.key = line->keys[k];
                 f.as = f.kind == PAGEMAP_KIND_MODULE ? "script" : NULL;
                 f.crossorigin = (pagemap_cors_t)l->crossorigin;
                 if (f.kind == PAGEMAP_KIND_FONT && f.crossorigin == PAGEMAP_CORS_NONE)
@@ -621,17 +616,17 @@ static void learn_links(exchange_t *ex, visit_t *v)
             } else {
                 continue;
             }
-            f.key = key;
             check(visit_found(v, &f, PAGEMAP_SRC_LINK));
-            free(key);
+            free(origin);
         }
-        link_list_dispose(&ll);
     }
 }
 
+/* A page: HTML, or XHTML served as such (gitweb sends it to browsers that accept it). */
 static bool is_html(const char *ct)
 {
-    return ct != NULL && strncasecmp(ct, "text/html", 9) == 0;
+    return ct != NULL && (strncasecmp(ct, "text/html", 9) == 0 ||
+                          strncasecmp(ct, "application/xhtml+xml", 21) == 0);
 }
 
 /* A hash of the response's ETag and Last-Modified (0: neither): a page
@@ -950,7 +945,7 @@ static void chase_one(visit_t *v, worker_t *w, const char *url, const char *key)
     char *authority = NULL, *pq = NULL;
     if (!split_url(key, &authority, &pq))
         return;
-    exchange_t *ex = exchange_create(w, &chase_fops, NULL);
+    exchange_t *ex = exchange_create(&w->xctx, &chase_fops, NULL);
     ex->role = EXCHANGE_ROLE_OWN; /* queues with pushes, behind client requests */
     ex->proto = EXCHANGE_HTTP11;
     ex->method = "GET";
@@ -1098,3 +1093,27 @@ void learning_note_skipped(exchange_t *ex, const char *url_key)
     if (v != NULL && url_key != NULL)
         check(visit_delivered(v, url_key, url_key, VISIT_SKIPPED));
 }
+
+uint64_t learning_visits_open(void)
+{
+    /* finished first: a visit counted finished was counted opened before */
+    uint64_t done = atomic_load_explicit(&visits_finished, memory_order_relaxed);
+    return atomic_load_explicit(&visits_opened, memory_order_relaxed) - done;
+}
+
+/* learning observes; it never filters the body (delivery, after it, may) */
+static const uint8_t *observe_body(exchange_t *ex, const uint8_t *data, size_t len, size_t *out_len)
+{
+    learning_on_response_body(ex, data, len);
+    *out_len = len;
+    return data;
+}
+
+const exchange_observer_t learning_observer = {
+    .name = "learning",
+    .on_request = learning_on_request,
+    .on_response_head = learning_on_response_head,
+    .on_response_body = observe_body,
+    .on_response_end = learning_on_response_end,
+    .on_free = learning_on_free,
+};

@@ -39,7 +39,10 @@
 
 typedef struct learning_conn learning_conn_t;
 
-/* ---- hooks (exchange.c) ---------------------------------------------- */
+/* ---- hooks (registered on every worker: learning_observer) ------------ */
+
+/** The hooks below as an exchange observer (exchange_ctx_observe). */
+extern const exchange_observer_t learning_observer;
 
 void learning_on_request(exchange_t *ex);
 void learning_on_response_head(exchange_t *ex, bool final);
@@ -144,5 +147,14 @@ void learning_note_skipped(exchange_t *ex, const char *url_key);
  * length.
  */
 const char *learning_cookie_value(const exchange_t *ex, const char *name, size_t *len);
+
+/**
+ * Visits opened and not yet finished, over all workers: a visit is finished
+ * once it is committed (or dropped as unusable) and the stylesheets its CSS
+ * imports have been fetched. Tests wait for 0 after closing a client
+ * instead of sleeping. Any thread; a relaxed read, a few events stale at
+ * most.
+ */
+uint64_t learning_visits_open(void);
 
 #endif

@@ -10,14 +10,18 @@
 #include <time.h>
 #include <unistd.h>
 
-log_level_t log_current_level = LOG_LEVEL_INFO;
+_Atomic int log_current_level = LOG_LEVEL_INFO;
 
 /* -1: access log off. Swapped atomically on reopen (SIGUSR1). */
 static _Atomic int access_fd = -1;
+/* The number the access log used before it was switched off, now /dev/null:
+ * a worker may still hold it. Reused when the log is switched on again.
+ * Only log_access_open() (main thread) touches it. */
+static int parked_fd = -1;
 
 void log_set_level(log_level_t level)
 {
-    log_current_level = level;
+    atomic_store_explicit(&log_current_level, (int)level, memory_order_relaxed);
 }
 
 void log_write(log_level_t level, const char *file, int line, const char *fmt, ...)
@@ -60,19 +64,40 @@ int log_access_open(const char *path)
         if (fd < 0)
             return -errno;
     }
-    /* Reopen (SIGUSR1, logrotate): put the new file under the fd number the
-     * workers already use (dup3 is atomic), so a worker that loaded the old
-     * number mid-reopen writes to the old or the new file, never to a closed
-     * or reused descriptor. Only switching the log off still swaps numbers. */
+    /* A worker may have loaded the current fd number just before this runs
+     * and write to it just after, so the number is never closed: reopen
+     * (SIGUSR1, logrotate) puts the new file under it (dup3 is atomic),
+     * switching the log off (SIGHUP) puts /dev/null under it and parks it,
+     * switching it on again reuses the parked number. A closed number could
+     * be reused by a new client socket, which would then receive log lines. */
     int cur = atomic_load(&access_fd);
+    if (fd >= 0 && cur < 0 && parked_fd >= 0) {
+        int rc = dup3(fd, parked_fd, O_CLOEXEC) < 0 ? -errno : 0;
+        close(fd);
+        if (rc == 0) {
+            atomic_store(&access_fd, parked_fd);
+            parked_fd = -1;
+        }
+        return rc;
+    }
     if (fd >= 0 && cur >= 0) {
         int rc = dup3(fd, cur, O_CLOEXEC) < 0 ? -errno : 0;
         close(fd);
         return rc;
     }
-    int old = atomic_exchange(&access_fd, fd);
-    if (old >= 0)
-        close(old);
+    if (fd < 0 && cur >= 0) {
+        int null = open("/dev/null", O_WRONLY | O_CLOEXEC);
+        if (null < 0)
+            return -errno;
+        int rc = dup3(null, cur, O_CLOEXEC) < 0 ? -errno : 0;
+        close(null);
+        if (rc != 0)
+            return rc;
+        atomic_store(&access_fd, -1);
+        parked_fd = cur;
+        return 0;
+    }
+    atomic_store(&access_fd, fd);
     return 0;
 }
 

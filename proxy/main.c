@@ -22,7 +22,7 @@
 #include "proxy/tls.h"
 #include "proxy/worker.h"
 #include "learn/pagemap.h"
-#include "parser/error.h"
+#include "herald/error.h"
 
 typedef struct herald_main {
     uv_loop_t *loop;
@@ -42,7 +42,8 @@ static void on_stop_signal(uv_signal_t *s, int signum)
         LOG_WARN("second signal %d: exiting without waiting for the drain", signum);
         exit(1);
     }
-    LOG_INFO("signal %d: draining (up to %gs)", signum, m->workers[0].cfg->drain_timeout);
+    /* main's own config: the workers' copies change on their threads (SIGHUP) */
+    LOG_INFO("signal %d: draining (up to %gs)", signum, m->reload.cfg->drain_timeout);
     /* The admin listener goes first: it reads worker-owned counters. */
     admin_close(m->admin);
     m->admin = NULL;
@@ -136,6 +137,14 @@ int main(int argc, char **argv)
     }
 
     herald_main_t m = {.loop = uv_default_loop(), .nworkers = cfg.workers};
+    /* SIGTERM and SIGINT are caught before the state loads and the first
+     * listener opens: one sent as soon as a port answers drains rather than
+     * kills. libuv holds it until the loop runs, when all below is set up. */
+    uv_signal_init(m.loop, &m.sigterm);
+    uv_signal_init(m.loop, &m.sigint);
+    m.sigterm.data = m.sigint.data = &m;
+    uv_signal_start(&m.sigterm, on_stop_signal, SIGTERM);
+    uv_signal_start(&m.sigint, on_stop_signal, SIGINT);
     /* Loaded before the workers start, so the first visit is planned from it. */
     if (cfg.state_file[0] != '\0')
         state_start(m.loop, learn, cfg.state_file, cfg.state_interval, &m.state);
@@ -178,11 +187,6 @@ int main(int argc, char **argv)
                  admin_token[0] ? " (bearer token required)" : "");
     }
     reload_init(&m.reload, m.loop, &cfg, argc, argv, m.workers, m.nworkers, m.admin);
-    uv_signal_init(m.loop, &m.sigterm);
-    uv_signal_init(m.loop, &m.sigint);
-    m.sigterm.data = m.sigint.data = &m;
-    uv_signal_start(&m.sigterm, on_stop_signal, SIGTERM);
-    uv_signal_start(&m.sigint, on_stop_signal, SIGINT);
     uv_run(m.loop, UV_RUN_DEFAULT);
 
     for (int i = 0; i < m.nworkers; i++)

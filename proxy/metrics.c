@@ -16,6 +16,7 @@
 #include "proxy/budget.h"
 #include "proxy/delivery.h"
 #include "proxy/exchange.h"
+#include "proxy/learning.h"
 #include "proxy/upstream.h"
 #include "proxy/worker.h"
 
@@ -143,6 +144,7 @@ void metrics_collect(worker_t *workers, int n, pagemap_t *pm, metrics_snapshot_t
         out->assets = ps.assets;
         out->visits_committed = ps.visits_committed;
     }
+    out->visits_open = learning_visits_open();
     out->uptime_s = (double)(uv_hrtime() - start_ns) / 1e9;
 }
 
@@ -299,6 +301,7 @@ char *metrics_render_prometheus(const metrics_snapshot_t *s)
     gauge(&b, "learned_edges_banned", "Banned edges.", s->banned);
     counter(&b, "visits_committed_total", "Page visits committed to the learned map.",
             s->visits_committed);
+    gauge(&b, "learning_visits_open", "Visits opened and not yet committed.", s->visits_open);
     render_pace(&b, &s->pace);
     sb_printf(&b,
               "# HELP herald_uptime_seconds Seconds since start.\n"
@@ -306,3 +309,8 @@ char *metrics_render_prometheus(const metrics_snapshot_t *s)
               s->uptime_s);
     return b.p;
 }
+
+const exchange_observer_t metrics_observer = {
+    .name = "metrics",
+    .on_complete = metrics_note_request,
+};

@@ -19,9 +19,9 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "proxy/exchange.h"
 #include "proxy/pace.h"
 
-typedef struct exchange exchange_t;
 typedef struct worker worker_t;
 typedef struct pagemap pagemap_t;
 
@@ -46,7 +46,8 @@ typedef struct metrics_snapshot {
     uint64_t promised, completed, cancelled, pushed_bytes, hints_sent, hinted_links, skipped;
     uint64_t digest_hits;
     uint64_t pages, templates, edges, pinned, banned, assets, visits_committed;
-    pace_stats_t pace; /* path estimates: client networks, PINGs, pacing */
+    uint64_t visits_open; /* learning_visits_open() */
+    pace_stats_t pace;    /* path estimates: client networks, PINGs, pacing */
     double uptime_s;
 } metrics_snapshot_t;
 
@@ -59,6 +60,8 @@ void metrics_init(void);
  * loop; ex is borrowed for the call.
  */
 void metrics_note_request(const exchange_t *ex);
+/** metrics_note_request as an exchange observer (on_complete). */
+extern const exchange_observer_t metrics_observer;
 
 /**
  * Sum every worker's counters and read the shared ones. `workers` (n of

@@ -3,7 +3,7 @@
 
 #include <string.h>
 
-#include "parser/error.h"
+#include "herald/error.h"
 
 /* A stored rate older than this (ns) gives way to any new one that spans enough. */
 #define STALE_NS 2000000000ULL

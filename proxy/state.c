@@ -11,7 +11,7 @@
 
 #include "learn/pagemap.h"
 #include "learn/snapshot.h"
-#include "parser/error.h"
+#include "herald/error.h"
 #include "proxy/alloc.h"
 #include "proxy/log.h"
 
@@ -40,11 +40,11 @@ struct state {
     bool free_pending; /* state_save_sync_and_free ran while the timer was closing */
 };
 
+/* Two counters, no walk and no lock: checked on every tick. */
 static uint64_t generation(state_t *st)
 {
-    pagemap_stats_t ps;
-    pagemap_stats(st->pm, &ps);
-    return ps.visits_committed + atomic_load_explicit(&st->edits, memory_order_relaxed);
+    return pagemap_visits_committed(st->pm) +
+           atomic_load_explicit(&st->edits, memory_order_relaxed);
 }
 
 static int64_t wall_ms(void)

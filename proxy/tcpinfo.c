@@ -8,7 +8,7 @@
 #include <string.h>
 #include <sys/socket.h>
 
-#include "parser/error.h"
+#include "herald/error.h"
 
 int tcpinfo_read(int fd, tcpinfo_t *out)
 {

@@ -19,13 +19,13 @@
 #include <openssl/ssl.h>
 #include <openssl/x509.h>
 
-#include "parser/error.h"
+#include "herald/error.h"
 #include "proxy/alloc.h"
 
 struct tls_conn {
     SSL *ssl;
-    BIO *rbio; /* ciphertext from the socket, owned by ssl */
-    BIO *wbio; /* the sink: appends to out; owned by ssl */
+    BIO *rbio;    /* ciphertext from the socket, owned by ssl */
+    BIO *wbio;    /* the sink: appends to out; owned by ssl */
     uint8_t *out; /* ciphertext for the socket */
     size_t out_len, out_cap;
     bool handshake_done;
@@ -206,12 +206,12 @@ static int ssl_result(tls_conn_t *t, int r)
     switch (SSL_get_error(t->ssl, r)) {
     case SSL_ERROR_WANT_READ:
     case SSL_ERROR_WANT_WRITE:
-        return TLS_CONN_AGAIN;
+        return 0;
     case SSL_ERROR_ZERO_RETURN:
-        return TLS_CONN_CLOSED;
+        return HERALD_EEOF;
     default:
         ERR_clear_error();
-        return TLS_CONN_ERROR;
+        return HERALD_EPROTO;
     }
 }
 
@@ -251,7 +251,7 @@ int tls_conn_write(tls_conn_t *t, const uint8_t *data, size_t len)
         int r = SSL_write_ex(t->ssl, data, len, &n);
         if (r != 1) {
             ERR_clear_error();
-            return TLS_CONN_ERROR; /* memory BIOs never want more room */
+            return HERALD_EPROTO; /* memory BIOs never want more room */
         }
         data += n;
         len -= n;

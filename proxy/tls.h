@@ -37,15 +37,11 @@ void tls_conn_destroy(tls_conn_t *t);
  */
 int tls_conn_feed(tls_conn_t *t, const uint8_t *data, size_t len);
 
-/** Result of tls_conn_read(). */
-enum {
-    TLS_CONN_AGAIN = 0,   /* need more ciphertext (or handshake still running) */
-    TLS_CONN_CLOSED = -1, /* the peer sent close_notify */
-    TLS_CONN_ERROR = -2,  /* protocol failure: close the connection */
-};
 /**
  * Advance the handshake if needed and decrypt into out[cap]. Returns the
- * number of plaintext bytes (> 0) or one of TLS_CONN_*. Call in a loop
+ * number of plaintext bytes (> 0); 0 when it needs more ciphertext (or the
+ * handshake is still running); HERALD_EEOF when the peer sent close_notify;
+ * HERALD_EPROTO on a protocol failure (close the connection). Call in a loop
  * until it returns <= 0.
  */
 int tls_conn_read(tls_conn_t *t, uint8_t *out, size_t cap);
@@ -56,7 +52,7 @@ const char *tls_conn_alpn(const tls_conn_t *t, size_t *len);
 
 /**
  * Encrypt plaintext (all of it; the caller bounds len to what one write
- * needs). Returns 0 or TLS_CONN_ERROR.
+ * needs). Returns 0 or HERALD_EPROTO.
  */
 int tls_conn_write(tls_conn_t *t, const uint8_t *data, size_t len);
 /** Queue a close_notify alert. */

@@ -32,6 +32,7 @@
 #include <uv.h>
 
 #include "proxy/alloc.h"
+#include "proxy/list.h"
 #include "proxy/config.h"
 #include "proxy/log.h"
 #include "proxy/worker.h"
@@ -80,11 +81,11 @@ struct upstream_pool {
     uv_loop_t *loop;
     const config_t *cfg;
     budget_t *budget;
-    int slot;           /* ours in the budget: the worker's id */
-    worker_link_t idle; /* upstream_conn_t.link; newest first, taken from the tail */
+    int slot;    /* ours in the budget: the worker's id */
+    list_t idle; /* upstream_conn_t.link; newest first, taken from the tail */
     /* requests waiting for a connection, per class: upstream_conn_t.link of
      * QUEUED objects, newest first, served from the tail */
-    worker_link_t waitq[BUDGET_NCLASSES];
+    list_t waitq[BUDGET_NCLASSES];
     uint32_t nwait[BUDGET_NCLASSES];
     upstream_stats_t stats;
     uv_async_t wake;   /* data = this: grants in our mailbox, or "serve the waiters" */
@@ -111,7 +112,7 @@ struct upstream_conn {
     uv_connect_t connect_req;
     uv_shutdown_t shutdown_req;
     upstream_pool_t *pool;
-    worker_link_t link; /* in pool->idle while IDLE, in pool->waitq while queued */
+    list_t link; /* in pool->idle while IDLE, in pool->waitq while queued */
     upstream_conn_state_t state;
     int handles_open; /* tcp + timer until their close callbacks ran */
     bool reading;
@@ -134,14 +135,14 @@ struct upstream_conn {
     bool req_end_queued;
     bool tunnel_shut; /* tunnel: uv_shutdown sent to the origin */
     bool write_failed;
-    uint64_t body_queued;  /* request body bytes queued on this connection */
-    int deferred_status;   /* delivered from the close callback (failure
-                            * during a call from the frontend) */
-    budget_class_t cls;    /* while queued */
-    uint64_t t_queued;     /* uv_hrtime() when queued */
-    uint64_t charge_ns;    /* time the exchange waited in the queue: taken off
-                            * origin_timeout until the first response byte */
-    worker_link_t pending; /* wreq_t.link: body bytes given while QUEUED, newest first */
+    uint64_t body_queued; /* request body bytes queued on this connection */
+    int deferred_status;  /* delivered from the close callback (failure
+                           * during a call from the frontend) */
+    budget_class_t cls;   /* while queued */
+    uint64_t t_queued;    /* uv_hrtime() when queued */
+    uint64_t charge_ns;   /* time the exchange waited in the queue: taken off
+                           * origin_timeout until the first response byte */
+    list_t pending;       /* wreq_t.link: body bytes given while QUEUED, newest first */
     llhttp_t parser;
     bool resp_started; /* a response byte arrived */
     bool final_head;
@@ -164,7 +165,7 @@ typedef struct wreq {
     unsigned gen;
     size_t body_bytes; /* request body bytes inside, for request_consumed */
     bool is_head;
-    worker_link_t link; /* in c->pending until written */
+    list_t link; /* in c->pending until written */
     uv_buf_t buf;
     char data[];
 } wreq_t;
@@ -200,7 +201,7 @@ static void set_state(upstream_conn_t *c, upstream_conn_state_t to)
     c->state = to;
 }
 
-static worker_link_t *list_oldest(worker_link_t *head)
+static list_t *list_oldest(list_t *head)
 {
     return head->prev != head ? head->prev : NULL;
 }
@@ -219,9 +220,9 @@ upstream_pool_t *upstream_pool_create(worker_t *w, budget_t *budget)
     pool->budget = budget;
     pool->slot = w->id;
     pool->rbuf = xmalloc(READ_BUF_SIZE);
-    worker_link_init(&pool->idle);
+    list_init(&pool->idle);
     for (int k = 0; k < BUDGET_NCLASSES; k++)
-        worker_link_init(&pool->waitq[k]);
+        list_init(&pool->waitq[k]);
     uv_async_init(pool->loop, &pool->wake, wake_cb);
     pool->wake.data = pool;
     uv_timer_init(pool->loop, &pool->qtimer);
@@ -261,8 +262,8 @@ static upstream_conn_t *conn_alloc(upstream_pool_t *pool)
     upstream_conn_t *c = xcalloc(1, sizeof(*c));
     c->pool = pool;
     c->state = UPSTREAM_QUEUED;
-    worker_link_init(&c->link);
-    worker_link_init(&c->pending);
+    list_init(&c->link);
+    list_init(&c->pending);
     headers_buf_init(&c->hname);
     headers_buf_init(&c->hvalue);
     pool->nobjs++;
@@ -273,9 +274,9 @@ static upstream_conn_t *conn_alloc(upstream_pool_t *pool)
 static void conn_free(upstream_conn_t *c)
 {
     upstream_pool_t *pool = c->pool;
-    worker_link_t *l;
+    list_t *l;
     while ((l = list_oldest(&c->pending)) != NULL) {
-        worker_link_remove(l);
+        list_remove(l);
         free(container_of(l, wreq_t, link));
     }
     headers_buf_dispose(&c->hname);
@@ -298,9 +299,8 @@ static void close_cb(uv_handle_t *h)
         c->ex = NULL;
         ex->upstream = NULL;
         ex->t_end = uv_hrtime();
-        ex->failed = true;
         int status = c->deferred_status != 0 ? c->deferred_status : 502;
-        if (!ex->head_sent)
+        if (!exchange_head_sent(ex))
             ex->status = status;
         if (!c->rejected)
             pool->stats.errors++;
@@ -323,7 +323,7 @@ static void push_release(upstream_conn_t *c)
 static void idle_unlink(upstream_conn_t *c)
 {
     upstream_pool_t *pool = c->pool;
-    worker_link_remove(&c->link);
+    list_remove(&c->link);
     pool->stats.idle--;
     budget_publish_idle(pool->budget, pool->slot, pool->stats.idle);
 }
@@ -374,8 +374,7 @@ static void fail(upstream_conn_t *c, int status)
     if (ex == NULL)
         return;
     ex->t_end = uv_hrtime();
-    ex->failed = true;
-    if (!ex->head_sent)
+    if (!exchange_head_sent(ex))
         ex->status = status;
     pool->stats.errors++;
     exchange_response_error(ex, status);
@@ -541,7 +540,7 @@ static int conn_import(upstream_conn_t *c, int fd)
 
 static upstream_conn_t *take_idle(upstream_pool_t *pool)
 {
-    worker_link_t *l = list_oldest(&pool->idle);
+    list_t *l = list_oldest(&pool->idle);
     if (l == NULL)
         return NULL;
     upstream_conn_t *c = container_of(l, upstream_conn_t, link);
@@ -556,7 +555,7 @@ static void to_idle(upstream_conn_t *c)
     upstream_pool_t *pool = c->pool;
     set_state(c, UPSTREAM_IDLE);
     c->reused = true;
-    worker_link_insert(&pool->idle, &c->link);
+    list_insert(&pool->idle, &c->link);
     pool->stats.idle++;
     budget_publish_idle(pool->budget, pool->slot, pool->stats.idle);
     c->paused = false;
@@ -597,7 +596,7 @@ static bool export_conn(upstream_conn_t *c, int to)
 
 static void publish_head(upstream_pool_t *pool, budget_class_t cls)
 {
-    worker_link_t *l = list_oldest(&pool->waitq[cls]);
+    list_t *l = list_oldest(&pool->waitq[cls]);
     budget_publish_head(pool->budget, pool->slot, cls,
                         l != NULL ? container_of(l, upstream_conn_t, link)->t_queued : BUDGET_NONE);
 }
@@ -606,7 +605,7 @@ static void arm_qtimer(upstream_pool_t *pool)
 {
     uint64_t oldest = BUDGET_NONE;
     for (int k = 0; k < BUDGET_NCLASSES; k++) {
-        worker_link_t *l = list_oldest(&pool->waitq[k]);
+        list_t *l = list_oldest(&pool->waitq[k]);
         if (l != NULL && container_of(l, upstream_conn_t, link)->t_queued < oldest)
             oldest = container_of(l, upstream_conn_t, link)->t_queued;
     }
@@ -625,7 +624,7 @@ static void enqueue(upstream_pool_t *pool, upstream_conn_t *q, budget_class_t cl
     q->cls = cls;
     q->t_queued = uv_hrtime();
     q->in_queue = true;
-    worker_link_insert(&pool->waitq[cls], &q->link);
+    list_insert(&pool->waitq[cls], &q->link);
     if (++pool->nwait[cls] == 1)
         publish_head(pool, cls);
     pool->stats.queued++;
@@ -638,7 +637,7 @@ static void dequeue(upstream_conn_t *q, bool served, bool timed_out)
 {
     upstream_pool_t *pool = q->pool;
     bool was_head = list_oldest(&pool->waitq[q->cls]) == &q->link;
-    worker_link_remove(&q->link);
+    list_remove(&q->link);
     q->in_queue = false;
     pool->nwait[q->cls]--;
     pool->stats.queued--;
@@ -651,7 +650,7 @@ static void dequeue(upstream_conn_t *q, bool served, bool timed_out)
 
 static upstream_conn_t *dequeue_oldest(upstream_pool_t *pool, budget_class_t cls)
 {
-    worker_link_t *l = list_oldest(&pool->waitq[cls]);
+    list_t *l = list_oldest(&pool->waitq[cls]);
     if (l == NULL)
         return NULL;
     upstream_conn_t *q = container_of(l, upstream_conn_t, link);
@@ -667,7 +666,6 @@ static void fail_waiter(upstream_conn_t *q, int status)
     detach(q);
     conn_free(q);
     ex->t_end = uv_hrtime();
-    ex->failed = true;
     ex->status = status;
     pool->stats.timeouts++;
     exchange_response_error(ex, status);
@@ -681,7 +679,7 @@ static void qtimer_cb(uv_timer_t *t)
     uint64_t now = uv_hrtime();
     unsigned n = 0;
     for (int k = 0; k < BUDGET_NCLASSES; k++) {
-        worker_link_t *l;
+        list_t *l;
         while ((l = list_oldest(&pool->waitq[k])) != NULL) {
             upstream_conn_t *q = container_of(l, upstream_conn_t, link);
             if (now - q->t_queued < limit)
@@ -749,10 +747,10 @@ static void hand_over(upstream_conn_t *q, upstream_conn_t *c)
     c->req_end_queued = ended;
     c->body_queued = body;
     c->charge_ns = charge;
-    worker_link_t *l;
+    list_t *l;
     while ((l = list_oldest(&q->pending)) != NULL) {
-        worker_link_remove(l);
-        worker_link_insert(&c->pending, l);
+        list_remove(l);
+        list_insert(&c->pending, l);
     }
     conn_free(q);
     send_request(c, false);
@@ -909,7 +907,7 @@ void upstream_pool_close(upstream_pool_t *pool, void (*cb)(void *arg), void *arg
      * client behind them) may still wait: they fail, as they would once
      * the origin connections they wait for are gone. */
     for (int k = 0; k < BUDGET_NCLASSES; k++) {
-        worker_link_t *l;
+        list_t *l;
         while ((l = list_oldest(&pool->waitq[k])) != NULL) {
             upstream_conn_t *q = container_of(l, upstream_conn_t, link);
             dequeue(q, false, false);
@@ -928,7 +926,7 @@ void upstream_pool_close(upstream_pool_t *pool, void (*cb)(void *arg), void *arg
         slot_freed(pool);
     }
     free(grants);
-    worker_link_t *l;
+    list_t *l;
     while ((l = list_oldest(&pool->idle)) != NULL)
         conn_close(container_of(l, upstream_conn_t, link));
     uv_close((uv_handle_t *)&pool->wake, pool_handle_closed);
@@ -995,7 +993,7 @@ static int queue_write(upstream_conn_t *c, const char *p1, size_t n1, const char
         if (n3 > 0)
             memcpy(w->data + n1 + n2, p3, n3);
         w->buf = uv_buf_init(w->data, (unsigned)total);
-        worker_link_insert(&c->pending, &w->link);
+        list_insert(&c->pending, &w->link);
         return 0;
     }
     if (borrow) {
@@ -1116,7 +1114,6 @@ static int on_headers_complete(llhttp_t *p)
         return c->ex == ex ? 0 : -1;
     }
     c->final_head = true;
-    ex->head_sent = true;
     if (p->flags & F_CHUNKED)
         ex->resp_content_length = -1;
     else if (p->flags & F_CONTENT_LENGTH)
@@ -1252,12 +1249,12 @@ static void start_fresh(upstream_pool_t *pool, exchange_t *ex, const char *head,
 static void conn_lost(upstream_conn_t *c, int err)
 {
     exchange_t *ex = c->ex;
-    if (c->reused && !c->resp_started && c->body_queued == 0 && !ex->retried &&
+    if (c->reused && !c->resp_started && c->body_queued == 0 && ex->retries == 0 &&
         is_idempotent(ex->method) && !c->pool->closing && c->has_slot) {
         upstream_pool_t *pool = c->pool;
         bool ended = c->req_end_queued;
         uint64_t charge = c->charge_ns;
-        ex->retried = true;
+        ex->retries++;
         pool->stats.retries++;
         LOG_INFO("origin closed a reused connection (%s): retrying %s %s", uv_strerror(err),
                  ex->method, ex->path);
@@ -1443,10 +1440,10 @@ static void send_request(upstream_conn_t *c, bool ended)
         fail_deferred(c, 502);
         return;
     }
-    worker_link_t *l;
+    list_t *l;
     while ((l = list_oldest(&c->pending)) != NULL) {
         wreq_t *w = container_of(l, wreq_t, link);
-        worker_link_remove(l);
+        list_remove(l);
         w->c = c;
         w->gen = c->gen;
         /* uv_write needs w->buf's bytes until write_cb (see wreq_t) */
@@ -1663,3 +1660,11 @@ void upstream_abort(exchange_t *ex)
     }
     exchange_upstream_done(ex);
 }
+
+const exchange_origin_ops_t upstream_origin_ops = {
+    .start = upstream_start,
+    .request_body = upstream_request_body,
+    .request_end = upstream_request_end,
+    .resume = upstream_resume,
+    .abort = upstream_abort,
+};

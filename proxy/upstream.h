@@ -62,6 +62,9 @@ upstream_pool_t *upstream_pool_create(worker_t *w, budget_t *budget);
  */
 void upstream_pool_close(upstream_pool_t *pool, void (*cb)(void *arg), void *arg);
 
+/** The origin side of an exchange (exchange_ctx_init): the functions below. */
+extern const exchange_origin_ops_t upstream_origin_ops;
+
 /** Start forwarding ex (request head complete): at once, or after waiting in the queue. */
 void upstream_start(exchange_t *ex);
 /** Queue request body bytes (copied; held while the request waits for a connection). */

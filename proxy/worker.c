@@ -8,6 +8,9 @@
 
 #include <assert.h>
 #include <errno.h>
+#ifdef __GLIBC__
+#include <malloc.h>
+#endif
 #include <netinet/in.h>
 #include <stdlib.h>
 #include <string.h>
@@ -16,7 +19,11 @@
 #include <unistd.h>
 
 #include "proxy/alloc.h"
+#include "proxy/list.h"
+#include "proxy/delivery.h"
+#include "proxy/learning.h"
 #include "proxy/log.h"
+#include "proxy/metrics.h"
 #include "proxy/upstream.h"
 
 /* Free 16 KiB blocks a worker keeps for reuse, at most 4 MiB: only a worker
@@ -165,8 +172,34 @@ static void worker_finish(worker_t *w)
     upstream_pool_close(w->upstream, on_pool_closed, w);
 }
 
+/* Give memory back after a burst: once three quarters of the connections a
+ * worker had at its peak are gone (at least WORKER_TRIM_PEAK of them), and
+ * when the last is gone after at least WORKER_TRIM_LAST were open at once or
+ * while its block cache is large. glibc returns
+ * freed memory to the kernel only from the top of a heap, so the buffers of
+ * thousands of closed connections would otherwise stay resident for good;
+ * malloc_trim() gives back the free pages of every arena. A worker serving
+ * one client after another never gets here, so trimming costs nothing on
+ * the steady path. */
+enum { WORKER_TRIM_PEAK = 64, WORKER_TRIM_LAST = 16, WORKER_TRIM_BLOCKS = 64 };
+
+static void worker_release_memory(worker_t *w)
+{
+    bool burst_over = w->peak_conns >= WORKER_TRIM_PEAK && w->nconns * 4 <= w->peak_conns;
+    bool idle =
+        w->nconns == 0 && (w->peak_conns >= WORKER_TRIM_LAST || w->blocks.n >= WORKER_TRIM_BLOCKS);
+    if (!burst_over && !idle)
+        return;
+    block_cache_trim(&w->blocks);
+#ifdef __GLIBC__
+    malloc_trim(0);
+#endif
+    w->peak_conns = w->nconns;
+}
+
 void worker_conn_closed(worker_t *w)
 {
+    worker_release_memory(w);
     if (w->state == WORKER_DRAINING && w->nconns == 0)
         worker_finish(w);
 }
@@ -190,6 +223,7 @@ static void on_wakeup(uv_async_t *a)
     w->nlisteners = 0;
     uv_timer_stop(&w->accept_timer);
     worker_set_state(w, WORKER_DRAINING);
+    LOG_INFO("worker %d: listeners closed, draining %zu connection(s)", w->id, w->nconns);
     if (w->nconns == 0) {
         worker_finish(w);
         return;
@@ -247,7 +281,7 @@ static void worker_main(void *arg)
         return;
     }
     w->loop.data = w;
-    worker_link_init(&w->conns);
+    list_init(&w->conns);
     block_cache_init(&w->blocks, WORKER_BLOCK_CACHE);
     uv_async_init(&w->loop, &w->wakeup, on_wakeup);
     w->wakeup.data = w;
@@ -306,6 +340,13 @@ int worker_start(worker_t *w, int id, const config_t *cfg, SSL_CTX *ssl_ctx, pag
     w->ssl_ctx = ssl_ctx;
     w->learn = learn;
     w->state = WORKER_RUNNING;
+    /* The exchange's origin side and its observers, in the order their
+     * hooks run: learning classifies a request before delivery plans it,
+     * metrics counts what the others left (exchange.h). */
+    exchange_ctx_init(&w->xctx, w, &upstream_origin_ops);
+    exchange_ctx_observe(&w->xctx, &learning_observer);
+    exchange_ctx_observe(&w->xctx, &delivery_observer);
+    exchange_ctx_observe(&w->xctx, &metrics_observer);
     int rc = uv_sem_init(&w->started, 0);
     if (rc == 0 && (rc = uv_mutex_init(&w->reload_mu)) != 0)
         uv_sem_destroy(&w->started);

@@ -13,17 +13,14 @@
 
 #include "proxy/block.h"
 #include "proxy/config.h"
+#include "proxy/exchange.h"
+#include "proxy/list.h"
 
 typedef struct ssl_ctx_st SSL_CTX;
 typedef struct upstream_pool upstream_pool_t;
 typedef struct conn conn_t;
 typedef struct pagemap pagemap_t;
 typedef struct budget budget_t;
-
-/** Intrusive doubly-linked list node (a ring: an empty list points to itself). */
-typedef struct worker_link {
-    struct worker_link *prev, *next;
-} worker_link_t;
 
 /*
  * A listening socket of one worker. herald calls accept4() itself (libuv
@@ -53,11 +50,13 @@ typedef struct worker {
     worker_listener_t listeners[CONFIG_MAX_LISTEN];
     size_t nlisteners;
     upstream_pool_t *upstream;
-    budget_t *budget; /* the process' origin budget (main.c owns it), shared by the pools */
+    exchange_ctx_t xctx; /* every exchange of this worker: the origin side and the observers */
+    budget_t *budget;    /* the process' origin budget (main.c owns it), shared by the pools */
     /* the learned map shared by all workers (main.c owns it); NULL = off */
     pagemap_t *learn;
-    worker_link_t conns; /* every client connection (conn_t.link) */
+    list_t conns; /* every client connection (conn_t.link) */
     size_t nconns;
+    size_t peak_conns;    /* most connections at once since memory was last released */
     block_cache_t blocks; /* response body and output blocks of this worker's connections */
     worker_state_t state;
     uv_async_t wakeup; /* main thread -> worker: begin draining */
@@ -79,24 +78,6 @@ typedef struct worker {
     uv_sem_t started;
 } worker_t;
 
-static inline void worker_link_init(worker_link_t *l)
-{
-    l->prev = l->next = l;
-}
-static inline void worker_link_insert(worker_link_t *head, worker_link_t *l)
-{
-    l->next = head->next;
-    l->prev = head;
-    head->next->prev = l;
-    head->next = l;
-}
-static inline void worker_link_remove(worker_link_t *l)
-{
-    l->prev->next = l->next;
-    l->next->prev = l->prev;
-    l->prev = l->next = l;
-}
-
 /**
  * Start `w` on its own thread; waits until its listeners are bound. `learn`
  * (borrowed, may be NULL) and `budget` (borrowed, shared by every worker's
@@ -115,8 +96,14 @@ void worker_request_stop(worker_t *w);
 /** Wait for the worker thread to finish and release it. */
 void worker_join(worker_t *w);
 /** Called by conn.c after a connection is gone (unlinked, w->nconns decremented), so a draining
- * worker can finish. */
+ * worker can finish and a worker past a burst gives memory back. */
 void worker_conn_closed(worker_t *w);
+/** Called by conn.c after w->nconns went up: keeps w->peak_conns. */
+static inline void worker_conn_opened(worker_t *w)
+{
+    if (w->nconns > w->peak_conns)
+        w->peak_conns = w->nconns;
+}
 
 /* Provided by the frontend (conn.c). */
 /**

@@ -1,6 +1,6 @@
 #!/bin/sh
 # Install the Debian 12 packages herald needs, and nothing when all are there.
-# Usage: scripts/deps.sh [build|test|bench|demo]...   (default: build)
+# Usage: scripts/deps.sh [build|test|bench|demo|learning]...   (default: build)
 # Idempotent; quiet when everything is present; needs root only to install.
 set -eu
 
@@ -9,8 +9,14 @@ libgumbo-dev liburiparser-dev zlib1g-dev libbrotli-dev libjansson-dev node-llhtt
 test="clang libclang-rt-14-dev nghttp2-client curl nodejs python3 python3-h2
 nginx-light openssl procps util-linux chromium chromium-driver python3-websocket
 python3-selenium"
-bench="nghttp2-proxy nghttp2-client h2o nginx-light util-linux procps"
+bench="nghttp2-proxy nghttp2-client h2o nginx-light util-linux procps python3-matplotlib"
 demo="nghttp2-client python3 openssl curl"
+# bench/learning: real web applications behind herald.  php8.2-fpm comes
+# first so that apt meets wordpress's "libapache2-mod-php | php" with FPM.
+learning="php8.2-fpm php-fpm php php-mysql php-gd mariadb-server wordpress
+wordpress-theme-twentytwentythree phpmyadmin roundcube roundcube-sqlite3 gitweb
+fcgiwrap spawn-fcgi git nodejs-doc sphinx-doc nginx-light nghttp2-client openssl
+chromium chromium-driver python3-selenium"
 
 want=""
 [ $# -eq 0 ] && set -- build
@@ -20,7 +26,8 @@ for group in "$@"; do
     test) want="$want $build $test" ;;
     bench) want="$want $build $bench" ;;
     demo) want="$want $build $demo" ;;
-    *) echo "deps.sh: unknown group '$group' (build|test|bench|demo)" >&2; exit 2 ;;
+    learning) want="$want $build $learning" ;;
+    *) echo "deps.sh: unknown group '$group' (build|test|bench|demo|learning)" >&2; exit 2 ;;
     esac
 done
 
@@ -44,10 +51,20 @@ if [ "$(id -u)" -ne 0 ]; then
 fi
 echo "deps.sh: installing$missing" >&2
 export DEBIAN_FRONTEND=noninteractive
+# phpmyadmin and roundcube would otherwise create their databases through
+# dbconfig-common; bench/learning runs them on private databases of its own.
+if command -v debconf-set-selections >/dev/null 2>&1; then
+    debconf-set-selections <<'EOF'
+phpmyadmin phpmyadmin/dbconfig-install boolean false
+phpmyadmin phpmyadmin/reconfigure-webserver multiselect
+roundcube-core roundcube/dbconfig-install boolean false
+EOF
+fi
 apt-get update -qq >/dev/null
 # shellcheck disable=SC2086
 apt-get install -y -qq --no-install-recommends $missing >/dev/null
-# Debian starts nginx and h2o on install; herald's tests run their own.
-for svc in nginx h2o; do
+# Debian starts these services on install; herald's tests and benches run
+# their own, privately.
+for svc in nginx h2o mariadb php8.2-fpm fcgiwrap; do
     if command -v service >/dev/null 2>&1; then service "$svc" stop >/dev/null 2>&1 || true; fi
 done

@@ -37,7 +37,8 @@ Special paths (query parameters in brackets):
                          (code 0 or none: served normally again)
   /_tspage [asset]       HTML naming asset (default /js/config.js) with ?ts=<now ns>,
                          a new URL on every visit, plus /css/site.css
-/_sse also takes push=PATH (sends the comment line ": herald-push PATH" just before
+/_sse also takes gate=DIR (event i is sent once the file DIR/i exists: a client
+that creates it after reading event i-1 checks that events are not held back), and push=PATH (sends the comment line ": herald-push PATH" just before
 event push_at, default 1); /_redirect takes cache=SECONDS (Cache-Control max-age).
 --redirect PATH=TARGET answers PATH with a cacheable 301 to TARGET.
 --header PATH=NAME: VALUE adds a response header to the static file PATH.
@@ -519,8 +520,15 @@ class Conn:
         self.head(200, "OK", hs)
         if req["method"] == "HEAD":
             return True
+        gate = req["q"].get("gate")
         for i in range(n):
-            if i:
+            if i and gate:
+                # lockstep: event i goes only once the client has created
+                # GATE/i, i.e. after it received event i-1 (20 s at most)
+                end = time.monotonic() + 20
+                while not os.path.exists(os.path.join(gate, str(i))) and time.monotonic() < end:
+                    time.sleep(0.01)
+            elif i:
                 self.wait(iv)
             if req["q"].get("push") and i == int(req["q"].get("push_at", "1")):
                 c = (": herald-push %s\n" % req["q"]["push"]).encode()

@@ -6,7 +6,7 @@
 #include <stdlib.h>
 
 #include "parser/decode.h"
-#include "parser/error.h"
+#include "herald/error.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {

@@ -3,7 +3,7 @@
 #include <stdlib.h>
 
 #include "learn/digest.h"
-#include "parser/error.h"
+#include "herald/error.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {

@@ -3,7 +3,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "parser/error.h"
+#include "herald/error.h"
 #include "parser/link.h"
 
 static const char *BASE = "https://ex.com/dir/page.html";

@@ -8,7 +8,7 @@
 #include <string.h>
 
 #include "learn/snapshot.h"
-#include "parser/error.h"
+#include "herald/error.h"
 
 static pagemap_t *small_map(void)
 {
@@ -44,7 +44,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     if (snapshot_export(pm2, &b, NULL) != 0 || strcmp(a, b) != 0)
         abort();
     pagemap_plan_t p;
-    if (pagemap_plan(pm2, "e.com/", "e.com/*", "e.com", 0, 0.5, &p) != 0)
+    pagemap_plan_opts_t o = {.min_confidence = 0.5};
+    if (pagemap_plan(pm2, "e.com/", "e.com/*", "e.com", 0, &o, &p) != 0)
         abort();
     pagemap_plan_dispose(&p);
     free(a);

@@ -4,7 +4,7 @@
 #include <string.h>
 
 #include "learn/template.h"
-#include "parser/error.h"
+#include "herald/error.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {

@@ -20,7 +20,7 @@
 #include "learn/pagemap.h"
 #include "learn/session.h"
 #include "learn/visit.h"
-#include "parser/error.h"
+#include "herald/error.h"
 
 #define MAX_PAGES 4
 #define MAX_ASSETS 6

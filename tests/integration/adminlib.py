@@ -12,13 +12,14 @@ import harness
 q = lambda s: urllib.parse.quote(s, safe="")
 
 
-def herald(T, o, args=(), name=None, token=None, workers=1):
-    """Herald with --admin on a fresh loopback port; h.admin is ADDR:PORT."""
+def herald(T, o, args=(), name=None, token=None, workers=1, check=True):
+    """Herald with --admin on a fresh loopback port; h.admin is ADDR:PORT.
+    check=False skips the identity probe (a request herald would learn)."""
     port = harness.free_port()
     a = ["--admin=127.0.0.1:%d" % port, "--learn-window=0.3"] + list(args)
     if token:
         a.append("--admin-token=" + token)
-    h = T.herald(o, a, name=name, workers=workers)
+    h = T.herald(o, a, name=name, workers=workers, check=check)
     T.check(harness.wait_listen(port, proc=h.p), "admin port %d never listened" % port)
     h.admin = "127.0.0.1:%d" % port
     h.admin_port = port
@@ -54,7 +55,7 @@ def learn(T, h, path="/", visits=2, timeout=20):
     for _ in range(visits):
         r = T.run(["nghttp", "-nva", "-t", "20", h.url + path], timeout=25)
         T.check(r.returncode == 0, "nghttp failed: %s" % r.stderr[-300:])
-        time.sleep(0.5)
+        h.settle()
     end = time.monotonic() + timeout
     while time.monotonic() < end:
         st, j, _ = call(h, "GET", "/maps/page?page=" + q(key), token=getattr(h, "token", None))

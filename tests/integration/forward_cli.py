@@ -6,6 +6,7 @@ and a fresh port is answered by our herald and our origin."""
 
 import os
 import socket
+import time
 
 import harness
 from harness import echo_headers
@@ -118,6 +119,17 @@ def _():
     h2.stop()
 
 
+@T.case("--log-level=debug prints debug lines in the build under test")
+def _():
+    hd = T.herald(o, args=["--log-level=debug"], name="herald-debug")
+    r = T.curl(["--http2-prior-knowledge"], hd.url + "/_echo")
+    T.eq(r.status, 200, "status")
+    hd.stop()
+    with open(hd.err_path, encoding="utf-8", errors="replace") as f:
+        err = f.read()
+    T.check(" debug: " in err, "no debug line in herald's stderr: %r" % err[-500:])
+
+
 @T.case("unreadable or mismatched TLS key/cert → clear start-up error")
 def _():
     key, cert = T.cert()
@@ -146,6 +158,25 @@ def _():
                 r.returncode)
     finally:
         s.close()
+
+
+@T.case("SIGTERM the moment herald listens: it drains and exits 0, never dies of it")
+def _():
+    # herald used to install its SIGTERM handler after opening its listeners
+    # and admin port: a SIGTERM in between killed it (half of such starts).
+    for i in range(20):
+        port = harness.free_port()
+        p = T.spawn("herald-early-%d" % i, [BIN, "--origin=" + o.url,
+                                            "--listen=127.0.0.1:%d" % port, "--workers=2"])
+        end = time.monotonic() + 20  # polled tightly: the signal follows the first answer
+        while p.alive() and time.monotonic() < end:
+            try:
+                socket.create_connection(("127.0.0.1", port), timeout=1).close()
+                break
+            except OSError:
+                time.sleep(0.0002)
+        T.check(p.alive(), "start %d: herald exited: %s" % (i, p.stderr_tail()))
+        T.eq(p.stop(), 0, "start %d: exit status after SIGTERM" % i)
 
 
 @T.case("fresh ports: each herald answers with its own origin")

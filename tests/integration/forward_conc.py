@@ -18,6 +18,27 @@ o = T.origin()
 h = T.herald(o)
 
 
+def wait_origin(prefix, n=1, timeout=10):
+    """Waits until the origin has received n requests whose target starts
+    with prefix (its log is written when a request arrives)."""
+    end = time.monotonic() + timeout
+    while time.monotonic() < end:
+        if len([e for e in o.events("request") if e["target"].startswith(prefix)]) >= n:
+            return
+        time.sleep(0.01)
+    raise harness.Failure("the origin never saw %d request(s) for %s" % (n, prefix))
+
+
+def wait_connections(hh, n, timeout=10):
+    """Waits until herald counts at least n open client connections."""
+    end = time.monotonic() + timeout
+    while time.monotonic() < end:
+        if hh.stats()["active_connections"] >= n:
+            return
+        time.sleep(0.01)
+    raise harness.Failure("herald never had %d client connections" % n)
+
+
 def prompt(what):
     """A fresh client's request is served within BOUND seconds."""
     for args in (["--http2-prior-knowledge"], ["--http1.1"]):
@@ -42,7 +63,8 @@ def _():
     s = socket.create_connection(("127.0.0.1", h.port))
     s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
     s.sendall(b"GET /_bytes?n=%d HTTP/1.1\r\nHost: x\r\n\r\n" % (200 << 20))
-    time.sleep(0.3)
+    s.settimeout(10)
+    T.check(s.recv(1), "no response bytes")  # the response flows; never read again
     prompt("while an h1 client is stalled")
     s.close()
 
@@ -58,7 +80,7 @@ def _():
     s = socket.create_connection(("127.0.0.1", h.port))
     s.sendall(b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n")  # preface, then silence
     socks.append(s)
-    time.sleep(0.2)
+    wait_connections(h, len(socks))
     prompt("with slow clients connected")
     for s in socks:
         s.close()
@@ -68,7 +90,7 @@ def _():
 def _():
     c = harness.H2(h.port)
     c.send_request("GET", "/_stall")
-    time.sleep(0.2)
+    wait_origin("/_stall")
     prompt("while /_stall is pending")
     c.close()
 
@@ -109,10 +131,16 @@ def _():
     big = subprocess.Popen(["curl", "-sS", "--http2-prior-knowledge", "-o", "/dev/null", "-w",
                             "%{size_download}", hd.url + "/_bytes?think_ms=1000&n=1000000"],
                            stdout=subprocess.PIPE, stderr=subprocess.PIPE)
-    time.sleep(0.6)
+    wait_origin("/_sse?n=6", 2)
+    wait_origin("/_bytes?think_ms=1000")
     hd.p.send_signal(hd.drain_signal)
     t0 = time.monotonic()
-    time.sleep(0.3)
+    # every worker has closed its listeners once it logs that it drains
+    end = time.monotonic() + 10
+    draining = lambda: open(hd.err_path).read().count("draining") >= hd.workers + 1
+    while not draining() and time.monotonic() < end:
+        time.sleep(0.01)
+    T.check(draining(), "herald's workers never logged that they drain")
     # New connections are refused (or closed unanswered) once draining.
     r = T.curl(["--http1.1", "--max-time", "3"], hd.url + "/index.html")
     T.check(r.returncode != 0 and r.status != 200, "new request served during drain: %d" % (

@@ -22,6 +22,14 @@ Environment: HERALD_BIN (the binary, set by meson), HERALD_SRC (repo root),
 HERALD_BUILD (build dir: temp dirs go under it).  HERALD_PROXY=nghttpx runs
 the same tests against nghttpx as a stand-in, to check that a test can pass
 (herald-specific checks such as Via then fail, as they should).
+HERALD_WORKERS=N starts every herald with --workers=N whatever the test asks
+(a ThreadSanitizer run uses 2, so that workers really share the map and the
+counters; see tests/README.md).
+
+Every herald started here also gets an admin listener on a fresh loopback
+port (unless the test gives its own --admin), so that h.settle() can wait
+for herald to finish with the visits of closed connections instead of
+sleeping.
 """
 
 import atexit
@@ -67,15 +75,24 @@ def herald_bin():
     return None
 
 
+def workers(n):
+    """The --workers value for a herald a test starts: n, unless HERALD_WORKERS
+    says otherwise."""
+    w = os.environ.get("HERALD_WORKERS", "")
+    return int(w) if w.isdigit() and int(w) > 0 else n
+
+
 def sanitized():
-    """True when herald is built with AddressSanitizer: its RSS means nothing
-    then (quarantine keeps freed memory), so RSS bounds are not checked."""
+    """True when herald is built with AddressSanitizer or ThreadSanitizer:
+    its RSS means nothing then (quarantine keeps freed memory; shadow
+    memory), so RSS bounds are not checked."""
     b = herald_bin()
     if os.environ.get("HERALD_PROXY", "herald") != "herald" or not b:
         return False
     try:
         with open(b, "rb") as f:
-            return b"__asan_init" in f.read()
+            data = f.read()
+            return b"__asan_init" in data or b"__tsan_init" in data
     except OSError:
         return False
 
@@ -217,12 +234,54 @@ class Origin(Proc):
         return out
 
 
+# Every herald started through Tests.herald, by its cleartext and TLS ports.
+HERALDS = {}
+
+
+def herald_at(port):
+    """The Herald listening on port (started by Tests.herald), or None."""
+    return HERALDS.get(port)
+
+
+def option_of(args, name):
+    """The value of the last name=VALUE in args, or None."""
+    v = None
+    for a in args:
+        if a.startswith(name + "="):
+            v = a.split("=", 1)[1]
+    return v
+
+
+def admin_port_of(args):
+    """The port of --admin=ADDR:PORT in args, or of an admin line in a
+    --config file; None when neither is there."""
+    a = option_of(args, "--admin")
+    conf = option_of(args, "--config")
+    if a is None and conf is not None:
+        try:
+            with open(conf) as f:
+                for line in f:
+                    k, sep, v = line.partition("=")
+                    if sep and k.strip() == "admin":
+                        a = v.strip()
+        except OSError:
+            pass
+    if a is None:
+        return None
+    return int(a.rpartition(":")[2])
+
+
+harness_workers = workers
+
+
 class Herald(Proc):
     def __init__(self, T, origin_url, args, tls, ipv6, workers, name, check_origin):
         self.port = free_port()
         self.tls_port = free_port() if tls else None
         self.port6 = free_port("::1") if ipv6 else None
         self.access_log = os.path.join(T.dir, name + ".access.log")
+        self.admin_port = self.token = None
+        self.workers = harness_workers(workers)
         kind = os.environ.get("HERALD_PROXY", "herald")
         # The signal that drains: SIGTERM for herald (nghttpx uses SIGQUIT).
         self.drain_signal = signal.SIGQUIT if kind == "nghttpx" else signal.SIGTERM
@@ -248,8 +307,13 @@ class Herald(Proc):
             if not b or not os.path.exists(b):
                 raise Skip("herald binary not built (HERALD_BIN unset, no build-tests/proxy/herald)")
             argv = [b, "--origin=" + origin_url, "--listen=127.0.0.1:%d" % self.port,
-                    "--workers=%d" % workers, "--log-level=info",
+                    "--workers=%d" % self.workers, "--log-level=info",
                     "--access-log=" + self.access_log]
+            self.admin_port = admin_port_of(args)
+            if self.admin_port is None:
+                self.admin_port = free_port()
+                argv.append("--admin=127.0.0.1:%d" % self.admin_port)
+            self.token = option_of(args, "--admin-token")
             if tls:
                 key, cert = T.cert()
                 argv += ["--listen=127.0.0.1:%d,tls" % self.tls_port,
@@ -270,8 +334,56 @@ class Herald(Proc):
         self.url = "http://127.0.0.1:%d" % self.port
         self.tls_url = "https://127.0.0.1:%d" % self.tls_port if tls else None
         self.url6 = "http://[::1]:%d" % self.port6 if ipv6 else None
+        HERALDS[self.port] = self
+        if self.tls_port:
+            HERALDS[self.tls_port] = self
         if check_origin is not None:
             T.check_identity(self, check_origin)
+
+    def stats(self, timeout=10):
+        """herald's admin /stats as a dict (None without an admin port, e.g.
+        when the proxy is not herald)."""
+        if self.admin_port is None:
+            return None
+        return admin_stats(self.admin_port, self.token, timeout)
+
+    def settle(self, timeout=20):
+        """See settle() below."""
+        if self.admin_port is not None:
+            settle(self.admin_port, self.token, timeout, self)
+
+
+def admin_stats(admin_port, token=None, timeout=10):
+    """GET /stats of the admin listener on admin_port, as a dict."""
+    c = http.client.HTTPConnection("127.0.0.1", admin_port, timeout=timeout)
+    try:
+        c.request("GET", "/stats", headers={"Authorization": "Bearer " + token} if token else {})
+        r = c.getresponse()
+        body = r.read()
+        if r.status != 200:
+            raise Failure("admin /stats answered %d: %r" % (r.status, body[:200]))
+        return json.loads(body)
+    finally:
+        c.close()
+
+
+def settle(admin_port, token=None, timeout=20, proc=None):
+    """Waits until herald (admin listener on admin_port) has finished with
+    every visit it opened: committed it and fetched what its CSS imports,
+    which a "later visit" must not race. A visit ends once its learning
+    window is over or its connection is gone, so call this after closing
+    the client. Raises Failure when that takes longer than timeout (a hang,
+    not slowness)."""
+    end = time.monotonic() + timeout
+    last = None
+    while time.monotonic() < end:
+        if proc is not None and not proc.alive():
+            raise Failure("%s exited while settling: %s" % (proc.name, proc.stderr_tail()))
+        last = admin_stats(admin_port, token)
+        if last["learning"]["visits_open"] == 0:
+            return
+        time.sleep(0.01)
+    raise Failure("visits still open after %ds: %r" % (timeout, last.get("learning")))
 
 
 class Result:

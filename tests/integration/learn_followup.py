@@ -9,7 +9,9 @@
   it) teaches herald all of them; the next visit from a new client gets them
   pushed (or, with push disabled, named in the 103).
 - Template: learned on /item/1/ and /item/2/, the first visit ever to
-  /item/3/ gets the item pages' plan pushed."""
+  /item/3/ gets the item pages' plan pushed.
+- An XHTML page (application/xhtml+xml, as gitweb sends it to browsers)
+  is learned like an HTML one."""
 
 import learnlib as L
 
@@ -141,6 +143,25 @@ def _():
         hi = c.index("headers", sid)
         late = [e["path"] for e in c.events[hi:] if e["kind"] == "push"]
         T.check(not late, "promised after the page's HEADERS: %s" % late)
+    finally:
+        c.close()
+
+
+@T.case("an XHTML page (application/xhtml+xml) is learned and its stylesheet pushed")
+def _():
+    import os
+    import shutil
+    shutil.copy(os.path.join(site, "index.html"), os.path.join(site, "page.xhtml"))
+    fresh_visit("/page.xhtml", ["/css/site.css"])
+    resp = [e for e in o.events("response") if e["target"] == "/page.xhtml"]
+    T.check(resp, "the origin never served the XHTML page")
+    c = L.Client(h.port)
+    try:
+        sid = c.get("/page.xhtml", [("accept", "application/xhtml+xml,text/html")])
+        T.eq(dict(c.streams[sid]["headers"]).get("content-type"), "application/xhtml+xml",
+             "the page's type")
+        got = c.push_paths(sid)
+        T.check("/css/site.css" in got, "not pushed: /css/site.css (pushed %s)" % got)
     finally:
         c.close()
 

@@ -30,7 +30,7 @@ URL = h.url + "/"
 
 def node(*args):
     r = T.run(["node", NODE, URL] + list(args), timeout=30)
-    time.sleep(L.SETTLE)  # the visit is committed once its connection is gone
+    h.settle()  # the visit is committed once its connection is gone
     T.check(r.stdout.strip(), "node printed nothing: %r" % r)
     out = json.loads(r.stdout.strip().splitlines()[-1])
     T.check(r.returncode == 0 and "error" not in out, "node: %s" % out.get("error", r))

@@ -73,8 +73,17 @@ def file_sha(root, path):
     return len(b), hashlib.sha256(b).hexdigest()
 
 
-# Pause after a visit's connection is gone (see Client.close).
-SETTLE = 0.2
+def settle(port):
+    """Waits until the herald on port has committed the visits of closed
+    connections (see Client.close): a later visit then sees what this one
+    taught, on a loaded machine too."""
+    h = harness.herald_at(port)
+    if h is not None:
+        h.settle()
+
+
+def port_of(url):
+    return int(url.split("//", 1)[1].split("/", 1)[0].rpartition(":")[2])
 
 # ---------------------------------------------------------------- nghttp -v
 
@@ -150,7 +159,7 @@ class Ng:
 def nghttp(T, url, args=(), timeout=30):
     r = T.run(["nghttp", "-nv", "-t", str(timeout)] + list(args) + [url], timeout=timeout + 5)
     T.check(r.returncode == 0, "nghttp %s failed: %s" % (" ".join(args), r.stderr[-300:]))
-    time.sleep(SETTLE)  # see Client.close
+    settle(port_of(url))  # see Client.close
     return Ng(r.stdout)
 
 
@@ -181,6 +190,7 @@ class Client:
         import h2.connection
         import h2.settings
         self.sock = harness.h2_socket(host, port, tls, timeout)
+        self.port = port
         self.scheme = "https" if tls else "http"
         self.authority = "%s:%d" % (host, port)
         self.conn = h2.connection.H2Connection(h2.config.H2Configuration(
@@ -203,12 +213,13 @@ class Client:
         if d:
             self.sock.sendall(d)
 
-    def close(self, settle=SETTLE):
-        """Ends the connection, then waits settle seconds: herald commits a
-        visit when its learning window ends or its connection is gone, and
-        a real "later visit" never races the previous one's close."""
+    def close(self):
+        """Ends the connection, then waits until herald has committed its
+        visits: herald commits a visit when its learning window ends or its
+        connection is gone, and a real "later visit" never races the
+        previous one's close."""
         self._close()
-        time.sleep(settle)
+        settle(self.port)
 
     def _close(self):
         try:

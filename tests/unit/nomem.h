@@ -12,7 +12,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 
-#include "parser/error.h"
+#include "herald/error.h"
 #include "tests/unit/testutil.h"
 
 void *__real_malloc(size_t n);

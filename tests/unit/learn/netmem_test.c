@@ -4,7 +4,7 @@
 #include <string.h>
 
 #include "learn/netmem.h"
-#include "parser/error.h"
+#include "herald/error.h"
 #include "tests/unit/testutil.h"
 
 static const char *fmt(const netmem_key_t *k)

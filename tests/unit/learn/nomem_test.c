@@ -18,7 +18,7 @@
 #include "learn/snapshot.h"
 #include "learn/visit.h"
 #include "learn/template.h"
-#include "parser/error.h"
+#include "herald/error.h"
 #include "tests/unit/nomem.h"
 #include "tests/unit/testutil.h"
 

@@ -11,7 +11,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 
-#include "parser/error.h"
+#include "herald/error.h"
 #include "tests/unit/testutil.h"
 
 #define PAGE "e.com/p"
@@ -760,6 +760,101 @@ static void test_lru_eviction(void)
     pagemap_destroy(pm);
 }
 
+/* pagemap_stats keeps its totals as the map changes (no walk): after every
+ * kind of change they must equal a count over a full copy of the map. */
+static void check_stats_by_walk(pagemap_t *pm, int step)
+{
+    pagemap_stats_t st;
+    pagemap_stats(pm, &st);
+    pagemap_dump_t d;
+    CHECK_INTEQ(pagemap_dump(pm, &d), 0);
+    size_t templates = 0, edges = 0, pinned = 0, banned = 0;
+    for (size_t i = 0; i < d.n; i++) {
+        templates += d.pages[i].info.is_template;
+        edges += d.pages[i].nedges;
+        for (size_t k = 0; k < d.pages[i].nedges; k++) {
+            pinned += d.pages[i].edges[k].state == PAGEMAP_EDGE_PINNED;
+            banned += d.pages[i].edges[k].state == PAGEMAP_EDGE_BANNED;
+        }
+    }
+    if (st.pages != d.n || st.templates != templates || st.edges != edges || st.pinned != pinned ||
+        st.banned != banned)
+        fprintf(stderr, "step %d: stats %zu/%zu/%zu/%zu/%zu, walk %zu/%zu/%zu/%zu/%zu\n", step,
+                st.pages, st.templates, st.edges, st.pinned, st.banned, d.n, templates, edges,
+                pinned, banned);
+    CHECK_INTEQ(st.pages, d.n);
+    CHECK_INTEQ(st.templates, templates);
+    CHECK_INTEQ(st.edges, edges);
+    CHECK_INTEQ(st.pinned, pinned);
+    CHECK_INTEQ(st.banned, banned);
+    pagemap_dump_dispose(&d);
+}
+
+static void test_stats_kept_incrementally(void)
+{
+    /* small caps, so that pages and edges get evicted too */
+    pagemap_t *pm = new_map(12, 5);
+    static const char *const pages[] = {
+        "e.com/p/1", "e.com/p/2", "e.com/p/3", "e.com/p/4", "e.com/p/5", "e.com/p/6", "e.com/p/7",
+        "e.com/p/8", "e.com/p/9", "e.com/q/1", "e.com/q/2", "e.com/q/3", "e.com/r",   "e.com/s"};
+    static const char *const tmpl[] = {"e.com/p/*", "e.com/q/*"};
+    char urls[12][40];
+    for (int i = 0; i < 12; i++)
+        snprintf(urls[i], sizeof(urls[i]), "https://e.com/a%d.css", i);
+    uint32_t rng = 12345;
+#define RAND(n) ((rng = rng * 1103515245u + 12345u) >> 16) % (n)
+    for (int step = 0; step < 2000; step++) {
+        const char *page = pages[RAND(14)];
+        const char *url = urls[RAND(12)];
+        switch (RAND(7)) {
+        case 0:
+        case 1:
+        case 2: { /* a visit, sometimes with a template */
+            pagemap_item_t it[6];
+            size_t n = 1 + RAND(6);
+            for (size_t k = 0; k < n; k++)
+                it[k] = RAND(2) ? strong(urls[RAND(12)], PAGEMAP_KIND_STYLE, (unsigned)k)
+                                : fetched(weak(urls[RAND(12)], PAGEMAP_KIND_IMAGE, (unsigned)k));
+            pagemap_visit_t v = browser(page, step, it, n);
+            /* "e.com/p/N" and "e.com/q/N" share a template each */
+            v.template_key = page[7] != '/' ? NULL : tmpl[page[6] == 'q'];
+            commit(pm, &v);
+            break;
+        }
+        case 3: /* pin, ban or unpin (creates page and edge when missing) */
+            pagemap_edge_set_state(pm, page, url,
+                                   (pagemap_edge_state_t)RAND(PAGEMAP_EDGE_BANNED + 1));
+            break;
+        case 4:
+            pagemap_forget_edge(pm, page, url);
+            break;
+        case 5:
+            pagemap_forget_page(pm, RAND(4) ? page : tmpl[RAND(2)]);
+            break;
+        case 6: { /* a copy of the map back in, merged or replacing */
+            pagemap_dump_t d;
+            CHECK_INTEQ(pagemap_dump(pm, &d), 0);
+            CHECK_INTEQ(
+                pagemap_restore(pm, &d, RAND(2) ? PAGEMAP_RESTORE_MERGE : PAGEMAP_RESTORE_REPLACE),
+                0);
+            pagemap_dump_dispose(&d);
+            break;
+        }
+        }
+        check_stats_by_walk(pm, step);
+    }
+#undef RAND
+    pagemap_stats_t st;
+    pagemap_stats(pm, &st);
+    /* the sequence went through every kind of change */
+    CHECK(st.pinned > 0);
+    CHECK(st.banned > 0);
+    CHECK(st.templates > 0);
+    CHECK(st.pages_evicted > 0);
+    CHECK(st.edges_evicted > 0);
+    pagemap_destroy(pm);
+}
+
 static void test_template(void)
 {
     pagemap_t *pm = new_map(0, 0);
@@ -1095,6 +1190,7 @@ int main(void)
     test_push_and_hint_rules();
     test_exploration();
     test_lru_eviction();
+    test_stats_kept_incrementally();
     test_template();
     test_plan_order_and_filters();
     test_pins_and_bans();

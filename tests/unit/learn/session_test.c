@@ -12,7 +12,7 @@
 #include <stdlib.h>
 
 #include "learn/visit.h"
-#include "parser/error.h"
+#include "herald/error.h"
 #include "tests/unit/testutil.h"
 
 static void test_classify(void)

@@ -7,7 +7,7 @@
 #include <stdlib.h>
 #include <sys/stat.h>
 
-#include "parser/error.h"
+#include "herald/error.h"
 #include "tests/unit/testutil.h"
 
 #define PAGE "e.com/p"

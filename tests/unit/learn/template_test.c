@@ -3,7 +3,7 @@
 
 #include <stdlib.h>
 
-#include "parser/error.h"
+#include "herald/error.h"
 #include "tests/unit/testutil.h"
 
 static void check_template(const char *in, const char *want)

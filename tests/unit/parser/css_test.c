@@ -2,7 +2,7 @@
 #include <string.h>
 
 #include "parser/css.h"
-#include "parser/error.h"
+#include "herald/error.h"
 #include "tests/unit/testutil.h"
 
 static const char *BASE = "https://ex.com/css/site.css";

@@ -4,7 +4,7 @@
 #include <zlib.h>
 
 #include "parser/decode.h"
-#include "parser/error.h"
+#include "herald/error.h"
 #include "tests/unit/testutil.h"
 
 /* brotliCompressSync (Node's zlib) of BR_TEXT, made once; only the decoder is linked. */

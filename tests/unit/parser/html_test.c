@@ -4,7 +4,7 @@
  */
 #include "parser/asset.h"
 #include "parser/charset.h"
-#include "parser/error.h"
+#include "herald/error.h"
 #include "parser/html.h"
 
 #include <pthread.h>

@@ -1,7 +1,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "parser/error.h"
+#include "herald/error.h"
 #include "parser/link.h"
 #include "tests/unit/testutil.h"
 

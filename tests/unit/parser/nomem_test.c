@@ -14,7 +14,7 @@
 
 #include "parser/css.h"
 #include "parser/decode.h"
-#include "parser/error.h"
+#include "herald/error.h"
 #include "parser/link.h"
 #include "parser/url.h"
 #include "tests/unit/nomem.h"

@@ -102,6 +102,14 @@ static void test_errors(void)
         {"--origin=http://127.0.0.1:1", "--listen=127.0.0.1:1,tls,h2c", NULL},
         {"--origin=http://127.0.0.1:1", "--log-level=loud", NULL},
         {"--origin=http://127.0.0.1:1", "--max-header-size=1x", NULL},
+        /* strtod reads these as numbers: NaN is in no range, inf above every one */
+        {"--origin=http://127.0.0.1:1", "--push-budget=nan", NULL},
+        {"--origin=http://127.0.0.1:1", "--push-budget=NaNk", NULL},
+        {"--origin=http://127.0.0.1:1", "--max-header-size=inf", NULL},
+        {"--origin=http://127.0.0.1:1", "--bandwidth-hint=nan", NULL},
+        {"--origin=http://127.0.0.1:1", "--bandwidth-hint=-nanm", NULL},
+        {"--origin=http://127.0.0.1:1", "--origin-timeout=nan", NULL},
+        {"--origin=http://127.0.0.1:1", "--min-confidence=nan", NULL},
     };
     for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++)
         CHECK_INTEQ(load(&cfg, bad[i]), 2);

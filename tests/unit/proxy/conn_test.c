@@ -14,6 +14,7 @@
 #include <openssl/x509.h>
 
 #include "proxy/conn.h"
+#include "herald/error.h"
 #include "proxy/tls.h"
 
 static int failures;
@@ -135,7 +136,7 @@ static void test_tls(const char *dir)
         for (int i = 0; i < 10 && !(tls_conn_handshake_done(t) && SSL_is_init_finished(cl)); i++) {
             SSL_do_handshake(cl);
             client_to_server(cout, t);
-            CHECK(tls_conn_read(t, plain, sizeof(plain)) == TLS_CONN_AGAIN);
+            CHECK(tls_conn_read(t, plain, sizeof(plain)) == 0);
             server_to_client(t, cin);
         }
         CHECK(tls_conn_handshake_done(t));
@@ -172,7 +173,7 @@ static void test_tls(const char *dir)
         /* close_notify from the client is seen as CLOSED; ours reaches the client. */
         SSL_shutdown(cl);
         client_to_server(cout, t);
-        CHECK(tls_conn_read(t, plain, sizeof(plain)) == TLS_CONN_CLOSED);
+        CHECK(tls_conn_read(t, plain, sizeof(plain)) == HERALD_EEOF);
         tls_conn_shutdown(t);
         CHECK(tls_conn_pending(t) > 0);
 
@@ -187,7 +188,7 @@ static void test_tls(const char *dir)
     memset(junk, 'G', sizeof(junk));
     CHECK(tls_conn_feed(t, junk, sizeof(junk)) == 0);
     uint8_t plain[64];
-    CHECK(tls_conn_read(t, plain, sizeof(plain)) == TLS_CONN_ERROR);
+    CHECK(tls_conn_read(t, plain, sizeof(plain)) == HERALD_EPROTO);
     tls_conn_destroy(t);
     tls_ctx_free(ctx);
 }

@@ -81,6 +81,34 @@ static void test_tokens(void)
 }
 
 /* RFC 9110 §7.6.1: "Connection: close, foo" -> foo is hop-by-hop as well. */
+/* RFC 6265 §4.2.1 cookie-string: "name=value" pairs joined by "; ". */
+static void test_cookie_value(void)
+{
+    size_t n = 99;
+    const char *v = "a=1; herald-digest=AbC; b=2";
+    const char *r = headers_cookie_value(v, strlen(v), "herald-digest", &n);
+    CHECK(r == v + 19);
+    CHECK_INTEQ(n, 3);
+    r = headers_cookie_value(v, strlen(v), "a", &n);
+    CHECK(r == v + 2 && n == 1);
+    r = headers_cookie_value(v, strlen(v), "b", &n);
+    CHECK(r == v + 26 && n == 1);
+    CHECK(headers_cookie_value(v, strlen(v), "herald", &n) == NULL); /* a prefix is not a name */
+    CHECK(headers_cookie_value(v, strlen(v), "digest", &n) == NULL); /* nor a suffix */
+    v = "x=;y=2;;x=3";                                               /* no spaces; empty value */
+    r = headers_cookie_value(v, strlen(v), "x", &n);
+    CHECK(r == v + 2 && n == 0);
+    r = headers_cookie_value(v, strlen(v), "y", &n);
+    CHECK(r == v + 5 && n == 1);
+    CHECK(headers_cookie_value("", 0, "x", &n) == NULL);
+    CHECK(headers_cookie_value("x", 1, "x", &n) == NULL);
+    /* the length bounds the search: the pair after it is not read */
+    v = "a=1; b=2";
+    CHECK(headers_cookie_value(v, 4, "b", &n) == NULL);
+    r = headers_cookie_value(v, 2, "a", &n);
+    CHECK(r == v + 2 && n == 0);
+}
+
 static void test_request_hop_by_hop(void)
 {
     headers_t h = {0};
@@ -102,6 +130,21 @@ static void test_request_hop_by_hop(void)
                     "Accept: */*\r\n"
                     "X-Keep: yes\r\n"
                     "TE: trailers\r\n"
+                    "X-Forwarded-For: 192.0.2.1\r\n"
+                    "X-Forwarded-Proto: https\r\n"
+                    "Via: 1.1 herald\r\n"
+                    "\r\n");
+
+    /* Connection names a field however long its name is (RFC 9110 §7.6.1) */
+    headers_t hl = {0};
+    char longname[100];
+    memset(longname, 'x', sizeof(longname) - 1);
+    longname[sizeof(longname) - 1] = '\0';
+    add(&hl, "Connection", longname);
+    add(&hl, longname, "must go");
+    in = base(&hl);
+    CHECK_HEAD(&in, "GET /x?y=1 HTTP/1.1\r\n"
+                    "Host: example.com\r\n"
                     "X-Forwarded-For: 192.0.2.1\r\n"
                     "X-Forwarded-Proto: https\r\n"
                     "Via: 1.1 herald\r\n"
@@ -321,6 +364,7 @@ int main(void)
     test_buf_growth();
     test_lists();
     test_tokens();
+    test_cookie_value();
     test_request_hop_by_hop();
     test_request_h2_cookies_and_forwarded();
     test_request_host();

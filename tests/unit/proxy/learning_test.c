@@ -24,7 +24,7 @@ static config_t cfg;
 static exchange_t *req(learning_conn_t *lc, const char *path, const char *accept,
                        const char *referer)
 {
-    exchange_t *ex = exchange_create(&w, NULL, NULL);
+    exchange_t *ex = exchange_create(&w.xctx, NULL, NULL);
     ex->lconn = lc;
     ex->method = "GET";
     ex->scheme = "http";
@@ -85,6 +85,7 @@ static void test_visit(void)
     CHECK(pagemap_create(NULL, &pm) == 0);
     memset(&w, 0, sizeof(w));
     CHECK(uv_loop_init(&w.loop) == 0);
+    exchange_ctx_init(&w.xctx, &w, NULL); /* learning is driven by hand here */
     cfg.learn_window = 5;
     cfg.min_confidence = 0.5;
     w.cfg = &cfg;

@@ -4,6 +4,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include <uv.h>
+
 #include "proxy/metrics.h"
 #include "tests/unit/testutil.h"
 
@@ -50,12 +52,18 @@ static void test_render(void)
 
 static void test_collect_empty(void)
 {
+    uint64_t t0 = uv_hrtime();
     metrics_init();
+    uv_sleep(20);
     metrics_snapshot_t s;
     metrics_collect(NULL, 0, NULL, &s);
+    uint64_t t1 = uv_hrtime();
     CHECK(s.requests_total == 0);
     CHECK(s.latency_buckets[METRICS_LATENCY_BUCKETS] == 0);
-    CHECK(s.uptime_s >= 0);
+    /* uptime counts from metrics_init(), in seconds: at least the 20 ms
+     * slept, at most what passed around init and collect */
+    CHECK(s.uptime_s >= 0.020);
+    CHECK(s.uptime_s <= (double)(t1 - t0) / 1e9);
     CHECK(metrics_latency_bound(0) < metrics_latency_bound(METRICS_LATENCY_BUCKETS - 1));
 }
 

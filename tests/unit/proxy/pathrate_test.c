@@ -7,7 +7,7 @@
 #include <stdint.h>
 #include <string.h>
 
-#include "parser/error.h"
+#include "herald/error.h"
 #include "proxy/pathrate.h"
 #include "tests/unit/testutil.h"
 

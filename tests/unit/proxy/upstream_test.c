@@ -250,7 +250,7 @@ typedef struct env {
 static exchange_t *request(env_t *e, front_t *f, const char *method, const char *path)
 {
     memset(f, 0, sizeof(*f));
-    exchange_t *ex = exchange_create(&e->w, &fops, f);
+    exchange_t *ex = exchange_create(&e->w.xctx, &fops, f);
     ex->proto = EXCHANGE_HTTP2;
     ex->method = method;
     ex->scheme = "https";
@@ -655,6 +655,7 @@ int main(void)
     e->cfg.origin_queue = 16;
     e->budget = budget_create(e->cfg.origin_max_connections, e->cfg.origin_queue, 1);
     e->w.upstream = upstream_pool_create(&e->w, e->budget);
+    exchange_ctx_init(&e->w.xctx, &e->w, &upstream_origin_ops); /* no observers */
     test_forward_and_reuse(e);
     test_retry(e);
     test_chunked_both_ways(e);
