@@ -97,7 +97,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
             !(cfg.origin_timeout >= 0.001 && cfg.origin_timeout <= 86400) ||
             !(cfg.state_interval >= 0.05 && cfg.state_interval <= 86400) ||
             cfg.max_header_size < 1024 || cfg.max_header_size > 16 * 1024 * 1024 ||
-            cfg.push_budget > 1024u * 1024 * 1024 || cfg.bandwidth_hint < 1000 ||
+            cfg.push_budget > 1024u * 1024 * 1024 ||
+            (cfg.bandwidth_hint != 0 && cfg.bandwidth_hint < 1000) || /* 0: auto, measured */
             cfg.bandwidth_hint > 1000000000000ull || cfg.max_concurrent_streams < 1 ||
             cfg.max_concurrent_streams > 10000)
             abort();
