@@ -250,9 +250,23 @@ static void pool_handle_closed(uv_handle_t *h)
     pool_maybe_done(pool);
 }
 
+/* The worker is the one writer of its pool's counters; the admin thread
+ * reads them (upstream_pool_stats): relaxed atomic stores and loads, no
+ * read-modify-write needed. */
+#define STAT_ADD(field, delta) __atomic_store_n(&(field), (field) + (delta), __ATOMIC_RELAXED)
+#define STAT_GET(field) __atomic_load_n(&(field), __ATOMIC_RELAXED)
+
 void upstream_pool_stats(const upstream_pool_t *pool, upstream_stats_t *out)
 {
-    *out = pool->stats;
+    const upstream_stats_t *s = &pool->stats;
+    out->connects = STAT_GET(s->connects);
+    out->reuses = STAT_GET(s->reuses);
+    out->retries = STAT_GET(s->retries);
+    out->errors = STAT_GET(s->errors);
+    out->timeouts = STAT_GET(s->timeouts);
+    out->open = STAT_GET(s->open);
+    out->idle = STAT_GET(s->idle);
+    out->queued = STAT_GET(s->queued);
 }
 
 /* ---- connection objects ---- */
@@ -303,12 +317,12 @@ static void close_cb(uv_handle_t *h)
         if (!exchange_head_sent(ex))
             ex->status = status;
         if (!c->rejected)
-            pool->stats.errors++;
+            STAT_ADD(pool->stats.errors, 1);
         exchange_response_error(ex, status);
         exchange_upstream_done(ex);
     }
     if (c->counted)
-        pool->stats.open--;
+        STAT_ADD(pool->stats.open, -1);
     conn_free(c);
 }
 
@@ -324,7 +338,7 @@ static void idle_unlink(upstream_conn_t *c)
 {
     upstream_pool_t *pool = c->pool;
     list_remove(&c->link);
-    pool->stats.idle--;
+    STAT_ADD(pool->stats.idle, -1);
     budget_publish_idle(pool->budget, pool->slot, pool->stats.idle);
 }
 
@@ -376,7 +390,7 @@ static void fail(upstream_conn_t *c, int status)
     ex->t_end = uv_hrtime();
     if (!exchange_head_sent(ex))
         ex->status = status;
-    pool->stats.errors++;
+    STAT_ADD(pool->stats.errors, 1);
     exchange_response_error(ex, status);
     exchange_upstream_done(ex);
 }
@@ -410,7 +424,7 @@ static void conn_timer_cb(uv_timer_t *t)
     }
     if (c->ex == NULL)
         return;
-    c->pool->stats.timeouts++;
+    STAT_ADD(c->pool->stats.timeouts, 1);
     LOG_WARN("origin %s:%u timed out %s (%s %s)", c->pool->cfg->origin_host,
              c->pool->cfg->origin_port,
              c->state == UPSTREAM_CONNECTING ? "connecting"
@@ -494,7 +508,7 @@ static void open_handles(upstream_conn_t *c)
     c->connect_req.data = c;
     c->handles_open = 2;
     c->counted = true;
-    pool->stats.open++;
+    STAT_ADD(pool->stats.open, 1);
 }
 
 /* Connect the QUEUED object c (it holds a unit of budget). 0, or the
@@ -507,7 +521,7 @@ static int conn_connect(upstream_conn_t *c)
     assert(c->has_slot);
     open_handles(c);
     set_state(c, UPSTREAM_CONNECTING);
-    pool->stats.connects++;
+    STAT_ADD(pool->stats.connects, 1);
     uv_tcp_nodelay(&c->tcp, 1);
     int err = uv_tcp_connect(&c->connect_req, &c->tcp,
                              (const struct sockaddr *)&pool->cfg->origin_addr, connect_cb);
@@ -556,7 +570,7 @@ static void to_idle(upstream_conn_t *c)
     set_state(c, UPSTREAM_IDLE);
     c->reused = true;
     list_insert(&pool->idle, &c->link);
-    pool->stats.idle++;
+    STAT_ADD(pool->stats.idle, 1);
     budget_publish_idle(pool->budget, pool->slot, pool->stats.idle);
     c->paused = false;
     c->want_pause = false;
@@ -627,7 +641,7 @@ static void enqueue(upstream_pool_t *pool, upstream_conn_t *q, budget_class_t cl
     list_insert(&pool->waitq[cls], &q->link);
     if (++pool->nwait[cls] == 1)
         publish_head(pool, cls);
-    pool->stats.queued++;
+    STAT_ADD(pool->stats.queued, 1);
     if (!uv_is_active((uv_handle_t *)&pool->qtimer))
         arm_qtimer(pool);
 }
@@ -640,7 +654,7 @@ static void dequeue(upstream_conn_t *q, bool served, bool timed_out)
     list_remove(&q->link);
     q->in_queue = false;
     pool->nwait[q->cls]--;
-    pool->stats.queued--;
+    STAT_ADD(pool->stats.queued, -1);
     if (was_head)
         publish_head(pool, q->cls);
     uint64_t waited = uv_hrtime() - q->t_queued;
@@ -667,7 +681,7 @@ static void fail_waiter(upstream_conn_t *q, int status)
     conn_free(q);
     ex->t_end = uv_hrtime();
     ex->status = status;
-    pool->stats.timeouts++;
+    STAT_ADD(pool->stats.timeouts, 1);
     exchange_response_error(ex, status);
     exchange_upstream_done(ex);
 }
@@ -1255,7 +1269,7 @@ static void conn_lost(upstream_conn_t *c, int err)
         bool ended = c->req_end_queued;
         uint64_t charge = c->charge_ns;
         ex->retries++;
-        pool->stats.retries++;
+        STAT_ADD(pool->stats.retries, 1);
         LOG_INFO("origin closed a reused connection (%s): retrying %s %s", uv_strerror(err),
                  ex->method, ex->path);
         const char *head = c->head;
@@ -1431,7 +1445,7 @@ static void send_request(upstream_conn_t *c, bool ended)
     exchange_t *ex = c->ex;
     upstream_pool_t *pool = c->pool;
     if (c->reused)
-        pool->stats.reuses++;
+        STAT_ADD(pool->stats.reuses, 1);
     if (background(ex) && !c->push_busy) {
         c->push_busy = true;
         budget_push_busy(pool->budget, +1);

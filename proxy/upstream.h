@@ -81,7 +81,7 @@ typedef struct upstream_stats {
     uint64_t connects, reuses, retries, errors, timeouts;
     uint32_t open, idle, queued;
 } upstream_stats_t;
-/** Copy pool's counters (plain loads: see metrics.h for reads from another thread). */
+/** Copy pool's counters: any thread (relaxed atomic loads of the worker's stores). */
 void upstream_pool_stats(const upstream_pool_t *pool, upstream_stats_t *out);
 
 #endif
