@@ -11,7 +11,9 @@
  * Properties: config_load returns 0 (then every value is in its range), 2
  * (bad input: it printed why), never anything else, and never crashes.
  */
+#ifndef _GNU_SOURCE
 #define _GNU_SOURCE
+#endif
 #include <netdb.h>
 #include <stdint.h>
 #include <stdio.h>
