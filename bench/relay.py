@@ -22,7 +22,7 @@ also "<time> <conn> <up|down>-rec <type> <length>" for each TLS record as it
 enters the relay (to see a server's TLS record sizes).  --selftest runs a ping-pong
 accuracy check against a local echo server and prints the result as JSON.
 """
-import argparse, asyncio, json, socket, sys, time
+import argparse, asyncio, collections, json, socket, sys, time
 
 
 def parse_bw(s):
@@ -43,6 +43,7 @@ class Direction:
         self.pending = 0            # packets scheduled, not yet written
         self.eof = False
         self.done = loop.create_future()
+        self.fifo = collections.deque()   # (deadline, packet, last), in arrival order
 
     def deliver(self, data, last):
         if not self.writer.is_closing():
@@ -91,15 +92,30 @@ class Direction:
                     pkt = data[i:i + self.mss]
                     start = max(now, self.free_at)
                     self.free_at = start + (len(pkt) * 8 / self.bw if self.bw else 0)
-                    self.pending += 1
-                    self.loop.call_at(self.free_at + self.half, self.deliver, pkt, False)
+                    self.schedule(self.free_at + self.half, pkt, False)
         except (ConnectionError, OSError):
             pass
         self.eof = True
         # EOF travels like a packet: after everything queued, plus R/2.
-        self.pending += 1
-        self.loop.call_at(max(self.loop.time(), self.free_at) + self.half, self.deliver, b"", True)
+        self.schedule(max(self.loop.time(), self.free_at) + self.half, b"", True)
         await self.done
+
+    def schedule(self, when, pkt, last):
+        """Packets leave in the order they came: one timer for the head of a
+        FIFO (asyncio's timers with equal deadlines may fire in any order,
+        which with no bandwidth cap would reorder a read's packets)."""
+        self.pending += 1
+        self.fifo.append((when, pkt, last))
+        if len(self.fifo) == 1:
+            self.loop.call_at(when, self.drain)
+
+    def drain(self):
+        now = self.loop.time()
+        while self.fifo and self.fifo[0][0] <= now:
+            _, pkt, last = self.fifo.popleft()
+            self.deliver(pkt, last)
+        if self.fifo:
+            self.loop.call_at(self.fifo[0][0], self.drain)
 
 
 async def handle(creader, cwriter, args, loop):
