@@ -30,7 +30,6 @@
 #include "proxy/metrics.h"
 #include "proxy/pace.h"
 #include "proxy/state.h"
-#include "proxy/worker.h"
 
 enum {
     ADMIN_MAX_URL = 16384,
@@ -46,7 +45,8 @@ struct admin {
     uv_tcp_t listener; /* data = this */
     const config_t *cfg;
     char token[256];
-    worker_t *workers;
+    metrics_gauges_fn gauges; /* the workers' own counters, summed by their owner */
+    void *gauges_arg;
     int nworkers;
     pagemap_t *pm;
     state_t *st;
@@ -54,6 +54,16 @@ struct admin {
     bool closing;
     bool listener_closed;
 };
+
+/* Every counter, the workers' gauges included. */
+static void collect(admin_t *a, metrics_snapshot_t *s)
+{
+    metrics_gauges_t g;
+    bool have = a->gauges != NULL;
+    if (have)
+        a->gauges(a->gauges_arg, &g);
+    metrics_collect(have ? &g : NULL, a->pm, s);
+}
 
 /** A connection moves READING -> (PROBING) -> WRITING -> CLOSING, never back. */
 typedef enum admin_conn_state {
@@ -456,7 +466,7 @@ static void handle_stats(admin_conn_t *c)
 {
     admin_t *a = c->admin;
     metrics_snapshot_t s;
-    metrics_collect(a->workers, a->nworkers, a->pm, &s);
+    collect(a, &s);
     json_t *req = json_object();
     static const char *const protos[METRICS_PROTOS] = {"HTTP/1.0", "HTTP/1.1", "HTTP/2"};
     static const char *const classes[METRICS_STATUS_CLASSES] = {"none", "1xx", "2xx",
@@ -511,7 +521,7 @@ static void handle_stats(admin_conn_t *c)
 static void handle_metrics(admin_conn_t *c)
 {
     metrics_snapshot_t s;
-    metrics_collect(c->admin->workers, c->admin->nworkers, c->admin->pm, &s);
+    collect(c->admin, &s);
     char *text = metrics_render_prometheus(&s);
     respond(c, 200, "text/plain; version=0.0.4; charset=utf-8", text, strlen(text), NULL);
 }
@@ -872,8 +882,9 @@ int admin_resolve_token(const config_t *cfg, char *out, size_t cap, char *err, s
     return 0;
 }
 
-int admin_start(uv_loop_t *loop, const config_t *cfg, const char *token, worker_t *workers,
-                int nworkers, pagemap_t *pm, state_t *st, admin_t **out)
+int admin_start(uv_loop_t *loop, const config_t *cfg, const char *token, int nworkers,
+                metrics_gauges_fn gauges, void *gauges_arg, pagemap_t *pm, state_t *st,
+                admin_t **out)
 {
     struct sockaddr_storage ss;
     if (config_parse_hostport(cfg->admin, &ss) != 0)
@@ -882,7 +893,8 @@ int admin_start(uv_loop_t *loop, const config_t *cfg, const char *token, worker_
     a->loop = loop;
     a->cfg = cfg;
     snprintf(a->token, sizeof(a->token), "%s", token);
-    a->workers = workers;
+    a->gauges = gauges;
+    a->gauges_arg = gauges_arg;
     a->nworkers = nworkers;
     a->pm = pm;
     a->st = st;

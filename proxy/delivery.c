@@ -28,7 +28,6 @@
 #include "proxy/log.h"
 #include "proxy/pace.h"
 #include "proxy/ssefilter.h"
-#include "proxy/worker.h"
 
 /** What an exchange is to delivery (fixed when its delivery_ex_t is made). */
 typedef enum delivery_role {
@@ -46,10 +45,18 @@ typedef enum delivery_push_state {
 } delivery_push_state_t;
 
 typedef struct delivery_ex delivery_ex_t;
+typedef struct delivery_conn delivery_conn_t;
+
+/* One per worker: registered as an exchange observer (delivery_attach). */
+struct delivery {
+    exchange_ctx_t *x;
+    size_t slot; /* ours in exchange_client_t.state: the connection's delivery_conn_t */
+};
 
 struct delivery_conn {
     int refs;
-    worker_t *w;
+    char addr[48]; /* the client's, for debug lines */
+    uint16_t port;
     pace_conn_t *pace; /* the path estimate and queue model (owned) */
     unsigned fetching; /* pushed streams in DELIVERY_PUSH_FETCHING */
     unsigned limit;    /* fetch slots: min(peer MAX_CONCURRENT_STREAMS, DELIVERY_MAX_FETCHES) */
@@ -129,21 +136,17 @@ void delivery_stats_get(delivery_stats_t *out)
 
 /* ---- the connection ---- */
 
-delivery_conn_t *delivery_conn_create(worker_t *w, int fd, const char *peer_addr)
+static delivery_conn_t *conn_create(const exchange_client_t *cl, double bandwidth_hint)
 {
     delivery_conn_t *dc = xcalloc(1, sizeof(*dc));
     dc->refs = 1;
-    dc->w = w;
-    dc->pace = pace_conn_create(fd, peer_addr, w != NULL ? w->cfg->bandwidth_hint : 0);
+    snprintf(dc->addr, sizeof(dc->addr), "%s", cl->addr);
+    dc->port = cl->port;
+    dc->pace = pace_conn_create(cl->fd, cl->addr, bandwidth_hint);
     dc->limit = DELIVERY_MAX_FETCHES;
     list_init(&dc->queue);
     list_init(&dc->aheads);
     return dc;
-}
-
-pace_conn_t *delivery_conn_pacer(delivery_conn_t *dc)
-{
-    return dc->pace;
 }
 
 static delivery_conn_t *conn_ref(delivery_conn_t *dc)
@@ -153,7 +156,7 @@ static delivery_conn_t *conn_ref(delivery_conn_t *dc)
     return dc;
 }
 
-void delivery_conn_release(delivery_conn_t *dc)
+static void conn_release(delivery_conn_t *dc)
 {
     if (dc == NULL || --dc->refs > 0)
         return;
@@ -194,7 +197,7 @@ static void push_start(delivery_ex_t *p)
     push_set_state(p, DELIVERY_PUSH_FETCHING);
     p->dc->fetching++;
     exchange_t *ex = p->ex;
-    /* May fail synchronously (delivery_on_response_end runs); ex stays
+    /* May fail synchronously (on_response_end runs); ex stays
      * valid: the frontend holds it until the stream closes. */
     exchange_start(ex);
     exchange_request_end(ex);
@@ -218,12 +221,18 @@ static void push_enqueue(delivery_ex_t *p)
     pump(p->dc);
 }
 
-static delivery_ex_t *dx_create(exchange_t *ex, delivery_role_t role)
+/* The connection state of ex's client while the connection is open (h2 only). */
+static delivery_conn_t *client_dc(const delivery_t *D, const exchange_t *ex)
+{
+    return ex->client != NULL ? ex->client->state[D->slot] : NULL;
+}
+
+static delivery_ex_t *dx_create(exchange_t *ex, delivery_role_t role, delivery_conn_t *dc)
 {
     delivery_ex_t *dx = xcalloc(1, sizeof(*dx));
     dx->ex = ex;
     dx->role = role;
-    dx->dc = conn_ref(ex->deliver_conn);
+    dx->dc = conn_ref(dc);
     list_init(&dx->deferred);
     list_init(&dx->link);
     ex->deliver = dx;
@@ -241,7 +250,7 @@ static delivery_ex_t *promise(exchange_t *parent, const char *path, const char *
     if (pex == NULL)
         return NULL;
     learning_link_pushed(parent, pex);
-    delivery_ex_t *p = dx_create(pex, DELIVERY_ROLE_PUSHED);
+    delivery_ex_t *p = dx_create(pex, DELIVERY_ROLE_PUSHED, parent->deliver->dc);
     p->pstate = DELIVERY_PUSH_DEFERRED;
     if (p->dc != NULL && parent->client_max_streams > 0) {
         uint32_t lim = parent->client_max_streams;
@@ -348,7 +357,7 @@ static void top_up(delivery_ahead_t *a, uint64_t now)
     }
 }
 
-size_t delivery_push_take(exchange_t *ex, size_t want)
+static size_t push_take(exchange_t *ex, size_t want)
 {
     delivery_ex_t *dx = ex->deliver;
     if (dx == NULL || dx->role != DELIVERY_ROLE_PUSHED || dx->page_ahead == NULL ||
@@ -369,7 +378,7 @@ size_t delivery_push_take(exchange_t *ex, size_t want)
     return k;
 }
 
-uint64_t delivery_conn_paced(delivery_conn_t *dc)
+static uint64_t conn_paced(delivery_conn_t *dc)
 {
     uint64_t now = uv_hrtime(), due = 0;
     list_t *next;
@@ -418,7 +427,7 @@ static bool client_has(const delivery_ex_t *dx, const char *url, const char *key
         atomic_fetch_add(&stats.digest_hits, 1); /* admin: herald_digest_hits_total */
         return true;
     }
-    return learning_conn_pushed(dx->ex->lconn, key) || learning_conn_requested(dx->ex->lconn, key);
+    return learning_client_pushed(dx->ex, key) || learning_client_requested(dx->ex, key);
 }
 
 static bool digest_enabled(const config_t *cfg)
@@ -448,14 +457,14 @@ static bool is_navigation(const exchange_t *ex)
  * Promise every plan item the client lacks. Items that start within the
  * room ahead of the HTML (pace.h: the path's rate x the think time left,
  * less what is queued, at most --push-budget) are fetched now, and the
- * pacer lets their bytes out as the room allows (delivery_push_take); the
+ * pacer lets their bytes out as the room allows (push_take); the
  * rest wait, fetched when the room grows (top_up) or when the page's head
  * arrives, and then follow the HTML.
  */
 static void deliver_push(delivery_ex_t *dx)
 {
     exchange_t *ex = dx->ex;
-    const config_t *cfg = ex->worker->cfg;
+    const config_t *cfg = ex->ctx->cfg;
     uint64_t now = uv_hrtime();
     uint64_t t_html = dx->plan.think_ms >= 0 ? now + (uint64_t)(dx->plan.think_ms * 1e6) : 0;
     dx->ahead = ahead_create(dx, t_html, cfg->push_budget);
@@ -626,7 +635,7 @@ static void deliver_hints(delivery_ex_t *dx)
 /* ---- hooks ---- */
 
 /* Behind a trusted proxy the client network is the one X-Forwarded-For names. */
-static void note_forwarded(exchange_t *ex)
+static void note_forwarded(exchange_t *ex, delivery_conn_t *dc)
 {
     const header_t *last = NULL;
     for (size_t i = 0; i < ex->req_headers.n; i++)
@@ -634,21 +643,23 @@ static void note_forwarded(exchange_t *ex)
                             "x-forwarded-for"))
             last = &ex->req_headers.v[i];
     if (last != NULL)
-        pace_conn_forwarded(ex->deliver_conn->pace, last->value, last->value_len);
+        pace_conn_forwarded(dc->pace, last->value, last->value_len);
 }
 
-void delivery_on_request(exchange_t *ex)
+static void on_request(void *data, exchange_t *ex)
 {
-    const config_t *cfg = ex->worker->cfg;
-    if (cfg->trust_forwarded && ex->deliver_conn != NULL && ex->role != EXCHANGE_ROLE_PUSHED)
-        note_forwarded(ex);
+    const delivery_t *D = data;
+    const config_t *cfg = ex->ctx->cfg;
+    delivery_conn_t *dc = client_dc(D, ex);
+    if (cfg->trust_forwarded && dc != NULL && ex->role != EXCHANGE_ROLE_PUSHED)
+        note_forwarded(ex, dc);
     if (ex->role == EXCHANGE_ROLE_PUSHED || !learning_is_page(ex))
         return; /* a pushed exchange got its state when it was promised */
-    delivery_ex_t *dx = dx_create(ex, DELIVERY_ROLE_PAGE);
+    delivery_ex_t *dx = dx_create(ex, DELIVERY_ROLE_PAGE, dc);
     if (strcmp(ex->method, "GET") != 0 || learning_plan(ex, &dx->plan) != 0)
         return;
     bool push = cfg->push && ex->client_push && ex->client_max_streams > 0 &&
-                ex->fops->push_promise != NULL && ex->deliver_conn != NULL;
+                ex->fops->push_promise != NULL && dc != NULL;
     bool hints = cfg->hints && is_navigation(ex) && ex->fops->early_hints != NULL &&
                  (ex->proto == EXCHANGE_HTTP2 || (ex->proto == EXCHANGE_HTTP11 && cfg->hints_h1));
     /* Known before the plan is looked at: even a page with nothing learned
@@ -743,7 +754,7 @@ static void filter_origin_hints(delivery_ex_t *dx)
 static void add_digest_cookie(delivery_ex_t *dx)
 {
     exchange_t *ex = dx->ex;
-    const config_t *cfg = ex->worker->cfg;
+    const config_t *cfg = ex->ctx->cfg;
     if (dx->have_old_digest)
         digest_builder_add_digest(&dx->db, &dx->old_digest);
     if (dx->db.n == 0)
@@ -777,10 +788,10 @@ static bool is_event_stream(const exchange_t *ex)
            strncasecmp(ct->value, "text/event-stream", 17) == 0;
 }
 
-void delivery_on_response_head(exchange_t *ex, bool final)
+static void on_response_head(void *data, exchange_t *ex, bool final)
 {
     delivery_ex_t *dx = ex->deliver;
-    const config_t *cfg = ex->worker->cfg;
+    const config_t *cfg = ex->ctx->cfg;
     if (!final) {
         if (dx != NULL && dx->role == DELIVERY_ROLE_PAGE && ex->status == 103)
             filter_origin_hints(dx);
@@ -801,7 +812,7 @@ void delivery_on_response_head(exchange_t *ex, bool final)
     }
     if (dx == NULL && ex->status == 200 && cfg->sse_push && cfg->push && ex->client_push &&
         ex->proto == EXCHANGE_HTTP2 && ex->fops->push_promise != NULL && is_event_stream(ex)) {
-        dx = dx_create(ex, DELIVERY_ROLE_OTHER);
+        dx = dx_create(ex, DELIVERY_ROLE_OTHER, client_dc(data, ex));
         dx->sse = true;
     }
 }
@@ -823,18 +834,18 @@ static void sse_push(void *ctx, const char *line, size_t len)
         push_enqueue(p); /* promised now: before the next event is forwarded */
 }
 
-const uint8_t *delivery_on_response_body(exchange_t *ex, const uint8_t *data, size_t len,
-                                         size_t *out_len)
+static const uint8_t *on_response_body(void *data, exchange_t *ex, const uint8_t *bytes, size_t len,
+                                       size_t *out_len)
 {
     delivery_ex_t *dx = ex->deliver;
     if (dx == NULL || !dx->sse) {
         *out_len = len;
-        return data;
+        return bytes;
     }
-    return ssefilter_run(&dx->sse_filter, data, len, sse_push, dx, out_len);
+    return ssefilter_run(&dx->sse_filter, bytes, len, sse_push, dx, out_len);
 }
 
-void delivery_on_response_end(exchange_t *ex, bool ok)
+static void on_response_end(void *data, exchange_t *ex, bool ok)
 {
     delivery_ex_t *dx = ex->deliver;
     if (dx == NULL)
@@ -862,7 +873,7 @@ void delivery_on_response_end(exchange_t *ex, bool ok)
         top_up(dx->page_ahead, uv_hrtime()); /* a fetch slot is free: the room may take another */
 }
 
-void delivery_on_free(exchange_t *ex)
+static void on_free(void *data, exchange_t *ex)
 {
     delivery_ex_t *dx = ex->deliver;
     if (dx == NULL)
@@ -897,15 +908,117 @@ void delivery_on_free(exchange_t *ex)
         free(dx->key);
     }
     ssefilter_dispose(&dx->sse_filter);
-    delivery_conn_release(dx->dc);
+    conn_release(dx->dc);
     free(dx);
 }
 
-const exchange_observer_t delivery_observer = {
-    .name = "delivery",
-    .on_request = delivery_on_request,
-    .on_response_head = delivery_on_response_head,
-    .on_response_body = delivery_on_response_body,
-    .on_response_end = delivery_on_response_end,
-    .on_free = delivery_on_free,
+/* ---- the connection's pacer, as the h2 frontend sees it ---- */
+
+static bool pacer_ping_due(void *p, uint64_t out_total, uint8_t opaque[8])
+{
+    delivery_conn_t *dc = p;
+    uint64_t seq;
+    if (!pace_conn_ping_due(dc->pace, out_total, &seq))
+        return false;
+    pace_ping_opaque(seq, opaque);
+    return true;
+}
+
+static void pacer_ping_sent(void *p, const uint8_t opaque[8], uint64_t out_total, uint64_t now)
+{
+    delivery_conn_t *dc = p;
+    uint64_t seq;
+    if (pace_ping_seq(opaque, &seq))
+        pace_conn_ping_sent(dc->pace, seq, out_total, now);
+}
+
+static int pacer_ping_acked(void *p, const uint8_t opaque[8], uint64_t now)
+{
+    delivery_conn_t *dc = p;
+    uint64_t seq;
+    if (!pace_ping_seq(opaque, &seq))
+        return -1;
+    bool moved = pace_conn_ping_acked(dc->pace, seq, now);
+    if (log_enabled(LOG_LEVEL_DEBUG)) {
+        pace_source_t src = PACE_SRC_FALLBACK;
+        double rate = pace_conn_rate(dc->pace, &src);
+        LOG_DEBUG("h2 %s:%u: PING %llu ACK: %.0f B/s (%s), rtt %.2f ms", dc->addr, dc->port,
+                  (unsigned long long)seq, rate, pace_source_name(src), pace_conn_rtt_ms(dc->pace));
+    }
+    return moved ? 1 : 0;
+}
+
+static void pacer_output(void *p, uint64_t out_total, uint64_t now)
+{
+    delivery_conn_t *dc = p;
+    pace_conn_output(dc->pace, out_total, now);
+}
+
+static size_t pacer_push_take(void *p, exchange_t *ex, size_t want)
+{
+    return push_take(ex, want);
+}
+
+static void pacer_held(void *p)
+{
+    pace_note_hold();
+}
+
+static uint64_t pacer_paced(void *p)
+{
+    return conn_paced(p);
+}
+
+static const exchange_pacer_ops_t pacer_ops = {
+    .ping_due = pacer_ping_due,
+    .ping_sent = pacer_ping_sent,
+    .ping_acked = pacer_ping_acked,
+    .output = pacer_output,
+    .push_take = pacer_push_take,
+    .held = pacer_held,
+    .paced = pacer_paced,
 };
+
+/* ---- the observer ---- */
+
+/* Pushes go over HTTP/2 only: an h1 connection gets no delivery state (103s need none). */
+static void on_client_open(void *data, exchange_client_t *cl)
+{
+    const delivery_t *D = data;
+    if (cl->proto != EXCHANGE_HTTP2)
+        return;
+    delivery_conn_t *dc = conn_create(cl, D->x->cfg->bandwidth_hint);
+    cl->state[D->slot] = dc;
+    cl->pacer_ops = &pacer_ops;
+    cl->pacer = dc;
+}
+
+static void on_client_close(void *data, exchange_client_t *cl)
+{
+    const delivery_t *D = data;
+    conn_release(cl->state[D->slot]); /* exchanges still running hold their own */
+}
+
+static const exchange_observer_t delivery_observer = {
+    .name = "delivery",
+    .on_client_open = on_client_open,
+    .on_client_close = on_client_close,
+    .on_request = on_request,
+    .on_response_head = on_response_head,
+    .on_response_body = on_response_body,
+    .on_response_end = on_response_end,
+    .on_free = on_free,
+};
+
+delivery_t *delivery_attach(exchange_ctx_t *x)
+{
+    delivery_t *D = xcalloc(1, sizeof(*D));
+    D->x = x;
+    D->slot = exchange_ctx_observe(x, &delivery_observer, D);
+    return D;
+}
+
+void delivery_detach(delivery_t *D)
+{
+    free(D);
+}

@@ -25,11 +25,9 @@
 #include "proxy/alloc.h"
 #include "proxy/list.h"
 #include "proxy/block.h"
-#include "proxy/delivery.h"
 #include "proxy/exchange.h"
 #include "proxy/headers.h"
 #include "proxy/log.h"
-#include "proxy/pace.h"
 
 typedef struct h2_session h2_session_t;
 
@@ -69,7 +67,7 @@ typedef struct h2_stream {
     bool started;
     bool response_done; /* response_end or response_error came from upstream */
     bool is_head;
-    bool paced;           /* pushed, and held by the pacer (delivery_push_take said 0) */
+    bool paced;           /* pushed, and held by the pacer (its push_take said 0) */
     bool push_dropped;    /* pushed, and the origin answered 4xx/5xx: reset at its end */
     const char *protocol; /* :protocol (extended CONNECT) */
 } h2_stream_t;
@@ -87,11 +85,13 @@ struct h2_session {
     h2_state_t state;
     list_t streams; /* every h2_stream_t of the session */
     size_t nstreams;
-    int in_recv;                   /* inside nghttp2_session_mem_recv: no mem_send now */
-    bool deadlines;                /* the connection's timer is armed for stream deadlines */
-    struct delivery_conn *deliver; /* push diary and queue; one reference held here */
-    pace_conn_t *pace;             /* deliver's pacer (borrowed while deliver is held) */
-    unsigned npaced;               /* streams with `paced` set */
+    int in_recv;    /* inside nghttp2_session_mem_recv: no mem_send now */
+    bool deadlines; /* the connection's timer is armed for stream deadlines */
+    /* the connection's pacer (exchange_client_t: the deliver layer's, valid
+     * until the client is closed in conn_close); NULL ops: nothing paces */
+    const exchange_pacer_ops_t *pacer_ops;
+    void *pacer;
+    unsigned npaced; /* streams with `paced` set */
     /* Which client stream ids were opened: every odd id up to max_client_id
      * except the runs in `skipped` (ids a client jumped over, so never
      * opened). The oldest run is forgotten when more come; its ids then
@@ -179,7 +179,7 @@ static size_t queued(const h2_stream_t *st)
 static void q_append(h2_stream_t *st, const uint8_t *p, size_t n)
 {
     /* copied: p is upstream's read buffer */
-    block_queue_append(&st->q, &st->s->c->w->blocks, p, n);
+    block_queue_append(&st->q, st->s->c->f->blocks, p, n);
 }
 
 /*
@@ -190,11 +190,10 @@ static void q_append(h2_stream_t *st, const uint8_t *p, size_t n)
  */
 static void maybe_ping(h2_session_t *s)
 {
-    uint64_t seq;
-    if (s->state != H2_OPEN || !pace_conn_ping_due(s->pace, s->c->out_total, &seq))
-        return;
     uint8_t opaque[8];
-    pace_ping_opaque(seq, opaque);
+    if (s->state != H2_OPEN || s->pacer_ops == NULL ||
+        !s->pacer_ops->ping_due(s->pacer, s->c->out_total, opaque))
+        return;
     nghttp2_submit_ping(s->ng, NGHTTP2_FLAG_NONE, opaque);
 }
 
@@ -220,21 +219,22 @@ static ssize_t on_data_read(nghttp2_session *ng, int32_t id, uint8_t *buf, size_
     size_t n = block_queue_peek(&st->q, &b, &p);
     if (n > length)
         n = length;
-    if (st->ex != NULL && st->ex->role == EXCHANGE_ROLE_PUSHED) {
+    h2_session_t *s = st->s;
+    if (st->ex != NULL && st->ex->role == EXCHANGE_ROLE_PUSHED && s->pacer_ops != NULL) {
         /* Ahead of its page's HTML, a push goes at the path's pace. */
-        size_t k = delivery_push_take(st->ex, n);
+        size_t k = s->pacer_ops->push_take(s->pacer, st->ex, n);
         if (k == 0) {
             if (!st->paced) {
                 st->paced = true;
-                st->s->npaced++;
-                pace_note_hold();
+                s->npaced++;
+                s->pacer_ops->held(s->pacer);
             }
             st->deferred = true;
             return NGHTTP2_ERR_DEFERRED; /* h2_session_produce offers it again */
         }
         if (st->paced) {
             st->paced = false;
-            st->s->npaced--;
+            s->npaced--;
         }
         n = k;
     }
@@ -271,7 +271,8 @@ static int on_send_data(nghttp2_session *ng, nghttp2_frame *frame, const uint8_t
         conn_write(s->c, framehd, H2_FRAME_HEADER);
         conn_write_ref(s->c, b, p, length);
     }
-    pace_conn_output(s->pace, s->c->out_total, uv_hrtime());
+    if (s->pacer_ops != NULL)
+        s->pacer_ops->output(s->pacer, s->c->out_total, uv_hrtime());
     maybe_ping(s);
     block_queue_consume(&st->q, length);
     if (st->ex != NULL)
@@ -406,13 +407,13 @@ static void arm_deadlines(h2_session_t *s)
             conn_timer_set(s->c, 0);
         return;
     }
-    uint64_t now = uv_now(&s->c->w->loop);
+    uint64_t now = uv_now(s->c->f->loop);
     conn_timer_set(s->c, due > now ? (double)(due - now) / 1000.0 : 0.001);
 }
 
 static void deadline_set(h2_stream_t *st, double seconds)
 {
-    st->due_ms = uv_now(&st->s->c->w->loop) + (uint64_t)(seconds * 1000.0);
+    st->due_ms = uv_now(st->s->c->f->loop) + (uint64_t)(seconds * 1000.0);
     if (!st->s->deadlines)
         arm_deadlines(st->s);
 }
@@ -458,8 +459,8 @@ static bool request_timeout(h2_stream_t *st)
 
 static void expire_deadlines(h2_session_t *s)
 {
-    uint64_t now = uv_now(&s->c->w->loop);
-    double body = s->c->w->cfg->body_timeout;
+    uint64_t now = uv_now(s->c->f->loop);
+    double body = s->c->f->cfg->body_timeout;
     for (list_t *l = s->streams.next; l != &s->streams; l = l->next) {
         h2_stream_t *st = container_of(l, h2_stream_t, link);
         if (st->due_ms == 0 || st->due_ms > now)
@@ -617,7 +618,7 @@ static exchange_t *on_push_promise(exchange_t *parent, const char *path)
     block_queue_init(&st->q, H2_FRAME_HEADER);
     st->state = H2_STREAM_REQUEST;
     st->started = true;
-    exchange_t *ex = exchange_create(&s->c->w->xctx, &h2_fops, st);
+    exchange_t *ex = exchange_create(s->c->f->xctx, s->c->client, &h2_fops, st);
     ex->proto = EXCHANGE_HTTP2;
     ex->role = EXCHANGE_ROLE_PUSHED;
     ex->method = "GET";
@@ -631,7 +632,6 @@ static exchange_t *on_push_promise(exchange_t *parent, const char *path)
     ex->client_port = parent->client_port;
     ex->client_push = parent->client_push;
     ex->client_max_streams = parent->client_max_streams;
-    ex->deliver_conn = parent->deliver_conn;
     nghttp2_nv nva[4 + 16];
     size_t n = 0;
     nva[n++] = make_nv(":method", 7, "GET", 3);
@@ -760,10 +760,9 @@ static int on_begin_headers(nghttp2_session *ng, const nghttp2_frame *frame, voi
     s->nstreams++;
     if (!s->deadlines)
         conn_timer_set(s->c, 0); /* the idle timeout ends */
-    deadline_set(st, s->c->w->cfg->header_timeout);
-    exchange_t *ex = exchange_create(&s->c->w->xctx, &h2_fops, st);
+    deadline_set(st, s->c->f->cfg->header_timeout);
+    exchange_t *ex = exchange_create(s->c->f->xctx, s->c->client, &h2_fops, st);
     ex->proto = EXCHANGE_HTTP2;
-    ex->lconn = s->c->learn;
     ex->scheme = s->c->tls != NULL ? "https" : "http";
     ex->client_tls = s->c->tls != NULL;
     _Static_assert(sizeof(ex->client_addr) == sizeof(s->c->peer_addr), "address sizes");
@@ -785,7 +784,7 @@ static int on_header(nghttp2_session *ng, const nghttp2_frame *frame, const uint
     if (st == NULL || st->ex == NULL || st->reject_status != 0)
         return 0;
     exchange_t *ex = st->ex;
-    const config_t *cfg = s->c->w->cfg;
+    const config_t *cfg = s->c->f->cfg;
     st->header_bytes += namelen + valuelen + 32;
     if (st->header_bytes > cfg->max_header_size || ex->req_headers.n >= cfg->max_headers) {
         st->reject_status = 431;
@@ -849,7 +848,6 @@ static void start_stream(h2_session_t *s, h2_stream_t *st, bool end_stream)
     ex->client_push = nghttp2_session_get_remote_settings(s->ng, NGHTTP2_SETTINGS_ENABLE_PUSH);
     ex->client_max_streams =
         nghttp2_session_get_remote_settings(s->ng, NGHTTP2_SETTINGS_MAX_CONCURRENT_STREAMS);
-    ex->deliver_conn = s->deliver;
     st->started = true;
     exchange_start(ex); /* may answer synchronously: submit calls are legal in callbacks */
     if (end_stream && st->ex != NULL)
@@ -862,16 +860,6 @@ static void send_final_goaway(h2_session_t *s)
     h2_set_state(s, H2_GOAWAY);
     nghttp2_submit_goaway(s->ng, NGHTTP2_FLAG_NONE, nghttp2_session_get_last_proc_stream_id(s->ng),
                           NGHTTP2_NO_ERROR, NULL, 0);
-}
-
-static void debug_ack(const h2_session_t *s, uint64_t seq)
-{
-    pace_source_t src = PACE_SRC_FALLBACK;
-    double rate = pace_conn_rate(s->pace, &src);
-    LOG_DEBUG("h2 %s:%u: PING %llu ACK: %.0f B/s (%s), rtt %.2f ms", s->c->peer_addr,
-              s->c->peer_port, (unsigned long long)seq, rate, pace_source_name(src),
-              pace_conn_rtt_ms(s->pace));
-    (void)rate;
 }
 
 static int on_frame_recv(nghttp2_session *ng, const nghttp2_frame *frame, void *user)
@@ -888,27 +876,23 @@ static int on_frame_recv(nghttp2_session *ng, const nghttp2_frame *frame, void *
         if (end)
             st->due_ms = 0; /* the request is complete */
         else if (frame->headers.cat == NGHTTP2_HCAT_REQUEST && st->state == H2_STREAM_REQUEST)
-            deadline_set(st, s->c->w->cfg->body_timeout);
+            deadline_set(st, s->c->f->cfg->body_timeout);
         if (frame->headers.cat == NGHTTP2_HCAT_REQUEST) {
             start_stream(s, st, end);
         } else if (end && st->started && st->ex != NULL) {
             exchange_request_end(st->ex); /* trailers end the body */
         }
         break;
-    case NGHTTP2_PING: {
-        uint64_t seq;
+    case NGHTTP2_PING:
         if (!(frame->hd.flags & NGHTTP2_FLAG_ACK))
             break;
         if (s->state == H2_NOTICE && memcmp(frame->ping.opaque_data, drain_ping, 8) == 0)
             send_final_goaway(s);
-        else if (pace_ping_seq(frame->ping.opaque_data, &seq)) {
-            bool moved = pace_conn_ping_acked(s->pace, seq, uv_hrtime());
-            debug_ack(s, seq);
-            if (moved && s->npaced > 0)
-                kick(s); /* the rate moved: held pushes may go */
-        }
+        else if (s->pacer_ops != NULL &&
+                 s->pacer_ops->ping_acked(s->pacer, frame->ping.opaque_data, uv_hrtime()) > 0 &&
+                 s->npaced > 0)
+            kick(s); /* the rate moved: held pushes may go */
         break;
-    }
     case NGHTTP2_DATA:
         st = stream_get(s, frame->hd.stream_id);
         if (st != NULL && (frame->hd.flags & NGHTTP2_FLAG_END_STREAM))
@@ -929,7 +913,7 @@ static int on_data_chunk_recv(nghttp2_session *ng, uint8_t flags, int32_t id, co
     h2_session_t *s = user;
     h2_stream_t *st = stream_get(s, id);
     if (st != NULL && st->due_ms != 0) /* moved, not re-armed: expire_deadlines re-scans */
-        st->due_ms = uv_now(&s->c->w->loop) + (uint64_t)(s->c->w->cfg->body_timeout * 1000.0);
+        st->due_ms = uv_now(s->c->f->loop) + (uint64_t)(s->c->f->cfg->body_timeout * 1000.0);
     if (st == NULL || !st->started || st->ex == NULL || st->ex->upstream == NULL) {
         /* Nobody will consume these bytes: give the window back at once. */
         nghttp2_session_consume(ng, id, len);
@@ -955,7 +939,7 @@ static int on_stream_close(nghttp2_session *ng, int32_t id, uint32_t error_code,
     s->nstreams--;
     if (s->nstreams == 0 && !conn_is_closing(s->c)) {
         s->deadlines = false;
-        conn_timer_set(s->c, s->c->w->cfg->idle_timeout);
+        conn_timer_set(s->c, s->c->f->cfg->idle_timeout);
     }
     return 0;
 }
@@ -967,12 +951,12 @@ static int on_stream_close(nghttp2_session *ng, int32_t id, uint32_t error_code,
 static int on_frame_send(nghttp2_session *ng, const nghttp2_frame *frame, void *user)
 {
     h2_session_t *s = user;
-    uint64_t seq;
-    if (frame->hd.type == NGHTTP2_PING && !(frame->hd.flags & NGHTTP2_FLAG_ACK) &&
-        pace_ping_seq(frame->ping.opaque_data, &seq)) {
+    if (frame->hd.type == NGHTTP2_PING && !(frame->hd.flags & NGHTTP2_FLAG_ACK)) {
         /* Called inside mem_send before the PING's own bytes are handed
          * back: out_total counts everything in front of it. */
-        pace_conn_ping_sent(s->pace, seq, s->c->out_total, uv_hrtime());
+        if (s->pacer_ops != NULL)
+            s->pacer_ops->ping_sent(s->pacer, frame->ping.opaque_data, s->c->out_total,
+                                    uv_hrtime());
         return 0;
     }
     if (!(frame->hd.flags & NGHTTP2_FLAG_END_STREAM) ||
@@ -1029,7 +1013,7 @@ static void *h2_create(conn_t *c)
     h2_session_t *s = xcalloc(1, sizeof(*s));
     s->c = c;
     list_init(&s->streams);
-    const config_t *cfg = c->w->cfg;
+    const config_t *cfg = c->f->cfg;
 
     nghttp2_session_callbacks *cbs;
     if (nghttp2_session_callbacks_new(&cbs) != 0)
@@ -1071,11 +1055,8 @@ static void *h2_create(conn_t *c)
     };
     nghttp2_submit_settings(s->ng, NGHTTP2_FLAG_NONE, iv, sizeof(iv) / sizeof(iv[0]));
     nghttp2_session_set_local_window_size(s->ng, NGHTTP2_FLAG_NONE, 0, H2_CONNECTION_WINDOW);
-    uv_os_fd_t fd = -1;
-    if (uv_fileno((const uv_handle_t *)&c->tcp, &fd) != 0)
-        fd = -1;
-    s->deliver = delivery_conn_create(c->w, (int)fd, c->peer_addr);
-    s->pace = delivery_conn_pacer(s->deliver);
+    s->pacer_ops = c->client->pacer_ops;
+    s->pacer = c->client->pacer;
     conn_timer_set(c, cfg->idle_timeout);
     return s;
 }
@@ -1084,7 +1065,6 @@ static void h2_destroy(void *arg)
 {
     h2_session_t *s = arg;
     nghttp2_session_del(s->ng); /* runs no stream-close callbacks */
-    delivery_conn_release(s->deliver);
     while (s->streams.next != &s->streams) {
         h2_stream_t *st = container_of(s->streams.next, h2_stream_t, link);
         assert(st->ex == NULL);
@@ -1143,11 +1123,12 @@ static void h2_produce(void *arg)
             break;
         /* data lives only until the next mem_send call: copy it into the write path. */
         conn_write(c, data, (size_t)n);
-        pace_conn_output(s->pace, c->out_total, uv_hrtime());
+        if (s->pacer_ops != NULL)
+            s->pacer_ops->output(s->pacer, c->out_total, uv_hrtime());
         maybe_ping(s); /* nghttp2 sends it before any further DATA */
     }
     /* Waiting plan items may fetch now; held pushes get another look later. */
-    uint64_t due = delivery_conn_paced(s->deliver);
+    uint64_t due = s->pacer_ops != NULL ? s->pacer_ops->paced(s->pacer) : 0;
     if (due > 0 && !conn_is_closing(c))
         conn_defer_after(c, (due + 999999) / 1000000);
     if (!nghttp2_session_want_read(s->ng) && !nghttp2_session_want_write(s->ng))
@@ -1209,10 +1190,14 @@ static void h2_abort(void *arg)
         h2_stream_t *st = container_of(l, h2_stream_t, link);
         stream_release(st);
     }
+    /* the pacer goes with the connection's exchange_client_t, closed next */
+    s->pacer_ops = NULL;
+    s->pacer = NULL;
 }
 
 const conn_session_ops_t h2_session_ops = {
     .name = "h2",
+    .proto = EXCHANGE_HTTP2,
     .create = h2_create,
     .destroy = h2_destroy,
     .recv = h2_recv,

@@ -35,7 +35,6 @@
 #include "proxy/list.h"
 #include "proxy/config.h"
 #include "proxy/log.h"
-#include "proxy/worker.h"
 
 enum {
     READ_BUF_SIZE = 64 * 1024,
@@ -77,7 +76,6 @@ typedef enum upstream_conn_state {
 } upstream_conn_state_t;
 
 struct upstream_pool {
-    worker_t *worker;
     uv_loop_t *loop;
     const config_t *cfg;
     budget_t *budget;
@@ -211,14 +209,14 @@ static list_t *list_oldest(list_t *head)
 static void wake_cb(uv_async_t *a);
 static void qtimer_cb(uv_timer_t *t);
 
-upstream_pool_t *upstream_pool_create(worker_t *w, budget_t *budget)
+upstream_pool_t *upstream_pool_create(uv_loop_t *loop, const config_t *cfg, int slot,
+                                      budget_t *budget)
 {
     upstream_pool_t *pool = xcalloc(1, sizeof(*pool));
-    pool->worker = w;
-    pool->loop = &w->loop;
-    pool->cfg = w->cfg;
+    pool->loop = loop;
+    pool->cfg = cfg;
     pool->budget = budget;
-    pool->slot = w->id;
+    pool->slot = slot;
     pool->rbuf = xmalloc(READ_BUF_SIZE);
     list_init(&pool->idle);
     for (int k = 0; k < BUDGET_NCLASSES; k++)
@@ -1511,7 +1509,7 @@ static const char *via_proto(exchange_proto_t p)
 
 void upstream_start(exchange_t *ex)
 {
-    upstream_pool_t *pool = ex->worker->upstream;
+    upstream_pool_t *pool = ex->ctx->origin_data;
     const config_t *cfg = pool->cfg;
 
     /* Host falls back to the origin's own name only without :authority */
