@@ -15,6 +15,7 @@
 #include "learn/fleetbase.h"
 #include "learn/fleetfold.h"
 #include "learn/fleetsteer.h"
+#include "learn/netmem.h"
 #include "learn/pagemap.h"
 #include "learn/session.h"
 #include "learn/snapshot.h"
@@ -440,6 +441,20 @@ out:
     return rc;
 }
 
+static int op_netmem(void)
+{
+    netmem_opts_t o = {.max_networks = 64};
+    netmem_t *m = netmem_create(&o);
+    if (m == NULL)
+        return HERALD_ENOMEM;
+    netmem_key_t k;
+    int rc = netmem_key_parse("192.0.2.1", 9, &k);
+    if (rc == 0)
+        rc = netmem_note(m, &k, 1, 1000, 10, 0);
+    netmem_destroy(m);
+    return rc;
+}
+
 int main(void)
 {
     json_set_alloc_funcs(json_malloc, free);
@@ -490,6 +505,7 @@ int main(void)
     nomem_exhaust("fleetsteer", op_fleetsteer, 100000);
     nomem_exhaust("fleetbase", op_fleetbase, 100000);
     free(fleet_batch);
+    nomem_exhaust("netmem", op_netmem, 100);
     pagemap_destroy(seeded);
     return TESTUTIL_SUMMARY();
 }
