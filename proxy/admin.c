@@ -29,6 +29,7 @@
 #include "proxy/log.h"
 #include "proxy/metrics.h"
 #include "proxy/pace.h"
+#include "proxy/sharedmap.h"
 #include "proxy/state.h"
 
 enum {
@@ -343,6 +344,10 @@ static void handle_set_state(admin_conn_t *c, const char *q, pagemap_edge_state_
             respond_error(c, rc == HERALD_EINVAL ? 400 : 500, "%s", herald_strerror(rc));
         } else {
             state_mark_dirty(c->admin->st);
+            sharedmap_steer(s == PAGEMAP_EDGE_PINNED   ? FLEETSTEER_PIN
+                            : s == PAGEMAP_EDGE_BANNED ? FLEETSTEER_BAN
+                                                       : FLEETSTEER_LEARNED,
+                            page, asset);
             LOG_INFO("admin: %s %s -> %s", state_name(s), page, asset);
             respond_json(c, 200,
                          json_pack("{s:b, s:s, s:s, s:s}", "ok", 1, "page", page, "asset", asset,
@@ -369,6 +374,8 @@ static void handle_forget(admin_conn_t *c, const char *q)
             respond_error(c, 500, "%s", herald_strerror(rc));
         } else {
             state_mark_dirty(c->admin->st);
+            sharedmap_steer(asset != NULL ? FLEETSTEER_FORGET_EDGE : FLEETSTEER_FORGET_PAGE, page,
+                            asset);
             LOG_INFO("admin: forget %s%s%s", page, asset != NULL ? " -> " : "",
                      asset != NULL ? asset : "");
             json_t *j = json_pack("{s:b, s:s, s:s}", "ok", 1, "forgot", asset ? "edge" : "page",
@@ -504,6 +511,9 @@ static void handle_stats(admin_conn_t *c)
     json_object_set_new(j, "learning",
                         json_pack("{s:I}", "visits_open", (json_int_t)s.visits_open));
     json_object_set_new(j, "pace", pace_json(&s.pace));
+    json_t *shared = sharedmap_stats_json();
+    if (shared != NULL)
+        json_object_set_new(j, "shared_map", shared);
     if (a->st != NULL) {
         state_stats_t ss;
         state_get_stats(a->st, &ss);
@@ -522,7 +532,7 @@ static void handle_metrics(admin_conn_t *c)
 {
     metrics_snapshot_t s;
     collect(c->admin, &s);
-    char *text = metrics_render_prometheus(&s);
+    char *text = sharedmap_metrics_append(metrics_render_prometheus(&s));
     respond(c, 200, "text/plain; version=0.0.4; charset=utf-8", text, strlen(text), NULL);
 }
 
@@ -551,7 +561,11 @@ static void probe_finish(admin_probe_t *p, int status)
     const config_t *cfg = c->admin->cfg;
     char origin[300];
     snprintf(origin, sizeof(origin), "http://%s:%u", cfg->origin_host, cfg->origin_port);
-    if (status == 0)
+    if (status == 0 && sharedmap_degraded()) /* still serving: from the local map */
+        respond_json(c, 200,
+                     json_pack("{s:s, s:s, s:s}", "status", "degraded", "origin", origin,
+                               "shared_map", "Redis unreachable"));
+    else if (status == 0)
         respond_json(c, 200, json_pack("{s:s, s:s}", "status", "ok", "origin", origin));
     else
         respond_json(c, 503,

@@ -139,6 +139,16 @@ static const opt_def_t options[] = {
      "file the learned map (pins and bans included) is saved to and loaded from at start"},
     {"state-interval", OPT_DURATION, OFF(state_interval), "30", 0.05, 86400,
      "seconds between saves of --state when the map changed (also saved on shutdown)"},
+    /* the fleet's shared map (proxy/sharedmap.c, docs/fleet.md) */
+    {"shared-map", OPT_STRING, OFF(shared_map), NULL, 0, 0,
+     "redis://[USER[:PASS]@]HOST:PORT[/DB] or unix:///PATH: share the learned map, pins and "
+     "bans with every herald using the same Redis and prefix; off unless given"},
+    {"shared-map-password-file", OPT_STRING, OFF(shared_map_password_file), NULL, 0, 0,
+     "file whose first line is the Redis password (keeps it out of ps)"},
+    {"shared-map-prefix", OPT_STRING, OFF(shared_map_prefix), "herald:", 0, 0,
+     "start of every Redis key: fleets sharing one Redis use different prefixes"},
+    {"shared-map-interval", OPT_DURATION, OFF(shared_map_interval), "1", 0.05, 3600,
+     "seconds between sends of this instance's evidence to the shared map"},
 };
 
 enum { NOPTIONS = sizeof(options) / sizeof(options[0]) };
@@ -498,6 +508,10 @@ static bool needs_restart(const char *name)
                                         "admin",
                                         "state",
                                         "state-interval",
+                                        "shared-map",
+                                        "shared-map-password-file",
+                                        "shared-map-prefix",
+                                        "shared-map-interval",
                                         "config"};
     for (size_t i = 0; i < sizeof(names) / sizeof(names[0]); i++)
         if (strcmp(name, names[i]) == 0)
@@ -544,6 +558,11 @@ void config_apply_reload(config_t *dst, const config_t *src)
     memcpy(dst->admin, keep.admin, sizeof(dst->admin));
     memcpy(dst->state_file, keep.state_file, sizeof(dst->state_file));
     dst->state_interval = keep.state_interval;
+    memcpy(dst->shared_map, keep.shared_map, sizeof(dst->shared_map));
+    memcpy(dst->shared_map_password_file, keep.shared_map_password_file,
+           sizeof(dst->shared_map_password_file));
+    memcpy(dst->shared_map_prefix, keep.shared_map_prefix, sizeof(dst->shared_map_prefix));
+    dst->shared_map_interval = keep.shared_map_interval;
     memcpy(dst->config_file, keep.config_file, sizeof(dst->config_file));
 }
 

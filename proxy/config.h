@@ -79,6 +79,11 @@ typedef struct config {
     char admin_token_file[1024]; /* --admin-token-file */
     char state_file[1024];       /* --state; "" off */
     double state_interval;       /* s, --state-interval */
+    /* the fleet's shared map (proxy/sharedmap.c) */
+    char shared_map[1024];               /* --shared-map URL; "" off */
+    char shared_map_password_file[1024]; /* --shared-map-password-file */
+    char shared_map_prefix[80];          /* --shared-map-prefix */
+    double shared_map_interval;          /* s, --shared-map-interval */
 } config_t;
 
 /**
@@ -100,7 +105,7 @@ size_t config_diff(const config_t *a, const config_t *b, char *reloaded, size_t 
 /**
  * Copy src into dst except the restart-only options (origin, listen,
  * workers, origin-max-connections, origin-queue, max-pages,
- * max-assets-per-page, admin, state, state-interval).
+ * max-assets-per-page, admin, state, state-interval, shared-map*).
  */
 void config_apply_reload(config_t *dst, const config_t *src);
 /** Print a config file with every option commented out at its default (a FILE *). */

@@ -43,6 +43,7 @@
 #include "proxy/alloc.h"
 #include "proxy/list.h"
 #include "proxy/log.h"
+#include "proxy/sharedmap.h"
 
 /** CSS up to this size is scanned on the loop, larger on the thread pool. */
 #define LEARNING_CSS_INLINE (64u * 1024u)
@@ -102,7 +103,7 @@ static void visit_settle(visit_t *v, learning_t *L)
 {
     if (visit_state(v) != VISIT_COMMITTED || !visit_chasing(v) || !visit_page_done(v))
         return;
-    check(visit_commit(v, L->pm, wall_ms(), true));
+    check(sharedmap_commit(v, L->pm, wall_ms(), true));
     if (visit_chase(v, L))
         return; /* called again when those fetches are done */
     visit_set_chasing(v, false);
@@ -125,7 +126,7 @@ static void visit_try_commit(visit_t *v, learning_t *L)
     if (!visit_ready(v))
         return;
     visit_set_state(v, VISIT_COMMITTED);
-    int rc = visit_commit(v, L->pm, wall_ms(), false);
+    int rc = sharedmap_commit(v, L->pm, wall_ms(), false);
     check(rc);
     if (rc != 0)
         LOG_WARN("learning: commit of %s failed: %s", visit_page_key(v), herald_strerror(rc));
@@ -388,6 +389,7 @@ static bool digest_on(const config_t *cfg)
 static visit_t *open_visit(learning_conn_t *lc, exchange_t *ex, learning_ex_t *lx)
 {
     char *authority = NULL, *pq = NULL, *pk = NULL, *tk = NULL;
+    char client[sizeof(ex->client_addr)];
     if (!split_url(lx->key, &authority, &pq))
         return NULL;
     int rc = template_page_key(authority, pq, &pk);
@@ -405,7 +407,7 @@ static visit_t *open_visit(learning_conn_t *lc, exchange_t *ex, learning_ex_t *l
                            .authorized = req_header(ex, "authorization") != NULL,
                            .multiplexed = ex->proto == EXCHANGE_HTTP2,
                            .cookie = headers_find(&ex->req_headers, "cookie") != NULL,
-                           .client = ex->client_addr};
+                           .client = sharedmap_client(ex, client, sizeof(client))};
         check(session_open(lc->session, &pg, &v));
     }
     free(authority);

@@ -18,6 +18,7 @@
 #include "proxy/log.h"
 #include "proxy/metrics.h"
 #include "proxy/reload.h"
+#include "proxy/sharedmap.h"
 #include "proxy/state.h"
 #include "proxy/tls.h"
 #include "proxy/worker.h"
@@ -149,6 +150,13 @@ int main(int argc, char **argv)
     /* Loaded before the workers start, so the first visit is planned from it. */
     if (cfg.state_file[0] != '\0')
         state_start(m.loop, learn, cfg.state_file, cfg.state_interval, &m.state);
+    /* The fleet's shared map, loaded on top of the state file, also before the workers start. */
+    sharedmap_t *shared = NULL;
+    char shared_err[512];
+    if (sharedmap_start(&cfg, learn, &shared, shared_err, sizeof(shared_err)) != 0) {
+        LOG_ERROR("%s", shared_err);
+        return 1;
+    }
     /* One origin budget for every worker's pool; it outlives the workers. */
     budget_t *budget = budget_create(cfg.origin_max_connections, cfg.origin_queue, cfg.workers);
     m.workers = xcalloc((size_t)cfg.workers, sizeof(worker_t));
@@ -197,6 +205,7 @@ int main(int argc, char **argv)
     uv_close((uv_handle_t *)&m.sigint, NULL);
     uv_run(m.loop, UV_RUN_DEFAULT);
     uv_loop_close(m.loop);
+    sharedmap_stop(shared);            /* the workers are joined: their last evidence is queued */
     state_save_sync_and_free(m.state); /* the workers are joined: the map is final */
     reload_dispose(&m.reload);
     free(m.workers);
