@@ -57,6 +57,10 @@ enum {
     MAX_QUEUED_STEER = 10000,
     MAX_REJECT_LOGS = 20, /* rejected values logged, then only counted */
     STOP_FLUSH_MS = 2000,
+    /* How often one instance of the fleet (the holder of the base lock) writes
+     * its map as the base, so that a starting instance does not depend on the
+     * trimmed log alone. */
+    BASE_EVERY_MS = 5 * 60 * 1000,
 };
 
 typedef struct queued {
@@ -88,7 +92,7 @@ struct sharedmap {
     char instance[17];
     char k_epoch[FLEETKEY_MAX_LEN], k_log[FLEETKEY_MAX_LEN], k_steer[FLEETKEY_MAX_LEN],
         k_chan[FLEETKEY_MAX_LEN], k_pins[FLEETKEY_MAX_LEN], k_base[FLEETKEY_MAX_LEN],
-        k_seq[FLEETKEY_MAX_LEN], k_steer_seq[FLEETKEY_MAX_LEN];
+        k_seq[FLEETKEY_MAX_LEN], k_steer_seq[FLEETKEY_MAX_LEN], k_base_lock[FLEETKEY_MAX_LEN];
 
     /* under mu: shared with the workers and the admin */
     pthread_mutex_t mu;
@@ -109,7 +113,7 @@ struct sharedmap {
     char log_id[FLEETBASE_MAX_LOG_ID + 1], steer_id[FLEETBASE_MAX_LOG_ID + 1];
     bool loaded; /* the base and log were read once */
     queue_t batch_q;
-    int64_t next_tick_ms, next_connect_ms, down_since_ms;
+    int64_t next_tick_ms, next_connect_ms, down_since_ms, next_base_ms;
     int backoff_ms;
     bool logged_down;
     unsigned base_gen;
@@ -941,6 +945,70 @@ static bool send_steer(sharedmap_t *s)
     }
 }
 
+/* "ms-seq" stream ids as numbers; false when malformed. */
+static bool parse_id(const char *id, uint64_t *ms, uint64_t *seq)
+{
+    char *end;
+    errno = 0;
+    *ms = strtoull(id, &end, 10);
+    if (errno != 0 || end == id)
+        return false;
+    *seq = 0;
+    if (*end == '-') {
+        const char *p = end + 1;
+        *seq = strtoull(p, &end, 10);
+        if (errno != 0 || end == p)
+            return false;
+    }
+    return *end == '\0';
+}
+
+/*
+ * After a disconnect: when Redis trimmed log entries past our cursor (its
+ * max-deleted-entry-id is beyond it), the evidence in the gap is lost to
+ * this instance; load the base, which holds what the fleet learned.
+ */
+static void check_gap(sharedmap_t *s)
+{
+    const char *argv[] = {"XINFO", "STREAM", s->k_log};
+    redisReply *r = run(s, 3, argv, NULL);
+    if (r == NULL || r->type != REDIS_REPLY_ARRAY) {
+        freeReplyObject(r);
+        return;
+    }
+    uint64_t dm, ds, cm, cs;
+    for (size_t i = 0; i + 1 < r->elements; i += 2) {
+        if (!is_str(r->element[i]) || strcmp(r->element[i]->str, "max-deleted-entry-id") != 0 ||
+            !is_str(r->element[i + 1]))
+            continue;
+        if (parse_id(r->element[i + 1]->str, &dm, &ds) && parse_id(s->log_id, &cm, &cs) &&
+            (dm > cm || (dm == cm && ds > cs))) {
+            LOG_WARN("shared map: the log was trimmed past this instance's position while it was "
+                     "away: loading the base");
+            freeReplyObject(r);
+            load_base(s);
+            return;
+        }
+    }
+    freeReplyObject(r);
+}
+
+/* Now and then, one instance at a time writes its map as the base. */
+static void maybe_write_base(sharedmap_t *s)
+{
+    if (mono_ms() < s->next_base_ms)
+        return;
+    s->next_base_ms = mono_ms() + BASE_EVERY_MS;
+    char px[32];
+    num(px, sizeof(px), BASE_EVERY_MS / 2);
+    const char *argv[] = {"SET", s->k_base_lock, s->instance, "NX", "PX", px};
+    redisReply *r = run(s, 6, argv, NULL);
+    bool mine = r != NULL && r->type == REDIS_REPLY_STATUS;
+    freeReplyObject(r);
+    if (mine)
+        upload_base(s);
+}
+
 static void touch(sharedmap_t *s)
 {
     char ttl[32];
@@ -994,6 +1062,7 @@ static bool connect_redis(sharedmap_t *s)
     if (!first) {
         /* what was published while away, then the pins as they are now */
         atomic_fetch_add(&s->resyncs, 1);
+        check_gap(s);
         catch_up(s, true);
         sync_pins(s);
     }
@@ -1045,8 +1114,10 @@ static void *sync_main(void *arg)
         if (now >= s->next_tick_ms) {
             s->next_tick_ms = now + s->interval_ms;
             close_batch(s);
-            if (s->c != NULL && check_epoch(s) && send_batches(s))
+            if (s->c != NULL && check_epoch(s) && send_batches(s)) {
                 touch(s);
+                maybe_write_base(s);
+            }
             fleetfold_expire(s->fold, wall_ms());
             fleetfold_expire(s->steer_fold, wall_ms());
         }
@@ -1188,6 +1259,7 @@ int sharedmap_start(const config_t *cfg, pagemap_t *pm, sharedmap_t **out, char 
     key(s->k_chan, s->prefix, FLEETKEY_STEER_CHANNEL);
     key(s->k_pins, s->prefix, FLEETKEY_PINS);
     key(s->k_base, s->prefix, FLEETKEY_BASE);
+    key(s->k_base_lock, s->prefix, FLEETKEY_BASE_LOCK);
     fleetkey_seq(s->k_seq, sizeof(s->k_seq), s->prefix, s->instance);
     fleetkey_steer_seq(s->k_steer_seq, sizeof(s->k_steer_seq), s->prefix, s->instance);
     pthread_mutex_init(&s->mu, NULL);
@@ -1211,6 +1283,11 @@ int sharedmap_start(const config_t *cfg, pagemap_t *pm, sharedmap_t **out, char 
         LOG_INFO("shared map: loaded in %" PRId64 " ms (%" PRIu64 " batch(es) folded)",
                  mono_ms() - t0, atomic_load(&s->batches_folded));
     s->next_tick_ms = mono_ms() + s->interval_ms;
+    char r4[9];
+    random_hex(r4, 4);
+    /* spread over the fleet: each instance tries at its own time */
+    s->next_base_ms =
+        mono_ms() + BASE_EVERY_MS / 2 + (int64_t)(strtoul(r4, NULL, 16) % BASE_EVERY_MS);
     atomic_store(&the_map, s);
     if (pthread_create(&s->thread, NULL, sync_main, s) != 0)
         alloc_fail(__FILE__, __LINE__, 0);

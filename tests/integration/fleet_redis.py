@@ -295,8 +295,38 @@ def _():
         wait("a second client counts on %s" % h.name, lambda: visits_total(h, key) == 2)
 
 
-@T.case("convergence times")
+@T.case("hostile values in Redis are rejected with a log line, nothing of them applied")
 def _():
+    before = {h.name: h.stats()["shared_map"]["rejected"] for h in H}
+    pages = {h.name: h.stats()["map"]["pages"] for h in H}
+    evil = [["XADD", "herald:v1:log", "*", "i", "evil", "s", "1", "b",
+             '{"v":1,"inst":"evil","seq":1,"t":1,"str":["x"],"rec":[{"r":"visit","p":9}]}'],
+            ["XADD", "herald:v1:log", "*", "i", "evil", "s", "2", "b", "not json {"],
+            ["XADD", "herald:v1:steer", "*", "m", '{"v":1,"op":"pin","inst":"evil"}']]
+    for cmd in evil:
+        r = subprocess.run(["redis-cli", "-p", str(redis.port)] + cmd, capture_output=True,
+                           text=True, timeout=10)
+        T.eq(r.returncode, 0, "redis-cli " + " ".join(cmd[:2]))
+    for h in H:
+        wait("%s rejects the hostile values" % h.name,
+             lambda: h.stats()["shared_map"]["rejected"] >= before[h.name] + 3)
+        err = open(h.err_path).read()
+        T.check("rejected batch" in err and "rejected steering message" in err,
+                "%s logged no rejection" % h.name)
+        T.eq(h.stats()["map"]["pages"], pages[h.name], "%s pages after hostile values" % h.name)
+        T.eq(metric(h, "herald_shared_map_up"), 1, "%s still synced" % h.name)
+
+
+@T.case("convergence times and Redis commands per second per instance")
+def _():
+    c0 = [h.stats()["shared_map"]["commands"] for h in H]
+    t0 = time.monotonic()
+    time.sleep(2)
+    dt = time.monotonic() - t0
+    rates = [(h.stats()["shared_map"]["commands"] - c) / dt for h, c in zip(H, c0)]
+    print("# Redis commands/s per idle instance (interval 0.2 s): %s" %
+          ", ".join("%.1f" % r for r in rates), flush=True)
+    T.check(all(r < 100 for r in rates), "an idle instance busy with Redis: %s" % rates)
     print("# measured: " + json.dumps({k: round(v, 3) for k, v in times.items()}), flush=True)
 
 
