@@ -469,8 +469,13 @@ static bool check_epoch(sharedmap_t *s)
     return true;
 }
 
+static void close_batch(sharedmap_t *s);
+
 static void upload_base(sharedmap_t *s)
 {
+    /* the open batch's visits are in the map: close it, so the header's
+     * number covers them and a loader of this base does not fold them again */
+    close_batch(s);
     pagemap_dump_t d = {0};
     fleetbase_chunks_t ch = {0};
     check(pagemap_dump(s->pm, &d));

@@ -317,6 +317,36 @@ def _():
         T.eq(metric(h, "herald_shared_map_up"), 1, "%s still synced" % h.name)
 
 
+def rcli(*args):
+    r = subprocess.run(["redis-cli", "-p", str(redis.port)] + list(args), capture_output=True,
+                       text=True, timeout=10)
+    T.eq(r.returncode, 0, "redis-cli " + " ".join(args[:2]))
+    return r.stdout.strip()
+
+
+@T.case("Redis lost its data (FLUSHALL): the map and pins are uploaded again, a new instance "
+        "plans from them")
+def _():
+    rcli("FLUSHALL")
+    ban = "%s\nhttp://%s%s" % (KEY, AUTH, JS)
+    wait("map and pins back in Redis", lambda: rcli("EXISTS", "herald:v1:base") == "1" and
+         '"ban"' in rcli("HGET", "herald:v1:pins", ban))
+    for h in H:
+        wait("%s follows the new copy" % h.name,
+             lambda: h.stats()["shared_map"]["epoch_changes"] >= 1)
+    h = H[2]
+    h.stop()
+    st = os.path.join(T.dir, "state-3.json")
+    if os.path.exists(st):
+        os.unlink(st)
+    H[2] = start(3)
+    got = set(ng(H[2], "198.51.100.60").push_paths())
+    strong = set(L.DEMO_INDEX_HTML) - {JS}
+    T.check(strong <= got, "new instance did not push %s (pushed %s)" %
+            (sorted(strong - got), sorted(got)))
+    T.check(JS not in got, "the ban was lost with Redis's data")
+
+
 @T.case("convergence times and Redis commands per second per instance")
 def _():
     c0 = [h.stats()["shared_map"]["commands"] for h in H]
