@@ -57,12 +57,12 @@ site = L.make_site(T)
 o = T.origin(site)
 
 
-def start(i, extra=()):
+def start(i, extra=(), name=None):
     state = os.path.join(T.dir, "state-%d.json" % i)
     return T.herald(o, ["--shared-map=redis://127.0.0.1:%d" % redis.port,
                         "--shared-map-interval=0.2", "--explore=0", "--trust-forwarded=on",
                         "--learn-window=0.3", "--state=" + state] + list(extra),
-                    name="herald-%d" % i)
+                    name=name or "herald-%d" % i)
 
 
 H = [start(1), start(2), start(3)]
@@ -266,7 +266,7 @@ def _():
     if os.path.exists(st):
         os.unlink(st)
     t0 = time.monotonic()
-    H[1] = start(2)
+    H[1] = start(2, name="herald-2-restarted")
     print("# restart with empty state to listening: %.3f s" % (time.monotonic() - t0),
           flush=True)
     v = ng(H[1], "198.51.100.50")
@@ -339,7 +339,7 @@ def _():
     st = os.path.join(T.dir, "state-3.json")
     if os.path.exists(st):
         os.unlink(st)
-    H[2] = start(3)
+    H[2] = start(3, name="herald-3-restarted")
     got = set(ng(H[2], "198.51.100.60").push_paths())
     strong = set(L.DEMO_INDEX_HTML) - {JS}
     T.check(strong <= got, "new instance did not push %s (pushed %s)" %
