@@ -155,7 +155,7 @@ int main(int argc, char **argv)
     char shared_err[512];
     if (sharedmap_start(&cfg, learn, &shared, shared_err, sizeof(shared_err)) != 0) {
         LOG_ERROR("%s", shared_err);
-        return 1;
+        return 2; /* a bad option, as config_load's */
     }
     /* One origin budget for every worker's pool; it outlives the workers. */
     budget_t *budget = budget_create(cfg.origin_max_connections, cfg.origin_queue, cfg.workers);

@@ -323,7 +323,7 @@ static void went_down(sharedmap_t *s, const char *reason)
     atomic_fetch_add(&s->sync_errors, 1);
     if (atomic_exchange(&s->up, 0) == 1 || !s->logged_down) {
         if (!s->logged_down)
-            LOG_WARN("shared map: Redis at %s unreachable (%s): serving and learning from the "
+            LOG_WARN("shared map: Redis at %s unavailable (%s): serving and learning from the "
                      "local map, retrying",
                      s->url, why);
         s->logged_down = true;
@@ -349,7 +349,8 @@ static redisReply *run(sharedmap_t *s, int argc, const char **argv, const size_t
     }
     if (r->type == REDIS_REPLY_ERROR) {
         atomic_fetch_add(&s->sync_errors, 1);
-        LOG_WARN("shared map: Redis answered %s: %.*s", argv[0], (int)r->len, r->str);
+        if (!s->logged_down) /* while away, went_down said it once */
+            LOG_WARN("shared map: Redis answered %s: %.*s", argv[0], (int)r->len, r->str);
     }
     return r;
 }
@@ -429,6 +430,13 @@ static bool check_epoch(sharedmap_t *s)
     redisReply *r = run(s, 6, argv, NULL);
     if (r == NULL)
         return false;
+    if (r->type == REDIS_REPLY_ERROR) { /* NOAUTH, LOADING, a read-only replica...: unusable */
+        char why[160];
+        snprintf(why, sizeof(why), "%.*s", (int)r->len, r->str);
+        freeReplyObject(r);
+        went_down(s, why);
+        return false;
+    }
     const char *st, *val;
     if (!script_answer(r, &st, &val) || strlen(val) >= sizeof(s->epoch)) {
         freeReplyObject(r);

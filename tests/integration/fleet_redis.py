@@ -33,7 +33,7 @@ q = lambda s: urllib.parse.quote(s, safe="")
 times = {}
 
 # herald built without hiredis refuses the option: then there is nothing to test
-probe = T.run([harness.herald_bin(), "--origin=127.0.0.1:9", "--listen=127.0.0.1:%d" %
+probe = T.run([harness.herald_bin(), "--origin=http://127.0.0.1:9", "--listen=127.0.0.1:%d" %
                harness.free_port(), "--shared-map=bogus://x"], timeout=10)
 if "without hiredis" in probe.stderr:
     T.skip_all("herald was built without hiredis")
@@ -345,6 +345,45 @@ def _():
     T.check(strong <= got, "new instance did not push %s (pushed %s)" %
             (sorted(strong - got), sorted(got)))
     T.check(JS not in got, "the ban was lost with Redis's data")
+
+
+def rcli_at(port, password, *args):
+    r = subprocess.run(["redis-cli", "-p", str(port), "-a", password, "--no-auth-warning"] +
+                       list(args), capture_output=True, text=True, timeout=10)
+    return r.stdout.strip()
+
+
+@T.case("a bad --shared-map is refused with a message; a password file unlocks a Redis")
+def _():
+    for url, want in (("rediss://127.0.0.1:1", "not supported"),
+                      ("redis://127.0.0.1:99999", "bad port"), ("unix://relative", "absolute")):
+        r = T.run([harness.herald_bin(), "--origin=" + o.url, "--listen=127.0.0.1:%d" %
+                   harness.free_port(), "--shared-map=" + url], timeout=10)
+        T.eq(r.returncode, 2, "exit status for --shared-map=" + url)
+        T.check(want in r.stderr, "%s: no '%s' in %r" % (url, want, r.stderr[-200:]))
+    port = harness.free_port()
+    d = os.path.join(T.dir, "redis-auth")
+    os.makedirs(d, exist_ok=True)
+    p = T.spawn("redis-auth", ["redis-server", "--port", str(port), "--bind", "127.0.0.1",
+                               "--dir", d, "--save", "", "--requirepass", "s3cret word"])
+    T.check(harness.wait_listen(port, proc=p.p), "redis-auth did not listen")
+    pw = os.path.join(T.dir, "redis-password")
+    with open(pw, "w") as f:
+        f.write("s3cret word\n")
+    url = "--shared-map=redis://127.0.0.1:%d/2" % port
+    good = T.herald(o, [url, "--shared-map-password-file=" + pw], name="herald-auth")
+    wait("herald-auth connects with the password",
+         lambda: metric(good, "herald_shared_map_up") == 1)
+    T.eq(rcli_at(port, "s3cret word", "-n", "2", "EXISTS", "herald:v1:epoch"), "1",
+         "epoch in database 2")
+    bad = T.herald(o, [url], name="herald-noauth")
+    T.eq(metric(bad, "herald_shared_map_up"), 0, "up without the password")
+    st, j = admin(bad, "GET", "/healthz")
+    T.eq((st, j.get("status")), (200, "degraded"), "/healthz without the password")
+    r = T.curl(["-H", "host: " + AUTH], bad.url + "/")
+    T.eq(r.status, 200, "a request through an instance whose Redis refuses it")
+    T.check("AUTH" in open(bad.err_path).read(), "the refusal is not logged")
+
 
 
 @T.case("convergence times and Redis commands per second per instance")
