@@ -108,6 +108,10 @@ int main(int argc, char **argv)
         fprintf(stderr, "herald: %s\n", admin_err);
         return 2;
     }
+    if (sharedmap_check(&cfg, admin_err, sizeof(admin_err)) != 0) {
+        fprintf(stderr, "herald: %s\n", admin_err);
+        return 2;
+    }
 
     if (cfg.access_log[0] != '\0' && (rc = log_access_open(cfg.access_log)) != 0) {
         LOG_ERROR("cannot open access log %s: %s", cfg.access_log, uv_strerror(rc));
@@ -154,8 +158,10 @@ int main(int argc, char **argv)
     sharedmap_t *shared = NULL;
     char shared_err[512];
     if (sharedmap_start(&cfg, learn, &shared, shared_err, sizeof(shared_err)) != 0) {
-        LOG_ERROR("%s", shared_err);
-        return 2; /* a bad option, as config_load's */
+        LOG_ERROR("%s", shared_err); /* the options passed sharedmap_check: not expected */
+        state_save_sync_and_free(m.state);
+        pagemap_destroy(learn);
+        return 1;
     }
     /* One origin budget for every worker's pool; it outlives the workers. */
     budget_t *budget = budget_create(cfg.origin_max_connections, cfg.origin_queue, cfg.workers);

@@ -119,7 +119,7 @@ struct sharedmap {
     unsigned base_gen;
 
     /* counters, any thread */
-    _Atomic int up;
+    _Atomic int state; /* sharedmap_state_t; written by the sync thread */
     _Atomic uint64_t commands, sync_errors, batches_sent, records_sent, bytes_sent, batches_dropped,
         records_dropped, batches_folded, visits_folded, visits_vetoed, assets_folded, rejected,
         steer_sent, steer_applied, resyncs, epoch_changes, bases_uploaded, bases_loaded,
@@ -312,6 +312,36 @@ static int read_password(sharedmap_t *s, const char *path, char *err, size_t err
 
 /* ---- Redis calls ---- */
 
+/*
+ * The connection's state:
+ *   DOWN     no connection; the next attempt at next_connect_ms (backoff)
+ *   SYNCING  connected: loading, or catching up after a reconnect or a
+ *            change of the shared map's epoch
+ *   UP       connected and in step: rounds of send, check, read
+ * DOWN -> DOWN (an attempt failed), DOWN -> SYNCING, SYNCING -> UP,
+ * SYNCING -> DOWN, UP -> DOWN, UP -> SYNCING (the epoch changed).
+ */
+typedef enum sharedmap_state {
+    SHAREDMAP_DOWN = 0,
+    SHAREDMAP_SYNCING,
+    SHAREDMAP_UP,
+} sharedmap_state_t;
+
+static const char *state_name(int st)
+{
+    return st == SHAREDMAP_UP ? "up" : st == SHAREDMAP_SYNCING ? "syncing" : "down";
+}
+
+static void set_state(sharedmap_t *s, sharedmap_state_t to)
+{
+    sharedmap_state_t from = (sharedmap_state_t)atomic_load(&s->state);
+    assert(to == SHAREDMAP_DOWN || (from == SHAREDMAP_DOWN && to == SHAREDMAP_SYNCING) ||
+           (from == SHAREDMAP_SYNCING && to == SHAREDMAP_UP) ||
+           (from == SHAREDMAP_UP && to == SHAREDMAP_SYNCING));
+    (void)from;
+    atomic_store(&s->state, (int)to);
+}
+
 static void went_down(sharedmap_t *s, const char *reason)
 {
     char why[160]; /* reason may point into s->c */
@@ -321,11 +351,11 @@ static void went_down(sharedmap_t *s, const char *reason)
         s->c = NULL;
     }
     atomic_fetch_add(&s->sync_errors, 1);
-    if (atomic_exchange(&s->up, 0) == 1 || !s->logged_down) {
-        if (!s->logged_down)
-            LOG_WARN("shared map: Redis at %s unavailable (%s): serving and learning from the "
-                     "local map, retrying",
-                     s->url, why);
+    set_state(s, SHAREDMAP_DOWN);
+    if (!s->logged_down) {
+        LOG_WARN("shared map: Redis at %s unavailable (%s): serving and learning from the "
+                 "local map, retrying",
+                 s->url, why);
         s->logged_down = true;
         s->down_since_ms = mono_ms();
     }
@@ -442,7 +472,10 @@ static bool check_epoch(sharedmap_t *s)
         freeReplyObject(r);
         return true;
     }
+    bool was_up = atomic_load(&s->state) == SHAREDMAP_UP;
     if (strcmp(st, "new") == 0) {
+        if (was_up)
+            set_state(s, SHAREDMAP_SYNCING);
         if (s->epoch[0] != '\0') {
             LOG_WARN("shared map: Redis lost the shared map (no epoch): uploading this "
                      "instance's map and pins");
@@ -457,9 +490,13 @@ static bool check_epoch(sharedmap_t *s)
         freeReplyObject(r);
         upload_base(s);
         upload_pins(s);
+        if (was_up && s->c != NULL)
+            set_state(s, SHAREDMAP_UP);
         return s->c != NULL;
     }
     if (strcmp(s->epoch, val) != 0) {
+        if (was_up)
+            set_state(s, SHAREDMAP_SYNCING);
         if (s->epoch[0] != '\0') {
             LOG_WARN("shared map: Redis holds another copy of the shared map: loading it");
             atomic_fetch_add(&s->epoch_changes, 1);
@@ -471,6 +508,8 @@ static bool check_epoch(sharedmap_t *s)
         catch_up(s, false);
         sync_pins(s);
         s->loaded = true;
+        if (was_up && s->c != NULL)
+            set_state(s, SHAREDMAP_UP);
         return s->c != NULL;
     }
     freeReplyObject(r);
@@ -1048,6 +1087,7 @@ static bool connect_redis(sharedmap_t *s)
     struct timeval ctv = {COMMAND_TIMEOUT_MS / 1000, (COMMAND_TIMEOUT_MS % 1000) * 1000};
     redisSetTimeout(c, ctv);
     s->c = c;
+    set_state(s, SHAREDMAP_SYNCING);
     if (s->pass[0] != '\0') {
         const char *argv[] = {"AUTH", s->user, s->pass};
         redisReply *r = s->user[0] ? run(s, 3, argv, NULL) : run2(s, "AUTH", s->pass);
@@ -1088,7 +1128,7 @@ static bool connect_redis(sharedmap_t *s)
         LOG_INFO("shared map: connected to Redis at %s (instance %s)", s->url, s->instance);
     s->logged_down = false;
     s->backoff_ms = 0;
-    atomic_store(&s->up, 1);
+    set_state(s, SHAREDMAP_UP);
     atomic_store(&s->last_sync_ms, wall_ms());
     return true;
 }
@@ -1242,11 +1282,10 @@ static void key(char *buf, const char *prefix, fleetkey_name_t n)
     fleetkey_build(buf, FLEETKEY_MAX_LEN, prefix, n);
 }
 
-int sharedmap_start(const config_t *cfg, pagemap_t *pm, sharedmap_t **out, char *err, size_t errlen)
+/* Parse and check the options into a new s (*out), or fail with a message. */
+static int configure(const config_t *cfg, sharedmap_t **out, char *err, size_t errlen)
 {
     *out = NULL;
-    if (cfg->shared_map[0] == '\0')
-        return 0;
     if (!fleetkey_prefix_valid(cfg->shared_map_prefix)) {
         snprintf(err, errlen, "--shared-map-prefix: at most %d printable characters without spaces",
                  FLEETKEY_MAX_PREFIX);
@@ -1260,6 +1299,31 @@ int sharedmap_start(const config_t *cfg, pagemap_t *pm, sharedmap_t **out, char 
         free(s);
         return rc;
     }
+    *out = s;
+    return 0;
+}
+
+int sharedmap_check(const config_t *cfg, char *err, size_t errlen)
+{
+    if (cfg->shared_map[0] == '\0')
+        return 0;
+    sharedmap_t *s = NULL;
+    int rc = configure(cfg, &s, err, errlen);
+    if (s != NULL)
+        memset(s->pass, 0, sizeof(s->pass));
+    free(s);
+    return rc;
+}
+
+int sharedmap_start(const config_t *cfg, pagemap_t *pm, sharedmap_t **out, char *err, size_t errlen)
+{
+    *out = NULL;
+    if (cfg->shared_map[0] == '\0')
+        return 0;
+    sharedmap_t *s = NULL;
+    int rc = configure(cfg, &s, err, errlen);
+    if (rc != 0)
+        return rc;
     s->pm = pm;
     s->interval_ms = (int64_t)(cfg->shared_map_interval * 1000.0);
     if (s->interval_ms < 1)
@@ -1337,7 +1401,7 @@ void sharedmap_stop(sharedmap_t *s)
 bool sharedmap_degraded(void)
 {
     sharedmap_t *s = atomic_load(&the_map);
-    return s != NULL && atomic_load(&s->up) == 0;
+    return s != NULL && atomic_load(&s->state) != SHAREDMAP_UP;
 }
 
 static double lag_s(sharedmap_t *s)
@@ -1360,8 +1424,8 @@ json_t *sharedmap_stats_json(void)
     json_t *j = json_pack(
         "{s:s, s:s, s:b, s:f, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, "
         "s:I, s:I, s:I, s:I, s:I, s:I}",
-        "instance", s->instance, "prefix", s->prefix, "up", atomic_load(&s->up) != 0, "lag_s",
-        lag_s(s), "commands", (json_int_t)atomic_load(&s->commands), "sync_errors",
+        "instance", s->instance, "prefix", s->prefix, "up", atomic_load(&s->state) == SHAREDMAP_UP,
+        "lag_s", lag_s(s), "commands", (json_int_t)atomic_load(&s->commands), "sync_errors",
         (json_int_t)atomic_load(&s->sync_errors), "batches_sent",
         (json_int_t)atomic_load(&s->batches_sent), "records_sent",
         (json_int_t)atomic_load(&s->records_sent), "bytes_sent",
@@ -1381,6 +1445,7 @@ json_t *sharedmap_stats_json(void)
     if (j == NULL)
         abort();
     json_object_set_new(j, "log_id", json_string(log_id));
+    json_object_set_new(j, "state", json_string(state_name(atomic_load(&s->state))));
     json_object_set_new(j, "queued_batches",
                         json_integer((json_int_t)atomic_load(&s->queued_batches)));
     return j;
@@ -1417,10 +1482,11 @@ char *sharedmap_metrics_append(char *text)
         "herald_shared_map_visits_folded_total %" PRIu64 "\n"
         "# TYPE herald_shared_map_rejected_total counter\n"
         "herald_shared_map_rejected_total %" PRIu64 "\n",
-        atomic_load(&s->up), lag_s(s) < 0 ? 0.0 : lag_s(s), atomic_load(&s->sync_errors),
-        atomic_load(&s->commands), atomic_load(&s->batches_sent), atomic_load(&s->records_sent),
-        atomic_load(&s->bytes_sent), atomic_load(&s->batches_dropped),
-        atomic_load(&s->batches_folded), atomic_load(&s->visits_folded), atomic_load(&s->rejected));
+        atomic_load(&s->state) == SHAREDMAP_UP, lag_s(s) < 0 ? 0.0 : lag_s(s),
+        atomic_load(&s->sync_errors), atomic_load(&s->commands), atomic_load(&s->batches_sent),
+        atomic_load(&s->records_sent), atomic_load(&s->bytes_sent),
+        atomic_load(&s->batches_dropped), atomic_load(&s->batches_folded),
+        atomic_load(&s->visits_folded), atomic_load(&s->rejected));
     size_t old = strlen(text);
     text = xrealloc(text, old + (size_t)n + 1);
     memcpy(text + old, add, (size_t)n + 1);
@@ -1438,6 +1504,14 @@ static const char *unavailable_reason(void)
 {
     return "--shared-map is unavailable: this herald was built without hiredis "
            "(install libhiredis-dev and rebuild)";
+}
+
+int sharedmap_check(const config_t *cfg, char *err, size_t errlen)
+{
+    if (cfg->shared_map[0] == '\0')
+        return 0;
+    snprintf(err, errlen, "%s", unavailable_reason());
+    return HERALD_EUNSUPPORTED;
 }
 
 int sharedmap_start(const config_t *cfg, pagemap_t *pm, sharedmap_t **out, char *err, size_t errlen)

@@ -35,6 +35,14 @@
 typedef struct sharedmap sharedmap_t;
 
 /**
+ * Check the --shared-map options before anything is set up: the URL, the
+ * password file (readable, not empty), the prefix; built without hiredis,
+ * the option itself. Returns 0 (also when the option is off), or
+ * HERALD_EINVAL / HERALD_EUNSUPPORTED with a message in err[errlen].
+ */
+int sharedmap_check(const config_t *cfg, char *err, size_t errlen);
+
+/**
  * With cfg->shared_map set: read the password file, connect, load the
  * shared map into `pm` (base, log, pins; bounded by short timeouts: an
  * unreachable Redis is logged and the instance starts from what it has),
