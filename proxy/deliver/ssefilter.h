@@ -32,6 +32,7 @@ typedef struct ssefilter {
  */
 typedef void (*ssefilter_push_cb)(void *ctx, const char *path, size_t len);
 
+/** Start with an empty state (no line held back, no buffers). */
 void ssefilter_init(ssefilter_t *f);
 /** Free the buffers; a line still held back is dropped. */
 void ssefilter_dispose(ssefilter_t *f);
