@@ -2,7 +2,8 @@
 """The timeline of a page's last delivered visit (GET /maps/timeline and the
 admin page). The demo origin thinks THINK ms before it answers the home
 page; herald (two workers) learns it through two nghttp visits, then a
-third nghttp visit (push accepted, assets not fetched) gets the plan pushed.
+third nghttp visit (push accepted, assets not fetched) gets the plan pushed
+and a fourth (--no-push) gets it as one 103.
 What the timeline says is checked against independent records:
 
 - the pushed paths are those nghttp saw PUSH_PROMISEd, each push's bytes
@@ -13,11 +14,14 @@ What the timeline says is checked against independent records:
   finished before the origin could have answered the page (its request
   time + THINK), and the response head is not earlier than that.
 
+The 103's links are the timeline's hint items, sent within the think time.
+
 Then the admin page in headless Chromium draws the timeline: one SVG per
 page, one bar per item plus the page's own, the think time shaded from 0
 to the head's position; the screenshot goes to the build directory."""
 
 import os
+import re
 import shutil
 import tempfile
 import time
@@ -174,6 +178,31 @@ def _():
     finally:
         d.quit()
         shutil.rmtree(udd, ignore_errors=True)
+
+
+@T.case("no-push visit: the 103's links are the timeline's hints, sent before the head")
+def _():
+    before = time.time() * 1000
+    ng = L.nghttp(T, h.url + "/", ["--no-push"])
+    info = ng.informational(ng.page_sid)
+    T.eq(len(info), 1, "103s nghttp received")
+    links = [v for k, v in info[0][1] if k == "link"]
+    sent = sorted(L.link_targets(links))
+    T.check(len(sent) >= 5, "only %d preloads in the 103" % len(sent))
+    tl = fetch_timeline(before)
+    hints = [i for i in tl["items"] if i["via"] == "hint"]
+    T.eq([i for i in tl["items"] if i["via"] == "push"], [], "pushes to a no-push client")
+    T.eq(sorted(re.sub(r"^https?://[^/]+", "", i["url"]) for i in hints), sent,
+         "hinted URLs")
+    T.check(tl["hints_ms"] is not None and all(i["at_ms"] == tl["hints_ms"] for i in hints),
+            "hint times %s" % tl)
+    T.check(tl["hints_ms"] < tl["head_ms"], "103 at %s, head at %s" % (tl["hints_ms"],
+                                                                       tl["head_ms"]))
+    page_req = [e for e in o.events("request") if e["target"] == "/" and
+                e["t"] * 1000 >= tl["at"] - SLACK]
+    T.eq(len(page_req), 1, "origin requests for / in this visit")
+    T.check(tl["at"] + tl["hints_ms"] < page_req[0]["t"] * 1000 + THINK,
+            "103 not within the origin's think time")
 
 
 @T.case("forgetting the page forgets its timeline")
