@@ -155,7 +155,7 @@ const char admin_page_html[] =
     "  const pushes = items.filter((i) => i.via === \"push\");\n"
     "  const early = pushes.filter((i) => i.end_ms !== null && t.head_ms !== null && i.end_ms <= t.head_ms);\n"
     "  box.appendChild(el(\"div\", {\"class\": \"meta\"}, \"last delivered visit \" + new Date(t.at).toISOString() +\n"
-    "    \": think \" + ms(t.head_ms) + \" · 103 \" + ms(t.hints_ms) + \" · HTML end \" + ms(t.html_end_ms) +\n"
+    "    \": think (shaded) \" + ms(t.head_ms) + (t.hints_ms === null ? \" · no 103\" : \" · 103 at \" + ms(t.hints_ms)) + \" · HTML end \" + ms(t.html_end_ms) +\n"
     "    \" · \" + pushes.length + \" push(es), \" + early.length + \" finished within the think time · \" +\n"
     "    (items.length - pushes.length) + \" hint(s)\" + (t.dropped ? \" · \" + t.dropped + \" not shown\" : \"\")));\n"
     "  box.appendChild(svg);\n"
