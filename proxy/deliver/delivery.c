@@ -28,6 +28,7 @@
 #include "log.h"
 #include "pace.h"
 #include "ssefilter.h"
+#include "timeline.h"
 
 /** What an exchange is to delivery (fixed when its delivery_ex_t is made). */
 typedef enum delivery_role {
@@ -89,6 +90,8 @@ struct delivery_ex {
     exchange_t *ex;
     delivery_role_t role;
     delivery_conn_t *dc; /* a reference, or NULL (h1) */
+    timeline_t *tl;      /* a reference to the page's timeline, once it delivered */
+    int tl_idx;          /* pushed: its item in tl (-1: none) */
 
     /* page */
     pagemap_plan_t plan;     /* copied out at request arrival; owned */
@@ -196,6 +199,9 @@ static void push_start(delivery_ex_t *p)
 {
     push_set_state(p, DELIVERY_PUSH_FETCHING);
     p->dc->fetching++;
+    timeline_item_t *ti = timeline_item(p->tl, p->tl_idx);
+    if (ti != NULL)
+        ti->fetch_ms = timeline_ms(p->tl, uv_hrtime());
     exchange_t *ex = p->ex;
     /* May fail synchronously (on_response_end runs); ex stays
      * valid: the frontend holds it until the stream closes. */
@@ -235,8 +241,20 @@ static delivery_ex_t *dx_create(exchange_t *ex, delivery_role_t role, delivery_c
     dx->dc = conn_ref(dc);
     list_init(&dx->deferred);
     list_init(&dx->link);
+    dx->tl_idx = -1;
     ex->deliver = dx;
     return dx;
+}
+
+/* The page's timeline (timeline.h), begun when it first delivers something. */
+static timeline_t *page_timeline(delivery_ex_t *page)
+{
+    if (page->tl == NULL) {
+        const char *key = learning_page_key(page->ex);
+        if (key != NULL)
+            page->tl = timeline_begin(key, page->ex->t_start, page->ex->wall_start_us / 1000);
+    }
+    return page->tl;
 }
 
 /*
@@ -259,6 +277,9 @@ static delivery_ex_t *promise(exchange_t *parent, const char *path, const char *
     if (key != NULL) {
         p->key = xstrdup(key);
         learning_note_delivery(parent, key, PAGEMAP_DELIVERY_PROMISED, 0);
+        p->tl = timeline_ref(page_timeline(parent->deliver));
+        if (p->tl != NULL)
+            p->tl_idx = timeline_add(p->tl, path, TIMELINE_PUSH, uv_hrtime());
     }
     atomic_fetch_add(&stats.promised, 1);
     return p;
@@ -626,8 +647,15 @@ static void deliver_hints(delivery_ex_t *dx)
         dx->nhinted = (unsigned)nkeys;
         atomic_fetch_add(&stats.hints_sent, 1);
         atomic_fetch_add(&stats.hinted_links, nkeys);
-        for (size_t i = 0; i < nkeys; i++)
+        uint64_t now = uv_hrtime();
+        timeline_t *tl = page_timeline(dx);
+        if (tl != NULL)
+            tl->hints_ms = timeline_ms(tl, now);
+        for (size_t i = 0; i < nkeys; i++) {
             learning_note_delivery(ex, keys[i], PAGEMAP_DELIVERY_HINTED, 0);
+            if (tl != NULL)
+                timeline_add(tl, keys[i], TIMELINE_HINT, now);
+        }
     }
     free(keys);
 }
@@ -801,6 +829,10 @@ static void on_response_head(void *data, exchange_t *ex, bool final)
         bool ok = ex->status >= 200 && ex->status < 300;
         if (ok && dx->push_mode)
             push_origin_links(dx);
+        if (dx->tl != NULL) {
+            dx->tl->head_ms = timeline_ms(dx->tl, uv_hrtime());
+            dx->tl->status = ex->status;
+        }
         /* The HTML is here: the rest of the plan is fetched to follow it. */
         ahead_arrived(dx->ahead);
         release_deferred(dx);
@@ -851,6 +883,8 @@ static void on_response_end(void *data, exchange_t *ex, bool ok)
     if (dx == NULL)
         return;
     if (dx->role == DELIVERY_ROLE_PAGE) {
+        if (dx->tl != NULL)
+            dx->tl->html_end_ms = timeline_ms(dx->tl, uv_hrtime());
         ahead_open(dx->ahead);
         release_deferred(dx); /* the HTML is out (or failed): the rest of the plan follows */
         return;
@@ -865,6 +899,12 @@ static void on_response_end(void *data, exchange_t *ex, bool ok)
         atomic_fetch_add(&stats.pushed_bytes, ex->resp_body_bytes);
         if (dx->key != NULL)
             learning_note_delivery(ex, dx->key, PAGEMAP_DELIVERY_COMPLETED, ex->resp_body_bytes);
+    }
+    timeline_item_t *ti = timeline_item(dx->tl, dx->tl_idx);
+    if (ti != NULL) {
+        ti->fetched_ms = timeline_ms(dx->tl, uv_hrtime());
+        ti->first_byte_ms = ex->t_first_byte ? timeline_ms(dx->tl, ex->t_first_byte) : -1;
+        ti->bytes = ex->resp_body_bytes;
     }
     push_set_state(dx, DELIVERY_PUSH_DONE);
     dx->dc->fetching--;
@@ -904,9 +944,17 @@ static void on_free(void *data, exchange_t *ex)
             dx->dc->fetching--;
             pump(dx->dc);
         }
+        timeline_item_t *ti = timeline_item(dx->tl, dx->tl_idx);
+        if (ti != NULL) {
+            ti->end_ms = timeline_ms(dx->tl, uv_hrtime());
+            ti->outcome = dx->completed ? TIMELINE_COMPLETED
+                          : dx->failed  ? TIMELINE_FAILED
+                                        : TIMELINE_CANCELLED;
+        }
         ahead_release(dx->page_ahead);
         free(dx->key);
     }
+    timeline_release(dx->tl); /* the last one stores the page's timeline */
     ssefilter_dispose(&dx->sse_filter);
     conn_release(dx->dc);
     free(dx);

@@ -23,6 +23,7 @@
 #include "herald/error.h"
 #include "link.h"
 #include "admin_query.h"
+#include "admin_timeline.h"
 #include "alloc.h"
 #include "list.h"
 #include "delivery.h"
@@ -368,6 +369,8 @@ static void handle_forget(admin_conn_t *c, const char *q)
         } else if (rc != 0) {
             respond_error(c, 500, "%s", herald_strerror(rc));
         } else {
+            if (asset == NULL)
+                timeline_store_forget(page);
             state_mark_dirty(c->admin->st);
             LOG_INFO("admin: forget %s%s%s", page, asset != NULL ? " -> " : "",
                      asset != NULL ? asset : "");
@@ -380,6 +383,22 @@ static void handle_forget(admin_conn_t *c, const char *q)
     }
     free(page);
     free(asset);
+}
+
+/* The page's last delivered visit (deliver/timeline.h). */
+static void handle_timeline(admin_conn_t *c, const char *q)
+{
+    char *page = admin_query_get(q, "page");
+    timeline_t t;
+    if (page == NULL || page[0] == '\0') {
+        respond_error(c, 400, "missing ?page=KEY");
+    } else if (timeline_store_get(page, &t) != 0) {
+        respond_error(c, 404, "no delivered visit of %s", page);
+    } else {
+        respond_json(c, 200, admin_timeline_json(&t));
+        timeline_dispose(&t);
+    }
+    free(page);
 }
 
 static void handle_export(admin_conn_t *c)
@@ -637,6 +656,10 @@ static void route(admin_conn_t *c)
         handle_maps(c, q);
     else if (strcmp(path, "/maps/page") == 0 && get)
         handle_page_get(c, q);
+    else if (strcmp(path, "/maps/timeline") == 0 && get)
+        handle_timeline(c, q);
+    else if (strcmp(path, "/maps/timeline") == 0)
+        respond_error(c, 405, "method %s not allowed on %s", llhttp_method_name(method), path);
     else if (strcmp(path, "/maps/page") == 0 && method == HTTP_DELETE)
         handle_forget(c, q);
     else if (strcmp(path, "/maps/pin") == 0 && post)
