@@ -9,9 +9,9 @@
  * until it lasts at least 20 ms, so small pages are timed above clock noise.
  * One line per page and a total, "key value" pairs for bench/parse.sh.
  */
-#include "parser/asset.h"
-#include "parser/css.h"
-#include "parser/html.h"
+#include "asset.h"
+#include "css.h"
+#include "html.h"
 
 #include <gumbo.h>
 #include <stdio.h>

@@ -1,7 +1,7 @@
 #!/usr/bin/python3
 """Regenerate dist/herald.conf and dist/herald.1 from the option table of a
 built herald (`herald --print-config`, `herald --help`), so both stay in
-sync with proxy/config.c. Usage: dist/gen.py BUILD/proxy/herald [--check]
+sync with proxy/options.c. Usage: dist/gen.py BUILD/proxy/herald [--check]
 (--check: exit 1 when the committed files differ)."""
 
 import os

@@ -1,5 +1,5 @@
 /* Response header facts and what they allow (see cachepolicy.h). */
-#include "learn/cachepolicy.h"
+#include "cachepolicy.h"
 
 #include <stddef.h>
 #include <stdlib.h>

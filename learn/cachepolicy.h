@@ -38,7 +38,8 @@ unsigned cachepolicy_parse_cache_control(const char *value);
 /** The bits of one Vary value (a comma-separated list of header names). NULL → 0. */
 unsigned cachepolicy_parse_vary(const char *value);
 
-/** The response headers that decide how long a cache may reuse a response. Borrowed; NULL absent. */
+/** The response headers that decide how long a cache may reuse a response. Borrowed; NULL absent.
+ */
 typedef struct cachepolicy_fresh {
     const char *cache_control; /* every Cache-Control line joined with ", " */
     const char *expires;

@@ -1,7 +1,7 @@
 /*
  * Golomb-Rice coded cache digest (draft-ietf-httpbis-cache-digest-02).
  */
-#include "learn/digest.h"
+#include "digest.h"
 
 #include <openssl/sha.h>
 #include <stdlib.h>

@@ -1,5 +1,5 @@
 /*
- * The cache-digest cookie (DESIGN.md, "Delivery policy" step 2): a
+ * The cache-digest cookie (docs/architecture.md, "Delivery policy" step 2): a
  * Golomb-coded set of URL+ETag hashes encoded as in
  * draft-ietf-httpbis-cache-digest-02, section 2.1, carried in a cookie as
  * base64url without padding.

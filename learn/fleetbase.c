@@ -2,15 +2,15 @@
  * The base map (fleetbase.h): a dump cut into snapshot documents, and the
  * header that says which evidence they hold.
  */
-#include "learn/fleetbase.h"
+#include "fleetbase.h"
 
 #include <jansson.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
-#include "learn/fleetjson.h"
-#include "learn/snapshot.h"
+#include "fleetjson.h"
+#include "snapshot.h"
 #include "herald/error.h"
 
 void fleetbase_chunks_dispose(fleetbase_chunks_t *c)

@@ -27,9 +27,9 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "learn/fleetfold.h"
-#include "learn/fleetlog.h"
-#include "learn/pagemap.h"
+#include "fleetfold.h"
+#include "fleetlog.h"
+#include "pagemap.h"
 
 #define FLEETBASE_VERSION 1
 /** Default chunk size the writer aims at. */

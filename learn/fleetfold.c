@@ -3,7 +3,7 @@
  * (a sorted array: a fleet has tens of instances, not millions) and the
  * application of a decoded batch through the map's own commit code.
  */
-#include "learn/fleetfold.h"
+#include "fleetfold.h"
 
 #include <stdlib.h>
 #include <string.h>

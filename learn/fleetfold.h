@@ -26,9 +26,9 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "learn/fleetlog.h"
-#include "learn/fleetmark.h"
-#include "learn/pagemap.h"
+#include "fleetlog.h"
+#include "fleetmark.h"
+#include "pagemap.h"
 
 #define FLEETFOLD_DEFAULT_MAX_INSTANCES 1024
 /** A week: longer than the default log TTL (fleetkey.h). */

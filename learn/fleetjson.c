@@ -1,5 +1,5 @@
 /* The shared frame of the fleet's JSON values (fleetjson.h). */
-#include "learn/fleetjson.h"
+#include "fleetjson.h"
 
 #include <stdarg.h>
 #include <stdio.h>

@@ -3,13 +3,13 @@
  * only append, dedupe, cap and set TTLs: what a batch means is decided by
  * the instances, with learn/'s own code (fleetfold.h).
  */
-#include "learn/fleetkey.h"
+#include "fleetkey.h"
 
 #include <inttypes.h>
 #include <stdio.h>
 
-#include "learn/fleetlog.h"
-#include "learn/fleetmark.h"
+#include "fleetlog.h"
+#include "fleetmark.h"
 #include "herald/error.h"
 
 static const char *const names[FLEETKEY_NAME_COUNT_] = {

@@ -4,7 +4,7 @@
  * the caps hold before anything is sent), and a strict decoder that
  * validates a whole batch before the caller may apply any of it.
  */
-#include "learn/fleetlog.h"
+#include "fleetlog.h"
 
 #include <inttypes.h>
 #include <jansson.h>
@@ -14,8 +14,8 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "learn/cachepolicy.h"
-#include "learn/fleetjson.h"
+#include "cachepolicy.h"
+#include "fleetjson.h"
 #include "herald/error.h"
 
 /* The bit values below are on the wire: changing them needs a new version. */

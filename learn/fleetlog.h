@@ -63,8 +63,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "learn/digest.h"
-#include "learn/pagemap.h"
+#include "digest.h"
+#include "pagemap.h"
 
 #define FLEETLOG_VERSION 1
 /** Largest encoded batch, in bytes (the decoder's first check). */

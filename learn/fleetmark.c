@@ -3,7 +3,7 @@
  * ring in insertion order (the oldest goes first when full) indexed by an
  * open-addressing table with backward-shift deletion.
  */
-#include "learn/fleetmark.h"
+#include "fleetmark.h"
 
 #include <arpa/inet.h>
 #include <openssl/sha.h>

@@ -2,13 +2,13 @@
  * Steering messages (fleetsteer.h): a strict JSON codec, their application
  * to the map, and the resync of pins and bans against the fleet's set.
  */
-#include "learn/fleetsteer.h"
+#include "fleetsteer.h"
 
 #include <jansson.h>
 #include <stdlib.h>
 #include <string.h>
 
-#include "learn/fleetjson.h"
+#include "fleetjson.h"
 #include "herald/error.h"
 
 static const char *const op_names[FLEETSTEER_OP_COUNT_] = {"pin", "ban", "learned", "forget-edge",

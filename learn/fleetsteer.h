@@ -26,8 +26,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "learn/fleetlog.h"
-#include "learn/pagemap.h"
+#include "fleetlog.h"
+#include "pagemap.h"
 
 #define FLEETSTEER_VERSION 1
 /** Largest encoded message. */

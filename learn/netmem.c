@@ -6,7 +6,7 @@
  * the head) gives both the eviction victim and the expiry sweep, since the
  * network updated longest ago is the first to expire.
  */
-#include "learn/netmem.h"
+#include "netmem.h"
 
 #include <arpa/inet.h>
 #include <math.h>

@@ -1,5 +1,5 @@
 /*
- * Per-client-network memory of path estimates (DESIGN.md, "Delivery
+ * Per-client-network memory of path estimates (docs/architecture.md, "Delivery
  * policy": the budget needs the connection's delivery rate before the
  * connection has measured anything). A client network is an IPv4 /24 or an
  * IPv6 /48: clients behind one access network usually share its bottleneck.

@@ -6,8 +6,8 @@
  * admin's copies, steering, dump and restore. Evidence is in
  * pagemap_evidence.c, planning in pagemap_plan.c.
  */
-#include "learn/pagemap.h"
-#include "learn/pagemap_impl.h"
+#include "pagemap.h"
+#include "pagemap_impl.h"
 
 #include <math.h>
 #include <pthread.h>
@@ -15,7 +15,7 @@
 #include <string.h>
 #include <strings.h>
 
-#include "learn/template.h"
+#include "template.h"
 #include "herald/error.h"
 
 /* ---- small helpers ------------------------------------------------------ */

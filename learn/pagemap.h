@@ -68,8 +68,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "learn/cachepolicy.h"
-#include "learn/digest.h"
+#include "cachepolicy.h"
+#include "digest.h"
 
 #define PAGEMAP_DEFAULT_DECAY 0.9
 #define PAGEMAP_DEFAULT_MIN_CONFIDENCE 0.5
@@ -449,9 +449,9 @@ typedef struct pagemap_edge_info {
     uint64_t size;
     int status;
     char *content_type, *etag, *last_modified, *location;
-    unsigned policy; /* CACHEPOLICY_* bits */
+    unsigned policy;  /* CACHEPOLICY_* bits */
     int64_t fresh_ms; /* freshness lifetime of its last response, < 0 unknown */
-    bool unpushable; /* a push of it came back non-200 */
+    bool unpushable;  /* a push of it came back non-200 */
 } pagemap_edge_info_t;
 
 /** Free the strings of one page info (not the struct itself). */

@@ -3,13 +3,13 @@
  * committed page visit does to its page's edges, plus the asset metadata
  * and delivery counters that responses and deliveries report.
  */
-#include "learn/pagemap.h"
-#include "learn/pagemap_impl.h"
+#include "pagemap.h"
+#include "pagemap_impl.h"
 
 #include <stdlib.h>
 #include <string.h>
 
-#include "learn/template.h"
+#include "template.h"
 #include "herald/error.h"
 
 /* One distinct item of a visit (the copies of one key merged). */

@@ -14,7 +14,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "learn/pagemap.h"
+#include "pagemap.h"
 
 typedef struct pm_hnode {
     struct pm_hnode *next;
@@ -35,9 +35,9 @@ typedef struct pm_asset {
     int status;
     uint64_t size;
     char *content_type, *etag, *last_modified, *location;
-    unsigned policy; /* CACHEPOLICY_* */
+    unsigned policy;  /* CACHEPOLICY_* */
     int64_t fresh_ms; /* < 0 unknown */
-    bool unpushable; /* a push of it came back non-200 */
+    bool unpushable;  /* a push of it came back non-200 */
 } pm_asset_t;
 
 typedef struct pm_edge {

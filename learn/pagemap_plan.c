@@ -3,8 +3,8 @@
  * one request gets: which edges, in which order, with what each allows
  * (push, hint), minus the confirmed ones held back to explore.
  */
-#include "learn/pagemap.h"
-#include "learn/pagemap_impl.h"
+#include "pagemap.h"
+#include "pagemap_impl.h"
 
 #include <math.h>
 #include <stdlib.h>

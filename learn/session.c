@@ -1,5 +1,5 @@
 /* A connection's visits and what it asked for (see session.h). */
-#include "learn/session.h"
+#include "session.h"
 
 #include <stdlib.h>
 #include <string.h>

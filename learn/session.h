@@ -29,8 +29,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "learn/pagemap.h"
-#include "learn/visit.h"
+#include "pagemap.h"
+#include "visit.h"
 
 /** Visits with an open window per connection, at most. */
 #define SESSION_MAX_OPEN 8

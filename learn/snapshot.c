@@ -3,7 +3,7 @@
  * lock) on the way out; JSON -> validated dump -> restore (one lock hold)
  * on the way in, so bad input never touches the map.
  */
-#include "learn/snapshot.h"
+#include "snapshot.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -17,7 +17,7 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "learn/cachepolicy.h"
+#include "cachepolicy.h"
 #include "herald/error.h"
 
 static const char *const cors_names[] = {"none", "anonymous", "use-credentials"};

@@ -1,5 +1,5 @@
 /*
- * The learned map as one versioned JSON document (DESIGN.md, "State on
+ * The learned map as one versioned JSON document (docs/architecture.md, "State on
  * disk"; the admin export/import uses the same format):
  *
  *   {"version":2,"pages":[{"key":"example.com/item/1","template_key":"example.com/item/ *",
@@ -37,7 +37,7 @@
 
 #include <stddef.h>
 
-#include "learn/pagemap.h"
+#include "pagemap.h"
 
 #define SNAPSHOT_VERSION 2
 /** Largest document snapshot_load_file reads. */

@@ -1,7 +1,7 @@
 /*
  * Page and template keys: string surgery over already-normalised keys.
  */
-#include "learn/template.h"
+#include "template.h"
 
 #include <ctype.h>
 #include <stdlib.h>

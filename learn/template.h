@@ -1,5 +1,5 @@
 /*
- * Page keys and template keys (DESIGN.md, "Learning"). A page key is the
+ * Page keys and template keys (docs/architecture.md, "Learning"). A page key is the
  * authority followed by the already-normalised path and query
  * ("example.com/item/123?x=1"). A template key generalises the parts of a
  * page key that look like identifiers so that sibling pages

@@ -1,5 +1,5 @@
 /* One page visit's evidence (see visit.h). */
-#include "learn/visit.h"
+#include "visit.h"
 
 #include <stdlib.h>
 #include <string.h>

@@ -30,8 +30,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "learn/digest.h"
-#include "learn/pagemap.h"
+#include "digest.h"
+#include "pagemap.h"
 
 /** Items one visit collects at most (the map counts PAGEMAP_MAX_VISIT_ITEMS). */
 #define VISIT_MAX_ITEMS PAGEMAP_MAX_VISIT_ITEMS

@@ -2,7 +2,7 @@
  * The asset list: growth, dedupe and disposal. Kept apart from html.c so the
  * CSS path of herald-scan and the proxy can fill the same list.
  */
-#include "parser/asset.h"
+#include "asset.h"
 
 #include "herald/error.h"
 

@@ -4,7 +4,7 @@
  * by iconv, because glibc's CP1252 rejects the five bytes WHATWG maps to C1
  * controls and the table is faster; everything else goes through iconv.
  */
-#include "parser/charset.h"
+#include "charset.h"
 
 #include "herald/error.h"
 

@@ -5,7 +5,7 @@
  * apart. No tokens or trees are allocated: tokens are spans of the input and
  * values are decoded only when a URL is emitted, which keeps the scan fast.
  */
-#include "parser/css.h"
+#include "css.h"
 
 #include <stdbool.h>
 #include <stdint.h>
@@ -13,8 +13,8 @@
 #include <string.h>
 
 #include "herald/error.h"
-#include "parser/strbuf.h"
-#include "parser/url.h"
+#include "strbuf.h"
+#include "url.h"
 
 /* ---- tokenizer ---------------------------------------------------------- */
 

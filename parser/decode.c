@@ -3,7 +3,7 @@
  * Stacked codings run as a chain of stages, each passing bounded chunks to
  * the next, so memory stays at one chunk per stage plus the capped output.
  */
-#include "parser/decode.h"
+#include "decode.h"
 
 #include <brotli/decode.h>
 #include <stdbool.h>

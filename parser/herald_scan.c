@@ -3,10 +3,10 @@
  * one JSON object per line. The tool the golden tests and humans use to see
  * what the proxy would learn from a page.
  */
-#include "parser/asset.h"
-#include "parser/decode.h"
+#include "asset.h"
+#include "decode.h"
 #include "herald/error.h"
-#include "parser/html.h"
+#include "html.h"
 
 #include <errno.h>
 #include <stdio.h>

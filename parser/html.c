@@ -3,12 +3,12 @@
  * loading a page at DPR 1 in a 1280x800 viewport with scripting enabled;
  * each rule names the spec/browser behaviour it copies.
  */
-#include "parser/html.h"
+#include "html.h"
 
-#include "parser/charset.h"
-#include "parser/css.h"
+#include "charset.h"
+#include "css.h"
 #include "herald/error.h"
-#include "parser/url.h"
+#include "url.h"
 
 #include <ctype.h>
 #include <gumbo.h>

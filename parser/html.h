@@ -1,6 +1,6 @@
 /*
  * HTML discovery: the subresources a browser fetches early from a page (see
- * DESIGN.md, "Discovery"). Incremental on input, one-shot on parsing: the
+ * docs/architecture.md, "Discovery"). Incremental on input, one-shot on parsing: the
  * proxy feeds bytes as they pass, then runs finish() once, off the loop (on
  * a thread pool). A scanner has no shared state, so scanners on different
  * documents run concurrently; one scanner is used by one thread at a time.
@@ -12,7 +12,7 @@
 #ifndef HERALD_HTML_H
 #define HERALD_HTML_H
 
-#include "parser/asset.h"
+#include "asset.h"
 
 #include <stdbool.h>
 #include <stddef.h>

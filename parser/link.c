@@ -5,15 +5,15 @@
  * empty list elements, a trailing ';', and unquoted values holding
  * characters outside `token` such as `type=text/css`.
  */
-#include "parser/link.h"
+#include "link.h"
 
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "herald/error.h"
-#include "parser/strbuf.h"
-#include "parser/url.h"
+#include "strbuf.h"
+#include "url.h"
 
 static int buf_str(strbuf_t *b, const char *s)
 {

@@ -9,7 +9,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 
-#include "parser/asset.h"
+#include "asset.h"
 
 /** Relation types herald acts on, as bits of link_t.rel; any other is LINK_REL_OTHER. */
 enum link_rel {

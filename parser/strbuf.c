@@ -1,4 +1,4 @@
-#include "parser/strbuf.h"
+#include "strbuf.h"
 
 #include <stdint.h>
 #include <stdlib.h>

@@ -4,7 +4,7 @@
  * first cleaned the way the WHATWG URL parser would read them; the output is
  * then a URL uriparser accepts and a browser would send.
  */
-#include "parser/url.h"
+#include "url.h"
 
 #include <arpa/inet.h>
 #include <stdint.h>
@@ -474,7 +474,8 @@ bool url_is_key(const char *url)
         while (url[n] >= '0' && url[n] <= '9')
             n++;
         size_t plen = n - p;
-        if (plen == 0 || plen > 5 || url[p] == '0' || strtol(url + p, NULL, 10) > 65535 || (plen == 2 && memcmp(url + p, "80", 2) == 0) ||
+        if (plen == 0 || plen > 5 || url[p] == '0' || strtol(url + p, NULL, 10) > 65535 ||
+            (plen == 2 && memcmp(url + p, "80", 2) == 0) ||
             (plen == 3 && memcmp(url + p, "443", 3) == 0))
             return false; /* default ports are dropped: the slow path decides which */
     }

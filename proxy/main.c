@@ -11,18 +11,19 @@
 #include <sys/resource.h>
 #include <uv.h>
 
-#include "proxy/admin.h"
-#include "proxy/alloc.h"
-#include "proxy/budget.h"
-#include "proxy/config.h"
-#include "proxy/log.h"
-#include "proxy/metrics.h"
-#include "proxy/reload.h"
-#include "proxy/sharedmap.h"
-#include "proxy/state.h"
-#include "proxy/tls.h"
-#include "proxy/worker.h"
-#include "learn/pagemap.h"
+#include "admin.h"
+#include "alloc.h"
+#include "budget.h"
+#include "options.h"
+#include "log.h"
+#include "metrics.h"
+#include "reload.h"
+#include "state.h"
+#include "tls.h"
+#include "worker.h"
+#include "pagemap.h"
+#include "config.h"
+#include "sharedmap.h"
 #include "herald/error.h"
 
 typedef struct herald_main {

@@ -1,17 +1,18 @@
 /*
  * SIGHUP (config reload) and SIGUSR1 (log reopen); see reload.h.
  */
-#include "proxy/reload.h"
+#include "reload.h"
 
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
-#include "proxy/admin.h"
-#include "proxy/alloc.h"
-#include "proxy/log.h"
-#include "proxy/tls.h"
-#include "proxy/worker.h"
+#include "admin.h"
+#include "alloc.h"
+#include "log.h"
+#include "options.h"
+#include "tls.h"
+#include "worker.h"
 
 static void on_sighup(uv_signal_t *s, int signum)
 {

@@ -14,7 +14,7 @@
 #include <stddef.h>
 #include <uv.h>
 
-#include "proxy/config.h"
+#include "config.h"
 
 typedef struct admin admin_t;
 typedef struct worker worker_t;

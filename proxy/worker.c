@@ -4,7 +4,7 @@
  * happens on its loop. The main thread talks to a worker only through
  * worker_request_stop() (a uv_async) and worker_join().
  */
-#include "proxy/worker.h"
+#include "worker.h"
 
 #include <assert.h>
 #include <errno.h>
@@ -18,13 +18,14 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
-#include "proxy/alloc.h"
-#include "proxy/budget.h"
-#include "proxy/delivery.h"
-#include "proxy/learning.h"
-#include "proxy/log.h"
-#include "proxy/metrics.h"
-#include "proxy/upstream.h"
+#include "alloc.h"
+#include "budget.h"
+#include "delivery.h"
+#include "learning.h"
+#include "log.h"
+#include "options.h"
+#include "metrics.h"
+#include "upstream.h"
 
 /* Free 16 KiB blocks a worker keeps for reuse, at most 4 MiB: only a worker
  * that once had that much response body queued at the same time keeps it.

@@ -1,7 +1,7 @@
 /*
  * A worker: one thread, one uv loop, its own SO_REUSEPORT listeners, its own
  * client connections and its own origin connection pool. Workers share only
- * the read-only config and the TLS context (and, later, the learned map).
+ * the read-only config, the TLS context, the learned map and the origin budget.
  */
 #ifndef HERALD_WORKER_H
 #define HERALD_WORKER_H
@@ -11,11 +11,11 @@
 #include <stdint.h>
 #include <uv.h>
 
-#include "proxy/block.h"
-#include "proxy/config.h"
-#include "proxy/conn.h"
-#include "proxy/exchange.h"
-#include "proxy/metrics.h"
+#include "block.h"
+#include "config.h"
+#include "conn.h"
+#include "exchange.h"
+#include "metrics.h"
 
 typedef struct ssl_ctx_st SSL_CTX;
 typedef struct upstream_pool upstream_pool_t;

@@ -3,7 +3,9 @@
 that goes up or sideways (not listed in ALLOWED below), or on a cycle.
 
 Two kinds of edges, both from the sources and the build:
-- includes: `#include "dir/file.h"` in a layer's .c and .h files;
+- includes: `#include "file.h"` in a layer's .c and .h files (headers are
+  named by bare file name, unique across the project: two headers with one
+  name are an error);
 - symbols: what each object file of a layer leaves undefined (`nm -u`),
   resolved to the layer whose object defines it. A function declared in
   one layer's header and defined in another makes a cycle that includes
@@ -94,12 +96,23 @@ def include_edges(layers):
     edges = {}
     inc = re.compile(r'^\s*#\s*include\s+"([^"]+)"', re.M)
     by_file = files(layers)
+    by_name = {}
+    for rel in by_file:
+        if rel.endswith(".h"):
+            if os.path.basename(rel) in by_name:
+                sys.exit("layers: two headers named %s: %s and %s" % (
+                    os.path.basename(rel), by_name[os.path.basename(rel)], rel))
+            by_name[os.path.basename(rel)] = rel
     for rel, layer in by_file.items():
         with open(os.path.join(ROOT, rel), encoding="utf-8", errors="replace") as f:
             text = f.read()
         for target in inc.findall(text):
-            # "herald/error.h" lives under include/; others are root-relative
-            cand = target if os.path.exists(os.path.join(ROOT, target)) else "include/" + target
+            # headers are included by bare file name (unique across the
+            # project); "herald/error.h" lives under include/
+            cand = by_name.get(os.path.basename(target)) if "/" not in target else (
+                target if os.path.exists(os.path.join(ROOT, target)) else "include/" + target)
+            if cand is None:
+                continue
             tl = layer_of(cand, layers)
             if tl is None or tl == layer:
                 continue
@@ -126,8 +139,14 @@ def symbol_edges(layers, build):
     """Edges from the objects meson built for each source (any target)."""
     objs = {}
     # file names are unique across folders (STYLE.md): an object's name
-    # (meson: <lib>.p/<file>.c.o) tells its source
-    by_base = {os.path.basename(rel): rel for rel in files(layers) if rel.endswith(".c")}
+    # tells its source (meson: <lib>.p/<path from the meson.build's folder,
+    # "/" written "_">.c.o, e.g. base_alloc.c.o for proxy/base/alloc.c)
+    by_base = {}
+    for rel in files(layers):
+        if rel.endswith(".c"):
+            parts = rel.split("/")
+            for i in range(len(parts)):
+                by_base.setdefault("_".join(parts[i:]), rel)
     for o in glob.glob(os.path.join(build, "**", "*.o"), recursive=True):
         if "fuzz" in o or "test" in o or "bench" in o:
             continue

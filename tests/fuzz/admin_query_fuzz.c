@@ -1,5 +1,5 @@
 /*
- * libFuzzer target for proxy/admin_query.c, which reads the query strings
+ * libFuzzer target for proxy/ops/admin_query.c, which reads the query strings
  * of admin requests (?page=...&asset=...). Input: a parameter name, a NUL,
  * the query string (the name is also looked up among the admin API's own).
  *
@@ -13,7 +13,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "proxy/admin_query.h"
+#include "admin_query.h"
 
 static void check_name(const char *q, const char *name)
 {

@@ -1,5 +1,5 @@
 /*
- * libFuzzer target for proxy/config.c, which reads the config file (and the
+ * libFuzzer target for proxy/options.c, which reads the config file (and the
  * command line). Input: the file's bytes, then optionally a NUL and
  * command-line flags, one per line. The file is handed over as
  * /proc/self/fd/N of a memfd, as --config would name a real file.
@@ -22,7 +22,7 @@
 #include <sys/mman.h>
 #include <unistd.h>
 
-#include "proxy/config.h"
+#include "options.h"
 
 int getaddrinfo(const char *node, const char *service, const struct addrinfo *hints,
                 struct addrinfo **res)

@@ -1,5 +1,5 @@
 /*
- * libFuzzer target for the Cookie header parser of proxy/headers.c
+ * libFuzzer target for the Cookie header parser of proxy/http/headers.c
  * (headers_cookie_value, which learning_cookie_value uses to find the cache
  * digest cookie in a request). Input: one byte giving the cookie name's
  * length, the name, then the Cookie header value.
@@ -13,7 +13,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "proxy/headers.h"
+#include "headers.h"
 
 /* Reference: the first pair "name=..." after any run of ' ' and ';'. */
 static const char *ref(const char *v, size_t n, const char *name, size_t *len)

@@ -3,7 +3,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "parser/css.h"
+#include "css.h"
 
 static int check(void *arg, const css_ref_t *ref)
 {

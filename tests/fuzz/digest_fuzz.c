@@ -2,7 +2,7 @@
 #include <stdint.h>
 #include <stdlib.h>
 
-#include "learn/digest.h"
+#include "digest.h"
 #include "herald/error.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)

@@ -9,8 +9,8 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "learn/fleetfold.h"
-#include "learn/fleetlog.h"
+#include "fleetfold.h"
+#include "fleetlog.h"
 #include "herald/error.h"
 
 /* Encode a decoded batch again; NULL when a record does not fit a batch alone. */

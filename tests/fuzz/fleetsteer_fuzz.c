@@ -11,8 +11,8 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "learn/fleetbase.h"
-#include "learn/fleetsteer.h"
+#include "fleetbase.h"
+#include "fleetsteer.h"
 #include "herald/error.h"
 
 static void steer(const char *data, size_t size)

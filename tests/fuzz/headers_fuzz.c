@@ -1,5 +1,5 @@
 /*
- * libFuzzer target for proxy/headers.c: the Connection/token helpers and the
+ * libFuzzer target for proxy/http/headers.c: the Connection/token helpers and the
  * hop-by-hop mapping both ways. Input: one flag byte, then "name:value"
  * lines; lines a frontend would refuse (a name that is not an RFC 9110
  * token, a value with CR, LF, NUL or other controls) are left out, as llhttp
@@ -17,7 +17,7 @@
 #include <string.h>
 #include <strings.h>
 
-#include "proxy/headers.h"
+#include "headers.h"
 
 static bool tchar(unsigned char c)
 {

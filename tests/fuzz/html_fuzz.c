@@ -8,8 +8,8 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "parser/asset.h"
-#include "parser/html.h"
+#include "asset.h"
+#include "html.h"
 
 static const char *const charsets[] = {NULL,        "utf-8", "windows-1252", "utf-16le",
                                        "shift_jis", "bogus", NULL,           NULL};

@@ -4,7 +4,7 @@
 #include <string.h>
 
 #include "herald/error.h"
-#include "parser/link.h"
+#include "link.h"
 
 static const char *BASE = "https://ex.com/dir/page.html";
 

@@ -7,7 +7,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "learn/snapshot.h"
+#include "snapshot.h"
 #include "herald/error.h"
 
 static pagemap_t *small_map(void)

@@ -1,5 +1,5 @@
 /*
- * libFuzzer target for proxy/ssefilter.c, which parses an origin's
+ * libFuzzer target for proxy/deliver/ssefilter.c, which parses an origin's
  * event-stream bytes. The first input byte picks the chunk size, so line
  * boundaries fall anywhere. Properties: no push path contains CR or LF, and
  * the filter never forwards the marker at the start of a line it removed
@@ -9,7 +9,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "proxy/ssefilter.h"
+#include "ssefilter.h"
 
 static void on_push(void *ctx, const char *path, size_t len)
 {

@@ -3,7 +3,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "learn/template.h"
+#include "template.h"
 #include "herald/error.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)

@@ -1,9 +1,10 @@
-/* libFuzzer target for parser/url.c: resolve, normalise (fast and slow paths agree) and origin on arbitrary bytes. */
+/* libFuzzer target for parser/url.c: resolve, normalise (fast and slow paths agree) and origin on
+ * arbitrary bytes. */
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 
-#include "parser/url.h"
+#include "url.h"
 
 static const char *BASE = "https://ex.com/dir/page.html?q=1";
 

@@ -17,9 +17,9 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "learn/pagemap.h"
-#include "learn/session.h"
-#include "learn/visit.h"
+#include "pagemap.h"
+#include "session.h"
+#include "visit.h"
 #include "herald/error.h"
 
 #define MAX_PAGES 4

@@ -1,5 +1,5 @@
 #!/usr/bin/python3
-"""Admin API (issue 5, "Admin listener"): every endpoint against herald in
+"""Admin API: every endpoint against herald in
 front of the demo site after two nghttp visits taught it the home page,
 including the errors (401 without/with a wrong token, 404 unknown page or
 edge, 400 malformed import with the map untouched, 413 oversized body, 405,

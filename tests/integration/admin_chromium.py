@@ -1,5 +1,5 @@
 #!/usr/bin/python3
-"""The admin HTML page in headless Chromium (issue 5): after two nghttp
+"""The admin HTML page in headless Chromium: after two nghttp
 visits taught herald the demo home page, GET / on the admin port shows the
 page and its assets (with confidence and bytes bars), clicking "ban" on one
 asset calls the JSON API, the DOM and GET /maps/page then show it banned,

@@ -1,5 +1,5 @@
 #!/usr/bin/python3
-"""dist/ files (issue 5, "Operations"): herald.conf and herald.1 are in sync
+"""dist/ files: herald.conf and herald.1 are in sync
 with the option table (dist/gen.py --check), herald.conf parses as a config
 file, and the systemd unit has the required settings."""
 

@@ -1,5 +1,5 @@
 #!/usr/bin/python3
-"""Operations signals (issue 5): SIGHUP re-reads the config file without
+"""Operations signals: SIGHUP re-reads the config file without
 dropping connections (log level, push -> hints, admin token, TLS
 certificate; the log names what was reloaded and what needs a restart), and
 SIGUSR1 reopens the access log after logrotate moved it."""

@@ -1,5 +1,5 @@
 #!/usr/bin/python3
-"""State on disk under SIGKILL (issue 5): herald starts from a large
+"""State on disk under SIGKILL: herald starts from a large
 generated snapshot (so a write takes a while) with a short --state-interval;
 each round an admin pin makes the map dirty, the test waits for the write's
 temp file, stops herald (SIGSTOP) and checks in /proc/PID/task/*/syscall

@@ -1,5 +1,5 @@
 #!/usr/bin/python3
-"""State on disk (issue 5): --state survives a restart (learn through two
+"""State on disk: --state survives a restart (learn through two
 nghttp visits, SIGTERM, start again with the same file: the FIRST visit
 after the restart is pushed, pins and bans kept); it is saved every
 --state-interval when changed (without a shutdown); a corrupt, truncated or

@@ -1,4 +1,4 @@
-"""Helpers for the admin tests (issue 5): herald with --admin on a fresh
+"""Helpers for the admin tests: herald with --admin on a fresh
 port, JSON calls, and learning the demo page through two nghttp visits."""
 
 import http.client

@@ -1,5 +1,5 @@
 #!/usr/bin/python3
-"""Forwarding basics (issue 2): GET, HEAD and POST through herald with real
+"""Forwarding basics: GET, HEAD and POST through herald with real
 clients (nghttp h2c and TLS, curl h2c / h2 over TLS / HTTP/1.1, Node's http2),
 header mapping both ways, multiple Set-Cookie, IPv6 listener.  Expected
 values come from the demo files on disk and from the origin's /_echo."""

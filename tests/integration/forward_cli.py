@@ -1,5 +1,5 @@
 #!/usr/bin/python3
-"""Command line and config file (issue 2): bad flags and bad config lines
+"""Command line and config file: bad flags and bad config lines
 exit 2 with a message naming them, --help lists every option with its
 default, flags override the config file, TLS key problems fail at start-up,
 and a fresh port is answered by our herald and our origin."""

@@ -1,5 +1,5 @@
 #!/usr/bin/python3
-"""Concurrency (issue 2): stalled or slow clients and a stalled origin
+"""Concurrency: stalled or slow clients and a stalled origin
 request never delay another client, nor another stream of the same h2
 connection; SIGTERM drains in-flight requests, sends GOAWAY, refuses new
 connections and exits 0.  The bounds are generous: they catch hangs, they

@@ -1,5 +1,5 @@
 #!/usr/bin/python3
-"""Origin faults (issue 2): origin down → 502, stalled → 504, cut or killed
+"""Origin faults: origin down → 502, stalled → 504, cut or killed
 mid-body → h2 RST_STREAM(INTERNAL_ERROR) / h1 connection closed (never a
 clean short response), malformed status line → 502, huge headers → 502, bad
 chunking → reset, stale pooled connections retried without 502s."""

@@ -1,5 +1,5 @@
 #!/usr/bin/python3
-"""Floods (issue 2), raw HTTP/2 frames built with python3-h2's hpack: rapid
+"""Floods, raw HTTP/2 frames built with python3-h2's hpack: rapid
 reset (HEADERS + RST_STREAM for thousands of streams) and a CONTINUATION flood
 (HEADERS without END_HEADERS, then CONTINUATION frames without end).  herald
 must send GOAWAY to the attacker while another client's requests, made all

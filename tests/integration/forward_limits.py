@@ -1,5 +1,5 @@
 #!/usr/bin/python3
-"""Client limits (issue 2): a client that stops sending its request gets a
+"""Client limits: a client that stops sending its request gets a
 408 (or loses its stream) after --header-timeout / --body-timeout, on
 HTTP/1.1 and per stream on HTTP/2, while other requests on the same HTTP/2
 connection go on; a client held back by herald's own flow control (the

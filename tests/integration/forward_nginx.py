@@ -1,5 +1,5 @@
 #!/usr/bin/python3
-"""The core cases against a real nginx origin (issue 2), so herald is proven
+"""The core cases against a real nginx origin, so herald is proven
 against a server nobody here wrote: GET, HEAD, POST body (nginx's DAV PUT
 writes it to disk, where its sha256 is checked), multiple Set-Cookie,
 100 MiB download, and spaced requests across nginx's keep-alive limits."""
@@ -95,7 +95,7 @@ def _():
         r = T.curl(args, h.url + "/index.html")
         T.eq((r.returncode, r.status, r.body), (0, 200, INDEX), args[0])
         T.eq(header(r.headers, "x-origin-id"), [OID], "x-origin-id")
-    # --no-push: the curl GET above taught herald the page (issue 4), and
+    # --no-push: the curl GET above taught herald the page, and
     # nghttp prints pushed bodies after the page's; this case checks forwarding.
     r = T.run(["nghttp", "--no-push", h.url + "/index.html"])
     T.eq((r.returncode, r.stdout.encode()), (0, INDEX), "nghttp")

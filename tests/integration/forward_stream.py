@@ -1,5 +1,5 @@
 #!/usr/bin/python3
-"""Streaming (issue 2): 100 MiB download and upload through herald with its
+"""Streaming: 100 MiB download and upload through herald with its
 RSS growth bounded, SSE events arriving one by one, origin 103 forwarded to
 h2 (non-final HEADERS) and h1 clients."""
 

@@ -1,5 +1,5 @@
 #!/usr/bin/python3
-"""Upgrades (issue 2): WebSocket echo tunnelled through herald's HTTP/1.1
+"""Upgrades: WebSocket echo tunnelled through herald's HTTP/1.1
 frontend (cleartext and TLS), other Upgrade tokens → 501, WebSocket over
 HTTP/2 (extended CONNECT) → 501 or refused, never forwarded."""
 

@@ -1,5 +1,5 @@
 #!/usr/bin/python3
-"""Push byte budget (issue 4): budget = min(think time x bandwidth estimate,
+"""Push byte budget: budget = min(think time x bandwidth estimate,
 --push-budget) bounds the pushed DATA sent ahead of the page's HTML; the
 rest of the plan is still promised and follows the HTML.  The origin thinks
 600 ms over the page; three heralds differ only in --bandwidth-hint (100k vs

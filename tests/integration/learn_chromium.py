@@ -1,5 +1,5 @@
 #!/usr/bin/python3
-"""Early Hints in a real browser (issue 4): headless Chromium over TLS (the
+"""Early Hints in a real browser: headless Chromium over TLS (the
 self-signed certificate trusted by its SPKI hash, never plain
 --ignore-certificate-errors, which makes Chromium ignore Early Hints), a
 fresh --user-data-dir per navigation.  The first navigation teaches herald

@@ -1,5 +1,5 @@
 #!/usr/bin/python3
-"""Cache-digest cookie (issue 4): a learned visit sets herald_cd on the page
+"""Cache-digest cookie: a learned visit sets herald_cd on the page
 response; a later visit carrying that cookie gets no pushes for unchanged
 assets; once one asset's ETag changes at the origin (and herald has seen the
 new one), the same old cookie gets just that asset pushed again."""

@@ -1,5 +1,5 @@
 #!/usr/bin/python3
-"""The seed's extras (issue 4), each behind a switch:
+"""The seed's extras, each behind a switch:
 
 - Redirect push: /redir/ (tests/integration/fixtures/learn) names
   /img/moved.png, which the origin answers with a cacheable 301 to
@@ -107,7 +107,7 @@ def _():
         c.close()
 
 
-# Origin Link: rel=preload on the final response (issue 4, "Deliver"): honoured
+# Origin Link: rel=preload on the final response: honoured
 # the same way for what the plan did not cover, nopush respected.
 oL = T.origin(site, ["--link", "/=</jsapp/late.js>; rel=preload; as=script",
                      "--link", "/=</jsapp/data.json>; rel=preload; as=fetch; nopush"], oid="origin-link")

@@ -1,5 +1,5 @@
 #!/usr/bin/python3
-"""Learning from follow-up requests, and templates (issue 4).
+"""Learning from follow-up requests, and templates.
 
 - /jsapp/ (tests/integration/fixtures/learn) names only a stylesheet and a
   deferred script in its HTML; the stylesheet @imports another that names a

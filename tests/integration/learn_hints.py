@@ -1,5 +1,5 @@
 #!/usr/bin/python3
-"""Early Hints policy and the delivery switches (issue 4), on a learned demo
+"""Early Hints policy and the delivery switches, on a learned demo
 index:
 - h2 without push: one 103 for navigations only (Sec-Fetch-Mode: navigate or
   none), not for a cors fetch of the same page;

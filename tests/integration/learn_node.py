@@ -1,5 +1,5 @@
 #!/usr/bin/python3
-"""Node's http2 client and herald's pushes (issue 4): on a learned visit Node
+"""Node's http2 client and herald's pushes: on a learned visit Node
 receives the pushed streams and uses them (bodies equal the origin's files;
 it does not request them again), and cancelling one pushed stream
 (RST_STREAM CANCEL in session.on('stream')) makes the test origin see that

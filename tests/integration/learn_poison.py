@@ -1,5 +1,5 @@
 #!/usr/bin/python3
-"""Poisoning and volatile URLs (issue 4).
+"""Poisoning and volatile URLs.
 
 "1,000 requests with a forged Referer from one client move a page's plan by
 at most one visit's weight", made precise: two herald instances learn the

@@ -13,7 +13,7 @@
 #include <stdlib.h>
 
 #include "herald/error.h"
-#include "tests/unit/testutil.h"
+#include "testutil.h"
 
 void *__real_malloc(size_t n);
 void *__real_realloc(void *p, size_t n);

@@ -1,7 +1,7 @@
 /* learn/cachepolicy: header facts, and what they allow for a push and a hint. */
-#include "learn/cachepolicy.h"
+#include "cachepolicy.h"
 
-#include "tests/unit/testutil.h"
+#include "testutil.h"
 
 static void test_parse(void)
 {

@@ -1,11 +1,11 @@
 /* learn/digest: round trip, false-positive rate, known encodings, malformed input. */
-#include "learn/digest.h"
+#include "digest.h"
 
 #include <stdio.h>
 #include <stdlib.h>
 
 #include "herald/error.h"
-#include "tests/unit/testutil.h"
+#include "testutil.h"
 
 static void test_round_trip(void)
 {

@@ -1,12 +1,12 @@
 /* learn/fleetbase: a map cut into chunks loads back to the same map; the header round trip. */
-#include "learn/fleetbase.h"
+#include "fleetbase.h"
 
 #include <stdio.h>
 #include <stdlib.h>
 
-#include "learn/snapshot.h"
+#include "snapshot.h"
 #include "herald/error.h"
-#include "tests/unit/testutil.h"
+#include "testutil.h"
 
 static pagemap_t *big_map(int pages)
 {

@@ -4,13 +4,13 @@
  * instances that serve a site between them and exchange batches end with
  * the plans of one map that saw every visit itself, in order.
  */
-#include "learn/fleetfold.h"
+#include "fleetfold.h"
 
 #include <stdio.h>
 #include <stdlib.h>
 
 #include "herald/error.h"
-#include "tests/unit/testutil.h"
+#include "testutil.h"
 
 static pagemap_t *new_map(void)
 {

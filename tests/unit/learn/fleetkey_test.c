@@ -1,10 +1,10 @@
 /* learn/fleetkey: the key layout, exactly as docs/fleet.md lists it. */
-#include "learn/fleetkey.h"
+#include "fleetkey.h"
 
 #include <stdio.h>
 
 #include "herald/error.h"
-#include "tests/unit/testutil.h"
+#include "testutil.h"
 
 static void test_names(void)
 {

@@ -1,5 +1,5 @@
 /* learn/fleetlog: evidence batches round trip, builder caps, strict decoding (each cap). */
-#include "learn/fleetlog.h"
+#include "fleetlog.h"
 
 #include <math.h>
 #include <stdarg.h>
@@ -7,7 +7,7 @@
 #include <stdlib.h>
 
 #include "herald/error.h"
-#include "tests/unit/testutil.h"
+#include "testutil.h"
 
 #define CSS "https://e.com/a.css"
 

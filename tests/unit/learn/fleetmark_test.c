@@ -1,11 +1,11 @@
 /* learn/fleetmark: client hashes, the window decision, the bounded cache against a plain model. */
-#include "learn/fleetmark.h"
+#include "fleetmark.h"
 
 #include <stdio.h>
 #include <stdlib.h>
 
 #include "herald/error.h"
-#include "tests/unit/testutil.h"
+#include "testutil.h"
 
 static void test_client_hash(void)
 {

@@ -14,13 +14,13 @@
 #include <stdlib.h>
 #include <time.h>
 
-#include "learn/fleetbase.h"
-#include "learn/fleetfold.h"
-#include "learn/fleetkey.h"
-#include "learn/fleetsteer.h"
-#include "learn/snapshot.h"
+#include "fleetbase.h"
+#include "fleetfold.h"
+#include "fleetkey.h"
+#include "fleetsteer.h"
+#include "snapshot.h"
 #include "herald/error.h"
-#include "tests/unit/testutil.h"
+#include "testutil.h"
 
 #define P "t:"
 #define TTL "600000"

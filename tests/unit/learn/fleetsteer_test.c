@@ -1,11 +1,11 @@
 /* learn/fleetsteer: steering messages round trip, strict decoding, apply, resync, collect. */
-#include "learn/fleetsteer.h"
+#include "fleetsteer.h"
 
 #include <stdio.h>
 #include <stdlib.h>
 
 #include "herald/error.h"
-#include "tests/unit/testutil.h"
+#include "testutil.h"
 
 #define PAGE "e.com/"
 #define CSS "https://e.com/a.css"

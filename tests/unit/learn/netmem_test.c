@@ -3,9 +3,9 @@
 #include <stdio.h>
 #include <string.h>
 
-#include "learn/netmem.h"
+#include "netmem.h"
 #include "herald/error.h"
-#include "tests/unit/testutil.h"
+#include "testutil.h"
 
 static const char *fmt(const netmem_key_t *k)
 {

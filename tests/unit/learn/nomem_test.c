@@ -11,19 +11,19 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "learn/digest.h"
-#include "learn/fleetbase.h"
-#include "learn/fleetfold.h"
-#include "learn/fleetsteer.h"
-#include "learn/netmem.h"
-#include "learn/pagemap.h"
-#include "learn/session.h"
-#include "learn/snapshot.h"
-#include "learn/visit.h"
-#include "learn/template.h"
+#include "digest.h"
+#include "netmem.h"
+#include "pagemap.h"
+#include "session.h"
+#include "snapshot.h"
+#include "visit.h"
+#include "template.h"
+#include "fleetbase.h"
+#include "fleetfold.h"
+#include "fleetsteer.h"
 #include "herald/error.h"
-#include "tests/unit/nomem.h"
-#include "tests/unit/testutil.h"
+#include "nomem.h"
+#include "testutil.h"
 
 /* jansson allocates through json_set_alloc_funcs: the same failing allocator. */
 static void *json_malloc(size_t n)

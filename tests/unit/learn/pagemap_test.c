@@ -4,7 +4,7 @@
  * exploration), what plans allow (push or hint), caps, eviction, admin
  * operations, threads.
  */
-#include "learn/pagemap.h"
+#include "pagemap.h"
 
 #include <math.h>
 #include <pthread.h>
@@ -12,7 +12,7 @@
 #include <stdlib.h>
 
 #include "herald/error.h"
-#include "tests/unit/testutil.h"
+#include "testutil.h"
 
 #define PAGE "e.com/p"
 #define MIN PAGEMAP_DEFAULT_MIN_CONFIDENCE

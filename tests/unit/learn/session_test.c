@@ -4,16 +4,16 @@
  * states and holds, what a visit commits (end to end into a pagemap), and
  * which imported stylesheets herald fetches itself.
  */
-#include "learn/session.h"
+#include "session.h"
 
 #include <math.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 
-#include "learn/visit.h"
+#include "visit.h"
 #include "herald/error.h"
-#include "tests/unit/testutil.h"
+#include "testutil.h"
 
 static void test_classify(void)
 {

@@ -1,5 +1,5 @@
 /* learn/snapshot: export/import round trip, validation, files, corrupt files set aside. */
-#include "learn/snapshot.h"
+#include "snapshot.h"
 
 #include <dirent.h>
 #include <math.h>
@@ -8,7 +8,7 @@
 #include <sys/stat.h>
 
 #include "herald/error.h"
-#include "tests/unit/testutil.h"
+#include "testutil.h"
 
 #define PAGE "e.com/p"
 

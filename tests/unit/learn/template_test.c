@@ -1,10 +1,10 @@
 /* learn/template: page keys, template keys, volatile URLs. */
-#include "learn/template.h"
+#include "template.h"
 
 #include <stdlib.h>
 
 #include "herald/error.h"
-#include "tests/unit/testutil.h"
+#include "testutil.h"
 
 static void check_template(const char *in, const char *want)
 {

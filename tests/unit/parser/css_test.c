@@ -1,9 +1,9 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "parser/css.h"
+#include "css.h"
 #include "herald/error.h"
-#include "tests/unit/testutil.h"
+#include "testutil.h"
 
 static const char *BASE = "https://ex.com/css/site.css";
 

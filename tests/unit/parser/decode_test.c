@@ -3,9 +3,9 @@
 #include <string.h>
 #include <zlib.h>
 
-#include "parser/decode.h"
+#include "decode.h"
 #include "herald/error.h"
-#include "tests/unit/testutil.h"
+#include "testutil.h"
 
 /* brotliCompressSync (Node's zlib) of BR_TEXT, made once; only the decoder is linked. */
 static const char BR_TEXT[] =

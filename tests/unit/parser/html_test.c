@@ -2,10 +2,10 @@
  * html.c and charset.c: what a DPR-1 browser at 1280x800 fetches, the
  * ignore rules, encodings, and hostile markup within coarse time bounds.
  */
-#include "parser/asset.h"
-#include "parser/charset.h"
+#include "asset.h"
+#include "charset.h"
 #include "herald/error.h"
-#include "parser/html.h"
+#include "html.h"
 
 #include <pthread.h>
 #include <stdio.h>

@@ -2,8 +2,8 @@
 #include <string.h>
 
 #include "herald/error.h"
-#include "parser/link.h"
-#include "tests/unit/testutil.h"
+#include "link.h"
+#include "testutil.h"
 
 static const char *BASE = "https://ex.com/dir/page.html";
 

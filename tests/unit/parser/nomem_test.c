@@ -12,13 +12,13 @@
 #include <string.h>
 #include <zlib.h>
 
-#include "parser/css.h"
-#include "parser/decode.h"
+#include "css.h"
+#include "decode.h"
 #include "herald/error.h"
-#include "parser/link.h"
-#include "parser/url.h"
-#include "tests/unit/nomem.h"
-#include "tests/unit/testutil.h"
+#include "link.h"
+#include "url.h"
+#include "nomem.h"
+#include "testutil.h"
 
 static int op_url(void)
 {

@@ -2,8 +2,8 @@
 #include <string.h>
 
 #include "herald/error.h"
-#include "parser/url.h"
-#include "tests/unit/testutil.h"
+#include "url.h"
+#include "testutil.h"
 
 static const char *BASE = "http://ex.com/a/b/page.html?q=1";
 
@@ -116,17 +116,33 @@ static void test_normalize(void)
 static void test_normalize_shortcut(void)
 {
     static const char *const scheme[] = {"http://", "https://", "HTTP://", "ftp://"};
-    static const char *const host[] = {"ex.com", "Ex.com", "127.0.0.1", "127.1", "010.0.0.1",
-                                       "1.2.3.4.5", "a-b.c", "-a.com", "a..b", "a.", "[::1]",
-                                       "u@ex.com", "", "xn--bcher-kva.de", "1-2.3.4.5", "0.0.0.0",
-                                       "255.255.255.255", "256.1.1.1", "1.2.3.0400", "1.2.3"};
-    static const char *const port[] = {"", ":80", ":443", ":8080", ":", ":0080", ":65535",
-                                       ":65536", ":99999"};
-    static const char *const path[] = {"", "/", "/a/b.css", "/a/./b", "/a/../b", "/.well",
-                                       "/a.b/c", "/%7e", "/~x_y-z", "//a", "/a b", "/a\\b",
-                                       "/\xc3\xa9", "/a;b", "/a:b@c"};
-    static const char *const query[] = {"", "?", "?a=1&b=2", "?a=%7e", "?a b", "?a/b?c",
-                                        "#f", "?x#f", "?\xc3\xa9"};
+    static const char *const host[] = {"ex.com",
+                                       "Ex.com",
+                                       "127.0.0.1",
+                                       "127.1",
+                                       "010.0.0.1",
+                                       "1.2.3.4.5",
+                                       "a-b.c",
+                                       "-a.com",
+                                       "a..b",
+                                       "a.",
+                                       "[::1]",
+                                       "u@ex.com",
+                                       "",
+                                       "xn--bcher-kva.de",
+                                       "1-2.3.4.5",
+                                       "0.0.0.0",
+                                       "255.255.255.255",
+                                       "256.1.1.1",
+                                       "1.2.3.0400",
+                                       "1.2.3"};
+    static const char *const port[] = {"",      ":80",    ":443",   ":8080", ":",
+                                       ":0080", ":65535", ":65536", ":99999"};
+    static const char *const path[] = {"",       "/",      "/a/b.css",  "/a/./b",  "/a/../b",
+                                       "/.well", "/a.b/c", "/%7e",      "/~x_y-z", "//a",
+                                       "/a b",   "/a\\b",  "/\xc3\xa9", "/a;b",    "/a:b@c"};
+    static const char *const query[] = {"",       "?",  "?a=1&b=2", "?a=%7e",   "?a b",
+                                        "?a/b?c", "#f", "?x#f",     "?\xc3\xa9"};
     char url[256];
     size_t n = 0, keys = 0;
     for (size_t a = 0; a < sizeof scheme / sizeof *scheme; a++)

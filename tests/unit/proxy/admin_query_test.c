@@ -5,8 +5,8 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "proxy/admin_query.h"
-#include "tests/unit/testutil.h"
+#include "admin_query.h"
+#include "testutil.h"
 
 static void check_get(const char *q, const char *name, const char *want, int line)
 {

@@ -2,11 +2,11 @@
  * block.c: reference counts, the block cache, and the queue's promise that
  * bytes someone else holds a reference to are never rewritten.
  */
-#include "proxy/block.h"
+#include "block.h"
 
 #include <string.h>
 
-#include "tests/unit/testutil.h"
+#include "testutil.h"
 
 static void test_refs_and_cache(void)
 {

@@ -3,13 +3,13 @@
  * first, the local worker within the slack), the cap and the queue bound,
  * the pushed-fetch share, and the mailboxes between workers.
  */
-#include "proxy/budget.h"
+#include "budget.h"
 
 #include <stdbool.h>
 #include <stdlib.h>
 #include <uv.h>
 
-#include "tests/unit/testutil.h"
+#include "testutil.h"
 
 #define N BUDGET_NONE
 #define MS 1000000ULL

@@ -6,8 +6,8 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "proxy/config.h"
-#include "tests/unit/testutil.h"
+#include "options.h"
+#include "testutil.h"
 
 static int load(config_t *cfg, const char *const *args)
 {
@@ -151,7 +151,7 @@ static void test_file(void)
     CHECK_INTEQ(load(&cfg, a5), 2);
 }
 
-/* SIGHUP support (issue 5): what changed, what is applied, what needs a restart. */
+/* SIGHUP support: what changed, what is applied, what needs a restart. */
 static void test_reload_diff(void)
 {
     config_t *a = malloc(sizeof(*a)), *b = malloc(sizeof(*b));

@@ -13,9 +13,9 @@
 #include <openssl/ssl.h>
 #include <openssl/x509.h>
 
-#include "proxy/conn.h"
+#include "conn.h"
 #include "herald/error.h"
-#include "proxy/tls.h"
+#include "tls.h"
 
 static int failures;
 

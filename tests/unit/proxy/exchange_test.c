@@ -2,12 +2,12 @@
  * exchange.c: the access log line of a fixed exchange, and the lifetime of
  * an exchange that never reached upstream.
  */
-#include "proxy/exchange.h"
+#include "exchange.h"
 
 #include <stdlib.h>
 #include <string.h>
 
-#include "tests/unit/testutil.h"
+#include "testutil.h"
 
 static exchange_t *fixed(void)
 {

@@ -4,12 +4,12 @@
  * §7.6.3 (Via), §10.1.4 (TE), RFC 9113 §8.2.3 (cookie crumbs), RFC 7230
  * §3.3 (Content-Length / chunked) and §6.7 (Upgrade).
  */
-#include "proxy/alloc.h"
-#include "proxy/headers.h"
+#include "alloc.h"
+#include "headers.h"
 
 #include <string.h>
 
-#include "tests/unit/testutil.h"
+#include "testutil.h"
 
 static mempool_t mp;
 

@@ -1,19 +1,19 @@
 /*
- * proxy/learning.c: the adapter's visit life cycle on a real loop without
+ * proxy/deliver/learning.c: the adapter's visit life cycle on a real loop without
  * sockets (classification and attribution rules are unit-tested in
  * tests/unit/learn/session_test.c): a page visit, follow-ups
  * attributed by Referer (CSS -> font chain) and by the window, a forged
  * Referer ignored, HTML discovery on the thread pool, commit once at
  * connection release.
  */
-#include "proxy/learning.h"
+#include "learning.h"
 
 #include <string.h>
 #include <uv.h>
 
-#include "learn/pagemap.h"
-#include "proxy/config.h"
-#include "tests/unit/testutil.h"
+#include "pagemap.h"
+#include "config.h"
+#include "testutil.h"
 
 /* ---- visits on a loop ---- */
 

@@ -7,8 +7,8 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include "proxy/log.h"
-#include "tests/unit/testutil.h"
+#include "log.h"
+#include "testutil.h"
 
 /* The descriptor open on path (by /proc/self/fd), or -1. */
 static int fd_of(const char *path)

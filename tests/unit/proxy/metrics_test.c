@@ -6,8 +6,8 @@
 
 #include <uv.h>
 
-#include "proxy/metrics.h"
-#include "tests/unit/testutil.h"
+#include "metrics.h"
+#include "testutil.h"
 
 /* Every "# TYPE name counter" names a metric ending in _total, every name
  * starts with herald_, and every TYPE has a HELP just before it. */

@@ -3,11 +3,11 @@
  * held and dropped, TLS record pieces; then a random walk checked against a
  * flat copy of the byte stream.
  */
-#include "proxy/outbuf.h"
+#include "outbuf.h"
 
 #include <string.h>
 
-#include "tests/unit/testutil.h"
+#include "testutil.h"
 
 /* The bytes iov[0..n) describe, concatenated into out; returns their count. */
 static size_t flatten(const uv_buf_t *iov, size_t n, uint8_t *out)

@@ -1,5 +1,5 @@
 /*
- * proxy/pace.c: where a connection's rate comes from (its own PINGs, its
+ * proxy/deliver/pace.c: where a connection's rate comes from (its own PINGs, its
  * client network's memory, the population, the operator's hint), which
  * network a trusted X-Forwarded-For makes it, and the room ahead of the HTML.
  */
@@ -8,9 +8,9 @@
 #include <string.h>
 #include <uv.h>
 
-#include "learn/netmem.h"
-#include "proxy/pace.h"
-#include "tests/unit/testutil.h"
+#include "netmem.h"
+#include "pace.h"
+#include "testutil.h"
 
 #define MS 1000000ULL
 

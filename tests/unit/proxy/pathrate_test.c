@@ -1,5 +1,5 @@
 /*
- * proxy/pathrate.c against a simulated path: a bottleneck of `rate` bytes/s
+ * proxy/deliver/pathrate.c against a simulated path: a bottleneck of `rate` bytes/s
  * right after herald (as bench/relay.py has it), then `rtt` of propagation;
  * each PING is ACKed when the bytes in front of it have crossed.
  */
@@ -8,8 +8,8 @@
 #include <string.h>
 
 #include "herald/error.h"
-#include "proxy/pathrate.h"
-#include "tests/unit/testutil.h"
+#include "pathrate.h"
+#include "testutil.h"
 
 #define MS 1000000ULL
 

@@ -3,12 +3,12 @@
  * wherever the chunk boundaries fall; every other byte passes unchanged and
  * in order.
  */
-#include "proxy/ssefilter.h"
+#include "ssefilter.h"
 
 #include <stdio.h>
 #include <string.h>
 
-#include "tests/unit/testutil.h"
+#include "testutil.h"
 
 typedef struct seen {
     char out[1024];

@@ -6,18 +6,18 @@
  * (order, 503 when full, 504 from the queue, waiting bodies, aborts), and
  * pool shutdown with uv_loop_close() == 0.
  */
-#include "proxy/list.h"
-#include "proxy/upstream.h"
+#include "list.h"
+#include "upstream.h"
 
 #include <stdbool.h>
 #include <stdlib.h>
 #include <string.h>
 #include <uv.h>
 
-#include "proxy/alloc.h"
-#include "proxy/headers.h"
-#include "proxy/log.h"
-#include "tests/unit/testutil.h"
+#include "alloc.h"
+#include "headers.h"
+#include "log.h"
+#include "testutil.h"
 
 /* ---- the scripted origin ---- */
 

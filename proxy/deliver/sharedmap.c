@@ -1,0 +1,1584 @@
+/*
+ * The fleet's shared map through Redis (sharedmap.h, docs/fleet.md).
+ *
+ * Threads: workers call sharedmap_commit() (marks and the batch builder,
+ * under s->mu), the admin calls sharedmap_steer() (the steering queue,
+ * under s->mu); the sync thread owns the Redis connection, the fold
+ * records, the cursors and the queue of finished batches. The map locks
+ * itself; s->mu is taken before the map's lock, never inside it.
+ *
+ * The sync thread's round: connect (backoff while Redis is away), then
+ * every --shared-map-interval close the batch and send the queued ones
+ * (APPEND), check the epoch (EPOCH) and refresh TTLs (TOUCH); send queued
+ * steering at once (STEER); and between rounds wait on XREAD BLOCK for new
+ * entries of the log and the steer stream, folding each as it comes. The
+ * steer stream read with a blocking XREAD is the subscription: it delivers
+ * a message as soon as it is published, and, unlike a pub/sub channel,
+ * what was published while this instance was disconnected too.
+ */
+#include "sharedmap.h"
+
+#include <assert.h>
+#include <errno.h>
+#include <inttypes.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "herald/error.h"
+#include "headers.h"
+
+static const char *unavailable_reason(void);
+
+#ifdef HERALD_HAVE_HIREDIS
+
+#include <hiredis/hiredis.h>
+#include <pthread.h>
+#include <sys/random.h>
+
+#include "fleetbase.h"
+#include "fleetfold.h"
+#include "fleetkey.h"
+#include "fleetlog.h"
+#include "fleetmark.h"
+#include "alloc.h"
+#include "log.h"
+
+enum {
+    CONNECT_TIMEOUT_MS = 1000,
+    COMMAND_TIMEOUT_MS = 2000,
+    READ_BLOCK_MS = 200, /* longest wait for the streams between rounds */
+    READ_COUNT = 64,     /* entries per XREAD */
+    BACKOFF_MIN_MS = 100,
+    BACKOFF_MAX_MS = 5000,
+    MAX_QUEUED_BATCHES = 256, /* while Redis is away; the oldest dropped past it */
+    MAX_QUEUED_STEER = 10000,
+    MAX_REJECT_LOGS = 20, /* rejected values logged, then only counted */
+    STOP_FLUSH_MS = 2000,
+    /* How often one instance of the fleet (the holder of the base lock) writes
+     * its map as the base, so that a starting instance does not depend on the
+     * trimmed log alone. */
+    BASE_EVERY_MS = 5 * 60 * 1000,
+};
+
+typedef struct queued {
+    char *data;
+    size_t len;
+    uint64_t seq;
+    size_t records;
+    /* steering only */
+    fleetsteer_op_t op;
+    char *field; /* pins-hash field; NULL for forget-page */
+} queued_t;
+
+typedef struct queue {
+    queued_t *v;
+    size_t n, cap;
+} queue_t;
+
+struct sharedmap {
+    pagemap_t *pm;
+    char url[1024];
+    char host[256];
+    int port;
+    char unix_path[1024];
+    char user[128];
+    char pass[512];
+    int db;
+    int64_t interval_ms;
+    char prefix[FLEETKEY_MAX_PREFIX + 1];
+    char instance[17];
+    char k_epoch[FLEETKEY_MAX_LEN], k_log[FLEETKEY_MAX_LEN], k_steer[FLEETKEY_MAX_LEN],
+        k_chan[FLEETKEY_MAX_LEN], k_pins[FLEETKEY_MAX_LEN], k_base[FLEETKEY_MAX_LEN],
+        k_seq[FLEETKEY_MAX_LEN], k_steer_seq[FLEETKEY_MAX_LEN], k_base_lock[FLEETKEY_MAX_LEN];
+
+    /* under mu: shared with the workers and the admin */
+    pthread_mutex_t mu;
+    pthread_cond_t cv;
+    fleetlog_builder_t *builder;
+    fleetmark_t *marks;
+    uint64_t steer_next;
+    queue_t steer_q;
+    bool stop;
+    char log_id_pub[FLEETBASE_MAX_LOG_ID + 1]; /* the log cursor, for /stats */
+
+    /* the sync thread's (and sharedmap_start's before it runs) */
+    pthread_t thread;
+    bool thread_started;
+    redisContext *c;
+    fleetfold_t *fold, *steer_fold;
+    char epoch[40];
+    char log_id[FLEETBASE_MAX_LOG_ID + 1], steer_id[FLEETBASE_MAX_LOG_ID + 1];
+    bool loaded; /* the base and log were read once */
+    queue_t batch_q;
+    int64_t next_tick_ms, next_connect_ms, down_since_ms, next_base_ms;
+    int backoff_ms;
+    bool logged_down;
+    unsigned base_gen;
+
+    /* counters, any thread */
+    _Atomic int state; /* sharedmap_state_t; written by the sync thread */
+    _Atomic uint64_t commands, sync_errors, batches_sent, records_sent, bytes_sent, batches_dropped,
+        records_dropped, batches_folded, visits_folded, visits_vetoed, assets_folded, rejected,
+        steer_sent, steer_applied, resyncs, epoch_changes, bases_uploaded, bases_loaded,
+        last_batch_records, queued_batches;
+    _Atomic int64_t last_sync_ms;
+};
+
+static _Atomic(sharedmap_t *) the_map;
+
+static int64_t wall_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+static int64_t mono_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+/* learn/ returns HERALD_ENOMEM; in proxy/ that aborts. */
+static int check(int rc)
+{
+    if (rc == HERALD_ENOMEM)
+        alloc_fail(__FILE__, __LINE__, 0);
+    return rc;
+}
+
+static void random_hex(char *out, size_t nbytes)
+{
+    unsigned char b[32];
+    if (nbytes > sizeof(b))
+        nbytes = sizeof(b);
+    size_t got = 0;
+    while (got < nbytes) {
+        ssize_t r = getrandom(b + got, nbytes - got, 0);
+        if (r < 0) {
+            if (errno == EINTR)
+                continue;
+            /* no entropy source: time and address still tell instances apart */
+            uint64_t t = (uint64_t)mono_ms() ^ (uint64_t)wall_ms() ^ (uintptr_t)out;
+            for (; got < nbytes; got++, t = t * 6364136223846793005ull + 1)
+                b[got] = (unsigned char)(t >> 33);
+            break;
+        }
+        got += (size_t)r;
+    }
+    for (size_t i = 0; i < nbytes; i++)
+        snprintf(out + 2 * i, 3, "%02x", b[i]);
+}
+
+/* ---- queues ---- */
+
+static void q_push(queue_t *q, queued_t item)
+{
+    if (q->n == q->cap) {
+        q->cap = q->cap ? q->cap * 2 : 16;
+        q->v = xrealloc(q->v, q->cap * sizeof(*q->v));
+    }
+    q->v[q->n++] = item;
+}
+
+static void q_item_free(queued_t *it)
+{
+    free(it->data);
+    free(it->field);
+}
+
+static void q_pop(queue_t *q)
+{
+    assert(q->n > 0);
+    q_item_free(&q->v[0]);
+    memmove(q->v, q->v + 1, (q->n - 1) * sizeof(*q->v));
+    q->n--;
+}
+
+static void q_free(queue_t *q)
+{
+    for (size_t i = 0; i < q->n; i++)
+        q_item_free(&q->v[i]);
+    free(q->v);
+    memset(q, 0, sizeof(*q));
+}
+
+/* ---- the URL ---- */
+
+static int parse_url(sharedmap_t *s, const char *url, char *err, size_t errlen)
+{
+    snprintf(s->url, sizeof(s->url), "%s", url);
+    if (strncmp(url, "unix://", 7) == 0) {
+        const char *p = url + 7;
+        if (p[0] != '/' || strlen(p) >= sizeof(s->unix_path)) {
+            snprintf(err, errlen, "--shared-map: unix:///PATH needs an absolute path");
+            return HERALD_EINVAL;
+        }
+        snprintf(s->unix_path, sizeof(s->unix_path), "%s", p);
+        return 0;
+    }
+    if (strncmp(url, "redis://", 8) != 0) {
+        snprintf(err, errlen,
+                 "--shared-map takes redis://[USER[:PASS]@]HOST:PORT[/DB] or unix:///PATH "
+                 "(rediss:// TLS, Cluster and Sentinel are not supported)");
+        return HERALD_EINVAL;
+    }
+    const char *p = url + 8, *at = strrchr(p, '@');
+    if (at != NULL) {
+        const char *colon = memchr(p, ':', (size_t)(at - p));
+        size_t ulen = (size_t)((colon ? colon : at) - p);
+        if (ulen >= sizeof(s->user) || (colon && (size_t)(at - colon - 1) >= sizeof(s->pass))) {
+            snprintf(err, errlen, "--shared-map: user or password too long");
+            return HERALD_EINVAL;
+        }
+        memcpy(s->user, p, ulen);
+        s->user[ulen] = '\0';
+        if (colon != NULL) {
+            memcpy(s->pass, colon + 1, (size_t)(at - colon - 1));
+            s->pass[at - colon - 1] = '\0';
+        }
+        p = at + 1;
+    }
+    const char *slash = strchr(p, '/');
+    size_t hplen = slash ? (size_t)(slash - p) : strlen(p);
+    const char *colon = NULL;
+    if (p[0] == '[') { /* [v6]:port */
+        const char *rb = memchr(p, ']', hplen);
+        if (rb == NULL || rb[1] != ':') {
+            snprintf(err, errlen, "--shared-map: bad [IPv6]:PORT");
+            return HERALD_EINVAL;
+        }
+        colon = rb + 1;
+        size_t hl = (size_t)(rb - p - 1);
+        if (hl >= sizeof(s->host))
+            hl = sizeof(s->host) - 1;
+        memcpy(s->host, p + 1, hl);
+        s->host[hl] = '\0';
+    } else {
+        colon = memchr(p, ':', hplen);
+        size_t hl = (size_t)((colon ? colon : p + hplen) - p);
+        if (hl == 0 || hl >= sizeof(s->host)) {
+            snprintf(err, errlen, "--shared-map: missing or too long host");
+            return HERALD_EINVAL;
+        }
+        memcpy(s->host, p, hl);
+        s->host[hl] = '\0';
+    }
+    s->port = 6379;
+    if (colon != NULL) {
+        char *end;
+        long port = strtol(colon + 1, &end, 10);
+        if (end != p + hplen || port < 1 || port > 65535) {
+            snprintf(err, errlen, "--shared-map: bad port");
+            return HERALD_EINVAL;
+        }
+        s->port = (int)port;
+    }
+    if (slash != NULL && slash[1] != '\0') {
+        char *end;
+        long db = strtol(slash + 1, &end, 10);
+        if (*end != '\0' || db < 0 || db > 1000000) {
+            snprintf(err, errlen, "--shared-map: bad database number");
+            return HERALD_EINVAL;
+        }
+        s->db = (int)db;
+    }
+    return 0;
+}
+
+static int read_password(sharedmap_t *s, const char *path, char *err, size_t errlen)
+{
+    FILE *f = fopen(path, "r");
+    if (f == NULL) {
+        snprintf(err, errlen, "--shared-map-password-file %s: %s", path, strerror(errno));
+        return HERALD_EINVAL;
+    }
+    char line[sizeof(s->pass)];
+    if (fgets(line, sizeof(line), f) == NULL)
+        line[0] = '\0';
+    fclose(f);
+    line[strcspn(line, "\r\n")] = '\0';
+    if (line[0] == '\0') {
+        snprintf(err, errlen, "--shared-map-password-file %s: empty", path);
+        return HERALD_EINVAL;
+    }
+    snprintf(s->pass, sizeof(s->pass), "%s", line);
+    return 0;
+}
+
+/* ---- Redis calls ---- */
+
+/*
+ * The connection's state:
+ *   DOWN     no connection; the next attempt at next_connect_ms (backoff)
+ *   SYNCING  connected: loading, or catching up after a reconnect or a
+ *            change of the shared map's epoch
+ *   UP       connected and in step: rounds of send, check, read
+ * DOWN -> DOWN (an attempt failed), DOWN -> SYNCING, SYNCING -> UP,
+ * SYNCING -> DOWN, UP -> DOWN, UP -> SYNCING (the epoch changed).
+ */
+typedef enum sharedmap_state {
+    SHAREDMAP_DOWN = 0,
+    SHAREDMAP_SYNCING,
+    SHAREDMAP_UP,
+} sharedmap_state_t;
+
+static const char *state_name(int st)
+{
+    return st == SHAREDMAP_UP ? "up" : st == SHAREDMAP_SYNCING ? "syncing" : "down";
+}
+
+static void set_state(sharedmap_t *s, sharedmap_state_t to)
+{
+    sharedmap_state_t from = (sharedmap_state_t)atomic_load(&s->state);
+    assert(to == SHAREDMAP_DOWN || (from == SHAREDMAP_DOWN && to == SHAREDMAP_SYNCING) ||
+           (from == SHAREDMAP_SYNCING && to == SHAREDMAP_UP) ||
+           (from == SHAREDMAP_UP && to == SHAREDMAP_SYNCING));
+    (void)from;
+    atomic_store(&s->state, (int)to);
+}
+
+static void went_down(sharedmap_t *s, const char *reason)
+{
+    char why[160]; /* reason may point into s->c */
+    snprintf(why, sizeof(why), "%s", reason);
+    if (s->c != NULL) {
+        redisFree(s->c);
+        s->c = NULL;
+    }
+    atomic_fetch_add(&s->sync_errors, 1);
+    set_state(s, SHAREDMAP_DOWN);
+    if (!s->logged_down) {
+        LOG_WARN("shared map: Redis at %s unavailable (%s): serving and learning from the "
+                 "local map, retrying",
+                 s->url, why);
+        s->logged_down = true;
+        s->down_since_ms = mono_ms();
+    }
+    s->backoff_ms = s->backoff_ms ? s->backoff_ms * 2 : BACKOFF_MIN_MS;
+    if (s->backoff_ms > BACKOFF_MAX_MS)
+        s->backoff_ms = BACKOFF_MAX_MS;
+    s->next_connect_ms = mono_ms() + s->backoff_ms;
+}
+
+/* One command; NULL when the connection failed (then it is closed). An
+ * error reply is returned (and counted): the caller frees it. */
+static redisReply *run(sharedmap_t *s, int argc, const char **argv, const size_t *lens)
+{
+    if (s->c == NULL)
+        return NULL;
+    atomic_fetch_add_explicit(&s->commands, 1, memory_order_relaxed);
+    redisReply *r = redisCommandArgv(s->c, argc, argv, lens);
+    if (r == NULL) {
+        went_down(s, s->c->errstr[0] ? s->c->errstr : "no answer");
+        return NULL;
+    }
+    if (r->type == REDIS_REPLY_ERROR) {
+        atomic_fetch_add(&s->sync_errors, 1);
+        if (!s->logged_down) /* while away, went_down said it once */
+            LOG_WARN("shared map: Redis answered %s: %.*s", argv[0], (int)r->len, r->str);
+    }
+    return r;
+}
+
+static redisReply *run2(sharedmap_t *s, const char *a, const char *b)
+{
+    const char *argv[] = {a, b};
+    return run(s, 2, argv, NULL);
+}
+
+static bool is_str(const redisReply *r)
+{
+    return r != NULL && (r->type == REDIS_REPLY_STRING || r->type == REDIS_REPLY_STATUS);
+}
+
+/* A script's {status, value} answer. */
+static bool script_answer(const redisReply *r, const char **status, const char **value)
+{
+    if (r == NULL || r->type != REDIS_REPLY_ARRAY || r->elements != 2 || !is_str(r->element[0]))
+        return false;
+    *status = r->element[0]->str;
+    *value = is_str(r->element[1]) ? r->element[1]->str : "";
+    return true;
+}
+
+static void num(char *buf, size_t len, long long v)
+{
+    snprintf(buf, len, "%lld", v);
+}
+
+/* ---- epoch, base, pins ---- */
+
+static void load_base(sharedmap_t *s);
+static void upload_base(sharedmap_t *s);
+static void upload_pins(sharedmap_t *s);
+static void sync_pins(sharedmap_t *s);
+static void catch_up(sharedmap_t *s, bool steer_only);
+
+static bool valid_stream_id(const char *id, size_t len)
+{
+    if (len == 0 || len > FLEETBASE_MAX_LOG_ID)
+        return false;
+    for (size_t i = 0; i < len; i++)
+        if (!((id[i] >= '0' && id[i] <= '9') || id[i] == '-'))
+            return false;
+    return true;
+}
+
+/* The steer stream's last entry: a starting instance takes the pins from
+ * the pins hash, not by replaying old messages. */
+static void steer_to_end(sharedmap_t *s)
+{
+    const char *argv[] = {"XREVRANGE", s->k_steer, "+", "-", "COUNT", "1"};
+    redisReply *r = run(s, 6, argv, NULL);
+    snprintf(s->steer_id, sizeof(s->steer_id), "0-0");
+    if (r != NULL && r->type == REDIS_REPLY_ARRAY && r->elements == 1 &&
+        r->element[0]->type == REDIS_REPLY_ARRAY && r->element[0]->elements == 2 &&
+        is_str(r->element[0]->element[0]) &&
+        valid_stream_id(r->element[0]->element[0]->str, r->element[0]->element[0]->len))
+        snprintf(s->steer_id, sizeof(s->steer_id), "%s", r->element[0]->element[0]->str);
+    freeReplyObject(r);
+}
+
+/*
+ * EPOCH: the id of Redis's copy. "new": this instance starts the copy
+ * (Redis was empty or lost its data): upload the base and the pins. An
+ * epoch other than the one we know: another copy (Redis restarted empty
+ * and another instance re-created it): load its base. Returns false when
+ * Redis did not answer.
+ */
+static bool check_epoch(sharedmap_t *s)
+{
+    char fresh[33], ttl[32];
+    random_hex(fresh, 16);
+    num(ttl, sizeof(ttl), FLEETKEY_DEFAULT_TTL_MS);
+    const char *argv[] = {"EVAL", FLEETKEY_LUA_EPOCH, "1", s->k_epoch, fresh, ttl};
+    redisReply *r = run(s, 6, argv, NULL);
+    if (r == NULL)
+        return false;
+    if (r->type == REDIS_REPLY_ERROR) { /* NOAUTH, LOADING, a read-only replica...: unusable */
+        char why[160];
+        snprintf(why, sizeof(why), "%.*s", (int)r->len, r->str);
+        freeReplyObject(r);
+        went_down(s, why);
+        return false;
+    }
+    const char *st, *val;
+    if (!script_answer(r, &st, &val) || strlen(val) >= sizeof(s->epoch)) {
+        freeReplyObject(r);
+        return true;
+    }
+    bool was_up = atomic_load(&s->state) == SHAREDMAP_UP;
+    if (strcmp(st, "new") == 0) {
+        if (was_up)
+            set_state(s, SHAREDMAP_SYNCING);
+        if (s->epoch[0] != '\0') {
+            LOG_WARN("shared map: Redis lost the shared map (no epoch): uploading this "
+                     "instance's map and pins");
+            atomic_fetch_add(&s->epoch_changes, 1);
+        } else {
+            LOG_INFO("shared map: starting a new shared map in Redis");
+        }
+        snprintf(s->epoch, sizeof(s->epoch), "%s", val);
+        snprintf(s->log_id, sizeof(s->log_id), "0-0");
+        snprintf(s->steer_id, sizeof(s->steer_id), "0-0");
+        s->loaded = true;
+        freeReplyObject(r);
+        upload_base(s);
+        upload_pins(s);
+        if (was_up && s->c != NULL)
+            set_state(s, SHAREDMAP_UP);
+        return s->c != NULL;
+    }
+    if (strcmp(s->epoch, val) != 0) {
+        if (was_up)
+            set_state(s, SHAREDMAP_SYNCING);
+        if (s->epoch[0] != '\0') {
+            LOG_WARN("shared map: Redis holds another copy of the shared map: loading it");
+            atomic_fetch_add(&s->epoch_changes, 1);
+        }
+        snprintf(s->epoch, sizeof(s->epoch), "%s", val);
+        freeReplyObject(r);
+        load_base(s);
+        steer_to_end(s);
+        catch_up(s, false);
+        sync_pins(s);
+        s->loaded = true;
+        if (was_up && s->c != NULL)
+            set_state(s, SHAREDMAP_UP);
+        return s->c != NULL;
+    }
+    freeReplyObject(r);
+    return true;
+}
+
+static void close_batch(sharedmap_t *s);
+
+static void upload_base(sharedmap_t *s)
+{
+    /* the open batch's visits are in the map: close it, so the header's
+     * number covers them and a loader of this base does not fold them again */
+    close_batch(s);
+    pagemap_dump_t d = {0};
+    fleetbase_chunks_t ch = {0};
+    check(pagemap_dump(s->pm, &d));
+    int rc = check(fleetbase_encode(&d, 0, &ch));
+    pagemap_dump_dispose(&d);
+    if (rc != 0) {
+        LOG_WARN("shared map: base not written: %s", herald_strerror(rc));
+        return;
+    }
+    char gen[FLEETLOG_MAX_INSTANCE + 1], k_list[FLEETKEY_MAX_LEN];
+    snprintf(gen, sizeof(gen), "%s-%u", s->instance, ++s->base_gen);
+    fleetkey_base_chunks(k_list, sizeof(k_list), s->prefix, gen);
+    redisReply *r = run2(s, "DEL", k_list);
+    freeReplyObject(r);
+    for (size_t i = 0; i < ch.n && s->c != NULL; i++) {
+        const char *argv[] = {"RPUSH", k_list, ch.v[i]};
+        size_t lens[] = {5, strlen(k_list), ch.len[i]};
+        freeReplyObject(run(s, 3, argv, lens));
+    }
+    pthread_mutex_lock(&s->mu);
+    uint64_t own = fleetlog_builder_next_seq(s->builder) - 1;
+    pthread_mutex_unlock(&s->mu);
+    char *hdr = NULL;
+    size_t hlen = 0;
+    rc = check(fleetbase_header_encode(s->fold, s->instance, own, gen, wall_ms(), ch.n, s->log_id,
+                                       &hdr, &hlen));
+    if (rc == 0 && s->c != NULL) {
+        const char *hargv[] = {"HGET", s->k_base, "list"};
+        redisReply *cur = run(s, 3, hargv, NULL);
+        char old[FLEETKEY_MAX_LEN];
+        snprintf(old, sizeof(old), "%s", is_str(cur) && cur->len < sizeof(old) ? cur->str : k_list);
+        freeReplyObject(cur);
+        char n[32], ttl[32], keep[32];
+        num(n, sizeof(n), (long long)ch.n);
+        num(ttl, sizeof(ttl), FLEETKEY_DEFAULT_TTL_MS);
+        num(keep, sizeof(keep), 60000);
+        const char *argv[] = {"EVAL", FLEETKEY_LUA_BASE, "4", s->k_epoch, s->k_base, k_list,
+                              old,    s->epoch,          hdr, n,          ttl,       keep};
+        redisReply *br = run(s, 12, argv, NULL);
+        const char *st, *val;
+        if (script_answer(br, &st, &val)) {
+            if (strcmp(st, "ok") == 0) {
+                atomic_fetch_add(&s->bases_uploaded, 1);
+                LOG_INFO("shared map: base %s written (%zu chunk(s))", gen, ch.n);
+            } else {
+                LOG_WARN("shared map: base %s not taken: %s", gen, st);
+            }
+        }
+        freeReplyObject(br);
+    }
+    free(hdr);
+    fleetbase_chunks_dispose(&ch);
+}
+
+static void load_base(sharedmap_t *s)
+{
+    snprintf(s->log_id, sizeof(s->log_id), "0-0");
+    const char *argv[] = {"HMGET", s->k_base, "hdr", "list"};
+    redisReply *r = run(s, 4, argv, NULL);
+    if (r == NULL || r->type != REDIS_REPLY_ARRAY || r->elements != 2 || !is_str(r->element[0]) ||
+        !is_str(r->element[1])) {
+        freeReplyObject(r);
+        return; /* no base: the whole log is new */
+    }
+    fleetbase_header_t h = {0};
+    char reason[200];
+    int rc = check(fleetbase_header_decode(r->element[0]->str, r->element[0]->len, &h, reason,
+                                           sizeof(reason)));
+    if (rc != 0) {
+        atomic_fetch_add(&s->rejected, 1);
+        LOG_WARN("shared map: rejected the base header: %s", reason);
+        freeReplyObject(r);
+        return;
+    }
+    char list[FLEETKEY_MAX_LEN];
+    snprintf(list, sizeof(list), "%.*s", (int)r->element[1]->len, r->element[1]->str);
+    freeReplyObject(r);
+    size_t loaded = 0;
+    for (size_t i = 0; i < h.chunks && s->c != NULL; i += 16) {
+        char a[32], b[32];
+        num(a, sizeof(a), (long long)i);
+        num(b, sizeof(b), (long long)(i + 15));
+        const char *largv[] = {"LRANGE", list, a, b};
+        redisReply *lr = run(s, 4, largv, NULL);
+        if (lr == NULL || lr->type != REDIS_REPLY_ARRAY || lr->elements == 0) {
+            freeReplyObject(lr);
+            break;
+        }
+        for (size_t j = 0; j < lr->elements; j++) {
+            if (!is_str(lr->element[j]))
+                continue;
+            rc = check(fleetbase_load_chunk(s->pm, lr->element[j]->str, lr->element[j]->len, reason,
+                                            sizeof(reason)));
+            if (rc != 0) {
+                atomic_fetch_add(&s->rejected, 1);
+                LOG_WARN("shared map: rejected base chunk %zu: %s", i + j, reason);
+            } else {
+                loaded++;
+            }
+        }
+        freeReplyObject(lr);
+    }
+    check(fleetbase_header_seed(&h, s->fold, wall_ms()));
+    if (h.log_id[0] != '\0')
+        snprintf(s->log_id, sizeof(s->log_id), "%s", h.log_id);
+    atomic_fetch_add(&s->bases_loaded, 1);
+    LOG_INFO("shared map: loaded base %s (%zu of %zu chunk(s))", h.gen, loaded, h.chunks);
+    fleetbase_header_dispose(&h);
+}
+
+/* Queue a steering message of this instance (under mu). */
+static void steer_queue_locked(sharedmap_t *s, fleetsteer_msg_t *m)
+{
+    char *data = NULL, *field = NULL;
+    size_t len = 0;
+    m->seq = s->steer_next;
+    if (check(fleetsteer_encode(m, &data, &len)) != 0)
+        return;
+    if (m->op != FLEETSTEER_FORGET_PAGE && check(fleetsteer_field(m, &field, NULL)) != 0) {
+        free(data);
+        return;
+    }
+    s->steer_next++;
+    if (s->steer_q.n >= MAX_QUEUED_STEER) {
+        q_pop(&s->steer_q);
+        atomic_fetch_add(&s->batches_dropped, 1);
+    }
+    q_push(&s->steer_q,
+           (queued_t){.data = data, .len = len, .seq = m->seq, .op = m->op, .field = field});
+}
+
+/* The pins of a map Redis lost: published again as this instance's. */
+static void upload_pins(sharedmap_t *s)
+{
+    fleetsteer_msg_t *msgs = NULL;
+    size_t n = 0;
+    pthread_mutex_lock(&s->mu);
+    if (check(fleetsteer_collect(s->pm, s->instance, s->steer_next, wall_ms(), &msgs, &n)) == 0)
+        for (size_t i = 0; i < n; i++)
+            steer_queue_locked(s, &msgs[i]);
+    pthread_mutex_unlock(&s->mu);
+    fleetsteer_msgs_free(msgs, n);
+}
+
+/* Make the map's pins and bans those of the pins hash. */
+static void sync_pins(sharedmap_t *s)
+{
+    redisReply *r = run2(s, "HGETALL", s->k_pins);
+    if (r == NULL || r->type != REDIS_REPLY_ARRAY) {
+        freeReplyObject(r);
+        return;
+    }
+    size_t n = 0;
+    fleetsteer_msg_t *set = xcalloc(r->elements / 2 + 1, sizeof(*set));
+    for (size_t i = 1; i < r->elements; i += 2) {
+        if (!is_str(r->element[i]))
+            continue;
+        char reason[200];
+        if (check(fleetsteer_decode(r->element[i]->str, r->element[i]->len, &set[n], reason,
+                                    sizeof(reason))) != 0) {
+            atomic_fetch_add(&s->rejected, 1);
+            LOG_WARN("shared map: rejected a pin from Redis: %s", reason);
+            continue;
+        }
+        n++;
+    }
+    freeReplyObject(r);
+    size_t changed = 0;
+    check(fleetsteer_sync(s->pm, set, n, &changed));
+    if (changed > 0)
+        LOG_INFO("shared map: %zu pin(s)/ban(s) changed to match the fleet", changed);
+    for (size_t i = 0; i < n; i++)
+        fleetsteer_msg_dispose(&set[i]);
+    free(set);
+}
+
+/* ---- folding ---- */
+
+static unsigned rejects_logged;
+
+static void reject(sharedmap_t *s, const char *what, const char *id, const char *reason)
+{
+    atomic_fetch_add(&s->rejected, 1);
+    if (rejects_logged++ < MAX_REJECT_LOGS)
+        LOG_WARN("shared map: rejected %s %s from Redis: %s", what, id, reason);
+}
+
+static const redisReply *field_of(const redisReply *fields, const char *name)
+{
+    for (size_t i = 0; i + 1 < fields->elements; i += 2)
+        if (is_str(fields->element[i]) && strcmp(fields->element[i]->str, name) == 0 &&
+            is_str(fields->element[i + 1]))
+            return fields->element[i + 1];
+    return NULL;
+}
+
+static bool parse_seq(const redisReply *r, uint64_t *out)
+{
+    if (r == NULL || r->len == 0 || r->len > 16)
+        return false;
+    uint64_t v = 0;
+    for (size_t i = 0; i < r->len; i++) {
+        if (r->str[i] < '0' || r->str[i] > '9')
+            return false;
+        v = v * 10 + (uint64_t)(r->str[i] - '0');
+    }
+    *out = v;
+    return v >= 1 && v <= (uint64_t)FLEETLOG_MAX_INT;
+}
+
+static void fold_log_entry(sharedmap_t *s, const char *id, const redisReply *fields)
+{
+    const redisReply *ri = field_of(fields, "i"), *rs = field_of(fields, "s"),
+                     *rb = field_of(fields, "b");
+    uint64_t seq;
+    if (ri == NULL || rb == NULL || !parse_seq(rs, &seq) || !fleetlog_instance_valid(ri->str)) {
+        reject(s, "log entry", id, "missing or invalid i, s or b");
+        return;
+    }
+    if (fleetfold_check(s->fold, ri->str, seq) != FLEETFOLD_NEW)
+        return; /* own, or folded already */
+    fleetlog_batch_t b = {0};
+    char reason[200];
+    int rc = check(fleetlog_decode(rb->str, rb->len, &b, reason, sizeof(reason)));
+    if (rc == 0 && (strcmp(b.instance, ri->str) != 0 || b.seq != seq)) {
+        snprintf(reason, sizeof(reason), "batch says %s/%" PRIu64 ", entry %s/%" PRIu64, b.instance,
+                 b.seq, ri->str, seq);
+        rc = HERALD_EPARSE;
+    }
+    if (rc != 0) {
+        reject(s, "batch", id, reason);
+        check(fleetfold_note(s->fold, ri->str, seq, wall_ms()));
+        fleetlog_batch_dispose(&b);
+        return;
+    }
+    fleetfold_result_t res = {0};
+    pthread_mutex_lock(&s->mu);
+    rc = check(fleetfold_apply(s->fold, s->pm, s->marks, &b, wall_ms(), &res));
+    pthread_mutex_unlock(&s->mu);
+    if (res.check == FLEETFOLD_NEW) {
+        atomic_fetch_add(&s->batches_folded, 1);
+        atomic_fetch_add(&s->visits_folded, res.visits);
+        atomic_fetch_add(&s->visits_vetoed, res.vetoed);
+        atomic_fetch_add(&s->assets_folded, res.assets);
+        LOG_DEBUG("shared map: folded %s/%" PRIu64 ": %zu visit(s), %zu vetoed, %zu asset(s)",
+                  b.instance, b.seq, res.visits, res.vetoed, res.assets);
+    }
+    fleetlog_batch_dispose(&b);
+}
+
+static void fold_steer_entry(sharedmap_t *s, const char *id, const redisReply *fields)
+{
+    const redisReply *rm = field_of(fields, "m");
+    if (rm == NULL) {
+        reject(s, "steer entry", id, "no m");
+        return;
+    }
+    fleetsteer_msg_t m = {0};
+    char reason[200];
+    if (check(fleetsteer_decode(rm->str, rm->len, &m, reason, sizeof(reason))) != 0) {
+        reject(s, "steering message", id, reason);
+        return;
+    }
+    int rc = 0;
+    if (fleetfold_accept(s->steer_fold, m.instance, m.seq, wall_ms(), &rc)) {
+        check(fleetsteer_apply(s->pm, &m));
+        atomic_fetch_add(&s->steer_applied, 1);
+        LOG_INFO("shared map: %s %s%s%s (from %s)", fleetsteer_op_name(m.op), m.page_key,
+                 m.asset_key ? " -> " : "", m.asset_key ? m.asset_key : "", m.instance);
+    }
+    check(rc);
+    fleetsteer_msg_dispose(&m);
+}
+
+/* Fold one XREAD/XRANGE answer of stream `key`; advances its cursor. */
+static size_t fold_entries(sharedmap_t *s, bool steer, const redisReply *entries)
+{
+    size_t n = 0;
+    for (size_t i = 0; i < entries->elements; i++) {
+        const redisReply *e = entries->element[i];
+        if (e->type != REDIS_REPLY_ARRAY || e->elements != 2 || !is_str(e->element[0]) ||
+            !valid_stream_id(e->element[0]->str, e->element[0]->len))
+            continue;
+        const char *id = e->element[0]->str;
+        if (e->element[1]->type == REDIS_REPLY_ARRAY) {
+            if (steer)
+                fold_steer_entry(s, id, e->element[1]);
+            else
+                fold_log_entry(s, id, e->element[1]);
+        }
+        snprintf(steer ? s->steer_id : s->log_id, sizeof(s->log_id), "%s", id);
+        n++;
+    }
+    return n;
+}
+
+/* XREAD both streams after the cursors, waiting up to block_ms (< 0: not
+ * at all). Returns the entries read, or -1 when Redis did not answer. */
+static long read_streams(sharedmap_t *s, long block_ms, bool steer_only)
+{
+    char count[16], block[32];
+    num(count, sizeof(count), READ_COUNT);
+    num(block, sizeof(block), block_ms);
+    const char *argv[10];
+    int argc = 0;
+    argv[argc++] = "XREAD";
+    argv[argc++] = "COUNT";
+    argv[argc++] = count;
+    if (block_ms >= 0) {
+        argv[argc++] = "BLOCK";
+        argv[argc++] = block;
+    }
+    argv[argc++] = "STREAMS";
+    if (!steer_only)
+        argv[argc++] = s->k_log;
+    argv[argc++] = s->k_steer;
+    if (!steer_only)
+        argv[argc++] = s->log_id;
+    argv[argc++] = s->steer_id;
+    redisReply *r = run(s, argc, argv, NULL);
+    if (r == NULL)
+        return -1;
+    long n = 0;
+    if (r->type == REDIS_REPLY_ARRAY) {
+        for (size_t i = 0; i < r->elements; i++) {
+            const redisReply *st = r->element[i];
+            if (st->type != REDIS_REPLY_ARRAY || st->elements != 2 || !is_str(st->element[0]) ||
+                st->element[1]->type != REDIS_REPLY_ARRAY)
+                continue;
+            bool steer = strcmp(st->element[0]->str, s->k_steer) == 0;
+            n += (long)fold_entries(s, steer, st->element[1]);
+        }
+    }
+    freeReplyObject(r);
+    atomic_store(&s->last_sync_ms, wall_ms());
+    pthread_mutex_lock(&s->mu);
+    memcpy(s->log_id_pub, s->log_id, sizeof(s->log_id));
+    pthread_mutex_unlock(&s->mu);
+    return n;
+}
+
+/* Read until nothing new is left (after a connect or an epoch change). */
+static void catch_up(sharedmap_t *s, bool steer_only)
+{
+    long n;
+    do {
+        n = read_streams(s, -1, steer_only);
+    } while (n > 0 && s->c != NULL);
+}
+
+/* ---- sending ---- */
+
+/* Close the open batch (under mu) into the send queue. */
+static void close_batch(sharedmap_t *s)
+{
+    pthread_mutex_lock(&s->mu);
+    size_t recs = fleetlog_builder_records(s->builder);
+    char *data = NULL;
+    size_t len = 0;
+    uint64_t seq = 0;
+    int rc =
+        recs > 0 ? check(fleetlog_builder_finish(s->builder, wall_ms(), &data, &len, &seq)) : -1;
+    pthread_mutex_unlock(&s->mu);
+    if (rc != 0)
+        return;
+    if (s->batch_q.n >= MAX_QUEUED_BATCHES) {
+        atomic_fetch_add(&s->batches_dropped, 1);
+        atomic_fetch_add(&s->records_dropped, s->batch_q.v[0].records);
+        q_pop(&s->batch_q);
+    }
+    q_push(&s->batch_q, (queued_t){.data = data, .len = len, .seq = seq, .records = recs});
+    atomic_store(&s->queued_batches, s->batch_q.n);
+}
+
+/* Send the queued batches in order; false when one must wait (Redis away
+ * or the epoch changed). */
+static bool send_batches(sharedmap_t *s)
+{
+    while (s->batch_q.n > 0 && s->c != NULL) {
+        queued_t *b = &s->batch_q.v[0];
+        char seq[32], maxlen[32], ttl[32], maxb[32];
+        num(seq, sizeof(seq), (long long)b->seq);
+        num(maxlen, sizeof(maxlen), FLEETKEY_DEFAULT_LOG_MAXLEN);
+        num(ttl, sizeof(ttl), FLEETKEY_DEFAULT_TTL_MS);
+        num(maxb, sizeof(maxb), FLEETLOG_MAX_BATCH_BYTES);
+        const char *argv[] = {"EVAL",   FLEETKEY_LUA_APPEND, "3", s->k_epoch, s->k_log, s->k_seq,
+                              s->epoch, s->instance,         seq, b->data,    maxlen,   ttl,
+                              maxb};
+        size_t lens[13];
+        for (int i = 0; i < 13; i++)
+            lens[i] = strlen(argv[i]);
+        lens[9] = b->len;
+        redisReply *r = run(s, 13, argv, lens);
+        const char *st, *val;
+        if (!script_answer(r, &st, &val)) {
+            freeReplyObject(r);
+            return false;
+        }
+        if (strcmp(st, "epoch") == 0) {
+            freeReplyObject(r);
+            return false; /* check_epoch runs on the next round */
+        }
+        if (strcmp(st, "ok") == 0) {
+            atomic_fetch_add(&s->batches_sent, 1);
+            atomic_fetch_add(&s->records_sent, b->records);
+            atomic_fetch_add(&s->bytes_sent, b->len);
+            atomic_store(&s->last_batch_records, b->records);
+        } else if (strcmp(st, "toobig") == 0) {
+            atomic_fetch_add(&s->batches_dropped, 1);
+            LOG_WARN("shared map: batch %" PRIu64 " (%zu bytes) refused as too big", b->seq,
+                     b->len);
+        } /* "dup": sent before the connection broke */
+        freeReplyObject(r);
+        q_pop(&s->batch_q);
+        atomic_store(&s->queued_batches, s->batch_q.n);
+    }
+    return s->c != NULL;
+}
+
+static bool send_steer(sharedmap_t *s)
+{
+    for (;;) {
+        pthread_mutex_lock(&s->mu);
+        if (s->steer_q.n == 0 || s->c == NULL) {
+            pthread_mutex_unlock(&s->mu);
+            return s->c != NULL;
+        }
+        queued_t m = s->steer_q.v[0];
+        m.data = xstrdup(m.data);
+        m.field = xstrdup(m.field ? m.field : "");
+        pthread_mutex_unlock(&s->mu);
+        char seq[32], maxlen[32], ttl[32], maxb[32], maxpins[32];
+        num(seq, sizeof(seq), (long long)m.seq);
+        num(maxlen, sizeof(maxlen), FLEETKEY_DEFAULT_STEER_MAXLEN);
+        num(ttl, sizeof(ttl), FLEETKEY_DEFAULT_TTL_MS);
+        num(maxb, sizeof(maxb), FLEETSTEER_MAX_BYTES);
+        num(maxpins, sizeof(maxpins), FLEETKEY_DEFAULT_MAX_PINS);
+        const char *argv[] = {"EVAL",
+                              FLEETKEY_LUA_STEER,
+                              "4",
+                              s->k_epoch,
+                              s->k_pins,
+                              s->k_steer,
+                              s->k_steer_seq,
+                              s->epoch,
+                              s->instance,
+                              seq,
+                              fleetsteer_op_name(m.op),
+                              m.field,
+                              m.data,
+                              s->k_chan,
+                              maxlen,
+                              ttl,
+                              maxb,
+                              maxpins};
+        redisReply *r = run(s, 18, argv, NULL);
+        const char *st, *val;
+        bool ok = script_answer(r, &st, &val) && strcmp(st, "epoch") != 0;
+        if (ok && strcmp(st, "ok") == 0)
+            atomic_fetch_add(&s->steer_sent, 1);
+        else if (ok && strcmp(st, "dup") != 0)
+            LOG_WARN("shared map: %s %s not shared: %s", fleetsteer_op_name(m.op), m.field, st);
+        freeReplyObject(r);
+        free(m.data);
+        free(m.field);
+        if (!ok)
+            return false;
+        pthread_mutex_lock(&s->mu);
+        if (s->steer_q.n > 0 && s->steer_q.v[0].seq == m.seq)
+            q_pop(&s->steer_q);
+        pthread_mutex_unlock(&s->mu);
+    }
+}
+
+/* "ms-seq" stream ids as numbers; false when malformed. */
+static bool parse_id(const char *id, uint64_t *ms, uint64_t *seq)
+{
+    char *end;
+    errno = 0;
+    *ms = strtoull(id, &end, 10);
+    if (errno != 0 || end == id)
+        return false;
+    *seq = 0;
+    if (*end == '-') {
+        const char *p = end + 1;
+        *seq = strtoull(p, &end, 10);
+        if (errno != 0 || end == p)
+            return false;
+    }
+    return *end == '\0';
+}
+
+/*
+ * After a disconnect: when Redis trimmed log entries past our cursor (its
+ * max-deleted-entry-id is beyond it), the evidence in the gap is lost to
+ * this instance; load the base, which holds what the fleet learned.
+ */
+static void check_gap(sharedmap_t *s)
+{
+    const char *argv[] = {"XINFO", "STREAM", s->k_log};
+    redisReply *r = run(s, 3, argv, NULL);
+    if (r == NULL || r->type != REDIS_REPLY_ARRAY) {
+        freeReplyObject(r);
+        return;
+    }
+    uint64_t dm, ds, cm, cs;
+    for (size_t i = 0; i + 1 < r->elements; i += 2) {
+        if (!is_str(r->element[i]) || strcmp(r->element[i]->str, "max-deleted-entry-id") != 0 ||
+            !is_str(r->element[i + 1]))
+            continue;
+        if (parse_id(r->element[i + 1]->str, &dm, &ds) && parse_id(s->log_id, &cm, &cs) &&
+            (dm > cm || (dm == cm && ds > cs))) {
+            LOG_WARN("shared map: the log was trimmed past this instance's position while it was "
+                     "away: loading the base");
+            freeReplyObject(r);
+            load_base(s);
+            return;
+        }
+    }
+    freeReplyObject(r);
+}
+
+/* Now and then, one instance at a time writes its map as the base. */
+static void maybe_write_base(sharedmap_t *s)
+{
+    if (mono_ms() < s->next_base_ms)
+        return;
+    s->next_base_ms = mono_ms() + BASE_EVERY_MS;
+    char px[32];
+    num(px, sizeof(px), BASE_EVERY_MS / 2);
+    const char *argv[] = {"SET", s->k_base_lock, s->instance, "NX", "PX", px};
+    redisReply *r = run(s, 6, argv, NULL);
+    bool mine = r != NULL && r->type == REDIS_REPLY_STATUS;
+    freeReplyObject(r);
+    if (mine)
+        upload_base(s);
+}
+
+static void touch(sharedmap_t *s)
+{
+    char ttl[32];
+    num(ttl, sizeof(ttl), FLEETKEY_DEFAULT_TTL_MS);
+    const char *argv[] = {"EVAL", FLEETKEY_LUA_TOUCH, "3", s->k_pins, s->k_base, s->k_steer, ttl};
+    freeReplyObject(run(s, 7, argv, NULL));
+}
+
+/* ---- the connection ---- */
+
+static bool connect_redis(sharedmap_t *s)
+{
+    struct timeval tv = {CONNECT_TIMEOUT_MS / 1000, (CONNECT_TIMEOUT_MS % 1000) * 1000};
+    redisContext *c = s->unix_path[0] ? redisConnectUnixWithTimeout(s->unix_path, tv)
+                                      : redisConnectWithTimeout(s->host, s->port, tv);
+    if (c == NULL || c->err) {
+        char why[160];
+        snprintf(why, sizeof(why), "%s", c ? c->errstr : "out of memory");
+        if (c != NULL)
+            redisFree(c);
+        went_down(s, why);
+        return false;
+    }
+    struct timeval ctv = {COMMAND_TIMEOUT_MS / 1000, (COMMAND_TIMEOUT_MS % 1000) * 1000};
+    redisSetTimeout(c, ctv);
+    s->c = c;
+    set_state(s, SHAREDMAP_SYNCING);
+    if (s->pass[0] != '\0') {
+        const char *argv[] = {"AUTH", s->user, s->pass};
+        redisReply *r = s->user[0] ? run(s, 3, argv, NULL) : run2(s, "AUTH", s->pass);
+        bool ok = r != NULL && r->type != REDIS_REPLY_ERROR;
+        freeReplyObject(r);
+        if (!ok) {
+            went_down(s, "AUTH refused");
+            return false;
+        }
+    }
+    if (s->db != 0) {
+        char db[16];
+        num(db, sizeof(db), s->db);
+        redisReply *r = run2(s, "SELECT", db);
+        bool ok = r != NULL && r->type != REDIS_REPLY_ERROR;
+        freeReplyObject(r);
+        if (!ok) {
+            went_down(s, "SELECT refused");
+            return false;
+        }
+    }
+    bool first = !s->loaded;
+    if (!check_epoch(s))
+        return false;
+    if (!first) {
+        /* what was published while away, then the pins as they are now */
+        atomic_fetch_add(&s->resyncs, 1);
+        check_gap(s);
+        catch_up(s, true);
+        sync_pins(s);
+    }
+    if (s->c == NULL)
+        return false;
+    if (s->logged_down)
+        LOG_INFO("shared map: Redis at %s answers again after %.1fs: resynced", s->url,
+                 (double)(mono_ms() - s->down_since_ms) / 1000.0);
+    else
+        LOG_INFO("shared map: connected to Redis at %s (instance %s)", s->url, s->instance);
+    s->logged_down = false;
+    s->backoff_ms = 0;
+    set_state(s, SHAREDMAP_UP);
+    atomic_store(&s->last_sync_ms, wall_ms());
+    return true;
+}
+
+static bool stopping(sharedmap_t *s)
+{
+    pthread_mutex_lock(&s->mu);
+    bool st = s->stop;
+    pthread_mutex_unlock(&s->mu);
+    return st;
+}
+
+static void wait_ms(sharedmap_t *s, int64_t ms)
+{
+    if (ms <= 0)
+        return;
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    ts.tv_sec += ms / 1000;
+    ts.tv_nsec += (long)(ms % 1000) * 1000000;
+    if (ts.tv_nsec >= 1000000000) {
+        ts.tv_sec++;
+        ts.tv_nsec -= 1000000000;
+    }
+    pthread_mutex_lock(&s->mu);
+    if (!s->stop)
+        pthread_cond_timedwait(&s->cv, &s->mu, &ts);
+    pthread_mutex_unlock(&s->mu);
+}
+
+static void *sync_main(void *arg)
+{
+    sharedmap_t *s = arg;
+    while (!stopping(s)) {
+        int64_t now = mono_ms();
+        if (now >= s->next_tick_ms) {
+            s->next_tick_ms = now + s->interval_ms;
+            close_batch(s);
+            if (s->c != NULL && check_epoch(s) && send_batches(s)) {
+                touch(s);
+                maybe_write_base(s);
+            }
+            fleetfold_expire(s->fold, wall_ms());
+            fleetfold_expire(s->steer_fold, wall_ms());
+        }
+        if (s->c == NULL) {
+            if (now >= s->next_connect_ms && connect_redis(s))
+                continue;
+            int64_t until =
+                s->next_connect_ms < s->next_tick_ms ? s->next_connect_ms : s->next_tick_ms;
+            wait_ms(s, until - mono_ms());
+            continue;
+        }
+        pthread_mutex_lock(&s->mu);
+        bool full = fleetlog_builder_full(s->builder);
+        pthread_mutex_unlock(&s->mu);
+        if (full) {
+            close_batch(s);
+            send_batches(s);
+        }
+        if (!send_steer(s)) {
+            if (s->c != NULL) { /* the epoch changed under us */
+                check_epoch(s);
+                wait_ms(s, 50);
+            }
+            continue;
+        }
+        int64_t left = s->next_tick_ms - mono_ms();
+        read_streams(s, left < 1 ? 1 : left < READ_BLOCK_MS ? left : READ_BLOCK_MS, false);
+    }
+    /* what is left, briefly */
+    close_batch(s);
+    int64_t end = mono_ms() + STOP_FLUSH_MS;
+    if (s->c == NULL && mono_ms() < end)
+        connect_redis(s);
+    if (s->c != NULL) {
+        send_batches(s);
+        send_steer(s);
+    }
+    return NULL;
+}
+
+/* ---- the workers' side ---- */
+
+typedef struct tap_ctx {
+    sharedmap_t *s;
+    uint64_t client;
+} tap_ctx_t;
+
+static void add_failed(sharedmap_t *s, int rc)
+{
+    check(rc);
+    if (rc != 0) /* cannot be shared: counted, the local map has it */
+        atomic_fetch_add(&s->records_dropped, 1);
+}
+
+static void on_tap_visit(void *ctx, const pagemap_visit_t *pv)
+{
+    tap_ctx_t *t = ctx;
+    pthread_mutex_lock(&t->s->mu);
+    add_failed(t->s, fleetlog_builder_add_visit(t->s->builder, pv, t->client));
+    pthread_mutex_unlock(&t->s->mu);
+}
+
+static void on_tap_asset(void *ctx, const char *key, const pagemap_asset_meta_t *m)
+{
+    tap_ctx_t *t = ctx;
+    pthread_mutex_lock(&t->s->mu);
+    add_failed(t->s, fleetlog_builder_add_asset(t->s->builder, key, m));
+    pthread_mutex_unlock(&t->s->mu);
+}
+
+int sharedmap_commit(visit_t *v, pagemap_t *pm, int64_t wall, bool supplement)
+{
+    sharedmap_t *s = atomic_load(&the_map);
+    if (s == NULL)
+        return visit_commit(v, pm, wall, supplement);
+    tap_ctx_t t = {.s = s,
+                   .client = fleetmark_client_hash(visit_client(v), s->prefix, strlen(s->prefix))};
+    if (!supplement && t.client != 0 && !visit_authorized(v)) {
+        bool page = true, tpl = true;
+        pthread_mutex_lock(&s->mu);
+        fleetmark_take_visit(s->marks, t.client, visit_page_key(v), visit_template_key(v), wall,
+                             false, &page, &tpl);
+        pthread_mutex_unlock(&s->mu);
+        visit_restrict(v, page, tpl);
+    }
+    visit_tap_t tap = {.visit = on_tap_visit, .asset = on_tap_asset, .ctx = &t};
+    return visit_commit_tap(v, pm, wall, supplement, &tap);
+}
+
+void sharedmap_steer(fleetsteer_op_t op, const char *page, const char *asset)
+{
+    sharedmap_t *s = atomic_load(&the_map);
+    if (s == NULL || page == NULL)
+        return;
+    fleetsteer_msg_t m = {.op = op, .t_ms = wall_ms()};
+    memcpy(m.instance, s->instance, sizeof(s->instance));
+    m.page_key = (char *)page;
+    m.asset_key = op == FLEETSTEER_FORGET_PAGE ? NULL : (char *)asset;
+    pthread_mutex_lock(&s->mu);
+    steer_queue_locked(s, &m);
+    pthread_cond_signal(&s->cv);
+    pthread_mutex_unlock(&s->mu);
+}
+
+/* ---- start and stop ---- */
+
+static void key(char *buf, const char *prefix, fleetkey_name_t n)
+{
+    fleetkey_build(buf, FLEETKEY_MAX_LEN, prefix, n);
+}
+
+/* Parse and check the options into a new s (*out), or fail with a message. */
+static int configure(const config_t *cfg, sharedmap_t **out, char *err, size_t errlen)
+{
+    *out = NULL;
+    if (!fleetkey_prefix_valid(cfg->shared_map_prefix)) {
+        snprintf(err, errlen, "--shared-map-prefix: at most %d printable characters without spaces",
+                 FLEETKEY_MAX_PREFIX);
+        return HERALD_EINVAL;
+    }
+    sharedmap_t *s = xcalloc(1, sizeof(*s));
+    int rc = parse_url(s, cfg->shared_map, err, errlen);
+    if (rc == 0 && cfg->shared_map_password_file[0] != '\0')
+        rc = read_password(s, cfg->shared_map_password_file, err, errlen);
+    if (rc != 0) {
+        free(s);
+        return rc;
+    }
+    *out = s;
+    return 0;
+}
+
+int sharedmap_check(const config_t *cfg, char *err, size_t errlen)
+{
+    if (cfg->shared_map[0] == '\0')
+        return 0;
+    sharedmap_t *s = NULL;
+    int rc = configure(cfg, &s, err, errlen);
+    if (s != NULL)
+        memset(s->pass, 0, sizeof(s->pass));
+    free(s);
+    return rc;
+}
+
+int sharedmap_start(const config_t *cfg, pagemap_t *pm, sharedmap_t **out, char *err, size_t errlen)
+{
+    *out = NULL;
+    if (cfg->shared_map[0] == '\0')
+        return 0;
+    sharedmap_t *s = NULL;
+    int rc = configure(cfg, &s, err, errlen);
+    if (rc != 0)
+        return rc;
+    s->pm = pm;
+    s->interval_ms = (int64_t)(cfg->shared_map_interval * 1000.0);
+    if (s->interval_ms < 1)
+        s->interval_ms = 1;
+    snprintf(s->prefix, sizeof(s->prefix), "%.*s", FLEETKEY_MAX_PREFIX, cfg->shared_map_prefix);
+    random_hex(s->instance, 8);
+    key(s->k_epoch, s->prefix, FLEETKEY_EPOCH);
+    key(s->k_log, s->prefix, FLEETKEY_LOG);
+    key(s->k_steer, s->prefix, FLEETKEY_STEER);
+    key(s->k_chan, s->prefix, FLEETKEY_STEER_CHANNEL);
+    key(s->k_pins, s->prefix, FLEETKEY_PINS);
+    key(s->k_base, s->prefix, FLEETKEY_BASE);
+    key(s->k_base_lock, s->prefix, FLEETKEY_BASE_LOCK);
+    fleetkey_seq(s->k_seq, sizeof(s->k_seq), s->prefix, s->instance);
+    fleetkey_steer_seq(s->k_steer_seq, sizeof(s->k_steer_seq), s->prefix, s->instance);
+    pthread_mutex_init(&s->mu, NULL);
+    pthread_condattr_t ca;
+    pthread_condattr_init(&ca);
+    pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
+    pthread_cond_init(&s->cv, &ca);
+    pthread_condattr_destroy(&ca);
+    check(fleetlog_builder_create(s->instance, 1, &s->builder));
+    check(fleetmark_create(FLEETMARK_DEFAULT_CAP, FLEETMARK_DEFAULT_WINDOW_MS, &s->marks));
+    check(fleetfold_create(s->instance, FLEETFOLD_DEFAULT_MAX_INSTANCES,
+                           FLEETFOLD_DEFAULT_EXPIRE_MS, &s->fold));
+    check(fleetfold_create(s->instance, FLEETFOLD_DEFAULT_MAX_INSTANCES,
+                           FLEETFOLD_DEFAULT_EXPIRE_MS, &s->steer_fold));
+    s->steer_next = 1;
+    snprintf(s->log_id, sizeof(s->log_id), "0-0");
+    snprintf(s->steer_id, sizeof(s->steer_id), "0-0");
+    /* The load, before any connection is accepted: a bounded wait. */
+    int64_t t0 = mono_ms();
+    if (connect_redis(s))
+        LOG_INFO("shared map: loaded in %" PRId64 " ms (%" PRIu64 " batch(es) folded)",
+                 mono_ms() - t0, atomic_load(&s->batches_folded));
+    s->next_tick_ms = mono_ms() + s->interval_ms;
+    char r4[9];
+    random_hex(r4, 4);
+    /* spread over the fleet: each instance tries at its own time */
+    s->next_base_ms =
+        mono_ms() + BASE_EVERY_MS / 2 + (int64_t)(strtoul(r4, NULL, 16) % BASE_EVERY_MS);
+    atomic_store(&the_map, s);
+    if (pthread_create(&s->thread, NULL, sync_main, s) != 0)
+        alloc_fail(__FILE__, __LINE__, 0);
+    s->thread_started = true;
+    *out = s;
+    return 0;
+}
+
+void sharedmap_stop(sharedmap_t *s)
+{
+    if (s == NULL)
+        return;
+    pthread_mutex_lock(&s->mu);
+    s->stop = true;
+    pthread_cond_signal(&s->cv);
+    pthread_mutex_unlock(&s->mu);
+    if (s->thread_started)
+        pthread_join(s->thread, NULL);
+    atomic_store(&the_map, NULL);
+    if (s->c != NULL)
+        redisFree(s->c);
+    q_free(&s->batch_q);
+    q_free(&s->steer_q);
+    fleetlog_builder_destroy(s->builder);
+    fleetmark_destroy(s->marks);
+    fleetfold_destroy(s->fold);
+    fleetfold_destroy(s->steer_fold);
+    pthread_mutex_destroy(&s->mu);
+    pthread_cond_destroy(&s->cv);
+    memset(s->pass, 0, sizeof(s->pass));
+    free(s);
+}
+
+bool sharedmap_degraded(void)
+{
+    sharedmap_t *s = atomic_load(&the_map);
+    return s != NULL && atomic_load(&s->state) != SHAREDMAP_UP;
+}
+
+static double lag_s(sharedmap_t *s)
+{
+    int64_t last = atomic_load(&s->last_sync_ms);
+    int64_t d = wall_ms() - last;
+    return last == 0 ? -1 : d < 0 ? 0 : (double)d / 1000.0;
+}
+
+json_t *sharedmap_stats_json(void)
+{
+    sharedmap_t *s = atomic_load(&the_map);
+    if (s == NULL)
+        return NULL;
+    pthread_mutex_lock(&s->mu);
+    size_t steer_q = s->steer_q.n, open = fleetlog_builder_records(s->builder);
+    char log_id[sizeof(s->log_id_pub)];
+    memcpy(log_id, s->log_id_pub, sizeof(log_id));
+    pthread_mutex_unlock(&s->mu);
+    json_t *j = json_pack(
+        "{s:s, s:s, s:b, s:f, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, "
+        "s:I, s:I, s:I, s:I, s:I, s:I}",
+        "instance", s->instance, "prefix", s->prefix, "up", atomic_load(&s->state) == SHAREDMAP_UP,
+        "lag_s", lag_s(s), "commands", (json_int_t)atomic_load(&s->commands), "sync_errors",
+        (json_int_t)atomic_load(&s->sync_errors), "batches_sent",
+        (json_int_t)atomic_load(&s->batches_sent), "records_sent",
+        (json_int_t)atomic_load(&s->records_sent), "bytes_sent",
+        (json_int_t)atomic_load(&s->bytes_sent), "last_batch_records",
+        (json_int_t)atomic_load(&s->last_batch_records), "batches_dropped",
+        (json_int_t)atomic_load(&s->batches_dropped), "records_dropped",
+        (json_int_t)atomic_load(&s->records_dropped), "batches_folded",
+        (json_int_t)atomic_load(&s->batches_folded), "visits_folded",
+        (json_int_t)atomic_load(&s->visits_folded), "visits_vetoed",
+        (json_int_t)atomic_load(&s->visits_vetoed), "assets_folded",
+        (json_int_t)atomic_load(&s->assets_folded), "rejected",
+        (json_int_t)atomic_load(&s->rejected), "steer_sent",
+        (json_int_t)atomic_load(&s->steer_sent), "steer_applied",
+        (json_int_t)atomic_load(&s->steer_applied), "resyncs", (json_int_t)atomic_load(&s->resyncs),
+        "epoch_changes", (json_int_t)atomic_load(&s->epoch_changes), "open_records",
+        (json_int_t)open, "queued_steering", (json_int_t)steer_q);
+    if (j == NULL)
+        abort();
+    json_object_set_new(j, "log_id", json_string(log_id));
+    json_object_set_new(j, "state", json_string(state_name(atomic_load(&s->state))));
+    json_object_set_new(j, "queued_batches",
+                        json_integer((json_int_t)atomic_load(&s->queued_batches)));
+    return j;
+}
+
+char *sharedmap_metrics_append(char *text)
+{
+    sharedmap_t *s = atomic_load(&the_map);
+    if (s == NULL)
+        return text;
+    char add[2048];
+    int n = snprintf(
+        add, sizeof(add),
+        "# HELP herald_shared_map_up 1 when Redis answers the shared map's sync\n"
+        "# TYPE herald_shared_map_up gauge\nherald_shared_map_up %d\n"
+        "# HELP herald_shared_map_lag_seconds seconds since the last successful read of the "
+        "shared map\n"
+        "# TYPE herald_shared_map_lag_seconds gauge\nherald_shared_map_lag_seconds %.3f\n"
+        "# TYPE herald_shared_map_sync_errors_total counter\n"
+        "herald_shared_map_sync_errors_total %" PRIu64 "\n"
+        "# TYPE herald_shared_map_commands_total counter\n"
+        "herald_shared_map_commands_total %" PRIu64 "\n"
+        "# TYPE herald_shared_map_batches_sent_total counter\n"
+        "herald_shared_map_batches_sent_total %" PRIu64 "\n"
+        "# TYPE herald_shared_map_batch_records_total counter\n"
+        "herald_shared_map_batch_records_total %" PRIu64 "\n"
+        "# TYPE herald_shared_map_batch_bytes_total counter\n"
+        "herald_shared_map_batch_bytes_total %" PRIu64 "\n"
+        "# TYPE herald_shared_map_batches_dropped_total counter\n"
+        "herald_shared_map_batches_dropped_total %" PRIu64 "\n"
+        "# TYPE herald_shared_map_batches_folded_total counter\n"
+        "herald_shared_map_batches_folded_total %" PRIu64 "\n"
+        "# TYPE herald_shared_map_visits_folded_total counter\n"
+        "herald_shared_map_visits_folded_total %" PRIu64 "\n"
+        "# TYPE herald_shared_map_rejected_total counter\n"
+        "herald_shared_map_rejected_total %" PRIu64 "\n",
+        atomic_load(&s->state) == SHAREDMAP_UP, lag_s(s) < 0 ? 0.0 : lag_s(s),
+        atomic_load(&s->sync_errors), atomic_load(&s->commands), atomic_load(&s->batches_sent),
+        atomic_load(&s->records_sent), atomic_load(&s->bytes_sent),
+        atomic_load(&s->batches_dropped), atomic_load(&s->batches_folded),
+        atomic_load(&s->visits_folded), atomic_load(&s->rejected));
+    size_t old = strlen(text);
+    text = xrealloc(text, old + (size_t)n + 1);
+    memcpy(text + old, add, (size_t)n + 1);
+    return text;
+}
+
+static const char *unavailable_reason(void)
+{
+    return NULL;
+}
+
+#else /* !HERALD_HAVE_HIREDIS */
+
+static const char *unavailable_reason(void)
+{
+    return "--shared-map is unavailable: this herald was built without hiredis "
+           "(install libhiredis-dev and rebuild)";
+}
+
+int sharedmap_check(const config_t *cfg, char *err, size_t errlen)
+{
+    if (cfg->shared_map[0] == '\0')
+        return 0;
+    snprintf(err, errlen, "%s", unavailable_reason());
+    return HERALD_EUNSUPPORTED;
+}
+
+int sharedmap_start(const config_t *cfg, pagemap_t *pm, sharedmap_t **out, char *err, size_t errlen)
+{
+    (void)pm;
+    *out = NULL;
+    if (cfg->shared_map[0] == '\0')
+        return 0;
+    snprintf(err, errlen, "%s", unavailable_reason());
+    return HERALD_EUNSUPPORTED;
+}
+
+void sharedmap_stop(sharedmap_t *s)
+{
+    (void)s;
+}
+
+int sharedmap_commit(visit_t *v, pagemap_t *pm, int64_t wall, bool supplement)
+{
+    return visit_commit(v, pm, wall, supplement);
+}
+
+void sharedmap_steer(fleetsteer_op_t op, const char *page, const char *asset)
+{
+    (void)op, (void)page, (void)asset;
+}
+
+bool sharedmap_degraded(void)
+{
+    return false;
+}
+
+json_t *sharedmap_stats_json(void)
+{
+    return NULL;
+}
+
+char *sharedmap_metrics_append(char *text)
+{
+    return text;
+}
+
+#endif
+
+const char *sharedmap_client(const exchange_t *ex, char *buf, size_t len)
+{
+    if (unavailable_reason() != NULL || !ex->ctx->cfg->trust_forwarded ||
+        ex->ctx->cfg->shared_map[0] == '\0')
+        return ex->client_addr;
+    const header_t *last = NULL;
+    for (size_t i = 0; i < ex->req_headers.n; i++)
+        if (headers_name_eq(ex->req_headers.v[i].name, ex->req_headers.v[i].name_len,
+                            "x-forwarded-for"))
+            last = &ex->req_headers.v[i];
+    if (last == NULL)
+        return ex->client_addr;
+    const char *v = last->value, *end = v + last->value_len, *p = end;
+    while (p > v && p[-1] != ',')
+        p--;
+    while (p < end && (*p == ' ' || *p == '\t'))
+        p++;
+    while (end > p && (end[-1] == ' ' || end[-1] == '\t'))
+        end--;
+    size_t n = (size_t)(end - p);
+    if (n == 0 || n >= len)
+        return ex->client_addr;
+    memcpy(buf, p, n);
+    buf[n] = '\0';
+    return buf;
+}
