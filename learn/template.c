@@ -52,6 +52,33 @@ int template_page_key(const char *authority, const char *pathquery, char **out)
     return 0;
 }
 
+int template_url_page_key(const char *url, char **out)
+{
+    if (url == NULL || out == NULL)
+        return HERALD_EINVAL;
+    const char *p = strstr(url, "://");
+    if (p == NULL || p == url || p != url + strcspn(url, ":/?#"))
+        return HERALD_EINVAL;
+    p += 3;
+    size_t alen = strcspn(p, "/?#");
+    if (alen == 0)
+        return HERALD_EINVAL;
+    const char *rest = p + alen;
+    size_t rlen = strcspn(rest, "#");
+    /* authority, '/', path and query, NUL */
+    char *k = malloc(alen + rlen + 2);
+    if (k == NULL)
+        return HERALD_ENOMEM;
+    memcpy(k, p, alen);
+    size_t n = alen;
+    if (rlen == 0 || rest[0] != '/')
+        k[n++] = '/';
+    memcpy(k + n, rest, rlen);
+    k[n + rlen] = '\0';
+    *out = k;
+    return 0;
+}
+
 static bool all_digits(const char *s, size_t len)
 {
     if (len == 0)
