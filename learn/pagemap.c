@@ -989,6 +989,8 @@ void pagemap_stats(pagemap_t *pm, pagemap_stats_t *out)
     out->edges_evicted = pm->edges_evicted;
     out->visits_committed = atomic_load_explicit(&pm->visits_committed, memory_order_relaxed);
     out->nexts = pm->nnexts;
+    out->next_pinned = pm->nnext_pinned;
+    out->next_banned = pm->nnext_banned;
     out->targets = pm->targets.n;
     out->navigations_committed = pm->navigations_committed;
     pthread_mutex_unlock(&pm->lock);

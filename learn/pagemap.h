@@ -522,9 +522,10 @@ typedef struct pagemap_stats {
     uint64_t pages_evicted;
     uint64_t edges_evicted;
     uint64_t visits_committed;
-    size_t nexts;                   /* next-page edges of every entry, all states */
-    size_t targets;                 /* distinct next pages (their navigation facts) */
-    uint64_t navigations_committed; /* transitions counted (pagemap_commit_navigation) */
+    size_t nexts;                    /* next-page edges of every entry, all states */
+    size_t next_pinned, next_banned; /* of those */
+    size_t targets;                  /* distinct next pages (their navigation facts) */
+    uint64_t navigations_committed;  /* transitions counted (pagemap_commit_navigation) */
 } pagemap_stats_t;
 
 /**

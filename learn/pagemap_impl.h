@@ -128,7 +128,8 @@ struct pagemap {
      * scrape) holds the lock for O(1), not for a walk of every edge:
      * edges of every page, those pinned and banned, template entries. */
     size_t nedges, npinned, nbanned, ntemplates;
-    size_t nnexts; /* next-page edges of every entry */
+    size_t nnexts;                     /* next-page edges of every entry */
+    size_t nnext_pinned, nnext_banned; /* of those */
     uint64_t navigations_committed;
     /* Written under the lock, read without it (pagemap_visits_committed). */
     _Atomic uint64_t visits_committed;

@@ -139,14 +139,24 @@ static pm_next_t *next_find(pm_page_t *p, const pm_target_t *t)
     return NULL;
 }
 
+/* Count x (just added, or removed next) in pm's totals: dir +1 or -1. */
+static void count_next(pagemap_t *pm, const pm_next_t *x, int dir)
+{
+    pm->nnexts += (size_t)dir;
+    if (x->state == PAGEMAP_EDGE_PINNED)
+        pm->nnext_pinned += (size_t)dir;
+    else if (x->state == PAGEMAP_EDGE_BANNED)
+        pm->nnext_banned += (size_t)dir;
+}
+
 static void next_remove_at(pagemap_t *pm, pm_page_t *p, size_t i)
 {
+    count_next(pm, &p->nexts[i], -1);
     if (p->nexts[i].state == PAGEMAP_EDGE_LEARNED)
         p->nnext_learned--;
     target_release(pm, p->nexts[i].target);
     p->nexts[i] = p->nexts[p->nnext - 1];
     p->nnext--;
-    pm->nnexts--;
 }
 
 /* Evict the least likely learned next page (then the least recently seen). */
@@ -190,17 +200,19 @@ static pm_next_t *next_add(pagemap_t *pm, pm_page_t *p, pm_target_t *t, pagemap_
     t->refs++;
     if (state == PAGEMAP_EDGE_LEARNED)
         p->nnext_learned++;
-    pm->nnexts++;
+    count_next(pm, x, 1);
     return x;
 }
 
-static void next_set_state(pm_page_t *p, pm_next_t *x, pagemap_edge_state_t state)
+static void next_set_state(pagemap_t *pm, pm_page_t *p, pm_next_t *x, pagemap_edge_state_t state)
 {
+    count_next(pm, x, -1);
     if (x->state == PAGEMAP_EDGE_LEARNED && state != PAGEMAP_EDGE_LEARNED)
         p->nnext_learned--;
     else if (x->state != PAGEMAP_EDGE_LEARNED && state == PAGEMAP_EDGE_LEARNED)
         p->nnext_learned++;
     x->state = state;
+    count_next(pm, x, 1);
 }
 
 void pm_next_clear(pagemap_t *pm, pm_page_t *p, bool learned_only)
@@ -404,7 +416,7 @@ int pagemap_next_set_state(pagemap_t *pm, const char *page_key, const char *next
                 next_evict_one(pm, p);
             x = next_find(p, t); /* eviction moves next pages in the array */
         }
-        next_set_state(p, x, state);
+        next_set_state(pm, p, x, state);
     } else if (state == PAGEMAP_EDGE_LEARNED) {
         rc = HERALD_ENOTFOUND;
     } else {

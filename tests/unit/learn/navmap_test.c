@@ -476,6 +476,7 @@ static void test_caps(void)
     pagemap_stats_t st;
     pagemap_stats(pm, &st);
     CHECK_INTEQ(st.nexts, PAGEMAP_MAX_NEXT + 2);
+    CHECK(st.next_pinned == 1 && st.next_banned == 1);
     CHECK_INTEQ(st.targets, PAGEMAP_MAX_NEXT + 2);
     /* forgetting the page keeps pins and bans (with no count), drops the rest */
     CHECK_INTEQ(pagemap_forget_page(pm, "e.com/a"), 0);
