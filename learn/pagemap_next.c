@@ -283,16 +283,16 @@ static int entry_count(pagemap_t *pm, const char *key, bool is_template, const p
     if (!pair)
         return 0;
     pm_target_t *t = target_get(pm, n->page_key, n->url);
-    pm_next_t *x = t ? next_find(p, t) : NULL;
-    if (t != NULL && x == NULL) {
+    if (t == NULL)
+        return HERALD_ENOMEM;
+    pm_next_t *x = next_find(p, t);
+    if (x == NULL) {
         if ((x = next_add(pm, p, t, PAGEMAP_EDGE_LEARNED)) == NULL) {
             target_drop_unused(pm, t);
             return HERALD_ENOMEM;
         }
         x->first_seen = n->now_ms;
     }
-    if (t == NULL)
-        return HERALD_ENOMEM;
     if (!*facts_done) {
         target_observe(t, n);
         *facts_done = true;

@@ -162,17 +162,6 @@ static int rec_make(rec_t *r, const char *url, const char *next_key, const char 
     return 0;
 }
 
-/* Same scheme and authority (case-insensitive) of two absolute URLs. */
-static bool same_origin(const char *a, const char *b)
-{
-    const char *pa = strstr(a, "://"), *pb = strstr(b, "://");
-    if (pa == NULL || pb == NULL)
-        return false;
-    size_t la = (size_t)(pa - a) + 3 + strcspn(pa + 3, "/?#");
-    size_t lb = (size_t)(pb - b) + 3 + strcspn(pb + 3, "/?#");
-    return la == lb && strncasecmp(a, b, la) == 0;
-}
-
 int prefetch_sent(prefetch_t *t, const char *client, const char *url_key, const char *referer_key,
                   uint64_t now, int64_t wall_ms)
 {
@@ -180,7 +169,7 @@ int prefetch_sent(prefetch_t *t, const char *client, const char *url_key, const 
         return HERALD_EINVAL;
     char *next_key = NULL, *from = NULL, *ftmpl = NULL;
     int rc = template_url_page_key(url_key, &next_key);
-    if (rc == 0 && referer_key != NULL && same_origin(referer_key, url_key)) {
+    if (rc == 0 && referer_key != NULL && template_same_origin(referer_key, url_key)) {
         rc = template_url_page_key(referer_key, &from);
         if (rc == 0)
             rc = template_key(from, &ftmpl);

@@ -6,6 +6,7 @@
 #include <ctype.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 
 #include "herald/error.h"
 
@@ -77,6 +78,16 @@ int template_url_page_key(const char *url, char **out)
     k[n + rlen] = '\0';
     *out = k;
     return 0;
+}
+
+bool template_same_origin(const char *a, const char *b)
+{
+    const char *pa = a ? strstr(a, "://") : NULL, *pb = b ? strstr(b, "://") : NULL;
+    if (pa == NULL || pb == NULL)
+        return false;
+    size_t la = (size_t)(pa - a) + 3 + strcspn(pa + 3, "/?#");
+    size_t lb = (size_t)(pb - b) + 3 + strcspn(pb + 3, "/?#");
+    return la == lb && strncasecmp(a, b, la) == 0;
 }
 
 static bool all_digits(const char *s, size_t len)

@@ -33,6 +33,13 @@ int template_page_key(const char *authority, const char *pathquery, char **out);
 int template_url_page_key(const char *url, char **out);
 
 /**
+ * True when the absolute URLs `a` and `b` have the same scheme and
+ * authority (compared case-insensitively). Borrowed; NULL or a URL without
+ * "://" → false.
+ */
+bool template_same_origin(const char *a, const char *b);
+
+/**
  * Derive the template key of a page key (as built by template_page_key).
  * Path segments become "*" when they are: all digits; hex of >= 8 chars
  * with at least one digit; a UUID; or made of [A-Za-z0-9_-] mixing letters

@@ -86,21 +86,10 @@ static bool meta_copy(const pagemap_asset_meta_t *m, pagemap_asset_meta_t *out)
     return true;
 }
 
-/* Same scheme and authority (case-insensitive) of two absolute URLs. */
-static bool same_origin(const char *a, const char *b)
-{
-    const char *pa = strstr(a, "://"), *pb = strstr(b, "://");
-    if (pa == NULL || pb == NULL)
-        return false;
-    size_t la = (size_t)(pa - a) + 3 + strcspn(pa + 3, "/?#");
-    size_t lb = (size_t)(pb - b) + 3 + strcspn(pb + 3, "/?#");
-    return la == lb && strncasecmp(a, b, la) == 0;
-}
-
 /* The transition's source from the Referer (visit_from_page_key); 0 or HERALD_ENOMEM. */
 static int nav_source(visit_t *v, const visit_page_t *pg)
 {
-    if (pg->referer == NULL || pg->reload || !same_origin(pg->referer, pg->url) ||
+    if (pg->referer == NULL || pg->reload || !template_same_origin(pg->referer, pg->url) ||
         speculation_is_rules_url(pg->referer))
         return 0;
     char *from = NULL, *tmpl = NULL;
