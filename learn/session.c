@@ -292,10 +292,11 @@ int session_open(session_t *s, visit_page_t *pg, visit_t **out)
         s->cap = cap;
     }
     int rc = 0;
+    /* a navigation to a prefetched page: the browser did not use the prefetch;
+     * a prefetch of it again: the new one replaces it */
+    for (slot_t *sl; (sl = dormant_of(s, pg->url, pg->t_ms)) != NULL;)
+        sl->due = 0;
     if (!pg->prefetch) {
-        /* a navigation to a prefetched page: the browser did not use the prefetch */
-        for (slot_t *sl; (sl = dormant_of(s, pg->url, pg->t_ms)) != NULL;)
-            sl->due = 0;
         /* a navigation onward from a prefetched page: the visitor was on it */
         slot_t *from = pg->reload ? NULL : dormant_of(s, pg->referer, pg->t_ms);
         if (from != NULL && (rc = activate(s, from, pg->t_ms)) != 0)

@@ -133,9 +133,10 @@ session_class_t session_resolve(session_t *s, session_class_t cls, bool has_refe
  * hands them over).
  * With pg->prefetch the visit is dormant (see the top): counts are decided
  * when it is activated; past SESSION_MAX_DORMANT the oldest dormant one is
- * handed over. A navigation (not a prefetch) to a page with a dormant visit
- * hands that over (the prefetch was not used); one whose pg->referer names
- * a dormant visit's page activates it first.
+ * handed over. A request for a page with a dormant visit hands that over
+ * (a navigation: the prefetch was not used; a prefetch: it replaces it); a
+ * navigation whose pg->referer names a dormant visit's page activates it
+ * first.
  * Returns 0, HERALD_EINVAL or HERALD_ENOMEM.
  */
 int session_open(session_t *s, visit_page_t *pg, visit_t **out);

@@ -431,6 +431,18 @@ static void test_session_prefetch(void)
     visit_unref(h);
     settle(s, pm, 10);
     CHECK_INTEQ(session_visits(s), 0);
+    /* a page prefetched again: the new dormant visit replaces the old */
+    visit_t *r1 = open_nav(s, "https://e.com/r", "https://e.com/a", 20, false, true);
+    serve(r1, 200, true);
+    visit_t *r2 = open_nav(s, "https://e.com/r", "https://e.com/a", 30, false, true);
+    serve(r2, 200, true);
+    CHECK_INTEQ(session_next_due(s), 0); /* r1, handed over */
+    settle(s, pm, 40);
+    CHECK_INTEQ(session_visits(s), 1);
+    CHECK(session_attribute(s, "https://e.com/r", 50) == r2);
+    visit_unref(r1);
+    visit_unref(r2);
+    settle(s, pm, UINT64_MAX);
     /* at most SESSION_MAX_DORMANT wait; the oldest is handed over */
     visit_t *many[SESSION_MAX_DORMANT + 2];
     char url[64];
