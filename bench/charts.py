@@ -101,6 +101,7 @@ PAGELOAD_ROWS = [  # (row, label); rows not listed here follow in sorted order
     ("nghttpx-103link", "nghttpx, origin's 103 + Link on its 200"),
     ("herald-first", "herald, first visit"),
     ("herald-learned", "herald, learned"),
+    ("herald-unknown", "herald, learned, client network never seen"),
 ]
 PAGELOAD_CLIENTS = [  # (client, floor key, panel title, floor label)
     ("node", "F", "Push-capable client (Node, HTTP/2 push)",
@@ -111,12 +112,18 @@ PAGELOAD_CLIENTS = [  # (client, floor key, panel title, floor label)
 BASELINE_VARIANTS = ("none", "first")  # rows that deliver nothing early: light shade
 
 
+def _bw_label(bw):
+    """"20m" -> "20 Mbit/s"."""
+    bw = str(bw or "?")
+    return bw.upper().replace("M", " M").replace("K", " k").replace("G", " G") + "bit/s"
+
+
 def _pageload_style(row, colours):
     proxy, _, variant = row.partition("-")
     c = colours[proxy]
     if variant in BASELINE_VARIANTS:
         return {"color": _tint(c, 0.6), "edgecolor": c, "hatch": None}
-    if variant == "103link":
+    if variant in ("103link", "unknown"):
         return {"color": _tint(c, 0.3), "edgecolor": c, "hatch": "///"}
     return {"color": c, "edgecolor": c, "hatch": None}
 
@@ -141,7 +148,12 @@ def pageload_chart(results_dir, out_png):
     peers = " and ".join([p for p in proxies if p != "herald"] + ["the floor"])
 
     plt = _pyplot()
-    fig, axes = plt.subplots(len(clients), 1, figsize=(10, 3.4 * len(clients) + 1.0),
+    bws = []  # bench/pageload runs one set of cells per bottleneck rate
+    for c in cells:
+        if c.get("B", s.get("bw")) not in bws:
+            bws.append(c.get("B", s.get("bw")))
+    fig, axes = plt.subplots(len(clients), 1,
+                             figsize=(max(10, 1.1 * len(cells) + 4), 3.4 * len(clients) + 1.0),
                              squeeze=False)
     for ax, (client, fkey, title, flabel) in zip(axes[:, 0], clients):
         rows = sorted({k.split("/")[0] for k in keys if k.endswith("/" + client)},
@@ -178,16 +190,19 @@ def pageload_chart(results_dir, out_png):
             ax.hlines(c[fkey], g - 0.45, g + 0.45, colors="black", linewidth=1.8,
                       label=flabel if g == 0 else None, zorder=3)
         ax.set_xticks(range(len(cells)))
-        ax.set_xticklabels(["R = %g ms, T = %g ms" % (c["R"], c["T"]) for c in cells])
+        if len(bws) > 1:
+            ax.set_xticklabels(["B = %s\nR = %g, T = %g" % (_bw_label(c.get("B")), c["R"], c["T"])
+                                for c in cells], fontsize=8)
+        else:
+            ax.set_xticklabels(["R = %g ms, T = %g ms" % (c["R"], c["T"]) for c in cells])
         ax.set_xlim(-0.5, len(cells) - 0.5)
         ax.set_ylim(0, top * 1.12)
         ax.set_ylabel("HTML + every critical asset (ms)")
         ax.set_title(title, loc="left")
         ax.legend(loc="upper left", bbox_to_anchor=(1.01, 1.0))
     axes[-1, 0].set_xlabel("cell: round-trip time R, origin think time T for the HTML")
-    bw = s.get("bw", "?")
-    fig.suptitle("Page load under latency at B = %sbit/s: herald against %s" % (
-                 bw.upper().replace("M", " M").replace("K", " k").replace("G", " G"), peers),
+    fig.suptitle("Page load under latency at B = %s: herald against %s" % (
+                 ", ".join(_bw_label(b) for b in bws), peers),
                  fontweight="bold", fontsize=11, x=0.01, ha="left")
     fig.text(0.01, 0.005, "bench/pageload, %s: bars = median of %s cold-client runs, whiskers = "
              "min–max; lower is better; ratio above herald, learned = its time / the floor."

@@ -9,17 +9,20 @@ the bottleneck at  d = max(a, d_prev) + len*8/B  and is written to the other
 side at d + R/2 (order preserved).  The queue is unbounded, like a deep
 bottleneck buffer: the sender's socket never sees the path's bandwidth (the
 relay drains it at loopback speed), so a proxy behind it cannot measure B
-from its socket - herald gets --bandwidth-hint in the bench.
+from its socket's TCP state: it has to time something that crosses the
+queue (herald sends HTTP/2 PINGs behind its data).
 
-Usage: relay.py --to HOST:PORT --rtt-ms R --bw 20m [--listen 127.0.0.1:0] [--log FILE]
-Prints "PORT <n>" on stdout once listening.  --log writes one line per
+Usage: relay.py --to HOST:PORT --rtt-ms R --bw 20m [--listen 127.0.0.1:0] [--bind ADDR] [--log FILE]
+Prints "PORT <n>" on stdout once listening.  --bind: the source address of
+the relay's connections to the proxy (e.g. 127.0.1.1, so that the proxy sees
+a client network other than 127.0.0.0/24).  --log writes one line per
 delivered packet: "<wall-clock time> <conn> <up|down> <bytes>" (wall clock so
 it can be matched with a browser's performance.timeOrigin); with --tls-records
 also "<time> <conn> <up|down>-rec <type> <length>" for each TLS record as it
 enters the relay (to see a server's TLS record sizes).  --selftest runs a ping-pong
 accuracy check against a local echo server and prints the result as JSON.
 """
-import argparse, asyncio, json, socket, sys, time
+import argparse, asyncio, collections, json, socket, sys, time
 
 
 def parse_bw(s):
@@ -40,6 +43,7 @@ class Direction:
         self.pending = 0            # packets scheduled, not yet written
         self.eof = False
         self.done = loop.create_future()
+        self.fifo = collections.deque()   # (deadline, packet, last), in arrival order
 
     def deliver(self, data, last):
         if not self.writer.is_closing():
@@ -88,21 +92,37 @@ class Direction:
                     pkt = data[i:i + self.mss]
                     start = max(now, self.free_at)
                     self.free_at = start + (len(pkt) * 8 / self.bw if self.bw else 0)
-                    self.pending += 1
-                    self.loop.call_at(self.free_at + self.half, self.deliver, pkt, False)
+                    self.schedule(self.free_at + self.half, pkt, False)
         except (ConnectionError, OSError):
             pass
         self.eof = True
         # EOF travels like a packet: after everything queued, plus R/2.
-        self.pending += 1
-        self.loop.call_at(max(self.loop.time(), self.free_at) + self.half, self.deliver, b"", True)
+        self.schedule(max(self.loop.time(), self.free_at) + self.half, b"", True)
         await self.done
+
+    def schedule(self, when, pkt, last):
+        """Packets leave in the order they came: one timer for the head of a
+        FIFO (asyncio's timers with equal deadlines may fire in any order,
+        which with no bandwidth cap would reorder a read's packets)."""
+        self.pending += 1
+        self.fifo.append((when, pkt, last))
+        if len(self.fifo) == 1:
+            self.loop.call_at(when, self.drain)
+
+    def drain(self):
+        now = self.loop.time()
+        while self.fifo and self.fifo[0][0] <= now:
+            _, pkt, last = self.fifo.popleft()
+            self.deliver(pkt, last)
+        if self.fifo:
+            self.loop.call_at(self.fifo[0][0], self.drain)
 
 
 async def handle(creader, cwriter, args, loop):
     host, _, port = args.to.rpartition(":")
     try:
-        ureader, uwriter = await asyncio.open_connection(host.strip("[]"), int(port))
+        ureader, uwriter = await asyncio.open_connection(
+            host.strip("[]"), int(port), local_addr=(args.bind, 0) if args.bind else None)
     except OSError:
         cwriter.close()
         return
@@ -180,6 +200,7 @@ def main():
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--listen", default="127.0.0.1:0")
     ap.add_argument("--to", help="HOST:PORT of the proxy")
+    ap.add_argument("--bind", help="source address of the connections to the proxy")
     ap.add_argument("--rtt-ms", type=float, default=0)
     ap.add_argument("--bw", default="0", help="bit/s per direction, k/m/g suffixes; 0 = unlimited")
     ap.add_argument("--mss", type=int, default=1448, help="packet size for serialisation")

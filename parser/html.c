@@ -13,6 +13,7 @@
 #include <ctype.h>
 #include <gumbo.h>
 #include <math.h>
+#include <stddef.h>
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
@@ -1511,6 +1512,59 @@ int html_add_css(const char *css, size_t len, const char *base_url, asset_list_t
     return rc == HERALD_ENOMEM || rc == 0 ? rc : (rc < 0 ? rc : 0);
 }
 
+/* gumbo 0.10.1 leaks a few blocks on some malformed input (attribute copies
+ * it drops while repairing the tree), and herald parses hostile HTML for as
+ * long as it runs.  Every block gumbo allocates during one parse is linked
+ * into that parse's list behind a small header; gumbo's own frees unlink it,
+ * and whatever is still linked when the parse is done is freed here. */
+typedef union gumbo_block {
+    struct {
+        union gumbo_block *prev, *next;
+    } link;
+    max_align_t align; /* keeps the payload as aligned as malloc's */
+} gumbo_block_t;
+
+typedef struct {
+    gumbo_block_t head;
+} gumbo_heap_t;
+
+static void *gumbo_heap_alloc(void *data, size_t size)
+{
+    gumbo_heap_t *h = data;
+    if (size > SIZE_MAX - sizeof(gumbo_block_t))
+        return NULL;
+    gumbo_block_t *b = malloc(sizeof(*b) + size);
+    if (!b)
+        return NULL;
+    b->link.prev = &h->head;
+    b->link.next = h->head.link.next;
+    h->head.link.next->link.prev = b;
+    h->head.link.next = b;
+    return b + 1;
+}
+
+static void gumbo_heap_free(void *data, void *p)
+{
+    (void)data;
+    if (!p)
+        return;
+    gumbo_block_t *b = (gumbo_block_t *)p - 1;
+    b->link.prev->link.next = b->link.next;
+    b->link.next->link.prev = b->link.prev;
+    free(b);
+}
+
+static void gumbo_heap_release(gumbo_heap_t *h)
+{
+    gumbo_block_t *b = h->head.link.next;
+    while (b != &h->head) {
+        gumbo_block_t *next = b->link.next;
+        free(b);
+        b = next;
+    }
+    h->head.link.prev = h->head.link.next = &h->head;
+}
+
 int html_scanner_finish(html_scanner_t *s, asset_list_t *out)
 {
     if (s->finished)
@@ -1546,10 +1600,15 @@ int html_scanner_finish(html_scanner_t *s, asset_list_t *out)
     s->len = s->cap = 0;
 
     html_defuse(utf8, ulen, HTML_SCANNER_MAX_DEPTH, HTML_SCANNER_MAX_FORMATTING);
+    gumbo_heap_t heap = {.head = {.link = {&heap.head, &heap.head}}};
     GumboOptions opt = kGumboDefaultOptions;
     opt.max_errors = GUMBO_MAX_ERRORS;
+    opt.allocator = gumbo_heap_alloc;
+    opt.deallocator = gumbo_heap_free;
+    opt.userdata = &heap;
     GumboOutput *g = gumbo_parse_with_options(&opt, utf8, ulen);
     if (!g) {
+        gumbo_heap_release(&heap);
         free(utf8);
         return HERALD_ENOMEM;
     }
@@ -1565,6 +1624,7 @@ int html_scanner_finish(html_scanner_t *s, asset_list_t *out)
     free(w.css);
     free(base);
     gumbo_destroy_output(&opt, g);
+    gumbo_heap_release(&heap);
     free(utf8);
     return rc;
 }

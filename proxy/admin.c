@@ -24,11 +24,12 @@
 #include "parser/link.h"
 #include "proxy/admin_query.h"
 #include "proxy/alloc.h"
+#include "proxy/list.h"
 #include "proxy/delivery.h"
 #include "proxy/log.h"
 #include "proxy/metrics.h"
+#include "proxy/pace.h"
 #include "proxy/state.h"
-#include "proxy/worker.h"
 
 enum {
     ADMIN_MAX_URL = 16384,
@@ -44,14 +45,25 @@ struct admin {
     uv_tcp_t listener; /* data = this */
     const config_t *cfg;
     char token[256];
-    worker_t *workers;
+    metrics_gauges_fn gauges; /* the workers' own counters, summed by their owner */
+    void *gauges_arg;
     int nworkers;
     pagemap_t *pm;
     state_t *st;
-    worker_link_t conns; /* admin_conn_t.link */
+    list_t conns; /* admin_conn_t.link */
     bool closing;
     bool listener_closed;
 };
+
+/* Every counter, the workers' gauges included. */
+static void collect(admin_t *a, metrics_snapshot_t *s)
+{
+    metrics_gauges_t g;
+    bool have = a->gauges != NULL;
+    if (have)
+        a->gauges(a->gauges_arg, &g);
+    metrics_collect(have ? &g : NULL, a->pm, s);
+}
 
 /** A connection moves READING -> (PROBING) -> WRITING -> CLOSING, never back. */
 typedef enum admin_conn_state {
@@ -65,7 +77,7 @@ struct admin_conn {
     uv_tcp_t handle;  /* data = this */
     uv_timer_t timer; /* data = this; ADMIN_READ_TIMEOUT_MS while READING */
     int open_handles; /* freed when both are closed */
-    worker_link_t link;
+    list_t link;
     admin_t *admin;
     admin_conn_state_t state;
     llhttp_t parser;
@@ -103,7 +115,7 @@ static void on_conn_closed(uv_handle_t *h)
     admin_t *a = c->admin;
     if (--c->open_handles > 0)
         return;
-    worker_link_remove(&c->link);
+    list_remove(&c->link);
     free(c->body);
     free(c->out_head);
     free(c->out_body);
@@ -414,11 +426,47 @@ static void handle_import(admin_conn_t *c, const char *q)
     free(mode);
 }
 
+/* Networks listed in /stats at most (the most recently measured). */
+enum { ADMIN_PACE_NETWORKS = 100 };
+
+/* The path estimates: the memory of client networks, PINGs and pacing, rates in bits/s. */
+static json_t *pace_json(const pace_stats_t *p)
+{
+    json_t *starts = json_object();
+    for (int i = 0; i < PACE_SRC_COUNT; i++)
+        json_object_set_new(starts, pace_source_name((pace_source_t)i),
+                            json_integer((json_int_t)p->starts[i]));
+    netmem_entry_t *v = xcalloc(ADMIN_PACE_NETWORKS, sizeof(*v));
+    size_t n = pace_networks(v, ADMIN_PACE_NETWORKS);
+    json_t *known = json_array();
+    for (size_t i = 0; i < n; i++) {
+        char net[64];
+        netmem_key_format(&v[i].key, net, sizeof(net));
+        json_array_append_new(known,
+                              json_pack("{s:s, s:f, s:f, s:i, s:f}", "network", net, "rate_bits_s",
+                                        v[i].est.rate * 8, "rtt_ms", v[i].est.rtt_ms, "samples",
+                                        (int)v[i].est.n, "age_s", v[i].est.age_s));
+    }
+    free(v);
+    json_t *j = json_pack(
+        "{s:I, s:{s:f, s:f, s:f}, s:{s:f, s:f, s:i}, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:o, s:o}",
+        "networks", (json_int_t)p->mem.networks, "network_rate_bits_s", "p10", p->mem.p10 * 8,
+        "p50", p->mem.p50 * 8, "p90", p->mem.p90 * 8, "population", "rate_bits_s",
+        p->mem.population.rate * 8, "rtt_ms", p->mem.population.rtt_ms, "connections",
+        (int)p->mem.population.n, "pings", (json_int_t)p->pings, "acks", (json_int_t)p->acks,
+        "samples", (json_int_t)p->samples, "notes", (json_int_t)p->commits, "holds",
+        (json_int_t)p->holds, "evicted", (json_int_t)p->mem.evicted, "expired",
+        (json_int_t)p->mem.expired, "starts", starts, "known", known);
+    if (j == NULL)
+        abort();
+    return j;
+}
+
 static void handle_stats(admin_conn_t *c)
 {
     admin_t *a = c->admin;
     metrics_snapshot_t s;
-    metrics_collect(a->workers, a->nworkers, a->pm, &s);
+    collect(a, &s);
     json_t *req = json_object();
     static const char *const protos[METRICS_PROTOS] = {"HTTP/1.0", "HTTP/1.1", "HTTP/2"};
     static const char *const classes[METRICS_STATUS_CLASSES] = {"none", "1xx", "2xx",
@@ -455,6 +503,7 @@ static void handle_stats(admin_conn_t *c)
         abort();
     json_object_set_new(j, "learning",
                         json_pack("{s:I}", "visits_open", (json_int_t)s.visits_open));
+    json_object_set_new(j, "pace", pace_json(&s.pace));
     if (a->st != NULL) {
         state_stats_t ss;
         state_get_stats(a->st, &ss);
@@ -472,7 +521,7 @@ static void handle_stats(admin_conn_t *c)
 static void handle_metrics(admin_conn_t *c)
 {
     metrics_snapshot_t s;
-    metrics_collect(c->admin->workers, c->admin->nworkers, c->admin->pm, &s);
+    collect(c->admin, &s);
     char *text = metrics_render_prometheus(&s);
     respond(c, 200, "text/plain; version=0.0.4; charset=utf-8", text, strlen(text), NULL);
 }
@@ -773,7 +822,7 @@ static void on_connection(uv_stream_t *server, int status)
     uv_timer_init(a->loop, &c->timer);
     c->handle.data = c->timer.data = c;
     c->open_handles = 2;
-    worker_link_insert(&a->conns, &c->link);
+    list_insert(&a->conns, &c->link);
     if (uv_accept(server, (uv_stream_t *)&c->handle) != 0) {
         conn_close(c);
         return;
@@ -833,8 +882,9 @@ int admin_resolve_token(const config_t *cfg, char *out, size_t cap, char *err, s
     return 0;
 }
 
-int admin_start(uv_loop_t *loop, const config_t *cfg, const char *token, worker_t *workers,
-                int nworkers, pagemap_t *pm, state_t *st, admin_t **out)
+int admin_start(uv_loop_t *loop, const config_t *cfg, const char *token, int nworkers,
+                metrics_gauges_fn gauges, void *gauges_arg, pagemap_t *pm, state_t *st,
+                admin_t **out)
 {
     struct sockaddr_storage ss;
     if (config_parse_hostport(cfg->admin, &ss) != 0)
@@ -843,11 +893,12 @@ int admin_start(uv_loop_t *loop, const config_t *cfg, const char *token, worker_
     a->loop = loop;
     a->cfg = cfg;
     snprintf(a->token, sizeof(a->token), "%s", token);
-    a->workers = workers;
+    a->gauges = gauges;
+    a->gauges_arg = gauges_arg;
     a->nworkers = nworkers;
     a->pm = pm;
     a->st = st;
-    worker_link_init(&a->conns);
+    list_init(&a->conns);
     uv_tcp_init(loop, &a->listener);
     a->listener.data = a;
     int rc = uv_tcp_bind(&a->listener, (const struct sockaddr *)&ss, 0);
@@ -882,7 +933,7 @@ void admin_close(admin_t *a)
     if (a == NULL || a->closing)
         return;
     a->closing = true;
-    for (worker_link_t *l = a->conns.next, *next; l != &a->conns; l = next) {
+    for (list_t *l = a->conns.next, *next; l != &a->conns; l = next) {
         next = l->next;
         admin_conn_t *c = (admin_conn_t *)((char *)l - offsetof(admin_conn_t, link));
         if (c->state == ADMIN_CONN_READING)

@@ -22,9 +22,9 @@
 #include <uv.h>
 
 #include "proxy/config.h"
+#include "proxy/metrics.h"
 
 typedef struct admin admin_t;
-typedef struct worker worker_t;
 typedef struct pagemap pagemap_t;
 typedef struct state state_t;
 
@@ -43,12 +43,15 @@ int admin_resolve_token(const config_t *cfg, char *out, size_t cap, char *err, s
  * Start listening on cfg->admin on `loop`. Everything is borrowed and must
  * outlive admin_close()'s completion: cfg (read for --min-confidence and the
  * origin address; the caller may update it on this loop's thread), the
- * `nworkers` running workers, the map and `st` (may be NULL: no --state).
+ * gauges of the `nworkers` running workers (`gauges` called with
+ * `gauges_arg` from this loop's thread; NULL: none), the map and `st` (may
+ * be NULL: no --state).
  * *out is owned by the caller until admin_close(). Returns 0 or a libuv
  * error (address in use, ...).
  */
-int admin_start(uv_loop_t *loop, const config_t *cfg, const char *token, worker_t *workers,
-                int nworkers, pagemap_t *pm, state_t *st, admin_t **out);
+int admin_start(uv_loop_t *loop, const config_t *cfg, const char *token, int nworkers,
+                metrics_gauges_fn gauges, void *gauges_arg, pagemap_t *pm, state_t *st,
+                admin_t **out);
 
 /** Replace the token (SIGHUP; same thread as the loop). "" = none. */
 void admin_set_token(admin_t *a, const char *token);

@@ -29,6 +29,4 @@ static inline void *alloc_check(void *p, const char *file, int line, size_t n)
  */
 void *alloc_grow(void *p, size_t *cap, size_t need, size_t first);
 
-#define container_of(ptr, type, member) ((type *)((char *)(ptr)-offsetof(type, member)))
-
 #endif

@@ -111,11 +111,14 @@ static const opt_def_t options[] = {
     {"hints-h1", OPT_BOOL, OFF(hints_h1), "off", 0, 0,
      "also send 103 Early Hints to HTTP/1.1 clients (never to HTTP/1.0)"},
     {"push-budget", OPT_SIZE, OFF(push_budget), "256k", 0, 1024.0 * 1024 * 1024,
-     "most pushed bytes sent ahead of the page's HTML; the budget is min(think time x "
-     "bandwidth, this); the rest of the plan is promised and follows the HTML"},
-    {"bandwidth-hint", OPT_RATE, OFF(bandwidth_hint), "10m", 1000, 1e12,
-     "bits/s assumed for a client connection until TCP_INFO has measured it (after 64 KiB "
-     "acknowledged); k/m/g are 10^3/10^6/10^9"},
+     "most pushed bytes sent ahead of the page's HTML; below this, pushes ahead of it are "
+     "paced to what the think time left can carry at the path's rate; the rest of the plan "
+     "is promised and follows the HTML"},
+    {"bandwidth-hint", OPT_RATE, OFF(bandwidth_hint), "auto", 1000, 1e12,
+     "bits/s to assume for every client connection instead of measuring; auto: measured per "
+     "connection (PINGs behind data, TCP_INFO when the kernel sees the real path), starting "
+     "from the client network's recent connections, else the population's; k/m/g are "
+     "10^3/10^6/10^9"},
     {"digest-cookie", OPT_STRING, OFF(digest_cookie), "herald_cd", 0, 0,
      "name of the cache-digest cookie set on page responses after pushes; off disables it"},
     {"x-herald-header", OPT_BOOL, OFF(x_herald_header), "off", 0, 0,
@@ -287,6 +290,10 @@ static int set_option(config_t *cfg, const opt_def_t *o, const char *value, bool
         return 0;
     }
     case OPT_RATE: {
+        if (strcmp(value, "auto") == 0) {
+            *(uint64_t *)field = 0; /* measured, not assumed */
+            return 0;
+        }
         char *end;
         errno = 0;
         double v = strtod(value, &end);
@@ -297,7 +304,8 @@ static int set_option(config_t *cfg, const opt_def_t *o, const char *value, bool
         else if (*end == 'g' || *end == 'G')
             v *= 1e9, end++;
         if (end == value || *end != '\0' || errno != 0 || !(v >= o->min && v <= o->max)) {
-            failf(err, errlen, "%s takes bits per second from %g to %g (k/m/g: 10^3/6/9), not '%s'",
+            failf(err, errlen,
+                  "%s takes auto or bits per second from %g to %g (k/m/g: 10^3/6/9), not '%s'",
                   o->name, o->min, o->max, value);
             return HERALD_EINVAL;
         }

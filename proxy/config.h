@@ -68,7 +68,7 @@ typedef struct config {
     bool hints;              /* --hints */
     bool hints_h1;           /* --hints-h1 */
     size_t push_budget;      /* bytes ahead of the HTML at most */
-    uint64_t bandwidth_hint; /* bits/s, until the connection is measured */
+    uint64_t bandwidth_hint; /* bits/s assumed for every connection; 0 (auto): measured */
     char digest_cookie[64];  /* cookie name; "off" disables */
     bool x_herald_header;    /* --x-herald-header */
     bool push_redirects;     /* --push-redirects */

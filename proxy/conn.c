@@ -13,9 +13,9 @@
 #include <unistd.h>
 
 #include "proxy/alloc.h"
+#include "proxy/list.h"
 #include "proxy/h1.h"
 #include "proxy/h2.h"
-#include "proxy/learning.h"
 #include "proxy/log.h"
 #include "herald/error.h"
 #include "proxy/tls.h"
@@ -97,12 +97,13 @@ static void on_handle_closed(uv_handle_t *h)
     tls_conn_destroy(c->tls);
     outbuf_dispose(&c->out);
     free(c->wbuf.p);
-    worker_t *w = c->w;
-    worker_link_remove(&c->link);
-    /* only this worker writes nconns; the admin thread reads it (metrics.c) */
-    __atomic_store_n(&w->nconns, w->nconns - 1, __ATOMIC_RELAXED);
+    front_ctx_t *f = c->f;
+    list_remove(&c->link);
+    /* only this loop writes nconns; the admin thread reads it (metrics) */
+    __atomic_store_n(&f->nconns, f->nconns - 1, __ATOMIC_RELAXED);
     free(c);
-    worker_conn_closed(w);
+    if (f->conn_closed != NULL)
+        f->conn_closed(f->owner);
 }
 
 void conn_close(conn_t *c)
@@ -117,8 +118,8 @@ void conn_close(conn_t *c)
         c->sops->abort(c->session);
     /* after the aborts: open visits commit now, not a loop turn later (the
      * client's next connection may already be asking for the same page) */
-    learning_conn_release(c->learn);
-    c->learn = NULL;
+    exchange_client_close(c->client);
+    c->client = NULL;
     uv_read_stop((uv_stream_t *)&c->tcp);
     c->reading = false;
     uv_timer_stop(&c->timer);
@@ -179,6 +180,7 @@ void conn_write(conn_t *c, const void *data, size_t len)
     if (c->state == CONN_CLOSING || c->shutdown_sent || len == 0)
         return;
     outbuf_write(&c->out, data, len); /* copied: data is the caller's */
+    c->out_total += len;
 }
 
 void conn_write_ref(conn_t *c, block_t *b, const uint8_t *p, size_t len)
@@ -186,6 +188,7 @@ void conn_write_ref(conn_t *c, block_t *b, const uint8_t *p, size_t len)
     if (c->state == CONN_CLOSING || c->shutdown_sent || len == 0)
         return;
     outbuf_write_ref(&c->out, b, p, len); /* referenced: kept until written */
+    c->out_total += len;
 }
 
 size_t conn_buffered(const conn_t *c)
@@ -260,7 +263,7 @@ static void fill_wbuf(conn_t *c)
          * again after a pause: its congestion window is small) records
          * stay within one packet and the page's first bytes are usable at
          * once; then full 16 KiB records for throughput. */
-        uint64_t now = uv_now(c->w != NULL ? &c->w->loop : c->tcp.loop);
+        uint64_t now = uv_now(c->tcp.loop);
         if (now - c->tls_last_write > TLS_IDLE_RESET_MS)
             c->tls_warm_bytes = 0;
         c->tls_last_write = now;
@@ -449,6 +452,15 @@ void conn_defer(conn_t *c)
         uv_timer_start(&c->defer, on_defer, 0, 0);
 }
 
+void conn_defer_after(conn_t *c, uint64_t ms)
+{
+    if (c->state == CONN_CLOSING)
+        return;
+    if (uv_is_active((const uv_handle_t *)&c->defer) && uv_timer_get_due_in(&c->defer) <= ms)
+        return;
+    uv_timer_start(&c->defer, on_defer, ms, 0);
+}
+
 /* ---- read path ---- */
 
 static void on_alloc(uv_handle_t *h, size_t suggested, uv_buf_t *buf)
@@ -460,6 +472,12 @@ static void start_session(conn_t *c, const conn_session_ops_t *ops)
 {
     c->sops = ops;
     conn_set_state(c, CONN_ACTIVE);
+    uv_os_fd_t fd = -1;
+    if (uv_fileno((const uv_handle_t *)&c->tcp, &fd) != 0)
+        fd = -1;
+    /* the observers set up their per-connection state (and h2's pacer) first */
+    c->client = exchange_client_open(c->f->xctx, ops->proto, (int)fd, c->tls != NULL, c->peer_addr,
+                                     c->peer_port);
     c->session = ops->create(c);
 }
 
@@ -588,10 +606,16 @@ static void on_reject_closed(uv_handle_t *h)
     free(h);
 }
 
-void conn_accept(worker_t *w, int fd, const config_listen_t *conf)
+void front_init(front_ctx_t *f)
+{
+    list_init(&f->conns);
+    f->nconns = f->peak_conns = 0;
+}
+
+void conn_accept(front_ctx_t *f, int fd, const config_listen_t *conf)
 {
     conn_t *c = xcalloc(1, sizeof(*c));
-    uv_tcp_init(&w->loop, &c->tcp);
+    uv_tcp_init(f->loop, &c->tcp);
     c->tcp.data = c;
     if (uv_tcp_open(&c->tcp, fd) != 0) {
         close(fd);
@@ -599,18 +623,18 @@ void conn_accept(worker_t *w, int fd, const config_listen_t *conf)
         uv_close((uv_handle_t *)&c->tcp, on_reject_closed);
         return;
     }
-    c->w = w;
-    outbuf_init(&c->out, &w->blocks);
-    uv_timer_init(&w->loop, &c->timer);
+    c->f = f;
+    outbuf_init(&c->out, f->blocks);
+    uv_timer_init(f->loop, &c->timer);
     c->timer.data = c;
-    uv_timer_init(&w->loop, &c->defer);
+    uv_timer_init(f->loop, &c->defer);
     c->defer.data = c;
-    uv_idle_init(&w->loop, &c->idle);
+    uv_idle_init(f->loop, &c->idle);
     c->idle.data = c;
-    worker_link_insert(&w->conns, &c->link);
-    __atomic_store_n(&w->nconns, w->nconns + 1, __ATOMIC_RELAXED); /* see conn close */
-    worker_conn_opened(w);
-    c->learn = learning_conn_create(w);
+    list_insert(&f->conns, &c->link);
+    __atomic_store_n(&f->nconns, f->nconns + 1, __ATOMIC_RELAXED); /* see on_handle_closed */
+    if (f->nconns > f->peak_conns)
+        f->peak_conns = f->nconns;
 
     uv_tcp_nodelay(&c->tcp, 1);
     int lowat = NOTSENT_LOWAT;
@@ -628,21 +652,21 @@ void conn_accept(worker_t *w, int fd, const config_listen_t *conf)
             c->peer_port = ntohs(a->sin_port);
         }
     }
-    if (conf->tls && w->ssl_ctx != NULL) {
-        c->tls = tls_conn_create(w->ssl_ctx);
+    if (conf->tls && f->ssl_ctx != NULL) {
+        c->tls = tls_conn_create(f->ssl_ctx);
         c->state = CONN_HANDSHAKE;
     } else {
         c->state = CONN_DETECT;
         c->h2c_only = conf->h2c;
     }
-    conn_timer_set(c, w->cfg->header_timeout);
+    conn_timer_set(c, f->cfg->header_timeout);
     conn_read_resume(c);
 }
 
-void conn_drain_all(worker_t *w)
+void conn_drain_all(front_ctx_t *f)
 {
-    worker_link_t *l = w->conns.next;
-    while (l != &w->conns) {
+    list_t *l = f->conns.next;
+    while (l != &f->conns) {
         conn_t *c = container_of(l, conn_t, link);
         l = l->next; /* conn_close never unlinks synchronously, but be safe */
         if (c->state == CONN_CLOSING || c->draining)
@@ -655,10 +679,10 @@ void conn_drain_all(worker_t *w)
     }
 }
 
-void conn_close_all(worker_t *w)
+void conn_close_all(front_ctx_t *f)
 {
-    worker_link_t *l = w->conns.next;
-    while (l != &w->conns) {
+    list_t *l = f->conns.next;
+    while (l != &f->conns) {
         conn_t *c = container_of(l, conn_t, link);
         l = l->next;
         conn_close(c);

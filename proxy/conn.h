@@ -32,11 +32,48 @@
 #include <uv.h>
 
 #include "proxy/block.h"
+#include "proxy/config.h"
+#include "proxy/exchange.h"
+#include "proxy/list.h"
 #include "proxy/outbuf.h"
-#include "proxy/worker.h"
 
+typedef struct ssl_ctx_st SSL_CTX;
 typedef struct tls_conn tls_conn_t;
 typedef struct conn conn_t;
+
+/**
+ * What a worker gives its client connections: the front layer's whole view
+ * of the worker (worker.c fills it in and reads nconns). Everything here
+ * belongs to one loop's thread; nconns alone is also read by the admin
+ * thread (relaxed atomic loads of the loop's relaxed stores).
+ */
+typedef struct front_ctx {
+    uv_loop_t *loop;
+    const config_t *cfg;   /* the worker's copy (a reload changes it on the loop) */
+    SSL_CTX *ssl_ctx;      /* for new TLS connections, NULL without TLS listeners (swapped
+                              on reload; live connections keep their SSL's reference) */
+    block_cache_t *blocks; /* response body and output blocks of the connections */
+    exchange_ctx_t *xctx;  /* the exchanges the sessions create */
+    list_t conns;          /* every client connection (conn_t.link) */
+    size_t nconns;
+    size_t peak_conns; /* most at once since the owner last reset it */
+    /** After a connection is gone (unlinked, nconns down): the owner may finish draining. */
+    void (*conn_closed)(void *owner);
+    void *owner;
+} front_ctx_t;
+
+/** Initialise f's list and counters; the caller sets the other fields. */
+void front_init(front_ctx_t *f);
+/**
+ * Take over `fd`, a client connection accepted on a listener configured by
+ * `conf` (borrowed for the call: TLS, cleartext h2 only, or cleartext h2
+ * and HTTP/1.1 told apart by the first bytes); fd is closed on failure.
+ */
+void conn_accept(front_ctx_t *f, int fd, const config_listen_t *conf);
+/** Begin a graceful close of every client connection (h2 GOAWAY; h1 close when idle). */
+void conn_drain_all(front_ctx_t *f);
+/** Close every client connection now (drain time is up). */
+void conn_close_all(front_ctx_t *f);
 
 /** One plaintext write at most this big (also the TLS encryption unit). */
 enum { CONN_WRITE_CHUNK = 64 * 1024 };
@@ -71,7 +108,8 @@ typedef enum conn_state {
  * `s` is the session create() returned.
  */
 typedef struct conn_session_ops {
-    const char *name; /* "h1", "h2" */
+    const char *name;       /* "h1", "h2" */
+    exchange_proto_t proto; /* what the connection's exchange_client_t says (HTTP11, HTTP2) */
     /** A session for c (owned by c: destroyed in c's last close callback). Never NULL. */
     void *(*create)(conn_t *c);
     /** Free it, after abort(). */
@@ -103,7 +141,7 @@ typedef struct conn_buf {
 } conn_buf_t;
 
 /**
- * One client connection, owned by its worker (w->conns) from conn_accept()
+ * One client connection, owned by its front_ctx_t (f->conns) from conn_accept()
  * until the last close callback. Sessions may read the fields; only conn.c
  * writes them.
  */
@@ -114,14 +152,15 @@ typedef struct conn {
     uv_idle_t idle;   /* conn_flush_soon(): one write for all output of a loop turn */
     uv_write_t wreq;
     uv_shutdown_t sreq;
-    worker_link_t link; /* in w->conns */
-    worker_t *w;
+    list_t link; /* in f->conns */
+    front_ctx_t *f;
     conn_state_t state;
     const conn_session_ops_t *sops; /* the session's table, NULL before CONN_ACTIVE */
     void *session;                  /* owned: sops->destroy in the last close callback */
     tls_conn_t *tls;                /* owned; NULL on cleartext listeners */
-    /* owned (learning_conn_release at close); NULL = no learning */
-    struct learning_conn *learn;
+    /* the connection as its exchanges see it: opened with the session,
+     * closed (our reference dropped) in conn_close; NULL before */
+    exchange_client_t *client;
     int open_handles; /* handles still to see their close callback */
     bool reading;     /* uv_read_start is active */
     bool read_paused; /* the session asked to stop reading */
@@ -139,6 +178,7 @@ typedef struct conn {
     conn_buf_t wbuf;    /* TLS: ciphertext for the socket; kept until write_cb */
     uint8_t detect[24]; /* the first bytes of a cleartext connection (preface check) */
     size_t detect_len;
+    uint64_t out_total;      /* plaintext bytes the session has written in all (pacing) */
     uint64_t tls_warm_bytes; /* plaintext sent since the TLS record warm-up began */
     uint64_t tls_last_write; /* uv_now() of the last TLS write, for the idle reset */
     char peer_addr[48];
@@ -174,6 +214,11 @@ void conn_read_resume(conn_t *c);
 void conn_timer_set(conn_t *c, double seconds);
 /** Run the session's *_session_deferred() from the loop soon (not re-entrantly). */
 void conn_defer(conn_t *c);
+/**
+ * Run the session's *_session_deferred() in `ms` milliseconds, unless it is
+ * due sooner already.
+ */
+void conn_defer_after(conn_t *c, uint64_t ms);
 /** Close now: abort the session's exchanges, drop unsent output. Idempotent. */
 void conn_close(conn_t *c);
 /** Flush all output (TLS close_notify included), shut down, then close. */

@@ -22,12 +22,12 @@
 #include "parser/link.h"
 #include "parser/url.h"
 #include "proxy/alloc.h"
-#include "proxy/bandwidth.h"
+#include "proxy/list.h"
 #include "proxy/config.h"
 #include "proxy/learning.h"
 #include "proxy/log.h"
+#include "proxy/pace.h"
 #include "proxy/ssefilter.h"
-#include "proxy/worker.h"
 
 /** What an exchange is to delivery (fixed when its delivery_ex_t is made). */
 typedef enum delivery_role {
@@ -45,15 +45,45 @@ typedef enum delivery_push_state {
 } delivery_push_state_t;
 
 typedef struct delivery_ex delivery_ex_t;
+typedef struct delivery_conn delivery_conn_t;
+
+/* One per worker: registered as an exchange observer (delivery_attach). */
+struct delivery {
+    exchange_ctx_t *x;
+    size_t slot; /* ours in exchange_client_t.state: the connection's delivery_conn_t */
+};
 
 struct delivery_conn {
     int refs;
-    worker_t *w;
-    int fd;              /* client socket for TCP_INFO; -1 unknown */
-    unsigned fetching;   /* pushed streams in DELIVERY_PUSH_FETCHING */
-    unsigned limit;      /* fetch slots: min(peer MAX_CONCURRENT_STREAMS, DELIVERY_MAX_FETCHES) */
-    worker_link_t queue; /* delivery_ex_t.link of QUEUED pushes, plan order */
+    char addr[48]; /* the client's, for debug lines */
+    uint16_t port;
+    pace_conn_t *pace; /* the path estimate and queue model (owned) */
+    unsigned fetching; /* pushed streams in DELIVERY_PUSH_FETCHING */
+    unsigned limit;    /* fetch slots: min(peer MAX_CONCURRENT_STREAMS, DELIVERY_MAX_FETCHES) */
+    list_t queue;      /* delivery_ex_t.link of QUEUED pushes, plan order */
+    list_t aheads;     /* delivery_ahead_t.link of pages still waiting for their HTML */
 };
+
+/*
+ * What a page's pushes may send before its HTML: shared by the page and
+ * each push it promised from its plan (refcounted: a push may outlive the
+ * page's stream). Once the page's final head is in (`arrived`) only a short
+ * queue is kept while its body streams; open once its response has ended
+ * (or the page went): from then on its pushes follow the HTML freely.
+ */
+typedef struct delivery_ahead {
+    int refs;
+    bool open;
+    bool arrived;        /* the page's final head is here: the budget no longer applies */
+    uint64_t t_html;     /* uv_hrtime() the HTML is expected; 0: think time unknown */
+    uint64_t cap;        /* --push-budget */
+    uint64_t sent;       /* pushed bytes let out ahead of the HTML */
+    uint64_t fetched;    /* expected bytes of the pushes fetched while waiting */
+    unsigned held;       /* times its pushes were held back */
+    delivery_ex_t *page; /* NULL once open */
+    list_t link;         /* in the connection's `aheads` until open */
+    delivery_conn_t *dc; /* borrowed: the page and its pushes hold references */
+} delivery_ahead_t;
 
 struct delivery_ex {
     exchange_t *ex;
@@ -61,21 +91,24 @@ struct delivery_ex {
     delivery_conn_t *dc; /* a reference, or NULL (h1) */
 
     /* page */
-    pagemap_plan_t plan; /* copied out at request arrival; owned */
-    bool push_mode;      /* pushes go to this client */
+    pagemap_plan_t plan;     /* copied out at request arrival; owned */
+    delivery_ahead_t *ahead; /* a reference; NULL unless its plan was pushed */
+    bool push_mode;          /* pushes go to this client */
     unsigned npushed, nhinted;
     char **sent; /* normalised URLs pushed or hinted (malloc'd) */
     size_t nsent, capsent;
-    worker_link_t deferred; /* delivery_ex_t.link of DEFERRED pushes of this page */
-    digest_t old_digest;    /* the client's cookie, when it sent a valid one */
+    list_t deferred;     /* delivery_ex_t.link of DEFERRED pushes of this page */
+    digest_t old_digest; /* the client's cookie, when it sent a valid one */
     bool have_old_digest;
     digest_builder_t db; /* the cookie to set: what the client has after this visit */
     bool db_used;
 
     /* pushed */
     delivery_push_state_t pstate;
-    worker_link_t link; /* in the page's `deferred` or the connection's `queue` */
-    char *key;          /* plan item key reported to learning (malloc'd); NULL: SSE push */
+    delivery_ahead_t *page_ahead; /* a reference to its page's, when promised from the plan */
+    uint64_t expect;              /* bytes the plan expects (the fetch decision counted these) */
+    list_t link;                  /* in the page's `deferred` or the connection's `queue` */
+    char *key; /* plan item key reported to learning (malloc'd); NULL: SSE push */
     bool completed;
     bool failed; /* the origin's answer was unusable: herald reset the stream itself */
 
@@ -103,14 +136,16 @@ void delivery_stats_get(delivery_stats_t *out)
 
 /* ---- the connection ---- */
 
-delivery_conn_t *delivery_conn_create(worker_t *w, int fd)
+static delivery_conn_t *conn_create(const exchange_client_t *cl, double bandwidth_hint)
 {
     delivery_conn_t *dc = xcalloc(1, sizeof(*dc));
     dc->refs = 1;
-    dc->w = w;
-    dc->fd = fd;
+    snprintf(dc->addr, sizeof(dc->addr), "%s", cl->addr);
+    dc->port = cl->port;
+    dc->pace = pace_conn_create(cl->fd, cl->addr, bandwidth_hint);
     dc->limit = DELIVERY_MAX_FETCHES;
-    worker_link_init(&dc->queue);
+    list_init(&dc->queue);
+    list_init(&dc->aheads);
     return dc;
 }
 
@@ -121,11 +156,13 @@ static delivery_conn_t *conn_ref(delivery_conn_t *dc)
     return dc;
 }
 
-void delivery_conn_release(delivery_conn_t *dc)
+static void conn_release(delivery_conn_t *dc)
 {
     if (dc == NULL || --dc->refs > 0)
         return;
-    assert(dc->queue.next == &dc->queue); /* queued pushes hold references */
+    assert(dc->queue.next == &dc->queue);   /* queued pushes hold references */
+    assert(dc->aheads.next == &dc->aheads); /* waiting pages hold references */
+    pace_conn_destroy(dc->pace);
     free(dc);
 }
 
@@ -160,7 +197,7 @@ static void push_start(delivery_ex_t *p)
     push_set_state(p, DELIVERY_PUSH_FETCHING);
     p->dc->fetching++;
     exchange_t *ex = p->ex;
-    /* May fail synchronously (delivery_on_response_end runs); ex stays
+    /* May fail synchronously (on_response_end runs); ex stays
      * valid: the frontend holds it until the stream closes. */
     exchange_start(ex);
     exchange_request_end(ex);
@@ -171,8 +208,8 @@ static void pump(delivery_conn_t *dc)
 {
     while (dc->queue.next != &dc->queue && dc->fetching < dc->limit) {
         delivery_ex_t *p = container_of(dc->queue.next, delivery_ex_t, link);
-        worker_link_remove(&p->link);
-        worker_link_init(&p->link);
+        list_remove(&p->link);
+        list_init(&p->link);
         push_start(p);
     }
 }
@@ -180,18 +217,24 @@ static void pump(delivery_conn_t *dc)
 static void push_enqueue(delivery_ex_t *p)
 {
     push_set_state(p, DELIVERY_PUSH_QUEUED);
-    worker_link_insert(p->dc->queue.prev, &p->link); /* at the tail: plan order */
+    list_insert(p->dc->queue.prev, &p->link); /* at the tail: plan order */
     pump(p->dc);
 }
 
-static delivery_ex_t *dx_create(exchange_t *ex, delivery_role_t role)
+/* The connection state of ex's client while the connection is open (h2 only). */
+static delivery_conn_t *client_dc(const delivery_t *D, const exchange_t *ex)
+{
+    return ex->client != NULL ? ex->client->state[D->slot] : NULL;
+}
+
+static delivery_ex_t *dx_create(exchange_t *ex, delivery_role_t role, delivery_conn_t *dc)
 {
     delivery_ex_t *dx = xcalloc(1, sizeof(*dx));
     dx->ex = ex;
     dx->role = role;
-    dx->dc = conn_ref(ex->deliver_conn);
-    worker_link_init(&dx->deferred);
-    worker_link_init(&dx->link);
+    dx->dc = conn_ref(dc);
+    list_init(&dx->deferred);
+    list_init(&dx->link);
     ex->deliver = dx;
     return dx;
 }
@@ -207,7 +250,7 @@ static delivery_ex_t *promise(exchange_t *parent, const char *path, const char *
     if (pex == NULL)
         return NULL;
     learning_link_pushed(parent, pex);
-    delivery_ex_t *p = dx_create(pex, DELIVERY_ROLE_PUSHED);
+    delivery_ex_t *p = dx_create(pex, DELIVERY_ROLE_PUSHED, parent->deliver->dc);
     p->pstate = DELIVERY_PUSH_DEFERRED;
     if (p->dc != NULL && parent->client_max_streams > 0) {
         uint32_t lim = parent->client_max_streams;
@@ -221,15 +264,138 @@ static delivery_ex_t *promise(exchange_t *parent, const char *path, const char *
     return p;
 }
 
-/* The page's response ended (or the page went): its deferred pushes may fetch now. */
+/* The page's head arrived (or the page went): its deferred pushes may fetch now. */
 static void release_deferred(delivery_ex_t *page)
 {
     while (page->deferred.next != &page->deferred) {
         delivery_ex_t *p = container_of(page->deferred.next, delivery_ex_t, link);
-        worker_link_remove(&p->link);
-        worker_link_init(&p->link);
+        list_remove(&p->link);
+        list_init(&p->link);
         push_enqueue(p);
     }
+}
+
+/* ---- pacing ahead of the HTML ---- */
+
+static delivery_ahead_t *ahead_create(delivery_ex_t *page, uint64_t t_html, uint64_t cap)
+{
+    delivery_ahead_t *a = xcalloc(1, sizeof(*a));
+    a->refs = 1;
+    a->t_html = t_html;
+    a->cap = cap;
+    a->page = page;
+    a->dc = page->dc;
+    list_insert(&a->dc->aheads, &a->link);
+    return a;
+}
+
+static delivery_ahead_t *ahead_ref(delivery_ahead_t *a)
+{
+    a->refs++;
+    return a;
+}
+
+/*
+ * The page's final head arrived. Its body may not be here yet: were the
+ * pushes let go now, they would fill the gap before it, in front of it on
+ * the path. Until it has ended they keep a short queue (the room at the HTML's
+ * due time, pace.h), which nghttp2 fills from the page's own stream first.
+ */
+static void ahead_arrived(delivery_ahead_t *a)
+{
+    if (a == NULL || a->open)
+        return;
+    uint64_t now = uv_hrtime();
+    LOG_DEBUG("delivery: HTML head %+.1f ms from expected; %llu pushed bytes went ahead, "
+              "%.0f queued",
+              a->t_html ? ((double)now - (double)a->t_html) / 1e6 : 0.0,
+              (unsigned long long)a->sent, pace_conn_queued(a->dc->pace, now));
+    if (a->t_html == 0 || a->t_html > now)
+        a->t_html = now;
+    a->arrived = true;
+}
+
+/* The page's response is over (or the page went): its pushes are held no more. */
+static void ahead_open(delivery_ahead_t *a)
+{
+    if (a == NULL || a->open)
+        return;
+    a->open = true;
+    a->page = NULL;
+    list_remove(&a->link);
+}
+
+static void ahead_release(delivery_ahead_t *a)
+{
+    if (a == NULL || --a->refs > 0)
+        return;
+    assert(a->open && "the page opens it before it goes");
+    free(a);
+}
+
+/* Bytes the page's pushes may still let out ahead of its HTML at `now` (<= 0: hold). */
+static int64_t ahead_room(const delivery_ahead_t *a, uint64_t now)
+{
+    int64_t room = pace_conn_room(a->dc->pace, a->t_html, now);
+    int64_t left = a->sent < a->cap ? (int64_t)(a->cap - a->sent) : 0;
+    return room < left || a->arrived ? room : left;
+}
+
+/* Fetch deferred plan items while the room is more than the fetched ones still owe. */
+static void top_up(delivery_ahead_t *a, uint64_t now)
+{
+    while (!a->open && a->page != NULL && a->page->deferred.next != &a->page->deferred) {
+        int64_t room = ahead_room(a, now);
+        uint64_t owed = a->fetched > a->sent ? a->fetched - a->sent : 0;
+        if (room <= 0 || (uint64_t)room <= owed)
+            return;
+        delivery_ex_t *p = container_of(a->page->deferred.next, delivery_ex_t, link);
+        list_remove(&p->link);
+        list_init(&p->link);
+        a->fetched += p->expect;
+        push_enqueue(p); /* a synchronous failure ends p, not the page */
+    }
+}
+
+static size_t push_take(exchange_t *ex, size_t want)
+{
+    delivery_ex_t *dx = ex->deliver;
+    if (dx == NULL || dx->role != DELIVERY_ROLE_PUSHED || dx->page_ahead == NULL ||
+        dx->page_ahead->open)
+        return want;
+    delivery_ahead_t *a = dx->page_ahead;
+    int64_t room = ahead_room(a, uv_hrtime());
+    if (room <= 0) {
+        a->held++;
+        return 0;
+    }
+    size_t k = want;
+    if ((uint64_t)room < k)
+        k = room < PACE_MIN_CHUNK ? PACE_MIN_CHUNK : (size_t)room;
+    if (k > want)
+        k = want;
+    a->sent += k;
+    return k;
+}
+
+static uint64_t conn_paced(delivery_conn_t *dc)
+{
+    uint64_t now = uv_hrtime(), due = 0;
+    list_t *next;
+    for (list_t *l = dc->aheads.next; l != &dc->aheads; l = next) {
+        delivery_ahead_t *a = container_of(l, delivery_ahead_t, link);
+        next = l->next;
+        top_up(a, now);
+        bool waiting =
+            a->held > 0 || (a->page != NULL && a->page->deferred.next != &a->page->deferred);
+        a->held = 0;
+        if (a->open || a->t_html == 0 || !waiting)
+            continue;
+        uint64_t w = pace_conn_recheck(dc->pace, a->t_html, now);
+        if (due == 0 || w < due)
+            due = w;
+    }
+    return due;
 }
 
 /* ---- what the client has ---- */
@@ -261,7 +427,7 @@ static bool client_has(const delivery_ex_t *dx, const char *url, const char *key
         atomic_fetch_add(&stats.digest_hits, 1); /* admin: herald_digest_hits_total */
         return true;
     }
-    return learning_conn_pushed(dx->ex->lconn, key) || learning_conn_requested(dx->ex->lconn, key);
+    return learning_client_pushed(dx->ex, key) || learning_client_requested(dx->ex, key);
 }
 
 static bool digest_enabled(const config_t *cfg)
@@ -287,23 +453,27 @@ static bool is_navigation(const exchange_t *ex)
 
 /* ---- push ---- */
 
-/* Bytes that may be pushed ahead of the HTML: min(think x bandwidth, --push-budget). */
-static uint64_t budget(const delivery_ex_t *dx)
-{
-    const config_t *cfg = dx->ex->worker->cfg;
-    uint64_t cap = cfg->push_budget;
-    if (dx->plan.think_ms < 0)
-        return cap; /* think time unknown: the configured cap alone */
-    uint64_t bw = bandwidth_estimate(dx->dc ? dx->dc->fd : -1, cfg->bandwidth_hint, NULL, NULL);
-    double b = dx->plan.think_ms / 1000.0 * (double)bw;
-    return b < (double)cap ? (uint64_t)b : cap;
-}
-
+/*
+ * Promise every plan item the client lacks. Items that start within the
+ * room ahead of the HTML (pace.h: the path's rate x the think time left,
+ * less what is queued, at most --push-budget) are fetched now, and the
+ * pacer lets their bytes out as the room allows (push_take); the
+ * rest wait, fetched when the room grows (top_up) or when the page's head
+ * arrives, and then follow the HTML.
+ */
 static void deliver_push(delivery_ex_t *dx)
 {
     exchange_t *ex = dx->ex;
-    const config_t *cfg = ex->worker->cfg;
-    uint64_t limit = budget(dx), used = 0;
+    const config_t *cfg = ex->ctx->cfg;
+    uint64_t now = uv_hrtime();
+    uint64_t t_html = dx->plan.think_ms >= 0 ? now + (uint64_t)(dx->plan.think_ms * 1e6) : 0;
+    dx->ahead = ahead_create(dx, t_html, cfg->push_budget);
+    int64_t room = ahead_room(dx->ahead, now);
+    pace_source_t src;
+    double rate = pace_conn_rate(dx->dc->pace, &src);
+    (void)rate; /* for the debug line */
+    pace_note_start(src);
+    uint64_t used = 0;
     bool over = false;
     for (size_t i = 0; i < dx->plan.n; i++) {
         const pagemap_plan_item_t *it = &dx->plan.items[i];
@@ -326,18 +496,23 @@ static void deliver_push(delivery_ex_t *dx)
         sent_add(dx, it->key);
         if (dx->db_used)
             digest_builder_add(&dx->db, it->url, it->etag);
-        uint64_t size = it->size > 0 ? it->size : DELIVERY_UNKNOWN_SIZE;
-        if (!over && used + size <= limit) {
-            used += size;
+        p->page_ahead = ahead_ref(dx->ahead);
+        p->expect = it->size > 0 ? (uint64_t)it->size : DELIVERY_UNKNOWN_SIZE;
+        if (!over && room > 0 && used < (uint64_t)room) {
+            /* starts within the room: fetched now, its tail held if need be */
+            used += p->expect;
+            dx->ahead->fetched += p->expect;
             push_enqueue(p);
         } else {
-            /* In plan order: once one item does not fit, the rest follow the HTML. */
+            /* In plan order: once one item starts past the room, the rest wait. */
             over = true;
-            worker_link_insert(dx->deferred.prev, &p->link);
+            list_insert(dx->deferred.prev, &p->link);
         }
     }
-    LOG_DEBUG("delivery: %s: %u promised, %llu of %llu budget bytes ahead", ex->path, dx->npushed,
-              (unsigned long long)used, (unsigned long long)limit);
+    LOG_DEBUG("delivery: %s: %u promised, %llu bytes fetched for a room of %lld (%.0f B/s from "
+              "%s, think %.1f ms)",
+              ex->path, dx->npushed, (unsigned long long)used, (long long)room, rate,
+              pace_source_name(src), dx->plan.think_ms);
 }
 
 /* Origin Link: rel=preload on the page's final response: push what the plan did not. */
@@ -363,7 +538,7 @@ static void push_origin_links(delivery_ex_t *dx)
                     dx->npushed++;
                     sent_add(dx, key);
                     /* the origin has answered: no think time left to fill */
-                    worker_link_insert(dx->deferred.prev, &p->link);
+                    list_insert(dx->deferred.prev, &p->link);
                 }
             }
         }
@@ -459,16 +634,32 @@ static void deliver_hints(delivery_ex_t *dx)
 
 /* ---- hooks ---- */
 
-void delivery_on_request(exchange_t *ex)
+/* Behind a trusted proxy the client network is the one X-Forwarded-For names. */
+static void note_forwarded(exchange_t *ex, delivery_conn_t *dc)
 {
+    const header_t *last = NULL;
+    for (size_t i = 0; i < ex->req_headers.n; i++)
+        if (headers_name_eq(ex->req_headers.v[i].name, ex->req_headers.v[i].name_len,
+                            "x-forwarded-for"))
+            last = &ex->req_headers.v[i];
+    if (last != NULL)
+        pace_conn_forwarded(dc->pace, last->value, last->value_len);
+}
+
+static void on_request(void *data, exchange_t *ex)
+{
+    const delivery_t *D = data;
+    const config_t *cfg = ex->ctx->cfg;
+    delivery_conn_t *dc = client_dc(D, ex);
+    if (cfg->trust_forwarded && dc != NULL && ex->role != EXCHANGE_ROLE_PUSHED)
+        note_forwarded(ex, dc);
     if (ex->role == EXCHANGE_ROLE_PUSHED || !learning_is_page(ex))
         return; /* a pushed exchange got its state when it was promised */
-    const config_t *cfg = ex->worker->cfg;
-    delivery_ex_t *dx = dx_create(ex, DELIVERY_ROLE_PAGE);
+    delivery_ex_t *dx = dx_create(ex, DELIVERY_ROLE_PAGE, dc);
     if (strcmp(ex->method, "GET") != 0 || learning_plan(ex, &dx->plan) != 0)
         return;
     bool push = cfg->push && ex->client_push && ex->client_max_streams > 0 &&
-                ex->fops->push_promise != NULL && ex->deliver_conn != NULL;
+                ex->fops->push_promise != NULL && dc != NULL;
     bool hints = cfg->hints && is_navigation(ex) && ex->fops->early_hints != NULL &&
                  (ex->proto == EXCHANGE_HTTP2 || (ex->proto == EXCHANGE_HTTP11 && cfg->hints_h1));
     /* Known before the plan is looked at: even a page with nothing learned
@@ -563,7 +754,7 @@ static void filter_origin_hints(delivery_ex_t *dx)
 static void add_digest_cookie(delivery_ex_t *dx)
 {
     exchange_t *ex = dx->ex;
-    const config_t *cfg = ex->worker->cfg;
+    const config_t *cfg = ex->ctx->cfg;
     if (dx->have_old_digest)
         digest_builder_add_digest(&dx->db, &dx->old_digest);
     if (dx->db.n == 0)
@@ -597,10 +788,10 @@ static bool is_event_stream(const exchange_t *ex)
            strncasecmp(ct->value, "text/event-stream", 17) == 0;
 }
 
-void delivery_on_response_head(exchange_t *ex, bool final)
+static void on_response_head(void *data, exchange_t *ex, bool final)
 {
     delivery_ex_t *dx = ex->deliver;
-    const config_t *cfg = ex->worker->cfg;
+    const config_t *cfg = ex->ctx->cfg;
     if (!final) {
         if (dx != NULL && dx->role == DELIVERY_ROLE_PAGE && ex->status == 103)
             filter_origin_hints(dx);
@@ -610,6 +801,9 @@ void delivery_on_response_head(exchange_t *ex, bool final)
         bool ok = ex->status >= 200 && ex->status < 300;
         if (ok && dx->push_mode)
             push_origin_links(dx);
+        /* The HTML is here: the rest of the plan is fetched to follow it. */
+        ahead_arrived(dx->ahead);
+        release_deferred(dx);
         if (ok && dx->db_used)
             add_digest_cookie(dx);
         if (cfg->x_herald_header)
@@ -618,7 +812,7 @@ void delivery_on_response_head(exchange_t *ex, bool final)
     }
     if (dx == NULL && ex->status == 200 && cfg->sse_push && cfg->push && ex->client_push &&
         ex->proto == EXCHANGE_HTTP2 && ex->fops->push_promise != NULL && is_event_stream(ex)) {
-        dx = dx_create(ex, DELIVERY_ROLE_OTHER);
+        dx = dx_create(ex, DELIVERY_ROLE_OTHER, client_dc(data, ex));
         dx->sse = true;
     }
 }
@@ -640,23 +834,24 @@ static void sse_push(void *ctx, const char *line, size_t len)
         push_enqueue(p); /* promised now: before the next event is forwarded */
 }
 
-const uint8_t *delivery_on_response_body(exchange_t *ex, const uint8_t *data, size_t len,
-                                         size_t *out_len)
+static const uint8_t *on_response_body(void *data, exchange_t *ex, const uint8_t *bytes, size_t len,
+                                       size_t *out_len)
 {
     delivery_ex_t *dx = ex->deliver;
     if (dx == NULL || !dx->sse) {
         *out_len = len;
-        return data;
+        return bytes;
     }
-    return ssefilter_run(&dx->sse_filter, data, len, sse_push, dx, out_len);
+    return ssefilter_run(&dx->sse_filter, bytes, len, sse_push, dx, out_len);
 }
 
-void delivery_on_response_end(exchange_t *ex, bool ok)
+static void on_response_end(void *data, exchange_t *ex, bool ok)
 {
     delivery_ex_t *dx = ex->deliver;
     if (dx == NULL)
         return;
     if (dx->role == DELIVERY_ROLE_PAGE) {
+        ahead_open(dx->ahead);
         release_deferred(dx); /* the HTML is out (or failed): the rest of the plan follows */
         return;
     }
@@ -674,16 +869,20 @@ void delivery_on_response_end(exchange_t *ex, bool ok)
     push_set_state(dx, DELIVERY_PUSH_DONE);
     dx->dc->fetching--;
     pump(dx->dc);
+    if (dx->page_ahead != NULL)
+        top_up(dx->page_ahead, uv_hrtime()); /* a fetch slot is free: the room may take another */
 }
 
-void delivery_on_free(exchange_t *ex)
+static void on_free(void *data, exchange_t *ex)
 {
     delivery_ex_t *dx = ex->deliver;
     if (dx == NULL)
         return;
     ex->deliver = NULL;
     if (dx->role == DELIVERY_ROLE_PAGE) {
+        ahead_open(dx->ahead);
         release_deferred(dx);
+        ahead_release(dx->ahead);
         pagemap_plan_dispose(&dx->plan);
         digest_dispose(&dx->old_digest);
         if (dx->db_used)
@@ -693,7 +892,7 @@ void delivery_on_free(exchange_t *ex)
         free(dx->sent);
     } else if (dx->role == DELIVERY_ROLE_PUSHED) {
         bool slot = dx->pstate == DELIVERY_PUSH_FETCHING;
-        worker_link_remove(&dx->link); /* from a page's deferred list or the queue */
+        list_remove(&dx->link); /* from a page's deferred list or the queue */
         if (!dx->completed) {
             atomic_fetch_add(&stats.cancelled, 1);
             /* reset by the client (or never sent): it had the asset. A
@@ -705,18 +904,121 @@ void delivery_on_free(exchange_t *ex)
             dx->dc->fetching--;
             pump(dx->dc);
         }
+        ahead_release(dx->page_ahead);
         free(dx->key);
     }
     ssefilter_dispose(&dx->sse_filter);
-    delivery_conn_release(dx->dc);
+    conn_release(dx->dc);
     free(dx);
 }
 
-const exchange_observer_t delivery_observer = {
-    .name = "delivery",
-    .on_request = delivery_on_request,
-    .on_response_head = delivery_on_response_head,
-    .on_response_body = delivery_on_response_body,
-    .on_response_end = delivery_on_response_end,
-    .on_free = delivery_on_free,
+/* ---- the connection's pacer, as the h2 frontend sees it ---- */
+
+static bool pacer_ping_due(void *p, uint64_t out_total, uint8_t opaque[8])
+{
+    delivery_conn_t *dc = p;
+    uint64_t seq;
+    if (!pace_conn_ping_due(dc->pace, out_total, &seq))
+        return false;
+    pace_ping_opaque(seq, opaque);
+    return true;
+}
+
+static void pacer_ping_sent(void *p, const uint8_t opaque[8], uint64_t out_total, uint64_t now)
+{
+    delivery_conn_t *dc = p;
+    uint64_t seq;
+    if (pace_ping_seq(opaque, &seq))
+        pace_conn_ping_sent(dc->pace, seq, out_total, now);
+}
+
+static int pacer_ping_acked(void *p, const uint8_t opaque[8], uint64_t now)
+{
+    delivery_conn_t *dc = p;
+    uint64_t seq;
+    if (!pace_ping_seq(opaque, &seq))
+        return -1;
+    bool moved = pace_conn_ping_acked(dc->pace, seq, now);
+    if (log_enabled(LOG_LEVEL_DEBUG)) {
+        pace_source_t src = PACE_SRC_FALLBACK;
+        double rate = pace_conn_rate(dc->pace, &src);
+        LOG_DEBUG("h2 %s:%u: PING %llu ACK: %.0f B/s (%s), rtt %.2f ms", dc->addr, dc->port,
+                  (unsigned long long)seq, rate, pace_source_name(src), pace_conn_rtt_ms(dc->pace));
+    }
+    return moved ? 1 : 0;
+}
+
+static void pacer_output(void *p, uint64_t out_total, uint64_t now)
+{
+    delivery_conn_t *dc = p;
+    pace_conn_output(dc->pace, out_total, now);
+}
+
+static size_t pacer_push_take(void *p, exchange_t *ex, size_t want)
+{
+    return push_take(ex, want);
+}
+
+static void pacer_held(void *p)
+{
+    pace_note_hold();
+}
+
+static uint64_t pacer_paced(void *p)
+{
+    return conn_paced(p);
+}
+
+static const exchange_pacer_ops_t pacer_ops = {
+    .ping_due = pacer_ping_due,
+    .ping_sent = pacer_ping_sent,
+    .ping_acked = pacer_ping_acked,
+    .output = pacer_output,
+    .push_take = pacer_push_take,
+    .held = pacer_held,
+    .paced = pacer_paced,
 };
+
+/* ---- the observer ---- */
+
+/* Pushes go over HTTP/2 only: an h1 connection gets no delivery state (103s need none). */
+static void on_client_open(void *data, exchange_client_t *cl)
+{
+    const delivery_t *D = data;
+    if (cl->proto != EXCHANGE_HTTP2)
+        return;
+    delivery_conn_t *dc = conn_create(cl, D->x->cfg->bandwidth_hint);
+    cl->state[D->slot] = dc;
+    cl->pacer_ops = &pacer_ops;
+    cl->pacer = dc;
+}
+
+static void on_client_close(void *data, exchange_client_t *cl)
+{
+    const delivery_t *D = data;
+    conn_release(cl->state[D->slot]); /* exchanges still running hold their own */
+}
+
+static const exchange_observer_t delivery_observer = {
+    .name = "delivery",
+    .on_client_open = on_client_open,
+    .on_client_close = on_client_close,
+    .on_request = on_request,
+    .on_response_head = on_response_head,
+    .on_response_body = on_response_body,
+    .on_response_end = on_response_end,
+    .on_free = on_free,
+};
+
+delivery_t *delivery_attach(exchange_ctx_t *x)
+{
+    delivery_t *D = xcalloc(1, sizeof(*D));
+    D->x = x;
+    D->slot = exchange_ctx_observe(x, &delivery_observer, D);
+    return D;
+}
+
+void delivery_detach(delivery_t *D)
+{
+    free(D);
+}

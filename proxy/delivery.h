@@ -1,5 +1,5 @@
 /*
- * Delivery (DESIGN.md, "Delivery policy"): at request arrival, turn the
+ * Delivery (docs/architecture.md, "Delivery"): at request arrival, turn the
  * learned plan for a page into HTTP/2 pushes or one 103 Early Hints, before
  * the origin has answered; and act on what the origin itself says (its 103
  * and Link headers, SSE push comments). Protocol-neutral: it drives the
@@ -7,15 +7,19 @@
  * reports what it did to learning.c (learning_note_delivery/_skipped).
  *
  * Push executor. Every plan item the client does not have is promised at
- * once (PUSH_PROMISEs precede the page's HEADERS). Items whose cumulative
- * size fits the budget, min(think time x bandwidth, --push-budget), are
- * fetched from the origin right away; the rest are fetched only when the
- * page's response has ended, so the HTML overtakes them. Fetches run at most
+ * once (PUSH_PROMISEs precede the page's HEADERS). What is sent ahead of the
+ * HTML is paced (pace.h): the pushes' DATA may fill the queue in front of
+ * the HTML up to what the think time left can carry at the path's measured
+ * rate, and at most --push-budget; the h2 frontend asks the connection's
+ * pacer (push_take) before each pushed DATA frame and holds the stream
+ * when the answer is 0. Items that start within that room are fetched from
+ * the origin at once; the rest when the room grows, or when the page's head
+ * arrives, and then follow the HTML. Fetches run at most
  * min(peer MAX_CONCURRENT_STREAMS, DELIVERY_MAX_FETCHES) at a time per
  * connection; the others wait in plan order.
  *
- * Hook points (called by exchange.c only) and the connection object (h2.c).
- * Everything runs on the exchange's worker loop.
+ * Delivery is an exchange observer (delivery_attach); everything runs on
+ * the exchange's worker loop.
  */
 #ifndef HERALD_DELIVERY_H
 #define HERALD_DELIVERY_H
@@ -33,42 +37,20 @@
 /** Size assumed for a plan item whose size was never observed, for the budget. */
 #define DELIVERY_UNKNOWN_SIZE (16 * 1024)
 
-typedef struct delivery_conn delivery_conn_t;
+typedef struct delivery delivery_t;
 
 /**
- * Per-connection push state for an h2 session on worker w; `fd` is the
- * client socket (for TCP_INFO; -1 unknown). The caller holds one reference
- * and drops it with delivery_conn_release() when the session goes;
- * exchanges that use it hold their own. Never NULL.
+ * Register delivery as an observer of x's exchanges and connections (after
+ * learning: it reads what learning classified). An HTTP/2 connection gets
+ * its push state and pacer when it opens (exchange_client_t.pacer_ops, which
+ * the h2 frontend asks before each pushed DATA frame and around its PINGs);
+ * the pacer's settings come from x->cfg. Never NULL; free with
+ * delivery_detach() after the worker's loop ended.
  */
-delivery_conn_t *delivery_conn_create(worker_t *w, int fd);
-/** Drop a reference; freed with the last. NULL is a no-op. */
-void delivery_conn_release(delivery_conn_t *dc);
+delivery_t *delivery_attach(exchange_ctx_t *x);
+void delivery_detach(delivery_t *D);
 
-/** The hooks below as an exchange observer (exchange_ctx_observe). */
-extern const exchange_observer_t delivery_observer;
-
-/** Request head complete, before the origin is asked: plan and deliver. */
-void delivery_on_request(exchange_t *ex);
-/**
- * A response head from the origin, before the frontend sees it (may edit
- * ex->resp_headers, and set ex->suppress_head to drop a 1xx).
- */
-void delivery_on_response_head(exchange_t *ex, bool final);
-/**
- * Response body bytes before the frontend sees them. Returns the bytes to
- * forward: `data`/`len` unchanged, or a filtered copy (SSE push comments
- * removed) in a buffer delivery owns, valid until the next call for ex;
- * *out_len gets its length.
- */
-const uint8_t *delivery_on_response_body(exchange_t *ex, const uint8_t *data, size_t len,
-                                         size_t *out_len);
-/** The response ended (ok) or failed. */
-void delivery_on_response_end(exchange_t *ex, bool ok);
-/** ex is being freed (called before learning_on_free). */
-void delivery_on_free(exchange_t *ex);
-
-/** Process-wide delivery counters (for the admin issue). */
+/** Process-wide delivery counters (for /stats and /metrics). */
 typedef struct delivery_stats {
     uint64_t promised, completed, cancelled; /* pushed streams */
     uint64_t pushed_bytes;                   /* body bytes of completed pushes */

@@ -26,27 +26,86 @@ typedef struct exchange_block {
     alignas(max_align_t) unsigned char pool[3072];
 } exchange_block_t;
 
-void exchange_ctx_init(exchange_ctx_t *ctx, worker_t *w, const exchange_origin_ops_t *origin)
+void exchange_ctx_init(exchange_ctx_t *ctx, uv_loop_t *loop, const config_t *cfg, int id)
 {
     memset(ctx, 0, sizeof(*ctx));
-    ctx->worker = w;
-    ctx->origin = origin;
+    ctx->loop = loop;
+    ctx->cfg = cfg;
+    ctx->id = id;
 }
 
-void exchange_ctx_observe(exchange_ctx_t *ctx, const exchange_observer_t *obs)
+void exchange_ctx_origin(exchange_ctx_t *ctx, const exchange_origin_ops_t *origin, void *data)
+{
+    ctx->origin = origin;
+    ctx->origin_data = data;
+}
+
+size_t exchange_ctx_observe(exchange_ctx_t *ctx, const exchange_observer_t *obs, void *data)
 {
     if (ctx->nobservers == EXCHANGE_MAX_OBSERVERS)
         abort();
-    ctx->observers[ctx->nobservers++] = obs;
+    ctx->observers[ctx->nobservers] = obs;
+    ctx->observer_data[ctx->nobservers] = data;
+    return ctx->nobservers++;
 }
 
-exchange_t *exchange_create(exchange_ctx_t *ctx, const exchange_frontend_ops_t *fops, void *fctx)
+/* Run hook `h` of every observer of ctx, in registration order. */
+#define EACH_OBSERVER(ctx, h, ...)                                                                 \
+    for (size_t i_ = 0; (ctx) != NULL && i_ < (ctx)->nobservers; i_++)                             \
+        if ((ctx)->observers[i_]->h != NULL)                                                       \
+    (ctx)->observers[i_]->h((ctx)->observer_data[i_], __VA_ARGS__)
+
+/* The same in the reverse order. */
+#define EACH_OBSERVER_REVERSE(ctx, h, ...)                                                         \
+    for (size_t i_ = (ctx) != NULL ? (ctx)->nobservers : 0; i_-- > 0;)                             \
+        if ((ctx)->observers[i_]->h != NULL)                                                       \
+    (ctx)->observers[i_]->h((ctx)->observer_data[i_], __VA_ARGS__)
+
+static void client_unref(exchange_client_t *cl)
+{
+    if (cl != NULL && --cl->refs == 0)
+        free(cl);
+}
+
+exchange_client_t *exchange_client_open(exchange_ctx_t *ctx, exchange_proto_t proto, int fd,
+                                        bool tls, const char *addr, uint16_t port)
+{
+    exchange_client_t *cl = xcalloc(1, sizeof(*cl));
+    cl->ctx = ctx;
+    cl->proto = proto;
+    cl->fd = fd;
+    cl->tls = tls;
+    cl->refs = 1;
+    if (addr != NULL)
+        snprintf(cl->addr, sizeof(cl->addr), "%s", addr);
+    cl->port = port;
+    EACH_OBSERVER(ctx, on_client_open, cl);
+    return cl;
+}
+
+void exchange_client_close(exchange_client_t *cl)
+{
+    if (cl == NULL)
+        return;
+    cl->closed = true;
+    EACH_OBSERVER_REVERSE(cl->ctx, on_client_close, cl);
+    memset(cl->state, 0, sizeof(cl->state));
+    cl->pacer_ops = NULL;
+    cl->pacer = NULL;
+    cl->fd = -1;
+    client_unref(cl);
+}
+
+exchange_t *exchange_create(exchange_ctx_t *ctx, exchange_client_t *client,
+                            const exchange_frontend_ops_t *fops, void *fctx)
 {
     exchange_block_t *b = xmalloc(sizeof(*b));
     exchange_t *ex = &b->ex;
     memset(ex, 0, sizeof(*ex)); /* the pool's memory needs no zeroing */
     ex->ctx = ctx;
-    ex->worker = ctx != NULL ? ctx->worker : NULL;
+    ex->client = client;
+    if (client != NULL)
+        client->refs++;
     ex->state = EXCHANGE_NEW;
     ex->holders = EXCHANGE_HOLD_FRONTEND;
     mempool_init_on(&ex->pool, b->pool, sizeof(b->pool));
@@ -150,10 +209,9 @@ static void release(exchange_t *ex, uint8_t holder)
         return;
     if (!ex->logged)
         exchange_log(ex);
-    for (size_t i = ex->ctx != NULL ? ex->ctx->nobservers : 0; i-- > 0;)
-        if (ex->ctx->observers[i]->on_free != NULL)
-            ex->ctx->observers[i]->on_free(ex);
+    EACH_OBSERVER_REVERSE(ex->ctx, on_free, ex);
     links_dispose(&ex->links);
+    client_unref(ex->client);
     mempool_dispose(&ex->pool);
     free(ex);
 }
@@ -163,9 +221,7 @@ void exchange_start(exchange_t *ex)
     exchange_set_state(ex, EXCHANGE_STARTED);
     /* In registration order: learning classifies the request, then delivery
      * may push or hint before the origin is even asked. */
-    for (size_t i = 0; i < ex->ctx->nobservers; i++)
-        if (ex->ctx->observers[i]->on_request != NULL)
-            ex->ctx->observers[i]->on_request(ex);
+    EACH_OBSERVER(ex->ctx, on_request, ex);
     if (ex->state != EXCHANGE_STARTED)
         return; /* an observer's delivery failed the client's stream */
     ex->holders |= EXCHANGE_HOLD_ORIGIN;
@@ -359,9 +415,7 @@ void exchange_log(exchange_t *ex)
     if (ex->logged)
         return;
     ex->logged = true;
-    for (size_t i = 0; ex->ctx != NULL && i < ex->ctx->nobservers; i++)
-        if (ex->ctx->observers[i]->on_complete != NULL)
-            ex->ctx->observers[i]->on_complete(ex); /* metrics: status, protocol, latency */
+    EACH_OBSERVER(ex->ctx, on_complete, ex); /* metrics: status, protocol, latency */
     if (!log_access_enabled())
         return; /* formatting costs ~8% of CPU at small bodies: skip it when unused */
     char line[4096];
@@ -374,9 +428,7 @@ void exchange_response_head(exchange_t *ex, bool final)
     links_dispose(&ex->links); /* a new head: its Link lines are parsed on demand */
     if (final && ex->state == EXCHANGE_STARTED)
         exchange_set_state(ex, EXCHANGE_HEAD_SENT);
-    for (size_t i = 0; i < ex->ctx->nobservers; i++)
-        if (ex->ctx->observers[i]->on_response_head != NULL)
-            ex->ctx->observers[i]->on_response_head(ex, final);
+    EACH_OBSERVER(ex->ctx, on_response_head, ex, final);
     if (!final && ex->suppress_head) {
         ex->suppress_head = false; /* delivery already sent every link of this 1xx */
         return;
@@ -391,16 +443,14 @@ size_t exchange_response_body(exchange_t *ex, const uint8_t *data, size_t len)
     for (size_t i = 0; i < ex->ctx->nobservers; i++) {
         const exchange_observer_t *o = ex->ctx->observers[i];
         if (o->on_response_body != NULL)
-            data = o->on_response_body(ex, data, len, &len);
+            data = o->on_response_body(ex->ctx->observer_data[i], ex, data, len, &len);
     }
     return ex->fops->response_body(ex, data, len);
 }
 
 static void response_ended(exchange_t *ex, bool ok)
 {
-    for (size_t i = 0; i < ex->ctx->nobservers; i++)
-        if (ex->ctx->observers[i]->on_response_end != NULL)
-            ex->ctx->observers[i]->on_response_end(ex, ok);
+    EACH_OBSERVER(ex->ctx, on_response_end, ex, ok);
 }
 
 void exchange_response_end(exchange_t *ex)

@@ -80,13 +80,19 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include <uv.h>
+
 #include "parser/link.h"
+#include "proxy/config.h"
 #include "proxy/headers.h"
 #include "proxy/mempool.h"
 
 typedef struct exchange exchange_t;
-typedef struct worker worker_t;
+typedef struct exchange_ctx exchange_ctx_t;
 typedef struct upstream_conn upstream_conn_t;
+
+/** Observers of one worker, at most. */
+#define EXCHANGE_MAX_OBSERVERS 8
 
 enum { EXCHANGE_HIGH_WATER = 64 * 1024, EXCHANGE_LOW_WATER = 16 * 1024 };
 
@@ -140,50 +146,141 @@ typedef struct exchange_origin_ops {
 } exchange_origin_ops_t;
 
 /**
+ * A client connection as the exchanges see it: who the client is, and what
+ * each observer keeps per connection (learning's session, delivery's push
+ * diary and pacer). The frontend opens one when it knows the protocol
+ * (exchange_client_open) and closes it when the connection closes
+ * (exchange_client_close, after aborting its exchanges); every exchange of
+ * the connection holds a reference, so the struct outlives the connection
+ * while an exchange still runs at the origin. After the close, `closed` is
+ * set and every observer's state pointer is NULL.
+ */
+typedef struct exchange_client exchange_client_t;
+
+/**
+ * What the deliver layer offers the h2 frontend for a connection that may
+ * push: a pacer for what goes ahead of a page's HTML (pace.h). Set by an
+ * observer in on_client_open; `pacer` is the observer's, valid until its
+ * on_client_close. Times are uv_hrtime() nanoseconds; `out_total` counts
+ * every plaintext byte the connection has written.
+ */
+typedef struct exchange_pacer_ops {
+    /** A timing PING is due behind `out_total` bytes: true, and its 8 opaque bytes. */
+    bool (*ping_due)(void *pacer, uint64_t out_total, uint8_t opaque[8]);
+    /** A PING with `opaque` leaves behind `out_total` bytes (ignored when not the pacer's). */
+    void (*ping_sent)(void *pacer, const uint8_t opaque[8], uint64_t out_total, uint64_t now);
+    /**
+     * The ACK of a PING with `opaque` arrived. 1: the pacer's, and its rate
+     * moved (held pushes may go); 0: the pacer's, nothing moved; -1: not the
+     * pacer's PING.
+     */
+    int (*ping_acked)(void *pacer, const uint8_t opaque[8], uint64_t now);
+    /** The connection's output grew to `out_total`. */
+    void (*output)(void *pacer, uint64_t out_total, uint64_t now);
+    /**
+     * Bytes of a DATA frame of `want` bytes that pushed exchange ex may send
+     * now (counted as sent): want, a part, or 0 to hold the stream until
+     * paced() says to look again.
+     */
+    size_t (*push_take)(void *pacer, exchange_t *ex, size_t want);
+    /** A pushed stream was held (push_take said 0) that was not held before. */
+    void (*held)(void *pacer);
+    /**
+     * Let waiting work start now that room grew; returns in how many
+     * nanoseconds held pushes should be offered again (0: none is held).
+     * Called outside the frontend's protocol callbacks: fetches may start.
+     */
+    uint64_t (*paced)(void *pacer);
+} exchange_pacer_ops_t;
+
+struct exchange_client {
+    exchange_ctx_t *ctx;
+    exchange_proto_t proto; /* HTTP11 for an HTTP/1.x connection, HTTP2 */
+    int fd;                 /* the client socket (TCP_INFO), -1 when unknown */
+    bool tls;
+    bool closed;   /* exchange_client_close ran: the connection is gone */
+    char addr[48]; /* printable peer address */
+    uint16_t port;
+    unsigned refs;                         /* the frontend's (until close) and one per exchange */
+    const exchange_pacer_ops_t *pacer_ops; /* NULL: nothing paces this connection */
+    void *pacer;
+    void *state[EXCHANGE_MAX_OBSERVERS]; /* per observer slot, its own; NULL = none */
+};
+
+/**
  * Something that watches every exchange of a worker (learning, delivery,
- * metrics). Any hook may be NULL. Per-exchange state is the observer's own
- * (a field of exchange_t it owns), freed in on_free.
+ * metrics). Any hook may be NULL. `data` is what the observer registered
+ * with (exchange_ctx_observe), the same for every call on one worker. Its
+ * per-exchange state is its own (a field of exchange_t it owns, freed in
+ * on_free); its per-connection state goes in client->state[slot].
  */
 typedef struct exchange_observer {
     const char *name;
+    /** A client connection opened (proto known); may set client->state[slot] and the pacer. */
+    void (*on_client_open)(void *data, exchange_client_t *client);
+    /** It closed (its exchanges are aborted already); drop client->state[slot]. */
+    void (*on_client_close)(void *data, exchange_client_t *client);
     /** The request head is complete, before the origin is asked (may deliver early). */
-    void (*on_request)(exchange_t *ex);
+    void (*on_request)(void *data, exchange_t *ex);
     /** A response head (final or 1xx) before the frontend; may edit ex->resp_headers. */
-    void (*on_response_head)(exchange_t *ex, bool final);
+    void (*on_response_head)(void *data, exchange_t *ex, bool final);
     /**
      * Response body bytes before the frontend. Returns the bytes to pass on:
-     * `data` itself, or a filtered copy the observer owns until its next
+     * `bytes` itself, or a filtered copy the observer owns until its next
      * call for ex; *out_len gets their length.
      */
-    const uint8_t *(*on_response_body)(exchange_t *ex, const uint8_t *data, size_t len,
+    const uint8_t *(*on_response_body)(void *data, exchange_t *ex, const uint8_t *bytes, size_t len,
                                        size_t *out_len);
     /** The response ended (ok) or failed. */
-    void (*on_response_end)(exchange_t *ex, bool ok);
+    void (*on_response_end)(void *data, exchange_t *ex, bool ok);
     /** The exchange is finished for the client: once, from exchange_log(). */
-    void (*on_complete)(const exchange_t *ex);
+    void (*on_complete)(void *data, const exchange_t *ex);
     /** ex is about to be freed (reverse registration order). */
-    void (*on_free)(exchange_t *ex);
+    void (*on_free)(void *data, exchange_t *ex);
 } exchange_observer_t;
 
-/** Observers of one worker, at most. */
-#define EXCHANGE_MAX_OBSERVERS 8
+/**
+ * What every exchange of a worker shares: its loop and config, the origin
+ * side and the observers, set up at start-up on the worker's thread and
+ * read-only afterwards (but `stopping`).
+ */
+struct exchange_ctx {
+    uv_loop_t *loop;
+    const config_t *cfg; /* the worker's copy (a reload changes it in place, on the loop) */
+    int id;              /* the worker's number, 0.. */
+    bool stopping;       /* the worker drains: herald starts no fetches of its own */
+    const exchange_origin_ops_t *origin;
+    void *origin_data; /* the origin side's per-worker state (upstream.c's pool) */
+    const exchange_observer_t *observers[EXCHANGE_MAX_OBSERVERS];
+    void *observer_data[EXCHANGE_MAX_OBSERVERS];
+    size_t nobservers;
+};
+
+/** Initialise ctx for a worker's loop and config (both borrowed: they outlive ctx). */
+void exchange_ctx_init(exchange_ctx_t *ctx, uv_loop_t *loop, const config_t *cfg, int id);
+/** Set the origin side: `origin` (static) with its per-worker `data`. */
+void exchange_ctx_origin(exchange_ctx_t *ctx, const exchange_origin_ops_t *origin, void *data);
+/**
+ * Register an observer (`obs` static, `data` borrowed: it outlives every
+ * exchange of ctx); returns its slot in exchange_client_t.state. Hooks run
+ * in registration order (on_free and on_client_close in reverse). Aborts
+ * past EXCHANGE_MAX_OBSERVERS.
+ */
+size_t exchange_ctx_observe(exchange_ctx_t *ctx, const exchange_observer_t *obs, void *data);
 
 /**
- * What every exchange of a worker shares: the origin side and the
- * observers, registered at start-up on the worker's thread and read-only
- * afterwards. `worker` is the owner, opaque here (layers above use it).
+ * A client connection of ctx: peer `addr` (copied) and `port`, socket `fd`
+ * (-1 unknown). Calls every observer's on_client_open. Held by the caller
+ * until exchange_client_close(). Never NULL.
  */
-typedef struct exchange_ctx {
-    worker_t *worker;
-    const exchange_origin_ops_t *origin;
-    const exchange_observer_t *observers[EXCHANGE_MAX_OBSERVERS];
-    size_t nobservers;
-} exchange_ctx_t;
-
-/** Initialise ctx for worker w with the origin side `origin` (borrowed, static). */
-void exchange_ctx_init(exchange_ctx_t *ctx, worker_t *w, const exchange_origin_ops_t *origin);
-/** Register an observer (borrowed, static); aborts past EXCHANGE_MAX_OBSERVERS. */
-void exchange_ctx_observe(exchange_ctx_t *ctx, const exchange_observer_t *obs);
+exchange_client_t *exchange_client_open(exchange_ctx_t *ctx, exchange_proto_t proto, int fd,
+                                        bool tls, const char *addr, uint16_t port);
+/**
+ * The connection is gone (its exchanges aborted first): on_client_close
+ * runs (reverse order), the observers' states are cleared, and the caller's
+ * reference is dropped. NULL is a no-op.
+ */
+void exchange_client_close(exchange_client_t *cl);
 
 typedef struct exchange_frontend_ops {
     void (*response_head)(exchange_t *ex, bool final);
@@ -229,7 +326,7 @@ typedef struct exchange_links {
 
 struct exchange {
     exchange_ctx_t *ctx;
-    worker_t *worker; /* ctx->worker */
+    exchange_client_t *client; /* its connection (a reference), NULL for herald's own fetches */
     mempool_t pool;
 
     /* ---- request, filled by the frontend before exchange_start() ---- */
@@ -273,18 +370,12 @@ struct exchange {
     bool logged;              /* the access log line is written (exchange_log) */
     uint64_t bytes_to_client; /* response body bytes the frontend wrote, for the log */
 
-    /* ---- learning ---- */
-    struct learning_conn *lconn; /* the client connection's learning state, set by the frontend
-                                    at creation (borrowed: learning.c refs it); NULL = none */
+    /* ---- observers' state ---- */
     struct learning_ex *learn;   /* learning.c's state for ex, owned by learning.c */
-
-    /* ---- delivery ---- */
-    struct delivery_ex *deliver;        /* delivery.c's state for ex, owned by delivery.c */
-    struct delivery_conn *deliver_conn; /* the connection's push state (h2 frontend sets it;
-                                           delivery_conn_ref'd by delivery.c), NULL on h1 */
-    bool client_push;                   /* h2: the peer's SETTINGS_ENABLE_PUSH is 1 */
-    uint32_t client_max_streams;        /* h2: the peer's SETTINGS_MAX_CONCURRENT_STREAMS */
-    bool suppress_head;                 /* delivery: do not forward this 1xx head (cleared after) */
+    struct delivery_ex *deliver; /* delivery.c's state for ex, owned by delivery.c */
+    bool client_push;            /* h2: the peer's SETTINGS_ENABLE_PUSH is 1 */
+    uint32_t client_max_streams; /* h2: the peer's SETTINGS_MAX_CONCURRENT_STREAMS */
+    bool suppress_head;          /* delivery: do not forward this 1xx head (cleared after) */
 
     /* ---- the current response head's Link lines (exchange_resp_links) ---- */
     exchange_links_t links;
@@ -302,10 +393,12 @@ static inline bool exchange_push_status_ok(int status)
 }
 
 /**
- * A new exchange of `ctx` (borrowed: it outlives the exchange), held by the
+ * A new exchange of `ctx` (borrowed: it outlives the exchange) on `client`
+ * (a reference is taken; NULL for herald's own fetches), held by the
  * frontend; the frontend fills the request fields. Never NULL.
  */
-exchange_t *exchange_create(exchange_ctx_t *ctx, const exchange_frontend_ops_t *fops, void *fctx);
+exchange_t *exchange_create(exchange_ctx_t *ctx, exchange_client_t *client,
+                            const exchange_frontend_ops_t *fops, void *fctx);
 /** Move ex to `to`; aborts on a transition the header comment does not list. */
 void exchange_set_state(exchange_t *ex, exchange_state_t to);
 /** exchange_start() ran (and the client had not left before it). */

@@ -18,6 +18,7 @@
 
 #include "herald/error.h"
 #include "proxy/alloc.h"
+#include "proxy/list.h"
 #include "proxy/exchange.h"
 #include "proxy/headers.h"
 #include "proxy/log.h"
@@ -209,7 +210,7 @@ static void put(h1_session_t *s, const char *str)
 /* Recompute whether the socket should be read: body backpressure and a bound on buffered input. */
 static void update_read(h1_session_t *s)
 {
-    const config_t *cfg = s->c->w->cfg;
+    const config_t *cfg = s->c->f->cfg;
     bool stop = s->unconsumed > EXCHANGE_HIGH_WATER ||
                 s->in.len > cfg->max_header_size + EXCHANGE_HIGH_WATER;
     if (stop)
@@ -264,7 +265,7 @@ static void finish_response(h1_session_t *s)
     s->resp_head_sent = s->resp_chunked = s->resp_no_body = s->upstream_paused = false;
     if (s->state == H1_WAIT && s->keep_alive && !s->draining) {
         h1_set_state(s, H1_IDLE);
-        conn_timer_set(s->c, s->c->w->cfg->idle_timeout);
+        conn_timer_set(s->c, s->c->f->cfg->idle_timeout);
         if (!s->in_parse && s->in.len == 0) {
             /* Nothing pipelined and not inside llhttp: ready for the next request now. */
             llhttp_resume(&s->parser);
@@ -325,14 +326,14 @@ static int on_message_begin(llhttp_t *p)
     s->err_status = 0;
     s->err_text = NULL;
     s->websocket = s->is_head = false;
-    conn_timer_set(s->c, s->c->w->cfg->header_timeout);
+    conn_timer_set(s->c, s->c->f->cfg->header_timeout);
     return 0;
 }
 
 static int head_limit(h1_session_t *s, size_t n)
 {
     s->head_bytes += n;
-    if (s->head_bytes > s->c->w->cfg->max_header_size) {
+    if (s->head_bytes > s->c->f->cfg->max_header_size) {
         s->err_status = 431;
         s->err_text = "request header too large";
         return HPE_USER;
@@ -377,7 +378,7 @@ static int on_header_value(llhttp_t *p, const char *at, size_t n)
 static int on_header_value_complete(llhttp_t *p)
 {
     h1_session_t *s = of(p);
-    if (s->hdrs.n >= s->c->w->cfg->max_headers) {
+    if (s->hdrs.n >= s->c->f->cfg->max_headers) {
         s->err_status = 431;
         s->err_text = "too many request headers";
         return HPE_USER;
@@ -463,9 +464,8 @@ static int on_headers_complete(llhttp_t *p)
     }
     s->keep_alive = llhttp_should_keep_alive(p) && !s->websocket;
 
-    exchange_t *ex = exchange_create(&c->w->xctx, &h1_fops, s);
+    exchange_t *ex = exchange_create(c->f->xctx, c->client, &h1_fops, s);
     ex->proto = http10 ? EXCHANGE_HTTP10 : EXCHANGE_HTTP11;
-    ex->lconn = c->learn;
     const char *mname = llhttp_method_name((llhttp_method_t)method);
     ex->method = mempool_strndup(&ex->pool, mname, strlen(mname));
     ex->scheme = c->tls != NULL ? "https" : "http";
@@ -491,7 +491,7 @@ static int on_headers_complete(llhttp_t *p)
         conn_timer_set(c, 0);
     } else {
         h1_set_state(s, H1_BODY);
-        conn_timer_set(c, ex->req_has_body ? c->w->cfg->body_timeout : 0);
+        conn_timer_set(c, ex->req_has_body ? c->f->cfg->body_timeout : 0);
     }
     exchange_start(ex); /* may answer synchronously (response_error); s stays valid */
     return 0;
@@ -503,7 +503,7 @@ static int on_body(llhttp_t *p, const char *at, size_t n)
     if (s->state != H1_BODY || s->ex == NULL)
         return 0; /* response already finished: the body is discarded */
     s->unconsumed += n;
-    conn_timer_set(s->c, s->c->w->cfg->body_timeout);
+    conn_timer_set(s->c, s->c->f->cfg->body_timeout);
     exchange_request_body(s->ex, (const uint8_t *)at, n); /* copied by the exchange */
     return 0;
 }
@@ -835,7 +835,7 @@ static void on_request_consumed(exchange_t *ex, size_t n)
     h1_session_t *s = ex->fctx;
     s->unconsumed = n > s->unconsumed ? 0 : s->unconsumed - n;
     if (s->state == H1_BODY)
-        conn_timer_set(s->c, s->c->w->cfg->body_timeout);
+        conn_timer_set(s->c, s->c->f->cfg->body_timeout);
     update_read(s);
 }
 
@@ -859,7 +859,7 @@ static void on_tunnel_open(exchange_t *ex)
 static bool on_early_hints(exchange_t *ex, const headers_t *links)
 {
     h1_session_t *s = ex->fctx;
-    if (ex->proto != EXCHANGE_HTTP11 || !s->c->w->cfg->hints_h1 || s->resp_head_sent ||
+    if (ex->proto != EXCHANGE_HTTP11 || !s->c->f->cfg->hints_h1 || s->resp_head_sent ||
         s->ex != ex || s->websocket || links->n == 0)
         return false;
     put(s, "HTTP/1.1 103 Early Hints\r\n");
@@ -893,7 +893,7 @@ static void *h1_create(conn_t *c)
     s->state = H1_IDLE;
     mempool_init(&s->hpool);
     llhttp_init(&s->parser, HTTP_REQUEST, &h1_settings);
-    conn_timer_set(c, c->w->cfg->header_timeout);
+    conn_timer_set(c, c->f->cfg->header_timeout);
     return s;
 }
 
@@ -910,6 +910,7 @@ static void h1_destroy(void *arg)
 
 const conn_session_ops_t h1_session_ops = {
     .name = "h1",
+    .proto = EXCHANGE_HTTP11,
     .create = h1_create,
     .destroy = h1_destroy,
     .recv = h1_recv,

@@ -23,8 +23,8 @@
 #include <nghttp2/nghttp2.h>
 
 #include "proxy/alloc.h"
+#include "proxy/list.h"
 #include "proxy/block.h"
-#include "proxy/delivery.h"
 #include "proxy/exchange.h"
 #include "proxy/headers.h"
 #include "proxy/log.h"
@@ -49,7 +49,7 @@ typedef enum h2_stream_state {
 } h2_stream_state_t;
 
 typedef struct h2_stream {
-    worker_link_t link; /* in h2_session_t.streams */
+    list_t link; /* in h2_session_t.streams */
     h2_session_t *s;
     int32_t id;
     exchange_t *ex; /* NULL once released */
@@ -67,6 +67,7 @@ typedef struct h2_stream {
     bool started;
     bool response_done; /* response_end or response_error came from upstream */
     bool is_head;
+    bool paced;           /* pushed, and held by the pacer (its push_take said 0) */
     bool push_dropped;    /* pushed, and the origin answered 4xx/5xx: reset at its end */
     const char *protocol; /* :protocol (extended CONNECT) */
 } h2_stream_t;
@@ -82,11 +83,15 @@ struct h2_session {
     conn_t *c;
     nghttp2_session *ng;
     h2_state_t state;
-    worker_link_t streams; /* every h2_stream_t of the session */
+    list_t streams; /* every h2_stream_t of the session */
     size_t nstreams;
-    int in_recv;                   /* inside nghttp2_session_mem_recv: no mem_send now */
-    bool deadlines;                /* the connection's timer is armed for stream deadlines */
-    struct delivery_conn *deliver; /* push diary and queue; one reference held here */
+    int in_recv;    /* inside nghttp2_session_mem_recv: no mem_send now */
+    bool deadlines; /* the connection's timer is armed for stream deadlines */
+    /* the connection's pacer (exchange_client_t: the deliver layer's, valid
+     * until the client is closed in conn_close); NULL ops: nothing paces */
+    const exchange_pacer_ops_t *pacer_ops;
+    void *pacer;
+    unsigned npaced; /* streams with `paced` set */
     /* Which client stream ids were opened: every odd id up to max_client_id
      * except the runs in `skipped` (ids a client jumped over, so never
      * opened). The oldest run is forgotten when more come; its ids then
@@ -157,7 +162,9 @@ static void stream_release(h2_stream_t *st)
 
 static void stream_free(h2_stream_t *st)
 {
-    worker_link_remove(&st->link);
+    if (st->paced)
+        st->s->npaced--;
+    list_remove(&st->link);
     block_queue_dispose(&st->q); /* the connection keeps its own references */
     free(st);
 }
@@ -172,7 +179,22 @@ static size_t queued(const h2_stream_t *st)
 static void q_append(h2_stream_t *st, const uint8_t *p, size_t n)
 {
     /* copied: p is upstream's read buffer */
-    block_queue_append(&st->q, &st->s->c->w->blocks, p, n);
+    block_queue_append(&st->q, st->s->c->f->blocks, p, n);
+}
+
+/*
+ * A PING behind the output so far, when the pacer wants one (pace.h): its
+ * ACK times how fast the bytes in front of it crossed the path. nghttp2
+ * sends it before any further DATA, even within the mem_send call that
+ * runs on_send_data (it only queues the frame, so that is allowed here).
+ */
+static void maybe_ping(h2_session_t *s)
+{
+    uint8_t opaque[8];
+    if (s->state != H2_OPEN || s->pacer_ops == NULL ||
+        !s->pacer_ops->ping_due(s->pacer, s->c->out_total, opaque))
+        return;
+    nghttp2_submit_ping(s->ng, NGHTTP2_FLAG_NONE, opaque);
 }
 
 static ssize_t on_data_read(nghttp2_session *ng, int32_t id, uint8_t *buf, size_t length,
@@ -197,6 +219,25 @@ static ssize_t on_data_read(nghttp2_session *ng, int32_t id, uint8_t *buf, size_
     size_t n = block_queue_peek(&st->q, &b, &p);
     if (n > length)
         n = length;
+    h2_session_t *s = st->s;
+    if (st->ex != NULL && st->ex->role == EXCHANGE_ROLE_PUSHED && s->pacer_ops != NULL) {
+        /* Ahead of its page's HTML, a push goes at the path's pace. */
+        size_t k = s->pacer_ops->push_take(s->pacer, st->ex, n);
+        if (k == 0) {
+            if (!st->paced) {
+                st->paced = true;
+                s->npaced++;
+                s->pacer_ops->held(s->pacer);
+            }
+            st->deferred = true;
+            return NGHTTP2_ERR_DEFERRED; /* h2_session_produce offers it again */
+        }
+        if (st->paced) {
+            st->paced = false;
+            s->npaced--;
+        }
+        n = k;
+    }
     /* No copy into nghttp2's buffer: on_send_data writes the frame header
      * and hands these n bytes to the connection by reference to our
      * queue's block. */
@@ -230,6 +271,9 @@ static int on_send_data(nghttp2_session *ng, nghttp2_frame *frame, const uint8_t
         conn_write(s->c, framehd, H2_FRAME_HEADER);
         conn_write_ref(s->c, b, p, length);
     }
+    if (s->pacer_ops != NULL)
+        s->pacer_ops->output(s->pacer, s->c->out_total, uv_hrtime());
+    maybe_ping(s);
     block_queue_consume(&st->q, length);
     if (st->ex != NULL)
         st->ex->bytes_to_client += length;
@@ -351,7 +395,7 @@ static void respond_simple(h2_stream_t *st, int status, const char *text)
 static void arm_deadlines(h2_session_t *s)
 {
     uint64_t due = UINT64_MAX;
-    for (worker_link_t *l = s->streams.next; l != &s->streams; l = l->next) {
+    for (list_t *l = s->streams.next; l != &s->streams; l = l->next) {
         h2_stream_t *st = container_of(l, h2_stream_t, link);
         if (st->due_ms != 0 && st->due_ms < due)
             due = st->due_ms;
@@ -363,13 +407,13 @@ static void arm_deadlines(h2_session_t *s)
             conn_timer_set(s->c, 0);
         return;
     }
-    uint64_t now = uv_now(&s->c->w->loop);
+    uint64_t now = uv_now(s->c->f->loop);
     conn_timer_set(s->c, due > now ? (double)(due - now) / 1000.0 : 0.001);
 }
 
 static void deadline_set(h2_stream_t *st, double seconds)
 {
-    st->due_ms = uv_now(&st->s->c->w->loop) + (uint64_t)(seconds * 1000.0);
+    st->due_ms = uv_now(st->s->c->f->loop) + (uint64_t)(seconds * 1000.0);
     if (!st->s->deadlines)
         arm_deadlines(st->s);
 }
@@ -415,9 +459,9 @@ static bool request_timeout(h2_stream_t *st)
 
 static void expire_deadlines(h2_session_t *s)
 {
-    uint64_t now = uv_now(&s->c->w->loop);
-    double body = s->c->w->cfg->body_timeout;
-    for (worker_link_t *l = s->streams.next; l != &s->streams; l = l->next) {
+    uint64_t now = uv_now(s->c->f->loop);
+    double body = s->c->f->cfg->body_timeout;
+    for (list_t *l = s->streams.next; l != &s->streams; l = l->next) {
         h2_stream_t *st = container_of(l, h2_stream_t, link);
         if (st->due_ms == 0 || st->due_ms > now)
             continue;
@@ -574,7 +618,7 @@ static exchange_t *on_push_promise(exchange_t *parent, const char *path)
     block_queue_init(&st->q, H2_FRAME_HEADER);
     st->state = H2_STREAM_REQUEST;
     st->started = true;
-    exchange_t *ex = exchange_create(&s->c->w->xctx, &h2_fops, st);
+    exchange_t *ex = exchange_create(s->c->f->xctx, s->c->client, &h2_fops, st);
     ex->proto = EXCHANGE_HTTP2;
     ex->role = EXCHANGE_ROLE_PUSHED;
     ex->method = "GET";
@@ -588,7 +632,6 @@ static exchange_t *on_push_promise(exchange_t *parent, const char *path)
     ex->client_port = parent->client_port;
     ex->client_push = parent->client_push;
     ex->client_max_streams = parent->client_max_streams;
-    ex->deliver_conn = parent->deliver_conn;
     nghttp2_nv nva[4 + 16];
     size_t n = 0;
     nva[n++] = make_nv(":method", 7, "GET", 3);
@@ -619,7 +662,7 @@ static exchange_t *on_push_promise(exchange_t *parent, const char *path)
     }
     st->id = id;
     st->ex = ex;
-    worker_link_insert(&s->streams, &st->link);
+    list_insert(&s->streams, &st->link);
     s->nstreams++;
     if (!s->deadlines)
         conn_timer_set(s->c, 0);
@@ -713,14 +756,13 @@ static int on_begin_headers(nghttp2_session *ng, const nghttp2_frame *frame, voi
     block_queue_init(&st->q, H2_FRAME_HEADER);
     st->id = frame->hd.stream_id;
     st->state = H2_STREAM_REQUEST;
-    worker_link_insert(&s->streams, &st->link);
+    list_insert(&s->streams, &st->link);
     s->nstreams++;
     if (!s->deadlines)
         conn_timer_set(s->c, 0); /* the idle timeout ends */
-    deadline_set(st, s->c->w->cfg->header_timeout);
-    exchange_t *ex = exchange_create(&s->c->w->xctx, &h2_fops, st);
+    deadline_set(st, s->c->f->cfg->header_timeout);
+    exchange_t *ex = exchange_create(s->c->f->xctx, s->c->client, &h2_fops, st);
     ex->proto = EXCHANGE_HTTP2;
-    ex->lconn = s->c->learn;
     ex->scheme = s->c->tls != NULL ? "https" : "http";
     ex->client_tls = s->c->tls != NULL;
     _Static_assert(sizeof(ex->client_addr) == sizeof(s->c->peer_addr), "address sizes");
@@ -742,7 +784,7 @@ static int on_header(nghttp2_session *ng, const nghttp2_frame *frame, const uint
     if (st == NULL || st->ex == NULL || st->reject_status != 0)
         return 0;
     exchange_t *ex = st->ex;
-    const config_t *cfg = s->c->w->cfg;
+    const config_t *cfg = s->c->f->cfg;
     st->header_bytes += namelen + valuelen + 32;
     if (st->header_bytes > cfg->max_header_size || ex->req_headers.n >= cfg->max_headers) {
         st->reject_status = 431;
@@ -806,7 +848,6 @@ static void start_stream(h2_session_t *s, h2_stream_t *st, bool end_stream)
     ex->client_push = nghttp2_session_get_remote_settings(s->ng, NGHTTP2_SETTINGS_ENABLE_PUSH);
     ex->client_max_streams =
         nghttp2_session_get_remote_settings(s->ng, NGHTTP2_SETTINGS_MAX_CONCURRENT_STREAMS);
-    ex->deliver_conn = s->deliver;
     st->started = true;
     exchange_start(ex); /* may answer synchronously: submit calls are legal in callbacks */
     if (end_stream && st->ex != NULL)
@@ -835,7 +876,7 @@ static int on_frame_recv(nghttp2_session *ng, const nghttp2_frame *frame, void *
         if (end)
             st->due_ms = 0; /* the request is complete */
         else if (frame->headers.cat == NGHTTP2_HCAT_REQUEST && st->state == H2_STREAM_REQUEST)
-            deadline_set(st, s->c->w->cfg->body_timeout);
+            deadline_set(st, s->c->f->cfg->body_timeout);
         if (frame->headers.cat == NGHTTP2_HCAT_REQUEST) {
             start_stream(s, st, end);
         } else if (end && st->started && st->ex != NULL) {
@@ -843,10 +884,14 @@ static int on_frame_recv(nghttp2_session *ng, const nghttp2_frame *frame, void *
         }
         break;
     case NGHTTP2_PING:
-        if ((frame->hd.flags & NGHTTP2_FLAG_ACK) && s->state == H2_NOTICE &&
-            memcmp(frame->ping.opaque_data, drain_ping, 8) == 0) {
+        if (!(frame->hd.flags & NGHTTP2_FLAG_ACK))
+            break;
+        if (s->state == H2_NOTICE && memcmp(frame->ping.opaque_data, drain_ping, 8) == 0)
             send_final_goaway(s);
-        }
+        else if (s->pacer_ops != NULL &&
+                 s->pacer_ops->ping_acked(s->pacer, frame->ping.opaque_data, uv_hrtime()) > 0 &&
+                 s->npaced > 0)
+            kick(s); /* the rate moved: held pushes may go */
         break;
     case NGHTTP2_DATA:
         st = stream_get(s, frame->hd.stream_id);
@@ -868,7 +913,7 @@ static int on_data_chunk_recv(nghttp2_session *ng, uint8_t flags, int32_t id, co
     h2_session_t *s = user;
     h2_stream_t *st = stream_get(s, id);
     if (st != NULL && st->due_ms != 0) /* moved, not re-armed: expire_deadlines re-scans */
-        st->due_ms = uv_now(&s->c->w->loop) + (uint64_t)(s->c->w->cfg->body_timeout * 1000.0);
+        st->due_ms = uv_now(s->c->f->loop) + (uint64_t)(s->c->f->cfg->body_timeout * 1000.0);
     if (st == NULL || !st->started || st->ex == NULL || st->ex->upstream == NULL) {
         /* Nobody will consume these bytes: give the window back at once. */
         nghttp2_session_consume(ng, id, len);
@@ -894,7 +939,7 @@ static int on_stream_close(nghttp2_session *ng, int32_t id, uint32_t error_code,
     s->nstreams--;
     if (s->nstreams == 0 && !conn_is_closing(s->c)) {
         s->deadlines = false;
-        conn_timer_set(s->c, s->c->w->cfg->idle_timeout);
+        conn_timer_set(s->c, s->c->f->cfg->idle_timeout);
     }
     return 0;
 }
@@ -905,6 +950,15 @@ static int on_stream_close(nghttp2_session *ng, int32_t id, uint32_t error_code,
  * nghttp2 drops what is still queued for a stream being reset. */
 static int on_frame_send(nghttp2_session *ng, const nghttp2_frame *frame, void *user)
 {
+    h2_session_t *s = user;
+    if (frame->hd.type == NGHTTP2_PING && !(frame->hd.flags & NGHTTP2_FLAG_ACK)) {
+        /* Called inside mem_send before the PING's own bytes are handed
+         * back: out_total counts everything in front of it. */
+        if (s->pacer_ops != NULL)
+            s->pacer_ops->ping_sent(s->pacer, frame->ping.opaque_data, s->c->out_total,
+                                    uv_hrtime());
+        return 0;
+    }
     if (!(frame->hd.flags & NGHTTP2_FLAG_END_STREAM) ||
         (frame->hd.type != NGHTTP2_HEADERS && frame->hd.type != NGHTTP2_DATA))
         return 0;
@@ -923,7 +977,7 @@ static int on_frame_not_send(nghttp2_session *ng, const nghttp2_frame *frame, in
     if (frame->hd.type == NGHTTP2_PUSH_PROMISE) {
         /* The promised stream never opened (parent gone): drop its exchange. */
         int32_t pid = frame->push_promise.promised_stream_id;
-        for (worker_link_t *l = s->streams.next; l != &s->streams; l = l->next) {
+        for (list_t *l = s->streams.next; l != &s->streams; l = l->next) {
             h2_stream_t *st = container_of(l, h2_stream_t, link);
             if (st->id == pid && nghttp2_session_find_stream(ng, pid) == NULL) {
                 stream_release(st);
@@ -958,8 +1012,8 @@ static void *h2_create(conn_t *c)
 {
     h2_session_t *s = xcalloc(1, sizeof(*s));
     s->c = c;
-    worker_link_init(&s->streams);
-    const config_t *cfg = c->w->cfg;
+    list_init(&s->streams);
+    const config_t *cfg = c->f->cfg;
 
     nghttp2_session_callbacks *cbs;
     if (nghttp2_session_callbacks_new(&cbs) != 0)
@@ -1001,10 +1055,8 @@ static void *h2_create(conn_t *c)
     };
     nghttp2_submit_settings(s->ng, NGHTTP2_FLAG_NONE, iv, sizeof(iv) / sizeof(iv[0]));
     nghttp2_session_set_local_window_size(s->ng, NGHTTP2_FLAG_NONE, 0, H2_CONNECTION_WINDOW);
-    uv_os_fd_t fd = -1;
-    if (uv_fileno((const uv_handle_t *)&c->tcp, &fd) != 0)
-        fd = -1;
-    s->deliver = delivery_conn_create(c->w, (int)fd);
+    s->pacer_ops = c->client->pacer_ops;
+    s->pacer = c->client->pacer;
     conn_timer_set(c, cfg->idle_timeout);
     return s;
 }
@@ -1013,7 +1065,6 @@ static void h2_destroy(void *arg)
 {
     h2_session_t *s = arg;
     nghttp2_session_del(s->ng); /* runs no stream-close callbacks */
-    delivery_conn_release(s->deliver);
     while (s->streams.next != &s->streams) {
         h2_stream_t *st = container_of(s->streams.next, h2_stream_t, link);
         assert(st->ex == NULL);
@@ -1041,12 +1092,25 @@ static int h2_recv(void *arg, const uint8_t *data, size_t len)
     return 0;
 }
 
+/* Offer the pushes the pacer held to nghttp2 again: their data provider asks anew. */
+static void offer_paced(h2_session_t *s)
+{
+    if (s->npaced == 0)
+        return;
+    for (list_t *l = s->streams.next; l != &s->streams; l = l->next) {
+        h2_stream_t *st = container_of(l, h2_stream_t, link);
+        if (st->paced)
+            resume(st);
+    }
+}
+
 static void h2_produce(void *arg)
 {
     h2_session_t *s = arg;
     conn_t *c = s->c;
     if (s->in_recv > 0 || conn_is_closing(c))
         return;
+    offer_paced(s);
     while (conn_buffered(c) < CONN_WRITE_CHUNK) {
         const uint8_t *data = NULL;
         ssize_t n = nghttp2_session_mem_send(s->ng, &data);
@@ -1059,7 +1123,14 @@ static void h2_produce(void *arg)
             break;
         /* data lives only until the next mem_send call: copy it into the write path. */
         conn_write(c, data, (size_t)n);
+        if (s->pacer_ops != NULL)
+            s->pacer_ops->output(s->pacer, c->out_total, uv_hrtime());
+        maybe_ping(s); /* nghttp2 sends it before any further DATA */
     }
+    /* Waiting plan items may fetch now; held pushes get another look later. */
+    uint64_t due = s->pacer_ops != NULL ? s->pacer_ops->paced(s->pacer) : 0;
+    if (due > 0 && !conn_is_closing(c))
+        conn_defer_after(c, (due + 999999) / 1000000);
     if (!nghttp2_session_want_read(s->ng) && !nghttp2_session_want_write(s->ng))
         conn_close_after_write(c);
 }
@@ -1115,14 +1186,18 @@ static void h2_drain(void *arg)
 static void h2_abort(void *arg)
 {
     h2_session_t *s = arg;
-    for (worker_link_t *l = s->streams.next; l != &s->streams; l = l->next) {
+    for (list_t *l = s->streams.next; l != &s->streams; l = l->next) {
         h2_stream_t *st = container_of(l, h2_stream_t, link);
         stream_release(st);
     }
+    /* the pacer goes with the connection's exchange_client_t, closed next */
+    s->pacer_ops = NULL;
+    s->pacer = NULL;
 }
 
 const conn_session_ops_t h2_session_ops = {
     .name = "h2",
+    .proto = EXCHANGE_HTTP2,
     .create = h2_create,
     .destroy = h2_destroy,
     .recv = h2_recv,

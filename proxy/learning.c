@@ -6,9 +6,11 @@
  * once its window is over, its page served and its discovery done.
  *
  * Lifetimes
- *   learning_conn_t   refcounted: the connection holds one reference until
- *                     learning_conn_release(), each exchange's learning state
- *                     one. Freed in its timer's close callback.
+ *   learning_t        one per worker (learning_attach), registered as an
+ *                     exchange observer; freed after the worker's loop ends.
+ *   learning_conn_t   refcounted: the connection holds one reference from
+ *                     on_client_open until on_client_close, each exchange's
+ *                     learning state one. Freed in its timer's close callback.
  *   visit_t           refcounted (learn/visit.h): the session's list holds
  *                     one until the visit is handed over (session_expire),
  *                     then the "open" reference held here until the visit is
@@ -16,7 +18,7 @@
  *                     to it; one per discovery job in flight (with a hold,
  *                     which the commit waits for).
  *   learning_ex       in the exchange's pool (ex->learn), released in
- *                     learning_on_free().
+ *                     on_free().
  */
 #include "proxy/learning.h"
 
@@ -39,8 +41,8 @@
 #include "parser/link.h"
 #include "parser/url.h"
 #include "proxy/alloc.h"
+#include "proxy/list.h"
 #include "proxy/log.h"
-#include "proxy/worker.h"
 
 /** CSS up to this size is scanned on the loop, larger on the thread pool. */
 #define LEARNING_CSS_INLINE (64u * 1024u)
@@ -49,8 +51,17 @@
 /** Decoded bytes a page's decoder may produce (the scanner keeps its own cap). */
 #define LEARNING_DECODE_CAP (4u * 1024u * 1024u)
 
+/* One per worker: what its connections and exchanges share. */
+struct learning {
+    exchange_ctx_t *x; /* the worker's exchanges: loop, config, herald's own fetches */
+    pagemap_t *pm;     /* the shared store; NULL = learning off */
+    size_t slot;       /* ours in exchange_client_t.state */
+};
+
+typedef struct learning_conn learning_conn_t;
+
 struct learning_conn {
-    worker_t *w;
+    learning_t *L;
     pagemap_t *pm;
     session_t *session;
     uv_timer_t timer; /* fires at session_next_due() */
@@ -77,14 +88,9 @@ static void check(int rc)
         alloc_fail(__FILE__, __LINE__, 0);
 }
 
-static worker_t *worker_of_loop(uv_loop_t *loop)
-{
-    return container_of(loop, worker_t, loop);
-}
-
 /* ---- committing ---- */
 
-static bool visit_chase(visit_t *v, worker_t *w);
+static bool visit_chase(visit_t *v, learning_t *L);
 
 /*
  * After the commit: fetch the stylesheets the visit's CSS imported that did
@@ -92,12 +98,12 @@ static bool visit_chase(visit_t *v, worker_t *w);
  * supplement, until nothing new is found; then drop the open reference.
  * The visit's own commit never waits for these fetches.
  */
-static void visit_settle(visit_t *v, worker_t *w)
+static void visit_settle(visit_t *v, learning_t *L)
 {
     if (visit_state(v) != VISIT_COMMITTED || !visit_chasing(v) || !visit_page_done(v))
         return;
-    check(visit_commit(v, w->learn, wall_ms(), true));
-    if (visit_chase(v, w))
+    check(visit_commit(v, L->pm, wall_ms(), true));
+    if (visit_chase(v, L))
         return; /* called again when those fetches are done */
     visit_set_chasing(v, false);
     atomic_fetch_add_explicit(&visits_finished, 1, memory_order_relaxed);
@@ -109,24 +115,24 @@ static void visit_settle(visit_t *v, worker_t *w)
  * then settle it. Called after every event that may make it ready. The
  * caller holds its own reference.
  */
-static void visit_try_commit(visit_t *v, worker_t *w)
+static void visit_try_commit(visit_t *v, learning_t *L)
 {
     if (visit_state(v) == VISIT_COMMITTED) {
         if (visit_chasing(v) && visit_idle(v))
-            visit_settle(v, w);
+            visit_settle(v, L);
         return;
     }
     if (!visit_ready(v))
         return;
     visit_set_state(v, VISIT_COMMITTED);
-    int rc = visit_commit(v, w->learn, wall_ms(), false);
+    int rc = visit_commit(v, L->pm, wall_ms(), false);
     check(rc);
     if (rc != 0)
         LOG_WARN("learning: commit of %s failed: %s", visit_page_key(v), herald_strerror(rc));
     else
         LOG_DEBUG("learning: committed %s", visit_page_key(v));
     visit_set_chasing(v, true);
-    visit_settle(v, w);
+    visit_settle(v, L);
 }
 
 /* Take the visits whose window is over from lc's session and commit them. */
@@ -137,7 +143,7 @@ static void lc_expire(learning_conn_t *lc, uint64_t now)
     while ((n = session_expire(lc->session, now, done, SESSION_MAX_OPEN)) > 0) {
         for (size_t i = 0; i < n; i++) {
             /* the list's reference becomes the open one */
-            visit_try_commit(done[i], lc->w);
+            visit_try_commit(done[i], lc->L);
         }
         if (n < SESSION_MAX_OPEN)
             break;
@@ -174,7 +180,7 @@ static void on_window_timer(uv_timer_t *t)
 
 static void lc_arm(learning_conn_t *lc)
 {
-    uint64_t now = uv_now(&lc->w->loop), due = session_next_due(lc->session);
+    uint64_t now = uv_now(lc->L->x->loop), due = session_next_due(lc->session);
     if (due == UINT64_MAX || lc->released) {
         uv_timer_stop(&lc->timer);
         return;
@@ -182,21 +188,21 @@ static void lc_arm(learning_conn_t *lc)
     uv_timer_start(&lc->timer, on_window_timer, due > now ? due - now : 0, 0);
 }
 
-learning_conn_t *learning_conn_create(worker_t *w)
+static learning_conn_t *lc_create(learning_t *L)
 {
-    if (w->learn == NULL)
+    if (L->pm == NULL)
         return NULL;
     learning_conn_t *lc = xcalloc(1, sizeof(*lc));
-    lc->w = w;
-    lc->pm = w->learn;
+    lc->L = L;
+    lc->pm = L->pm;
     lc->refs = 1;
-    check(session_create((uint64_t)(w->cfg->learn_window * 1000.0), &lc->session));
-    uv_timer_init(&w->loop, &lc->timer);
+    check(session_create((uint64_t)(L->x->cfg->learn_window * 1000.0), &lc->session));
+    uv_timer_init(L->x->loop, &lc->timer);
     lc->timer.data = lc;
     return lc;
 }
 
-void learning_conn_release(learning_conn_t *lc)
+static void lc_release(learning_conn_t *lc)
 {
     if (lc == NULL || lc->released)
         return;
@@ -207,21 +213,30 @@ void learning_conn_release(learning_conn_t *lc)
     lc_unref(lc);
 }
 
-bool learning_conn_requested(const learning_conn_t *lc, const char *url_key)
+static void on_client_open(void *data, exchange_client_t *cl)
 {
-    return lc != NULL && session_requested(lc->session, url_key);
+    learning_t *L = data;
+    cl->state[L->slot] = lc_create(L);
 }
 
-bool learning_conn_pushed(const learning_conn_t *lc, const char *url_key)
+static void on_client_close(void *data, exchange_client_t *cl)
 {
-    return lc != NULL && session_pushed(lc->session, url_key);
+    learning_t *L = data;
+    lc_release(cl->state[L->slot]);
+}
+
+/* The connection state of ex's client, while the connection is open. */
+static learning_conn_t *client_lc(const learning_t *L, const exchange_t *ex)
+{
+    return ex->client != NULL ? ex->client->state[L->slot] : NULL;
 }
 
 /* ---- per-exchange state ---- */
 
 typedef struct learning_ex {
     learning_conn_t *lc; /* ref'd, or NULL */
-    visit_t *visit;      /* ref'd: the page's own visit, or the one ex is attributed to */
+    learning_t *L;
+    visit_t *visit; /* ref'd: the page's own visit, or the one ex is attributed to */
     bool is_page;
     bool followup; /* attributed non-page request */
     bool pushed;
@@ -239,14 +254,33 @@ typedef struct learning_ex {
     bool chase; /* herald's own fetch of a stylesheet for the visit */
 } learning_ex_t;
 
-/* In the exchange's pool: it lives exactly as long (learning_on_free). */
-static learning_ex_t *lex_get(exchange_t *ex)
+/* In the exchange's pool: it lives exactly as long (on_free). */
+static learning_ex_t *lex_get(learning_t *L, exchange_t *ex)
 {
     if (ex->learn == NULL) {
         ex->learn = mempool_alloc(&ex->pool, sizeof(learning_ex_t));
         memset(ex->learn, 0, sizeof(learning_ex_t));
+        ex->learn->L = L;
     }
     return ex->learn;
+}
+
+static const learning_conn_t *ex_lc(const exchange_t *ex)
+{
+    const learning_ex_t *lx = ex->learn;
+    return lx != NULL ? lx->lc : NULL;
+}
+
+bool learning_client_requested(const exchange_t *ex, const char *url_key)
+{
+    const learning_conn_t *lc = ex_lc(ex);
+    return lc != NULL && !lc->released && session_requested(lc->session, url_key);
+}
+
+bool learning_client_pushed(const exchange_t *ex, const char *url_key)
+{
+    const learning_conn_t *lc = ex_lc(ex);
+    return lc != NULL && !lc->released && session_pushed(lc->session, url_key);
 }
 
 static const char *req_header(const exchange_t *ex, const char *name)
@@ -367,7 +401,7 @@ static visit_t *open_visit(learning_conn_t *lc, exchange_t *ex, learning_ex_t *l
                            .page_key = pk,
                            .template_key = tk,
                            .authority = authority,
-                           .t_ms = uv_now(&lc->w->loop),
+                           .t_ms = uv_now(lc->L->x->loop),
                            .authorized = req_header(ex, "authorization") != NULL,
                            .multiplexed = ex->proto == EXCHANGE_HTTP2,
                            .cookie = headers_find(&ex->req_headers, "cookie") != NULL,
@@ -380,7 +414,7 @@ static visit_t *open_visit(learning_conn_t *lc, exchange_t *ex, learning_ex_t *l
     if (v == NULL)
         return NULL;
     atomic_fetch_add_explicit(&visits_opened, 1, memory_order_relaxed);
-    const config_t *cfg = lc->w->cfg;
+    const config_t *cfg = lc->L->x->cfg;
     size_t dl = 0;
     const char *dv = digest_on(cfg) ? cookie_value(ex, cfg->digest_cookie, &dl) : NULL;
     digest_t d;
@@ -390,12 +424,13 @@ static visit_t *open_visit(learning_conn_t *lc, exchange_t *ex, learning_ex_t *l
     return v;
 }
 
-void learning_on_request(exchange_t *ex)
+static void on_request(void *data, exchange_t *ex)
 {
-    learning_conn_t *lc = ex->lconn;
+    learning_t *L = data;
+    learning_conn_t *lc = client_lc(L, ex);
     if (lc == NULL || lc->released)
         return;
-    learning_ex_t *lx = lex_get(ex);
+    learning_ex_t *lx = lex_get(L, ex);
     if (lx->lc == NULL) {
         lx->lc = lc;
         lc->refs++;
@@ -413,7 +448,7 @@ void learning_on_request(exchange_t *ex)
     lx->teach = req_header(ex, "authorization") == NULL;
     check(session_note_requested(lc->session, lx->key));
     const char *ref = req_header(ex, "referer");
-    uint64_t now = uv_now(&lc->w->loop);
+    uint64_t now = uv_now(lc->L->x->loop);
     cls = session_resolve(lc->session, cls, ref != NULL, now);
     if (cls == SESSION_PAGE) {
         lx->visit = open_visit(lc, ex, lx);
@@ -452,6 +487,7 @@ void learning_on_request(exchange_t *ex)
 
 typedef struct work {
     uv_work_t req;
+    learning_t *L;
     visit_t *v;
     html_scanner_t *scanner; /* HTML work, or NULL */
     char *css;               /* CSS work: body and its URL */
@@ -528,23 +564,24 @@ static void work_done(uv_work_t *req, int status)
     html_scanner_destroy(w->scanner);
     free(w->css);
     free(w->css_url);
-    worker_t *wk = worker_of_loop(req->loop);
+    learning_t *L = w->L;
     free(w);
     visit_release(v);
-    visit_try_commit(v, wk);
+    visit_try_commit(v, L);
     visit_unref(v);
 }
 
 static void queue_work(exchange_t *ex, visit_t *v, work_t *w)
 {
     w->v = v;
+    w->L = ex->learn->L;
     visit_ref(v);
     visit_hold(v);
-    int rc = uv_queue_work(&ex->worker->loop, &w->req, work_run, work_done);
+    int rc = uv_queue_work(ex->ctx->loop, &w->req, work_run, work_done);
     if (rc != 0) {
         /* the callbacks never run */
         w->rc = rc;
-        w->req.loop = &ex->worker->loop;
+        w->req.loop = ex->ctx->loop;
         work_done(&w->req, rc);
     }
 }
@@ -654,7 +691,7 @@ static void start_decoder(exchange_t *ex, learning_ex_t *lx, size_t cap)
         lx->dec = NULL;
 }
 
-void learning_on_response_head(exchange_t *ex, bool final)
+static void on_response_head(void *data, exchange_t *ex, bool final)
 {
     learning_ex_t *lx = ex->learn;
     if (lx == NULL || lx->visit == NULL)
@@ -677,7 +714,7 @@ void learning_on_response_head(exchange_t *ex, bool final)
         learn_links(ex, v);
         uint64_t validator = page_validator(ex);
         if (ex->status != 200 || !lx->is_get || visit_authorized(v) ||
-            !pagemap_should_scan(ex->worker->learn, visit_page_key(v), validator))
+            !pagemap_should_scan(lx->L->pm, visit_page_key(v), validator))
             return;
         visit_set_sampled(v);
         visit_set_validator(v, validator);
@@ -731,7 +768,7 @@ static void sink_css(learning_ex_t *lx, const char *p, size_t n)
     lx->css[lx->css_len] = '\0';
 }
 
-void learning_on_response_body(exchange_t *ex, const uint8_t *data, size_t len)
+static void observe_body(exchange_t *ex, const uint8_t *data, size_t len)
 {
     learning_ex_t *lx = ex->learn;
     if (lx == NULL)
@@ -810,7 +847,7 @@ static void build_meta(exchange_t *ex, learning_ex_t *lx, pagemap_asset_meta_t *
     m->pushed = lx->pushed;
 }
 
-void learning_on_response_end(exchange_t *ex, bool ok)
+static void on_response_end(void *data, exchange_t *ex, bool ok)
 {
     learning_ex_t *lx = ex->learn;
     if (lx == NULL)
@@ -826,8 +863,8 @@ void learning_on_response_end(exchange_t *ex, bool ok)
         }
         visit_page_end(v, ok, ex->resp_body_bytes);
         if (lx->lc != NULL && !lx->lc->released)
-            lc_expire(lx->lc, uv_now(&ex->worker->loop)); /* a non-HTML answer leaves now */
-        visit_try_commit(v, ex->worker);
+            lc_expire(lx->lc, uv_now(ex->ctx->loop)); /* a non-HTML answer leaves now */
+        visit_try_commit(v, lx->L);
         return;
     }
     if (!ok || lx->key == NULL || !lx->teach)
@@ -838,7 +875,7 @@ void learning_on_response_end(exchange_t *ex, bool ok)
     if (meta) {
         build_meta(ex, lx, &m);
         if (ex->status != 304)
-            pagemap_observe_asset(lx->lc ? lx->lc->pm : ex->worker->learn, lx->key, &m);
+            pagemap_observe_asset(lx->L->pm, lx->key, &m);
     }
     if (v != NULL && lx->followup)
         check(visit_fetch_served(v, lx->key, meta ? &m : NULL));
@@ -864,7 +901,7 @@ void learning_on_response_end(exchange_t *ex, bool ok)
     }
 }
 
-void learning_on_free(exchange_t *ex)
+static void on_free(void *data, exchange_t *ex)
 {
     learning_ex_t *lx = ex->learn;
     if (lx == NULL)
@@ -877,11 +914,11 @@ void learning_on_free(exchange_t *ex)
         visit_t *v = lx->visit;
         if (lx->is_page && !visit_page_done(v)) {
             visit_page_end(v, false, 0); /* the client left before the page was served */
-            visit_try_commit(v, ex->worker);
+            visit_try_commit(v, lx->L);
         }
         if (lx->chase) {
             visit_release(v); /* its CSS scan, if any, holds the visit itself */
-            visit_try_commit(v, ex->worker);
+            visit_try_commit(v, lx->L);
         }
         visit_unref(v);
     }
@@ -909,7 +946,7 @@ static void chase_head(exchange_t *ex, bool final)
 static size_t chase_body(exchange_t *ex, const uint8_t *data, size_t len)
 {
     (void)ex, (void)data, (void)len;
-    return 0; /* nothing is held: learning_on_response_body already copied what it scans */
+    return 0; /* nothing is held: observe_body already copied what it scans */
 }
 /* upstream has detached before these run: frontend_done then lets upstream_done free ex */
 static void chase_end(exchange_t *ex)
@@ -939,12 +976,12 @@ static const exchange_frontend_ops_t chase_fops = {
     .tunnel_open = chase_tunnel,
 };
 
-static void chase_one(visit_t *v, worker_t *w, const char *url, const char *key)
+static void chase_one(visit_t *v, learning_t *L, const char *url, const char *key)
 {
     char *authority = NULL, *pq = NULL;
     if (!split_url(key, &authority, &pq))
         return;
-    exchange_t *ex = exchange_create(&w->xctx, &chase_fops, NULL);
+    exchange_t *ex = exchange_create(L->x, NULL, &chase_fops, NULL);
     ex->role = EXCHANGE_ROLE_OWN; /* queues with pushes, behind client requests */
     ex->proto = EXCHANGE_HTTP11;
     ex->method = "GET";
@@ -957,7 +994,7 @@ static void chase_one(visit_t *v, worker_t *w, const char *url, const char *key)
     headers_add_ref(&ex->req_headers, &ex->pool, "accept", 6, accept, sizeof(accept) - 1);
     snprintf(ex->client_addr, sizeof(ex->client_addr), "%s", visit_client(v));
     ex->client_tls = strcmp(ex->scheme, "https") == 0;
-    learning_ex_t *lx = lex_get(ex);
+    learning_ex_t *lx = lex_get(L, ex);
     lx->chase = true;
     lx->teach = true;
     lx->is_get = true;
@@ -965,24 +1002,24 @@ static void chase_one(visit_t *v, worker_t *w, const char *url, const char *key)
     lx->key = xstrdup(key);
     lx->visit = v;
     visit_ref(v);
-    visit_hold(v); /* until learning_on_free of the fetch */
+    visit_hold(v); /* until on_free of the fetch */
     exchange_start(ex);
     exchange_request_end(ex);
 }
 
 /* Start fetching the stylesheets this visit's CSS imports; true if any started. */
-static bool visit_chase(visit_t *v, worker_t *w)
+static bool visit_chase(visit_t *v, learning_t *L)
 {
-    if (w == NULL || w->state != WORKER_RUNNING)
+    if (L->x->stopping)
         return false;
-    /* A fetch may fail synchronously and reach learning_on_free inside
+    /* A fetch may fail synchronously and reach on_free inside
      * chase_one: the extra reference and hold keep v alive and unsettled
      * until the loop is over. */
     visit_ref(v);
     visit_hold(v);
     const char *url, *key;
     while (visit_next_chase(v, &url, &key))
-        chase_one(v, w, url, key);
+        chase_one(v, L, url, key);
     visit_release(v);
     bool waiting = !visit_idle(v);
     visit_unref(v); /* the open reference is still held */
@@ -1020,20 +1057,15 @@ const char *learning_page_url(const exchange_t *ex)
     return v ? visit_url(v) : NULL;
 }
 
-pagemap_t *learning_store(const exchange_t *ex)
-{
-    return ex->worker != NULL ? ex->worker->learn : NULL;
-}
-
 int learning_plan(const exchange_t *ex, pagemap_plan_t *out)
 {
     memset(out, 0, sizeof(*out));
     const visit_t *v = page_visit(ex);
     if (v == NULL)
         return 0;
-    const config_t *cfg = ex->worker->cfg;
+    const config_t *cfg = ex->ctx->cfg;
     pagemap_plan_opts_t o = {.min_confidence = cfg->min_confidence, .explore = cfg->explore};
-    return pagemap_plan(ex->worker->learn, visit_page_key(v), visit_template_key(v),
+    return pagemap_plan(ex->learn->L->pm, visit_page_key(v), visit_template_key(v),
                         visit_authority(v), wall_ms(), &o, out);
 }
 
@@ -1047,15 +1079,18 @@ static visit_t *visit_of(exchange_t *ex)
 void learning_link_pushed(exchange_t *page, exchange_t *pushed)
 {
     pushed->role = EXCHANGE_ROLE_PUSHED;
-    pushed->lconn = page->lconn;
-    learning_ex_t *lx = lex_get(pushed);
+    learning_ex_t *plx = page->learn;
+    if (plx == NULL)
+        return; /* learning did not see the page (off, or not a page) */
+    learning_ex_t *lx = lex_get(plx->L, pushed);
     lx->pushed = true;
     lx->teach = true;
     lx->is_get = true;
     lex_set_urls(lx, request_url(pushed));
-    if (page->lconn != NULL && lx->lc == NULL && !page->lconn->released) {
-        lx->lc = page->lconn;
-        lx->lc->refs++;
+    learning_conn_t *lc = client_lc(plx->L, pushed);
+    if (lc != NULL && lx->lc == NULL && !lc->released) {
+        lx->lc = lc;
+        lc->refs++;
     }
     visit_t *v = page_visit(page);
     if (v == NULL || lx->key == NULL)
@@ -1071,7 +1106,7 @@ void learning_note_delivery(exchange_t *ex, const char *url_key, pagemap_deliver
     visit_t *v = visit_of(ex);
     if (v == NULL || url_key == NULL)
         return;
-    pagemap_note_delivery(ex->worker->learn, visit_page_key(v), url_key, event, bytes);
+    pagemap_note_delivery(ex->learn->L->pm, visit_page_key(v), url_key, event, bytes);
     if (event == PAGEMAP_DELIVERY_PROMISED) {
         learning_ex_t *lx = ex->learn;
         if (lx->lc != NULL)
@@ -1101,18 +1136,35 @@ uint64_t learning_visits_open(void)
 }
 
 /* learning observes; it never filters the body (delivery, after it, may) */
-static const uint8_t *observe_body(exchange_t *ex, const uint8_t *data, size_t len, size_t *out_len)
+static const uint8_t *on_response_body(void *data, exchange_t *ex, const uint8_t *bytes, size_t len,
+                                       size_t *out_len)
 {
-    learning_on_response_body(ex, data, len);
+    observe_body(ex, bytes, len);
     *out_len = len;
-    return data;
+    return bytes;
 }
 
-const exchange_observer_t learning_observer = {
+static const exchange_observer_t learning_observer = {
     .name = "learning",
-    .on_request = learning_on_request,
-    .on_response_head = learning_on_response_head,
-    .on_response_body = observe_body,
-    .on_response_end = learning_on_response_end,
-    .on_free = learning_on_free,
+    .on_client_open = on_client_open,
+    .on_client_close = on_client_close,
+    .on_request = on_request,
+    .on_response_head = on_response_head,
+    .on_response_body = on_response_body,
+    .on_response_end = on_response_end,
+    .on_free = on_free,
 };
+
+learning_t *learning_attach(exchange_ctx_t *x, pagemap_t *pm)
+{
+    learning_t *L = xcalloc(1, sizeof(*L));
+    L->x = x;
+    L->pm = pm;
+    L->slot = exchange_ctx_observe(x, &learning_observer, L);
+    return L;
+}
+
+void learning_detach(learning_t *L)
+{
+    free(L);
+}

@@ -10,12 +10,12 @@
  * response, so their evidence is in the visit before the client can close
  * the connection.
  *
- * Hook points (called by exchange.c only): learning_on_request() when the
- * request head is complete, then the response hooks as upstream delivers
- * the response, learning_on_free() when the exchange is freed.
+ * learning is an exchange observer (learning_attach): exchange.c calls its
+ * hooks when a connection opens and closes, when a request head is
+ * complete, as the response arrives, and when the exchange is freed.
  *
- * A client connection has one learning_conn_t (conn.c creates it at
- * accept, releases it at close; the frontends copy it into ex->lconn); it
+ * A client connection has one learning state (made when the frontend opens
+ * the connection's exchange_client_t, released when it closes it); it
  * holds the session and a timer for its visits' windows. A visit is
  * committed when its window expires (or the connection closes), its page
  * was served and its discovery finished. After the commit, same-origin
@@ -25,7 +25,8 @@
  * fonts of imported sheets.
  *
  * Everything below runs on the exchange's worker loop (not thread-safe),
- * except learning_store() which is shared by all workers (pagemap locks).
+ * except learning_visits_open(); the pagemap is shared by all workers (it
+ * locks itself).
  */
 #ifndef HERALD_LEARNING_H
 #define HERALD_LEARNING_H
@@ -37,50 +38,42 @@
 #include "learn/pagemap.h"
 #include "proxy/exchange.h"
 
-typedef struct learning_conn learning_conn_t;
+typedef struct learning learning_t;
 
-/* ---- hooks (registered on every worker: learning_observer) ------------ */
-
-/** The hooks below as an exchange observer (exchange_ctx_observe). */
-extern const exchange_observer_t learning_observer;
-
-void learning_on_request(exchange_t *ex);
-void learning_on_response_head(exchange_t *ex, bool final);
-void learning_on_response_body(exchange_t *ex, const uint8_t *data, size_t len);
-void learning_on_response_end(exchange_t *ex, bool ok);
-void learning_on_free(exchange_t *ex);
-
-/* ---- per-connection state (conn.c, frontends) ------------------------ */
+/* ---- set-up, on each worker ------------------------------------------ */
 
 /**
- * A connection's learning state on worker w (w->learn is the store; NULL
- * store = learning off, then NULL is returned and every call below accepts
- * NULL). Owned by the connection: release it with learning_conn_release()
- * when the connection closes. Never fails (aborts on out of memory).
+ * Register learning as an observer of x's exchanges and connections, with
+ * `pm` as the store (borrowed: it outlives the worker; NULL = learning off,
+ * then nothing is observed). Call before the worker's first connection;
+ * register delivery after it (delivery reads what learning classified).
+ * Never NULL; free with learning_detach() after the worker's loop ended.
  */
-learning_conn_t *learning_conn_create(worker_t *w);
+learning_t *learning_attach(exchange_ctx_t *x, pagemap_t *pm);
+void learning_detach(learning_t *L);
+
+/* ---- the client connection ------------------------------------------- */
+/*
+ * A connection's learning state (its session: what it requested, what was
+ * pushed to it, the visits in their windows) is made in on_client_open and
+ * released in on_client_close: visits still open are committed then (or as
+ * soon as their discovery work finishes).
+ */
 
 /**
- * The connection is gone: visits still open are committed now (or as soon
- * as their discovery work finishes); the object frees itself once its
- * timer is closed and no exchange or visit refers to it. NULL is a no-op.
+ * True when the client of ex itself requested `url_key` (a normalised
+ * absolute URL, e.g. pagemap_plan_item_t.key) on its connection: delivery
+ * skips it. False once the connection is gone or when learning did not see
+ * ex.
  */
-void learning_conn_release(learning_conn_t *lc);
-
+bool learning_client_requested(const exchange_t *ex, const char *url_key);
 /**
- * True when the client itself requested `url_key` (a normalised absolute
- * URL, e.g. pagemap_plan_item_t.key) on this connection: DELIVERY skips it.
- * NULL lc → false.
+ * True when herald already promised `url_key` on ex's connection (the push
+ * diary; filled by learning_note_delivery(PROMISED)). As above otherwise.
  */
-bool learning_conn_requested(const learning_conn_t *lc, const char *url_key);
+bool learning_client_pushed(const exchange_t *ex, const char *url_key);
 
-/**
- * True when herald already promised `url_key` on this connection (the push
- * diary; filled by learning_note_delivery(PROMISED)). NULL lc → false.
- */
-bool learning_conn_pushed(const learning_conn_t *lc, const char *url_key);
-
-/* ---- queries for DELIVERY, valid after learning_on_request(ex) ------- */
+/* ---- queries for delivery, valid once learning saw ex's request ---- */
 
 /** True when ex was classified as a page request (a navigation GET/HEAD). */
 bool learning_is_page(const exchange_t *ex);
@@ -95,9 +88,6 @@ const char *learning_page_key(const exchange_t *ex);
 const char *learning_template_key(const exchange_t *ex);
 const char *learning_page_url(const exchange_t *ex);
 
-/** The shared store (NULL when learning is off). */
-pagemap_t *learning_store(const exchange_t *ex);
-
 /**
  * Copy out the plan for page request ex (pagemap_plan with its page key,
  * template key, :authority, --min-confidence and --explore). *out is the caller's:
@@ -111,7 +101,7 @@ int learning_plan(const exchange_t *ex, pagemap_plan_t *out);
 /**
  * Link a pushed exchange to the page that caused it: call after filling
  * pushed's request fields and before exchange_start(pushed). Sets
- * pushed->role = EXCHANGE_ROLE_PUSHED and pushed->lconn. The pushed response
+ * pushed->role = EXCHANGE_ROLE_PUSHED. The pushed response
  * is then observed as the page visit's evidence (its metadata with
  * pushed=true; a pushed CSS is scanned, so its fonts are learned for the
  * page). `page` must be a page exchange (learning_is_page); otherwise the

@@ -26,11 +26,14 @@ bool log_access_enabled(void);
 /** Append one complete line (with its newline) to the access log, if open. */
 void log_access_write(const char *line, size_t len);
 
+/** Whether a line at `lvl` would be written (to skip work done only for it). */
+#define log_enabled(lvl)                                                                           \
+    __builtin_expect((int)(lvl) >= atomic_load_explicit(&log_current_level, memory_order_relaxed), \
+                     (lvl) >= LOG_LEVEL_INFO)
+
 #define LOG_AT(lvl, ...)                                                                           \
     do {                                                                                           \
-        if (__builtin_expect((int)(lvl) >=                                                         \
-                                 atomic_load_explicit(&log_current_level, memory_order_relaxed),   \
-                             (lvl) >= LOG_LEVEL_INFO))                                             \
+        if (log_enabled(lvl))                                                                      \
             log_write((lvl), __FILE__, __LINE__, __VA_ARGS__);                                     \
     } while (0)
 

@@ -29,6 +29,7 @@ typedef struct herald_main {
     uv_signal_t sigterm, sigint;
     worker_t *workers;
     int nworkers;
+    worker_set_t set; /* workers and nworkers, for the admin's gauges */
     int signals_seen;
     admin_t *admin;  /* NULL without --admin */
     state_t *state;  /* NULL without --state */
@@ -173,8 +174,9 @@ int main(int argc, char **argv)
              cfg.origin_queue);
 
     if (cfg.admin[0] != '\0') {
-        rc =
-            admin_start(m.loop, &cfg, admin_token, m.workers, m.nworkers, learn, m.state, &m.admin);
+        m.set = (worker_set_t){.v = m.workers, .n = m.nworkers};
+        rc = admin_start(m.loop, &cfg, admin_token, m.nworkers, worker_gauges, &m.set, learn,
+                         m.state, &m.admin);
         if (rc != 0) {
             LOG_ERROR("cannot listen on --admin=%s: %s", cfg.admin, uv_strerror(rc));
             for (int i = 0; i < m.nworkers; i++)

@@ -18,7 +18,6 @@
 #include "proxy/exchange.h"
 #include "proxy/learning.h"
 #include "proxy/upstream.h"
-#include "proxy/worker.h"
 
 static const double latency_bounds[METRICS_LATENCY_BUCKETS] = {0.001, 0.005, 0.01, 0.025, 0.05, 0.1,
                                                                0.25,  0.5,   1,    2.5,   5,    10};
@@ -54,9 +53,9 @@ static void bump(_Atomic uint64_t *v, uint64_t n)
 
 void metrics_note_request(const exchange_t *ex)
 {
-    if (ex->worker == NULL || ex->worker->id < 0 || ex->worker->id >= METRICS_MAX_WORKERS)
+    if (ex->ctx == NULL || ex->ctx->id < 0 || ex->ctx->id >= METRICS_MAX_WORKERS)
         return;
-    metrics_slot_t *s = &slots[ex->worker->id];
+    metrics_slot_t *s = &slots[ex->ctx->id];
     int cls = ex->status >= 100 && ex->status <= 599 ? ex->status / 100 : 0;
     int proto = (int)ex->proto < METRICS_PROTOS ? (int)ex->proto : 0;
     bump(&s->requests[proto][cls], 1);
@@ -69,7 +68,7 @@ void metrics_note_request(const exchange_t *ex)
     bump(&s->latency_sum_us, (uint64_t)(secs * 1e6));
 }
 
-void metrics_collect(worker_t *workers, int n, pagemap_t *pm, metrics_snapshot_t *out)
+void metrics_collect(const metrics_gauges_t *g, pagemap_t *pm, metrics_snapshot_t *out)
 {
     memset(out, 0, sizeof(*out));
     uint64_t lat[METRICS_LATENCY_BUCKETS + 1] = {0}, sum_us = 0;
@@ -91,36 +90,28 @@ void metrics_collect(worker_t *workers, int n, pagemap_t *pm, metrics_snapshot_t
         out->latency_buckets[b] = cum;
     }
     out->latency_sum_s = (double)sum_us / 1e6;
-    for (int i = 0; i < n && workers != NULL; i++) {
-        worker_t *w = &workers[i];
-        /* Worker-owned words read from this thread: relaxed, see metrics.h. */
-        out->active_connections += __atomic_load_n(&w->nconns, __ATOMIC_RELAXED);
-        upstream_pool_t *pool = __atomic_load_n(&w->upstream, __ATOMIC_RELAXED);
-        if (pool == NULL)
-            continue;
-        upstream_stats_t us;
-        upstream_pool_stats(pool, &us);
-        out->origin_connects += us.connects;
-        out->origin_reuses += us.reuses;
-        out->origin_retries += us.retries;
-        out->origin_errors += us.errors;
-        out->origin_timeouts += us.timeouts;
-        out->origin_open += us.open;
-        out->origin_idle += us.idle;
+    if (g != NULL) {
+        out->active_connections = g->active_connections;
+        out->origin_connects = g->origin.connects;
+        out->origin_reuses = g->origin.reuses;
+        out->origin_retries = g->origin.retries;
+        out->origin_errors = g->origin.errors;
+        out->origin_timeouts = g->origin.timeouts;
+        out->origin_open = g->origin.open;
+        out->origin_idle = g->origin.idle;
     }
-    if (n > 0 && workers != NULL && workers[0].budget != NULL) {
-        budget_stats_t bs;
-        budget_stats(workers[0].budget, &bs);
-        out->origin_max = bs.max;
-        out->origin_queue_max = bs.queue_max;
-        out->origin_in_use = bs.in_use;
-        out->origin_queued = bs.queued;
-        out->origin_queue_full = bs.queue_full;
-        out->origin_queue_timeouts = bs.queue_timeouts;
-        out->origin_waited = bs.waited;
-        out->origin_handoffs = bs.handoffs;
-        out->origin_wait_s_total = (double)bs.wait_ns_total / 1e9;
-        out->origin_wait_s_max = (double)bs.wait_ns_max / 1e9;
+    if (g != NULL && g->have_budget) {
+        const budget_stats_t *bs = &g->budget;
+        out->origin_max = bs->max;
+        out->origin_queue_max = bs->queue_max;
+        out->origin_in_use = bs->in_use;
+        out->origin_queued = bs->queued;
+        out->origin_queue_full = bs->queue_full;
+        out->origin_queue_timeouts = bs->queue_timeouts;
+        out->origin_waited = bs->waited;
+        out->origin_handoffs = bs->handoffs;
+        out->origin_wait_s_total = (double)bs->wait_ns_total / 1e9;
+        out->origin_wait_s_max = (double)bs->wait_ns_max / 1e9;
     }
     delivery_stats_t ds;
     delivery_stats_get(&ds);
@@ -132,6 +123,7 @@ void metrics_collect(worker_t *workers, int n, pagemap_t *pm, metrics_snapshot_t
     out->hinted_links = ds.hinted_links;
     out->skipped = ds.skipped;
     out->digest_hits = ds.digest_hits;
+    pace_stats_get(&out->pace);
     if (pm != NULL) {
         pagemap_stats_t ps;
         pagemap_stats(pm, &ps);
@@ -180,6 +172,53 @@ static void gauge(sbuf_t *b, const char *name, const char *help, uint64_t v)
 {
     sb_printf(b, "# HELP herald_%s %s\n# TYPE herald_%s gauge\nherald_%s %llu\n", name, help, name,
               name, (unsigned long long)v);
+}
+
+static void gauge_f(sbuf_t *b, const char *name, const char *help, double v)
+{
+    sb_printf(b, "# HELP herald_%s %s\n# TYPE herald_%s gauge\nherald_%s %.6g\n", name, help, name,
+              name, v);
+}
+
+static void render_pace(sbuf_t *b, const pace_stats_t *p)
+{
+    gauge(b, "pace_networks",
+          "Client networks (IPv4 /24, IPv6 /48) with a recent path estimate in memory.",
+          p->mem.networks);
+    sb_printf(b, "# HELP herald_pace_network_rate_bytes_per_second Spread of the client networks' "
+                 "delivery rate estimates (quantiles over networks).\n"
+                 "# TYPE herald_pace_network_rate_bytes_per_second gauge\n");
+    const double q[3] = {p->mem.p10, p->mem.p50, p->mem.p90};
+    const char *const qn[3] = {"0.1", "0.5", "0.9"};
+    for (int i = 0; i < 3; i++)
+        sb_printf(b, "herald_pace_network_rate_bytes_per_second{quantile=\"%s\"} %.6g\n", qn[i],
+                  q[i]);
+    gauge_f(b, "pace_population_rate_bytes_per_second",
+            "Median delivery rate of recent connections of every network (a network never seen "
+            "starts from it); 0 when none.",
+            p->mem.population.rate);
+    gauge_f(b, "pace_population_rtt_seconds",
+            "Median round-trip time of recent connections of every network; 0 when none.",
+            p->mem.population.rtt_ms > 0 ? p->mem.population.rtt_ms / 1000 : 0);
+    gauge(b, "pace_population_connections", "Recent connections the population estimate rests on.",
+          p->mem.population.n);
+    counter(b, "pace_pings_total", "PINGs sent behind data to time the path.", p->pings);
+    counter(b, "pace_ping_acks_total", "ACKs of those PINGs.", p->acks);
+    counter(b, "pace_rate_samples_total",
+            "Delivery rate samples from PING ACKs timed over a busy bottleneck.", p->samples);
+    counter(b, "pace_network_notes_total",
+            "Connection measurements written to the memory of client networks.", p->commits);
+    counter(b, "pace_networks_evicted_total",
+            "Client networks dropped because the memory was full.", p->mem.evicted);
+    counter(b, "pace_networks_expired_total",
+            "Client networks dropped because their estimates were too old.", p->mem.expired);
+    counter(b, "pace_holds_total", "Times a push was held back to keep the HTML's queue short.",
+            p->holds);
+    sb_printf(b, "# HELP herald_pace_starts_total Pages whose pushes started from each kind of "
+                 "rate estimate.\n# TYPE herald_pace_starts_total counter\n");
+    for (int i = 0; i < PACE_SRC_COUNT; i++)
+        sb_printf(b, "herald_pace_starts_total{source=\"%s\"} %llu\n",
+                  pace_source_name((pace_source_t)i), (unsigned long long)p->starts[i]);
 }
 
 char *metrics_render_prometheus(const metrics_snapshot_t *s)
@@ -254,6 +293,7 @@ char *metrics_render_prometheus(const metrics_snapshot_t *s)
     counter(&b, "visits_committed_total", "Page visits committed to the learned map.",
             s->visits_committed);
     gauge(&b, "learning_visits_open", "Visits opened and not yet committed.", s->visits_open);
+    render_pace(&b, &s->pace);
     sb_printf(&b,
               "# HELP herald_uptime_seconds Seconds since start.\n"
               "# TYPE herald_uptime_seconds gauge\nherald_uptime_seconds %.3f\n",
@@ -261,7 +301,17 @@ char *metrics_render_prometheus(const metrics_snapshot_t *s)
     return b.p;
 }
 
-const exchange_observer_t metrics_observer = {
+static void on_complete(void *data, const exchange_t *ex)
+{
+    metrics_note_request(ex);
+}
+
+static const exchange_observer_t metrics_observer = {
     .name = "metrics",
-    .on_complete = metrics_note_request,
+    .on_complete = on_complete,
 };
+
+void metrics_attach(exchange_ctx_t *x)
+{
+    exchange_ctx_observe(x, &metrics_observer, NULL);
+}

@@ -4,13 +4,13 @@
  * Threads. Each worker counts requests into its own slot
  * (metrics_note_request(), on the worker's loop) with relaxed atomic adds,
  * so workers never contend; the admin thread sums the slots with relaxed
- * loads. Gauges that live in worker-owned structs (w->nconns, the upstream
- * pool's counters) are read from the admin thread with relaxed loads of
- * aligned machine words: a value may be a few events stale, never torn, and
- * is only read while the workers run (the admin listener closes before the
- * workers are told to stop). Delivery counters come from delivery_stats_get(),
- * the origin budget's (queue, cap) from budget_stats() and the learned map's
- * from pagemap_stats().
+ * loads. Gauges that live in worker-owned structs (client connections, the
+ * origin pools' counters) are summed by the caller into metrics_gauges_t
+ * with relaxed loads of aligned machine words: a value may be a few events
+ * stale, never torn, and is only read while the workers run (the admin
+ * listener closes before the workers are told to stop). Delivery counters come from
+ * delivery_stats_get(), the path estimates (client networks, pacing) from pace_stats_get(), the
+ * origin budget's (queue, cap) from budget_stats() and the learned map's from pagemap_stats().
  */
 #ifndef HERALD_METRICS_H
 #define HERALD_METRICS_H
@@ -18,10 +18,23 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "proxy/budget.h"
 #include "proxy/exchange.h"
+#include "proxy/pace.h"
+#include "proxy/upstream.h"
 
-typedef struct worker worker_t;
 typedef struct pagemap pagemap_t;
+
+/** What the workers hold themselves, summed by whoever owns the workers. */
+typedef struct metrics_gauges {
+    uint64_t active_connections; /* client connections open */
+    upstream_stats_t origin;     /* every worker's origin pool, summed */
+    bool have_budget;
+    budget_stats_t budget; /* the process' origin budget */
+} metrics_gauges_t;
+
+/** Fills *out for metrics_collect (any thread while the workers run). */
+typedef void (*metrics_gauges_fn)(void *arg, metrics_gauges_t *out);
 
 /** Status classes counted: 0 (no response), 1xx .. 5xx. */
 enum { METRICS_STATUS_CLASSES = 6, METRICS_PROTOS = 3, METRICS_MAX_WORKERS = 256 };
@@ -45,6 +58,7 @@ typedef struct metrics_snapshot {
     uint64_t digest_hits;
     uint64_t pages, templates, edges, pinned, banned, assets, visits_committed;
     uint64_t visits_open; /* learning_visits_open() */
+    pace_stats_t pace;    /* path estimates: client networks, PINGs, pacing */
     double uptime_s;
 } metrics_snapshot_t;
 
@@ -57,14 +71,15 @@ void metrics_init(void);
  * loop; ex is borrowed for the call.
  */
 void metrics_note_request(const exchange_t *ex);
-/** metrics_note_request as an exchange observer (on_complete). */
-extern const exchange_observer_t metrics_observer;
+/** Register metrics_note_request as an observer of x's exchanges (on_complete). */
+void metrics_attach(exchange_ctx_t *x);
 
 /**
- * Sum every worker's counters and read the shared ones. `workers` (n of
- * them, borrowed, may be NULL) must be running; `pm` may be NULL. Any thread.
+ * Sum every worker's counters and read the shared ones, with the gauges `g`
+ * (borrowed for the call; NULL: none) and the map `pm` (NULL: none). Any
+ * thread.
  */
-void metrics_collect(worker_t *workers, int n, pagemap_t *pm, metrics_snapshot_t *out);
+void metrics_collect(const metrics_gauges_t *g, pagemap_t *pm, metrics_snapshot_t *out);
 
 /**
  * The Prometheus text exposition (version 0.0.4) of `s`: every metric

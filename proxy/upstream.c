@@ -32,9 +32,9 @@
 #include <uv.h>
 
 #include "proxy/alloc.h"
+#include "proxy/list.h"
 #include "proxy/config.h"
 #include "proxy/log.h"
-#include "proxy/worker.h"
 
 enum {
     READ_BUF_SIZE = 64 * 1024,
@@ -76,15 +76,14 @@ typedef enum upstream_conn_state {
 } upstream_conn_state_t;
 
 struct upstream_pool {
-    worker_t *worker;
     uv_loop_t *loop;
     const config_t *cfg;
     budget_t *budget;
-    int slot;           /* ours in the budget: the worker's id */
-    worker_link_t idle; /* upstream_conn_t.link; newest first, taken from the tail */
+    int slot;    /* ours in the budget: the worker's id */
+    list_t idle; /* upstream_conn_t.link; newest first, taken from the tail */
     /* requests waiting for a connection, per class: upstream_conn_t.link of
      * QUEUED objects, newest first, served from the tail */
-    worker_link_t waitq[BUDGET_NCLASSES];
+    list_t waitq[BUDGET_NCLASSES];
     uint32_t nwait[BUDGET_NCLASSES];
     upstream_stats_t stats;
     uv_async_t wake;   /* data = this: grants in our mailbox, or "serve the waiters" */
@@ -111,7 +110,7 @@ struct upstream_conn {
     uv_connect_t connect_req;
     uv_shutdown_t shutdown_req;
     upstream_pool_t *pool;
-    worker_link_t link; /* in pool->idle while IDLE, in pool->waitq while queued */
+    list_t link; /* in pool->idle while IDLE, in pool->waitq while queued */
     upstream_conn_state_t state;
     int handles_open; /* tcp + timer until their close callbacks ran */
     bool reading;
@@ -134,14 +133,14 @@ struct upstream_conn {
     bool req_end_queued;
     bool tunnel_shut; /* tunnel: uv_shutdown sent to the origin */
     bool write_failed;
-    uint64_t body_queued;  /* request body bytes queued on this connection */
-    int deferred_status;   /* delivered from the close callback (failure
-                            * during a call from the frontend) */
-    budget_class_t cls;    /* while queued */
-    uint64_t t_queued;     /* uv_hrtime() when queued */
-    uint64_t charge_ns;    /* time the exchange waited in the queue: taken off
-                            * origin_timeout until the first response byte */
-    worker_link_t pending; /* wreq_t.link: body bytes given while QUEUED, newest first */
+    uint64_t body_queued; /* request body bytes queued on this connection */
+    int deferred_status;  /* delivered from the close callback (failure
+                           * during a call from the frontend) */
+    budget_class_t cls;   /* while queued */
+    uint64_t t_queued;    /* uv_hrtime() when queued */
+    uint64_t charge_ns;   /* time the exchange waited in the queue: taken off
+                           * origin_timeout until the first response byte */
+    list_t pending;       /* wreq_t.link: body bytes given while QUEUED, newest first */
     llhttp_t parser;
     bool resp_started; /* a response byte arrived */
     bool final_head;
@@ -164,7 +163,7 @@ typedef struct wreq {
     unsigned gen;
     size_t body_bytes; /* request body bytes inside, for request_consumed */
     bool is_head;
-    worker_link_t link; /* in c->pending until written */
+    list_t link; /* in c->pending until written */
     uv_buf_t buf;
     char data[];
 } wreq_t;
@@ -200,7 +199,7 @@ static void set_state(upstream_conn_t *c, upstream_conn_state_t to)
     c->state = to;
 }
 
-static worker_link_t *list_oldest(worker_link_t *head)
+static list_t *list_oldest(list_t *head)
 {
     return head->prev != head ? head->prev : NULL;
 }
@@ -210,18 +209,18 @@ static worker_link_t *list_oldest(worker_link_t *head)
 static void wake_cb(uv_async_t *a);
 static void qtimer_cb(uv_timer_t *t);
 
-upstream_pool_t *upstream_pool_create(worker_t *w, budget_t *budget)
+upstream_pool_t *upstream_pool_create(uv_loop_t *loop, const config_t *cfg, int slot,
+                                      budget_t *budget)
 {
     upstream_pool_t *pool = xcalloc(1, sizeof(*pool));
-    pool->worker = w;
-    pool->loop = &w->loop;
-    pool->cfg = w->cfg;
+    pool->loop = loop;
+    pool->cfg = cfg;
     pool->budget = budget;
-    pool->slot = w->id;
+    pool->slot = slot;
     pool->rbuf = xmalloc(READ_BUF_SIZE);
-    worker_link_init(&pool->idle);
+    list_init(&pool->idle);
     for (int k = 0; k < BUDGET_NCLASSES; k++)
-        worker_link_init(&pool->waitq[k]);
+        list_init(&pool->waitq[k]);
     uv_async_init(pool->loop, &pool->wake, wake_cb);
     pool->wake.data = pool;
     uv_timer_init(pool->loop, &pool->qtimer);
@@ -249,9 +248,23 @@ static void pool_handle_closed(uv_handle_t *h)
     pool_maybe_done(pool);
 }
 
+/* The worker is the one writer of its pool's counters; the admin thread
+ * reads them (upstream_pool_stats): relaxed atomic stores and loads, no
+ * read-modify-write needed. */
+#define STAT_ADD(field, delta) __atomic_store_n(&(field), (field) + (delta), __ATOMIC_RELAXED)
+#define STAT_GET(field) __atomic_load_n(&(field), __ATOMIC_RELAXED)
+
 void upstream_pool_stats(const upstream_pool_t *pool, upstream_stats_t *out)
 {
-    *out = pool->stats;
+    const upstream_stats_t *s = &pool->stats;
+    out->connects = STAT_GET(s->connects);
+    out->reuses = STAT_GET(s->reuses);
+    out->retries = STAT_GET(s->retries);
+    out->errors = STAT_GET(s->errors);
+    out->timeouts = STAT_GET(s->timeouts);
+    out->open = STAT_GET(s->open);
+    out->idle = STAT_GET(s->idle);
+    out->queued = STAT_GET(s->queued);
 }
 
 /* ---- connection objects ---- */
@@ -261,8 +274,8 @@ static upstream_conn_t *conn_alloc(upstream_pool_t *pool)
     upstream_conn_t *c = xcalloc(1, sizeof(*c));
     c->pool = pool;
     c->state = UPSTREAM_QUEUED;
-    worker_link_init(&c->link);
-    worker_link_init(&c->pending);
+    list_init(&c->link);
+    list_init(&c->pending);
     headers_buf_init(&c->hname);
     headers_buf_init(&c->hvalue);
     pool->nobjs++;
@@ -273,9 +286,9 @@ static upstream_conn_t *conn_alloc(upstream_pool_t *pool)
 static void conn_free(upstream_conn_t *c)
 {
     upstream_pool_t *pool = c->pool;
-    worker_link_t *l;
+    list_t *l;
     while ((l = list_oldest(&c->pending)) != NULL) {
-        worker_link_remove(l);
+        list_remove(l);
         free(container_of(l, wreq_t, link));
     }
     headers_buf_dispose(&c->hname);
@@ -302,12 +315,12 @@ static void close_cb(uv_handle_t *h)
         if (!exchange_head_sent(ex))
             ex->status = status;
         if (!c->rejected)
-            pool->stats.errors++;
+            STAT_ADD(pool->stats.errors, 1);
         exchange_response_error(ex, status);
         exchange_upstream_done(ex);
     }
     if (c->counted)
-        pool->stats.open--;
+        STAT_ADD(pool->stats.open, -1);
     conn_free(c);
 }
 
@@ -322,8 +335,8 @@ static void push_release(upstream_conn_t *c)
 static void idle_unlink(upstream_conn_t *c)
 {
     upstream_pool_t *pool = c->pool;
-    worker_link_remove(&c->link);
-    pool->stats.idle--;
+    list_remove(&c->link);
+    STAT_ADD(pool->stats.idle, -1);
     budget_publish_idle(pool->budget, pool->slot, pool->stats.idle);
 }
 
@@ -375,7 +388,7 @@ static void fail(upstream_conn_t *c, int status)
     ex->t_end = uv_hrtime();
     if (!exchange_head_sent(ex))
         ex->status = status;
-    pool->stats.errors++;
+    STAT_ADD(pool->stats.errors, 1);
     exchange_response_error(ex, status);
     exchange_upstream_done(ex);
 }
@@ -409,7 +422,7 @@ static void conn_timer_cb(uv_timer_t *t)
     }
     if (c->ex == NULL)
         return;
-    c->pool->stats.timeouts++;
+    STAT_ADD(c->pool->stats.timeouts, 1);
     LOG_WARN("origin %s:%u timed out %s (%s %s)", c->pool->cfg->origin_host,
              c->pool->cfg->origin_port,
              c->state == UPSTREAM_CONNECTING ? "connecting"
@@ -493,7 +506,7 @@ static void open_handles(upstream_conn_t *c)
     c->connect_req.data = c;
     c->handles_open = 2;
     c->counted = true;
-    pool->stats.open++;
+    STAT_ADD(pool->stats.open, 1);
 }
 
 /* Connect the QUEUED object c (it holds a unit of budget). 0, or the
@@ -506,7 +519,7 @@ static int conn_connect(upstream_conn_t *c)
     assert(c->has_slot);
     open_handles(c);
     set_state(c, UPSTREAM_CONNECTING);
-    pool->stats.connects++;
+    STAT_ADD(pool->stats.connects, 1);
     uv_tcp_nodelay(&c->tcp, 1);
     int err = uv_tcp_connect(&c->connect_req, &c->tcp,
                              (const struct sockaddr *)&pool->cfg->origin_addr, connect_cb);
@@ -539,7 +552,7 @@ static int conn_import(upstream_conn_t *c, int fd)
 
 static upstream_conn_t *take_idle(upstream_pool_t *pool)
 {
-    worker_link_t *l = list_oldest(&pool->idle);
+    list_t *l = list_oldest(&pool->idle);
     if (l == NULL)
         return NULL;
     upstream_conn_t *c = container_of(l, upstream_conn_t, link);
@@ -554,8 +567,8 @@ static void to_idle(upstream_conn_t *c)
     upstream_pool_t *pool = c->pool;
     set_state(c, UPSTREAM_IDLE);
     c->reused = true;
-    worker_link_insert(&pool->idle, &c->link);
-    pool->stats.idle++;
+    list_insert(&pool->idle, &c->link);
+    STAT_ADD(pool->stats.idle, 1);
     budget_publish_idle(pool->budget, pool->slot, pool->stats.idle);
     c->paused = false;
     c->want_pause = false;
@@ -595,7 +608,7 @@ static bool export_conn(upstream_conn_t *c, int to)
 
 static void publish_head(upstream_pool_t *pool, budget_class_t cls)
 {
-    worker_link_t *l = list_oldest(&pool->waitq[cls]);
+    list_t *l = list_oldest(&pool->waitq[cls]);
     budget_publish_head(pool->budget, pool->slot, cls,
                         l != NULL ? container_of(l, upstream_conn_t, link)->t_queued : BUDGET_NONE);
 }
@@ -604,7 +617,7 @@ static void arm_qtimer(upstream_pool_t *pool)
 {
     uint64_t oldest = BUDGET_NONE;
     for (int k = 0; k < BUDGET_NCLASSES; k++) {
-        worker_link_t *l = list_oldest(&pool->waitq[k]);
+        list_t *l = list_oldest(&pool->waitq[k]);
         if (l != NULL && container_of(l, upstream_conn_t, link)->t_queued < oldest)
             oldest = container_of(l, upstream_conn_t, link)->t_queued;
     }
@@ -623,10 +636,10 @@ static void enqueue(upstream_pool_t *pool, upstream_conn_t *q, budget_class_t cl
     q->cls = cls;
     q->t_queued = uv_hrtime();
     q->in_queue = true;
-    worker_link_insert(&pool->waitq[cls], &q->link);
+    list_insert(&pool->waitq[cls], &q->link);
     if (++pool->nwait[cls] == 1)
         publish_head(pool, cls);
-    pool->stats.queued++;
+    STAT_ADD(pool->stats.queued, 1);
     if (!uv_is_active((uv_handle_t *)&pool->qtimer))
         arm_qtimer(pool);
 }
@@ -636,10 +649,10 @@ static void dequeue(upstream_conn_t *q, bool served, bool timed_out)
 {
     upstream_pool_t *pool = q->pool;
     bool was_head = list_oldest(&pool->waitq[q->cls]) == &q->link;
-    worker_link_remove(&q->link);
+    list_remove(&q->link);
     q->in_queue = false;
     pool->nwait[q->cls]--;
-    pool->stats.queued--;
+    STAT_ADD(pool->stats.queued, -1);
     if (was_head)
         publish_head(pool, q->cls);
     uint64_t waited = uv_hrtime() - q->t_queued;
@@ -649,7 +662,7 @@ static void dequeue(upstream_conn_t *q, bool served, bool timed_out)
 
 static upstream_conn_t *dequeue_oldest(upstream_pool_t *pool, budget_class_t cls)
 {
-    worker_link_t *l = list_oldest(&pool->waitq[cls]);
+    list_t *l = list_oldest(&pool->waitq[cls]);
     if (l == NULL)
         return NULL;
     upstream_conn_t *q = container_of(l, upstream_conn_t, link);
@@ -666,7 +679,7 @@ static void fail_waiter(upstream_conn_t *q, int status)
     conn_free(q);
     ex->t_end = uv_hrtime();
     ex->status = status;
-    pool->stats.timeouts++;
+    STAT_ADD(pool->stats.timeouts, 1);
     exchange_response_error(ex, status);
     exchange_upstream_done(ex);
 }
@@ -678,7 +691,7 @@ static void qtimer_cb(uv_timer_t *t)
     uint64_t now = uv_hrtime();
     unsigned n = 0;
     for (int k = 0; k < BUDGET_NCLASSES; k++) {
-        worker_link_t *l;
+        list_t *l;
         while ((l = list_oldest(&pool->waitq[k])) != NULL) {
             upstream_conn_t *q = container_of(l, upstream_conn_t, link);
             if (now - q->t_queued < limit)
@@ -746,10 +759,10 @@ static void hand_over(upstream_conn_t *q, upstream_conn_t *c)
     c->req_end_queued = ended;
     c->body_queued = body;
     c->charge_ns = charge;
-    worker_link_t *l;
+    list_t *l;
     while ((l = list_oldest(&q->pending)) != NULL) {
-        worker_link_remove(l);
-        worker_link_insert(&c->pending, l);
+        list_remove(l);
+        list_insert(&c->pending, l);
     }
     conn_free(q);
     send_request(c, false);
@@ -906,7 +919,7 @@ void upstream_pool_close(upstream_pool_t *pool, void (*cb)(void *arg), void *arg
      * client behind them) may still wait: they fail, as they would once
      * the origin connections they wait for are gone. */
     for (int k = 0; k < BUDGET_NCLASSES; k++) {
-        worker_link_t *l;
+        list_t *l;
         while ((l = list_oldest(&pool->waitq[k])) != NULL) {
             upstream_conn_t *q = container_of(l, upstream_conn_t, link);
             dequeue(q, false, false);
@@ -925,7 +938,7 @@ void upstream_pool_close(upstream_pool_t *pool, void (*cb)(void *arg), void *arg
         slot_freed(pool);
     }
     free(grants);
-    worker_link_t *l;
+    list_t *l;
     while ((l = list_oldest(&pool->idle)) != NULL)
         conn_close(container_of(l, upstream_conn_t, link));
     uv_close((uv_handle_t *)&pool->wake, pool_handle_closed);
@@ -992,7 +1005,7 @@ static int queue_write(upstream_conn_t *c, const char *p1, size_t n1, const char
         if (n3 > 0)
             memcpy(w->data + n1 + n2, p3, n3);
         w->buf = uv_buf_init(w->data, (unsigned)total);
-        worker_link_insert(&c->pending, &w->link);
+        list_insert(&c->pending, &w->link);
         return 0;
     }
     if (borrow) {
@@ -1254,7 +1267,7 @@ static void conn_lost(upstream_conn_t *c, int err)
         bool ended = c->req_end_queued;
         uint64_t charge = c->charge_ns;
         ex->retries++;
-        pool->stats.retries++;
+        STAT_ADD(pool->stats.retries, 1);
         LOG_INFO("origin closed a reused connection (%s): retrying %s %s", uv_strerror(err),
                  ex->method, ex->path);
         const char *head = c->head;
@@ -1430,7 +1443,7 @@ static void send_request(upstream_conn_t *c, bool ended)
     exchange_t *ex = c->ex;
     upstream_pool_t *pool = c->pool;
     if (c->reused)
-        pool->stats.reuses++;
+        STAT_ADD(pool->stats.reuses, 1);
     if (background(ex) && !c->push_busy) {
         c->push_busy = true;
         budget_push_busy(pool->budget, +1);
@@ -1439,10 +1452,10 @@ static void send_request(upstream_conn_t *c, bool ended)
         fail_deferred(c, 502);
         return;
     }
-    worker_link_t *l;
+    list_t *l;
     while ((l = list_oldest(&c->pending)) != NULL) {
         wreq_t *w = container_of(l, wreq_t, link);
-        worker_link_remove(l);
+        list_remove(l);
         w->c = c;
         w->gen = c->gen;
         /* uv_write needs w->buf's bytes until write_cb (see wreq_t) */
@@ -1496,7 +1509,7 @@ static const char *via_proto(exchange_proto_t p)
 
 void upstream_start(exchange_t *ex)
 {
-    upstream_pool_t *pool = ex->worker->upstream;
+    upstream_pool_t *pool = ex->ctx->origin_data;
     const config_t *cfg = pool->cfg;
 
     /* Host falls back to the origin's own name only without :authority */

@@ -50,10 +50,14 @@
 typedef struct upstream_pool upstream_pool_t;
 
 /**
- * A pool for worker w (on w's loop), drawing on `budget` (borrowed: shared
- * by every worker's pool, it must outlive them) as slot w->id. Never NULL.
+ * A pool on `loop` with `cfg` (borrowed: the worker's, it outlives the
+ * pool), drawing on `budget` (borrowed: shared by every worker's pool, it
+ * must outlive them) as slot `slot` (the worker's number). Never NULL.
+ * Make it the origin side of a worker's exchanges with
+ * exchange_ctx_origin(x, &upstream_origin_ops, pool).
  */
-upstream_pool_t *upstream_pool_create(worker_t *w, budget_t *budget);
+upstream_pool_t *upstream_pool_create(uv_loop_t *loop, const config_t *cfg, int slot,
+                                      budget_t *budget);
 /**
  * Close every idle connection and free the pool once all its connections are
  * closed; busy and queued exchanges must have been aborted first (the worker
@@ -62,7 +66,8 @@ upstream_pool_t *upstream_pool_create(worker_t *w, budget_t *budget);
  */
 void upstream_pool_close(upstream_pool_t *pool, void (*cb)(void *arg), void *arg);
 
-/** The origin side of an exchange (exchange_ctx_init): the functions below. */
+/** The origin side of an exchange (exchange_ctx_origin, with the pool as data): the functions
+ * below. */
 extern const exchange_origin_ops_t upstream_origin_ops;
 
 /** Start forwarding ex (request head complete): at once, or after waiting in the queue. */
@@ -81,7 +86,7 @@ typedef struct upstream_stats {
     uint64_t connects, reuses, retries, errors, timeouts;
     uint32_t open, idle, queued;
 } upstream_stats_t;
-/** Copy pool's counters (plain loads: see metrics.h for reads from another thread). */
+/** Copy pool's counters: any thread (relaxed atomic loads of the worker's stores). */
 void upstream_pool_stats(const upstream_pool_t *pool, upstream_stats_t *out);
 
 #endif

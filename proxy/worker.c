@@ -19,6 +19,7 @@
 #include <unistd.h>
 
 #include "proxy/alloc.h"
+#include "proxy/budget.h"
 #include "proxy/delivery.h"
 #include "proxy/learning.h"
 #include "proxy/log.h"
@@ -36,6 +37,7 @@ static void worker_set_state(worker_t *w, worker_state_t next)
     /* RUNNING -> DRAINING -> STOPPED; RUNNING -> STOPPED when nothing was in flight. */
     assert(next > w->state);
     w->state = next;
+    w->xctx.stopping = true; /* herald starts no fetches of its own from now on */
 }
 
 /* A moment without accepting after EMFILE/ENFILE: clients wait in the
@@ -79,7 +81,7 @@ static void accept_pause(worker_t *w, const worker_listener_t *l, int err)
         getrlimit(RLIMIT_NOFILE, &rl) == 0 ? (unsigned long long)rl.rlim_cur : 0;
     LOG_WARN("worker %d: accept on %s: %s (open files limit %llu, %zu client connections): "
              "new connections wait until descriptors free up (retried every %d ms)",
-             w->id, l->conf->text, strerror(err), lim, w->nconns, ACCEPT_PAUSE_MS);
+             w->id, l->conf->text, strerror(err), lim, w->front.nconns, ACCEPT_PAUSE_MS);
 }
 
 static void on_acceptable(uv_poll_t *p, int status, int events)
@@ -109,7 +111,7 @@ static void on_acceptable(uv_poll_t *p, int status, int events)
             w->accept_error_logged = false;
             LOG_INFO("worker %d: accepting connections again", w->id);
         }
-        conn_accept(w, fd, l->conf);
+        conn_accept(&w->front, fd, l->conf);
     }
 }
 
@@ -155,7 +157,7 @@ static int listener_open(worker_t *w, worker_listener_t *l, const config_listen_
 static void on_pool_closed(void *arg)
 {
     worker_t *w = arg;
-    w->upstream = NULL;
+    __atomic_store_n(&w->upstream, NULL, __ATOMIC_RELAXED); /* metrics read it */
     uv_close((uv_handle_t *)&w->wakeup, NULL);
     uv_close((uv_handle_t *)&w->reload_async, NULL);
     uv_close((uv_handle_t *)&w->drain_timer, NULL);
@@ -184,31 +186,34 @@ enum { WORKER_TRIM_PEAK = 64, WORKER_TRIM_LAST = 16, WORKER_TRIM_BLOCKS = 64 };
 
 static void worker_release_memory(worker_t *w)
 {
-    bool burst_over = w->peak_conns >= WORKER_TRIM_PEAK && w->nconns * 4 <= w->peak_conns;
+    front_ctx_t *f = &w->front;
+    bool burst_over = f->peak_conns >= WORKER_TRIM_PEAK && f->nconns * 4 <= f->peak_conns;
     bool idle =
-        w->nconns == 0 && (w->peak_conns >= WORKER_TRIM_LAST || w->blocks.n >= WORKER_TRIM_BLOCKS);
+        f->nconns == 0 && (f->peak_conns >= WORKER_TRIM_LAST || w->blocks.n >= WORKER_TRIM_BLOCKS);
     if (!burst_over && !idle)
         return;
     block_cache_trim(&w->blocks);
 #ifdef __GLIBC__
     malloc_trim(0);
 #endif
-    w->peak_conns = w->nconns;
+    f->peak_conns = f->nconns;
 }
 
-void worker_conn_closed(worker_t *w)
+/* A client connection is gone (front_ctx_t.conn_closed). */
+static void on_conn_closed(void *owner)
 {
+    worker_t *w = owner;
     worker_release_memory(w);
-    if (w->state == WORKER_DRAINING && w->nconns == 0)
+    if (w->state == WORKER_DRAINING && w->front.nconns == 0)
         worker_finish(w);
 }
 
 static void on_drain_timeout(uv_timer_t *t)
 {
     worker_t *w = t->data;
-    LOG_WARN("worker %d: drain time is up, closing %zu connection(s)", w->id, w->nconns);
-    conn_close_all(w);
-    if (w->nconns == 0)
+    LOG_WARN("worker %d: drain time is up, closing %zu connection(s)", w->id, w->front.nconns);
+    conn_close_all(&w->front);
+    if (w->front.nconns == 0)
         worker_finish(w);
 }
 
@@ -222,14 +227,14 @@ static void on_wakeup(uv_async_t *a)
     w->nlisteners = 0;
     uv_timer_stop(&w->accept_timer);
     worker_set_state(w, WORKER_DRAINING);
-    LOG_INFO("worker %d: listeners closed, draining %zu connection(s)", w->id, w->nconns);
-    if (w->nconns == 0) {
+    LOG_INFO("worker %d: listeners closed, draining %zu connection(s)", w->id, w->front.nconns);
+    if (w->front.nconns == 0) {
         worker_finish(w);
         return;
     }
-    conn_drain_all(w);
+    conn_drain_all(&w->front);
     uv_timer_start(&w->drain_timer, on_drain_timeout, (uint64_t)(w->cfg->drain_timeout * 1000), 0);
-    if (w->nconns == 0)
+    if (w->front.nconns == 0)
         worker_finish(w);
 }
 
@@ -247,8 +252,10 @@ static void on_reload(uv_async_t *a)
         config_apply_reload(w->cfg_own, ncfg);
         free(ncfg);
     }
-    if (nctx != NULL)
+    if (nctx != NULL) {
         w->ssl_ctx = nctx; /* new connections only; live ones hold their SSL's reference */
+        w->front.ssl_ctx = nctx;
+    }
 }
 
 void worker_reload(worker_t *w, const config_t *cfg, SSL_CTX *ssl_ctx)
@@ -280,8 +287,22 @@ static void worker_main(void *arg)
         return;
     }
     w->loop.data = w;
-    worker_link_init(&w->conns);
     block_cache_init(&w->blocks, WORKER_BLOCK_CACHE);
+    /* The exchanges' context: the origin side and the observers, in the
+     * order their hooks run: learning classifies a request before delivery
+     * plans it, metrics counts what the others left (exchange.h). */
+    exchange_ctx_init(&w->xctx, &w->loop, w->cfg, w->id);
+    w->learning = learning_attach(&w->xctx, w->learn);
+    w->delivery = delivery_attach(&w->xctx);
+    metrics_attach(&w->xctx);
+    front_init(&w->front);
+    w->front.loop = &w->loop;
+    w->front.cfg = w->cfg;
+    w->front.ssl_ctx = w->ssl_ctx;
+    w->front.blocks = &w->blocks;
+    w->front.xctx = &w->xctx;
+    w->front.conn_closed = on_conn_closed;
+    w->front.owner = w;
     uv_async_init(&w->loop, &w->wakeup, on_wakeup);
     w->wakeup.data = w;
     uv_async_init(&w->loop, &w->reload_async, on_reload);
@@ -303,8 +324,10 @@ static void worker_main(void *arg)
         else
             w->nlisteners++;
     }
-    if (rc == 0)
-        w->upstream = upstream_pool_create(w, w->budget);
+    if (rc == 0) {
+        w->upstream = upstream_pool_create(&w->loop, w->cfg, w->id, w->budget);
+        exchange_ctx_origin(&w->xctx, &upstream_origin_ops, w->upstream);
+    }
     w->start_error = rc;
     uv_sem_post(&w->started); /* w->started may be gone after this on failure */
     if (rc != 0) {
@@ -315,6 +338,8 @@ static void worker_main(void *arg)
         uv_run(&w->loop, UV_RUN_DEFAULT);
         uv_loop_close(&w->loop);
         block_cache_dispose(&w->blocks);
+        delivery_detach(w->delivery);
+        learning_detach(w->learning);
         return;
     }
     uv_run(&w->loop, UV_RUN_DEFAULT);
@@ -325,6 +350,8 @@ static void worker_main(void *arg)
     if (rc != 0)
         LOG_WARN("worker %d: loop closed with handles open: %s", w->id, uv_strerror(rc));
     block_cache_dispose(&w->blocks); /* every connection, and so every block, is gone */
+    delivery_detach(w->delivery);
+    learning_detach(w->learning);
 }
 
 int worker_start(worker_t *w, int id, const config_t *cfg, SSL_CTX *ssl_ctx, pagemap_t *learn,
@@ -339,13 +366,6 @@ int worker_start(worker_t *w, int id, const config_t *cfg, SSL_CTX *ssl_ctx, pag
     w->ssl_ctx = ssl_ctx;
     w->learn = learn;
     w->state = WORKER_RUNNING;
-    /* The exchange's origin side and its observers, in the order their
-     * hooks run: learning classifies a request before delivery plans it,
-     * metrics counts what the others left (exchange.h). */
-    exchange_ctx_init(&w->xctx, w, &upstream_origin_ops);
-    exchange_ctx_observe(&w->xctx, &learning_observer);
-    exchange_ctx_observe(&w->xctx, &delivery_observer);
-    exchange_ctx_observe(&w->xctx, &metrics_observer);
     int rc = uv_sem_init(&w->started, 0);
     if (rc == 0 && (rc = uv_mutex_init(&w->reload_mu)) != 0)
         uv_sem_destroy(&w->started);
@@ -379,4 +399,32 @@ void worker_join(worker_t *w)
     free(w->reload_cfg);
     free(w->cfg_own);
     w->cfg_own = w->reload_cfg = NULL;
+}
+
+void worker_gauges(void *arg, metrics_gauges_t *out)
+{
+    const worker_set_t *set = arg;
+    memset(out, 0, sizeof(*out));
+    for (int i = 0; set != NULL && i < set->n; i++) {
+        worker_t *w = &set->v[i];
+        /* Worker-owned words read from this thread: relaxed, see metrics.h. */
+        out->active_connections += __atomic_load_n(&w->front.nconns, __ATOMIC_RELAXED);
+        upstream_pool_t *pool = __atomic_load_n(&w->upstream, __ATOMIC_RELAXED);
+        if (pool == NULL)
+            continue;
+        upstream_stats_t us;
+        upstream_pool_stats(pool, &us);
+        out->origin.connects += us.connects;
+        out->origin.reuses += us.reuses;
+        out->origin.retries += us.retries;
+        out->origin.errors += us.errors;
+        out->origin.timeouts += us.timeouts;
+        out->origin.open += us.open;
+        out->origin.idle += us.idle;
+        out->origin.queued += us.queued;
+    }
+    if (set != NULL && set->n > 0 && set->v[0].budget != NULL) {
+        budget_stats(set->v[0].budget, &out->budget);
+        out->have_budget = true;
+    }
 }

@@ -13,18 +13,16 @@
 
 #include "proxy/block.h"
 #include "proxy/config.h"
+#include "proxy/conn.h"
 #include "proxy/exchange.h"
+#include "proxy/metrics.h"
 
 typedef struct ssl_ctx_st SSL_CTX;
 typedef struct upstream_pool upstream_pool_t;
-typedef struct conn conn_t;
 typedef struct pagemap pagemap_t;
 typedef struct budget budget_t;
-
-/** Intrusive doubly-linked list node (a ring: an empty list points to itself). */
-typedef struct worker_link {
-    struct worker_link *prev, *next;
-} worker_link_t;
+typedef struct learning learning_t;
+typedef struct delivery delivery_t;
 
 /*
  * A listening socket of one worker. herald calls accept4() itself (libuv
@@ -55,12 +53,12 @@ typedef struct worker {
     size_t nlisteners;
     upstream_pool_t *upstream;
     exchange_ctx_t xctx; /* every exchange of this worker: the origin side and the observers */
+    front_ctx_t front;   /* what the client connections see of the worker */
     budget_t *budget;    /* the process' origin budget (main.c owns it), shared by the pools */
     /* the learned map shared by all workers (main.c owns it); NULL = off */
     pagemap_t *learn;
-    worker_link_t conns; /* every client connection (conn_t.link) */
-    size_t nconns;
-    size_t peak_conns;    /* most connections at once since memory was last released */
+    learning_t *learning; /* the observers' per-worker state (owned) */
+    delivery_t *delivery;
     block_cache_t blocks; /* response body and output blocks of this worker's connections */
     worker_state_t state;
     uv_async_t wakeup; /* main thread -> worker: begin draining */
@@ -82,24 +80,6 @@ typedef struct worker {
     uv_sem_t started;
 } worker_t;
 
-static inline void worker_link_init(worker_link_t *l)
-{
-    l->prev = l->next = l;
-}
-static inline void worker_link_insert(worker_link_t *head, worker_link_t *l)
-{
-    l->next = head->next;
-    l->prev = head;
-    head->next->prev = l;
-    head->next = l;
-}
-static inline void worker_link_remove(worker_link_t *l)
-{
-    l->prev->next = l->next;
-    l->next->prev = l->prev;
-    l->prev = l->next = l;
-}
-
 /**
  * Start `w` on its own thread; waits until its listeners are bound. `learn`
  * (borrowed, may be NULL) and `budget` (borrowed, shared by every worker's
@@ -117,27 +97,17 @@ void worker_reload(worker_t *w, const config_t *cfg, SSL_CTX *ssl_ctx);
 void worker_request_stop(worker_t *w);
 /** Wait for the worker thread to finish and release it. */
 void worker_join(worker_t *w);
-/** Called by conn.c after a connection is gone (unlinked, w->nconns decremented), so a draining
- * worker can finish and a worker past a burst gives memory back. */
-void worker_conn_closed(worker_t *w);
-/** Called by conn.c after w->nconns went up: keeps w->peak_conns. */
-static inline void worker_conn_opened(worker_t *w)
-{
-    if (w->nconns > w->peak_conns)
-        w->peak_conns = w->nconns;
-}
+/** A set of running workers, for worker_gauges. */
+typedef struct worker_set {
+    worker_t *v;
+    int n;
+} worker_set_t;
 
-/* Provided by the frontend (conn.c). */
 /**
- * Take over `fd`, a client connection accepted on a listener of w
- * configured by `conf` (borrowed for the call: TLS, cleartext h2 only, or
- * cleartext h2 and HTTP/1.1 told apart by the first bytes); fd is closed on
- * failure.
+ * metrics_gauges_fn over a worker_set_t (`arg`): client connections and
+ * origin pool counters summed, and the budget's. Any thread while the
+ * workers run (relaxed loads of worker-owned words).
  */
-void conn_accept(worker_t *w, int fd, const config_listen_t *conf);
-/** Begin a graceful close of every client connection (h2 GOAWAY; h1 close when idle). */
-void conn_drain_all(worker_t *w);
-/** Close every client connection now (drain time is up). */
-void conn_close_all(worker_t *w);
+void worker_gauges(void *arg, metrics_gauges_t *out);
 
 #endif

@@ -11,7 +11,9 @@
  * Properties: config_load returns 0 (then every value is in its range), 2
  * (bad input: it printed why), never anything else, and never crashes.
  */
+#ifndef _GNU_SOURCE
 #define _GNU_SOURCE
+#endif
 #include <netdb.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -97,7 +99,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
             !(cfg.origin_timeout >= 0.001 && cfg.origin_timeout <= 86400) ||
             !(cfg.state_interval >= 0.05 && cfg.state_interval <= 86400) ||
             cfg.max_header_size < 1024 || cfg.max_header_size > 16 * 1024 * 1024 ||
-            cfg.push_budget > 1024u * 1024 * 1024 || cfg.bandwidth_hint < 1000 ||
+            cfg.push_budget > 1024u * 1024 * 1024 ||
+            (cfg.bandwidth_hint != 0 && cfg.bandwidth_hint < 1000) || /* 0: auto, measured */
             cfg.bandwidth_hint > 1000000000000ull || cfg.max_concurrent_streams < 1 ||
             cfg.max_concurrent_streams > 10000)
             abort();

@@ -2,7 +2,16 @@
 herald's self-signed certificate trusted by its SPKI hash (so Chromium acts
 on 103 Early Hints; with plain --ignore-certificate-errors it ignores them),
 or with --ignore-certificate-errors (then it ignores them), a fresh
---user-data-dir per call, driven through chromedriver (python3-selenium)."""
+--user-data-dir per call, driven through chromedriver (python3-selenium).
+
+With Early Hints expected (spki given), Chromium reaches the proxy through
+bench/relay.py with a round-trip time of RTT_MS, as any real client does:
+on bare loopback the 103 can arrive before Chromium's network stack has
+finished sending the request, and Chromium 156 then drops it (its net-log
+shows the 103 frame before HTTP_TRANSACTION_SEND_REQUEST ends, and no
+early-hints event follows).  Chromium keeps the URL's authority (the relay is
+reached by --host-resolver-rules), so the proxy sees the same host:port as
+every other client of the test."""
 
 import base64
 import hashlib
@@ -11,6 +20,37 @@ import os
 import shutil
 import subprocess
 import tempfile
+import urllib.parse
+
+RTT_MS = 20
+RELAY = os.path.join(os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))),
+                     "bench", "relay.py")
+
+
+def start_relay(host, port, rtt_ms, log_dir):
+    """bench/relay.py in front of host:port (no bandwidth cap); returns
+    (process, relay port).  Stop it with stop_relay (by its PID)."""
+    err = open(os.path.join(log_dir, "relay-%d.err" % port), "ab")
+    p = subprocess.Popen(["/usr/bin/python3", RELAY, "--to", "%s:%d" % (host, port),
+                          "--rtt-ms", str(rtt_ms), "--listen", host + ":0"],
+                         stdout=subprocess.PIPE, stderr=err)
+    err.close()
+    line = p.stdout.readline().decode()
+    if not line.startswith("PORT "):
+        stop_relay(p)
+        raise RuntimeError("relay did not start: %r" % line)
+    return p, int(line.split()[1])
+
+
+def stop_relay(p):
+    p.terminate()
+    try:
+        p.wait(10)
+    except subprocess.TimeoutExpired:
+        p.kill()
+        p.wait()
+    if p.stdout:
+        p.stdout.close()
 
 
 def spki_hash(cert):
@@ -26,16 +66,32 @@ def path_of(name):
     return "/" + name.split("://", 1)[1].split("/", 1)[1]
 
 
-def navigate(urls, base_dir, spki=None, netlog=None, settle_ms=300):
+def navigate(urls, base_dir, spki=None, netlog=None, settle_ms=300, rtt_ms=RTT_MS):
     """Loads each of `urls` in turn in one fresh headless Chromium profile
     (a string is one URL); returns, for the last one, the resource entries
     [{name, initiatorType, ...}] and a dict about the navigation
     (nextHopProtocol, early_hints_events, x_herald).  spki None: the
-    certificate errors are ignored, and so are Early Hints."""
-    from selenium import webdriver
-    from selenium.webdriver.chrome.service import Service
+    certificate errors are ignored, and so are Early Hints.  With spki, the
+    path to the first URL's host:port has a round-trip time of rtt_ms
+    (0: bare loopback)."""
     if isinstance(urls, str):
         urls = [urls]
+    relay = None
+    if spki and rtt_ms:
+        u = urllib.parse.urlsplit(urls[0])
+        relay, rport = start_relay(u.hostname, u.port, rtt_ms, base_dir)
+    try:
+        return _navigate(urls, base_dir, spki, netlog, settle_ms,
+                         "MAP %s:%d %s:%d" % (u.hostname, u.port, u.hostname, rport)
+                         if relay else None)
+    finally:
+        if relay:
+            stop_relay(relay)
+
+
+def _navigate(urls, base_dir, spki, netlog, settle_ms, resolver_rules):
+    from selenium import webdriver
+    from selenium.webdriver.chrome.service import Service
     udd = tempfile.mkdtemp(prefix="udd-", dir=base_dir)
     opts = webdriver.ChromeOptions()
     opts.binary_location = "/usr/bin/chromium"
@@ -44,6 +100,8 @@ def navigate(urls, base_dir, spki=None, netlog=None, settle_ms=300):
             "--disable-dev-shm-usage", "--user-data-dir=" + udd]
     args.append("--ignore-certificate-errors-spki-list=" + spki if spki else
                 "--ignore-certificate-errors")
+    if resolver_rules:
+        args.append("--host-resolver-rules=" + resolver_rules)
     if netlog:
         args += ["--log-net-log=" + netlog, "--net-log-capture-mode=Everything"]
     for a in args:

@@ -39,11 +39,13 @@ def main():
     @T.case("second navigation (fresh profile): CSS and JS have initiatorType early-hints")
     def _():
         T.check(state.get("ok"), "first navigation failed")
-        # Chromium (156) now and then receives the 103 (its net-log shows the
-        # HEADERS frame) and still does not use it; such a navigation is
-        # retried with another fresh profile, up to 5 in all (nghttpx forwarding an
-        # origin 103 shows the same: 1 navigation in 10 ignores it).  A navigation
-        # whose net-log shows no 103 fails at once: that one is herald's.
+        # Chromium reaches herald through a relay with a 20 ms round trip
+        # (chromelib): on bare loopback the 103 could beat Chromium's own
+        # "request sent" step, and Chromium drops a 103 that does.  Should a
+        # navigation still receive the 103 (its net-log shows the HEADERS
+        # frame) and not use it, it is retried with another fresh profile, up
+        # to 5 in all; a navigation whose net-log shows no 103 fails at once:
+        # that one is herald's.
         notes = []
         for attempt in range(5):
             nl = os.path.join(T.dir, "netlog-%d.json" % attempt)

@@ -12,6 +12,7 @@
 #include <string.h>
 
 #include "learn/digest.h"
+#include "learn/netmem.h"
 #include "learn/pagemap.h"
 #include "learn/prefetch.h"
 #include "learn/session.h"
@@ -407,6 +408,20 @@ static int op_template(void)
     return rc;
 }
 
+static int op_netmem(void)
+{
+    netmem_opts_t o = {.max_networks = 64};
+    netmem_t *m = netmem_create(&o);
+    if (m == NULL)
+        return HERALD_ENOMEM;
+    netmem_key_t k;
+    int rc = netmem_key_parse("192.0.2.1", 9, &k);
+    if (rc == 0)
+        rc = netmem_note(m, &k, 1, 1000, 10, 0);
+    netmem_destroy(m);
+    return rc;
+}
+
 int main(void)
 {
     json_set_alloc_funcs(json_malloc, free);
@@ -446,6 +461,7 @@ int main(void)
     nomem_exhaust("snapshot", op_snapshot, 100000);
     nomem_exhaust("digest", op_digest, 100000);
     nomem_exhaust("template", op_template, 100000);
+    nomem_exhaust("netmem", op_netmem, 100);
     pagemap_destroy(seeded);
     return TESTUTIL_SUMMARY();
 }

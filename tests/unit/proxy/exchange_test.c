@@ -11,7 +11,7 @@
 
 static exchange_t *fixed(void)
 {
-    exchange_t *ex = exchange_create(NULL, NULL, NULL);
+    exchange_t *ex = exchange_create(NULL, NULL, NULL, NULL);
     ex->proto = EXCHANGE_HTTP2;
     ex->method = "GET";
     ex->path = "/x";

@@ -13,19 +13,25 @@
 
 #include "learn/pagemap.h"
 #include "proxy/config.h"
-#include "proxy/worker.h"
 #include "tests/unit/testutil.h"
 
 /* ---- visits on a loop ---- */
 
-static worker_t w;
+static uv_loop_t loop;
+static exchange_ctx_t x; /* learning is its only observer, its hooks driven by hand */
 static config_t cfg;
 
-static exchange_t *req(learning_conn_t *lc, const char *path, const char *accept,
+#define HOOK(h, ...) x.observers[0]->h(x.observer_data[0], __VA_ARGS__)
+
+static exchange_client_t *client_open(void)
+{
+    return exchange_client_open(&x, EXCHANGE_HTTP11, -1, false, "192.0.2.1", 4321);
+}
+
+static exchange_t *req(exchange_client_t *lc, const char *path, const char *accept,
                        const char *referer)
 {
-    exchange_t *ex = exchange_create(&w.xctx, NULL, NULL);
-    ex->lconn = lc;
+    exchange_t *ex = exchange_create(&x, lc, NULL, NULL);
     ex->method = "GET";
     ex->scheme = "http";
     ex->authority = "e.test";
@@ -34,7 +40,7 @@ static exchange_t *req(learning_conn_t *lc, const char *path, const char *accept
         headers_add(&ex->req_headers, &ex->pool, "accept", 6, accept, strlen(accept));
     if (referer != NULL)
         headers_add(&ex->req_headers, &ex->pool, "referer", 7, referer, strlen(referer));
-    learning_on_request(ex);
+    HOOK(on_request, ex);
     return ex;
 }
 
@@ -43,20 +49,20 @@ static void respond(exchange_t *ex, int status, const char *ct, const char *body
     ex->status = status;
     if (ct != NULL)
         headers_add(&ex->resp_headers, &ex->pool, "content-type", 12, ct, strlen(ct));
-    learning_on_response_head(ex, true);
+    HOOK(on_response_head, ex, true);
     if (body != NULL) {
+        size_t n;
         ex->resp_body_bytes = strlen(body);
-        learning_on_response_body(ex, (const uint8_t *)body, strlen(body));
+        HOOK(on_response_body, ex, (const uint8_t *)body, strlen(body), &n);
     }
-    learning_on_response_end(ex, true);
+    HOOK(on_response_end, ex, true);
 }
 
-/* The learning side of exchange destruction (exchange.c frees the rest). */
+/* The client is done with ex, never started at an origin: it is freed
+ * (learning's on_free first). */
 static void drop(exchange_t *ex)
 {
-    learning_on_free(ex);
-    mempool_dispose(&ex->pool);
-    free(ex);
+    exchange_frontend_done(ex);
 }
 
 static bool edge(pagemap_t *pm, const char *page, const char *asset, unsigned *sources)
@@ -83,16 +89,15 @@ static void test_visit(void)
 {
     pagemap_t *pm = NULL;
     CHECK(pagemap_create(NULL, &pm) == 0);
-    memset(&w, 0, sizeof(w));
-    CHECK(uv_loop_init(&w.loop) == 0);
-    exchange_ctx_init(&w.xctx, &w, NULL); /* learning is driven by hand here */
+    CHECK(uv_loop_init(&loop) == 0);
     cfg.learn_window = 5;
     cfg.min_confidence = 0.5;
-    w.cfg = &cfg;
-    w.learn = pm;
+    exchange_ctx_init(&x, &loop, &cfg, 0);
+    learning_t *L = learning_attach(&x, pm);
+    CHECK(x.nobservers == 1);
 
-    learning_conn_t *lc = learning_conn_create(&w);
-    CHECK(lc != NULL);
+    exchange_client_t *lc = client_open();
+    CHECK(lc->state[0] != NULL);
     exchange_t *page = req(lc, "/p?x=1", "text/html", NULL);
     CHECK(learning_is_page(page));
     CHECK_STREQ(learning_page_key(page), "e.test/p?x=1");
@@ -101,11 +106,11 @@ static void test_visit(void)
             "<html><head><link rel=stylesheet href=/s.css></head>"
             "<body><img src=/i.png></body></html>");
     /* discovery runs on the thread pool */
-    uv_run(&w.loop, UV_RUN_NOWAIT);
+    uv_run(&loop, UV_RUN_NOWAIT);
 
     exchange_t *css = req(lc, "/s.css", "text/css", "http://e.test/p?x=1");
     CHECK(!learning_is_page(css));
-    CHECK(learning_conn_requested(lc, "http://e.test/s.css"));
+    CHECK(learning_client_requested(css, "http://e.test/s.css"));
     respond(css, 200, "text/css", "@font-face{src:url(/f.woff2)} .a{background:url(/bg.png)}");
     /* a font named by the followed-up CSS, Referer = the CSS */
     exchange_t *font = req(lc, "/f.woff2", NULL, "http://e.test/s.css");
@@ -122,10 +127,10 @@ static void test_visit(void)
     drop(js);
     drop(forged);
     /* let the CSS work finish, then the connection closes: the visit commits */
-    while (uv_run(&w.loop, UV_RUN_NOWAIT) != 0)
+    while (uv_run(&loop, UV_RUN_NOWAIT) != 0)
         uv_sleep(1);
-    learning_conn_release(lc);
-    uv_run(&w.loop, UV_RUN_DEFAULT);
+    exchange_client_close(lc);
+    uv_run(&loop, UV_RUN_DEFAULT);
 
     unsigned src = 0;
     CHECK(edge(pm, "e.test/p?x=1", "http://e.test/s.css", &src));
@@ -141,7 +146,7 @@ static void test_visit(void)
     CHECK(!edge(pm, "e.test/p?x=1", "http://e.test/junk.txt", NULL));
 
     /* the next visit is planned */
-    lc = learning_conn_create(&w);
+    lc = client_open();
     page = req(lc, "/p?x=1", "text/html", NULL);
     pagemap_plan_t plan;
     CHECK(learning_plan(page, &plan) == 0);
@@ -152,8 +157,8 @@ static void test_visit(void)
     pagemap_plan_dispose(&plan);
     /* the client leaves before the page is served: nothing is committed */
     drop(page);
-    learning_conn_release(lc);
-    uv_run(&w.loop, UV_RUN_DEFAULT);
+    exchange_client_close(lc);
+    uv_run(&loop, UV_RUN_DEFAULT);
     pagemap_page_info_t info;
     CHECK(pagemap_page_get(pm, "e.test/p?x=1", &info, NULL, NULL) == 0);
     CHECK(info.visits_total == 1);
@@ -161,7 +166,7 @@ static void test_visit(void)
 
     /* curl-like: Accept * / * without Referer is a page only if no visit is
      * open, and a non-HTML answer closes that door again */
-    lc = learning_conn_create(&w);
+    lc = client_open();
     exchange_t *img = req(lc, "/a.png", "*/*", NULL);
     CHECK(learning_is_page(img));
     respond(img, 200, "image/png", "png");
@@ -174,12 +179,13 @@ static void test_visit(void)
     drop(img);
     drop(p2);
     drop(sub);
-    learning_conn_release(lc);
-    uv_run(&w.loop, UV_RUN_DEFAULT);
+    exchange_client_close(lc);
+    uv_run(&loop, UV_RUN_DEFAULT);
     CHECK(edge(pm, "e.test/q", "http://e.test/b.png", NULL));
     CHECK(pagemap_page_get(pm, "e.test/a.png", &info, NULL, NULL) != 0);
 
-    CHECK(uv_loop_close(&w.loop) == 0);
+    CHECK(uv_loop_close(&loop) == 0);
+    learning_detach(L);
     pagemap_destroy(pm);
 }
 

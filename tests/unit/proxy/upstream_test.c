@@ -6,6 +6,7 @@
  * (order, 503 when full, 504 from the queue, waiting bodies, aborts), and
  * pool shutdown with uv_loop_close() == 0.
  */
+#include "proxy/list.h"
 #include "proxy/upstream.h"
 
 #include <stdbool.h>
@@ -16,7 +17,6 @@
 #include "proxy/alloc.h"
 #include "proxy/headers.h"
 #include "proxy/log.h"
-#include "proxy/worker.h"
 #include "tests/unit/testutil.h"
 
 /* ---- the scripted origin ---- */
@@ -240,17 +240,26 @@ static const exchange_frontend_ops_t fops = {
 /* ---- harness ---- */
 
 typedef struct env {
-    worker_t w;
+    uv_loop_t loop;
+    exchange_ctx_t xctx; /* no observers: the origin side alone */
+    upstream_pool_t *pool;
     config_t cfg;
     budget_t *budget;
     origin_t origin;
     uv_timer_t guard;
 } env_t;
 
+/* A new pool on budget b becomes the origin side of e's exchanges. */
+static void use_pool(env_t *e, budget_t *b)
+{
+    e->pool = upstream_pool_create(&e->loop, &e->cfg, 0, b);
+    exchange_ctx_origin(&e->xctx, &upstream_origin_ops, e->pool);
+}
+
 static exchange_t *request(env_t *e, front_t *f, const char *method, const char *path)
 {
     memset(f, 0, sizeof(*f));
-    exchange_t *ex = exchange_create(&e->w.xctx, &fops, f);
+    exchange_t *ex = exchange_create(&e->xctx, NULL, &fops, f);
     ex->proto = EXCHANGE_HTTP2;
     ex->method = method;
     ex->scheme = "https";
@@ -274,7 +283,7 @@ static void run_until_done(env_t *e, front_t *f)
 {
     uv_timer_start(&e->guard, guard_cb, 5000, 0);
     while (!f->done && uv_timer_get_due_in(&e->guard) > 0)
-        uv_run(&e->w.loop, UV_RUN_ONCE);
+        uv_run(&e->loop, UV_RUN_ONCE);
     uv_timer_stop(&e->guard);
     CHECK(f->done);
 }
@@ -283,7 +292,7 @@ static void spin(env_t *e, int ms)
 {
     uv_timer_start(&e->guard, guard_cb, (uint64_t)ms, 0);
     while (uv_timer_get_due_in(&e->guard) > 0)
-        uv_run(&e->w.loop, UV_RUN_ONCE);
+        uv_run(&e->loop, UV_RUN_ONCE);
 }
 
 static void get(env_t *e, front_t *f, const char *path)
@@ -311,7 +320,7 @@ static void test_forward_and_reuse(env_t *e)
     get(e, &f, "/second");
     CHECK_STREQ(f.events, "H103i H200 E");
     upstream_stats_t st;
-    upstream_pool_stats(e->w.upstream, &st);
+    upstream_pool_stats(e->pool, &st);
     CHECK_INTEQ(st.connects, 1);
     CHECK_INTEQ(st.reuses, 1);
     CHECK_INTEQ(st.idle, 1);
@@ -325,10 +334,10 @@ static void test_retry(env_t *e)
     e->origin.mode = ORIGIN_CLOSE_REUSED;
     e->origin.reply = "HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok";
     upstream_stats_t before, after;
-    upstream_pool_stats(e->w.upstream, &before);
+    upstream_pool_stats(e->pool, &before);
     get(e, &f, "/race");
     CHECK_STREQ(f.events, "H200 E");
-    upstream_pool_stats(e->w.upstream, &after);
+    upstream_pool_stats(e->pool, &after);
     CHECK_INTEQ(after.retries - before.retries, 1);
     CHECK_INTEQ(after.connects - before.connects, 1);
 
@@ -418,7 +427,7 @@ static void test_backpressure(env_t *e)
     exchange_start(ex);
     exchange_request_end(ex);
     while (f.body_len == 0)
-        uv_run(&e->w.loop, UV_RUN_ONCE);
+        uv_run(&e->loop, UV_RUN_ONCE);
     spin(e, 500); /* longer than origin_timeout: paused reads don't time out */
     size_t paused_at = f.body_len;
     CHECK(paused_at < BIG);
@@ -445,12 +454,12 @@ static void test_websocket(env_t *e)
     exchange_start(ex);
     exchange_request_end(ex);
     while (f.body_len < 5 && !f.done)
-        uv_run(&e->w.loop, UV_RUN_ONCE);
+        uv_run(&e->loop, UV_RUN_ONCE);
     CHECK_STREQ(f.events, "H101 T ");
     CHECK(strstr(e->origin.last, "Connection: upgrade\r\nUpgrade: websocket\r\n") != NULL);
     exchange_request_body(ex, (const uint8_t *)"ping", 4);
     while (f.body_len < 9 && !f.done)
-        uv_run(&e->w.loop, UV_RUN_ONCE);
+        uv_run(&e->loop, UV_RUN_ONCE);
     CHECK_INTEQ(f.body_len, 9);
     CHECK(memcmp(f.body, "firstPING", 9) == 0);
     /* the client goes: the tunnel is closed, no callback after */
@@ -465,7 +474,7 @@ static bool run_until(env_t *e, bool (*cond)(env_t *))
 {
     uv_timer_start(&e->guard, guard_cb, 5000, 0);
     while (!cond(e) && uv_timer_get_due_in(&e->guard) > 0)
-        uv_run(&e->w.loop, UV_RUN_ONCE);
+        uv_run(&e->loop, UV_RUN_ONCE);
     uv_timer_stop(&e->guard);
     return cond(e);
 }
@@ -495,12 +504,12 @@ static exchange_t *start_get(env_t *e, front_t *f, const char *path, exchange_ro
 static void test_queue(env_t *e)
 {
     budget_t *b = budget_create(2, 3, 1);
-    upstream_pool_t *old = e->w.upstream;
+    upstream_pool_t *old = e->pool;
     bool closed = false;
     upstream_pool_close(old, pool_closed_cb, &closed);
     spin(e, 20);
     CHECK(closed);
-    e->w.upstream = upstream_pool_create(&e->w, b);
+    use_pool(e, b);
     e->origin.mode = ORIGIN_HOLD;
     e->origin.need = NULL;
     e->origin.reply = "HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok";
@@ -527,14 +536,14 @@ static void test_queue(env_t *e)
     CHECK_STREQ(e->origin.order, "/a /b ");
     CHECK_INTEQ(e->origin.accepted - accepted, 2);
     upstream_stats_t st;
-    upstream_pool_stats(e->w.upstream, &st);
+    upstream_pool_stats(e->pool, &st);
     CHECK_INTEQ(st.queued, 3);
     CHECK_INTEQ(f[3].consumed, 0); /* the body waits with its request */
 
     /* a waiter whose client goes leaves the queue without a trace */
     exchange_abort(gone);
     exchange_frontend_done(gone);
-    upstream_pool_stats(e->w.upstream, &st);
+    upstream_pool_stats(e->pool, &st);
     CHECK_INTEQ(st.queued, 2);
 
     /* the origin answers: the client POST goes before the older push */
@@ -555,7 +564,7 @@ static void test_queue(env_t *e)
     CHECK_INTEQ(bs.waited, 2);
     CHECK_INTEQ(bs.queued, 0);
     CHECK_INTEQ(bs.in_use, 2);
-    upstream_pool_stats(e->w.upstream, &st);
+    upstream_pool_stats(e->pool, &st);
     CHECK_INTEQ(st.idle, 2);
 
     /* origin_timeout counts from the enqueue: a waiter behind two uploads
@@ -594,7 +603,7 @@ static void test_queue(env_t *e)
     start_get(e, &f[6], "/waiting", EXCHANGE_ROLE_PAGE);
     spin(e, 20);
     closed = false;
-    upstream_pool_close(e->w.upstream, pool_closed_cb, &closed);
+    upstream_pool_close(e->pool, pool_closed_cb, &closed);
     CHECK_STREQ(f[6].events, "");
     spin(e, 20);
     CHECK_STREQ(f[6].events, "X502");
@@ -610,7 +619,7 @@ static void test_queue(env_t *e)
     CHECK_INTEQ(bs.in_use, 0);
     CHECK_INTEQ(bs.queued, 0);
     budget_destroy(b);
-    e->w.upstream = upstream_pool_create(&e->w, e->budget);
+    use_pool(e, e->budget);
 }
 
 static void test_refused(env_t *e)
@@ -634,14 +643,13 @@ int main(void)
 {
     env_t *e = xcalloc(1, sizeof(*e));
     log_set_level(LOG_LEVEL_FATAL); /* the faults below are expected */
-    CHECK_INTEQ(uv_loop_init(&e->w.loop), 0);
-    e->w.cfg = &e->cfg;
+    CHECK_INTEQ(uv_loop_init(&e->loop), 0);
     e->cfg.origin_timeout = 0.3;
     e->cfg.origin_idle_timeout = 10;
     strcpy(e->cfg.origin_host, "127.0.0.1");
 
-    uv_timer_init(&e->w.loop, &e->guard);
-    uv_tcp_init(&e->w.loop, &e->origin.server);
+    uv_timer_init(&e->loop, &e->guard);
+    uv_tcp_init(&e->loop, &e->origin.server);
     e->origin.server.data = &e->origin;
     struct sockaddr_in sin;
     uv_ip4_addr("127.0.0.1", 0, &sin);
@@ -654,8 +662,8 @@ int main(void)
     e->cfg.origin_max_connections = 4;
     e->cfg.origin_queue = 16;
     e->budget = budget_create(e->cfg.origin_max_connections, e->cfg.origin_queue, 1);
-    e->w.upstream = upstream_pool_create(&e->w, e->budget);
-    exchange_ctx_init(&e->w.xctx, &e->w, &upstream_origin_ops); /* no observers */
+    exchange_ctx_init(&e->xctx, &e->loop, &e->cfg, 0);
+    use_pool(e, e->budget);
     test_forward_and_reuse(e);
     test_retry(e);
     test_chunked_both_ways(e);
@@ -665,15 +673,15 @@ int main(void)
     test_queue(e);
     test_refused(e);
 
-    upstream_pool_close(e->w.upstream, pool_closed_cb, &pool_closed);
+    upstream_pool_close(e->pool, pool_closed_cb, &pool_closed);
     spin(e, 20);
     CHECK(pool_closed);
     uv_close((uv_handle_t *)&e->guard, NULL);
     uv_close((uv_handle_t *)&e->origin.server, NULL);
     /* origin connections still open: closed here, freed by their close cb */
-    uv_walk(&e->w.loop, close_walk, &e->origin);
-    uv_run(&e->w.loop, UV_RUN_DEFAULT);
-    CHECK_INTEQ(uv_loop_close(&e->w.loop), 0);
+    uv_walk(&e->loop, close_walk, &e->origin);
+    uv_run(&e->loop, UV_RUN_DEFAULT);
+    CHECK_INTEQ(uv_loop_close(&e->loop), 0);
     budget_destroy(e->budget);
     free(e);
     return TESTUTIL_SUMMARY();
