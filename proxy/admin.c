@@ -29,6 +29,7 @@
 #include "proxy/log.h"
 #include "proxy/metrics.h"
 #include "proxy/pace.h"
+#include "proxy/speculation.h"
 #include "proxy/state.h"
 
 enum {
@@ -312,7 +313,12 @@ static void handle_page_get(admin_conn_t *c, const char *q)
     } else {
         char *json = NULL;
         size_t len = 0;
-        int rc = snapshot_export_page(c->admin->pm, page, &json, &len);
+        pagemap_spec_opts_t o;
+        const char *deny[SPECULATION_MAX_DENY];
+        char *buf = NULL;
+        speculation_spec_opts(c->admin->cfg, &o, deny, &buf);
+        int rc = snapshot_export_page_spec(c->admin->pm, page, &o, &json, &len);
+        free(buf);
         if (rc == HERALD_ENOTFOUND)
             respond_error(c, 404, "no such page: %s", page);
         else if (rc != 0)
@@ -329,9 +335,35 @@ static const char *state_name(pagemap_edge_state_t s)
     return s == PAGEMAP_EDGE_PINNED ? "pinned" : s == PAGEMAP_EDGE_BANNED ? "banned" : "learned";
 }
 
+/* pin, ban or unpin a next page (?page=KEY&next=URL) */
+static void handle_set_next(admin_conn_t *c, const char *page, const char *next,
+                            pagemap_edge_state_t s)
+{
+    int rc = pagemap_next_set_state(c->admin->pm, page, next, s);
+    if (rc == HERALD_ENOTFOUND) {
+        respond_error(c, 404, "no such next page: %s -> %s", page, next);
+    } else if (rc != 0) {
+        respond_error(c, rc == HERALD_EINVAL ? 400 : 500, "%s", herald_strerror(rc));
+    } else {
+        state_mark_dirty(c->admin->st);
+        LOG_INFO("admin: %s next page %s -> %s", state_name(s), page, next);
+        respond_json(c, 200,
+                     json_pack("{s:b, s:s, s:s, s:s}", "ok", 1, "page", page, "next", next, "state",
+                               state_name(s)));
+    }
+}
+
 static void handle_set_state(admin_conn_t *c, const char *q, pagemap_edge_state_t s)
 {
     char *page = admin_query_get(q, "page");
+    char *next = admin_query_get(q, "next");
+    if (page != NULL && page[0] != '\0' && next != NULL && next[0] != '\0') {
+        handle_set_next(c, page, next, s);
+        free(page);
+        free(next);
+        return;
+    }
+    free(next);
     char *asset = admin_query_get(q, "asset");
     if (page == NULL || page[0] == '\0' || asset == NULL || asset[0] == '\0') {
         respond_error(c, 400, "needs ?page=KEY&asset=URL");
@@ -356,6 +388,25 @@ static void handle_set_state(admin_conn_t *c, const char *q, pagemap_edge_state_
 static void handle_forget(admin_conn_t *c, const char *q)
 {
     char *page = admin_query_get(q, "page");
+    char *next = admin_query_get(q, "next");
+    if (page != NULL && page[0] != '\0' && next != NULL && next[0] != '\0') {
+        int rc = pagemap_forget_next(c->admin->pm, page, next);
+        if (rc == HERALD_ENOTFOUND) {
+            respond_error(c, 404, "no such next page: %s -> %s", page, next);
+        } else if (rc != 0) {
+            respond_error(c, rc == HERALD_EINVAL ? 400 : 500, "%s", herald_strerror(rc));
+        } else {
+            state_mark_dirty(c->admin->st);
+            LOG_INFO("admin: forget next page %s -> %s", page, next);
+            respond_json(c, 200,
+                         json_pack("{s:b, s:s, s:s, s:s}", "ok", 1, "forgot", "next", "page", page,
+                                   "next", next));
+        }
+        free(page);
+        free(next);
+        return;
+    }
+    free(next);
     char *asset = admin_query_get(q, "asset");
     if (page == NULL || page[0] == '\0') {
         respond_error(c, 400, "needs ?page=KEY[&asset=URL]");
@@ -504,6 +555,15 @@ static void handle_stats(admin_conn_t *c)
     json_object_set_new(j, "learning",
                         json_pack("{s:I}", "visits_open", (json_int_t)s.visits_open));
     json_object_set_new(j, "pace", pace_json(&s.pace));
+    const speculation_stats_t *sp = &s.spec;
+    json_object_set_new(j, "speculation",
+                        json_pack("{s:s, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I}", "mode",
+                                  a->cfg->speculation, "headers", (json_int_t)sp->headers,
+                                  "origin_headers", (json_int_t)sp->origin_own, "rule_sets",
+                                  (json_int_t)sp->rule_sets, "rule_urls", (json_int_t)sp->rule_urls,
+                                  "prefetches", (json_int_t)sp->sent, "used", (json_int_t)sp->used,
+                                  "unused", (json_int_t)sp->unused, "unknown",
+                                  (json_int_t)sp->unknown, "limited", (json_int_t)sp->limited));
     if (a->st != NULL) {
         state_stats_t ss;
         state_get_stats(a->st, &ss);

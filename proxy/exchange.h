@@ -106,10 +106,11 @@ typedef enum exchange_proto {
 /** What the exchange is to the learner (used from the learn/deliver issue on). */
 typedef enum exchange_role {
     EXCHANGE_ROLE_UNKNOWN = 0,
-    EXCHANGE_ROLE_PAGE,   /* a navigation / HTML page */
-    EXCHANGE_ROLE_ASSET,  /* a follow-up request for a subresource */
-    EXCHANGE_ROLE_PUSHED, /* a stream herald pushed */
-    EXCHANGE_ROLE_OWN,    /* herald's own fetch (a stylesheet learning scans), no client */
+    EXCHANGE_ROLE_PAGE,     /* a navigation / HTML page */
+    EXCHANGE_ROLE_ASSET,    /* a follow-up request for a subresource */
+    EXCHANGE_ROLE_PUSHED,   /* a stream herald pushed */
+    EXCHANGE_ROLE_OWN,      /* herald's own fetch (a stylesheet learning scans), no client */
+    EXCHANGE_ROLE_PREFETCH, /* a page request with Sec-Purpose: prefetch: no 103, no push */
 } exchange_role_t;
 
 /** The life of an exchange; see the header comment. */

@@ -24,6 +24,7 @@
 #include "proxy/learning.h"
 #include "proxy/log.h"
 #include "proxy/metrics.h"
+#include "proxy/speculation.h"
 #include "proxy/upstream.h"
 
 /* Free 16 KiB blocks a worker keeps for reuse, at most 4 MiB: only a worker
@@ -294,6 +295,7 @@ static void worker_main(void *arg)
     exchange_ctx_init(&w->xctx, &w->loop, w->cfg, w->id);
     w->learning = learning_attach(&w->xctx, w->learn);
     w->delivery = delivery_attach(&w->xctx);
+    w->speculation = speculation_attach(&w->xctx, w->learn);
     metrics_attach(&w->xctx);
     front_init(&w->front);
     w->front.loop = &w->loop;
@@ -338,6 +340,7 @@ static void worker_main(void *arg)
         uv_run(&w->loop, UV_RUN_DEFAULT);
         uv_loop_close(&w->loop);
         block_cache_dispose(&w->blocks);
+        speculation_detach(w->speculation);
         delivery_detach(w->delivery);
         learning_detach(w->learning);
         return;
@@ -350,6 +353,7 @@ static void worker_main(void *arg)
     if (rc != 0)
         LOG_WARN("worker %d: loop closed with handles open: %s", w->id, uv_strerror(rc));
     block_cache_dispose(&w->blocks); /* every connection, and so every block, is gone */
+    speculation_detach(w->speculation);
     delivery_detach(w->delivery);
     learning_detach(w->learning);
 }
