@@ -784,6 +784,16 @@ int pagemap_speculation(pagemap_t *pm, const char *page_key, const char *templat
 /** Free a selection and zero it. NULL is a no-op. */
 void pagemap_spec_dispose(pagemap_spec_t *spec);
 
+/**
+ * Record whether page `page_key`'s HTML, as just scanned, carries an inline
+ * `<script type=speculationrules>` (the page asks for its own prefetches:
+ * herald adds no rules of its own to it). Kept in memory only, not in
+ * snapshots. A page not in the map is ignored. NULL arguments are a no-op.
+ */
+void pagemap_set_inline_rules(pagemap_t *pm, const char *page_key, bool has);
+/** What pagemap_set_inline_rules last recorded for page_key; false when unknown. */
+bool pagemap_inline_rules(pagemap_t *pm, const char *page_key);
+
 /* ---- bulk copy (snapshot) ----------------------------------------------- */
 
 /** A deep copy of pages with their edges. */

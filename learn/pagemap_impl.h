@@ -116,6 +116,7 @@ typedef struct pm_page {
     size_t nnext, capnext, nnext_learned;
     double navs; /* decayed sessions that navigated away */
     uint64_t navs_total;
+    bool inline_rules; /* its HTML, as last scanned, has inline speculation rules (not saved) */
 } pm_page_t;
 
 struct pagemap {

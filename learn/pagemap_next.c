@@ -592,3 +592,25 @@ int pm_next_restore(pagemap_t *pm, pm_page_t *p, const pagemap_next_info_t *v, s
     }
     return 0;
 }
+
+void pagemap_set_inline_rules(pagemap_t *pm, const char *page_key, bool has)
+{
+    if (pm == NULL || page_key == NULL)
+        return;
+    pthread_mutex_lock(&pm->lock);
+    pm_page_t *p = pm_page_find(pm, page_key);
+    if (p != NULL)
+        p->inline_rules = has;
+    pthread_mutex_unlock(&pm->lock);
+}
+
+bool pagemap_inline_rules(pagemap_t *pm, const char *page_key)
+{
+    if (pm == NULL || page_key == NULL)
+        return false;
+    pthread_mutex_lock(&pm->lock);
+    const pm_page_t *p = pm_page_find(pm, page_key);
+    bool has = p != NULL && p->inline_rules;
+    pthread_mutex_unlock(&pm->lock);
+    return has;
+}

@@ -565,6 +565,8 @@ static void work_done(uv_work_t *req, int status)
     visit_t *v = w->v;
     if (status == 0 && w->rc == 0) {
         unsigned src = w->scanner != NULL ? PAGEMAP_SRC_HTML : PAGEMAP_SRC_CSS;
+        if (w->scanner != NULL)
+            pagemap_set_inline_rules(w->L->pm, visit_page_key(v), w->out.speculation_rules);
         add_assets(v, &w->out, src);
         visit_scanned(v, src);
     }

@@ -27,6 +27,7 @@
 #include "learn/speculation.h"
 #include "learn/template.h"
 #include "parser/url.h"
+#include "proxy/admin_query.h"
 #include "proxy/alloc.h"
 #include "proxy/learning.h"
 #include "proxy/log.h"
@@ -165,47 +166,15 @@ static const char *path_of(const char *url)
     return *p != '\0' ? p : "/";
 }
 
-static int hexval(int c)
-{
-    if (c >= '0' && c <= '9')
-        return c - '0';
-    if (c >= 'a' && c <= 'f')
-        return c - 'a' + 10;
-    if (c >= 'A' && c <= 'F')
-        return c - 'A' + 10;
-    return -1;
-}
-
-/* The decoded value of `page=` in query q (malloc'd), NULL when absent or bad. */
+/* The page named by query q's `page=` (malloc'd), NULL when absent or not a path. */
 static char *page_param(const char *q)
 {
-    while (q != NULL && *q != '\0') {
-        size_t len = strcspn(q, "&");
-        if (len > 5 && strncmp(q, "page=", 5) == 0) {
-            char *out = xmalloc(len);
-            size_t o = 0;
-            for (size_t i = 5; i < len; i++) {
-                int hi, lo;
-                if (q[i] == '%' && i + 2 < len + 1 && (hi = hexval(q[i + 1])) >= 0 &&
-                    (lo = hexval(q[i + 2])) >= 0) {
-                    out[o++] = (char)(hi * 16 + lo);
-                    i += 2;
-                } else {
-                    out[o++] = q[i] == '+' ? ' ' : q[i];
-                }
-            }
-            out[o] = '\0';
-            if (out[0] != '/' || strlen(out) != o) {
-                free(out);
-                return NULL;
-            }
-            return out;
-        }
-        q += len;
-        if (*q == '&')
-            q++;
+    char *page = admin_query_get(q, "page");
+    if (page != NULL && page[0] != '/') {
+        free(page);
+        return NULL;
     }
-    return NULL;
+    return page;
 }
 
 /* Percent-encode a path and query for the page= value (everything but unreserved and '/'). */
@@ -446,8 +415,9 @@ static void add_header(speculation_t *S, exchange_t *ex)
         atomic_fetch_add(&stats.origin_own, 1); /* the origin's own rules: left alone */
         return;
     }
-    if (req_header(ex, "authorization") != NULL || strcmp(ex->method, "GET") != 0)
-        return;
+    if (req_header(ex, "authorization") != NULL || strcmp(ex->method, "GET") != 0 ||
+        pagemap_inline_rules(S->pm, learning_page_key(ex)))
+        return; /* the page's own inline rules (as last scanned) are left alone too */
     pagemap_spec_t spec;
     select_next(S, cfg, learning_page_key(ex), learning_template_key(ex), &spec);
     size_t n = spec.n;

@@ -54,7 +54,10 @@ def make_site():
     os.makedirs(os.path.join(root, "nav"))
     files = {"a.html": PAGE_A, "b.html": page("B"), "logout.html": page("bye"),
              "cookie.html": page("cookie"), "t.html": page("token"),
-             "own.html": page("own rules"), "site.css": "body { color: #333 }\n"}
+             "own.html": page("own rules"), "site.css": "body { color: #333 }\n",
+             "inline.html": page("inline rules").replace(
+                 "</body>", '<script type="speculationrules">{"prefetch": [{"source": "list", '
+                 '"urls": ["/nav/b.html"]}]}</script></body>')}
     for name, body in files.items():
         with open(os.path.join(root, "nav", name), "w") as f:
             f.write(body)
@@ -148,6 +151,21 @@ def main():
                                             "-H", "sec-fetch-dest: document"])
         sr = [x for x in hs if x.lower().startswith("speculation-rules:")]
         T.eq(sr, ['speculation-rules: "/own-rules.json"'], "own.html's header")
+
+    @T.case("a page with inline speculation rules gets no header")
+    def _():
+        nav = ["-H", "sec-fetch-mode: navigate", "-H", "sec-fetch-dest: document"]
+        for _ in range(3):  # three sessions see the page (scanned) and go on to B
+            curl_head(h, "/nav/inline.html", nav)
+            h.settle()
+            curl_head(h, B, nav + ["-H", "referer: %s/nav/inline.html" % url])
+            h.settle()
+        rules = json.loads(T.run(["curl", "-sk", url + RULES + "?page=/nav/inline.html"]).stdout)
+        T.eq([u for r in rules["prefetch"] for u in r["urls"]], [B],
+             "inline.html's next pages (else this case cannot tell)")
+        hs = curl_head(h, "/nav/inline.html", nav)
+        T.eq([x for x in hs if x.lower().startswith("speculation-rules:")], [],
+             "inline.html's Speculation-Rules")
 
     @T.case("a new profile on A prefetches B before any click; the click needs no request")
     def _():

@@ -1149,6 +1149,26 @@ static void test_snapshot(void)
     pagemap_destroy(pm);
 }
 
+/* ---- inline speculation rules ------------------------------------------- */
+
+static void test_inline_rules(void)
+{
+    pagemap_t *pm = new_map();
+    pagemap_set_inline_rules(pm, "e.com/a", true); /* not in the map: ignored */
+    CHECK(!pagemap_inline_rules(pm, "e.com/a"));
+    go(pm, "e.com/a", "https://e.com/b", "c1"); /* creates A's entry */
+    CHECK(!pagemap_inline_rules(pm, "e.com/a"));
+    pagemap_set_inline_rules(pm, "e.com/a", true);
+    CHECK(pagemap_inline_rules(pm, "e.com/a"));
+    CHECK(!pagemap_inline_rules(pm, "e.com/b"));
+    pagemap_set_inline_rules(pm, "e.com/a", false); /* the last scan decides */
+    CHECK(!pagemap_inline_rules(pm, "e.com/a"));
+    pagemap_set_inline_rules(NULL, "e.com/a", true);
+    CHECK(!pagemap_inline_rules(NULL, "e.com/a"));
+    CHECK(!pagemap_inline_rules(pm, NULL));
+    pagemap_destroy(pm);
+}
+
 int main(void)
 {
     test_probabilities();
@@ -1162,5 +1182,6 @@ int main(void)
     test_selection();
     test_prefetch_use();
     test_snapshot();
+    test_inline_rules();
     return TESTUTIL_SUMMARY();
 }
