@@ -22,7 +22,7 @@ import chromelib as C
 import harness
 
 T = harness.Tests("learn_speculation", need=["chromium", "chromedriver", "openssl", "curl"],
-                  python_modules=["selenium"])
+                  python_modules=["selenium", "h2"])
 
 A = "/nav/a.html"
 B = "/nav/b.html"
@@ -239,6 +239,26 @@ def main():
         for k in ("headers", "rule_sets", "prefetches"):
             T.check(m.get("herald_speculation_%s_total" % k, 0) >= 1,
                     "herald_speculation_%s_total: %r" % (k, m))
+
+    @T.case("prefetches are limited per connection (--speculation-max=1: 2 at once)")
+    def _():
+        lim = T.herald(o, ["--speculation=prefetch", "--speculation-max=1"])
+        before = len(requests_for(o, B))
+        c = harness.H2(lim.port)
+        t0 = time.monotonic()
+        sids = [c.send_request("GET", B, [("sec-fetch-mode", "navigate"),
+                                          ("sec-fetch-dest", "document"),
+                                          ("sec-purpose", "prefetch")]) for _ in range(10)]
+        c.pump(20, lambda: all(c.done(s)() for s in sids))
+        elapsed = time.monotonic() - t0
+        c.close()
+        st = [c.result(s)["status"] for s in sids]
+        ok, refused = st.count(200), st.count(503)
+        T.eq(ok + refused, 10, "answers 200 or 503 (%r)" % st)
+        # a burst of 2, then one a second
+        T.check(2 <= ok <= 2 + int(elapsed) + 1, "%d prefetches passed in %.1fs" % (ok, elapsed))
+        T.eq(len(requests_for(o, B)) - before, ok, "prefetches that reached the origin")
+        lim.settle()
 
     @T.case("with --speculation=off nothing is added and the rule-set path is the origin's")
     def _():
