@@ -377,6 +377,10 @@ struct exchange {
     bool client_push;            /* h2: the peer's SETTINGS_ENABLE_PUSH is 1 */
     uint32_t client_max_streams; /* h2: the peer's SETTINGS_MAX_CONCURRENT_STREAMS */
     bool suppress_head;          /* delivery: do not forward this 1xx head (cleared after) */
+    /* An observer answers ex itself (set in on_request, with the origin hold
+     * taken): exchange_start() does not ask the origin; the observer ends
+     * in exchange_upstream_done(ex) like an origin side. */
+    bool answered_here;
 
     /* ---- the current response head's Link lines (exchange_resp_links) ---- */
     exchange_links_t links;

@@ -42,6 +42,10 @@ struct speculation {
     prefetch_t *tracker;   /* NULL when pm is */
     prefetch_stats_t last; /* the tracker's counters already added to `stats` */
     uv_timer_t timer;
+    /* Exchanges herald answers itself, on the next loop turn (answer_later). */
+    uv_idle_t idle;
+    struct local_answer *held;
+    size_t nheld, capheld;
 };
 
 typedef struct spec_conn {
@@ -247,26 +251,73 @@ static void select_next(const speculation_t *S, const config_t *cfg, const char 
 
 /* ---- herald's own answers ---- */
 
-static void respond(exchange_t *ex, int status, const char *ctype, const char *body, size_t len)
+/* Herald's own answer to ex, waiting for the next loop turn (see answer_later). */
+typedef struct local_answer {
+    exchange_t *ex;
+    int status;
+    const char *ctype; /* static */
+    char *body;        /* in ex->pool */
+    size_t len;
+} local_answer_t;
+
+static void respond(exchange_t *ex, const local_answer_t *a)
 {
-    ex->status = status;
+    ex->status = a->status;
     ex->resp_headers.n = 0;
-    headers_add_ref(&ex->resp_headers, &ex->pool, "content-type", 12, ctype, strlen(ctype));
+    headers_add_ref(&ex->resp_headers, &ex->pool, "content-type", 12, a->ctype, strlen(a->ctype));
     /* learned next pages change: a browser asks again on each page view */
     headers_add_ref(&ex->resp_headers, &ex->pool, "cache-control", 13, "no-store", 8);
     char *cl = mempool_alloc(&ex->pool, 24);
-    int n = snprintf(cl, 24, "%zu", len);
+    int n = snprintf(cl, 24, "%zu", a->len);
     headers_add_ref(&ex->resp_headers, &ex->pool, "content-length", 14, cl, (size_t)n);
-    ex->resp_content_length = (int64_t)len;
-    ex->t_first_byte = uv_hrtime();
+    ex->resp_content_length = (int64_t)a->len;
+    ex->t_upstream_sent = ex->t_first_byte = uv_hrtime();
     exchange_response_head(ex, true);
-    if (exchange_head_sent(ex) && strcmp(ex->method, "HEAD") != 0 && len > 0) {
-        ex->resp_body_bytes = len;
-        exchange_response_body(ex, (const uint8_t *)body, len);
+    if (exchange_head_sent(ex) && strcmp(ex->method, "HEAD") != 0 && a->len > 0) {
+        ex->resp_body_bytes = a->len;
+        exchange_response_body(ex, (const uint8_t *)a->body, a->len);
     }
     ex->t_end = uv_hrtime();
     if (ex->state == EXCHANGE_HEAD_SENT)
         exchange_response_end(ex);
+}
+
+static void on_idle(uv_idle_t *h)
+{
+    speculation_t *S = h->data;
+    local_answer_t *v = S->held;
+    size_t n = S->nheld;
+    S->held = NULL;
+    S->nheld = S->capheld = 0;
+    uv_idle_stop(&S->idle);
+    for (size_t i = 0; i < n; i++) {
+        if (v[i].ex->state == EXCHANGE_STARTED) /* not aborted meanwhile */
+            respond(v[i].ex, &v[i]);
+        exchange_upstream_done(v[i].ex);
+    }
+    free(v);
+}
+
+/*
+ * Answer ex from herald (inside exchange_start()'s on_request): ex is held
+ * as the origin side would hold it and answered on the next loop turn,
+ * once the frontend has the whole request (an h1 connection then stays
+ * open for the next one). `body` (len bytes) is copied into ex's pool.
+ */
+static void answer_later(speculation_t *S, exchange_t *ex, int status, const char *ctype,
+                         const char *body, size_t len)
+{
+    ex->answered_here = true;
+    ex->holders |= EXCHANGE_HOLD_ORIGIN;
+    if (S->nheld == S->capheld) {
+        S->capheld = S->capheld ? 2 * S->capheld : 8;
+        S->held = xrealloc(S->held, S->capheld * sizeof(*S->held));
+    }
+    char *copy = mempool_alloc(&ex->pool, len + 1);
+    memcpy(copy, body, len);
+    copy[len] = '\0';
+    S->held[S->nheld++] = (local_answer_t){ex, status, ctype, copy, len};
+    uv_idle_start(&S->idle, on_idle);
 }
 
 /* Answer the rule set of the page named by ex's ?page=. */
@@ -304,11 +355,9 @@ static void answer_rules(speculation_t *S, exchange_t *ex)
     if (rc == 0) {
         atomic_fetch_add(&stats.rule_sets, 1);
         atomic_fetch_add(&stats.rule_urls, spec.n);
-        char *body = mempool_alloc(&ex->pool, len + 1);
-        memcpy(body, json, len + 1);
-        respond(ex, 200, SPECULATION_MEDIA_TYPE, body, len);
+        answer_later(S, ex, 200, SPECULATION_MEDIA_TYPE, json, len);
     } else {
-        respond(ex, 500, "text/plain", "", 0);
+        answer_later(S, ex, 500, "text/plain", "", 0);
     }
     free(json);
     pagemap_spec_dispose(&spec);
@@ -397,7 +446,7 @@ static void on_request(void *data, exchange_t *ex)
     if (ex->role == EXCHANGE_ROLE_PREFETCH && spec_on(cfg) && !take_budget(S, ex)) {
         atomic_fetch_add(&stats.limited, 1);
         LOG_DEBUG("prefetch of %s refused: the connection's prefetch budget is spent", ex->path);
-        respond(ex, 503, "text/plain", "", 0);
+        answer_later(S, ex, 503, "text/plain", "", 0);
     }
 }
 
@@ -478,6 +527,8 @@ speculation_t *speculation_attach(exchange_ctx_t *x, pagemap_t *pm)
     if (S->tracker != NULL)
         uv_timer_start(&S->timer, on_timer, SPEC_EXPIRE_MS, SPEC_EXPIRE_MS);
     uv_unref((uv_handle_t *)&S->timer);
+    uv_idle_init(x->loop, &S->idle);
+    S->idle.data = S;
     return S;
 }
 
@@ -486,5 +537,6 @@ void speculation_detach(speculation_t *S)
     if (S == NULL)
         return;
     prefetch_destroy(S->tracker);
+    free(S->held); /* empty: the loop ran until the idle handle had nothing left */
     free(S);
 }

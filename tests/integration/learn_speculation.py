@@ -240,6 +240,27 @@ def main():
             T.check(m.get("herald_speculation_%s_total" % k, 0) >= 1,
                     "herald_speculation_%s_total: %r" % (k, m))
 
+    @T.case("HTTP/1.1: the rule set keeps the connection (pipelined HEAD, GET, origin GET)")
+    def _():
+        import socket
+        sk = socket.create_connection(("127.0.0.1", h.port), timeout=10)
+        sk.sendall(("HEAD %s?page=%s HTTP/1.1\r\nHost: x\r\n\r\n"
+                    "GET %s?page=%s HTTP/1.1\r\nHost: x\r\n\r\n"
+                    "GET %s HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n" % (
+                        RULES, A, RULES, A, B)).encode())
+        data = b""
+        end = time.monotonic() + 10
+        while time.monotonic() < end:
+            x = sk.recv(65536)
+            if not x:
+                break
+            data += x
+        sk.close()
+        text = data.decode("latin-1")
+        T.eq(text.count("HTTP/1.1 200 OK"), 3, "responses on one connection: %r" % text[:600])
+        T.eq(text.count('{"prefetch":'), 1, "rule-set bodies (HEAD has none)")
+        T.check("x-origin-id" in text.split('{"prefetch":', 1)[1], "B came from the origin")
+
     @T.case("prefetches are limited per connection (--speculation-max=1: 2 at once)")
     def _():
         lim = T.herald(o, ["--speculation=prefetch", "--speculation-max=1"])
