@@ -14,6 +14,7 @@ goes to the origin."""
 
 import json
 import os
+import shutil
 import time
 
 import adminlib as AL
@@ -227,6 +228,50 @@ def main():
         T.eq(st, 200, "unpin status")
         rules = json.loads(T.run(["curl", "-sk", url + RULES + "?page=" + A]).stdout)
         T.eq([u for r in rules["prefetch"] for u in r["urls"]], [B], "A's rule set after unpin")
+
+    @T.case("admin page in Chromium: A's next pages shown; ban on B's row bans it")
+    def _():
+        key = [p["key"] for p in AL.call(h, "GET", "/maps?q=a.html")[1]["pages"]
+               if p["key"].endswith("/nav/a.html")][0]
+        d, udd = C._driver(T.dir, None, None, None)
+        try:
+            d.set_page_load_timeout(30)
+            d.get("http://127.0.0.1:%d/" % h.admin_port)
+
+            def wait(js, what):
+                end = time.monotonic() + 10
+                while time.monotonic() < end:
+                    v = d.execute_script(js)
+                    if v:
+                        return v
+                    time.sleep(0.1)
+                raise harness.Failure("timed out waiting for " + what)
+
+            wait("return document.body.getAttribute('data-loaded')", "the page list")
+            rows = d.execute_script("""
+                const s = [...document.querySelectorAll('section.page')]
+                    .find(x => x.dataset.page === arguments[0]);
+                return s ? [...s.querySelectorAll('tr.next')].map(r => r.dataset.next) : null;""",
+                                    key)
+            T.check(rows is not None, "A's section not shown")
+            burl = [u for u in rows if u.endswith(B)]
+            T.eq(len(burl), 1, "B's row among A's next pages %r" % rows)
+            d.execute_script("""
+                const s = [...document.querySelectorAll('section.page')]
+                    .find(x => x.dataset.page === arguments[0]);
+                [...s.querySelectorAll('tr.next')].find(r => r.dataset.next === arguments[1])
+                    .querySelector('button.ban').click();""", key, burl[0])
+            wait("""return [...document.querySelectorAll('tr.next')].some(r =>
+                r.dataset.next === %r && r.classList.contains('banned'))""" % burl[0],
+                 "B's row to show banned")
+        finally:
+            d.quit()
+            shutil.rmtree(udd, ignore_errors=True)
+        _, page, _ = AL.call(h, "GET", "/maps/page?page=" + AL.q(key))
+        T.eq([x["state"] for x in page["next"] if x["url"] == burl[0]], ["banned"],
+             "B's state in /maps/page")
+        st, _, _ = AL.call(h, "POST", "/maps/unpin?page=%s&next=%s" % (AL.q(key), AL.q(burl[0])))
+        T.eq(st, 200, "unpin status")
 
     @T.case("metrics count headers, rule sets and prefetches")
     def _():
