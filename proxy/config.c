@@ -135,7 +135,7 @@ static const opt_def_t options[] = {
     {"speculation-min", OPT_NUMBER, OFF(speculation_min), "0.3", 0, 1,
      "least P(next page | page) of a next page in a rule set"},
     {"speculation-max", OPT_INT, OFF(speculation_max), "5", 0, 100,
-     "most URLs in one rule set; a connection may start twice that many browser prefetches "
+     "most URLs in one rule set; a client may start twice that many browser prefetches "
      "at once, then one a second (more are answered 503)"},
     {"speculation-deny", OPT_STRING, OFF(speculation_deny),
      "logout,log-out,log_out,signout,sign-out,sign_out,logoff,log-off,delete,remove,destroy,"

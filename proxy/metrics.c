@@ -187,8 +187,7 @@ static void render_speculation(sbuf_t *b, const speculation_stats_t *sp)
     counter(b, "speculation_prefetches_unknown_total",
             "Prefetches with no signal within the prefetch lifetime.", sp->unknown);
     counter(b, "speculation_prefetches_limited_total",
-            "Prefetches answered 503 because the connection's prefetch budget was spent.",
-            sp->limited);
+            "Prefetches answered 503 because the client's prefetch budget was spent.", sp->limited);
 }
 
 static void gauge(sbuf_t *b, const char *name, const char *help, uint64_t v)

@@ -6,8 +6,8 @@
  *                   exchange observer; its prefetch tracker (learn/prefetch.h)
  *                   and expiry timer go with it (speculation_detach, after
  *                   the worker's loop closed the timer).
- *   spec_conn_t     per client connection (client->state[slot]): its
- *                   prefetch budget; freed in on_client_close.
+ *   spec_budget_t   per client address, in the worker's fixed table (a
+ *                   client whose slot another takes starts afresh).
  * Rule sets are answered synchronously from on_request (the origin is never
  * asked): the response runs through every observer and the frontend like
  * any other.
@@ -35,6 +35,12 @@
 /** How often pending prefetches past their lifetime are settled. */
 #define SPEC_EXPIRE_MS 10000
 
+typedef struct spec_budget {
+    char addr[48];    /* the client's address; "" = free */
+    double tokens;    /* prefetches the client may start now */
+    uint64_t last_ms; /* loop time of the last refill */
+} spec_budget_t;
+
 struct speculation {
     exchange_ctx_t *x;
     pagemap_t *pm;
@@ -42,16 +48,12 @@ struct speculation {
     prefetch_t *tracker;   /* NULL when pm is */
     prefetch_stats_t last; /* the tracker's counters already added to `stats` */
     uv_timer_t timer;
+    spec_budget_t budgets[SPECULATION_CLIENTS]; /* by hash of the client address */
     /* Exchanges herald answers itself, on the next loop turn (answer_later). */
     uv_idle_t idle;
     struct local_answer *held;
     size_t nheld, capheld;
 };
-
-typedef struct spec_conn {
-    double tokens;    /* prefetches the connection may start now */
-    uint64_t last_ms; /* loop time of the last refill */
-} spec_conn_t;
 
 static struct {
     atomic_uint_fast64_t headers, origin_own, rule_sets, rule_urls, limited, sent, used, unused,
@@ -370,49 +372,29 @@ static void answer_rules(speculation_t *S, exchange_t *ex)
 
 /* ---- prefetch budget ---- */
 
-static spec_conn_t *conn_of(const speculation_t *S, const exchange_t *ex)
+/* Take one prefetch from the budget of ex's client; false when it is spent. */
+static bool take_budget(speculation_t *S, exchange_t *ex)
 {
-    if (ex->client == NULL || ex->client->closed)
-        return NULL;
-    return ex->client->state[S->slot];
-}
-
-/* Take one prefetch from ex's connection budget; false when it is spent. */
-static bool take_budget(const speculation_t *S, exchange_t *ex)
-{
-    spec_conn_t *sc = conn_of(S, ex);
-    if (sc == NULL)
-        return true;
     const config_t *cfg = ex->ctx->cfg;
     double cap = (double)(cfg->speculation_max > 0 ? cfg->speculation_max : 1) * SPECULATION_BURST;
     uint64_t now = uv_now(S->x->loop);
-    sc->tokens += (double)(now - sc->last_ms) / SPECULATION_REFILL_MS;
-    if (sc->tokens > cap)
-        sc->tokens = cap;
-    sc->last_ms = now;
-    if (sc->tokens < 1)
+    uint64_t h = 1469598103934665603ull; /* FNV-1a */
+    for (const char *p = ex->client_addr; *p != '\0'; p++)
+        h = (h ^ (unsigned char)*p) * 1099511628211ull;
+    spec_budget_t *b = &S->budgets[h % SPECULATION_CLIENTS];
+    if (strcmp(b->addr, ex->client_addr) != 0) {
+        snprintf(b->addr, sizeof(b->addr), "%s", ex->client_addr);
+        b->tokens = cap;
+        b->last_ms = now;
+    }
+    b->tokens += (double)(now - b->last_ms) / SPECULATION_REFILL_MS;
+    if (b->tokens > cap)
+        b->tokens = cap;
+    b->last_ms = now;
+    if (b->tokens < 1)
         return false;
-    sc->tokens -= 1;
+    b->tokens -= 1;
     return true;
-}
-
-/* ---- observer hooks ---- */
-
-static void on_client_open(void *data, exchange_client_t *cl)
-{
-    speculation_t *S = data;
-    spec_conn_t *sc = xcalloc(1, sizeof(*sc));
-    const config_t *cfg = S->x->cfg;
-    sc->tokens = (double)(cfg->speculation_max > 0 ? cfg->speculation_max : 1) * SPECULATION_BURST;
-    sc->last_ms = uv_now(S->x->loop);
-    cl->state[S->slot] = sc;
-}
-
-static void on_client_close(void *data, exchange_client_t *cl)
-{
-    speculation_t *S = data;
-    free(cl->state[S->slot]);
-    cl->state[S->slot] = NULL;
 }
 
 /* A request of the client other than a prefetch: settle what it answers. */
@@ -445,7 +427,7 @@ static void on_request(void *data, exchange_t *ex)
     }
     if (ex->role == EXCHANGE_ROLE_PREFETCH && spec_on(cfg) && !take_budget(S, ex)) {
         atomic_fetch_add(&stats.limited, 1);
-        LOG_DEBUG("prefetch of %s refused: the connection's prefetch budget is spent", ex->path);
+        LOG_DEBUG("prefetch of %s refused: the client's prefetch budget is spent", ex->path);
         answer_later(S, ex, 503, "text/plain", "", 0);
     }
 }
@@ -507,8 +489,6 @@ static void on_response_end(void *data, exchange_t *ex, bool ok)
 
 static const exchange_observer_t speculation_observer = {
     .name = "speculation",
-    .on_client_open = on_client_open,
-    .on_client_close = on_client_close,
     .on_request = on_request,
     .on_response_head = on_response_head,
     .on_response_end = on_response_end,

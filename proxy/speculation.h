@@ -6,7 +6,7 @@
  * learned next pages (pagemap_speculation, speculation_rules_json); the
  * origin never sees that path. Browser prefetches (learning classified them
  * EXCHANGE_ROLE_PREFETCH: no 103, no push, behind page requests in the
- * origin queue) are limited per connection, and whether they get used is
+ * origin queue) are limited per client address, and whether they get used is
  * measured (learn/prefetch.h) from the same client's later requests.
  *
  * speculation is an exchange observer (speculation_attach), registered
@@ -22,10 +22,12 @@
 #include "learn/pagemap.h"
 #include "proxy/exchange.h"
 
-/** A connection's prefetch budget: this many times --speculation-max at once... */
+/** A client's prefetch budget: this many times --speculation-max at once... */
 #define SPECULATION_BURST 2
 /** ...refilled at one prefetch per this many milliseconds. */
 #define SPECULATION_REFILL_MS 1000
+/** Client addresses with a prefetch budget per worker (a fixed table; colliding ones evict). */
+#define SPECULATION_CLIENTS 1024
 
 typedef struct speculation speculation_t;
 
@@ -64,7 +66,7 @@ typedef struct speculation_stats {
     uint64_t origin_own; /* page responses left alone: the origin sent its own header */
     uint64_t rule_sets;  /* rule sets answered */
     uint64_t rule_urls;  /* URLs in them */
-    uint64_t limited;    /* prefetches refused (503) by the per-connection limit */
+    uint64_t limited;    /* prefetches refused (503) by the per-client limit */
     uint64_t sent, used, unused, unknown; /* prefetches served 2xx and their outcomes */
 } speculation_stats_t;
 

@@ -306,7 +306,7 @@ def main():
         T.eq(text.count('{"prefetch":'), 1, "rule-set bodies (HEAD has none)")
         T.check("x-origin-id" in text.split('{"prefetch":', 1)[1], "B came from the origin")
 
-    @T.case("prefetches are limited per connection (--speculation-max=1: 2 at once)")
+    @T.case("prefetches are limited per client (--speculation-max=1: 2 at once)")
     def _():
         lim = T.herald(o, ["--speculation=prefetch", "--speculation-max=1"])
         before = len(requests_for(o, B))
