@@ -306,19 +306,23 @@ def main():
         T.eq(text.count('{"prefetch":'), 1, "rule-set bodies (HEAD has none)")
         T.check("x-origin-id" in text.split('{"prefetch":', 1)[1], "B came from the origin")
 
-    @T.case("prefetches are limited per client (--speculation-max=1: 2 at once)")
+    @T.case("prefetches are limited per client over its connections (--speculation-max=1: 2 at once)")
     def _():
         lim = T.herald(o, ["--speculation=prefetch", "--speculation-max=1"])
         before = len(requests_for(o, B))
-        c = harness.H2(lim.port)
+        # two connections of one client, five prefetches each
+        conns = [harness.H2(lim.port), harness.H2(lim.port)]
         t0 = time.monotonic()
-        sids = [c.send_request("GET", B, [("sec-fetch-mode", "navigate"),
-                                          ("sec-fetch-dest", "document"),
-                                          ("sec-purpose", "prefetch")]) for _ in range(10)]
-        c.pump(20, lambda: all(c.done(s)() for s in sids))
+        sids = [(c, c.send_request("GET", B, [("sec-fetch-mode", "navigate"),
+                                              ("sec-fetch-dest", "document"),
+                                              ("sec-purpose", "prefetch")]))
+                for c in conns for _ in range(5)]
+        for c in conns:
+            c.pump(20, lambda: all(x.done(s)() for x, s in sids if x is c))
         elapsed = time.monotonic() - t0
-        c.close()
-        st = [c.result(s)["status"] for s in sids]
+        for c in conns:
+            c.close()
+        st = [c.result(s)["status"] for c, s in sids]
         ok, refused = st.count(200), st.count(503)
         T.eq(ok + refused, 10, "answers 200 or 503 (%r)" % st)
         # a burst of 2, then one a second
