@@ -116,6 +116,20 @@ static void table_remove(pm_table_t *t, pm_hnode_t *node)
     }
 }
 
+/* The tables for pagemap_next.c (its targets table). */
+pm_hnode_t *pm_table_find(const pm_table_t *t, const char *key, uint64_t h)
+{
+    return table_find(t, key, h);
+}
+int pm_table_insert(pm_table_t *t, pm_hnode_t *node)
+{
+    return table_insert(t, node);
+}
+void pm_table_remove(pm_table_t *t, pm_hnode_t *node)
+{
+    table_remove(t, node);
+}
+
 double pm_confidence(const pm_edge_t *e)
 {
     return e->cn > 0 ? e->ch / e->cn : 0.0;
@@ -402,15 +416,17 @@ static void edge_remove_at(pagemap_t *pm, pm_page_t *p, size_t i)
 
 static size_t page_overrides(const pm_page_t *p)
 {
-    return p->n - p->nlearned;
+    return p->n - p->nlearned + pm_next_overrides(p);
 }
 
 static void page_free(pagemap_t *pm, pm_page_t *p)
 {
     while (p->n > 0)
         edge_remove_at(pm, p, p->n - 1);
+    pm_next_clear(pm, p, false);
     pm_set_template(pm, p, false);
     free(p->edges);
+    free(p->nexts);
     free(p->h.key);
     free(p->template_key);
     free(p);
@@ -421,6 +437,11 @@ static void page_remove(pagemap_t *pm, pm_page_t *p)
     table_remove(&pm->pages, &p->h);
     lru_unlink(pm, p);
     page_free(pm, p);
+}
+
+void pm_page_remove(pagemap_t *pm, pm_page_t *p)
+{
+    page_remove(pm, p);
 }
 
 pm_page_t *pm_page_find(pagemap_t *pm, const char *key)
@@ -603,6 +624,7 @@ void pagemap_destroy(pagemap_t *pm)
     clear_all(pm);
     free(pm->pages.b);
     free(pm->assets.b);
+    free(pm->targets.b);
     pthread_mutex_destroy(&pm->lock);
     free(pm);
 }
@@ -675,6 +697,9 @@ static int copy_page_info(const pm_page_t *p, pagemap_page_info_t *o)
     o->explore_cursor = p->explore_cursor;
     o->scan_validator = p->scan_validator;
     o->nedges = p->n;
+    o->navs = p->navs;
+    o->navs_total = p->navs_total;
+    o->nnext = p->nnext;
     return 0;
 }
 
@@ -940,6 +965,9 @@ int pagemap_forget_page(pagemap_t *pm, const char *page_key)
         p->status = 0;
         p->bytes_pushed = p->hints_sent = 0;
         p->followups_seen = false;
+        pm_next_clear(pm, p, true);
+        p->navs = 0;
+        p->navs_total = 0;
     }
     pthread_mutex_unlock(&pm->lock);
     return rc;
@@ -960,6 +988,11 @@ void pagemap_stats(pagemap_t *pm, pagemap_stats_t *out)
     out->pages_evicted = pm->pages_evicted;
     out->edges_evicted = pm->edges_evicted;
     out->visits_committed = atomic_load_explicit(&pm->visits_committed, memory_order_relaxed);
+    out->nexts = pm->nnexts;
+    out->next_pinned = pm->nnext_pinned;
+    out->next_banned = pm->nnext_banned;
+    out->targets = pm->targets.n;
+    out->navigations_committed = pm->navigations_committed;
     pthread_mutex_unlock(&pm->lock);
 }
 
@@ -977,6 +1010,7 @@ void pagemap_dump_dispose(pagemap_dump_t *d)
     for (size_t i = 0; i < d->n; i++) {
         pagemap_page_info_dispose(&d->pages[i].info);
         pagemap_edge_infos_free(d->pages[i].edges, d->pages[i].nedges);
+        pagemap_next_infos_free(d->pages[i].next, d->pages[i].nnext);
     }
     free(d->pages);
     d->pages = NULL;
@@ -1001,6 +1035,8 @@ int pagemap_dump(pagemap_t *pm, pagemap_dump_t *out)
             break;
         out->n++;
         rc = copy_edges(p, &dp->edges, &dp->nedges);
+        if (rc == 0)
+            rc = pm_next_copy(p, NULL, &dp->next, &dp->nnext);
     }
     pthread_mutex_unlock(&pm->lock);
     if (rc != 0)
@@ -1038,6 +1074,11 @@ static int restore_page(pagemap_t *pm, const pagemap_dump_page_t *dp)
     p->explored = i->explored;
     p->explore_cursor = i->explore_cursor;
     p->scan_validator = i->scan_validator;
+    p->navs = i->navs;
+    p->navs_total = i->navs_total;
+    int rc = pm_next_restore(pm, p, dp->next, dp->nnext);
+    if (rc != 0)
+        return rc;
     for (size_t k = 0; k < dp->nedges; k++) {
         const pagemap_edge_info_t *ei = &dp->edges[k];
         if (ei->key == NULL || pm_edge_find(p, pm_asset_find(pm, ei->key)) != NULL)

@@ -60,6 +60,10 @@
  *    pagemap_note_delivery(); they are not evidence.
  *
  * Planning (pagemap_plan; plan.c): see pagemap_plan() and pagemap_verdict_t.
+ *
+ * Next pages (pagemap_commit_navigation, pagemap_speculation; next.c,
+ * speculate.c): where visitors go from each page and its template, with
+ * the facts that make a next page safe to prefetch; see "next pages" below.
  */
 #ifndef HERALD_PAGEMAP_H
 #define HERALD_PAGEMAP_H
@@ -412,6 +416,9 @@ typedef struct pagemap_page_info {
     uint64_t explore_cursor; /* rotation position (hash of the last key held back) */
     uint64_t scan_validator; /* validators of the last scanned visit (pagemap_should_scan) */
     size_t nedges;           /* including pinned and banned */
+    double navs;             /* decayed count of sessions that navigated away from it */
+    uint64_t navs_total;     /* ... in all */
+    size_t nnext;            /* next pages, including pinned and banned */
 } pagemap_page_info_t;
 
 /** A copied-out edge with its asset's metadata. Strings malloc'd, owned by the struct. */
@@ -515,6 +522,10 @@ typedef struct pagemap_stats {
     uint64_t pages_evicted;
     uint64_t edges_evicted;
     uint64_t visits_committed;
+    size_t nexts;                    /* next-page edges of every entry, all states */
+    size_t next_pinned, next_banned; /* of those */
+    size_t targets;                  /* distinct next pages (their navigation facts) */
+    uint64_t navigations_committed;  /* transitions counted (pagemap_commit_navigation) */
 } pagemap_stats_t;
 
 /**
@@ -529,6 +540,260 @@ void pagemap_stats(pagemap_t *pm, pagemap_stats_t *out);
  */
 uint64_t pagemap_visits_committed(pagemap_t *pm);
 
+/* ---- next pages (pagemap_next.c, pagemap_speculate.c) ------------------- */
+
+/*
+ * Where visitors go from a page (docs/learning.md, "Next pages"). Every
+ * entry (page or template) keeps, per next page B, a decayed count of the
+ * sessions that navigated from it to B, and its own decayed count of
+ * sessions that navigated away at all; P(next = B | entry) = count / navs.
+ * A next page is identified by its page key and shared by every entry that
+ * names it, with the facts of its own navigations (status, what made it
+ * unsafe to prefetch, distinct clients), refcounted like assets.
+ */
+
+/** Learned next pages per entry, at most (the least likely evicted first); pins and bans come on
+ * top. */
+#define PAGEMAP_MAX_NEXT 16
+/** A learned next page is proposed only after this many sessions navigated to it from the entry. */
+#define PAGEMAP_NEXT_MIN_NAVS 2
+/**
+ * A next page whose URL has a query or an id-like path segment
+ * (template_segment_is_id) is proposed only once this many distinct clients
+ * navigated to that exact URL: a value private to one client (a session or
+ * CSRF token) never reaches another client's rule set.
+ */
+#define PAGEMAP_NEXT_MIN_CLIENTS 2
+/** Consecutive clean navigations of a next page (200, HTML, none of the unsafe facts) that clear
+ * its unsafe facts. */
+#define PAGEMAP_NEXT_CLEAN_NAVS 16
+/** Default minimum P(next | page) of a proposed next page (--speculation-min). */
+#define PAGEMAP_SPEC_DEFAULT_MIN 0.3
+/** Default most URLs in one rule set (--speculation-max). */
+#define PAGEMAP_SPEC_DEFAULT_MAX 5
+/** The most likely learned next page is prefetched `immediate` from this probability on; the rest
+ * `moderate`. */
+#define PAGEMAP_SPEC_IMMEDIATE 0.5
+/** A next page loses its rule when at least this many known prefetch outcomes... */
+#define PAGEMAP_SPEC_MIN_KNOWN 4
+/** ...show a decayed use rate (used / (used + unused)) below this. */
+#define PAGEMAP_SPEC_MIN_USE 0.3
+/** A known outcome this long after the previous one starts a fresh use record (a lost rule is
+ * retried). */
+#define PAGEMAP_SPEC_RETRY_MS (24 * 3600 * 1000LL)
+
+/** Facts of a next page's own navigations that make it unsafe to prefetch (bitmask). */
+enum pagemap_unsafe_bits {
+    PAGEMAP_UNSAFE_SET_COOKIE = 1u << 0,    /* a navigation of it was answered with Set-Cookie */
+    PAGEMAP_UNSAFE_REDIRECT = 1u << 1,      /* ... with a redirect (3xx other than 304) */
+    PAGEMAP_UNSAFE_NOT_HTML = 1u << 2,      /* ... with a 2xx that was not text/html */
+    PAGEMAP_UNSAFE_AUTHORIZATION = 1u << 3, /* a navigation of it carried Authorization */
+};
+#define PAGEMAP_UNSAFE_NBITS 4
+/** Static name of one unsafe bit index ("set-cookie", "redirect", "not-html", "authorization"). */
+const char *pagemap_unsafe_name(unsigned bit);
+
+/** One navigation, reported when its response is known (visit_commit does this). Borrowed. */
+typedef struct pagemap_nav {
+    const char *page_key; /* the page navigated to (B), required */
+    const char *url;      /* its normalised absolute URL, required */
+    /*
+     * The page it came from (A: the same-origin Referer, not B itself, not a
+     * reload) and A's template key, or NULL: then only B's facts are recorded.
+     */
+    const char *from_page_key;
+    const char *from_template_key;
+    const char
+        *client; /* the client's identity (its address) for distinct clients; NULL or "" unknown */
+    int64_t now_ms;  /* wall clock */
+    int status;      /* B's final status */
+    bool html;       /* B's response is text/html */
+    bool set_cookie; /* B's response set a cookie */
+    bool authorized; /* B's request carried Authorization */
+    /*
+     * One session's weight (session.h): count_from moves A's navigations
+     * away (once per session per A), count_pair A's count of B (once per
+     * session per (A, B)); the same for A's template.
+     */
+    bool count_from, count_pair;
+    bool count_template_from, count_template_pair;
+} pagemap_nav_t;
+
+/**
+ * Record one navigation of n->page_key. Its facts (last status except 304;
+ * PAGEMAP_UNSAFE_* bits, kept until PAGEMAP_NEXT_CLEAN_NAVS clean
+ * navigations in a row; the client, for distinct clients) go to the next
+ * page shared by every entry that names it, when one does. When it is a
+ * transition (from_page_key set, status 2xx, HTML, not authorized, B is not
+ * A and neither is herald's rule-set URL), it also moves A's entry and A's
+ * template entry (created when missing): with count_from, navs = navs*d + 1
+ * and every next page's count decays by d; with count_pair, B's count grows
+ * by 1 (never above navs). A banned next page counts nothing.
+ * Returns 0 (also when nothing counted), HERALD_EINVAL (NULL map, nav, page
+ * key or URL) or HERALD_ENOMEM (partly applied; consistent).
+ */
+int pagemap_commit_navigation(pagemap_t *pm, const pagemap_nav_t *n);
+
+/** What became of a prefetch herald proposed (learn/prefetch.h measures it). */
+typedef enum pagemap_prefetch_event {
+    PAGEMAP_PREFETCH_SENT,   /* the browser prefetched it through herald */
+    PAGEMAP_PREFETCH_USED,   /* the client then used it (follow-ups or an onward navigation from it)
+                              */
+    PAGEMAP_PREFETCH_UNUSED, /* the client navigated to it again: the prefetch was not used */
+    PAGEMAP_PREFETCH_UNKNOWN, /* no signal within the prefetch lifetime */
+} pagemap_prefetch_event_t;
+
+/**
+ * Count a prefetch event of next page `next_key` proposed for the page
+ * `from_page_key` (and its template `from_template_key`, NULL none) on
+ * both entries' next-page edges. USED and UNUSED are known outcomes: they
+ * move the decayed use rate (hits*d + used over known*d + 1); a known
+ * outcome PAGEMAP_SPEC_RETRY_MS after the previous one first clears the use
+ * record. `now_ms` is the wall clock. Returns 0, HERALD_ENOTFOUND (neither
+ * entry names it) or HERALD_EINVAL.
+ */
+int pagemap_note_prefetch(pagemap_t *pm, const char *from_page_key, const char *from_template_key,
+                          const char *next_key, pagemap_prefetch_event_t event, int64_t now_ms);
+
+/** Why a next page is or is not proposed, in the order it is decided. PINNED and LIKELY are
+ * proposed. */
+typedef enum pagemap_next_verdict {
+    PAGEMAP_NEXT_PINNED = 0,   /* the operator pinned it (safety still applies) */
+    PAGEMAP_NEXT_LIKELY,       /* P >= the minimum, enough navigations, prefetches used */
+    PAGEMAP_NEXT_UNLIKELY,     /* P below the minimum */
+    PAGEMAP_NEXT_TWO_NAVS,     /* fewer than PAGEMAP_NEXT_MIN_NAVS sessions went there from here */
+    PAGEMAP_NEXT_UNUSED,       /* its prefetches are seldom used (PAGEMAP_SPEC_MIN_USE) */
+    PAGEMAP_NEXT_PRIVATE,      /* query or id in the URL, sent by too few distinct clients */
+    PAGEMAP_NEXT_UNSAFE,       /* never seen answered 200 HTML, or an unsafe fact */
+    PAGEMAP_NEXT_DENIED,       /* matches a deny pattern (learn/speculation.h) */
+    PAGEMAP_NEXT_SELF,         /* the page itself */
+    PAGEMAP_NEXT_OTHER_ORIGIN, /* another authority */
+    PAGEMAP_NEXT_BANNED,
+    PAGEMAP_NEXT_VERDICT_COUNT_
+} pagemap_next_verdict_t;
+
+/** Static name of a next-page verdict ("likely", ...). */
+const char *pagemap_next_verdict_name(pagemap_next_verdict_t v);
+
+/** Options of a rule-set selection. pagemap_spec_opts_init() gives the defaults. */
+typedef struct pagemap_spec_opts {
+    double min_probability; /* in [0, 1] */
+    double immediate;       /* the most likely gets `immediate` from this P on */
+    size_t max_urls;        /* 0 = no URL at all */
+    /* Deny patterns (speculation_denied), borrowed; NULL = the default list. */
+    const char *const *deny;
+    size_t ndeny;
+    int64_t now_ms; /* wall clock: a rule lost to unused prefetches is retried later */
+} pagemap_spec_opts_t;
+
+/** Fill *o with PAGEMAP_SPEC_DEFAULT_MIN, PAGEMAP_SPEC_IMMEDIATE, PAGEMAP_SPEC_DEFAULT_MAX, the
+ * default deny list, now 0. */
+void pagemap_spec_opts_init(pagemap_spec_opts_t *o);
+
+/** A copied-out next page. Strings malloc'd, owned by the struct. */
+typedef struct pagemap_next_info {
+    char *key;          /* the next page's page key */
+    char *url;          /* its absolute URL */
+    double count;       /* decayed sessions that went there from the entry */
+    double probability; /* count / the entry's navs (0 when none) */
+    uint64_t navs;      /* sessions that went there from the entry, in all */
+    int64_t first_seen_ms, last_seen_ms;
+    pagemap_edge_state_t state;
+    /* prefetches proposed by this entry */
+    uint64_t sent, used, unused, unknown;
+    double use_hits, use_known; /* decayed known outcomes: used, and used + unused */
+    uint64_t use_n;             /* known outcomes since the use record was last cleared */
+    int64_t last_outcome_ms;    /* wall clock of the last known outcome, 0 none */
+    /* facts of its own navigations (shared by every entry naming it) */
+    int status;         /* last status of a navigation of it, 0 never seen */
+    unsigned unsafe;    /* PAGEMAP_UNSAFE_* */
+    unsigned clean_run; /* clean navigations since the last unsafe one */
+    unsigned nclients;  /* distinct clients seen navigating to it (saturates) */
+    uint64_t clients[PAGEMAP_NEXT_MIN_CLIENTS]; /* their hashes */
+    bool private_url; /* query or id-like segment: needs PAGEMAP_NEXT_MIN_CLIENTS */
+    /* computed when copied out, with the options given (defaults for a dump) */
+    pagemap_next_verdict_t verdict;
+    const char *reason; /* static, never NULL */
+} pagemap_next_info_t;
+
+/** Free the strings of one next info (not the struct). */
+void pagemap_next_info_dispose(pagemap_next_info_t *x);
+/** Free an array of n next infos and the array. */
+void pagemap_next_infos_free(pagemap_next_info_t *v, size_t n);
+
+/**
+ * Copy out an entry's next pages, most likely first (then key), with their
+ * verdicts under `opts` (NULL = defaults). *out (NULL when *n == 0) is
+ * owned by the caller: pagemap_next_infos_free. Returns 0,
+ * HERALD_ENOTFOUND (no such entry), HERALD_EINVAL or HERALD_ENOMEM.
+ */
+int pagemap_next_get(pagemap_t *pm, const char *page_key, const pagemap_spec_opts_t *opts,
+                     pagemap_next_info_t **out, size_t *n);
+
+/**
+ * Set the state of the next page `next_url` (normalised absolute URL; its
+ * page key is derived) of entry `page_key`. PINNED or BANNED on a missing
+ * one (or entry) creates it; LEARNED turns a pin or ban back into a
+ * learned next page. Returns 0, HERALD_ENOTFOUND (LEARNED on a missing
+ * one), HERALD_EINVAL (bad URL) or HERALD_ENOMEM.
+ */
+int pagemap_next_set_state(pagemap_t *pm, const char *page_key, const char *next_url,
+                           pagemap_edge_state_t state);
+
+/** Remove one next page of an entry, whatever its state. Returns 0, HERALD_ENOTFOUND or
+ * HERALD_EINVAL. */
+int pagemap_forget_next(pagemap_t *pm, const char *page_key, const char *next_url);
+
+typedef enum pagemap_eagerness {
+    PAGEMAP_EAGER_IMMEDIATE,
+    PAGEMAP_EAGER_MODERATE,
+} pagemap_eagerness_t;
+
+/** One URL of a rule set. Strings malloc'd, owned by the set. */
+typedef struct pagemap_spec_item {
+    char *url; /* absolute, same authority as the page */
+    char *key; /* its page key (learn/prefetch.h reports outcomes by it) */
+    double probability;
+    pagemap_eagerness_t eagerness;
+    bool pinned;
+} pagemap_spec_item_t;
+
+/** A copied-out rule set selection: free with pagemap_spec_dispose. */
+typedef struct pagemap_spec {
+    pagemap_spec_item_t *items; /* pins first, then most likely first */
+    size_t n;
+    pagemap_plan_source_t source; /* the entry used: PAGE, TEMPLATE or NONE */
+} pagemap_spec_t;
+
+/**
+ * The next pages to prefetch from page `page_key` (its template
+ * `template_key`, NULL none; `authority` host[:port] of the page, NULL =
+ * the page key's): of the page entry, or when it proposes none of the
+ * template entry; those whose verdict is PINNED or LIKELY (see
+ * pagemap_next_verdict_t: never banned, denied, unsafe or private, never
+ * the page itself, never another authority), pins first then by
+ * probability, at most opts->max_urls. The most likely learned one is
+ * IMMEDIATE when its P >= opts->immediate, every other MODERATE. Does not
+ * touch the LRU order. *out is overwritten; on error it is left empty.
+ * Returns 0, HERALD_EINVAL or HERALD_ENOMEM.
+ */
+int pagemap_speculation(pagemap_t *pm, const char *page_key, const char *template_key,
+                        const char *authority, const pagemap_spec_opts_t *opts,
+                        pagemap_spec_t *out);
+
+/** Free a selection and zero it. NULL is a no-op. */
+void pagemap_spec_dispose(pagemap_spec_t *spec);
+
+/**
+ * Record whether page `page_key`'s HTML, as just scanned, carries an inline
+ * `<script type=speculationrules>` (the page asks for its own prefetches:
+ * herald adds no rules of its own to it). Kept in memory only, not in
+ * snapshots. A page not in the map is ignored. NULL arguments are a no-op.
+ */
+void pagemap_set_inline_rules(pagemap_t *pm, const char *page_key, bool has);
+/** What pagemap_set_inline_rules last recorded for page_key; false when unknown. */
+bool pagemap_inline_rules(pagemap_t *pm, const char *page_key);
+
 /* ---- bulk copy (snapshot) ----------------------------------------------- */
 
 /** A deep copy of pages with their edges. */
@@ -536,6 +801,8 @@ typedef struct pagemap_dump_page {
     pagemap_page_info_t info;
     pagemap_edge_info_t *edges;
     size_t nedges;
+    pagemap_next_info_t *next; /* next pages, NULL when none */
+    size_t nnext;
 } pagemap_dump_page_t;
 
 typedef struct pagemap_dump {

@@ -1,8 +1,10 @@
 /*
- * The insides of the learned map, shared by its three files and by nothing
+ * The insides of the learned map, shared by its files and by nothing
  * else: pagemap.c (the store: tables, LRU, caps, admin copy-out, dump and
- * restore), pagemap_evidence.c (pagemap_commit_visit) and pagemap_plan.c
- * (pagemap_plan and the verdict of an edge). Every function here expects
+ * restore), pagemap_evidence.c (pagemap_commit_visit), pagemap_plan.c
+ * (pagemap_plan and the verdict of an edge), pagemap_next.c (next pages:
+ * navigations, prefetch outcomes, steering, copy-out) and
+ * pagemap_speculate.c (their verdicts and the rule-set selection). Every function here expects
  * the map's lock to be held by its caller. Names start with pm_.
  */
 #ifndef HERALD_PAGEMAP_IMPL_H
@@ -60,6 +62,35 @@ typedef struct pm_edge {
     bool named; /* scratch: ... that discovery named or the client fetched */
 } pm_edge_t;
 
+/**
+ * A next page shared by every entry that navigates to it, refcounted by
+ * next edges: the facts of its own navigations (pagemap_commit_navigation).
+ */
+typedef struct pm_target {
+    pm_hnode_t h; /* first: the table links targets through it; key = its page key */
+    char *url;
+    size_t refs;
+    int status;         /* last status of a navigation of it (not 304), 0 never */
+    unsigned unsafe;    /* PAGEMAP_UNSAFE_* */
+    unsigned clean_run; /* clean navigations since the last unsafe one */
+    unsigned nclients;
+    uint64_t clients[PAGEMAP_NEXT_MIN_CLIENTS];
+    bool private_url; /* query or id-like segment */
+} pm_target_t;
+
+/** An entry's next page: how often sessions went there, and its prefetches' fate. */
+typedef struct pm_next {
+    pm_target_t *target;
+    double count; /* decayed sessions that went there from the entry */
+    uint64_t navs;
+    int64_t first_seen, last_seen;
+    pagemap_edge_state_t state;
+    uint64_t sent, used, unused, unknown;
+    double use_hits, use_known;
+    uint64_t use_n;
+    int64_t last_outcome;
+} pm_next_t;
+
 typedef struct pm_page {
     pm_hnode_t h;
     struct pm_page *prev, *next; /* LRU: pm->head is the most recent */
@@ -81,18 +112,26 @@ typedef struct pm_page {
     uint64_t clean_total, cold_total;
     uint64_t plans, explored, explore_cursor;
     uint64_t scan_validator;
+    pm_next_t *nexts; /* next pages (pagemap_next.c) */
+    size_t nnext, capnext, nnext_learned;
+    double navs; /* decayed sessions that navigated away */
+    uint64_t navs_total;
+    bool inline_rules; /* its HTML, as last scanned, has inline speculation rules (not saved) */
 } pm_page_t;
 
 struct pagemap {
     pthread_mutex_t lock;
     pagemap_config_t cfg;
-    pm_table_t pages, assets;
+    pm_table_t pages, assets, targets;
     pm_page_t *head, *tail;
     uint64_t pages_evicted, edges_evicted;
     /* Kept as edges and pages change, so that pagemap_stats() (a /metrics
      * scrape) holds the lock for O(1), not for a walk of every edge:
      * edges of every page, those pinned and banned, template entries. */
     size_t nedges, npinned, nbanned, ntemplates;
+    size_t nnexts;                     /* next-page edges of every entry */
+    size_t nnext_pinned, nnext_banned; /* of those */
+    uint64_t navigations_committed;
     /* Written under the lock, read without it (pagemap_visits_committed). */
     _Atomic uint64_t visits_committed;
 };
@@ -122,6 +161,8 @@ pm_page_t *pm_page_find(pagemap_t *pm, const char *key);
 /** The page for key, created (evicting under the cap) when missing; NULL on ENOMEM. */
 pm_page_t *pm_page_get(pagemap_t *pm, const char *key, bool *created);
 void pm_lru_touch(pagemap_t *pm, pm_page_t *p);
+/** Unlink and free a page entry with everything it holds. */
+void pm_page_remove(pagemap_t *pm, pm_page_t *p);
 
 pm_edge_t *pm_edge_find(pm_page_t *p, const pm_asset_t *a);
 /**
@@ -149,6 +190,34 @@ size_t pm_origin_len(const char *url);
  */
 cachepolicy_hint_t pm_hint(const pm_asset_t *a, const pm_edge_t *e, double think_ms,
                            const char **why);
+
+/* ---- next pages (pagemap_next.c, pagemap_speculate.c) ---- */
+
+/** The hash tables' node operations, for the targets table (pagemap.c). */
+pm_hnode_t *pm_table_find(const pm_table_t *t, const char *key, uint64_t h);
+int pm_table_insert(pm_table_t *t, pm_hnode_t *node);
+void pm_table_remove(pm_table_t *t, pm_hnode_t *node);
+
+/** Remove p's next pages: every one, or (learned_only) the learned ones; navs counters stay. */
+void pm_next_clear(pagemap_t *pm, pm_page_t *p, bool learned_only);
+/** Next pages of p that are pinned or banned (they keep the entry over the page cap). */
+size_t pm_next_overrides(const pm_page_t *p);
+/** Copy out p's next pages with verdicts under o (NULL defaults), most likely first. */
+int pm_next_copy(const pm_page_t *p, const pagemap_spec_opts_t *o, pagemap_next_info_t **out,
+                 size_t *n);
+/** Load dumped next pages into p (restore); learned ones past PAGEMAP_MAX_NEXT are dropped. */
+int pm_next_restore(pagemap_t *pm, pm_page_t *p, const pagemap_next_info_t *v, size_t n);
+/** count / navs of x in p, 0 when p has none. */
+double pm_next_probability(const pm_page_t *p, const pm_next_t *x);
+
+/**
+ * Why x (a next page of entry p) is or is not proposed for the page
+ * `self_key` at `authority` (host[:port], NULL = p's key's) under o.
+ * `why` gets a static reason.
+ */
+pagemap_next_verdict_t pm_next_verdict(const pm_page_t *p, const pm_next_t *x, const char *self_key,
+                                       const char *authority, const pagemap_spec_opts_t *o,
+                                       const char **why);
 
 /* ---- verdicts (pagemap_plan.c) ---- */
 

@@ -22,7 +22,7 @@ struct session {
     uint64_t window_ms;
     slot_t *slots; /* most recent last */
     size_t n, cap;
-    strring_t requested, pushed, pages;
+    strring_t requested, pushed, pages, navs;
 };
 
 static bool ring_has(const strring_t *r, const char *s)
@@ -74,6 +74,50 @@ static bool has_word(const char *v, const char *t)
     return false;
 }
 
+/* Does the comma/semicolon-separated header value name token t (case-insensitive)? */
+static bool has_token(const char *v, const char *t)
+{
+    size_t n = strlen(t);
+    for (const char *p = v; v != NULL && *p;) {
+        p += strspn(p, " \t,;");
+        size_t len = strcspn(p, ",;");
+        size_t trim = len;
+        while (trim > 0 && (p[trim - 1] == ' ' || p[trim - 1] == '\t'))
+            trim--;
+        if (trim == n && strncasecmp(p, t, n) == 0)
+            return true;
+        p += len;
+    }
+    return false;
+}
+
+session_class_t session_classify_purpose(session_class_t cls, const char *sec_purpose)
+{
+    if ((cls == SESSION_PAGE || cls == SESSION_MAYBE_PAGE) && has_token(sec_purpose, "prefetch"))
+        return SESSION_PREFETCH;
+    return cls;
+}
+
+bool session_is_reload(const char *cache_control, const char *pragma)
+{
+    if (has_token(pragma, "no-cache") || has_token(cache_control, "no-cache"))
+        return true;
+    for (const char *p = cache_control; p != NULL && *p;) {
+        p += strspn(p, " \t,");
+        size_t len = strcspn(p, ",");
+        if (len > 8 && strncasecmp(p, "max-age=", 8) == 0) {
+            size_t zeros = strspn(p + 8, "0");
+            size_t rest = 8 + zeros;
+            while (rest < len && (p[rest] == ' ' || p[rest] == '\t'))
+                rest++;
+            if (zeros > 0 && rest == len)
+                return true; /* max-age=0 (or 00...) */
+        }
+        p += len;
+    }
+    return false;
+}
+
 session_class_t session_classify(const char *method, const char *sec_fetch_dest,
                                  const char *sec_fetch_mode, const char *accept)
 {
@@ -103,6 +147,7 @@ int session_create(uint64_t window_ms, session_t **out)
     s->window_ms = window_ms;
     s->requested.cap = s->pushed.cap = SESSION_URLS;
     s->pages.cap = SESSION_PAGES;
+    s->navs.cap = SESSION_NAVS;
     *out = s;
     return 0;
 }
@@ -117,12 +162,14 @@ void session_destroy(session_t *s)
     ring_dispose(&s->requested);
     ring_dispose(&s->pushed);
     ring_dispose(&s->pages);
+    ring_dispose(&s->navs);
     free(s);
 }
 
 static bool slot_open(const slot_t *sl, uint64_t now)
 {
-    return visit_state(sl->v) == VISIT_OPEN && now < sl->due && !visit_not_html(sl->v);
+    return visit_state(sl->v) == VISIT_OPEN && now < sl->due && !visit_not_html(sl->v) &&
+           !visit_dormant(sl->v);
 }
 
 session_class_t session_resolve(session_t *s, session_class_t cls, bool has_referer, uint64_t now)
@@ -133,9 +180,108 @@ session_class_t session_resolve(session_t *s, session_class_t cls, bool has_refe
                                                                    : SESSION_SUBRESOURCE;
 }
 
+/*
+ * The ring entry of a transition: "F\n<from>" for a source, "P\n<from>\n<page>"
+ * for a pair. malloc'd; NULL on ENOMEM.
+ */
+static char *nav_entry(const char *from, const char *page)
+{
+    size_t lf = strlen(from), lp = page ? strlen(page) : 0;
+    char *e = malloc(lf + lp + 4);
+    if (e == NULL)
+        return NULL;
+    e[0] = page ? 'P' : 'F';
+    e[1] = '\n';
+    memcpy(e + 2, from, lf);
+    if (page) {
+        e[2 + lf] = '\n';
+        memcpy(e + 3 + lf, page, lp + 1);
+    } else {
+        e[2 + lf] = '\0';
+    }
+    return e;
+}
+
+/*
+ * Claim one transition entry: *counts is whether it was new. With `remember`
+ * it is added to the ring (on ENOMEM *counts becomes false: what cannot be
+ * remembered does not count). 0 or HERALD_ENOMEM.
+ */
+static int nav_claim(session_t *s, const char *from, const char *page, bool *counts)
+{
+    *counts = false;
+    if (from == NULL)
+        return 0;
+    char *e = nav_entry(from, page);
+    if (e == NULL)
+        return HERALD_ENOMEM;
+    int rc = 0;
+    if (!ring_has(&s->navs, e)) {
+        rc = ring_add(&s->navs, e);
+        *counts = rc == 0;
+    }
+    free(e);
+    return rc;
+}
+
+/* Decide (and remember) the transition weight of v. 0 or HERALD_ENOMEM (what failed counts not). */
+static int nav_counts(session_t *s, visit_t *v)
+{
+    const char *from = visit_from_page_key(v), *tfrom = visit_from_template_key(v);
+    const char *page = visit_page_key(v);
+    bool f = false, p = false, tf = false, tp = false;
+    int rc = nav_claim(s, from, NULL, &f);
+    int rc2 = nav_claim(s, from, page, &p);
+    rc = rc ? rc : rc2;
+    rc2 = nav_claim(s, tfrom, NULL, &tf);
+    rc = rc ? rc : rc2;
+    rc2 = nav_claim(s, tfrom, page, &tp);
+    rc = rc ? rc : rc2;
+    visit_set_nav_counts(v, f, p, tf, tp);
+    return rc;
+}
+
+/* Whether the page (and template) of a visit count, remembering them. 0 or HERALD_ENOMEM. */
+static int page_counts(session_t *s, const char *page_key, const char *template_key, bool *counts,
+                       bool *counts_template)
+{
+    *counts = !ring_has(&s->pages, page_key);
+    *counts_template = *counts && template_key != NULL && !ring_has(&s->pages, template_key);
+    int rc = ring_add(&s->pages, page_key);
+    if (rc == 0 && template_key != NULL)
+        rc = ring_add(&s->pages, template_key);
+    if (rc != 0)
+        *counts = *counts_template = false;
+    return rc;
+}
+
+/* The visitor is on a prefetched page: its dormant visit becomes an open one from now. */
+static int activate(session_t *s, slot_t *sl, uint64_t now)
+{
+    bool counts, counts_template;
+    int rc =
+        page_counts(s, visit_page_key(sl->v), visit_template_key(sl->v), &counts, &counts_template);
+    visit_activate(sl->v, counts, counts_template);
+    int rc2 = nav_counts(s, sl->v);
+    sl->due = now + s->window_ms;
+    return rc ? rc : rc2;
+}
+
+/* The dormant visit of a prefetch of url still waiting at now, or NULL. */
+static slot_t *dormant_of(session_t *s, const char *url, uint64_t now)
+{
+    for (size_t i = s->n; url != NULL && i-- > 0;) {
+        slot_t *sl = &s->slots[i];
+        if (visit_dormant(sl->v) && now < sl->due && visit_state(sl->v) == VISIT_OPEN &&
+            !visit_not_html(sl->v) && strcmp(visit_url(sl->v), url) == 0)
+            return sl;
+    }
+    return NULL;
+}
+
 int session_open(session_t *s, visit_page_t *pg, visit_t **out)
 {
-    if (s == NULL || pg == NULL || out == NULL || pg->page_key == NULL)
+    if (s == NULL || pg == NULL || out == NULL || pg->page_key == NULL || pg->url == NULL)
         return HERALD_EINVAL;
     if (s->n == s->cap) {
         size_t cap = s->cap ? s->cap * 2 : 4;
@@ -145,26 +291,44 @@ int session_open(session_t *s, visit_page_t *pg, visit_t **out)
         s->slots = v;
         s->cap = cap;
     }
-    pg->counts = !ring_has(&s->pages, pg->page_key);
+    int rc = 0;
+    /* a navigation to a prefetched page: the browser did not use the prefetch;
+     * a prefetch of it again: the new one replaces it */
+    for (slot_t *sl; (sl = dormant_of(s, pg->url, pg->t_ms)) != NULL;)
+        sl->due = 0;
+    if (!pg->prefetch) {
+        /* a navigation onward from a prefetched page: the visitor was on it */
+        slot_t *from = pg->reload ? NULL : dormant_of(s, pg->referer, pg->t_ms);
+        if (from != NULL && (rc = activate(s, from, pg->t_ms)) != 0)
+            return rc;
+    }
+    pg->counts = !pg->prefetch && !ring_has(&s->pages, pg->page_key);
     pg->counts_template =
         pg->counts && pg->template_key != NULL && !ring_has(&s->pages, pg->template_key);
     visit_t *v = NULL;
-    int rc = visit_create(pg, &v);
-    if (rc != 0)
+    if ((rc = visit_create(pg, &v)) != 0)
         return rc;
-    if ((rc = ring_add(&s->pages, pg->page_key)) != 0 ||
-        (pg->template_key != NULL && (rc = ring_add(&s->pages, pg->template_key)) != 0)) {
-        visit_unref(v);
-        return rc;
+    if (!pg->prefetch) {
+        bool c, ct;
+        if ((rc = page_counts(s, pg->page_key, pg->template_key, &c, &ct)) != 0 ||
+            (rc = nav_counts(s, v)) != 0) {
+            visit_unref(v);
+            return rc;
+        }
     }
-    s->slots[s->n++] = (slot_t){v, pg->t_ms + s->window_ms};
+    s->slots[s->n++] =
+        (slot_t){v, pg->t_ms + (pg->prefetch ? (uint64_t)SESSION_PREFETCH_MS : s->window_ms)};
     /* Past SESSION_MAX_OPEN open visits the oldest close their window now:
-     * a browser's follow-ups come for the newest page anyway. */
-    size_t open = 0;
-    for (size_t i = s->n; i-- > 0;)
-        if (s->slots[i].due != 0 && visit_state(s->slots[i].v) == VISIT_OPEN &&
-            ++open > SESSION_MAX_OPEN)
-            s->slots[i].due = 0;
+     * a browser's follow-ups come for the newest page anyway. Past
+     * SESSION_MAX_DORMANT prefetches the oldest is given up likewise. */
+    size_t open = 0, dormant = 0;
+    for (size_t i = s->n; i-- > 0;) {
+        slot_t *sl = &s->slots[i];
+        if (sl->due == 0 || visit_state(sl->v) != VISIT_OPEN)
+            continue;
+        if (visit_dormant(sl->v) ? ++dormant > SESSION_MAX_DORMANT : ++open > SESSION_MAX_OPEN)
+            sl->due = 0;
+    }
     visit_ref(v);
     *out = v;
     return 0;
@@ -184,7 +348,14 @@ visit_t *session_attribute(session_t *s, const char *referer_key, uint64_t now)
         if (named == NULL && visit_has(sl->v, referer_key, PAGEMAP_SRC_FOLLOWUP | PAGEMAP_SRC_PUSH))
             named = sl->v;
     }
-    return named;
+    if (named != NULL || referer_key == NULL)
+        return named;
+    /* the page came from the browser's prefetch cache: its follow-ups start its visit */
+    slot_t *sl = dormant_of(s, referer_key, now);
+    if (sl == NULL)
+        return NULL;
+    (void)activate(s, sl, now); /* on ENOMEM it teaches nothing, but still attributes */
+    return sl->v;
 }
 
 size_t session_expire(session_t *s, uint64_t now, visit_t **out, size_t max)

@@ -21,6 +21,25 @@
  * plan by at most one visit. At most
  * SESSION_MAX_OPEN visits keep their window open; a page-after-page client
  * (a crawler) closes the oldest early.
+ *
+ * Navigations (visit.h). A page visit whose Referer names another page of
+ * the same origin is a transition from it; the session lets each source
+ * page A (and A's template) count one navigation away, and each (A, B) one
+ * navigation, per connection (SESSION_NAVS remembered), however often the
+ * client goes back and forth.
+ *
+ * Prefetches. A page request carrying `Sec-Purpose: prefetch`
+ * (session_classify_purpose) is no visit: the proxy opens it with
+ * visit_page_t.prefetch, sends it no 103 and no push, and the session keeps
+ * its visit dormant for SESSION_PREFETCH_MS (at most SESSION_MAX_DORMANT).
+ * When the browser opens the page from its prefetch cache, no request for
+ * it arrives; its subresources then come with `Referer: <page>`:
+ * session_attribute() activates the dormant visit (its window starts then)
+ * and attributes them to it, as a navigation's would be; a navigation
+ * onward from the page (session_open with that Referer) activates it too.
+ * A navigation request for the page itself means the prefetch was not
+ * used: the dormant visit is handed over and commits nothing but the
+ * response facts.
  */
 #ifndef HERALD_SESSION_H
 #define HERALD_SESSION_H
@@ -38,6 +57,12 @@
 #define SESSION_URLS 512
 /** Page keys a connection has taught, remembered (one visit's weight each). */
 #define SESSION_PAGES 64
+/** Transitions (sources and source -> page pairs) a connection has taught, remembered. */
+#define SESSION_NAVS 64
+/** How long a prefetch's dormant visit waits for the visitor (Chrome's prefetch lifetime). */
+#define SESSION_PREFETCH_MS (5 * 60 * 1000)
+/** Dormant prefetch visits per connection, at most (the oldest is handed over). */
+#define SESSION_MAX_DORMANT 8
 
 typedef struct session session_t;
 
@@ -48,6 +73,7 @@ typedef enum session_class {
     SESSION_MAYBE_PAGE, /* no Sec-Fetch-*, Accept absent or only a wildcard: a page when it has
                            no Referer and no visit is open (session_resolve) */
     SESSION_SUBRESOURCE,
+    SESSION_PREFETCH, /* a page request with Sec-Purpose: prefetch (session_classify_purpose) */
 } session_class_t;
 
 /**
@@ -60,6 +86,22 @@ typedef enum session_class {
  */
 session_class_t session_classify(const char *method, const char *sec_fetch_dest,
                                  const char *sec_fetch_mode, const char *accept);
+
+/**
+ * Refine a class with the request's `Sec-Purpose` header (NULL = absent):
+ * a PAGE or MAYBE_PAGE request whose Sec-Purpose names `prefetch` (also
+ * "prefetch;prerender") is SESSION_PREFETCH: not a visit, no 103, no push
+ * (session_open with visit_page_t.prefetch). Other classes come back
+ * unchanged.
+ */
+session_class_t session_classify_purpose(session_class_t cls, const char *sec_purpose);
+
+/**
+ * Whether a navigation is a reload, by its request headers (NULL =
+ * absent): Cache-Control max-age=0 or no-cache, or Pragma no-cache, as
+ * browsers send on reload. A reload is no transition (visit_page_t.reload).
+ */
+bool session_is_reload(const char *cache_control, const char *pragma);
 
 /**
  * A new empty session whose visits keep their window open for window_ms.
@@ -83,17 +125,31 @@ session_class_t session_resolve(session_t *s, session_class_t cls, bool has_refe
 /**
  * Open a visit for a page request. pg->counts and pg->counts_template are
  * set here (false when this session already opened one for the page key,
- * resp. the template key). The session keeps one
- * reference; *out gets another, for the caller. Past SESSION_MAX_OPEN open
- * visits the oldest are due at once (session_expire hands them over).
+ * resp. the template key), and the transition's weight
+ * (visit_set_nav_counts: the first navigation away from its source page,
+ * the first to this page from it, the same for the source's template). The
+ * session keeps one reference; *out gets another, for the caller. Past
+ * SESSION_MAX_OPEN open visits the oldest are due at once (session_expire
+ * hands them over).
+ * With pg->prefetch the visit is dormant (see the top): counts are decided
+ * when it is activated; past SESSION_MAX_DORMANT the oldest dormant one is
+ * handed over. A request for a page with a dormant visit hands that over
+ * (a navigation: the prefetch was not used; a prefetch: it replaces it); a
+ * navigation whose pg->referer names a dormant visit's page activates it
+ * first.
  * Returns 0, HERALD_EINVAL or HERALD_ENOMEM.
  */
 int session_open(session_t *s, visit_page_t *pg, visit_t **out);
 
 /**
  * The open visit a subresource request at `now` belongs to, by its Referer
- * (`referer_key`, normalised; NULL = none), or NULL. No reference is taken:
- * the pointer is valid until the next session_expire or session_destroy.
+ * (`referer_key`, normalised; NULL = none), or NULL. When no open visit
+ * matches and the Referer names the page of a dormant prefetch visit (not
+ * answered non-HTML), that visit is activated (its window starts at `now`;
+ * what it may teach is decided as in session_open, and nothing when that
+ * cannot be remembered for lack of memory) and returned. No reference is
+ * taken: the pointer is valid until the next session_expire or
+ * session_destroy.
  */
 visit_t *session_attribute(session_t *s, const char *referer_key, uint64_t now);
 

@@ -50,6 +50,62 @@ static json_t *policy_json(unsigned bits)
     return a;
 }
 
+static json_t *unsafe_json(unsigned bits)
+{
+    json_t *a = json_array();
+    for (unsigned b = 0; a != NULL && b < PAGEMAP_UNSAFE_NBITS; b++)
+        if ((bits & (1u << b)) && json_array_append_new(a, json_string(pagemap_unsafe_name(b)))) {
+            json_decref(a);
+            return NULL;
+        }
+    return a;
+}
+
+static json_t *next_json(const pagemap_next_info_t *x)
+{
+    bool bad = false;
+    json_t *o = json_object(), *cl = json_array();
+    if (o == NULL || cl == NULL) {
+        json_decref(o);
+        json_decref(cl);
+        return NULL;
+    }
+    for (unsigned i = 0; i < x->nclients && i < PAGEMAP_NEXT_MIN_CLIENTS; i++)
+        if (json_array_append_new(cl, json_integer((json_int_t)(int64_t)x->clients[i])) != 0)
+            bad = true;
+    put(o, "key", json_string(x->key), &bad);
+    put(o, "url", json_string(x->url), &bad);
+    put(o, "count", json_real(x->count), &bad);
+    put(o, "navs", json_integer((json_int_t)x->navs), &bad);
+    put(o, "first_seen_ms", json_integer(x->first_seen_ms), &bad);
+    put(o, "last_seen_ms", json_integer(x->last_seen_ms), &bad);
+    put(o, "state", json_string(state_names[(unsigned)x->state % 3]), &bad);
+    put(o, "sent", json_integer((json_int_t)x->sent), &bad);
+    put(o, "used", json_integer((json_int_t)x->used), &bad);
+    put(o, "unused", json_integer((json_int_t)x->unused), &bad);
+    put(o, "unknown", json_integer((json_int_t)x->unknown), &bad);
+    put(o, "use_hits", json_real(x->use_hits), &bad);
+    put(o, "use_known", json_real(x->use_known), &bad);
+    put(o, "use_n", json_integer((json_int_t)x->use_n), &bad);
+    put(o, "last_outcome_ms", json_integer(x->last_outcome_ms), &bad);
+    put(o, "status", json_integer(x->status), &bad);
+    put(o, "unsafe", unsafe_json(x->unsafe), &bad);
+    put(o, "clean_run", json_integer(x->clean_run), &bad);
+    put(o, "clients", cl, &bad);
+    /* computed, for the operator; ignored on import */
+    put(o, "probability", json_real(x->probability), &bad);
+    put(o, "use_rate", x->use_known > 0 ? json_real(x->use_hits / x->use_known) : json_null(),
+        &bad);
+    put(o, "private", json_boolean(x->private_url), &bad);
+    put(o, "verdict", json_string(pagemap_next_verdict_name(x->verdict)), &bad);
+    put(o, "reason", json_string(x->reason ? x->reason : ""), &bad);
+    if (bad) {
+        json_decref(o);
+        return NULL;
+    }
+    return o;
+}
+
 static json_t *page_json(const pagemap_dump_page_t *dp)
 {
     const pagemap_page_info_t *i = &dp->info;
@@ -146,6 +202,13 @@ static json_t *page_json(const pagemap_dump_page_t *dp)
             bad = true;
     }
     put(o, "edges", edges, &bad);
+    put(o, "navs", json_real(i->navs), &bad);
+    put(o, "navs_total", json_integer((json_int_t)i->navs_total), &bad);
+    json_t *next = json_array();
+    for (size_t k = 0; next && k < dp->nnext && !bad; k++)
+        if (json_array_append_new(next, next_json(&dp->next[k])) != 0)
+            bad = true;
+    put(o, "next", next, &bad);
     if (bad) {
         json_decref(o);
         return NULL;
@@ -202,7 +265,8 @@ int snapshot_export(pagemap_t *pm, char **json_out, size_t *len_out)
     return rc;
 }
 
-int snapshot_export_page(pagemap_t *pm, const char *page_key, char **json_out, size_t *len_out)
+int snapshot_export_page_spec(pagemap_t *pm, const char *page_key, const pagemap_spec_opts_t *opts,
+                              char **json_out, size_t *len_out)
 {
     if (pm == NULL || page_key == NULL || json_out == NULL)
         return HERALD_EINVAL;
@@ -212,10 +276,19 @@ int snapshot_export_page(pagemap_t *pm, const char *page_key, char **json_out, s
     int rc = pagemap_page_get(pm, page_key, &dp.info, &dp.edges, &dp.nedges);
     if (rc != 0)
         return rc;
-    rc = dumps(page_json(&dp), json_out, len_out);
+    /* a separate lock hold: the entry may have gone in between (then no next pages) */
+    rc = pagemap_next_get(pm, page_key, opts, &dp.next, &dp.nnext);
+    if (rc == 0 || rc == HERALD_ENOTFOUND)
+        rc = dumps(page_json(&dp), json_out, len_out);
     pagemap_page_info_dispose(&dp.info);
     pagemap_edge_infos_free(dp.edges, dp.nedges);
+    pagemap_next_infos_free(dp.next, dp.nnext);
     return rc;
+}
+
+int snapshot_export_page(pagemap_t *pm, const char *page_key, char **json_out, size_t *len_out)
+{
+    return snapshot_export_page_spec(pm, page_key, NULL, json_out, len_out);
 }
 
 int snapshot_export_list(pagemap_t *pm, size_t offset, size_t limit, const char *filter,
@@ -241,7 +314,9 @@ int snapshot_export_list(pagemap_t *pm, size_t offset, size_t limit, const char 
             break;
         }
         json_object_del(po, "edges");
+        json_object_del(po, "next");
         put(po, "edge_count", json_integer((json_int_t)v[i].nedges), &bad);
+        put(po, "next_count", json_integer((json_int_t)v[i].nnext), &bad);
         if (json_array_append_new(pages, po) != 0) /* steals po either way */
             bad = true;
     }
@@ -475,6 +550,70 @@ static bool parse_edge(vctx_t *c, json_t *eo, pagemap_edge_info_t *e, size_t idx
     return true;
 }
 
+static bool parse_next(vctx_t *c, json_t *xo, pagemap_next_info_t *x, double navs, size_t idx)
+{
+    if (!json_is_object(xo))
+        return fail(c, HERALD_EPARSE, "page %zu: a next page is not an object", idx);
+    int64_t st, run;
+    unsigned u;
+    if (!get_str(c, xo, "key", true, &x->key, idx) || !get_str(c, xo, "url", true, &x->url, idx))
+        return false;
+    const char *sep = strstr(x->url, "://");
+    if (sep == NULL || sep == x->url || sep != x->url + strcspn(x->url, ":/?#") ||
+        strcspn(sep + 3, "/?#") == 0)
+        return fail(c, HERALD_EPARSE, "page %zu: a next page's \"url\" is not absolute", idx);
+    if (!get_enum(c, xo, "state", state_names, 3, &u, idx))
+        return false;
+    x->state = (pagemap_edge_state_t)u;
+    if (!get_num(c, xo, "count", 0, &x->count, idx) || !get_uint(c, xo, "navs", &x->navs, idx) ||
+        !get_int(c, xo, "first_seen_ms", INT64_MIN, INT64_MAX, &x->first_seen_ms, idx) ||
+        !get_int(c, xo, "last_seen_ms", INT64_MIN, INT64_MAX, &x->last_seen_ms, idx) ||
+        !get_uint(c, xo, "sent", &x->sent, idx) || !get_uint(c, xo, "used", &x->used, idx) ||
+        !get_uint(c, xo, "unused", &x->unused, idx) ||
+        !get_uint(c, xo, "unknown", &x->unknown, idx) ||
+        !get_num(c, xo, "use_hits", 0, &x->use_hits, idx) ||
+        !get_num(c, xo, "use_known", 0, &x->use_known, idx) ||
+        !get_uint(c, xo, "use_n", &x->use_n, idx) ||
+        !get_int(c, xo, "last_outcome_ms", INT64_MIN, INT64_MAX, &x->last_outcome_ms, idx) ||
+        !get_int(c, xo, "status", 0, 999, &st, idx) ||
+        !get_int(c, xo, "clean_run", 0, 1000000, &run, idx))
+        return false;
+    x->status = (int)st;
+    x->clean_run = (unsigned)run;
+    if (x->count > navs * (1 + 1e-9) + 1e-9)
+        return fail(c, HERALD_EPARSE, "page %zu: a next page's count exceeds the page's navs", idx);
+    if (x->use_hits > x->use_known * (1 + 1e-9) + 1e-9)
+        return fail(c, HERALD_EPARSE, "page %zu: a next page's use_hits exceed use_known", idx);
+    json_t *un = json_object_get(xo, "unsafe");
+    if (un != NULL) {
+        if (!json_is_array(un) || json_array_size(un) > PAGEMAP_UNSAFE_NBITS)
+            return fail(c, HERALD_EPARSE, "page %zu: bad \"unsafe\"", idx);
+        for (size_t k = 0; k < json_array_size(un); k++) {
+            json_t *s = json_array_get(un, k);
+            unsigned b = 0;
+            while (b < PAGEMAP_UNSAFE_NBITS &&
+                   !(json_is_string(s) && !strcmp(json_string_value(s), pagemap_unsafe_name(b))))
+                b++;
+            if (b == PAGEMAP_UNSAFE_NBITS)
+                return fail(c, HERALD_EPARSE, "page %zu: unknown unsafe fact", idx);
+            x->unsafe |= 1u << b;
+        }
+    }
+    json_t *cl = json_object_get(xo, "clients");
+    if (cl != NULL) {
+        if (!json_is_array(cl) || json_array_size(cl) > PAGEMAP_NEXT_MIN_CLIENTS)
+            return fail(c, HERALD_EPARSE, "page %zu: bad \"clients\"", idx);
+        for (size_t k = 0; k < json_array_size(cl); k++) {
+            json_t *h = json_array_get(cl, k);
+            if (!json_is_integer(h))
+                return fail(c, HERALD_EPARSE, "page %zu: bad \"clients\"", idx);
+            x->clients[k] = (uint64_t)json_integer_value(h);
+        }
+        x->nclients = (unsigned)json_array_size(cl);
+    }
+    return true;
+}
+
 static bool parse_page(vctx_t *c, json_t *po, pagemap_dump_page_t *dp, size_t idx)
 {
     pagemap_page_info_t *i = &dp->info;
@@ -508,6 +647,23 @@ static bool parse_page(vctx_t *c, json_t *po, pagemap_dump_page_t *dp, size_t id
     i->scan_validator = (uint64_t)validator;
     if (json_object_get(po, "think_ms") == NULL)
         i->think_ms = -1;
+    if (!get_num(c, po, "navs", 0, &i->navs, idx) ||
+        !get_uint(c, po, "navs_total", &i->navs_total, idx))
+        return false;
+    json_t *next = json_object_get(po, "next");
+    if (next != NULL) {
+        if (!json_is_array(next) || json_array_size(next) > SNAPSHOT_MAX_EDGES)
+            return fail(c, HERALD_EPARSE, "page %zu: bad \"next\"", idx);
+        size_t nn = json_array_size(next);
+        if (nn > 0 && (dp->next = calloc(nn, sizeof(*dp->next))) == NULL)
+            return fail(c, HERALD_ENOMEM, "out of memory");
+        for (size_t k = 0; k < nn; k++) {
+            dp->nnext = k + 1; /* so dispose frees a half-parsed one */
+            if (!parse_next(c, json_array_get(next, k), &dp->next[k], i->navs, idx))
+                return false;
+        }
+        i->nnext = nn;
+    }
     json_t *edges = json_object_get(po, "edges");
     if (edges == NULL)
         return true;

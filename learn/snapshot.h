@@ -19,6 +19,20 @@
  *     "verdict":"confirmed","reason":"clean visits fetch it","pushable":true,
  *     "unpushable_why":null,"hintable":"yes","hint_why":null}]}]}
  *
+ * Each page object also carries its next pages (pagemap.h, "next pages"):
+ *   "navs":9.1,"navs_total":14,"next":[{"key":"example.com/item/2",
+ *     "url":"https://example.com/item/2","count":4.2,"navs":6,
+ *     "first_seen_ms":...,"last_seen_ms":...,"state":"learned","sent":3,
+ *     "used":2,"unused":0,"unknown":1,"use_hits":1.9,"use_known":1.9,"use_n":2,
+ *     "last_outcome_ms":...,"status":200,"unsafe":["set-cookie"],"clean_run":0,
+ *     "clients":[-4880301744011456131,77012312],"probability":0.46,"use_rate":1.0,
+ *     "private":false,"verdict":"likely","reason":"likely next page"}]
+ * "status", "unsafe", "clean_run" and "clients" are facts of the next page's
+ * own navigations, shared by every page naming it (the last one imported
+ * wins). "probability", "use_rate", "private", "verdict" and "reason" are
+ * computed and ignored on import. These members were added without a
+ * version change: a reader that does not know them ignores them, and a
+ * document without them (older, or version 1) has no next pages.
  * "hits" and "visits" of an edge are its decayed clean evidence (pagemap.h).
  * "explore_share", "verdict", "reason", "pushable", "unpushable_why",
  * "hintable" and "hint_why" are computed for the operator and ignored on
@@ -74,6 +88,13 @@ int snapshot_export_dump(const pagemap_dump_t *d, char **json_out, size_t *len_o
 int snapshot_export_page(pagemap_t *pm, const char *page_key, char **json_out, size_t *len_out);
 
 /**
+ * snapshot_export_page with the next pages' verdicts computed under `opts`
+ * (the configured --speculation-* values; NULL = defaults).
+ */
+int snapshot_export_page_spec(pagemap_t *pm, const char *page_key, const pagemap_spec_opts_t *opts,
+                              char **json_out, size_t *len_out);
+
+/**
  * The admin's page list (GET /maps) as JSON: {"total":N,"offset":O,
  * "pages":[page objects as in the document, without "edges" but with
  * "edge_count"]}, sorted by key, filtered and paged as pagemap_list.
@@ -85,7 +106,9 @@ int snapshot_export_list(pagemap_t *pm, size_t offset, size_t limit, const char 
 /**
  * Parse json[0..len) and validate all of it before touching the map; then
  * load it (pagemap_restore). Malformed input (bad JSON, wrong types,
- * negative or non-finite numbers, hits > visits, unknown kind or state,
+ * negative or non-finite numbers, hits > visits, a next page's count >
+ * the page's navs or use_hits > use_known, a next page's URL not absolute,
+ * unknown kind, state or unsafe fact,
  * over the SNAPSHOT_MAX_* caps) → HERALD_EPARSE; "version" > SNAPSHOT_VERSION →
  * HERALD_EUNSUPPORTED; in both cases the map is untouched and `reason`
  * (may be NULL) receives a NUL-terminated message (truncated to

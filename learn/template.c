@@ -6,6 +6,7 @@
 #include <ctype.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 
 #include "herald/error.h"
 
@@ -50,6 +51,43 @@ int template_page_key(const char *authority, const char *pathquery, char **out)
     }
     *out = b.p;
     return 0;
+}
+
+int template_url_page_key(const char *url, char **out)
+{
+    if (url == NULL || out == NULL)
+        return HERALD_EINVAL;
+    const char *p = strstr(url, "://");
+    if (p == NULL || p == url || p != url + strcspn(url, ":/?#"))
+        return HERALD_EINVAL;
+    p += 3;
+    size_t alen = strcspn(p, "/?#");
+    if (alen == 0)
+        return HERALD_EINVAL;
+    const char *rest = p + alen;
+    size_t rlen = strcspn(rest, "#");
+    /* authority, '/', path and query, NUL */
+    char *k = malloc(alen + rlen + 2);
+    if (k == NULL)
+        return HERALD_ENOMEM;
+    memcpy(k, p, alen);
+    size_t n = alen;
+    if (rlen == 0 || rest[0] != '/')
+        k[n++] = '/';
+    memcpy(k + n, rest, rlen);
+    k[n + rlen] = '\0';
+    *out = k;
+    return 0;
+}
+
+bool template_same_origin(const char *a, const char *b)
+{
+    const char *pa = a ? strstr(a, "://") : NULL, *pb = b ? strstr(b, "://") : NULL;
+    if (pa == NULL || pb == NULL)
+        return false;
+    size_t la = (size_t)(pa - a) + 3 + strcspn(pa + 3, "/?#");
+    size_t lb = (size_t)(pb - b) + 3 + strcspn(pb + 3, "/?#");
+    return la == lb && strncasecmp(a, b, la) == 0;
 }
 
 static bool all_digits(const char *s, size_t len)

@@ -23,6 +23,23 @@
 int template_page_key(const char *authority, const char *pathquery, char **out);
 
 /**
+ * The page key of a normalised absolute URL ("https://e.com/a?x=1" gives
+ * "e.com/a?x=1"): its authority and its path and query as
+ * template_page_key() builds them (the fragment dropped, an empty path read
+ * as "/"). `url` is borrowed; *out is malloc'd, owned by the caller.
+ * Returns 0, HERALD_EINVAL (NULL, or not "scheme://authority...") or
+ * HERALD_ENOMEM.
+ */
+int template_url_page_key(const char *url, char **out);
+
+/**
+ * True when the absolute URLs `a` and `b` have the same scheme and
+ * authority (compared case-insensitively). Borrowed; NULL or a URL without
+ * "://" → false.
+ */
+bool template_same_origin(const char *a, const char *b);
+
+/**
  * Derive the template key of a page key (as built by template_page_key).
  * Path segments become "*" when they are: all digits; hex of >= 8 chars
  * with at least one digit; a UUID; or made of [A-Za-z0-9_-] mixing letters

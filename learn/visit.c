@@ -5,6 +5,8 @@
 #include <string.h>
 #include <strings.h>
 
+#include "speculation.h"
+#include "template.h"
 #include "herald/error.h"
 
 /** One asset of a visit, with the facts of its response when it passed through. */
@@ -30,6 +32,9 @@ struct visit {
     uint64_t t_ms;
     bool chasing;
     bool authorized, multiplexed, cookie, counts, counts_template;
+    char *from_key, *from_template; /* the transition's source page, NULL none */
+    bool dormant;                   /* a prefetch not activated yet */
+    bool nav_from, nav_pair, nav_tfrom, nav_tpair, nav_done;
     int status;
     double think_ms;
     uint64_t html_size;
@@ -81,6 +86,33 @@ static bool meta_copy(const pagemap_asset_meta_t *m, pagemap_asset_meta_t *out)
     return true;
 }
 
+/* The transition's source from the Referer (visit_from_page_key); 0 or HERALD_ENOMEM. */
+static int nav_source(visit_t *v, const visit_page_t *pg)
+{
+    if (pg->referer == NULL || pg->reload || !template_same_origin(pg->referer, pg->url) ||
+        speculation_is_rules_url(pg->referer))
+        return 0;
+    char *from = NULL, *tmpl = NULL;
+    int rc = template_url_page_key(pg->referer, &from);
+    if (rc == HERALD_EINVAL || (rc == 0 && strcmp(from, pg->page_key) == 0)) {
+        free(from);
+        return 0; /* unusable, or the page itself */
+    }
+    if (rc == 0)
+        rc = template_key(from, &tmpl);
+    if (rc != 0) {
+        free(from);
+        return rc == HERALD_EINVAL ? 0 : rc;
+    }
+    if (strcmp(tmpl, from) == 0) {
+        free(tmpl);
+        tmpl = NULL;
+    }
+    v->from_key = from;
+    v->from_template = tmpl;
+    return 0;
+}
+
 int visit_create(const visit_page_t *pg, visit_t **out)
 {
     if (pg == NULL || out == NULL || pg->url == NULL || pg->page_key == NULL ||
@@ -112,7 +144,14 @@ int visit_create(const visit_page_t *pg, visit_t **out)
     v->cookie = pg->cookie;
     v->counts = pg->counts;
     v->counts_template = pg->counts_template;
+    v->dormant = pg->prefetch;
+    if (v->dormant)
+        v->counts = v->counts_template = false;
     v->think_ms = -1;
+    if (nav_source(v, pg) != 0) {
+        visit_unref(v);
+        return HERALD_ENOMEM;
+    }
     *out = v;
     return 0;
 }
@@ -137,6 +176,8 @@ void visit_unref(visit_t *v)
     free(v->template_key);
     free(v->authority);
     free(v->client);
+    free(v->from_key);
+    free(v->from_template);
     if (v->have_digest)
         digest_dispose(&v->digest);
     free(v);
@@ -181,6 +222,36 @@ uint64_t visit_started(const visit_t *v)
 bool visit_authorized(const visit_t *v)
 {
     return v->authorized;
+}
+const char *visit_from_page_key(const visit_t *v)
+{
+    return v->from_key;
+}
+const char *visit_from_template_key(const visit_t *v)
+{
+    return v->from_template;
+}
+
+void visit_set_nav_counts(visit_t *v, bool from, bool pair, bool template_from, bool template_pair)
+{
+    v->nav_from = from;
+    v->nav_pair = pair;
+    v->nav_tfrom = template_from;
+    v->nav_tpair = template_pair;
+}
+
+bool visit_dormant(const visit_t *v)
+{
+    return v->dormant;
+}
+
+void visit_activate(visit_t *v, bool counts, bool counts_template)
+{
+    if (!v->dormant)
+        return;
+    v->dormant = false;
+    v->counts = counts;
+    v->counts_template = counts_template;
 }
 
 void visit_set_digest(visit_t *v, digest_t *d)
@@ -503,6 +574,28 @@ void visit_restrict(visit_t *v, bool page, bool tpl)
     v->counts_template = v->counts_template && tpl;
 }
 
+/* The page's navigation: its response facts and, when it counts, its transition. */
+static int commit_nav(const visit_t *v, pagemap_t *pm, int64_t wall_ms)
+{
+    if (!v->head_seen || v->failed)
+        return 0;
+    pagemap_nav_t n = {.page_key = v->page_key,
+                       .url = v->url,
+                       .from_page_key = v->from_key,
+                       .from_template_key = v->from_template,
+                       .client = v->client,
+                       .now_ms = wall_ms,
+                       .status = v->status,
+                       .html = v->is_html,
+                       .set_cookie = v->set_cookie,
+                       .authorized = v->authorized,
+                       .count_from = v->nav_from && !v->dormant,
+                       .count_pair = v->nav_pair && !v->dormant,
+                       .count_template_from = v->nav_tfrom && !v->dormant,
+                       .count_template_pair = v->nav_tpair && !v->dormant};
+    return pagemap_commit_navigation(pm, &n);
+}
+
 int visit_commit(visit_t *v, pagemap_t *pm, int64_t wall_ms, bool supplement)
 {
     return visit_commit_tap(v, pm, wall_ms, supplement, NULL);
@@ -511,12 +604,17 @@ int visit_commit(visit_t *v, pagemap_t *pm, int64_t wall_ms, bool supplement)
 int visit_commit_tap(visit_t *v, pagemap_t *pm, int64_t wall_ms, bool supplement,
                      const visit_tap_t *tap)
 {
+    int nrc = 0;
+    if (!supplement && !v->nav_done) {
+        v->nav_done = true;
+        nrc = commit_nav(v, pm, wall_ms);
+    }
     if (v->failed || !v->is_html || !v->counts)
-        return 0;
+        return nrc;
     size_t from = v->n_done;
     v->n_done = v->n;
     if (supplement && from == v->n)
-        return 0;
+        return nrc;
     pagemap_item_t *pi = calloc(v->n > from ? v->n - from : 1, sizeof(*pi));
     if (pi == NULL)
         return HERALD_ENOMEM;
@@ -577,5 +675,5 @@ int visit_commit_tap(visit_t *v, pagemap_t *pm, int64_t wall_ms, bool supplement
         else if (orc == 0 && tap != NULL && tap->asset != NULL)
             tap->asset(tap->ctx, v->items[i].key, &v->items[i].meta);
     }
-    return rc;
+    return rc ? rc : nrc;
 }

@@ -11,6 +11,20 @@
  * used by one thread at a time. Allocation failure comes back as
  * HERALD_ENOMEM and leaves the visit consistent.
  *
+ * Navigations. A page request names the page it came from in its Referer;
+ * a same-origin Referer that is not the page itself, on a navigation that
+ * is not a reload, makes the visit a transition from that page (A -> this
+ * page B), committed with the visit (pagemap_commit_navigation) when B is
+ * served 2xx HTML, once per session per A and per (A, B) (session.h). Every
+ * committed visit also reports B's response facts for prefetch safety.
+ *
+ * Prefetches. A page request carrying `Sec-Purpose: prefetch` opens a
+ * dormant visit (visit_page_t.prefetch): it collects the page's response and
+ * discovery like any visit but attributes nothing and teaches nothing until
+ * the session activates it (a request whose Referer names its page: the
+ * visitor opened the page from the browser's prefetch cache). Never
+ * activated, it reports only its response facts.
+ *
  * Lifetime: refcounted. visit_create() returns one reference; every holder
  * (the session's list, an exchange, a discovery job in flight) takes its
  * own with visit_ref() and drops it with visit_unref(); the last frees it.
@@ -63,6 +77,9 @@ typedef struct visit_page {
     bool counts;              /* false: the client already taught this page (session.h) */
     bool counts_template;     /* false: ... or this template (then only the page learns) */
     const char *client;       /* the client's address, for herald's own fetches (NULL none) */
+    const char *referer;      /* the request's Referer, normalised absolute URL, NULL none */
+    bool reload;              /* a reload (session_is_reload): no transition */
+    bool prefetch;            /* Sec-Purpose: prefetch: a dormant visit (session_open) */
 } visit_page_t;
 
 /**
@@ -86,6 +103,32 @@ const char *visit_template_key(const visit_t *v); /* NULL when none */
 const char *visit_authority(const visit_t *v);
 uint64_t visit_started(const visit_t *v);
 bool visit_authorized(const visit_t *v);
+
+/**
+ * The page this visit's navigation came from, derived at creation from
+ * visit_page_t.referer: its page key and template key (NULL when the
+ * template is the page key), or NULL when there is none (no Referer,
+ * another origin, the page itself, a reload, herald's rule-set URL).
+ */
+const char *visit_from_page_key(const visit_t *v);
+const char *visit_from_template_key(const visit_t *v);
+
+/**
+ * One session's weight for the visit's transition (pagemap_nav_t.count_*),
+ * decided by session.c when it opens or activates the visit. All false
+ * until then: a visit made outside a session commits no transition.
+ */
+void visit_set_nav_counts(visit_t *v, bool from, bool pair, bool template_from, bool template_pair);
+
+/** True for a prefetch's visit the session has not activated: it attributes and teaches nothing. */
+bool visit_dormant(const visit_t *v);
+
+/**
+ * Activate a dormant visit (session.c): from now on it is an ordinary
+ * visit that teaches its page (`counts`) and template (`counts_template`).
+ * No effect on a visit that is not dormant.
+ */
+void visit_activate(visit_t *v, bool counts, bool counts_template);
 
 /**
  * The client's cache-digest cookie, taken over (*d is zeroed; the visit
@@ -194,9 +237,12 @@ bool visit_next_chase(visit_t *v, const char **url, const char **key);
 /**
  * Commit what the visit collected since the last commit to `pm` (once as a
  * visit, then as supplements: pagemap_visit_t.supplement), with the asset
- * metadata of served follow-ups. Does nothing when the page failed, was not
- * HTML, or the visit does not count. `wall_ms` is the wall clock stored in
- * the map. Returns 0, or the map's error (the visit stays usable).
+ * metadata of served follow-ups. The first (non-supplement) commit also
+ * reports the navigation (pagemap_commit_navigation: the page's response
+ * facts, and its transition when it counts) unless the page failed or got
+ * no response. The visit's evidence is not committed when the page failed,
+ * was not HTML, or the visit does not count (a dormant prefetch never does). `wall_ms` is the wall
+ * clock stored in the map. Returns 0, or the map's error (the visit stays usable).
  */
 int visit_commit(visit_t *v, pagemap_t *pm, int64_t wall_ms, bool supplement);
 

@@ -48,6 +48,7 @@ void asset_list_dispose(asset_list_t *l)
     free(l->v);
     l->v = NULL;
     l->n = l->cap = 0;
+    l->speculation_rules = false;
 }
 
 asset_t *asset_list_find(const asset_list_t *l, const char *url, asset_kind_t kind)

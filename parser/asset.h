@@ -55,6 +55,7 @@ typedef struct asset {
 typedef struct asset_list {
     asset_t *v;
     size_t n, cap;
+    bool speculation_rules; /* HTML: the page has an inline <script type=speculationrules> */
 } asset_list_t;
 
 /** Static name of a kind: "style", "script", ... "preconnect". */

@@ -1254,9 +1254,11 @@ static int on_link(walk_t *w, const GumboNode *n, bool in_head)
 static int on_script(walk_t *w, const GumboNode *n, bool in_head)
 {
     const char *src = attr(n, "src");
+    const char *type = attr(n, "type");
+    if (value_is(type, "speculationrules"))
+        w->out->speculation_rules = true; /* the page asks for its own prefetches */
     if (!src)
         return 0;
-    const char *type = attr(n, "type");
     bool module = type && value_is(type, "module");
     if (type && !module && !is_js_type(type))
         return 0; /* data blocks, templates, importmaps: not fetched as scripts */

@@ -127,6 +127,24 @@ static const opt_def_t options[] = {
      "push a learned same-origin redirect together with its target"},
     {"sse-push", OPT_BOOL, OFF(sse_push), "on", 0, 0,
      "an origin event-stream comment ': herald-push PATH' pushes PATH (h2 push clients)"},
+    /* next pages (proxy/deliver/speculate.c) */
+    {"speculation", OPT_STRING, OFF(speculation), "off", 0, 0,
+     "off|prefetch|prerender: on a page's HTML response add a Speculation-Rules header naming "
+     "herald's rule set of the page's learned next pages (the browser fetches them ahead of "
+     "the click); off by default: an operator opts into prefetching GETs"},
+    {"speculation-min", OPT_NUMBER, OFF(speculation_min), "0.3", 0, 1,
+     "least P(next page | page) of a next page in a rule set"},
+    {"speculation-max", OPT_INT, OFF(speculation_max), "5", 0, 100,
+     "most URLs in one rule set; a client may start twice that many browser prefetches "
+     "at once, then one a second (more are answered 503)"},
+    {"speculation-deny", OPT_STRING, OFF(speculation_deny),
+     "logout,log-out,log_out,signout,sign-out,sign_out,logoff,log-off,delete,remove,destroy,"
+     "unsubscribe,cancel,cart,basket,checkout,admin,do=,action=",
+     0, 0,
+     "comma-separated patterns a next page's path or query must not contain (case-insensitive, "
+     "percent-decoded); one ending in '=' names a query key"},
+    {"speculation-path", OPT_STRING, OFF(speculation_path), "/.well-known/herald/speculation.json",
+     0, 0, "path herald answers with a page's rule set (?page=PATH); never sent to the origin"},
     /* admin and state (proxy/ops/admin.c, proxy/ops/state.c) */
     {"admin", OPT_STRING, OFF(admin), NULL, 0, 0,
      "ADDR:PORT of the admin HTTP/1.1 listener (JSON API, /metrics, /healthz, HTML page); "
@@ -600,6 +618,17 @@ int config_load(config_t *cfg, int argc, char **argv)
         any_tls |= cfg->listen[i].tls;
     if (any_tls && (cfg->tls_cert[0] == '\0' || cfg->tls_key[0] == '\0')) {
         fprintf(stderr, "herald: a ,tls listener needs --tls-cert and --tls-key\n");
+        return 2;
+    }
+    if (strcmp(cfg->speculation, "off") != 0 && strcmp(cfg->speculation, "prefetch") != 0 &&
+        strcmp(cfg->speculation, "prerender") != 0) {
+        fprintf(stderr, "herald: --speculation: '%s' is not off, prefetch or prerender\n",
+                cfg->speculation);
+        return 2;
+    }
+    if (cfg->speculation_path[0] != '/' || strpbrk(cfg->speculation_path, "?# ") != NULL) {
+        fprintf(stderr, "herald: --speculation-path: '%s' is not a path (/...)\n",
+                cfg->speculation_path);
         return 2;
     }
     if (cfg->workers == 0) {

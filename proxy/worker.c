@@ -26,6 +26,7 @@
 #include "options.h"
 #include "metrics.h"
 #include "upstream.h"
+#include "speculate.h"
 
 /* Free 16 KiB blocks a worker keeps for reuse, at most 4 MiB: only a worker
  * that once had that much response body queued at the same time keeps it.
@@ -295,6 +296,7 @@ static void worker_main(void *arg)
     exchange_ctx_init(&w->xctx, &w->loop, w->cfg, w->id);
     w->learning = learning_attach(&w->xctx, w->learn);
     w->delivery = delivery_attach(&w->xctx);
+    w->speculation = speculation_attach(&w->xctx, w->learn);
     metrics_attach(&w->xctx);
     front_init(&w->front);
     w->front.loop = &w->loop;
@@ -339,6 +341,7 @@ static void worker_main(void *arg)
         uv_run(&w->loop, UV_RUN_DEFAULT);
         uv_loop_close(&w->loop);
         block_cache_dispose(&w->blocks);
+        speculation_detach(w->speculation);
         delivery_detach(w->delivery);
         learning_detach(w->learning);
         return;
@@ -351,6 +354,7 @@ static void worker_main(void *arg)
     if (rc != 0)
         LOG_WARN("worker %d: loop closed with handles open: %s", w->id, uv_strerror(rc));
     block_cache_dispose(&w->blocks); /* every connection, and so every block, is gone */
+    speculation_detach(w->speculation);
     delivery_detach(w->delivery);
     learning_detach(w->learning);
 }

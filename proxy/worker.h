@@ -59,6 +59,7 @@ typedef struct worker {
     pagemap_t *learn;
     learning_t *learning; /* the observers' per-worker state (owned) */
     delivery_t *delivery;
+    struct speculation *speculation;
     block_cache_t blocks; /* response body and output blocks of this worker's connections */
     worker_state_t state;
     uv_async_t wakeup; /* main thread -> worker: begin draining */

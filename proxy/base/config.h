@@ -73,6 +73,12 @@ typedef struct config {
     bool x_herald_header;    /* --x-herald-header */
     bool push_redirects;     /* --push-redirects */
     bool sse_push;           /* --sse-push */
+    /* next pages (proxy/deliver/speculate.c) */
+    char speculation[16];        /* --speculation: off, prefetch or prerender */
+    double speculation_min;      /* --speculation-min, 0..1 */
+    size_t speculation_max;      /* --speculation-max */
+    char speculation_deny[1024]; /* --speculation-deny: comma-separated patterns */
+    char speculation_path[256];  /* --speculation-path: herald's rule-set path */
     /* admin and state (proxy/ops/admin.c, proxy/ops/state.c) */
     char admin[80];              /* --admin ADDR:PORT; "" off */
     char admin_token[256];       /* --admin-token; "" none */

@@ -681,8 +681,9 @@ static void on_request(void *data, exchange_t *ex)
     delivery_conn_t *dc = client_dc(D, ex);
     if (cfg->trust_forwarded && dc != NULL && ex->role != EXCHANGE_ROLE_PUSHED)
         note_forwarded(ex, dc);
-    if (ex->role == EXCHANGE_ROLE_PUSHED || !learning_is_page(ex))
-        return; /* a pushed exchange got its state when it was promised */
+    if (ex->role == EXCHANGE_ROLE_PUSHED || ex->role == EXCHANGE_ROLE_PREFETCH ||
+        !learning_is_page(ex))
+        return; /* a pushed exchange got its state when it was promised; a prefetch gets nothing */
     delivery_ex_t *dx = dx_create(ex, DELIVERY_ROLE_PAGE, dc);
     if (strcmp(ex->method, "GET") != 0 || learning_plan(ex, &dx->plan) != 0)
         return;

@@ -44,6 +44,7 @@
 #include "list.h"
 #include "log.h"
 #include "sharedmap.h"
+#include "speculate.h"
 
 /** CSS up to this size is scanned on the loop, larger on the thread pool. */
 #define LEARNING_CSS_INLINE (64u * 1024u)
@@ -243,8 +244,9 @@ typedef struct learning_ex {
     bool pushed;
     bool teach; /* GET/HEAD without Authorization: its response may teach */
     bool is_get;
-    char *url; /* absolute URL as requested (malloc'd) */
-    char *key; /* normalised (malloc'd, or == url) */
+    char *url;     /* absolute URL as requested (malloc'd) */
+    char *key;     /* normalised (malloc'd, or == url) */
+    char *referer; /* page: its normalised Referer (malloc'd), NULL none */
     /* body tee */
     decode_t *dec;
     html_scanner_t *scanner; /* page: HTML discovery until queued */
@@ -386,7 +388,7 @@ static bool digest_on(const config_t *cfg)
 }
 
 /* Open a visit for page request ex (returned ref'd for ex, or NULL). */
-static visit_t *open_visit(learning_conn_t *lc, exchange_t *ex, learning_ex_t *lx)
+static visit_t *open_visit(learning_conn_t *lc, exchange_t *ex, learning_ex_t *lx, bool prefetch)
 {
     char *authority = NULL, *pq = NULL, *pk = NULL, *tk = NULL;
     char client[sizeof(ex->client_addr)];
@@ -399,15 +401,19 @@ static visit_t *open_visit(learning_conn_t *lc, exchange_t *ex, learning_ex_t *l
     check(rc);
     visit_t *v = NULL;
     if (rc == 0) {
-        visit_page_t pg = {.url = lx->key,
-                           .page_key = pk,
-                           .template_key = tk,
-                           .authority = authority,
-                           .t_ms = uv_now(lc->L->x->loop),
-                           .authorized = req_header(ex, "authorization") != NULL,
-                           .multiplexed = ex->proto == EXCHANGE_HTTP2,
-                           .cookie = headers_find(&ex->req_headers, "cookie") != NULL,
-                           .client = sharedmap_client(ex, client, sizeof(client))};
+        visit_page_t pg = {
+            .url = lx->key,
+            .page_key = pk,
+            .template_key = tk,
+            .authority = authority,
+            .t_ms = uv_now(lc->L->x->loop),
+            .authorized = req_header(ex, "authorization") != NULL,
+            .multiplexed = ex->proto == EXCHANGE_HTTP2,
+            .cookie = headers_find(&ex->req_headers, "cookie") != NULL,
+            .client = sharedmap_client(ex, client, sizeof(client)),
+            .referer = lx->referer,
+            .reload = session_is_reload(req_header(ex, "cache-control"), req_header(ex, "pragma")),
+            .prefetch = prefetch};
         check(session_open(lc->session, &pg, &v));
     }
     free(authority);
@@ -441,8 +447,9 @@ static void on_request(void *data, exchange_t *ex)
         return; /* learning_link_pushed() did the rest (or nothing links it) */
     const char *dest = req_header(ex, "sec-fetch-dest"), *mode = req_header(ex, "sec-fetch-mode");
     session_class_t cls = session_classify(ex->method, dest, mode, req_header(ex, "accept"));
-    if (cls == SESSION_OTHER || ex->req_upgrade_websocket)
-        return;
+    if (cls == SESSION_OTHER || ex->req_upgrade_websocket || speculation_own_request(ex))
+        return; /* herald's own rule set is no asset of the page that names it */
+    cls = session_classify_purpose(cls, req_header(ex, "sec-purpose"));
     lex_set_urls(lx, request_url(ex));
     if (lx->key == NULL)
         return;
@@ -452,11 +459,12 @@ static void on_request(void *data, exchange_t *ex)
     const char *ref = req_header(ex, "referer");
     uint64_t now = uv_now(lc->L->x->loop);
     cls = session_resolve(lc->session, cls, ref != NULL, now);
-    if (cls == SESSION_PAGE) {
-        lx->visit = open_visit(lc, ex, lx);
+    if (cls == SESSION_PAGE || cls == SESSION_PREFETCH) {
+        lx->referer = ref != NULL ? normalize(ref) : NULL;
+        lx->visit = open_visit(lc, ex, lx, cls == SESSION_PREFETCH);
         if (lx->visit != NULL) {
             lx->is_page = true;
-            ex->role = EXCHANGE_ROLE_PAGE;
+            ex->role = cls == SESSION_PREFETCH ? EXCHANGE_ROLE_PREFETCH : EXCHANGE_ROLE_PAGE;
             lc_expire(lc, now); /* visits that overflowed the open cap */
         }
         return;
@@ -559,6 +567,8 @@ static void work_done(uv_work_t *req, int status)
     visit_t *v = w->v;
     if (status == 0 && w->rc == 0) {
         unsigned src = w->scanner != NULL ? PAGEMAP_SRC_HTML : PAGEMAP_SRC_CSS;
+        if (w->scanner != NULL)
+            pagemap_set_inline_rules(w->L->pm, visit_page_key(v), w->out.speculation_rules);
         add_assets(v, &w->out, src);
         visit_scanned(v, src);
     }
@@ -925,6 +935,7 @@ static void on_free(void *data, exchange_t *ex)
         visit_unref(v);
     }
     lex_free_urls(lx);
+    free(lx->referer);
     if (lx->lc != NULL)
         lc_unref(lx->lc);
 }

@@ -222,8 +222,8 @@ void exchange_start(exchange_t *ex)
     /* In registration order: learning classifies the request, then delivery
      * may push or hint before the origin is even asked. */
     EACH_OBSERVER(ex->ctx, on_request, ex);
-    if (ex->state != EXCHANGE_STARTED)
-        return; /* an observer's delivery failed the client's stream */
+    if (ex->state != EXCHANGE_STARTED || ex->answered_here)
+        return; /* an observer's delivery failed the client's stream, or it answers */
     ex->holders |= EXCHANGE_HOLD_ORIGIN;
     ex->ctx->origin->start(ex);
 }

@@ -106,10 +106,11 @@ typedef enum exchange_proto {
 /** What the exchange is to the learner. */
 typedef enum exchange_role {
     EXCHANGE_ROLE_UNKNOWN = 0,
-    EXCHANGE_ROLE_PAGE,   /* a navigation / HTML page */
-    EXCHANGE_ROLE_ASSET,  /* a follow-up request for a subresource */
-    EXCHANGE_ROLE_PUSHED, /* a stream herald pushed */
-    EXCHANGE_ROLE_OWN,    /* herald's own fetch (a stylesheet learning scans), no client */
+    EXCHANGE_ROLE_PAGE,     /* a navigation / HTML page */
+    EXCHANGE_ROLE_ASSET,    /* a follow-up request for a subresource */
+    EXCHANGE_ROLE_PUSHED,   /* a stream herald pushed */
+    EXCHANGE_ROLE_OWN,      /* herald's own fetch (a stylesheet learning scans), no client */
+    EXCHANGE_ROLE_PREFETCH, /* a page request with Sec-Purpose: prefetch: no 103, no push */
 } exchange_role_t;
 
 /** The life of an exchange; see the header comment. */
@@ -376,6 +377,10 @@ struct exchange {
     bool client_push;            /* h2: the peer's SETTINGS_ENABLE_PUSH is 1 */
     uint32_t client_max_streams; /* h2: the peer's SETTINGS_MAX_CONCURRENT_STREAMS */
     bool suppress_head;          /* delivery: do not forward this 1xx head (cleared after) */
+    /* An observer answers ex itself (set in on_request, with the origin hold
+     * taken): exchange_start() does not ask the origin; the observer ends
+     * in exchange_upstream_done(ex) like an origin side. */
+    bool answered_here;
 
     /* ---- the current response head's Link lines (exchange_resp_links) ---- */
     exchange_links_t links;

@@ -22,7 +22,7 @@
 #include "snapshot.h"
 #include "herald/error.h"
 #include "link.h"
-#include "admin_query.h"
+#include "query.h"
 #include "admin_timeline.h"
 #include "alloc.h"
 #include "list.h"
@@ -32,6 +32,7 @@
 #include "pace.h"
 #include "state.h"
 #include "sharedmap.h"
+#include "speculate.h"
 
 enum {
     ADMIN_MAX_URL = 16384,
@@ -237,13 +238,13 @@ static void respond_json_text(admin_conn_t *c, int status, char *json, size_t le
 static void handle_maps(admin_conn_t *c, const char *q)
 {
     size_t offset, limit;
-    if (!admin_query_size(q, "offset", 0, &offset) || !admin_query_size(q, "limit", 100, &limit)) {
+    if (!query_size(q, "offset", 0, &offset) || !query_size(q, "limit", 100, &limit)) {
         respond_error(c, 400, "offset and limit take whole numbers");
         return;
     }
     if (limit > 10000)
         limit = 10000;
-    char *filter = admin_query_get(q, "q");
+    char *filter = query_get(q, "q");
     char *json = NULL;
     size_t len = 0;
     int rc = snapshot_export_list(c->admin->pm, offset, limit, filter, &json, &len);
@@ -297,8 +298,8 @@ static void handle_page_links(admin_conn_t *c, const char *page)
 
 static void handle_page_get(admin_conn_t *c, const char *q)
 {
-    char *page = admin_query_get(q, "page");
-    char *format = admin_query_get(q, "format");
+    char *page = query_get(q, "page");
+    char *format = query_get(q, "format");
     if (page == NULL || page[0] == '\0') {
         respond_error(c, 400, "missing ?page=KEY");
     } else if (format != NULL && strcmp(format, "link") == 0) {
@@ -314,7 +315,12 @@ static void handle_page_get(admin_conn_t *c, const char *q)
     } else {
         char *json = NULL;
         size_t len = 0;
-        int rc = snapshot_export_page(c->admin->pm, page, &json, &len);
+        pagemap_spec_opts_t o;
+        const char *deny[SPECULATION_MAX_DENY];
+        char *buf = NULL;
+        speculation_spec_opts(c->admin->cfg, &o, deny, &buf);
+        int rc = snapshot_export_page_spec(c->admin->pm, page, &o, &json, &len);
+        free(buf);
         if (rc == HERALD_ENOTFOUND)
             respond_error(c, 404, "no such page: %s", page);
         else if (rc != 0)
@@ -331,10 +337,36 @@ static const char *state_name(pagemap_edge_state_t s)
     return s == PAGEMAP_EDGE_PINNED ? "pinned" : s == PAGEMAP_EDGE_BANNED ? "banned" : "learned";
 }
 
+/* pin, ban or unpin a next page (?page=KEY&next=URL) */
+static void handle_set_next(admin_conn_t *c, const char *page, const char *next,
+                            pagemap_edge_state_t s)
+{
+    int rc = pagemap_next_set_state(c->admin->pm, page, next, s);
+    if (rc == HERALD_ENOTFOUND) {
+        respond_error(c, 404, "no such next page: %s -> %s", page, next);
+    } else if (rc != 0) {
+        respond_error(c, rc == HERALD_EINVAL ? 400 : 500, "%s", herald_strerror(rc));
+    } else {
+        state_mark_dirty(c->admin->st);
+        LOG_INFO("admin: %s next page %s -> %s", state_name(s), page, next);
+        respond_json(c, 200,
+                     json_pack("{s:b, s:s, s:s, s:s}", "ok", 1, "page", page, "next", next, "state",
+                               state_name(s)));
+    }
+}
+
 static void handle_set_state(admin_conn_t *c, const char *q, pagemap_edge_state_t s)
 {
-    char *page = admin_query_get(q, "page");
-    char *asset = admin_query_get(q, "asset");
+    char *page = query_get(q, "page");
+    char *next = query_get(q, "next");
+    if (page != NULL && page[0] != '\0' && next != NULL && next[0] != '\0') {
+        handle_set_next(c, page, next, s);
+        free(page);
+        free(next);
+        return;
+    }
+    free(next);
+    char *asset = query_get(q, "asset");
     if (page == NULL || page[0] == '\0' || asset == NULL || asset[0] == '\0') {
         respond_error(c, 400, "needs ?page=KEY&asset=URL");
     } else {
@@ -361,8 +393,27 @@ static void handle_set_state(admin_conn_t *c, const char *q, pagemap_edge_state_
 
 static void handle_forget(admin_conn_t *c, const char *q)
 {
-    char *page = admin_query_get(q, "page");
-    char *asset = admin_query_get(q, "asset");
+    char *page = query_get(q, "page");
+    char *next = query_get(q, "next");
+    if (page != NULL && page[0] != '\0' && next != NULL && next[0] != '\0') {
+        int rc = pagemap_forget_next(c->admin->pm, page, next);
+        if (rc == HERALD_ENOTFOUND) {
+            respond_error(c, 404, "no such next page: %s -> %s", page, next);
+        } else if (rc != 0) {
+            respond_error(c, rc == HERALD_EINVAL ? 400 : 500, "%s", herald_strerror(rc));
+        } else {
+            state_mark_dirty(c->admin->st);
+            LOG_INFO("admin: forget next page %s -> %s", page, next);
+            respond_json(c, 200,
+                         json_pack("{s:b, s:s, s:s, s:s}", "ok", 1, "forgot", "next", "page", page,
+                                   "next", next));
+        }
+        free(page);
+        free(next);
+        return;
+    }
+    free(next);
+    char *asset = query_get(q, "asset");
     if (page == NULL || page[0] == '\0') {
         respond_error(c, 400, "needs ?page=KEY[&asset=URL]");
     } else {
@@ -395,7 +446,7 @@ static void handle_forget(admin_conn_t *c, const char *q)
 /* The page's last delivered visit (deliver/timeline.h). */
 static void handle_timeline(admin_conn_t *c, const char *q)
 {
-    char *page = admin_query_get(q, "page");
+    char *page = query_get(q, "page");
     timeline_t t;
     if (page == NULL || page[0] == '\0') {
         respond_error(c, 400, "missing ?page=KEY");
@@ -422,7 +473,7 @@ static void handle_export(admin_conn_t *c)
 
 static void handle_import(admin_conn_t *c, const char *q)
 {
-    char *mode = admin_query_get(q, "mode");
+    char *mode = query_get(q, "mode");
     snapshot_mode_t m = SNAPSHOT_MERGE;
     if (mode != NULL && strcmp(mode, "replace") == 0) {
         m = SNAPSHOT_REPLACE;
@@ -533,6 +584,15 @@ static void handle_stats(admin_conn_t *c)
     json_t *shared = sharedmap_stats_json();
     if (shared != NULL)
         json_object_set_new(j, "shared_map", shared);
+    const speculation_stats_t *sp = &s.spec;
+    json_object_set_new(j, "speculation",
+                        json_pack("{s:s, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I}", "mode",
+                                  a->cfg->speculation, "headers", (json_int_t)sp->headers,
+                                  "origin_headers", (json_int_t)sp->origin_own, "rule_sets",
+                                  (json_int_t)sp->rule_sets, "rule_urls", (json_int_t)sp->rule_urls,
+                                  "prefetches", (json_int_t)sp->sent, "used", (json_int_t)sp->used,
+                                  "unused", (json_int_t)sp->unused, "unknown",
+                                  (json_int_t)sp->unknown, "limited", (json_int_t)sp->limited));
     if (a->st != NULL) {
         state_stats_t ss;
         state_get_stats(a->st, &ss);

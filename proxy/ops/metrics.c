@@ -113,6 +113,7 @@ void metrics_collect(const metrics_gauges_t *g, pagemap_t *pm, metrics_snapshot_
         out->origin_wait_s_total = (double)bs->wait_ns_total / 1e9;
         out->origin_wait_s_max = (double)bs->wait_ns_max / 1e9;
     }
+    speculation_stats_get(&out->spec);
     delivery_stats_t ds;
     delivery_stats_get(&ds);
     out->promised = ds.promised;
@@ -166,6 +167,27 @@ static void counter(sbuf_t *b, const char *name, const char *help, uint64_t v)
 {
     sb_printf(b, "# HELP herald_%s %s\n# TYPE herald_%s counter\nherald_%s %llu\n", name, help,
               name, name, (unsigned long long)v);
+}
+
+static void render_speculation(sbuf_t *b, const speculation_stats_t *sp)
+{
+    counter(b, "speculation_headers_total",
+            "Speculation-Rules headers herald added to page responses.", sp->headers);
+    counter(b, "speculation_origin_headers_total",
+            "Page responses whose origin sent its own Speculation-Rules (left alone).",
+            sp->origin_own);
+    counter(b, "speculation_rule_sets_total", "Rule sets herald answered.", sp->rule_sets);
+    counter(b, "speculation_rule_urls_total", "URLs in the rule sets answered.", sp->rule_urls);
+    counter(b, "speculation_prefetches_total", "Browser prefetches of pages served 2xx.", sp->sent);
+    counter(b, "speculation_prefetches_used_total",
+            "Prefetched pages the client then used (follow-ups or a navigation onward).", sp->used);
+    counter(b, "speculation_prefetches_unused_total",
+            "Prefetched pages the client navigated to again (the prefetch was not used).",
+            sp->unused);
+    counter(b, "speculation_prefetches_unknown_total",
+            "Prefetches with no signal within the prefetch lifetime.", sp->unknown);
+    counter(b, "speculation_prefetches_limited_total",
+            "Prefetches answered 503 because the client's prefetch budget was spent.", sp->limited);
 }
 
 static void gauge(sbuf_t *b, const char *name, const char *help, uint64_t v)
@@ -293,6 +315,7 @@ char *metrics_render_prometheus(const metrics_snapshot_t *s)
     counter(&b, "visits_committed_total", "Page visits committed to the learned map.",
             s->visits_committed);
     gauge(&b, "learning_visits_open", "Visits opened and not yet committed.", s->visits_open);
+    render_speculation(&b, &s->spec);
     render_pace(&b, &s->pace);
     sb_printf(&b,
               "# HELP herald_uptime_seconds Seconds since start.\n"

@@ -168,11 +168,12 @@ typedef struct wreq {
     char data[];
 } wreq_t;
 
-/* Pushed fetches and herald's own fetches queue behind client requests and
- * hold at most their share of the budget (budget.h). */
+/* Pushed fetches, browser prefetches and herald's own fetches queue behind
+ * client requests and hold at most their share of the budget (budget.h). */
 static bool background(const exchange_t *ex)
 {
-    return ex->role == EXCHANGE_ROLE_PUSHED || ex->role == EXCHANGE_ROLE_OWN;
+    return ex->role == EXCHANGE_ROLE_PUSHED || ex->role == EXCHANGE_ROLE_OWN ||
+           ex->role == EXCHANGE_ROLE_PREFETCH;
 }
 static void conn_close(upstream_conn_t *c);
 static void rearm_timer(upstream_conn_t *c);

@@ -11,6 +11,17 @@
  *    surviving edge's clean hit/miss count grow by at most one;
  *  - no edge is planned that no evidence supports: every planned item is
  *    pinned, or strong from discovery, or confirmed by a clean hit.
+ * Page requests carry Referers (another page, the page itself, another
+ * origin), reloads and prefetches (dormant visits activated by a later
+ * Referer), from a few clients; prefetch outcomes go through a tracker.
+ * Then also:
+ *  - one connection moves an entry's navigations away, and each of its
+ *    next pages' counts, by at most one session's weight;
+ *  - next pages per entry stay within PAGEMAP_MAX_NEXT learned;
+ *  - nothing unsafe, private, denied, banned, self or of another origin is
+ *    ever in a rule set, which has at most its maximum of URLs;
+ *  - the tracker's outcomes add up (sent = used + unused + unknown +
+ *    pending) within its caps.
  */
 #include <stdint.h>
 #include <stdio.h>
@@ -20,6 +31,8 @@
 #include "pagemap.h"
 #include "session.h"
 #include "visit.h"
+#include "prefetch.h"
+#include "speculation.h"
 #include "herald/error.h"
 
 #define MAX_PAGES 4
@@ -33,6 +46,8 @@ static const char *const pages[][3] = {
     {"https://e.com/item/2", "e.com/item/2", "e.com/item/*"},
     {"https://e.com/a?x=1", "e.com/a?x=1", NULL},
     {"https://e.com/b", "e.com/b", NULL},
+    {"https://e.com/logout", "e.com/logout", NULL},
+    {"https://e.com/item/3", "e.com/item/3", "e.com/item/*"},
 };
 #define NPAGES (sizeof(pages) / sizeof(pages[0]))
 
@@ -115,6 +130,10 @@ typedef struct snap {
     uint64_t visits[NPAGES + 1];
     uint64_t evidence[NPAGES + 1][NURLS];
     bool present[NPAGES + 1][NURLS];
+    uint64_t navs[NPAGES + 1];          /* navigations away */
+    uint64_t nnavs[NPAGES + 1][NPAGES]; /* per next page: sessions that went there */
+    double ncount[NPAGES + 1][NPAGES];  /* ... decayed */
+    bool npresent[NPAGES + 1][NPAGES];
 } snap_t;
 
 static const char *entry_key(size_t i)
@@ -146,6 +165,26 @@ static void take_snap(pagemap_t *pm, snap_t *s)
             abort();
         pagemap_edge_infos_free(e, n);
         pagemap_page_info_dispose(&info);
+        s->navs[i] = info.navs_total;
+        pagemap_next_info_t *x = NULL;
+        if (pagemap_next_get(pm, entry_key(i), NULL, &x, &n) != 0)
+            continue;
+        learned = 0;
+        for (size_t k = 0; k < n; k++) {
+            learned += x[k].state == PAGEMAP_EDGE_LEARNED;
+            for (size_t j = 0; j < NPAGES; j++) {
+                if (strcmp(x[k].key, pages[j][1]) == 0) {
+                    s->npresent[i][j] = true;
+                    s->nnavs[i][j] = x[k].navs;
+                    s->ncount[i][j] = x[k].count;
+                }
+            }
+            if (x[k].count > info.navs * (1 + 1e-9) + 1e-9 || x[k].probability > 1)
+                abort();
+        }
+        if (learned > PAGEMAP_MAX_NEXT)
+            abort();
+        pagemap_next_infos_free(x, n);
     }
 }
 
@@ -158,7 +197,63 @@ static void check_one_visit(const snap_t *before, const snap_t *after)
             if (before->present[i][u] && after->present[i][u] &&
                 after->evidence[i][u] > before->evidence[i][u] + 1)
                 abort();
+        if (after->navs[i] > before->navs[i] + 1)
+            abort();
+        for (size_t j = 0; j < NPAGES; j++) {
+            if (!after->npresent[i][j])
+                continue;
+            uint64_t bn = before->npresent[i][j] ? before->nnavs[i][j] : 0;
+            double bc = before->npresent[i][j] ? before->ncount[i][j] : 0;
+            if (after->nnavs[i][j] > bn + 1 || after->ncount[i][j] > bc + 1 + 1e-9)
+                abort();
+        }
     }
+}
+
+/* Nothing unsafe, private, denied, banned, self or off-site in a rule set. */
+static void check_spec(pagemap_t *pm)
+{
+    for (size_t i = 0; i < NPAGES; i++) {
+        pagemap_spec_opts_t o;
+        pagemap_spec_opts_init(&o);
+        pagemap_spec_t sp;
+        need(pagemap_speculation(pm, pages[i][1], pages[i][2], "e.com", &o, &sp));
+        if (sp.n > o.max_urls)
+            abort();
+        const char *entry = sp.source == PAGEMAP_PLAN_TEMPLATE ? pages[i][2] : pages[i][1];
+        pagemap_next_info_t *x = NULL;
+        size_t n = 0;
+        if (sp.n > 0)
+            need(pagemap_next_get(pm, entry, &o, &x, &n));
+        for (size_t k = 0; k < sp.n; k++) {
+            const pagemap_spec_item_t *it = &sp.items[k];
+            if (speculation_denied(it->url, NULL, 0) || strcmp(it->key, pages[i][1]) == 0 ||
+                strncmp(it->url, "https://e.com/", 14) != 0)
+                abort();
+            bool ok = false;
+            for (size_t j = 0; j < n; j++) {
+                if (strcmp(x[j].key, it->key) != 0)
+                    continue;
+                ok = x[j].state != PAGEMAP_EDGE_BANNED && x[j].status == 200 && x[j].unsafe == 0 &&
+                     (!x[j].private_url || x[j].nclients >= PAGEMAP_NEXT_MIN_CLIENTS) &&
+                     (x[j].state == PAGEMAP_EDGE_PINNED || (x[j].navs >= PAGEMAP_NEXT_MIN_NAVS &&
+                                                            x[j].probability >= o.min_probability));
+            }
+            if (!ok)
+                abort();
+        }
+        pagemap_next_infos_free(x, n);
+        pagemap_spec_dispose(&sp);
+    }
+}
+
+static void check_tracker(const prefetch_t *t)
+{
+    prefetch_stats_t st;
+    prefetch_stats(t, &st);
+    if (st.sent != st.used + st.unused + st.unknown + st.pending ||
+        st.clients > PREFETCH_MAX_CLIENTS || st.pending > st.clients * PREFETCH_PER_CLIENT)
+        abort();
 }
 
 /* Every planned item is backed by evidence (or an operator's pin). */
@@ -200,7 +295,7 @@ static void check_plans(pagemap_t *pm, double explore)
     pagemap_stats_t st;
     pagemap_stats(pm, &st);
     /* pages holding a pin or a ban are kept over the cap, by design */
-    if (st.pages > MAX_PAGES + st.pinned + st.banned)
+    if (st.pages > MAX_PAGES + st.pinned + st.banned + st.next_pinned + st.next_banned)
         abort();
 }
 
@@ -212,6 +307,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     cfg.max_assets_per_page = MAX_ASSETS;
     pagemap_t *pm = NULL;
     need(pagemap_create(&cfg, &pm));
+    prefetch_t *tr = NULL;
+    need(prefetch_create(pm, &tr));
     in_t in = {data, size};
     uint64_t t = 0;
     int64_t now = 1;
@@ -221,6 +318,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         take_snap(pm, &before);
         session_t *s = NULL;
         need(session_create(1000, &s));
+        static const char *const clients[] = {"10.0.0.1", "10.0.0.2", "10.0.0.3"};
+        const char *client = clients[take(&in, 3)];
         visit_t *mine[16];
         size_t nmine = 0;
         bool end = false;
@@ -234,15 +333,27 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
                 if (nmine == 16)
                     break;
                 unsigned pi = take(&in, NPAGES);
+                unsigned ri = take(&in, NPAGES + 2);
+                const char *ref = ri < NPAGES    ? pages[ri][0]
+                                  : ri == NPAGES ? "https://other.com/x"
+                                                 : NULL;
                 visit_page_t pg = {.url = pages[pi][0],
                                    .page_key = pages[pi][1],
                                    .template_key = pages[pi][2],
                                    .authority = "e.com",
                                    .t_ms = t,
                                    .multiplexed = take(&in, 4) != 0,
-                                   .cookie = take(&in, 2)};
+                                   .cookie = take(&in, 2),
+                                   .client = client,
+                                   .referer = ref,
+                                   .reload = take(&in, 8) == 0,
+                                   .prefetch = take(&in, 4) == 0,
+                                   .authorized = take(&in, 16) == 0};
                 need(session_open(s, &pg, &mine[nmine]));
                 nmine++;
+                prefetch_request(tr, client, pages[pi][0], ref, !pg.prefetch, t, now);
+                if (pg.prefetch && take(&in, 2))
+                    need(prefetch_sent(tr, client, pages[pi][0], ref, t, now));
                 break;
             }
             case 1:
@@ -266,7 +377,10 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
                 break;
             case 4:
             case 5: {
-                const char *ref = take(&in, 2) ? u : NULL;
+                unsigned rk = take(&in, 4);
+                /* a Referer naming an asset, a page (a prefetched one activates), or none */
+                const char *ref = rk == 0 ? NULL : rk == 1 ? pages[take(&in, NPAGES)][0] : u;
+                prefetch_request(tr, client, u, ref, false, t, now);
                 visit_t *a = session_attribute(s, ref, t);
                 if (a) {
                     visit_fetch_t f = {.url = u,
@@ -311,6 +425,19 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
                 need(pagemap_observe_asset(pm, u, &m));
                 break;
             }
+            case 12:
+                check_spec(pm);
+                prefetch_expire(tr, t, now);
+                check_tracker(tr);
+                break;
+            case 13:
+                /* a page answered with what makes it unsafe, or a redirect */
+                if (v) {
+                    static const int st[] = {200, 200, 302, 404, 304};
+                    visit_page_head(v, st[take(&in, 5)], take(&in, 6) != 0, take(&in, 0),
+                                    take(&in, 4) == 0);
+                }
+                break;
             default:
                 end = op == 15;
                 break;
@@ -333,11 +460,23 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         take_snap(pm, &after);
         check_one_visit(&before, &after);
         check_plans(pm, 0);
+        check_spec(pm);
+        check_tracker(tr);
         /* between connections, sometimes an operator pins or bans */
         if (in.n > 0 && take(&in, 8) == 0)
             need(pagemap_edge_set_state(pm, pages[take(&in, NPAGES)][1], urls[take(&in, NURLS)],
                                         (pagemap_edge_state_t)take(&in, 3)));
+        if (in.n > 0 && take(&in, 8) == 0) {
+            const char *entry = entry_key(take(&in, NPAGES + 1));
+            const char *next = pages[take(&in, NPAGES)][0];
+            if (take(&in, 4) == 0)
+                need(pagemap_forget_next(pm, entry, next));
+            else
+                need(pagemap_next_set_state(pm, entry, next, (pagemap_edge_state_t)take(&in, 3)));
+            check_spec(pm);
+        }
     }
+    prefetch_destroy(tr);
     pagemap_destroy(pm);
     return 0;
 }

@@ -39,7 +39,14 @@ def _():
     else:
         raise harness.Failure("no periodic save with the learned page")
     T.eq(doc["version"], 2, "version")
-    st, j, _ = A.call(h, "GET", "/stats")
+    # the file is renamed on the thread pool, the count taken on the loop after:
+    # wait for the count rather than read it once
+    end = time.monotonic() + 5
+    while True:
+        st, j, _ = A.call(h, "GET", "/stats")
+        if j["state"]["saves"] >= 1 or time.monotonic() > end:
+            break
+        time.sleep(0.05)
     T.check(j["state"]["saves"] >= 1 and j["state"]["file"] == STATE, "state stats %s" % j)
 
 

@@ -14,6 +14,7 @@ reached by --host-resolver-rules), so the proxy sees the same host:port as
 every other client of the test."""
 
 import base64
+import contextlib
 import hashlib
 import json
 import os
@@ -89,7 +90,36 @@ def navigate(urls, base_dir, spki=None, netlog=None, settle_ms=300, rtt_ms=RTT_M
             stop_relay(relay)
 
 
-def _navigate(urls, base_dir, spki, netlog, settle_ms, resolver_rules):
+@contextlib.contextmanager
+def browser(url, base_dir, spki, rtt_ms=RTT_MS):
+    """A fresh headless Chromium profile (a selenium driver) for scripted
+    steps (clicks); the path to url's host:port has a round-trip time of
+    rtt_ms through the relay, as in navigate().  The profile is removed and
+    the relay stopped when the block ends."""
+    u = urllib.parse.urlsplit(url)
+    relay, rport = start_relay(u.hostname, u.port, rtt_ms, base_dir)
+    try:
+        d, udd = _driver(base_dir, spki, None,
+                         "MAP %s:%d %s:%d" % (u.hostname, u.port, u.hostname, rport))
+        try:
+            d.set_page_load_timeout(30)
+            yield d
+        finally:
+            d.quit()
+            shutil.rmtree(udd, ignore_errors=True)
+    finally:
+        stop_relay(relay)
+
+
+def wait_loaded(d, settle_ms=0):
+    """Waits for the current document's load event (plus settle_ms)."""
+    d.execute_async_script("""
+        const done = arguments[arguments.length - 1];
+        if (document.readyState === 'complete') setTimeout(done, %d);
+        else addEventListener('load', () => setTimeout(done, %d));""" % (settle_ms, settle_ms))
+
+
+def _driver(base_dir, spki, netlog, resolver_rules):
     from selenium import webdriver
     from selenium.webdriver.chrome.service import Service
     udd = tempfile.mkdtemp(prefix="udd-", dir=base_dir)
@@ -108,7 +138,11 @@ def _navigate(urls, base_dir, spki, netlog, settle_ms, resolver_rules):
         opts.add_argument(a)
     opts.set_capability("goog:loggingPrefs", {"performance": "ALL"})
     svc = Service("/usr/bin/chromedriver", log_output=os.path.join(base_dir, "chromedriver.log"))
-    d = webdriver.Chrome(options=opts, service=svc)
+    return webdriver.Chrome(options=opts, service=svc), udd
+
+
+def _navigate(urls, base_dir, spki, netlog, settle_ms, resolver_rules):
+    d, udd = _driver(base_dir, spki, netlog, resolver_rules)
     try:
         d.set_page_load_timeout(30)
         for u in urls:

@@ -21,6 +21,8 @@
 #include "fleetbase.h"
 #include "fleetfold.h"
 #include "fleetsteer.h"
+#include "prefetch.h"
+#include "speculation.h"
 #include "herald/error.h"
 #include "nomem.h"
 #include "testutil.h"
@@ -43,9 +45,11 @@ static void check_consistent(pagemap_t *pm)
     nomem_countdown = -1;
     pagemap_dump_t d;
     CHECK_INTEQ(pagemap_dump(pm, &d), 0);
-    size_t n = 0;
-    for (size_t i = 0; i < d.n; i++)
+    size_t n = 0, nn = 0;
+    for (size_t i = 0; i < d.n; i++) {
         n += d.pages[i].nedges;
+        nn += d.pages[i].nnext;
+    }
     char **keys = malloc((n ? n : 1) * sizeof(*keys));
     size_t k = 0;
     for (size_t i = 0; i < d.n; i++)
@@ -59,6 +63,19 @@ static void check_consistent(pagemap_t *pm)
     pagemap_stats(pm, &st);
     CHECK_INTEQ(st.assets, distinct);
     CHECK_INTEQ(st.edges, n);
+    free(keys);
+    /* every shared next page is named by some entry */
+    keys = malloc((nn ? nn : 1) * sizeof(*keys));
+    k = 0;
+    for (size_t i = 0; i < d.n; i++)
+        for (size_t j = 0; j < d.pages[i].nnext; j++)
+            keys[k++] = d.pages[i].next[j].key;
+    qsort(keys, nn, sizeof(*keys), cmp_str);
+    distinct = 0;
+    for (size_t i = 0; i < nn; i++)
+        distinct += i == 0 || strcmp(keys[i], keys[i - 1]) != 0;
+    CHECK_INTEQ(st.targets, distinct);
+    CHECK_INTEQ(st.nexts, nn);
     free(keys);
     pagemap_dump_dispose(&d);
     nomem_countdown = saved;
@@ -209,6 +226,120 @@ static int op_session(void)
 out:
     visit_unref(v);
     session_destroy(s);
+    pagemap_destroy(pm);
+    return rc;
+}
+
+/* Commit every visit the session hands over by `now`. */
+static int settle_all(session_t *s, pagemap_t *pm, uint64_t now)
+{
+    visit_t *done[SESSION_MAX_OPEN];
+    int rc = 0;
+    size_t n;
+    while ((n = session_expire(s, now, done, SESSION_MAX_OPEN)) > 0) {
+        for (size_t i = 0; i < n; i++) {
+            if (rc == 0 && visit_ready(done[i])) {
+                visit_set_state(done[i], VISIT_COMMITTED);
+                rc = visit_commit(done[i], pm, 5, false);
+            }
+            visit_unref(done[i]);
+        }
+        if (n < SESSION_MAX_OPEN)
+            break;
+    }
+    return rc;
+}
+
+static int open_page(session_t *s, const char *url, const char *key, const char *tk,
+                     const char *referer, bool prefetch, uint64_t t, visit_t **v)
+{
+    visit_page_t pg = {.url = url,
+                       .page_key = key,
+                       .template_key = tk,
+                       .authority = "e.com",
+                       .t_ms = t,
+                       .multiplexed = true,
+                       .client = "127.0.0.1",
+                       .referer = referer,
+                       .prefetch = prefetch};
+    int rc = session_open(s, &pg, v);
+    if (rc == 0) {
+        visit_page_head(*v, 200, true, 10, false);
+        visit_page_end(*v, true, 100);
+    }
+    return rc;
+}
+
+/* Navigations through sessions, next pages, prefetch outcomes, rule sets. */
+static int op_nav(void)
+{
+    pagemap_config_t cfg;
+    pagemap_config_init(&cfg);
+    cfg.max_pages = 4;
+    pagemap_t *pm = NULL;
+    session_t *s = NULL;
+    prefetch_t *t = NULL;
+    visit_t *a = NULL, *b = NULL, *p = NULL, *c = NULL;
+    pagemap_spec_t spec = {0};
+    pagemap_next_info_t *nx = NULL;
+    pagemap_dump_t d = {0};
+    size_t nn = 0;
+    char *json = NULL;
+    int rc;
+    TRY(pagemap_create(&cfg, &pm));
+    TRY(prefetch_create(pm, &t));
+    for (int round = 0; round < 2; round++) {
+        char client[16];
+        snprintf(client, sizeof(client), "10.0.0.%d", round);
+        TRY(session_create(5000, &s));
+        TRY(open_page(s, "https://e.com/item/1", "e.com/item/1", "e.com/item/*", NULL, false, 0,
+                      &a));
+        TRY(open_page(s, "https://e.com/b", "e.com/b", NULL, "https://e.com/item/1", false, 10,
+                      &b));
+        TRY(open_page(s, "https://e.com/p?x=1", "e.com/p?x=1", NULL, "https://e.com/b", true, 20,
+                      &p));
+        if (session_attribute(s, "https://e.com/p?x=1", 30) != p) {
+            rc = HERALD_EINTERNAL;
+            goto out;
+        }
+        TRY(open_page(s, "https://e.com/c", "e.com/c", NULL, "https://e.com/p?x=1", false, 40, &c));
+        TRY(prefetch_sent(t, client, "https://e.com/b", "https://e.com/item/1", 50, 5));
+        prefetch_request(t, client, "https://e.com/b.css", "https://e.com/b", false, 60, 5);
+        TRY(prefetch_sent(t, client, "https://e.com/c", "https://e.com/b", 70, 5));
+        TRY(settle_all(s, pm, UINT64_MAX));
+        check_consistent(pm);
+        visit_unref(a);
+        visit_unref(b);
+        visit_unref(p);
+        visit_unref(c);
+        a = b = p = c = NULL;
+        session_destroy(s);
+        s = NULL;
+    }
+    prefetch_expire(t, UINT64_MAX - PREFETCH_LIFETIME_MS, 6);
+    TRY(pagemap_next_set_state(pm, "e.com/b", "https://e.com/pin", PAGEMAP_EDGE_PINNED));
+    TRY(pagemap_next_set_state(pm, "e.com/new", "https://e.com/ban", PAGEMAP_EDGE_BANNED));
+    check_consistent(pm);
+    TRY(pagemap_speculation(pm, "e.com/item/2", "e.com/item/*", "e.com", NULL, &spec));
+    TRY(speculation_rules_json(&spec, SPECULATION_PREFETCH, &json, NULL));
+    TRY(pagemap_next_get(pm, "e.com/b", NULL, &nx, &nn));
+    rc = pagemap_forget_next(pm, "e.com/b", "https://e.com/pin");
+    if (rc != 0 && rc != HERALD_ENOTFOUND)
+        goto out;
+    TRY(pagemap_dump(pm, &d));
+    rc = pagemap_restore(pm, &d, PAGEMAP_RESTORE_REPLACE);
+    check_consistent(pm);
+out:
+    visit_unref(a);
+    visit_unref(b);
+    visit_unref(p);
+    visit_unref(c);
+    session_destroy(s);
+    prefetch_destroy(t);
+    pagemap_spec_dispose(&spec);
+    pagemap_next_infos_free(nx, nn);
+    pagemap_dump_dispose(&d);
+    free(json);
     pagemap_destroy(pm);
     return rc;
 }
@@ -473,8 +604,24 @@ int main(void)
     CHECK_INTEQ(pagemap_commit_visit(seeded, &v), 0);
     CHECK_INTEQ(
         pagemap_edge_set_state(seeded, "e.com/1", "https://e.com/b.js", PAGEMAP_EDGE_BANNED), 0);
+    pagemap_nav_t nv = {.page_key = "e.com/2",
+                        .url = "https://e.com/2",
+                        .from_page_key = "e.com/1",
+                        .from_template_key = "e.com/*",
+                        .client = "c",
+                        .status = 200,
+                        .html = true,
+                        .set_cookie = true,
+                        .count_from = true,
+                        .count_pair = true,
+                        .count_template_from = true,
+                        .count_template_pair = true};
+    CHECK_INTEQ(pagemap_commit_navigation(seeded, &nv), 0);
+    CHECK_INTEQ(pagemap_note_prefetch(seeded, "e.com/1", NULL, "e.com/2", PAGEMAP_PREFETCH_USED, 1),
+                0);
     nomem_exhaust("pagemap", op_pagemap, 100000);
     nomem_exhaust("session", op_session, 100000);
+    nomem_exhaust("nav", op_nav, 100000);
     nomem_exhaust("snapshot", op_snapshot, 100000);
     nomem_exhaust("digest", op_digest, 100000);
     nomem_exhaust("template", op_template, 100000);

@@ -110,8 +110,37 @@ static void test_versions(void)
     CHECK(!template_is_version_of("a.js?v=1", "a.js?v=2"));
 }
 
+/* A URL's page key is what the proxy builds from its authority and path. */
+static void test_url_page_key(void)
+{
+    const char *cases[][2] = {
+        {"https://e.com/a?x=1", "e.com/a?x=1"}, {"https://e.com", "e.com/"},
+        {"https://e.com?q=1", "e.com/?q=1"},    {"https://E.com:8443/p#frag", "E.com:8443/p"},
+        {"http://e.com/#f", "e.com/"},
+    };
+    for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+        char *k = NULL;
+        CHECK_INTEQ(template_url_page_key(cases[i][0], &k), 0);
+        CHECK_STREQ(k, cases[i][1]);
+        free(k);
+    }
+    char *k = NULL;
+    CHECK_INTEQ(template_url_page_key("/relative", &k), HERALD_EINVAL);
+    CHECK_INTEQ(template_url_page_key("https:///nohost", &k), HERALD_EINVAL);
+    CHECK_INTEQ(template_url_page_key("://e.com/", &k), HERALD_EINVAL);
+    CHECK_INTEQ(template_url_page_key(NULL, &k), HERALD_EINVAL);
+    CHECK(template_same_origin("https://e.com/a", "HTTPS://E.COM/b?x"));
+    CHECK(template_same_origin("https://e.com", "https://e.com/"));
+    CHECK(!template_same_origin("https://e.com/a", "http://e.com/a"));
+    CHECK(!template_same_origin("https://e.com/a", "https://e.com:8443/a"));
+    CHECK(!template_same_origin("https://e.com/a", "https://e.co/a"));
+    CHECK(!template_same_origin("/a", "https://e.com/a"));
+    CHECK(!template_same_origin(NULL, "https://e.com/a"));
+}
+
 int main(void)
 {
+    test_url_page_key();
     test_versions();
     test_page_key();
     test_template_key();

@@ -137,6 +137,23 @@ static void test_ignored(void)
     asset_list_dispose(&l);
 }
 
+/* An inline <script type=speculationrules> is noted (the page asks for its own prefetches). */
+static void test_speculation_rules(void)
+{
+    asset_list_t l = scan("<body><script type=speculationrules>{\"prefetch\": []}</script>"
+                          "<img src=ok.png></body>");
+    CHECK(l.speculation_rules);
+    CHECK(l.n == 1);
+    asset_list_dispose(&l);
+    CHECK(!l.speculation_rules);
+    l = scan("<script type=' SpeculationRules '>{}</script>");
+    CHECK(l.speculation_rules);
+    asset_list_dispose(&l);
+    l = scan("<script type=module>{}</script><script src=a.js></script>");
+    CHECK(!l.speculation_rules);
+    asset_list_dispose(&l);
+}
+
 static void test_srcset(void)
 {
     asset_list_t l =
@@ -404,6 +421,7 @@ int main(void)
     test_kinds_and_blocking();
     test_crossorigin();
     test_ignored();
+    test_speculation_rules();
     test_srcset();
     test_picture();
     test_base_dedupe_css_order();

@@ -1,10 +1,10 @@
 /*
- * Query strings of admin requests ("?page=...&asset=..."): find a parameter
- * and percent-decode it. Pure functions over a NUL-terminated string (the
+ * Query strings ("?page=...&asset=..." of admin requests and of the rule-set
+ * URL): find a parameter and percent-decode it. Pure functions over a NUL-terminated string (the
  * part of the request target after '?'), fuzzed in tests/fuzz/.
  */
-#ifndef HERALD_ADMIN_QUERY_H
-#define HERALD_ADMIN_QUERY_H
+#ifndef HERALD_QUERY_H
+#define HERALD_QUERY_H
 
 #include <stdbool.h>
 #include <stddef.h>
@@ -16,13 +16,13 @@
  * malloc'd string the caller frees ("" for "name" or "name="), or NULL when
  * the parameter is absent. A decoded %00 ends the string there.
  */
-char *admin_query_get(const char *q, const char *name);
+char *query_get(const char *q, const char *name);
 
 /**
  * Parameter `name` of `q` as a decimal count: *out gets `def` when it is
  * absent or empty, else its value. Returns false (and *out undefined) when
  * the value is not all decimal digits or does not fit.
  */
-bool admin_query_size(const char *q, const char *name, size_t def, size_t *out);
+bool query_size(const char *q, const char *name, size_t def, size_t *out);
 
 #endif

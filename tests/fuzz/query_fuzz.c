@@ -1,5 +1,5 @@
 /*
- * libFuzzer target for proxy/ops/admin_query.c, which reads the query strings
+ * libFuzzer target for proxy/http/query.c, which reads the query strings
  * of admin requests (?page=...&asset=...). Input: a parameter name, a NUL,
  * the query string (the name is also looked up among the admin API's own).
  *
@@ -13,11 +13,11 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "admin_query.h"
+#include "query.h"
 
 static void check_name(const char *q, const char *name)
 {
-    char *v = admin_query_get(q, name);
+    char *v = query_get(q, name);
     if (v != NULL) {
         if (strlen(v) > strlen(q))
             abort();
@@ -29,19 +29,19 @@ static void check_name(const char *q, const char *name)
                 break;
             p = strchr(p, '&');
             if (p == NULL)
-                abort(); /* found by admin_query_get but not here */
+                abort(); /* found by query_get but not here */
             p++;
         }
         size_t plen = strcspn(p, "&");
         char *alone = strndup(p, plen);
-        char *w = alone != NULL ? admin_query_get(alone, name) : NULL;
+        char *w = alone != NULL ? query_get(alone, name) : NULL;
         if (alone != NULL && (w == NULL || strcmp(v, w) != 0))
             abort();
         free(w);
         free(alone);
     }
     size_t n = 0;
-    if (admin_query_size(q, name, 7, &n) && v != NULL && v[0] != '\0' &&
+    if (query_size(q, name, 7, &n) && v != NULL && v[0] != '\0' &&
         v[strspn(v, "0123456789")] != '\0')
         abort();
     free(v);

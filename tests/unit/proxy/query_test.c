@@ -1,16 +1,16 @@
-/* admin_query.c: parameters of application/x-www-form-urlencoded query
+/* query.c: parameters of application/x-www-form-urlencoded query
  * strings (WHATWG URL, "urlencoded parsing": '&' separates, '+' is a space,
  * %XX decodes). */
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 
-#include "admin_query.h"
+#include "query.h"
 #include "testutil.h"
 
 static void check_get(const char *q, const char *name, const char *want, int line)
 {
-    char *v = admin_query_get(q, name);
+    char *v = query_get(q, name);
     if (!((v == NULL && want == NULL) || (v != NULL && want != NULL && strcmp(v, want) == 0)))
         fprintf(stderr, "line %d: %s in %s: got %s, want %s\n", line, name, q ? q : "(null)",
                 v ? v : "(null)", want ? want : "(null)");
@@ -46,17 +46,17 @@ static void test_get(void)
 static void test_size(void)
 {
     size_t n = 7;
-    CHECK(admin_query_size("offset=12&limit=3", "offset", 0, &n) && n == 12);
-    CHECK(admin_query_size("offset=12&limit=3", "limit", 100, &n) && n == 3);
-    CHECK(admin_query_size("offset=12", "limit", 100, &n) && n == 100);
-    CHECK(admin_query_size("limit=", "limit", 100, &n) && n == 100);
-    CHECK(!admin_query_size("limit=-1", "limit", 100, &n));
-    CHECK(!admin_query_size("limit=+1", "limit", 100, &n));
-    CHECK(!admin_query_size("limit=%20-1", "limit", 100, &n)); /* " -1" */
-    CHECK(!admin_query_size("limit=+5", "limit", 100, &n));    /* "+" is a space: " 5" */
-    CHECK(!admin_query_size("limit=1x", "limit", 100, &n));
-    CHECK(!admin_query_size("limit=99999999999999999999999", "limit", 100, &n));
-    CHECK(admin_query_size("limit=18446744073709551615", "limit", 100, &n) && n == SIZE_MAX);
+    CHECK(query_size("offset=12&limit=3", "offset", 0, &n) && n == 12);
+    CHECK(query_size("offset=12&limit=3", "limit", 100, &n) && n == 3);
+    CHECK(query_size("offset=12", "limit", 100, &n) && n == 100);
+    CHECK(query_size("limit=", "limit", 100, &n) && n == 100);
+    CHECK(!query_size("limit=-1", "limit", 100, &n));
+    CHECK(!query_size("limit=+1", "limit", 100, &n));
+    CHECK(!query_size("limit=%20-1", "limit", 100, &n)); /* " -1" */
+    CHECK(!query_size("limit=+5", "limit", 100, &n));    /* "+" is a space: " 5" */
+    CHECK(!query_size("limit=1x", "limit", 100, &n));
+    CHECK(!query_size("limit=99999999999999999999999", "limit", 100, &n));
+    CHECK(query_size("limit=18446744073709551615", "limit", 100, &n) && n == SIZE_MAX);
 }
 
 int main(void)

@@ -1,7 +1,7 @@
 /*
- * Admin query strings; see admin_query.h.
+ * Query strings; see query.h.
  */
-#include "admin_query.h"
+#include "query.h"
 
 #include <errno.h>
 #include <stdlib.h>
@@ -41,7 +41,7 @@ static char *pct_decode(const char *s, size_t n)
     return out;
 }
 
-char *admin_query_get(const char *q, const char *name)
+char *query_get(const char *q, const char *name)
 {
     size_t nlen = strlen(name);
     while (q != NULL && *q != '\0') {
@@ -54,9 +54,9 @@ char *admin_query_get(const char *q, const char *name)
     return NULL;
 }
 
-bool admin_query_size(const char *q, const char *name, size_t def, size_t *out)
+bool query_size(const char *q, const char *name, size_t def, size_t *out)
 {
-    char *v = admin_query_get(q, name);
+    char *v = query_get(q, name);
     if (v == NULL || v[0] == '\0') {
         free(v);
         *out = def;
