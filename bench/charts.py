@@ -215,7 +215,7 @@ def pageload_chart(results_dir, out_png):
 
 THROUGHPUT_RUN = re.compile(r"^(?P<body>\w+)-(?P<proto>h2c|tls)-(?P<mode>load|lat)-r(?P<round>\d+)"
                             r"(?:-retry(?P<retry>\d+))?-(?P<proxy>[\w.]+)\.txt$")
-MODES = [("load", "Loaded: h2load -c 16 -m 10"), ("lat", "One request at a time: h2load -c 1 -m 1")]
+MODES = [("load", "Loaded: h2load -c 32 -m 10"), ("lat", "One request at a time: h2load -c 1 -m 1")]
 
 
 def throughput_runs(results_dir):
