@@ -6,11 +6,10 @@ asset calls the JSON API, the DOM and GET /maps/page then show it banned,
 and a screenshot is saved under the build directory."""
 
 import os
-import shutil
-import tempfile
 import time
 
 import adminlib as A
+import chromelib as C
 import harness
 
 T = harness.Tests("admin_chromium", need=["chromium", "chromedriver", "nghttp"],
@@ -28,20 +27,8 @@ def _():
 
 @T.case("admin page in Chromium: page and assets shown, ban clicked, map changed, screenshot")
 def _():
-    from selenium import webdriver
-    from selenium.webdriver.chrome.service import Service
     from selenium.webdriver.common.by import By
-    udd = tempfile.mkdtemp(prefix="udd-", dir=T.dir)
-    opts = webdriver.ChromeOptions()
-    opts.binary_location = "/usr/bin/chromium"
-    for a in ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
-              "--disable-component-update", "--disable-sync", "--no-first-run",
-              "--disable-dev-shm-usage", "--window-size=1200,1400", "--user-data-dir=" + udd]:
-        opts.add_argument(a)
-    svc = Service("/usr/bin/chromedriver", log_output=os.path.join(T.dir, "chromedriver.log"))
-    d = webdriver.Chrome(options=opts, service=svc)
-    try:
-        d.set_page_load_timeout(30)
+    with C.page_browser(T.dir, "1200,1400") as d:
         d.get("http://%s/" % h.admin)
 
         def wait(js, what, timeout=10):
@@ -74,9 +61,6 @@ def _():
         d.save_screenshot(shot)
         T.check(os.path.getsize(shot) > 1000, "screenshot %s" % shot)
         print("# screenshot: %s" % shot, flush=True)
-    finally:
-        d.quit()
-        shutil.rmtree(udd, ignore_errors=True)
     st, j, _ = A.call(h, "GET", "/maps/page?page=" + A.q(KEY))
     T.eq({e["key"]: e["state"] for e in j["edges"]}.get(target), "banned", "map via the API")
 

@@ -22,11 +22,10 @@ to the head's position; the screenshot goes to the build directory."""
 
 import os
 import re
-import shutil
-import tempfile
 import time
 
 import adminlib as A
+import chromelib as C
 import harness
 import learnlib as L
 
@@ -120,20 +119,8 @@ def _():
 
 @T.case("admin page in Chromium draws the timeline: a bar per item, think time shaded")
 def _():
-    from selenium import webdriver
-    from selenium.webdriver.chrome.service import Service
     tl = S["tl"]
-    udd = tempfile.mkdtemp(prefix="udd-", dir=T.dir)
-    opts = webdriver.ChromeOptions()
-    opts.binary_location = "/usr/bin/chromium"
-    for a in ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
-              "--disable-component-update", "--disable-sync", "--no-first-run",
-              "--disable-dev-shm-usage", "--window-size=1200,1600", "--user-data-dir=" + udd]:
-        opts.add_argument(a)
-    svc = Service("/usr/bin/chromedriver", log_output=os.path.join(T.dir, "chromedriver.log"))
-    d = webdriver.Chrome(options=opts, service=svc)
-    try:
-        d.set_page_load_timeout(30)
+    with C.page_browser(T.dir, "1200,1600") as d:
         d.get("http://%s/" % h.admin)
         end = time.monotonic() + 15
         while time.monotonic() < end and not d.execute_script(
@@ -175,9 +162,6 @@ def _():
         d.save_screenshot(shot)
         T.check(os.path.getsize(shot) > 1000, "screenshot %s" % shot)
         print("# screenshot: %s" % shot, flush=True)
-    finally:
-        d.quit()
-        shutil.rmtree(udd, ignore_errors=True)
 
 
 @T.case("no-push visit: the 103's links are the timeline's hints, sent before the head")

@@ -119,7 +119,21 @@ def wait_loaded(d, settle_ms=0):
         else addEventListener('load', () => setTimeout(done, %d));""" % (settle_ms, settle_ms))
 
 
-def _driver(base_dir, spki, netlog, resolver_rules):
+@contextlib.contextmanager
+def page_browser(base_dir, window_size="1200,1400"):
+    """A fresh headless Chromium profile (a selenium driver) on bare loopback,
+    certificate errors ignored (so no Early Hints), for pages herald serves
+    itself such as the admin page; the profile is removed when the block ends."""
+    d, udd = _driver(base_dir, None, None, None, ["--window-size=" + window_size])
+    try:
+        d.set_page_load_timeout(30)
+        yield d
+    finally:
+        d.quit()
+        shutil.rmtree(udd, ignore_errors=True)
+
+
+def _driver(base_dir, spki, netlog, resolver_rules, extra=()):
     from selenium import webdriver
     from selenium.webdriver.chrome.service import Service
     udd = tempfile.mkdtemp(prefix="udd-", dir=base_dir)
@@ -127,7 +141,7 @@ def _driver(base_dir, spki, netlog, resolver_rules):
     opts.binary_location = "/usr/bin/chromium"
     args = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
             "--disable-component-update", "--disable-sync", "--no-first-run",
-            "--disable-dev-shm-usage", "--user-data-dir=" + udd]
+            "--disable-dev-shm-usage", "--user-data-dir=" + udd] + list(extra)
     args.append("--ignore-certificate-errors-spki-list=" + spki if spki else
                 "--ignore-certificate-errors")
     if resolver_rules:
@@ -147,11 +161,7 @@ def _navigate(urls, base_dir, spki, netlog, settle_ms, resolver_rules):
         d.set_page_load_timeout(30)
         for u in urls:
             d.get(u)
-            d.execute_async_script("""
-                const done = arguments[arguments.length - 1];
-                if (document.readyState === 'complete') setTimeout(done, %d);
-                else addEventListener('load', () => setTimeout(done, %d));""" % (
-                settle_ms, settle_ms))
+            wait_loaded(d, settle_ms)
         res = d.execute_script("""
             return performance.getEntriesByType('resource').map(e => ({
               name: e.name, initiatorType: e.initiatorType, transferSize: e.transferSize,
