@@ -332,6 +332,9 @@ int digest_parse(const char *value, size_t len, digest_t *out, const char **reas
         uint64_t v = c + 1 + q * p + rem;
         if (v >= limit || (c != UINT64_MAX && v <= c))
             return parse_fail(out, bytes, HERALD_EPARSE, reason, "digest value out of range");
+        /* N is the entry count rounded up to a power of two: never fewer. */
+        if (out->n >= ((size_t)1 << log2n))
+            return parse_fail(out, bytes, HERALD_EPARSE, reason, "more digest entries than N");
         out->v[out->n++] = v;
         c = v;
     }
