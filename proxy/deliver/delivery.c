@@ -63,6 +63,7 @@ struct delivery_conn {
     unsigned limit;    /* fetch slots: min(peer MAX_CONCURRENT_STREAMS, DELIVERY_MAX_FETCHES) */
     list_t queue;      /* delivery_ex_t.link of QUEUED pushes, plan order */
     list_t aheads;     /* delivery_ahead_t.link of pages still waiting for their HTML */
+    bool hold;         /* a page's on_request queues pushes; on_started starts them */
 };
 
 /*
@@ -224,7 +225,8 @@ static void push_enqueue(delivery_ex_t *p)
 {
     push_set_state(p, DELIVERY_PUSH_QUEUED);
     list_insert(p->dc->queue.prev, &p->link); /* at the tail: plan order */
-    pump(p->dc);
+    if (!p->dc->hold)
+        pump(p->dc);
 }
 
 /* The connection state of ex's client while the connection is open (h2 only). */
@@ -709,8 +711,12 @@ static void on_request(void *data, exchange_t *ex)
             dx->db_used = true;
         }
     }
-    if (push)
+    if (push) {
+        /* The page's own request goes to the origin before the pushes'
+         * (on_started): the HTML is what the client waits for longest. */
+        dc->hold = true;
         deliver_push(dx);
+    }
     if (hints)
         deliver_hints(dx); /* after the pushes: what may not be pushed is hinted */
 }
@@ -1048,11 +1054,21 @@ static void on_client_close(void *data, exchange_client_t *cl)
     conn_release(cl->state[D->slot]); /* exchanges still running hold their own */
 }
 
+static void on_started(void *data, exchange_t *ex)
+{
+    delivery_conn_t *dc = client_dc(data, ex);
+    if (dc == NULL || !dc->hold)
+        return;
+    dc->hold = false;
+    pump(dc);
+}
+
 static const exchange_observer_t delivery_observer = {
     .name = "delivery",
     .on_client_open = on_client_open,
     .on_client_close = on_client_close,
     .on_request = on_request,
+    .on_started = on_started,
     .on_response_head = on_response_head,
     .on_response_body = on_response_body,
     .on_response_end = on_response_end,

@@ -222,10 +222,12 @@ void exchange_start(exchange_t *ex)
     /* In registration order: learning classifies the request, then delivery
      * may push or hint before the origin is even asked. */
     EACH_OBSERVER(ex->ctx, on_request, ex);
-    if (ex->state != EXCHANGE_STARTED || ex->answered_here)
-        return; /* an observer's delivery failed the client's stream, or it answers */
-    ex->holders |= EXCHANGE_HOLD_ORIGIN;
-    ex->ctx->origin->start(ex);
+    /* Unless an observer's delivery failed the client's stream, or it answers. */
+    if (ex->state == EXCHANGE_STARTED && !ex->answered_here) {
+        ex->holders |= EXCHANGE_HOLD_ORIGIN;
+        ex->ctx->origin->start(ex);
+    }
+    EACH_OBSERVER(ex->ctx, on_started, ex);
 }
 
 void exchange_request_body(exchange_t *ex, const uint8_t *data, size_t len)

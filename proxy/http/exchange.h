@@ -223,6 +223,13 @@ typedef struct exchange_observer {
     void (*on_client_close)(void *data, exchange_client_t *client);
     /** The request head is complete, before the origin is asked (may deliver early). */
     void (*on_request)(void *data, exchange_t *ex);
+    /**
+     * exchange_start() is done with ex: its request went to the origin (or
+     * it is answered or failed already). What on_request set going that may
+     * wait (the pushes' own origin requests) starts here, so the page's
+     * request reaches the origin first.
+     */
+    void (*on_started)(void *data, exchange_t *ex);
     /** A response head (final or 1xx) before the frontend; may edit ex->resp_headers. */
     void (*on_response_head)(void *data, exchange_t *ex, bool final);
     /**
