@@ -22,7 +22,7 @@ also "<time> <conn> <up|down>-rec <type> <length>" for each TLS record as it
 enters the relay (to see a server's TLS record sizes).  --selftest runs a ping-pong
 accuracy check against a local echo server and prints the result as JSON.
 """
-import argparse, asyncio, collections, json, socket, sys, time
+import argparse, asyncio, collections, json, selectors, socket, sys, time
 
 
 def parse_bw(s):
@@ -213,10 +213,16 @@ def main():
         return selftest(args)
     if not args.to:
         ap.error("--to is required")
+    # select() takes its timeout in microseconds; epoll (asyncio's default
+    # here) rounds it up to whole milliseconds, which made every packet leave
+    # up to 1 ms late.  A relay has a handful of sockets: select is cheap.
+    loop = asyncio.SelectorEventLoop(selectors.SelectSelector())
     try:
-        asyncio.run(serve(args))
+        loop.run_until_complete(serve(args))
     except KeyboardInterrupt:
         pass
+    finally:
+        loop.close()
 
 
 if __name__ == "__main__":
