@@ -104,6 +104,18 @@ void fleetmark_take_visit(fleetmark_t *m, uint64_t client, const char *page_key,
                           bool *tpl);
 
 /**
+ * As fleetmark_take_visit for a local visit (not folded), but the marks
+ * taken are seen marks, not counted ones: the proxy holds the visit until
+ * Redis decides (fleetfold_apply_own). A held visit keeps the client's
+ * next local visits from counting for the window, and bars no fold: when
+ * Redis gives the mark to another instance's visit, that visit counts here
+ * too; when Redis gives it to this one, fleetfold_apply_own takes the
+ * counted marks.
+ */
+void fleetmark_hold_visit(fleetmark_t *m, uint64_t client, const char *page_key,
+                          const char *template_key, int64_t now_ms, bool *page, bool *tpl);
+
+/**
  * Record a seen mark (another instance holds it in Redis) that lives until
  * until_ms. A later end replaces an earlier one. client 0: no-op.
  */

@@ -63,11 +63,29 @@ enum {
     BASE_EVERY_MS = 5 * 60 * 1000,
 };
 
+/* A visit's client marks, for FLEETKEY_LUA_APPEND: its record number and keys. */
+typedef struct markreq {
+    uint32_t rec;
+    char *keys[2]; /* the page's; the template's or NULL */
+} markreq_t;
+
+/* What an evidence batch carries besides its bytes: per record, whether it
+ * waits for Redis before the local map gets it (FLEETFOLD_PENDING), and
+ * the client marks of its visits. */
+typedef struct batchinfo {
+    uint8_t *flags;
+    size_t nflags, capflags;
+    markreq_t *marks;
+    size_t nmarks, capmarks;
+    size_t pending; /* records flagged FLEETFOLD_PENDING */
+} batchinfo_t;
+
 typedef struct queued {
     char *data;
     size_t len;
     uint64_t seq;
     size_t records;
+    batchinfo_t info; /* evidence batches only */
     /* steering only */
     fleetsteer_op_t op;
     char *field; /* pins-hash field; NULL for forget-page */
@@ -98,6 +116,7 @@ struct sharedmap {
     pthread_mutex_t mu;
     pthread_cond_t cv;
     fleetlog_builder_t *builder;
+    batchinfo_t open_info; /* of the builder's open batch: one flag per record */
     fleetmark_t *marks;
     uint64_t steer_next;
     queue_t steer_q;
@@ -122,8 +141,8 @@ struct sharedmap {
     _Atomic int state; /* sharedmap_state_t; written by the sync thread */
     _Atomic uint64_t commands, sync_errors, batches_sent, records_sent, bytes_sent, batches_dropped,
         records_dropped, batches_folded, visits_folded, visits_vetoed, assets_folded, rejected,
-        steer_sent, steer_applied, resyncs, epoch_changes, bases_uploaded, bases_loaded,
-        last_batch_records, queued_batches;
+        steer_sent, steer_applied, resyncs, visits_held, visits_refused, held_applied_locally,
+        epoch_changes, bases_uploaded, bases_loaded, last_batch_records, queued_batches;
     _Atomic int64_t last_sync_ms;
 };
 
@@ -185,10 +204,22 @@ static void q_push(queue_t *q, queued_t item)
     q->v[q->n++] = item;
 }
 
+static void info_free(batchinfo_t *bi)
+{
+    for (size_t i = 0; i < bi->nmarks; i++) {
+        free(bi->marks[i].keys[0]);
+        free(bi->marks[i].keys[1]);
+    }
+    free(bi->marks);
+    free(bi->flags);
+    memset(bi, 0, sizeof(*bi));
+}
+
 static void q_item_free(queued_t *it)
 {
     free(it->data);
     free(it->field);
+    info_free(&it->info);
 }
 
 static void q_pop(queue_t *q)
@@ -399,7 +430,7 @@ static bool is_str(const redisReply *r)
 /* A script's {status, value} answer. */
 static bool script_answer(const redisReply *r, const char **status, const char **value)
 {
-    if (r == NULL || r->type != REDIS_REPLY_ARRAY || r->elements != 2 || !is_str(r->element[0]))
+    if (r == NULL || r->type != REDIS_REPLY_ARRAY || r->elements < 2 || !is_str(r->element[0]))
         return false;
     *status = r->element[0]->str;
     *value = is_str(r->element[1]) ? r->element[1]->str : "";
@@ -517,12 +548,18 @@ static bool check_epoch(sharedmap_t *s)
 }
 
 static void close_batch(sharedmap_t *s);
+static bool send_batches(sharedmap_t *s);
+static void release_held(sharedmap_t *s);
 
 static void upload_base(sharedmap_t *s)
 {
     /* the open batch's visits are in the map: close it, so the header's
-     * number covers them and a loader of this base does not fold them again */
+     * number covers them and a loader of this base does not fold them again;
+     * records held for Redis's verdict go into the map first (sent batches
+     * get them from the verdicts, the rest from the local marks) */
     close_batch(s);
+    send_batches(s);
+    release_held(s);
     pagemap_dump_t d = {0};
     fleetbase_chunks_t ch = {0};
     check(pagemap_dump(s->pm, &d));
@@ -758,10 +795,25 @@ static void fold_log_entry(sharedmap_t *s, const char *id, const redisReply *fie
         fleetlog_batch_dispose(&b);
         return;
     }
+    /* Redis's verdicts on the batch's client marks (FLEETKEY_LUA_APPEND) */
+    uint8_t *flags = xcalloc(b.n ? b.n : 1, 1);
+    const redisReply *rx = field_of(fields, "x"), *ry = field_of(fields, "y");
+    if ((rx != NULL && (rc = fleetfold_verdicts_decode(rx->str, rx->len, b.n, FLEETFOLD_VETO_PAGE,
+                                                       flags, reason, sizeof(reason))) != 0) ||
+        (ry != NULL &&
+         (rc = fleetfold_verdicts_decode(ry->str, ry->len, b.n, FLEETFOLD_VETO_TEMPLATE, flags,
+                                         reason, sizeof(reason))) != 0)) {
+        reject(s, "verdicts of batch", id, reason);
+        check(fleetfold_note(s->fold, ri->str, seq, wall_ms()));
+        free(flags);
+        fleetlog_batch_dispose(&b);
+        return;
+    }
     fleetfold_result_t res = {0};
     pthread_mutex_lock(&s->mu);
-    rc = check(fleetfold_apply(s->fold, s->pm, s->marks, &b, wall_ms(), &res));
+    rc = check(fleetfold_apply_flags(s->fold, s->pm, s->marks, &b, flags, wall_ms(), &res));
     pthread_mutex_unlock(&s->mu);
+    free(flags);
     if (res.check == FLEETFOLD_NEW) {
         atomic_fetch_add(&s->batches_folded, 1);
         atomic_fetch_add(&s->visits_folded, res.visits);
@@ -875,6 +927,62 @@ static void catch_up(sharedmap_t *s, bool steer_only)
 
 /* ---- sending ---- */
 
+/*
+ * Give the local map the records of this instance's batch `b` that wait
+ * for Redis (FLEETFOLD_PENDING), with Redis's verdicts `r` (an APPEND
+ * answer; NULL: none, Redis did not decide: the local marks alone bound
+ * them, as while Redis is away).
+ */
+static void apply_held(sharedmap_t *s, queued_t *b, const redisReply *r)
+{
+    if (b->info.pending == 0)
+        return;
+    fleetlog_batch_t fb = {0};
+    char reason[200];
+    int rc = check(fleetlog_decode(b->data, b->len, &fb, reason, sizeof(reason)));
+    if (rc != 0 || fb.n != b->info.nflags) { /* our own bytes: not expected */
+        LOG_ERROR("shared map: own batch %" PRIu64 " does not decode: %s", b->seq,
+                  rc ? reason : "record count");
+        fleetlog_batch_dispose(&fb);
+        b->info.pending = 0;
+        return;
+    }
+    static const unsigned bits[2] = {FLEETFOLD_VETO_PAGE, FLEETFOLD_VETO_TEMPLATE};
+    for (size_t i = 0; r != NULL && i < 2 && 2 + i < r->elements; i++) {
+        const redisReply *e = r->element[2 + i];
+        if (is_str(e) && fleetfold_verdicts_decode(e->str, e->len, fb.n, bits[i], b->info.flags,
+                                                   reason, sizeof(reason)) != 0)
+            LOG_WARN("shared map: Redis's verdicts on batch %" PRIu64 " ignored: %s", b->seq,
+                     reason);
+    }
+    for (size_t i = 0; i < fb.n; i++)
+        if ((b->info.flags[i] & FLEETFOLD_VETO_PAGE) && fb.recs[i].type == FLEETLOG_REC_VISIT)
+            atomic_fetch_add(&s->visits_refused, 1);
+    fleetfold_result_t res = {0};
+    pthread_mutex_lock(&s->mu);
+    check(fleetfold_apply_own(s->pm, s->marks, &fb, b->info.flags, &res));
+    pthread_mutex_unlock(&s->mu);
+    if (r == NULL)
+        atomic_fetch_add(&s->held_applied_locally, res.visits);
+    b->info.pending = 0;
+    fleetlog_batch_dispose(&fb);
+}
+
+static void close_batch(sharedmap_t *s);
+
+/* Redis is away (or the map is about to be written or saved): the held
+ * records go to the local map now, bounded by the local marks. */
+static void release_held(sharedmap_t *s)
+{
+    pthread_mutex_lock(&s->mu);
+    bool open = s->open_info.pending > 0;
+    pthread_mutex_unlock(&s->mu);
+    if (open)
+        close_batch(s);
+    for (size_t i = 0; i < s->batch_q.n; i++)
+        apply_held(s, &s->batch_q.v[i], NULL);
+}
+
 /* Close the open batch (under mu) into the send queue. */
 static void close_batch(sharedmap_t *s)
 {
@@ -885,15 +993,23 @@ static void close_batch(sharedmap_t *s)
     uint64_t seq = 0;
     int rc =
         recs > 0 ? check(fleetlog_builder_finish(s->builder, wall_ms(), &data, &len, &seq)) : -1;
+    batchinfo_t info = {0};
+    if (rc == 0) {
+        info = s->open_info;
+        memset(&s->open_info, 0, sizeof(s->open_info));
+    }
     pthread_mutex_unlock(&s->mu);
     if (rc != 0)
         return;
+    assert(info.nflags == recs);
     if (s->batch_q.n >= MAX_QUEUED_BATCHES) {
         atomic_fetch_add(&s->batches_dropped, 1);
         atomic_fetch_add(&s->records_dropped, s->batch_q.v[0].records);
+        apply_held(s, &s->batch_q.v[0], NULL); /* the local map keeps what it learned */
         q_pop(&s->batch_q);
     }
-    q_push(&s->batch_q, (queued_t){.data = data, .len = len, .seq = seq, .records = recs});
+    q_push(&s->batch_q,
+           (queued_t){.data = data, .len = len, .seq = seq, .records = recs, .info = info});
     atomic_store(&s->queued_batches, s->batch_q.n);
 }
 
@@ -903,19 +1019,48 @@ static bool send_batches(sharedmap_t *s)
 {
     while (s->batch_q.n > 0 && s->c != NULL) {
         queued_t *b = &s->batch_q.v[0];
-        char seq[32], maxlen[32], ttl[32], maxb[32];
+        char seq[32], maxlen[32], ttl[32], maxb[32], window[32], nkeys[16], me[64];
         num(seq, sizeof(seq), (long long)b->seq);
         num(maxlen, sizeof(maxlen), FLEETKEY_DEFAULT_LOG_MAXLEN);
         num(ttl, sizeof(ttl), FLEETKEY_DEFAULT_TTL_MS);
         num(maxb, sizeof(maxb), FLEETLOG_MAX_BATCH_BYTES);
-        const char *argv[] = {"EVAL",   FLEETKEY_LUA_APPEND, "3", s->k_epoch, s->k_log, s->k_seq,
-                              s->epoch, s->instance,         seq, b->data,    maxlen,   ttl,
-                              maxb};
-        size_t lens[13];
-        for (int i = 0; i < 13; i++)
-            lens[i] = strlen(argv[i]);
-        lens[9] = b->len;
-        redisReply *r = run(s, 13, argv, lens);
+        num(window, sizeof(window), fleetmark_window(s->marks));
+        snprintf(me, sizeof(me), "%s:%s", s->instance, seq);
+        size_t nk = 0;
+        for (size_t i = 0; i < b->info.nmarks; i++)
+            nk += b->info.marks[i].keys[1] ? 2 : 1;
+        num(nkeys, sizeof(nkeys), (long long)(3 + nk));
+        size_t argc = 15 + nk + 2 * b->info.nmarks;
+        const char **argv = xmalloc(argc * sizeof(*argv));
+        size_t *lens = xmalloc(argc * sizeof(*lens));
+        char(*nums)[2][12] = xmalloc((b->info.nmarks + 1) * sizeof(*nums));
+        size_t a = 0;
+        argv[a++] = "EVAL";
+        argv[a++] = FLEETKEY_LUA_APPEND;
+        argv[a++] = nkeys;
+        argv[a++] = s->k_epoch;
+        argv[a++] = s->k_log;
+        argv[a++] = s->k_seq;
+        for (size_t i = 0; i < b->info.nmarks; i++)
+            for (size_t k = 0; k < 2 && b->info.marks[i].keys[k]; k++)
+                argv[a++] = b->info.marks[i].keys[k];
+        size_t data_at = a + 3;
+        const char *fixed[] = {s->epoch, s->instance, seq, b->data, maxlen, ttl, maxb, window, me};
+        for (size_t i = 0; i < sizeof(fixed) / sizeof(fixed[0]); i++)
+            argv[a++] = fixed[i];
+        for (size_t i = 0; i < b->info.nmarks; i++) {
+            snprintf(nums[i][0], sizeof(nums[i][0]), "%u", (unsigned)b->info.marks[i].rec);
+            snprintf(nums[i][1], sizeof(nums[i][1]), "%d", b->info.marks[i].keys[1] ? 2 : 1);
+            argv[a++] = nums[i][0];
+            argv[a++] = nums[i][1];
+        }
+        assert(a == argc);
+        for (size_t i = 0; i < argc; i++)
+            lens[i] = i == data_at ? b->len : strlen(argv[i]);
+        redisReply *r = run(s, (int)argc, argv, lens);
+        free(argv);
+        free(lens);
+        free(nums);
         const char *st, *val;
         if (!script_answer(r, &st, &val)) {
             freeReplyObject(r);
@@ -930,11 +1075,17 @@ static bool send_batches(sharedmap_t *s)
             atomic_fetch_add(&s->records_sent, b->records);
             atomic_fetch_add(&s->bytes_sent, b->len);
             atomic_store(&s->last_batch_records, b->records);
-        } else if (strcmp(st, "toobig") == 0) {
-            atomic_fetch_add(&s->batches_dropped, 1);
-            LOG_WARN("shared map: batch %" PRIu64 " (%zu bytes) refused as too big", b->seq,
-                     b->len);
-        } /* "dup": sent before the connection broke */
+            apply_held(s, b, r);
+        } else if (strcmp(st, "dup") == 0) { /* sent before the connection broke */
+            apply_held(s, b, r);
+        } else {
+            if (strcmp(st, "toobig") == 0) {
+                atomic_fetch_add(&s->batches_dropped, 1);
+                LOG_WARN("shared map: batch %" PRIu64 " (%zu bytes) refused as too big", b->seq,
+                         b->len);
+            }
+            apply_held(s, b, NULL);
+        }
         freeReplyObject(r);
         q_pop(&s->batch_q);
         atomic_store(&s->queued_batches, s->batch_q.n);
@@ -1175,6 +1326,7 @@ static void *sync_main(void *arg)
             fleetfold_expire(s->steer_fold, wall_ms());
         }
         if (s->c == NULL) {
+            release_held(s);
             if (now >= s->next_connect_ms && connect_redis(s))
                 continue;
             int64_t until =
@@ -1208,6 +1360,7 @@ static void *sync_main(void *arg)
         send_batches(s);
         send_steer(s);
     }
+    release_held(s); /* not sent: the local map (and its saved state) keeps them */
     return NULL;
 }
 
@@ -1216,6 +1369,7 @@ static void *sync_main(void *arg)
 typedef struct tap_ctx {
     sharedmap_t *s;
     uint64_t client;
+    bool defer; /* Redis answers: the records wait for its verdicts */
 } tap_ctx_t;
 
 static void add_failed(sharedmap_t *s, int rc)
@@ -1225,20 +1379,77 @@ static void add_failed(sharedmap_t *s, int rc)
         atomic_fetch_add(&s->records_dropped, 1);
 }
 
-static void on_tap_visit(void *ctx, const pagemap_visit_t *pv)
+/* One more record of the open batch (under mu). */
+static void info_push(sharedmap_t *s, bool held)
 {
-    tap_ctx_t *t = ctx;
-    pthread_mutex_lock(&t->s->mu);
-    add_failed(t->s, fleetlog_builder_add_visit(t->s->builder, pv, t->client));
-    pthread_mutex_unlock(&t->s->mu);
+    batchinfo_t *bi = &s->open_info;
+    if (bi->nflags == bi->capflags) {
+        bi->capflags = bi->capflags ? bi->capflags * 2 : 64;
+        bi->flags = xrealloc(bi->flags, bi->capflags);
+    }
+    bi->flags[bi->nflags++] = held ? FLEETFOLD_PENDING : 0;
+    bi->pending += held;
 }
 
-static void on_tap_asset(void *ctx, const char *key, const pagemap_asset_meta_t *m)
+static char *mark_key(const sharedmap_t *s, uint64_t client, const char *key)
+{
+    char buf[FLEETKEY_MAX_LEN];
+    if (key == NULL || fleetkey_mark(buf, sizeof(buf), s->prefix, client, key) < 0)
+        return NULL;
+    return xstrdup(buf);
+}
+
+static bool on_tap_visit(void *ctx, const pagemap_visit_t *pv)
+{
+    tap_ctx_t *t = ctx;
+    sharedmap_t *s = t->s;
+    markreq_t mr = {0};
+    if (t->client != 0 && !pv->supplement) {
+        mr.keys[0] = mark_key(s, t->client, pv->page_key);
+        if (mr.keys[0] != NULL && pv->template_key != NULL &&
+            strcmp(pv->template_key, pv->page_key) != 0)
+            mr.keys[1] = mark_key(s, t->client, pv->template_key);
+    }
+    pthread_mutex_lock(&s->mu);
+    size_t before = fleetlog_builder_records(s->builder);
+    int rc = fleetlog_builder_add_visit(s->builder, pv, t->client);
+    bool taken = rc == 0 && fleetlog_builder_records(s->builder) > before;
+    if (taken) {
+        info_push(s, t->defer);
+        if (mr.keys[0] != NULL) {
+            batchinfo_t *bi = &s->open_info;
+            if (bi->nmarks == bi->capmarks) {
+                bi->capmarks = bi->capmarks ? bi->capmarks * 2 : 16;
+                bi->marks = xrealloc(bi->marks, bi->capmarks * sizeof(*bi->marks));
+            }
+            mr.rec = (uint32_t)before;
+            bi->marks[bi->nmarks++] = mr;
+            memset(&mr, 0, sizeof(mr));
+        }
+    } else {
+        add_failed(s, rc);
+    }
+    pthread_mutex_unlock(&s->mu);
+    free(mr.keys[0]);
+    free(mr.keys[1]);
+    if (taken && t->defer)
+        atomic_fetch_add(&s->visits_held, 1);
+    return taken && t->defer;
+}
+
+static bool on_tap_asset(void *ctx, const char *key, const pagemap_asset_meta_t *m)
 {
     tap_ctx_t *t = ctx;
     pthread_mutex_lock(&t->s->mu);
-    add_failed(t->s, fleetlog_builder_add_asset(t->s->builder, key, m));
+    size_t before = fleetlog_builder_records(t->s->builder);
+    int rc = fleetlog_builder_add_asset(t->s->builder, key, m);
+    bool taken = rc == 0 && fleetlog_builder_records(t->s->builder) > before;
+    if (taken)
+        info_push(t->s, t->defer);
+    else
+        add_failed(t->s, rc);
     pthread_mutex_unlock(&t->s->mu);
+    return taken && t->defer;
 }
 
 int sharedmap_commit(visit_t *v, pagemap_t *pm, int64_t wall, bool supplement)
@@ -1246,17 +1457,26 @@ int sharedmap_commit(visit_t *v, pagemap_t *pm, int64_t wall, bool supplement)
     sharedmap_t *s = atomic_load(&the_map);
     if (s == NULL)
         return visit_commit(v, pm, wall, supplement);
+    /* While Redis answers, the visit waits for its verdict on the client's
+     * marks (FLEETKEY_LUA_APPEND) before it counts here: then every map of
+     * the fleet counts the same visit. Planning does not wait: it uses the
+     * map as it is. While Redis is away, the local marks decide alone. */
     tap_ctx_t t = {.s = s,
-                   .client = fleetmark_client_hash(visit_client(v), s->prefix, strlen(s->prefix))};
+                   .client = fleetmark_client_hash(visit_client(v), s->prefix, strlen(s->prefix)),
+                   .defer = atomic_load(&s->state) == SHAREDMAP_UP};
     if (!supplement && t.client != 0 && !visit_authorized(v)) {
         bool page = true, tpl = true;
         pthread_mutex_lock(&s->mu);
-        fleetmark_take_visit(s->marks, t.client, visit_page_key(v), visit_template_key(v), wall,
-                             false, &page, &tpl);
+        if (t.defer)
+            fleetmark_hold_visit(s->marks, t.client, visit_page_key(v), visit_template_key(v), wall,
+                                 &page, &tpl);
+        else
+            fleetmark_take_visit(s->marks, t.client, visit_page_key(v), visit_template_key(v), wall,
+                                 false, &page, &tpl);
         pthread_mutex_unlock(&s->mu);
         visit_restrict(v, page, tpl);
     }
-    visit_tap_t tap = {.visit = on_tap_visit, .asset = on_tap_asset, .ctx = &t};
+    visit_tap_t tap = {.visit = on_tap_visit, .asset = on_tap_asset, .ctx = &t, .defer = t.defer};
     return visit_commit_tap(v, pm, wall, supplement, &tap);
 }
 
@@ -1389,6 +1609,7 @@ void sharedmap_stop(sharedmap_t *s)
     q_free(&s->batch_q);
     q_free(&s->steer_q);
     fleetlog_builder_destroy(s->builder);
+    info_free(&s->open_info);
     fleetmark_destroy(s->marks);
     fleetfold_destroy(s->fold);
     fleetfold_destroy(s->steer_fold);
@@ -1446,6 +1667,11 @@ json_t *sharedmap_stats_json(void)
         abort();
     json_object_set_new(j, "log_id", json_string(log_id));
     json_object_set_new(j, "state", json_string(state_name(atomic_load(&s->state))));
+    json_object_set_new(j, "visits_held", json_integer((json_int_t)atomic_load(&s->visits_held)));
+    json_object_set_new(j, "visits_refused",
+                        json_integer((json_int_t)atomic_load(&s->visits_refused)));
+    json_object_set_new(j, "held_applied_locally",
+                        json_integer((json_int_t)atomic_load(&s->held_applied_locally)));
     json_object_set_new(j, "queued_batches",
                         json_integer((json_int_t)atomic_load(&s->queued_batches)));
     return j;
