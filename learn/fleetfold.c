@@ -223,6 +223,10 @@ static int apply_rec(pagemap_t *pm, fleetmark_t *marks, const fleetlog_rec_t *r,
             res->assets++;
         else if (rc == HERALD_ENOTFOUND)
             res->unknown_assets++;
+    } else if (r->type == FLEETLOG_REC_EXPLORE) {
+        rc = pagemap_explore_add(pm, &r->explore);
+        if (rc == 0)
+            res->explores++;
     }
     return rc;
 }

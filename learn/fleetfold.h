@@ -99,6 +99,7 @@ typedef struct fleetfold_result {
     size_t vetoed;           /* visits a live client mark kept from counting */
     size_t assets;           /* asset records applied */
     size_t unknown_assets;   /* ... for assets no page links to here (ignored) */
+    size_t explores;         /* exploration counts added to a known entry */
 } fleetfold_result_t;
 
 /**

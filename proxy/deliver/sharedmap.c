@@ -142,7 +142,8 @@ struct sharedmap {
     _Atomic uint64_t commands, sync_errors, batches_sent, records_sent, bytes_sent, batches_dropped,
         records_dropped, batches_folded, visits_folded, visits_vetoed, assets_folded, rejected,
         steer_sent, steer_applied, resyncs, visits_held, visits_refused, held_applied_locally,
-        epoch_changes, bases_uploaded, bases_loaded, last_batch_records, queued_batches;
+        explores_folded, epoch_changes, bases_uploaded, bases_loaded, last_batch_records,
+        queued_batches;
     _Atomic int64_t last_sync_ms;
 };
 
@@ -819,6 +820,7 @@ static void fold_log_entry(sharedmap_t *s, const char *id, const redisReply *fie
         atomic_fetch_add(&s->visits_folded, res.visits);
         atomic_fetch_add(&s->visits_vetoed, res.vetoed);
         atomic_fetch_add(&s->assets_folded, res.assets);
+        atomic_fetch_add(&s->explores_folded, res.explores);
         LOG_DEBUG("shared map: folded %s/%" PRIu64 ": %zu visit(s), %zu vetoed, %zu asset(s)",
                   b.instance, b.seq, res.visits, res.vetoed, res.assets);
     }
@@ -983,10 +985,28 @@ static void release_held(sharedmap_t *s)
         apply_held(s, &s->batch_q.v[i], NULL);
 }
 
-/* Close the open batch (under mu) into the send queue. */
+static void info_push(sharedmap_t *s, bool held);
+static void add_failed(sharedmap_t *s, int rc);
+
+/* pagemap_explore_drain's callback, under mu: one explore record. */
+static int add_explore(void *ctx, const pagemap_explore_delta_t *d)
+{
+    sharedmap_t *s = ctx;
+    size_t before = fleetlog_builder_records(s->builder);
+    int rc = fleetlog_builder_add_explore(s->builder, d);
+    if (rc == 0 && fleetlog_builder_records(s->builder) > before)
+        info_push(s, false); /* counted here already: for the others */
+    else
+        add_failed(s, rc);
+    return 0;
+}
+
+/* Close the open batch (under mu) into the send queue, with the
+ * exploration counts of the plans made since the last one. */
 static void close_batch(sharedmap_t *s)
 {
     pthread_mutex_lock(&s->mu);
+    check(pagemap_explore_drain(s->pm, add_explore, s));
     size_t recs = fleetlog_builder_records(s->builder);
     char *data = NULL;
     size_t len = 0;
@@ -1545,6 +1565,7 @@ int sharedmap_start(const config_t *cfg, pagemap_t *pm, sharedmap_t **out, char 
     if (rc != 0)
         return rc;
     s->pm = pm;
+    pagemap_explore_track(pm, true);
     s->interval_ms = (int64_t)(cfg->shared_map_interval * 1000.0);
     if (s->interval_ms < 1)
         s->interval_ms = 1;
@@ -1667,6 +1688,8 @@ json_t *sharedmap_stats_json(void)
         abort();
     json_object_set_new(j, "log_id", json_string(log_id));
     json_object_set_new(j, "state", json_string(state_name(atomic_load(&s->state))));
+    json_object_set_new(j, "explores_folded",
+                        json_integer((json_int_t)atomic_load(&s->explores_folded)));
     json_object_set_new(j, "visits_held", json_integer((json_int_t)atomic_load(&s->visits_held)));
     json_object_set_new(j, "visits_refused",
                         json_integer((json_int_t)atomic_load(&s->visits_refused)));
