@@ -148,7 +148,7 @@ const char FLEETKEY_LUA_STEER[] =
     "redis.call('PEXPIRE', KEYS[3], ttl)\n"
     "redis.call('PEXPIRE', KEYS[2], ttl)\n"
     "redis.call('PEXPIRE', KEYS[1], ttl)\n"
-    "redis.call('PUBLISH', ARGV[7], ARGV[6])\n"
+    "redis.call('PUBLISH', ARGV[7], id .. ' ' .. ARGV[6])\n"
     "return {'ok', id}\n";
 
 const char FLEETKEY_LUA_MARK[] = "local r = {}\n"

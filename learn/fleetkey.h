@@ -129,7 +129,8 @@ extern const char FLEETKEY_LUA_APPEND[];
  * for forget-page), ARGV[6] message, ARGV[7] channel, ARGV[8] steer
  * MAXLEN, ARGV[9] TTL ms, ARGV[10] largest message bytes, ARGV[11] most
  * pins. pin/ban set the field, learned/forget-edge delete it; the message
- * is appended to the stream and published. Answers {"ok", stream id},
+ * is appended to the stream and published on the channel as "<its stream
+ * id> <message>" (fleetsteer_published_split). Answers {"ok", stream id},
  * {"dup", highest seq}, {"toobig", ""}, {"full", ""} (a new pin past the
  * cap) or {"epoch", ...}.
  */

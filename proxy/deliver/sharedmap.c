@@ -35,6 +35,7 @@ static const char *unavailable_reason(void);
 #ifdef HERALD_HAVE_HIREDIS
 
 #include <hiredis/hiredis.h>
+#include <poll.h>
 #include <pthread.h>
 #include <sys/random.h>
 
@@ -51,6 +52,7 @@ enum {
     COMMAND_TIMEOUT_MS = 2000,
     READ_BLOCK_MS = 200, /* longest wait for the streams between rounds */
     READ_COUNT = 64,     /* entries per XREAD */
+    SUB_POLL_MS = 200,   /* longest wait of the subscriber before it looks at stop */
     BACKOFF_MIN_MS = 100,
     BACKOFF_MAX_MS = 5000,
     MAX_QUEUED_BATCHES = 256, /* while Redis is away; the oldest dropped past it */
@@ -123,13 +125,19 @@ struct sharedmap {
     bool stop;
     char log_id_pub[FLEETBASE_MAX_LOG_ID + 1]; /* the log cursor, for /stats */
 
+    /* the steer stream's cursor (the subscriber advances it too) and
+     * whether the sync thread must read the stream again (the
+     * subscription was (re)made: what was published before it is there) */
+    char steer_id[FLEETBASE_MAX_LOG_ID + 1];
+    bool steer_resync;
+
     /* the sync thread's (and sharedmap_start's before it runs) */
-    pthread_t thread;
-    bool thread_started;
+    pthread_t thread, sub_thread;
+    bool thread_started, sub_started;
     redisContext *c;
     fleetfold_t *fold, *steer_fold;
     char epoch[40];
-    char log_id[FLEETBASE_MAX_LOG_ID + 1], steer_id[FLEETBASE_MAX_LOG_ID + 1];
+    char log_id[FLEETBASE_MAX_LOG_ID + 1];
     bool loaded; /* the base and log were read once */
     queue_t batch_q;
     int64_t next_tick_ms, next_connect_ms, down_since_ms, next_base_ms;
@@ -138,12 +146,13 @@ struct sharedmap {
     unsigned base_gen;
 
     /* counters, any thread */
-    _Atomic int state; /* sharedmap_state_t; written by the sync thread */
+    _Atomic int state;       /* sharedmap_state_t; written by the sync thread */
+    _Atomic bool subscribed; /* the subscriber listens on the steer channel */
     _Atomic uint64_t commands, sync_errors, batches_sent, records_sent, bytes_sent, batches_dropped,
         records_dropped, batches_folded, visits_folded, visits_vetoed, assets_folded, rejected,
         steer_sent, steer_applied, resyncs, visits_held, visits_refused, held_applied_locally,
-        explores_folded, epoch_changes, bases_uploaded, bases_loaded, last_batch_records,
-        queued_batches;
+        explores_folded, steer_published, subscribes, epoch_changes, bases_uploaded, bases_loaded,
+        last_batch_records, queued_batches;
     _Atomic int64_t last_sync_ms;
 };
 
@@ -461,18 +470,38 @@ static bool valid_stream_id(const char *id, size_t len)
     return true;
 }
 
+static bool parse_id(const char *id, uint64_t *ms, uint64_t *seq);
+
+/* Set the steer cursor (forward only: never back past what was applied). */
+static void steer_cursor_set(sharedmap_t *s, const char *id, bool forward_only)
+{
+    uint64_t am, as, bm, bs;
+    pthread_mutex_lock(&s->mu);
+    if (!forward_only || !parse_id(s->steer_id, &am, &as) || !parse_id(id, &bm, &bs) || bm > am ||
+        (bm == am && bs > as))
+        snprintf(s->steer_id, sizeof(s->steer_id), "%s", id);
+    pthread_mutex_unlock(&s->mu);
+}
+
+static void steer_cursor_get(sharedmap_t *s, char *out)
+{
+    pthread_mutex_lock(&s->mu);
+    memcpy(out, s->steer_id, sizeof(s->steer_id));
+    pthread_mutex_unlock(&s->mu);
+}
+
 /* The steer stream's last entry: a starting instance takes the pins from
  * the pins hash, not by replaying old messages. */
 static void steer_to_end(sharedmap_t *s)
 {
     const char *argv[] = {"XREVRANGE", s->k_steer, "+", "-", "COUNT", "1"};
     redisReply *r = run(s, 6, argv, NULL);
-    snprintf(s->steer_id, sizeof(s->steer_id), "0-0");
+    steer_cursor_set(s, "0-0", false);
     if (r != NULL && r->type == REDIS_REPLY_ARRAY && r->elements == 1 &&
         r->element[0]->type == REDIS_REPLY_ARRAY && r->element[0]->elements == 2 &&
         is_str(r->element[0]->element[0]) &&
         valid_stream_id(r->element[0]->element[0]->str, r->element[0]->element[0]->len))
-        snprintf(s->steer_id, sizeof(s->steer_id), "%s", r->element[0]->element[0]->str);
+        steer_cursor_set(s, r->element[0]->element[0]->str, false);
     freeReplyObject(r);
 }
 
@@ -517,7 +546,7 @@ static bool check_epoch(sharedmap_t *s)
         }
         snprintf(s->epoch, sizeof(s->epoch), "%s", val);
         snprintf(s->log_id, sizeof(s->log_id), "0-0");
-        snprintf(s->steer_id, sizeof(s->steer_id), "0-0");
+        steer_cursor_set(s, "0-0", false);
         s->loaded = true;
         freeReplyObject(r);
         upload_base(s);
@@ -739,7 +768,7 @@ static void sync_pins(sharedmap_t *s)
 
 /* ---- folding ---- */
 
-static unsigned rejects_logged;
+static _Atomic unsigned rejects_logged; /* the sync thread and the subscriber */
 
 static void reject(sharedmap_t *s, const char *what, const char *id, const char *reason)
 {
@@ -827,6 +856,32 @@ static void fold_log_entry(sharedmap_t *s, const char *id, const redisReply *fie
     fleetlog_batch_dispose(&b);
 }
 
+/* Apply one steering message (from the stream or the channel) once. Any
+ * of the two threads: the dedupe record is under mu. */
+static bool apply_steer(sharedmap_t *s, const char *id, const char *data, size_t len)
+{
+    fleetsteer_msg_t m = {0};
+    char reason[200];
+    if (check(fleetsteer_decode(data, len, &m, reason, sizeof(reason))) != 0) {
+        reject(s, "steering message", id, reason);
+        return false;
+    }
+    int rc = 0;
+    pthread_mutex_lock(&s->mu);
+    bool fresh = fleetfold_accept(s->steer_fold, m.instance, m.seq, wall_ms(), &rc);
+    if (fresh)
+        check(fleetsteer_apply(s->pm, &m));
+    pthread_mutex_unlock(&s->mu);
+    if (fresh) {
+        atomic_fetch_add(&s->steer_applied, 1);
+        LOG_INFO("shared map: %s %s%s%s (from %s)", fleetsteer_op_name(m.op), m.page_key,
+                 m.asset_key ? " -> " : "", m.asset_key ? m.asset_key : "", m.instance);
+    }
+    check(rc);
+    fleetsteer_msg_dispose(&m);
+    return fresh;
+}
+
 static void fold_steer_entry(sharedmap_t *s, const char *id, const redisReply *fields)
 {
     const redisReply *rm = field_of(fields, "m");
@@ -834,21 +889,7 @@ static void fold_steer_entry(sharedmap_t *s, const char *id, const redisReply *f
         reject(s, "steer entry", id, "no m");
         return;
     }
-    fleetsteer_msg_t m = {0};
-    char reason[200];
-    if (check(fleetsteer_decode(rm->str, rm->len, &m, reason, sizeof(reason))) != 0) {
-        reject(s, "steering message", id, reason);
-        return;
-    }
-    int rc = 0;
-    if (fleetfold_accept(s->steer_fold, m.instance, m.seq, wall_ms(), &rc)) {
-        check(fleetsteer_apply(s->pm, &m));
-        atomic_fetch_add(&s->steer_applied, 1);
-        LOG_INFO("shared map: %s %s%s%s (from %s)", fleetsteer_op_name(m.op), m.page_key,
-                 m.asset_key ? " -> " : "", m.asset_key ? m.asset_key : "", m.instance);
-    }
-    check(rc);
-    fleetsteer_msg_dispose(&m);
+    apply_steer(s, id, rm->str, rm->len);
 }
 
 /* Fold one XREAD/XRANGE answer of stream `key`; advances its cursor. */
@@ -867,17 +908,22 @@ static size_t fold_entries(sharedmap_t *s, bool steer, const redisReply *entries
             else
                 fold_log_entry(s, id, e->element[1]);
         }
-        snprintf(steer ? s->steer_id : s->log_id, sizeof(s->log_id), "%s", id);
+        if (steer)
+            steer_cursor_set(s, id, true);
+        else
+            snprintf(s->log_id, sizeof(s->log_id), "%s", id);
         n++;
     }
     return n;
 }
 
-/* XREAD both streams after the cursors, waiting up to block_ms (< 0: not
- * at all). Returns the entries read, or -1 when Redis did not answer. */
-static long read_streams(sharedmap_t *s, long block_ms, bool steer_only)
+/* XREAD the log and/or the steer stream after the cursors, waiting up to
+ * block_ms (< 0: not at all). Returns the entries read, or -1 when Redis
+ * did not answer. */
+static long read_streams(sharedmap_t *s, long block_ms, bool log, bool steer)
 {
-    char count[16], block[32];
+    char count[16], block[32], steer_id[sizeof(s->steer_id)];
+    steer_cursor_get(s, steer_id);
     num(count, sizeof(count), READ_COUNT);
     num(block, sizeof(block), block_ms);
     const char *argv[10];
@@ -890,12 +936,14 @@ static long read_streams(sharedmap_t *s, long block_ms, bool steer_only)
         argv[argc++] = block;
     }
     argv[argc++] = "STREAMS";
-    if (!steer_only)
+    if (log)
         argv[argc++] = s->k_log;
-    argv[argc++] = s->k_steer;
-    if (!steer_only)
+    if (steer)
+        argv[argc++] = s->k_steer;
+    if (log)
         argv[argc++] = s->log_id;
-    argv[argc++] = s->steer_id;
+    if (steer)
+        argv[argc++] = steer_id;
     redisReply *r = run(s, argc, argv, NULL);
     if (r == NULL)
         return -1;
@@ -923,7 +971,7 @@ static void catch_up(sharedmap_t *s, bool steer_only)
 {
     long n;
     do {
-        n = read_streams(s, -1, steer_only);
+        n = read_streams(s, -1, !steer_only, true);
     } while (n > 0 && s->c != NULL);
 }
 
@@ -1368,8 +1416,22 @@ static void *sync_main(void *arg)
             }
             continue;
         }
+        pthread_mutex_lock(&s->mu);
+        bool resync = s->steer_resync;
+        s->steer_resync = false;
+        pthread_mutex_unlock(&s->mu);
+        if (resync) { /* (re)subscribed: what was published before is in the stream */
+            catch_up(s, true);
+            sync_pins(s);
+        }
+        /* steering comes through the subscription; through the stream
+         * only while there is none */
         int64_t left = s->next_tick_ms - mono_ms();
-        read_streams(s, left < 1 ? 1 : left < READ_BLOCK_MS ? left : READ_BLOCK_MS, false);
+        read_streams(s,
+                     left < 1               ? 1
+                     : left < READ_BLOCK_MS ? left
+                                            : READ_BLOCK_MS,
+                     true, !atomic_load(&s->subscribed));
     }
     /* what is left, briefly */
     close_batch(s);
@@ -1381,6 +1443,122 @@ static void *sync_main(void *arg)
         send_steer(s);
     }
     release_held(s); /* not sent: the local map (and its saved state) keeps them */
+    return NULL;
+}
+
+/* ---- the steering subscription ---- */
+
+/*
+ * The subscriber thread: its own connection, SUBSCRIBEd to the steer
+ * channel, applies each published message as it comes (FLEETKEY_LUA_STEER
+ * publishes "<stream id> <message>"). A subscription loses what is
+ * published while it is away, so each time it is (re)made the sync thread
+ * reads the steer stream after its cursor and the pins hash (steer_resync)
+ * and, while there is none, reads the steer stream between its rounds.
+ */
+static redisContext *sub_connect(sharedmap_t *s)
+{
+    struct timeval tv = {CONNECT_TIMEOUT_MS / 1000, (CONNECT_TIMEOUT_MS % 1000) * 1000};
+    redisContext *c = s->unix_path[0] ? redisConnectUnixWithTimeout(s->unix_path, tv)
+                                      : redisConnectWithTimeout(s->host, s->port, tv);
+    if (c == NULL || c->err) {
+        if (c != NULL)
+            redisFree(c);
+        return NULL;
+    }
+    struct timeval ctv = {COMMAND_TIMEOUT_MS / 1000, (COMMAND_TIMEOUT_MS % 1000) * 1000};
+    redisSetTimeout(c, ctv);
+    redisReply *r = NULL;
+    if (s->pass[0] != '\0') {
+        const char *argv[] = {"AUTH", s->user, s->pass};
+        r = s->user[0] ? redisCommandArgv(c, 3, argv, NULL)
+                       : redisCommandArgv(c, 2, (const char *[]){"AUTH", s->pass}, NULL);
+        bool ok = r != NULL && r->type != REDIS_REPLY_ERROR;
+        freeReplyObject(r);
+        if (!ok) {
+            redisFree(c);
+            return NULL;
+        }
+    }
+    /* channels are not per database: the prefix tells fleets apart */
+    r = redisCommandArgv(c, 2, (const char *[]){"SUBSCRIBE", s->k_chan}, NULL);
+    bool ok = r != NULL && r->type == REDIS_REPLY_ARRAY && r->elements == 3 &&
+              is_str(r->element[0]) && strcmp(r->element[0]->str, "subscribe") == 0;
+    freeReplyObject(r);
+    if (!ok) {
+        redisFree(c);
+        return NULL;
+    }
+    return c;
+}
+
+static void on_published(sharedmap_t *s, const redisReply *r)
+{
+    if (r->type != REDIS_REPLY_ARRAY || r->elements != 3 || !is_str(r->element[0]) ||
+        strcmp(r->element[0]->str, "message") != 0 || !is_str(r->element[2]))
+        return;
+    char id[FLEETSTEER_MAX_ID + 1], reason[120];
+    const char *msg = NULL;
+    size_t len = 0;
+    if (fleetsteer_published_split(r->element[2]->str, r->element[2]->len, id, &msg, &len, reason,
+                                   sizeof(reason)) != 0) {
+        reject(s, "published steering message", "", reason);
+        return;
+    }
+    atomic_fetch_add(&s->steer_published, 1);
+    apply_steer(s, id, msg, len);
+    steer_cursor_set(s, id, true);
+}
+
+static void *sub_main(void *arg)
+{
+    sharedmap_t *s = arg;
+    redisContext *c = NULL;
+    int backoff = 0;
+    while (!stopping(s)) {
+        if (c == NULL) {
+            if ((c = sub_connect(s)) == NULL) {
+                backoff = backoff ? backoff * 2 : BACKOFF_MIN_MS;
+                if (backoff > BACKOFF_MAX_MS)
+                    backoff = BACKOFF_MAX_MS;
+                wait_ms(s, backoff);
+                continue;
+            }
+            backoff = 0;
+            atomic_fetch_add(&s->subscribes, 1);
+            atomic_store(&s->subscribed, true);
+            pthread_mutex_lock(&s->mu);
+            s->steer_resync = true;
+            pthread_cond_broadcast(&s->cv);
+            pthread_mutex_unlock(&s->mu);
+            LOG_DEBUG("shared map: subscribed to %s", s->k_chan);
+        }
+        void *reply = NULL;
+        if (redisReaderGetReply(c->reader, &reply) != REDIS_OK) {
+            atomic_store(&s->subscribed, false);
+            redisFree(c);
+            c = NULL;
+            continue;
+        }
+        if (reply != NULL) {
+            on_published(s, reply);
+            freeReplyObject(reply);
+            continue;
+        }
+        /* nothing buffered: wait for bytes, a while at most, to see stop */
+        struct pollfd pfd = {.fd = c->fd, .events = POLLIN};
+        int n = poll(&pfd, 1, SUB_POLL_MS);
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n != 0 && redisBufferRead(c) != REDIS_OK) {
+            atomic_store(&s->subscribed, false); /* the next one resyncs */
+            redisFree(c);
+            c = NULL;
+        }
+    }
+    atomic_store(&s->subscribed, false);
+    if (c != NULL)
+        redisFree(c);
     return NULL;
 }
 
@@ -1511,7 +1689,7 @@ void sharedmap_steer(fleetsteer_op_t op, const char *page, const char *asset)
     m.asset_key = op == FLEETSTEER_FORGET_PAGE ? NULL : (char *)asset;
     pthread_mutex_lock(&s->mu);
     steer_queue_locked(s, &m);
-    pthread_cond_signal(&s->cv);
+    pthread_cond_broadcast(&s->cv);
     pthread_mutex_unlock(&s->mu);
 }
 
@@ -1594,7 +1772,7 @@ int sharedmap_start(const config_t *cfg, pagemap_t *pm, sharedmap_t **out, char 
                            FLEETFOLD_DEFAULT_EXPIRE_MS, &s->steer_fold));
     s->steer_next = 1;
     snprintf(s->log_id, sizeof(s->log_id), "0-0");
-    snprintf(s->steer_id, sizeof(s->steer_id), "0-0");
+    snprintf(s->steer_id, sizeof(s->steer_id), "0-0"); /* no other thread yet */
     /* The load, before any connection is accepted: a bounded wait. */
     int64_t t0 = mono_ms();
     if (connect_redis(s))
@@ -1610,6 +1788,9 @@ int sharedmap_start(const config_t *cfg, pagemap_t *pm, sharedmap_t **out, char 
     if (pthread_create(&s->thread, NULL, sync_main, s) != 0)
         alloc_fail(__FILE__, __LINE__, 0);
     s->thread_started = true;
+    if (pthread_create(&s->sub_thread, NULL, sub_main, s) != 0)
+        alloc_fail(__FILE__, __LINE__, 0);
+    s->sub_started = true;
     *out = s;
     return 0;
 }
@@ -1620,8 +1801,10 @@ void sharedmap_stop(sharedmap_t *s)
         return;
     pthread_mutex_lock(&s->mu);
     s->stop = true;
-    pthread_cond_signal(&s->cv);
+    pthread_cond_broadcast(&s->cv);
     pthread_mutex_unlock(&s->mu);
+    if (s->sub_started)
+        pthread_join(s->sub_thread, NULL);
     if (s->thread_started)
         pthread_join(s->thread, NULL);
     atomic_store(&the_map, NULL);
@@ -1688,6 +1871,10 @@ json_t *sharedmap_stats_json(void)
         abort();
     json_object_set_new(j, "log_id", json_string(log_id));
     json_object_set_new(j, "state", json_string(state_name(atomic_load(&s->state))));
+    json_object_set_new(j, "subscribed", json_boolean(atomic_load(&s->subscribed)));
+    json_object_set_new(j, "subscribes", json_integer((json_int_t)atomic_load(&s->subscribes)));
+    json_object_set_new(j, "steer_published",
+                        json_integer((json_int_t)atomic_load(&s->steer_published)));
     json_object_set_new(j, "explores_folded",
                         json_integer((json_int_t)atomic_load(&s->explores_folded)));
     json_object_set_new(j, "visits_held", json_integer((json_int_t)atomic_load(&s->visits_held)));

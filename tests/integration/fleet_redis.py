@@ -221,6 +221,50 @@ def _():
         T.check(pinned in got, "%s did not push the pinned %s" % (h.name, pinned))
 
 
+@T.case("steering published on the channel alone (no stream entry) reaches every instance "
+        "through its subscription")
+def _():
+    # a message as another instance would publish it, but only on the
+    # channel: nothing in the steer stream or the pins hash to read
+    logo = "/img/logo.svg"
+    for h in H:
+        wait("%s subscribed" % h.name, lambda: h.stats()["shared_map"]["subscribed"])
+    base = {"v": 1, "inst": "0ddba11c0ffee000", "t": int(time.time() * 1000), "page": KEY,
+            "asset": "http://%s%s" % (AUTH, logo)}
+    xlen = rcli("XLEN", "herald:v1:steer")
+    for seq, op, state in ((1, "ban", "banned"), (2, "learned", "learned")):
+        msg = dict(base, op=op, seq=seq)
+        n = rcli("PUBLISH", "herald:v1:steer:chan", "1-%d %s" % (seq, json.dumps(msg)))
+        T.eq(n, "3", "subscribers of the steer channel")
+        for h in H:
+            wait("published %s reaches %s" % (op, h.name),
+                 lambda: edges(h).get(logo, {}).get("state") == state)
+    T.eq(rcli("XLEN", "herald:v1:steer"), xlen, "steer stream entries (published alone)")
+
+
+@T.case("the subscriptions cut (CLIENT KILL TYPE pubsub) while a pin is made: every instance "
+        "resubscribes and resyncs it from the stream")
+def _():
+    subs = {h.name: h.stats()["shared_map"]["subscribes"] for h in H}
+    css = "/css/site.css"
+    url = "http://%s%s" % (AUTH, css)
+    killed = rcli("CLIENT", "KILL", "TYPE", "pubsub")
+    T.eq(killed, "3", "subscriber connections killed")
+    st, _ = admin(H[0], "POST", "/maps/pin?page=%s&asset=%s" % (q(KEY), q(url)))
+    T.eq(st, 200, "pin through instance 1")
+    for h in H:
+        wait("%s resubscribed" % h.name,
+             lambda: h.stats()["shared_map"]["subscribes"] > subs[h.name] and
+             h.stats()["shared_map"]["subscribed"])
+        wait("pin made while unsubscribed reaches %s" % h.name,
+             lambda: edges(h).get(css, {}).get("state") == "pinned")
+    st, _ = admin(H[0], "POST", "/maps/unpin?page=%s&asset=%s" % (q(KEY), q(url)))
+    T.eq(st, 200, "unpin through instance 1")
+    for h in H:
+        wait("unpin reaches %s" % h.name,
+             lambda: edges(h).get(css, {}).get("state") != "pinned")
+
+
 @T.case("Redis killed under h2load through all three: 0 failed, up 0; restarted: resync")
 def _():
     global redis
@@ -367,16 +411,18 @@ def _():
     evil = [["XADD", "herald:v1:log", "*", "i", "evil", "s", "1", "b",
              '{"v":1,"inst":"evil","seq":1,"t":1,"str":["x"],"rec":[{"r":"visit","p":9}]}'],
             ["XADD", "herald:v1:log", "*", "i", "evil", "s", "2", "b", "not json {"],
-            ["XADD", "herald:v1:steer", "*", "m", '{"v":1,"op":"pin","inst":"evil"}']]
+            ["PUBLISH", "herald:v1:steer:chan", '1-1 {"v":1,"op":"pin","inst":"evil"}'],
+            ["PUBLISH", "herald:v1:steer:chan", "no stream id"]]
     for cmd in evil:
         r = subprocess.run(["redis-cli", "-p", str(redis.port)] + cmd, capture_output=True,
                            text=True, timeout=10)
         T.eq(r.returncode, 0, "redis-cli " + " ".join(cmd[:2]))
     for h in H:
         wait("%s rejects the hostile values" % h.name,
-             lambda: h.stats()["shared_map"]["rejected"] >= before[h.name] + 3)
+             lambda: h.stats()["shared_map"]["rejected"] >= before[h.name] + 4)
         err = open(h.err_path).read()
-        T.check("rejected batch" in err and "rejected steering message" in err,
+        T.check("rejected batch" in err and "rejected steering message" in err and
+                "rejected published steering message" in err,
                 "%s logged no rejection" % h.name)
         T.eq(h.stats()["map"]["pages"], pages[h.name], "%s pages after hostile values" % h.name)
         T.eq(metric(h, "herald_shared_map_up"), 1, "%s still synced" % h.name)

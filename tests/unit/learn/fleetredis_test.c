@@ -369,7 +369,14 @@ static void test_steer(const char *sock)
     CHECK(r && r->type == REDIS_REPLY_ARRAY && r->elements == 3);
     if (r && r->elements == 3) {
         fleetsteer_msg_t got;
-        CHECK_INTEQ(fleetsteer_decode(r->element[2]->str, r->element[2]->len, &got, NULL, 0), 0);
+        char id[FLEETSTEER_MAX_ID + 1];
+        const char *m = NULL;
+        size_t mlen = 0;
+        CHECK_INTEQ(fleetsteer_published_split(r->element[2]->str, r->element[2]->len, id, &m,
+                                               &mlen, NULL, 0),
+                    0);
+        CHECK_STREQ(id, val); /* the stream entry's id, as the script answered */
+        CHECK_INTEQ(fleetsteer_decode(m, mlen, &got, NULL, 0), 0);
         CHECK_INTEQ(got.op, FLEETSTEER_PIN);
         CHECK_STREQ(got.asset_key, "https://e.com/p.css");
         fleetsteer_msg_dispose(&got);
