@@ -9,12 +9,17 @@
  *
  * The sync thread's round: connect (backoff while Redis is away), then
  * every --shared-map-interval close the batch and send the queued ones
- * (APPEND), check the epoch (EPOCH) and refresh TTLs (TOUCH); send queued
- * steering at once (STEER); and between rounds wait on XREAD BLOCK for new
- * entries of the log and the steer stream, folding each as it comes. The
- * steer stream read with a blocking XREAD is the subscription: it delivers
- * a message as soon as it is published, and, unlike a pub/sub channel,
- * what was published while this instance was disconnected too.
+ * (APPEND, which also takes the client marks of their visits and answers
+ * which it refused: the visits this instance held are applied to its map
+ * then), check the epoch (EPOCH) and refresh TTLs (TOUCH); send queued
+ * steering at once (STEER); and between rounds wait on XREAD BLOCK for
+ * new entries of the log, folding each as it comes.
+ *
+ * The subscriber thread holds a second connection SUBSCRIBEd to the steer
+ * channel and applies each steering message as it is published. A
+ * subscription loses what is published while it is away: each time it is
+ * made, the sync thread reads the steer stream after its cursor and the
+ * pins hash, and while there is none it reads the stream between rounds.
  */
 #include "sharedmap.h"
 
