@@ -130,6 +130,12 @@ struct sharedmap {
     bool stop;
     char log_id_pub[FLEETBASE_MAX_LOG_ID + 1]; /* the log cursor, for /stats */
 
+    /* Applying steering: the dedupe record (steer_fold) and the map's
+     * pins, so that a resync from the pins hash (read, then applied) and
+     * a message the subscriber applies meanwhile happen one after the
+     * other, never interleaved. Taken before mu. */
+    pthread_mutex_t steer_mu;
+
     /* the steer stream's cursor (the subscriber advances it too) and
      * whether the sync thread must read the stream again (the
      * subscription was (re)made: what was published before it is there) */
@@ -160,8 +166,6 @@ struct sharedmap {
         last_batch_records, queued_batches;
     _Atomic int64_t last_sync_ms;
 };
-
-static _Atomic(sharedmap_t *) the_map;
 
 static int64_t wall_ms(void)
 {
@@ -739,8 +743,18 @@ static void upload_pins(sharedmap_t *s)
     fleetsteer_msgs_free(msgs, n);
 }
 
-/* Make the map's pins and bans those of the pins hash. */
+/* Make the map's pins and bans those of the pins hash (under steer_mu: a
+ * message published after the read is applied after the sync). */
+static void sync_pins_locked(sharedmap_t *s);
+
 static void sync_pins(sharedmap_t *s)
+{
+    pthread_mutex_lock(&s->steer_mu);
+    sync_pins_locked(s);
+    pthread_mutex_unlock(&s->steer_mu);
+}
+
+static void sync_pins_locked(sharedmap_t *s)
 {
     redisReply *r = run2(s, "HGETALL", s->k_pins);
     if (r == NULL || r->type != REDIS_REPLY_ARRAY) {
@@ -872,11 +886,11 @@ static bool apply_steer(sharedmap_t *s, const char *id, const char *data, size_t
         return false;
     }
     int rc = 0;
-    pthread_mutex_lock(&s->mu);
+    pthread_mutex_lock(&s->steer_mu);
     bool fresh = fleetfold_accept(s->steer_fold, m.instance, m.seq, wall_ms(), &rc);
     if (fresh)
         check(fleetsteer_apply(s->pm, &m));
-    pthread_mutex_unlock(&s->mu);
+    pthread_mutex_unlock(&s->steer_mu);
     if (fresh) {
         atomic_fetch_add(&s->steer_applied, 1);
         LOG_INFO("shared map: %s %s%s%s (from %s)", fleetsteer_op_name(m.op), m.page_key,
@@ -1396,7 +1410,9 @@ static void *sync_main(void *arg)
                 maybe_write_base(s);
             }
             fleetfold_expire(s->fold, wall_ms());
+            pthread_mutex_lock(&s->steer_mu);
             fleetfold_expire(s->steer_fold, wall_ms());
+            pthread_mutex_unlock(&s->steer_mu);
         }
         if (s->c == NULL) {
             release_held(s);
@@ -1655,9 +1671,8 @@ static bool on_tap_asset(void *ctx, const char *key, const pagemap_asset_meta_t 
     return taken && t->defer;
 }
 
-int sharedmap_commit(visit_t *v, pagemap_t *pm, int64_t wall, bool supplement)
+int sharedmap_commit(sharedmap_t *s, visit_t *v, pagemap_t *pm, int64_t wall, bool supplement)
 {
-    sharedmap_t *s = atomic_load(&the_map);
     if (s == NULL)
         return visit_commit(v, pm, wall, supplement);
     /* While Redis answers, the visit waits for its verdict on the client's
@@ -1683,9 +1698,8 @@ int sharedmap_commit(visit_t *v, pagemap_t *pm, int64_t wall, bool supplement)
     return visit_commit_tap(v, pm, wall, supplement, &tap);
 }
 
-void sharedmap_steer(fleetsteer_op_t op, const char *page, const char *asset)
+void sharedmap_steer(sharedmap_t *s, fleetsteer_op_t op, const char *page, const char *asset)
 {
-    sharedmap_t *s = atomic_load(&the_map);
     if (s == NULL || page == NULL)
         return;
     fleetsteer_msg_t m = {.op = op, .t_ms = wall_ms()};
@@ -1764,6 +1778,7 @@ int sharedmap_start(const config_t *cfg, pagemap_t *pm, sharedmap_t **out, char 
     fleetkey_seq(s->k_seq, sizeof(s->k_seq), s->prefix, s->instance);
     fleetkey_steer_seq(s->k_steer_seq, sizeof(s->k_steer_seq), s->prefix, s->instance);
     pthread_mutex_init(&s->mu, NULL);
+    pthread_mutex_init(&s->steer_mu, NULL);
     pthread_condattr_t ca;
     pthread_condattr_init(&ca);
     pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
@@ -1789,7 +1804,6 @@ int sharedmap_start(const config_t *cfg, pagemap_t *pm, sharedmap_t **out, char 
     /* spread over the fleet: each instance tries at its own time */
     s->next_base_ms =
         mono_ms() + BASE_EVERY_MS / 2 + (int64_t)(strtoul(r4, NULL, 16) % BASE_EVERY_MS);
-    atomic_store(&the_map, s);
     if (pthread_create(&s->thread, NULL, sync_main, s) != 0)
         alloc_fail(__FILE__, __LINE__, 0);
     s->thread_started = true;
@@ -1812,7 +1826,6 @@ void sharedmap_stop(sharedmap_t *s)
         pthread_join(s->sub_thread, NULL);
     if (s->thread_started)
         pthread_join(s->thread, NULL);
-    atomic_store(&the_map, NULL);
     if (s->c != NULL)
         redisFree(s->c);
     q_free(&s->batch_q);
@@ -1823,14 +1836,14 @@ void sharedmap_stop(sharedmap_t *s)
     fleetfold_destroy(s->fold);
     fleetfold_destroy(s->steer_fold);
     pthread_mutex_destroy(&s->mu);
+    pthread_mutex_destroy(&s->steer_mu);
     pthread_cond_destroy(&s->cv);
     memset(s->pass, 0, sizeof(s->pass));
     free(s);
 }
 
-bool sharedmap_degraded(void)
+bool sharedmap_degraded(sharedmap_t *s)
 {
-    sharedmap_t *s = atomic_load(&the_map);
     return s != NULL && atomic_load(&s->state) != SHAREDMAP_UP;
 }
 
@@ -1841,9 +1854,8 @@ static double lag_s(sharedmap_t *s)
     return last == 0 ? -1 : d < 0 ? 0 : (double)d / 1000.0;
 }
 
-json_t *sharedmap_stats_json(void)
+json_t *sharedmap_stats_json(sharedmap_t *s)
 {
-    sharedmap_t *s = atomic_load(&the_map);
     if (s == NULL)
         return NULL;
     pthread_mutex_lock(&s->mu);
@@ -1892,9 +1904,8 @@ json_t *sharedmap_stats_json(void)
     return j;
 }
 
-char *sharedmap_metrics_append(char *text)
+char *sharedmap_metrics_append(sharedmap_t *s, char *text)
 {
-    sharedmap_t *s = atomic_load(&the_map);
     if (s == NULL)
         return text;
     char add[2048];
@@ -1970,28 +1981,32 @@ void sharedmap_stop(sharedmap_t *s)
     (void)s;
 }
 
-int sharedmap_commit(visit_t *v, pagemap_t *pm, int64_t wall, bool supplement)
+int sharedmap_commit(sharedmap_t *s, visit_t *v, pagemap_t *pm, int64_t wall, bool supplement)
 {
+    (void)s;
     return visit_commit(v, pm, wall, supplement);
 }
 
-void sharedmap_steer(fleetsteer_op_t op, const char *page, const char *asset)
+void sharedmap_steer(sharedmap_t *s, fleetsteer_op_t op, const char *page, const char *asset)
 {
-    (void)op, (void)page, (void)asset;
+    (void)s, (void)op, (void)page, (void)asset;
 }
 
-bool sharedmap_degraded(void)
+bool sharedmap_degraded(sharedmap_t *s)
 {
+    (void)s;
     return false;
 }
 
-json_t *sharedmap_stats_json(void)
+json_t *sharedmap_stats_json(sharedmap_t *s)
 {
+    (void)s;
     return NULL;
 }
 
-char *sharedmap_metrics_append(char *text)
+char *sharedmap_metrics_append(sharedmap_t *s, char *text)
 {
+    (void)s;
     return text;
 }
 
