@@ -258,6 +258,28 @@ int fleetfold_apply(fleetfold_t *f, pagemap_t *pm, fleetmark_t *marks, const fle
     return fleetfold_apply_flags(f, pm, marks, b, NULL, now_ms, res);
 }
 
+int fleetfold_apply_range(pagemap_t *pm, fleetmark_t *marks, const fleetlog_batch_t *b,
+                          uint8_t *flags, size_t from, size_t to, bool pending_only,
+                          fleetfold_result_t *res)
+{
+    fleetfold_result_t local;
+    if (res == NULL)
+        res = &local;
+    if (pm == NULL || b == NULL || (pending_only && flags == NULL && b->n > 0))
+        return HERALD_EINVAL;
+    if (to > b->n)
+        to = b->n;
+    for (size_t i = from; i < to; i++) {
+        if (pending_only && !(flags[i] & FLEETFOLD_PENDING))
+            continue;
+        if (apply_rec(pm, marks, &b->recs[i], flags ? flags[i] : 0, res) == HERALD_ENOMEM)
+            return HERALD_ENOMEM;
+        if (pending_only)
+            flags[i] &= (uint8_t)~FLEETFOLD_PENDING;
+    }
+    return 0;
+}
+
 int fleetfold_apply_own(pagemap_t *pm, fleetmark_t *marks, const fleetlog_batch_t *b,
                         uint8_t *flags, fleetfold_result_t *res)
 {
@@ -266,16 +288,7 @@ int fleetfold_apply_own(pagemap_t *pm, fleetmark_t *marks, const fleetlog_batch_
         res = &local;
     memset(res, 0, sizeof(*res));
     res->check = FLEETFOLD_OWN;
-    if (pm == NULL || b == NULL || (flags == NULL && b->n > 0))
-        return HERALD_EINVAL;
-    for (size_t i = 0; i < b->n; i++) {
-        if (!(flags[i] & FLEETFOLD_PENDING))
-            continue;
-        if (apply_rec(pm, marks, &b->recs[i], flags[i], res) == HERALD_ENOMEM)
-            return HERALD_ENOMEM;
-        flags[i] &= (uint8_t)~FLEETFOLD_PENDING;
-    }
-    return 0;
+    return fleetfold_apply_range(pm, marks, b, flags, 0, b ? b->n : 0, true, res);
 }
 
 static int verdict_fail(char *reason, size_t reasonlen, const char *why, int rc)

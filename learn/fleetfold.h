@@ -158,6 +158,20 @@ int fleetfold_apply_flags(fleetfold_t *f, pagemap_t *pm, fleetmark_t *marks,
                           fleetfold_result_t *res);
 
 /**
+ * Apply records [from, to) of batch `b` (to capped at b->n) as
+ * fleetfold_apply does once the batch is recorded (fleetfold_accept): the
+ * caller may apply a batch in slices, letting other threads at the marks
+ * in between. `flags` (b->n entries, may be NULL unless pending_only):
+ * vetoes as fleetfold_apply_flags; with pending_only, only records
+ * flagged FLEETFOLD_PENDING, whose flag is then cleared. Adds to *res
+ * (not zeroed; may be NULL). Returns 0, HERALD_EINVAL or HERALD_ENOMEM
+ * (the records before the failing one are applied).
+ */
+int fleetfold_apply_range(pagemap_t *pm, fleetmark_t *marks, const fleetlog_batch_t *b,
+                          uint8_t *flags, size_t from, size_t to, bool pending_only,
+                          fleetfold_result_t *res);
+
+/**
  * Apply the records of this instance's own batch `b` that carry
  * FLEETFOLD_PENDING in flags[0..b->n) (then cleared), in order, as
  * fleetfold_apply would apply another instance's: vetoes first, then the

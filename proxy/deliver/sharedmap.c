@@ -58,6 +58,7 @@ enum {
     READ_BLOCK_MS = 200, /* longest wait for the streams between rounds */
     READ_COUNT = 64,     /* entries per XREAD */
     SUB_POLL_MS = 200,   /* longest wait of the subscriber before it looks at stop */
+    APPLY_SLICE = 16,    /* records applied per hold of mu (the workers wait for it) */
     BACKOFF_MIN_MS = 100,
     BACKOFF_MAX_MS = 5000,
     MAX_QUEUED_BATCHES = 256, /* while Redis is away; the oldest dropped past it */
@@ -858,10 +859,17 @@ static void fold_log_entry(sharedmap_t *s, const char *id, const redisReply *fie
         fleetlog_batch_dispose(&b);
         return;
     }
-    fleetfold_result_t res = {0};
-    pthread_mutex_lock(&s->mu);
-    rc = check(fleetfold_apply_flags(s->fold, s->pm, s->marks, &b, flags, wall_ms(), &res));
-    pthread_mutex_unlock(&s->mu);
+    /* recorded first (a failure below never counts it twice), then applied
+     * in slices: the workers commit (and take marks) in between */
+    fleetfold_result_t res = {.check = fleetfold_check(s->fold, b.instance, b.seq)};
+    if (res.check == FLEETFOLD_NEW &&
+        check(fleetfold_note(s->fold, b.instance, b.seq, wall_ms())) != 0)
+        res.check = FLEETFOLD_DUPLICATE;
+    for (size_t i = 0; res.check == FLEETFOLD_NEW && i < b.n; i += APPLY_SLICE) {
+        pthread_mutex_lock(&s->mu);
+        check(fleetfold_apply_range(s->pm, s->marks, &b, flags, i, i + APPLY_SLICE, false, &res));
+        pthread_mutex_unlock(&s->mu);
+    }
     free(flags);
     if (res.check == FLEETFOLD_NEW) {
         atomic_fetch_add(&s->batches_folded, 1);
@@ -1028,9 +1036,12 @@ static void apply_held(sharedmap_t *s, queued_t *b, const redisReply *r)
         if ((b->info.flags[i] & FLEETFOLD_VETO_PAGE) && fb.recs[i].type == FLEETLOG_REC_VISIT)
             atomic_fetch_add(&s->visits_refused, 1);
     fleetfold_result_t res = {0};
-    pthread_mutex_lock(&s->mu);
-    check(fleetfold_apply_own(s->pm, s->marks, &fb, b->info.flags, &res));
-    pthread_mutex_unlock(&s->mu);
+    for (size_t i = 0; i < fb.n; i += APPLY_SLICE) { /* the workers commit in between */
+        pthread_mutex_lock(&s->mu);
+        check(fleetfold_apply_range(s->pm, s->marks, &fb, b->info.flags, i, i + APPLY_SLICE, true,
+                                    &res));
+        pthread_mutex_unlock(&s->mu);
+    }
     if (r == NULL)
         atomic_fetch_add(&s->held_applied_locally, res.visits);
     b->info.pending = 0;
