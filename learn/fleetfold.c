@@ -5,6 +5,7 @@
  */
 #include "fleetfold.h"
 
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -183,10 +184,16 @@ int fleetfold_entries(const fleetfold_t *f, fleetfold_entry_t **out, size_t *n)
     return 0;
 }
 
-static int apply_visit(pagemap_t *pm, fleetmark_t *marks, const fleetlog_rec_t *r,
+static int apply_visit(pagemap_t *pm, fleetmark_t *marks, const fleetlog_rec_t *r, unsigned flags,
                        fleetfold_result_t *res)
 {
     pagemap_visit_t v = r->visit;
+    if (flags & FLEETFOLD_VETO_PAGE) {
+        res->vetoed++;
+        return 0;
+    }
+    if (flags & FLEETFOLD_VETO_TEMPLATE)
+        v.template_key = NULL;
     if (!v.supplement && marks != NULL && r->client != 0) {
         bool page, tpl;
         fleetmark_take_visit(marks, r->client, v.page_key, v.template_key, v.now_ms, true, &page,
@@ -204,8 +211,29 @@ static int apply_visit(pagemap_t *pm, fleetmark_t *marks, const fleetlog_rec_t *
     return rc;
 }
 
-int fleetfold_apply(fleetfold_t *f, pagemap_t *pm, fleetmark_t *marks, const fleetlog_batch_t *b,
-                    int64_t now_ms, fleetfold_result_t *res)
+static int apply_rec(pagemap_t *pm, fleetmark_t *marks, const fleetlog_rec_t *r, unsigned flags,
+                     fleetfold_result_t *res)
+{
+    int rc = 0;
+    if (r->type == FLEETLOG_REC_VISIT) {
+        rc = apply_visit(pm, marks, r, flags, res);
+    } else if (r->type == FLEETLOG_REC_ASSET) {
+        rc = pagemap_observe_asset(pm, r->asset_key, &r->meta);
+        if (rc == 0)
+            res->assets++;
+        else if (rc == HERALD_ENOTFOUND)
+            res->unknown_assets++;
+    } else if (r->type == FLEETLOG_REC_EXPLORE) {
+        rc = pagemap_explore_add(pm, &r->explore);
+        if (rc == 0)
+            res->explores++;
+    }
+    return rc;
+}
+
+int fleetfold_apply_flags(fleetfold_t *f, pagemap_t *pm, fleetmark_t *marks,
+                          const fleetlog_batch_t *b, const uint8_t *flags, int64_t now_ms,
+                          fleetfold_result_t *res)
 {
     fleetfold_result_t local;
     if (res == NULL)
@@ -219,17 +247,99 @@ int fleetfold_apply(fleetfold_t *f, pagemap_t *pm, fleetmark_t *marks, const fle
     int rc = fleetfold_note(f, b->instance, b->seq, now_ms);
     if (rc != 0)
         return rc;
-    for (size_t i = 0; i < b->n && rc != HERALD_ENOMEM; i++) {
-        const fleetlog_rec_t *r = &b->recs[i];
-        if (r->type == FLEETLOG_REC_VISIT) {
-            rc = apply_visit(pm, marks, r, res);
-        } else if (r->type == FLEETLOG_REC_ASSET) {
-            rc = pagemap_observe_asset(pm, r->asset_key, &r->meta);
-            if (rc == 0)
-                res->assets++;
-            else if (rc == HERALD_ENOTFOUND)
-                res->unknown_assets++;
+    for (size_t i = 0; i < b->n && rc != HERALD_ENOMEM; i++)
+        rc = apply_rec(pm, marks, &b->recs[i], flags ? flags[i] : 0, res);
+    return rc == HERALD_ENOMEM ? rc : 0;
+}
+
+int fleetfold_apply(fleetfold_t *f, pagemap_t *pm, fleetmark_t *marks, const fleetlog_batch_t *b,
+                    int64_t now_ms, fleetfold_result_t *res)
+{
+    return fleetfold_apply_flags(f, pm, marks, b, NULL, now_ms, res);
+}
+
+int fleetfold_apply_range(pagemap_t *pm, fleetmark_t *marks, const fleetlog_batch_t *b,
+                          uint8_t *flags, size_t from, size_t to, bool pending_only,
+                          fleetfold_result_t *res)
+{
+    fleetfold_result_t local;
+    if (res == NULL)
+        res = &local;
+    if (pm == NULL || b == NULL || (pending_only && flags == NULL && b->n > 0))
+        return HERALD_EINVAL;
+    if (to > b->n)
+        to = b->n;
+    for (size_t i = from; i < to; i++) {
+        if (pending_only && !(flags[i] & FLEETFOLD_PENDING))
+            continue;
+        if (apply_rec(pm, marks, &b->recs[i], flags ? flags[i] : 0, res) == HERALD_ENOMEM)
+            return HERALD_ENOMEM;
+        if (pending_only)
+            flags[i] &= (uint8_t)~FLEETFOLD_PENDING;
+    }
+    return 0;
+}
+
+int fleetfold_apply_own(pagemap_t *pm, fleetmark_t *marks, const fleetlog_batch_t *b,
+                        uint8_t *flags, fleetfold_result_t *res)
+{
+    fleetfold_result_t local;
+    if (res == NULL)
+        res = &local;
+    memset(res, 0, sizeof(*res));
+    res->check = FLEETFOLD_OWN;
+    return fleetfold_apply_range(pm, marks, b, flags, 0, b ? b->n : 0, true, res);
+}
+
+static int verdict_fail(char *reason, size_t reasonlen, const char *why, int rc)
+{
+    if (reason != NULL && reasonlen > 0)
+        snprintf(reason, reasonlen, "%s", why);
+    return rc;
+}
+
+int fleetfold_verdicts_decode(const char *data, size_t len, size_t n, unsigned bit, uint8_t *flags,
+                              char *reason, size_t reasonlen)
+{
+    if (reason != NULL && reasonlen > 0)
+        reason[0] = '\0';
+    if (flags == NULL && n > 0)
+        return HERALD_EINVAL;
+    if (len > FLEETFOLD_MAX_VERDICTS_BYTES)
+        return verdict_fail(reason, reasonlen, "verdict list too long", HERALD_ETOOBIG);
+    if (len == 0)
+        return 0;
+    if (data == NULL)
+        return HERALD_EINVAL;
+    /* check everything before changing flags */
+    for (int pass = 0; pass < 2; pass++) {
+        size_t i = 0, next = 0;
+        while (i < len) {
+            size_t v = 0, digits = 0;
+            for (; i < len && data[i] >= '0' && data[i] <= '9'; i++, digits++) {
+                if (digits == 6)
+                    return verdict_fail(reason, reasonlen, "record number too long", HERALD_EPARSE);
+                v = v * 10 + (size_t)(data[i] - '0');
+            }
+            if (digits == 0)
+                return verdict_fail(reason, reasonlen, "expected a record number", HERALD_EPARSE);
+            if (digits > 1 && data[i - digits] == '0')
+                return verdict_fail(reason, reasonlen, "leading zero", HERALD_EPARSE);
+            if (v >= n)
+                return verdict_fail(reason, reasonlen, "record number out of range", HERALD_EPARSE);
+            if (v < next)
+                return verdict_fail(reason, reasonlen, "record numbers not increasing",
+                                    HERALD_EPARSE);
+            next = v + 1;
+            if (pass == 1)
+                flags[v] |= (uint8_t)bit;
+            if (i < len) {
+                if (data[i] != ',' || i + 1 == len)
+                    return verdict_fail(reason, reasonlen, "expected a comma between numbers",
+                                        HERALD_EPARSE);
+                i++;
+            }
         }
     }
-    return rc == HERALD_ENOMEM ? rc : 0;
+    return 0;
 }

@@ -99,6 +99,7 @@ typedef struct fleetfold_result {
     size_t vetoed;           /* visits a live client mark kept from counting */
     size_t assets;           /* asset records applied */
     size_t unknown_assets;   /* ... for assets no page links to here (ignored) */
+    size_t explores;         /* exploration counts added to a known entry */
 } fleetfold_result_t;
 
 /**
@@ -117,5 +118,69 @@ typedef struct fleetfold_result {
  */
 int fleetfold_apply(fleetfold_t *f, pagemap_t *pm, fleetmark_t *marks, const fleetlog_batch_t *b,
                     int64_t now_ms, fleetfold_result_t *res);
+
+/**
+ * Per-record flags of a batch: what Redis decided for its visits
+ * (FLEETKEY_LUA_APPEND answers and stores the record numbers whose client
+ * marks it refused) and, for the instance's own batches, which records
+ * still wait to be applied to the local map.
+ */
+enum fleetfold_rec_flags {
+    FLEETFOLD_VETO_PAGE = 1u << 0,     /* the page mark was refused: the visit counts nowhere */
+    FLEETFOLD_VETO_TEMPLATE = 1u << 1, /* the template mark alone: it counts for its page only */
+    FLEETFOLD_PENDING = 1u << 2,       /* own record held until Redis decides */
+};
+
+/** Longest verdict list accepted (FLEETLOG_MAX_RECORDS numbers of up to 4 digits, commas). */
+#define FLEETFOLD_MAX_VERDICTS_BYTES (FLEETLOG_MAX_RECORDS * 5)
+
+/**
+ * Decode a verdict list read from Redis: record numbers in decimal,
+ * separated by commas, strictly increasing, each below `n` ("" = none).
+ * data[0..len) is not NUL-terminated and never read past len. On success
+ * `bit` is or-ed into flags[number] for each (flags has n entries).
+ * Returns 0; HERALD_EPARSE (anything else; `flags` unchanged, `reason`
+ * (may be NULL) gets a NUL-terminated message truncated to reasonlen);
+ * HERALD_ETOOBIG (longer than FLEETFOLD_MAX_VERDICTS_BYTES); HERALD_EINVAL
+ * (NULL flags with n > 0).
+ */
+int fleetfold_verdicts_decode(const char *data, size_t len, size_t n, unsigned bit, uint8_t *flags,
+                              char *reason, size_t reasonlen);
+
+/**
+ * fleetfold_apply with Redis's verdicts: `flags` (b->n entries, may be
+ * NULL: none) keeps a visit with FLEETFOLD_VETO_PAGE from counting and
+ * takes the template from one with FLEETFOLD_VETO_TEMPLATE, before the
+ * client marks are asked. Returns as fleetfold_apply.
+ */
+int fleetfold_apply_flags(fleetfold_t *f, pagemap_t *pm, fleetmark_t *marks,
+                          const fleetlog_batch_t *b, const uint8_t *flags, int64_t now_ms,
+                          fleetfold_result_t *res);
+
+/**
+ * Apply records [from, to) of batch `b` (to capped at b->n) as
+ * fleetfold_apply does once the batch is recorded (fleetfold_accept): the
+ * caller may apply a batch in slices, letting other threads at the marks
+ * in between. `flags` (b->n entries, may be NULL unless pending_only):
+ * vetoes as fleetfold_apply_flags; with pending_only, only records
+ * flagged FLEETFOLD_PENDING, whose flag is then cleared. Adds to *res
+ * (not zeroed; may be NULL). Returns 0, HERALD_EINVAL or HERALD_ENOMEM
+ * (the records before the failing one are applied).
+ */
+int fleetfold_apply_range(pagemap_t *pm, fleetmark_t *marks, const fleetlog_batch_t *b,
+                          uint8_t *flags, size_t from, size_t to, bool pending_only,
+                          fleetfold_result_t *res);
+
+/**
+ * Apply the records of this instance's own batch `b` that carry
+ * FLEETFOLD_PENDING in flags[0..b->n) (then cleared), in order, as
+ * fleetfold_apply would apply another instance's: vetoes first, then the
+ * counted client marks of `marks` (may be NULL) at each visit's time.
+ * `res` (may be NULL) is filled (check is FLEETFOLD_OWN). Returns 0,
+ * HERALD_EINVAL (NULL pm, b or flags) or HERALD_ENOMEM (the records up
+ * to the failing one are applied and their flag cleared).
+ */
+int fleetfold_apply_own(pagemap_t *pm, fleetmark_t *marks, const fleetlog_batch_t *b,
+                        uint8_t *flags, fleetfold_result_t *res);
 
 #endif

@@ -5,7 +5,8 @@
  * layout version "v1:", so two fleets (or two layouts) can share one Redis:
  *
  *   <p>v1:epoch                 string  id of this Redis's copy of the map (FLEETKEY_LUA_EPOCH)
- *   <p>v1:log                   stream  evidence batches: fields i (instance), s (seq), b (batch)
+ *   <p>v1:log                   stream  evidence batches: fields i (instance), s (seq), b (batch),
+ *                                       x, y (visits whose client marks Redis refused)
  *   <p>v1:seq:<instance>        string  highest batch number the log took from the instance
  *   <p>v1:steer                 stream  steering messages: field m (fleetsteer.h)
  *   <p>v1:steer:seq:<instance>  string  highest steering number taken from the instance
@@ -99,12 +100,25 @@ int fleetkey_mark(char *buf, size_t len, const char *prefix, uint64_t client, co
 extern const char FLEETKEY_LUA_EPOCH[];
 
 /**
- * Append one evidence batch. KEYS[1] epoch, KEYS[2] log, KEYS[3]
- * seq:<instance>. ARGV[1] epoch, ARGV[2] instance, ARGV[3] seq, ARGV[4]
- * batch, ARGV[5] log MAXLEN, ARGV[6] TTL ms, ARGV[7] largest batch bytes.
- * Answers {"ok", stream id}; {"dup", highest seq} when seq is not above
- * the instance's highest (a resend: not appended twice); {"toobig", ""};
- * {"epoch", ...}. Sets the TTL of the log, the epoch and the seq key.
+ * Append one evidence batch and take its visits' client marks.
+ * KEYS[1] epoch, KEYS[2] log, KEYS[3] seq:<instance>, KEYS[4..] mark
+ * keys (fleetkey_mark). ARGV[1] epoch, ARGV[2] instance, ARGV[3] seq,
+ * ARGV[4] batch, ARGV[5] log MAXLEN, ARGV[6] TTL ms, ARGV[7] largest
+ * batch bytes, ARGV[8] the marks' window ms, ARGV[9] "<instance>:<seq>",
+ * then pairs ARGV[10], ARGV[11], ...: a visit's record number in the
+ * batch and how many of the next mark keys are its (1: the page's; 2:
+ * the page's, then the template's). Each mark is SET NX PX window to
+ * "<instance>:<seq>:<record>", or found holding that value already (a
+ * resend): then the visit keeps it. A page mark held by anyone else
+ * refuses the visit (its template mark is not taken); a template mark
+ * alone refuses the template. The refused record numbers go with the
+ * batch into the log entry as fields x (page) and y (template alone),
+ * comma-separated and increasing (absent when none; read them with
+ * fleetfold_verdicts_decode). Answers {"ok", stream id, x, y}; {"dup",
+ * highest seq, x, y} when seq is not above the instance's highest (a
+ * resend: not appended twice; the marks give the same verdicts);
+ * {"toobig", ""} and {"epoch", ...} before any mark is taken. Sets the
+ * TTL of the log, the epoch and the seq key.
  */
 extern const char FLEETKEY_LUA_APPEND[];
 
@@ -115,7 +129,8 @@ extern const char FLEETKEY_LUA_APPEND[];
  * for forget-page), ARGV[6] message, ARGV[7] channel, ARGV[8] steer
  * MAXLEN, ARGV[9] TTL ms, ARGV[10] largest message bytes, ARGV[11] most
  * pins. pin/ban set the field, learned/forget-edge delete it; the message
- * is appended to the stream and published. Answers {"ok", stream id},
+ * is appended to the stream and published on the channel as "<its stream
+ * id> <message>" (fleetsteer_published_split). Answers {"ok", stream id},
  * {"dup", highest seq}, {"toobig", ""}, {"full", ""} (a new pin past the
  * cap) or {"epoch", ...}.
  */

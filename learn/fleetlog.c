@@ -567,6 +567,30 @@ int fleetlog_builder_add_asset(fleetlog_builder_t *b, const char *key,
     return commit_record(b, nstr0, bytes0, 0);
 }
 
+int fleetlog_builder_add_explore(fleetlog_builder_t *b, const pagemap_explore_delta_t *d)
+{
+    if (b == NULL || d == NULL || d->key == NULL || d->key[0] == '\0' ||
+        !fleetlog_string_valid(d->key) || d->plans == 0 || d->explored > d->plans)
+        return HERALD_EINVAL;
+    size_t nstr0 = b->nstr, bytes0 = b->str_bytes;
+    sb_t *s = &b->scratch;
+    s->n = 0;
+    long k = intern(b, d->key);
+    int rc =
+        k < 0 ? HERALD_ENOMEM
+              : sb_printf(s, "{\"r\":\"explore\",\"p\":%ld,\"n\":%" PRIu64, k, clamp_u(d->plans));
+    if (rc == 0 && d->explored > 0)
+        rc = sb_printf(s, ",\"x\":%" PRIu64 ",\"cur\":\"%016" PRIx64 "\"", clamp_u(d->explored),
+                       d->cursor);
+    if (rc == 0)
+        rc = sb_put(s, "}", 1);
+    if (rc != 0) {
+        strings_rollback(b, nstr0, bytes0);
+        return rc;
+    }
+    return commit_record(b, nstr0, bytes0, 0);
+}
+
 int fleetlog_builder_finish(fleetlog_builder_t *b, int64_t now_ms, char **out, size_t *outlen,
                             uint64_t *seq)
 {
@@ -705,6 +729,7 @@ static const char *const visit_members[] = {"r",     "t",    "c", "p",   "tp",  
 static const char *const item_members[] = {"k", "u", "kd", "as", "co", "o", "s", "g", "f"};
 static const char *const asset_members[] = {"r",  "k",   "st",  "sz", "ct", "et",
                                             "lm", "loc", "pol", "fr", "f"};
+static const char *const explore_members[] = {"r", "p", "n", "x", "cur"};
 #define N_(a) (sizeof(a) / sizeof((a)[0]))
 
 static bool parse_item(dctx_t *c, json_t *io, pagemap_item_t *it, size_t ridx)
@@ -835,6 +860,30 @@ static bool parse_asset(dctx_t *c, json_t *ro, fleetlog_rec_t *r, size_t ridx)
     return true;
 }
 
+static bool parse_explore(dctx_t *c, json_t *ro, fleetlog_rec_t *r, size_t ridx)
+{
+    pagemap_explore_delta_t *d = &r->explore;
+    if (!only(c, ro, explore_members, N_(explore_members), "record", ridx))
+        return false;
+    int64_t n, x;
+    if (!get_s(c, ro, "p", true, &d->key, "record", ridx) ||
+        !get_i(c, ro, "n", 1, FLEETLOG_MAX_INT, 0, &n, "record", ridx) ||
+        !get_i(c, ro, "x", 1, FLEETLOG_MAX_INT, 0, &x, "record", ridx) ||
+        !get_hex(c, ro, "cur", &d->cursor, "record", ridx))
+        return false;
+    if (d->key[0] == '\0')
+        return fail(c, HERALD_EPARSE, "record %zu: empty page key", ridx);
+    if (n == 0)
+        return fail(c, HERALD_EPARSE, "record %zu: missing \"n\"", ridx);
+    if (x > n)
+        return fail(c, HERALD_EPARSE, "record %zu: \"x\" over \"n\"", ridx);
+    if ((x > 0) != (json_object_get(ro, "cur") != NULL))
+        return fail(c, HERALD_EPARSE, "record %zu: \"cur\" without \"x\" or the reverse", ridx);
+    d->plans = (uint64_t)n;
+    d->explored = (uint64_t)x;
+    return true;
+}
+
 /* Check the frame and the string table; size the arrays. */
 static bool parse_frame(dctx_t *c, json_t *root, json_t **recs, size_t *nitems, size_t *ndig)
 {
@@ -931,6 +980,10 @@ static bool parse_batch(dctx_t *c, json_t *root)
         } else if (strcmp(json_string_value(r), "asset") == 0) {
             rec->type = FLEETLOG_REC_ASSET;
             if (!parse_asset(c, ro, rec, i))
+                return false;
+        } else if (strcmp(json_string_value(r), "explore") == 0) {
+            rec->type = FLEETLOG_REC_EXPLORE;
+            if (!parse_explore(c, ro, rec, i))
                 return false;
         } else {
             return fail(c, HERALD_EPARSE, "record %zu: unknown type", i);

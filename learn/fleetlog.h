@@ -14,6 +14,9 @@
  *  - asset: the metadata of a response that passed through for an asset
  *    some page links to (pagemap_observe_asset), so that every instance
  *    knows its size, validators and cache policy.
+ *  - explore: a page's (or template's) exploration counts since the last
+ *    batch (pagemap_explore_drain), so that the fleet holds edges back at
+ *    the --explore share of all its plans, in one rotation.
  *
  * Encoding: one compact JSON object (UTF-8, no NUL), version 1:
  *
@@ -24,7 +27,8 @@
  *            "dig":"<cookie value>",
  *            "it":[{"k":2,"u":3,"kd":"style","as":4,"co":1,"o":0,"s":9,"g":0,"f":3}]},
  *           {"r":"asset","k":2,"st":200,"sz":1234,"ct":5,"et":6,"lm":7,"loc":8,
- *            "pol":32,"fr":3600000,"f":1}]}
+ *            "pol":32,"fr":3600000,"f":1},
+ *           {"r":"explore","p":0,"n":40,"x":2,"cur":"3c1f00a2b4d5e6f7"}]}
  *
  * (the space in the template key only keeps this C comment open). Every
  * string of a batch (page keys, URLs, `as`, content types, validators)
@@ -44,7 +48,10 @@
  * alternates group, "f" FLEETLOG_IF_* bits (absent members = 0). An asset:
  * "k" key, "st" status, "sz" size, "ct" content type, "et" ETag, "lm"
  * Last-Modified, "loc" redirect target, "pol" CACHEPOLICY_* bits, "fr"
- * freshness ms (absent = unknown), "f" 1 when it answered a push. The bit
+ * freshness ms (absent = unknown), "f" 1 when it answered a push. An
+ * explore record: "p" the entry's key, "n" plans (>= 1), "x" of those,
+ * plans that held edges back (absent = 0; at most "n"), "cur" the
+ * rotation position (16 hex digits; present exactly when "x" is). The bit
  * values are wire values: fleetlog.c asserts at compile time that the
  * enums still have them (a change needs a new version).
  *
@@ -165,6 +172,13 @@ void fleetlog_builder_destroy(fleetlog_builder_t *b);
 int fleetlog_builder_add_visit(fleetlog_builder_t *b, const pagemap_visit_t *v, uint64_t client);
 
 /**
+ * Record a page's exploration counts (pagemap_explore_drain; `d`
+ * borrowed for the call): d->plans >= 1, d->explored <= d->plans, both
+ * clamped to FLEETLOG_MAX_INT. Errors as fleetlog_builder_add_visit.
+ */
+int fleetlog_builder_add_explore(fleetlog_builder_t *b, const pagemap_explore_delta_t *d);
+
+/**
  * Record asset metadata just observed (pagemap_observe_asset returned 0
  * for it). `key` and `m` borrowed for the call. Errors as
  * fleetlog_builder_add_visit.
@@ -201,6 +215,7 @@ int fleetlog_builder_finish(fleetlog_builder_t *b, int64_t now_ms, char **out, s
 typedef enum fleetlog_rec_type {
     FLEETLOG_REC_VISIT = 1,
     FLEETLOG_REC_ASSET,
+    FLEETLOG_REC_EXPLORE,
 } fleetlog_rec_type_t;
 
 /** One decoded record. Every pointer points into its batch. */
@@ -213,6 +228,8 @@ typedef struct fleetlog_rec {
     /* ASSET: the asset key and its metadata. */
     const char *asset_key;
     pagemap_asset_meta_t meta;
+    /* EXPLORE: the counts (key points into the batch). */
+    pagemap_explore_delta_t explore;
 } fleetlog_rec_t;
 
 /** A decoded batch. Fill it with fleetlog_decode; free with fleetlog_batch_dispose. */

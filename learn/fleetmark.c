@@ -225,15 +225,21 @@ static int64_t add_sat(int64_t a, int64_t b)
     return a > INT64_MAX - b ? INT64_MAX : a + b;
 }
 
-static bool take(fleetmark_t *m, uint64_t client, const char *key, int64_t now_ms, bool folded)
+static bool take_as(fleetmark_t *m, uint64_t client, const char *key, int64_t now_ms, bool folded,
+                    bool counted)
 {
     if (m == NULL || client == 0 || key == NULL)
         return true;
     uint64_t k = fleetmark_key_hash(key);
     if (!allows(m, client, k, now_ms, folded))
         return false;
-    put(m, client, k, add_sat(now_ms, m->window), true);
+    put(m, client, k, add_sat(now_ms, m->window), counted);
     return true;
+}
+
+static bool take(fleetmark_t *m, uint64_t client, const char *key, int64_t now_ms, bool folded)
+{
+    return take_as(m, client, key, now_ms, folded, true);
 }
 
 bool fleetmark_take(fleetmark_t *m, uint64_t client, const char *key, int64_t now_ms)
@@ -248,6 +254,18 @@ void fleetmark_take_visit(fleetmark_t *m, uint64_t client, const char *page_key,
     bool p = take(m, client, page_key, now_ms, folded);
     bool t = p && template_key != NULL && (page_key == NULL || strcmp(template_key, page_key)) &&
              take(m, client, template_key, now_ms, folded);
+    if (page)
+        *page = p;
+    if (tpl)
+        *tpl = t;
+}
+
+void fleetmark_hold_visit(fleetmark_t *m, uint64_t client, const char *page_key,
+                          const char *template_key, int64_t now_ms, bool *page, bool *tpl)
+{
+    bool p = take_as(m, client, page_key, now_ms, false, false);
+    bool t = p && template_key != NULL && (page_key == NULL || strcmp(template_key, page_key)) &&
+             take_as(m, client, template_key, now_ms, false, false);
     if (page)
         *page = p;
     if (tpl)

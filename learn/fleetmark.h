@@ -6,21 +6,27 @@
  * counts only when no live mark (client, page key) exists; counting it
  * sets the mark until the visit's time + the window.
  *
- * The proxy keeps the marks in Redis with a TTL (fleetkey_mark names the
- * key, FLEETKEY_LUA_MARK sets it when absent and reports a live one) and
- * mirrors what it learns in a fleetmark_t, a bounded local cache of two
- * kinds of marks:
- *  - counted: this map counted a visit of the client to the page (its own
- *    commit, or a visit folded from another instance's batch);
- *  - seen: Redis said another instance holds the mark.
- * Committing a local visit asks both (and Redis first, when it answers):
- * the cache decides alone while Redis is away. Folding another instance's
- * visit asks only the counted marks (fleetmark_take_visit with `folded`):
- * the visit that holds a Redis mark must count where it is folded, and a
- * second visit of the client that this map already counted (two
- * instances decided alone while Redis was away) must not. So every map
- * counts at most one visit per client, page and window, with Redis or
- * without.
+ * Redis holds the fleet's marks with a TTL (fleetkey_mark names the key;
+ * FLEETKEY_LUA_APPEND takes them for each batch and refuses the visits
+ * whose mark another visit holds). The proxy mirrors what it knows in a
+ * fleetmark_t, a bounded local cache of two kinds of marks:
+ *  - counted: this map counted a visit of the client to the page (its own,
+ *    or a visit folded from another instance's batch);
+ *  - seen: a visit of the client holds or asked for the mark, but this
+ *    map has not counted it (fleetmark_hold_visit: waiting for Redis's
+ *    verdict; fleetmark_note, fleetmark_redis_reply: another instance
+ *    holds it).
+ * A local visit asks both, so one instance sends Redis at most one visit
+ * per client, page and window. While Redis answers, the visit is held
+ * (a seen mark) and counts once Redis gave it the mark, through the fold
+ * (fleetfold_apply_own). While Redis is away, the cache decides alone and
+ * the visit counts at once (fleetmark_take_visit: a counted mark).
+ * Folding a visit asks only the counted marks (fleetmark_take_visit with
+ * `folded`): the visit that holds a Redis mark must count where it is
+ * folded, and a second visit of the client that this map already counted
+ * (two instances decided alone while Redis was away) must not. So every
+ * map counts at most one visit per client, page and window, with Redis
+ * or without, and with Redis the same one everywhere.
  *
  * Pure: no network, no logging, no locks (one thread at a time); a
  * fleetmark_t allocates only at creation.
@@ -102,6 +108,18 @@ bool fleetmark_take(fleetmark_t *m, uint64_t client, const char *key, int64_t no
 void fleetmark_take_visit(fleetmark_t *m, uint64_t client, const char *page_key,
                           const char *template_key, int64_t now_ms, bool folded, bool *page,
                           bool *tpl);
+
+/**
+ * As fleetmark_take_visit for a local visit (not folded), but the marks
+ * taken are seen marks, not counted ones: the proxy holds the visit until
+ * Redis decides (fleetfold_apply_own). A held visit keeps the client's
+ * next local visits from counting for the window, and bars no fold: when
+ * Redis gives the mark to another instance's visit, that visit counts here
+ * too; when Redis gives it to this one, fleetfold_apply_own takes the
+ * counted marks.
+ */
+void fleetmark_hold_visit(fleetmark_t *m, uint64_t client, const char *page_key,
+                          const char *template_key, int64_t now_ms, bool *page, bool *tpl);
 
 /**
  * Record a seen mark (another instance holds it in Redis) that lives until

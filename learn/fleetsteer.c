@@ -5,6 +5,7 @@
 #include "fleetsteer.h"
 
 #include <jansson.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -343,5 +344,36 @@ int fleetsteer_collect(pagemap_t *pm, const char *instance, uint64_t first_seq, 
     }
     *out = v;
     *n = k;
+    return 0;
+}
+
+int fleetsteer_published_split(const char *data, size_t len, char *id, const char **msg,
+                               size_t *msglen, char *reason, size_t reasonlen)
+{
+    if (reason != NULL && reasonlen > 0)
+        reason[0] = '\0';
+    const char *sp =
+        data != NULL ? memchr(data, ' ', len < FLEETSTEER_MAX_ID + 1 ? len : FLEETSTEER_MAX_ID + 1)
+                     : NULL;
+    size_t n = sp != NULL ? (size_t)(sp - data) : 0;
+    size_t dash = 0, ndash = 0;
+    for (size_t i = 0; i < n; i++) {
+        if (data[i] == '-') {
+            dash = i;
+            ndash++;
+        } else if (data[i] < '0' || data[i] > '9') {
+            ndash = 2;
+            break;
+        }
+    }
+    if (sp == NULL || ndash != 1 || dash == 0 || dash + 1 == n) {
+        if (reason != NULL && reasonlen > 0)
+            snprintf(reason, reasonlen, "not \"<stream id> <message>\"");
+        return HERALD_EPARSE;
+    }
+    memcpy(id, data, n);
+    id[n] = '\0';
+    *msg = sp + 1;
+    *msglen = len - n - 1;
     return 0;
 }

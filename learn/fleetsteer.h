@@ -77,6 +77,21 @@ int fleetsteer_encode(const fleetsteer_msg_t *m, char **out, size_t *outlen);
 int fleetsteer_decode(const char *data, size_t len, fleetsteer_msg_t *out, char *reason,
                       size_t reasonlen);
 
+/** Longest stream id in a published steering message ("<ms>-<seq>"). */
+#define FLEETSTEER_MAX_ID 41
+
+/**
+ * Split what FLEETKEY_LUA_STEER publishes on the steer channel, "<stream
+ * id> <message>": the id of the message's entry in the steer stream
+ * (digits, '-', digits; at most FLEETSTEER_MAX_ID characters), one space,
+ * the message (fleetsteer_decode). data[0..len) is not NUL-terminated and
+ * never read past len. On success id (FLEETSTEER_MAX_ID + 1 bytes) holds
+ * the id, NUL-terminated, and *msg, *msglen the message (pointing into
+ * data). Returns 0 or HERALD_EPARSE (`reason` as in fleetlog_decode).
+ */
+int fleetsteer_published_split(const char *data, size_t len, char *id, const char **msg,
+                               size_t *msglen, char *reason, size_t reasonlen);
+
 /** Free a message's strings and zero it. NULL is a no-op. */
 void fleetsteer_msg_dispose(fleetsteer_msg_t *m);
 

@@ -622,6 +622,9 @@ void pagemap_destroy(pagemap_t *pm)
     if (pm == NULL)
         return;
     clear_all(pm);
+    for (size_t i = 0; i < pm->nexplore_keys; i++)
+        free(pm->explore_keys[i]);
+    free(pm->explore_keys);
     free(pm->pages.b);
     free(pm->assets.b);
     free(pm->targets.b);

@@ -325,6 +325,20 @@ typedef struct pagemap_plan_opts {
     double explore;
 } pagemap_plan_opts_t;
 
+/**
+ * A page's (or template's) exploration counts, for the fleet's evidence
+ * log: plans made with exploration on and, of those, plans that held
+ * edges back since the last pagemap_explore_drain; `cursor` the rotation
+ * position after the last edge held back (meaningful when explored > 0).
+ */
+typedef struct pagemap_explore_delta {
+    const char *key;
+    uint64_t plans, explored, cursor;
+} pagemap_explore_delta_t;
+
+/** Most entries pagemap_explore_track remembers between drains (the rest stay local). */
+#define PAGEMAP_EXPLORE_MAX_KEYS 65536
+
 /** One asset to deliver. Strings are malloc'd, owned by the plan. */
 typedef struct pagemap_plan_item {
     char *url;  /* absolute URL to push / hint */
@@ -359,6 +373,32 @@ typedef struct pagemap_plan {
     uint64_t hints_sent;
     bool page_set_cookie; /* the page's last response set a cookie */
 } pagemap_plan_t;
+
+/**
+ * Start (on) or stop recording, per entry, the exploration counts its
+ * plans add (pagemap_explore_drain hands them out), so that a fleet of
+ * maps explores a page at the --explore share of the fleet's plans, not
+ * of each map's. Off at creation. Stopping drops what was recorded.
+ */
+void pagemap_explore_track(pagemap_t *pm, bool on);
+
+/**
+ * Hand `cb` the counts of each entry whose plans moved them since the
+ * last drain (one call per entry; the delta and its key are borrowed for
+ * the call, which runs under the map's lock: cb must not call into pm),
+ * then zero them. Returns 0, or the first non-zero value cb returned (the
+ * remaining entries are dropped too).
+ */
+int pagemap_explore_drain(pagemap_t *pm, int (*cb)(void *ctx, const pagemap_explore_delta_t *d),
+                          void *ctx);
+
+/**
+ * Fold another map's counts into the entry d->key: plans and explored are
+ * added, and the rotation continues after d->cursor when d->explored > 0.
+ * Not recorded for the next drain. Returns 0, HERALD_ENOTFOUND (no such
+ * entry: nothing to count) or HERALD_EINVAL.
+ */
+int pagemap_explore_add(pagemap_t *pm, const pagemap_explore_delta_t *d);
 
 /**
  * Copy out the delivery plan for a request. `page_key` (required),

@@ -111,6 +111,8 @@ typedef struct pm_page {
     double fvisits;     /* decayed count of visits with follow-ups */
     uint64_t clean_total, cold_total;
     uint64_t plans, explored, explore_cursor;
+    uint64_t plans_out, explored_out; /* since the last pagemap_explore_drain */
+    bool explore_listed;              /* its key is in pm->explore_keys */
     uint64_t scan_validator;
     pm_next_t *nexts; /* next pages (pagemap_next.c) */
     size_t nnext, capnext, nnext_learned;
@@ -132,6 +134,11 @@ struct pagemap {
     size_t nnexts;                     /* next-page edges of every entry */
     size_t nnext_pinned, nnext_banned; /* of those */
     uint64_t navigations_committed;
+    /* pagemap_explore_track: keys of the entries whose exploration counts
+     * moved since the last drain (malloc'd) */
+    bool explore_track;
+    char **explore_keys;
+    size_t nexplore_keys, capexplore_keys;
     /* Written under the lock, read without it (pagemap_visits_committed). */
     _Atomic uint64_t visits_committed;
 };

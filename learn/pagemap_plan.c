@@ -243,14 +243,38 @@ static int cmp_pick(const void *a, const void *b)
  * in rotation by key hash after p->explore_cursor, so that this visit is
  * clean for them. Removes them from cand and lists them in out->held.
  */
-static int explore(pm_page_t *p, double share, const pm_edge_t **cand, size_t *nc,
+/* Count a plan (and whether it explored) for the next drain. */
+static int explore_note(pagemap_t *pm, pm_page_t *p, bool explored)
+{
+    if (!pm->explore_track)
+        return 0;
+    p->plans_out++;
+    p->explored_out += explored;
+    if (p->explore_listed || pm->nexplore_keys >= PAGEMAP_EXPLORE_MAX_KEYS)
+        return 0;
+    if (pm->nexplore_keys == pm->capexplore_keys) {
+        size_t cap = pm->capexplore_keys ? pm->capexplore_keys * 2 : 64;
+        char **v = realloc(pm->explore_keys, cap * sizeof(*v));
+        if (v == NULL)
+            return HERALD_ENOMEM;
+        pm->explore_keys = v;
+        pm->capexplore_keys = cap;
+    }
+    if ((pm->explore_keys[pm->nexplore_keys] = pm_dup(p->h.key)) == NULL)
+        return HERALD_ENOMEM;
+    pm->nexplore_keys++;
+    p->explore_listed = true;
+    return 0;
+}
+
+static int explore(pagemap_t *pm, pm_page_t *p, double share, const pm_edge_t **cand, size_t *nc,
                    const pagemap_verdict_t *verdicts, pagemap_plan_t *out)
 {
     if (!(share > 0))
         return 0;
     p->plans++;
     if (floor((double)p->plans * share) == floor((double)(p->plans - 1) * share))
-        return 0;
+        return explore_note(pm, p, false);
     explore_pick_t *picks = malloc((*nc ? *nc : 1) * sizeof(*picks));
     if (picks == NULL)
         return HERALD_ENOMEM;
@@ -261,7 +285,7 @@ static int explore(pm_page_t *p, double share, const pm_edge_t **cand, size_t *n
     size_t want = np >= PAGEMAP_EXPLORE_TWO_FROM ? 2 : 1;
     if (np < want) {
         free(picks);
-        return 0;
+        return explore_note(pm, p, false);
     }
     qsort(picks, np, sizeof(*picks), cmp_pick);
     size_t start = 0;
@@ -289,7 +313,65 @@ static int explore(pm_page_t *p, double share, const pm_edge_t **cand, size_t *n
     }
     p->explored++;
     free(picks);
-    return 0;
+    return explore_note(pm, p, true);
+}
+
+void pagemap_explore_track(pagemap_t *pm, bool on)
+{
+    if (pm == NULL)
+        return;
+    pthread_mutex_lock(&pm->lock);
+    pm->explore_track = on;
+    if (!on) {
+        for (size_t i = 0; i < pm->nexplore_keys; i++) {
+            pm_page_t *p = pm_page_find(pm, pm->explore_keys[i]);
+            if (p != NULL)
+                p->plans_out = p->explored_out = 0, p->explore_listed = false;
+            free(pm->explore_keys[i]);
+        }
+        pm->nexplore_keys = 0;
+    }
+    pthread_mutex_unlock(&pm->lock);
+}
+
+int pagemap_explore_drain(pagemap_t *pm, int (*cb)(void *ctx, const pagemap_explore_delta_t *d),
+                          void *ctx)
+{
+    if (pm == NULL || cb == NULL)
+        return HERALD_EINVAL;
+    pthread_mutex_lock(&pm->lock);
+    int rc = 0;
+    for (size_t i = 0; i < pm->nexplore_keys; i++) {
+        pm_page_t *p = pm_page_find(pm, pm->explore_keys[i]);
+        if (p != NULL) {
+            pagemap_explore_delta_t d = {p->h.key, p->plans_out, p->explored_out,
+                                         p->explore_cursor};
+            if (rc == 0 && p->plans_out > 0)
+                rc = cb(ctx, &d);
+            p->plans_out = p->explored_out = 0;
+            p->explore_listed = false;
+        }
+        free(pm->explore_keys[i]);
+    }
+    pm->nexplore_keys = 0;
+    pthread_mutex_unlock(&pm->lock);
+    return rc;
+}
+
+int pagemap_explore_add(pagemap_t *pm, const pagemap_explore_delta_t *d)
+{
+    if (pm == NULL || d == NULL || d->key == NULL || d->explored > d->plans)
+        return HERALD_EINVAL;
+    pthread_mutex_lock(&pm->lock);
+    pm_page_t *p = pm_page_find(pm, d->key);
+    if (p != NULL) {
+        p->plans += d->plans;
+        p->explored += d->explored;
+        if (d->explored > 0)
+            p->explore_cursor = d->cursor;
+    }
+    pthread_mutex_unlock(&pm->lock);
+    return p != NULL ? 0 : HERALD_ENOTFOUND;
 }
 
 static int build_plan(pagemap_t *pm, pm_page_t *p, const char *authority,
@@ -324,7 +406,7 @@ static int build_plan(pagemap_t *pm, pm_page_t *p, const char *authority,
         /* verdicts[] is indexed like cand[]: recompute after the compaction */
         for (size_t i = 0; i < nc; i++)
             verdicts[i] = pm_edge_verdict(cand[i], p->is_template, opts->min_confidence, NULL);
-        rc = explore(p, opts->explore, cand, &nc, verdicts, out);
+        rc = explore(pm, p, opts->explore, cand, &nc, verdicts, out);
     }
     qsort(cand, nc, sizeof(*cand), pm_cmp_edge_plan);
     for (size_t i = 0; i < nc && rc == 0; i++) {

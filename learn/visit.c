@@ -661,18 +661,25 @@ int visit_commit_tap(visit_t *v, pagemap_t *pm, int64_t wall_ms, bool supplement
                           .supplement = supplement,
                           .items = pi,
                           .nitems = n};
-    int rc = pagemap_commit_visit(pm, &pv);
-    if (rc == 0 && tap != NULL && tap->visit != NULL)
-        tap->visit(tap->ctx, &pv);
+    bool defer = tap != NULL && tap->defer;
+    bool held = defer && tap->visit != NULL && tap->visit(tap->ctx, &pv);
+    int rc = 0;
+    if (!held) {
+        rc = pagemap_commit_visit(pm, &pv);
+        if (rc == 0 && !defer && tap != NULL && tap->visit != NULL)
+            tap->visit(tap->ctx, &pv);
+    }
     free(pi);
     /* Metadata of responses seen before their edge existed (a first visit). */
     for (size_t i = from; rc == 0 && i < v->n; i++) {
         if (!v->items[i].has_meta)
             continue;
+        if (held && tap->asset != NULL && tap->asset(tap->ctx, v->items[i].key, &v->items[i].meta))
+            continue; /* with the held visit: applied after it */
         int orc = pagemap_observe_asset(pm, v->items[i].key, &v->items[i].meta);
         if (orc == HERALD_ENOMEM)
             rc = orc; /* ENOTFOUND: the edge was capped away; nothing to record */
-        else if (orc == 0 && tap != NULL && tap->asset != NULL)
+        else if (orc == 0 && !held && tap != NULL && tap->asset != NULL)
             tap->asset(tap->ctx, v->items[i].key, &v->items[i].meta);
     }
     return rc ? rc : nrc;

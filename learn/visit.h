@@ -253,11 +253,19 @@ int visit_commit(visit_t *v, pagemap_t *pm, int64_t wall_ms, bool supplement);
  * (pagemap_observe_asset returned 0). Everything is borrowed for the call;
  * either callback may be NULL. Failures are the tap's to count: the commit
  * is done.
+ *
+ * With `defer`, the tap is offered the visit and its metadata records
+ * instead of the map (the fleet applies them once Redis has decided on
+ * the client's mark): a callback that returns true took the record and
+ * the map does not get it here; one that returns false (or is NULL)
+ * leaves it to the map, as without `defer` (the visit then is not handed
+ * to the tap again). Without `defer` the return values are ignored.
  */
 typedef struct visit_tap {
-    void (*visit)(void *ctx, const pagemap_visit_t *pv);
-    void (*asset)(void *ctx, const char *key, const pagemap_asset_meta_t *m);
+    bool (*visit)(void *ctx, const pagemap_visit_t *pv);
+    bool (*asset)(void *ctx, const char *key, const pagemap_asset_meta_t *m);
     void *ctx;
+    bool defer;
 } visit_tap_t;
 
 /** visit_commit, calling `tap` (NULL: none) with what was committed. */

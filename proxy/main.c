@@ -168,7 +168,7 @@ int main(int argc, char **argv)
     budget_t *budget = budget_create(cfg.origin_max_connections, cfg.origin_queue, cfg.workers);
     m.workers = xcalloc((size_t)cfg.workers, sizeof(worker_t));
     for (int i = 0; i < cfg.workers; i++) {
-        rc = worker_start(&m.workers[i], i, &cfg, ssl_ctx, learn, budget);
+        rc = worker_start(&m.workers[i], i, &cfg, ssl_ctx, learn, shared, budget);
         if (rc != 0) {
             LOG_ERROR("worker %d failed to start: %s", i, uv_strerror(rc));
             for (int j = 0; j < i; j++)
@@ -191,7 +191,7 @@ int main(int argc, char **argv)
     if (cfg.admin[0] != '\0') {
         m.set = (worker_set_t){.v = m.workers, .n = m.nworkers};
         rc = admin_start(m.loop, &cfg, admin_token, m.nworkers, worker_gauges, &m.set, learn,
-                         m.state, &m.admin);
+                         shared, m.state, &m.admin);
         if (rc != 0) {
             LOG_ERROR("cannot listen on --admin=%s: %s", cfg.admin, uv_strerror(rc));
             for (int i = 0; i < m.nworkers; i++)

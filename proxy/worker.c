@@ -294,7 +294,7 @@ static void worker_main(void *arg)
      * order their hooks run: learning classifies a request before delivery
      * plans it, metrics counts what the others left (exchange.h). */
     exchange_ctx_init(&w->xctx, &w->loop, w->cfg, w->id);
-    w->learning = learning_attach(&w->xctx, w->learn);
+    w->learning = learning_attach(&w->xctx, w->learn, w->shared);
     w->delivery = delivery_attach(&w->xctx);
     w->speculation = speculation_attach(&w->xctx, w->learn);
     metrics_attach(&w->xctx);
@@ -360,7 +360,7 @@ static void worker_main(void *arg)
 }
 
 int worker_start(worker_t *w, int id, const config_t *cfg, SSL_CTX *ssl_ctx, pagemap_t *learn,
-                 budget_t *budget)
+                 sharedmap_t *shared, budget_t *budget)
 {
     memset(w, 0, sizeof(*w));
     w->budget = budget;
@@ -370,6 +370,7 @@ int worker_start(worker_t *w, int id, const config_t *cfg, SSL_CTX *ssl_ctx, pag
     w->cfg = w->cfg_own;
     w->ssl_ctx = ssl_ctx;
     w->learn = learn;
+    w->shared = shared;
     w->state = WORKER_RUNNING;
     int rc = uv_sem_init(&w->started, 0);
     if (rc == 0 && (rc = uv_mutex_init(&w->reload_mu)) != 0)

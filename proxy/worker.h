@@ -17,6 +17,9 @@
 #include "exchange.h"
 #include "metrics.h"
 
+/* the fleet's shared map (proxy/deliver/sharedmap.h) */
+typedef struct sharedmap sharedmap_t;
+
 typedef struct ssl_ctx_st SSL_CTX;
 typedef struct upstream_pool upstream_pool_t;
 typedef struct pagemap pagemap_t;
@@ -57,6 +60,8 @@ typedef struct worker {
     budget_t *budget;    /* the process' origin budget (main.c owns it), shared by the pools */
     /* the learned map shared by all workers (main.c owns it); NULL = off */
     pagemap_t *learn;
+    /* the fleet's shared map (main.c owns it); NULL = no --shared-map */
+    sharedmap_t *shared;
     learning_t *learning; /* the observers' per-worker state (owned) */
     delivery_t *delivery;
     struct speculation *speculation;
@@ -83,11 +88,12 @@ typedef struct worker {
 
 /**
  * Start `w` on its own thread; waits until its listeners are bound. `learn`
- * (borrowed, may be NULL) and `budget` (borrowed, shared by every worker's
- * origin pool) must outlive worker_join(). 0 or a negative code.
+ * (borrowed, may be NULL), `shared` (borrowed, NULL without --shared-map)
+ * and `budget` (borrowed, shared by every worker's origin pool) must
+ * outlive worker_join(). 0 or a negative code.
  */
 int worker_start(worker_t *w, int id, const config_t *cfg, SSL_CTX *ssl_ctx, pagemap_t *learn,
-                 budget_t *budget);
+                 sharedmap_t *shared, budget_t *budget);
 /**
  * Hand a reloaded config (copied) and, when non-NULL, a new TLS context
  * (borrowed: the caller keeps it alive until worker_join) to the worker;

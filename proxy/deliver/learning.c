@@ -55,9 +55,10 @@
 
 /* One per worker: what its connections and exchanges share. */
 struct learning {
-    exchange_ctx_t *x; /* the worker's exchanges: loop, config, herald's own fetches */
-    pagemap_t *pm;     /* the shared store; NULL = learning off */
-    size_t slot;       /* ours in exchange_client_t.state */
+    exchange_ctx_t *x;   /* the worker's exchanges: loop, config, herald's own fetches */
+    pagemap_t *pm;       /* the shared store; NULL = learning off */
+    sharedmap_t *shared; /* the fleet's shared map (main.c owns it); NULL = none */
+    size_t slot;         /* ours in exchange_client_t.state */
 };
 
 typedef struct learning_conn learning_conn_t;
@@ -104,7 +105,7 @@ static void visit_settle(visit_t *v, learning_t *L)
 {
     if (visit_state(v) != VISIT_COMMITTED || !visit_chasing(v) || !visit_page_done(v))
         return;
-    check(sharedmap_commit(v, L->pm, wall_ms(), true));
+    check(sharedmap_commit(L->shared, v, L->pm, wall_ms(), true));
     if (visit_chase(v, L))
         return; /* called again when those fetches are done */
     visit_set_chasing(v, false);
@@ -127,7 +128,7 @@ static void visit_try_commit(visit_t *v, learning_t *L)
     if (!visit_ready(v))
         return;
     visit_set_state(v, VISIT_COMMITTED);
-    int rc = sharedmap_commit(v, L->pm, wall_ms(), false);
+    int rc = sharedmap_commit(L->shared, v, L->pm, wall_ms(), false);
     check(rc);
     if (rc != 0)
         LOG_WARN("learning: commit of %s failed: %s", visit_page_key(v), herald_strerror(rc));
@@ -1168,11 +1169,12 @@ static const exchange_observer_t learning_observer = {
     .on_free = on_free,
 };
 
-learning_t *learning_attach(exchange_ctx_t *x, pagemap_t *pm)
+learning_t *learning_attach(exchange_ctx_t *x, pagemap_t *pm, sharedmap_t *shared)
 {
     learning_t *L = xcalloc(1, sizeof(*L));
     L->x = x;
     L->pm = pm;
+    L->shared = shared;
     L->slot = exchange_ctx_observe(x, &learning_observer, L);
     return L;
 }

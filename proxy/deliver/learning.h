@@ -39,17 +39,20 @@
 #include "exchange.h"
 
 typedef struct learning learning_t;
+typedef struct sharedmap sharedmap_t;
 
 /* ---- set-up, on each worker ------------------------------------------ */
 
 /**
  * Register learning as an observer of x's exchanges and connections, with
  * `pm` as the store (borrowed: it outlives the worker; NULL = learning off,
- * then nothing is observed). Call before the worker's first connection;
- * register delivery after it (delivery reads what learning classified).
- * Never NULL; free with learning_detach() after the worker's loop ended.
+ * then nothing is observed) and `shared` the fleet's shared map its
+ * commits go through (borrowed, outlives the worker; NULL = no
+ * --shared-map). Call before the worker's first connection; register
+ * delivery after it (delivery reads what learning classified). Never
+ * NULL; free with learning_detach() after the worker's loop ended.
  */
-learning_t *learning_attach(exchange_ctx_t *x, pagemap_t *pm);
+learning_t *learning_attach(exchange_ctx_t *x, pagemap_t *pm, sharedmap_t *shared);
 void learning_detach(learning_t *L);
 
 /* ---- the client connection ------------------------------------------- */

@@ -9,12 +9,17 @@
  *
  * The sync thread's round: connect (backoff while Redis is away), then
  * every --shared-map-interval close the batch and send the queued ones
- * (APPEND), check the epoch (EPOCH) and refresh TTLs (TOUCH); send queued
- * steering at once (STEER); and between rounds wait on XREAD BLOCK for new
- * entries of the log and the steer stream, folding each as it comes. The
- * steer stream read with a blocking XREAD is the subscription: it delivers
- * a message as soon as it is published, and, unlike a pub/sub channel,
- * what was published while this instance was disconnected too.
+ * (APPEND, which also takes the client marks of their visits and answers
+ * which it refused: the visits this instance held are applied to its map
+ * then), check the epoch (EPOCH) and refresh TTLs (TOUCH); send queued
+ * steering at once (STEER); and between rounds wait on XREAD BLOCK for
+ * new entries of the log, folding each as it comes.
+ *
+ * The subscriber thread holds a second connection SUBSCRIBEd to the steer
+ * channel and applies each steering message as it is published. A
+ * subscription loses what is published while it is away: each time it is
+ * made, the sync thread reads the steer stream after its cursor and the
+ * pins hash, and while there is none it reads the stream between rounds.
  */
 #include "sharedmap.h"
 
@@ -35,6 +40,7 @@ static const char *unavailable_reason(void);
 #ifdef HERALD_HAVE_HIREDIS
 
 #include <hiredis/hiredis.h>
+#include <poll.h>
 #include <pthread.h>
 #include <sys/random.h>
 
@@ -51,6 +57,8 @@ enum {
     COMMAND_TIMEOUT_MS = 2000,
     READ_BLOCK_MS = 200, /* longest wait for the streams between rounds */
     READ_COUNT = 64,     /* entries per XREAD */
+    SUB_POLL_MS = 200,   /* longest wait of the subscriber before it looks at stop */
+    APPLY_SLICE = 16,    /* records applied per hold of mu (the workers wait for it) */
     BACKOFF_MIN_MS = 100,
     BACKOFF_MAX_MS = 5000,
     MAX_QUEUED_BATCHES = 256, /* while Redis is away; the oldest dropped past it */
@@ -63,11 +71,29 @@ enum {
     BASE_EVERY_MS = 5 * 60 * 1000,
 };
 
+/* A visit's client marks, for FLEETKEY_LUA_APPEND: its record number and keys. */
+typedef struct markreq {
+    uint32_t rec;
+    char *keys[2]; /* the page's; the template's or NULL */
+} markreq_t;
+
+/* What an evidence batch carries besides its bytes: per record, whether it
+ * waits for Redis before the local map gets it (FLEETFOLD_PENDING), and
+ * the client marks of its visits. */
+typedef struct batchinfo {
+    uint8_t *flags;
+    size_t nflags, capflags;
+    markreq_t *marks;
+    size_t nmarks, capmarks;
+    size_t pending; /* records flagged FLEETFOLD_PENDING */
+} batchinfo_t;
+
 typedef struct queued {
     char *data;
     size_t len;
     uint64_t seq;
     size_t records;
+    batchinfo_t info; /* evidence batches only */
     /* steering only */
     fleetsteer_op_t op;
     char *field; /* pins-hash field; NULL for forget-page */
@@ -98,19 +124,32 @@ struct sharedmap {
     pthread_mutex_t mu;
     pthread_cond_t cv;
     fleetlog_builder_t *builder;
+    batchinfo_t open_info; /* of the builder's open batch: one flag per record */
     fleetmark_t *marks;
     uint64_t steer_next;
     queue_t steer_q;
     bool stop;
     char log_id_pub[FLEETBASE_MAX_LOG_ID + 1]; /* the log cursor, for /stats */
 
+    /* Applying steering: the dedupe record (steer_fold) and the map's
+     * pins, so that a resync from the pins hash (read, then applied) and
+     * a message the subscriber applies meanwhile happen one after the
+     * other, never interleaved. Taken before mu. */
+    pthread_mutex_t steer_mu;
+
+    /* the steer stream's cursor (the subscriber advances it too) and
+     * whether the sync thread must read the stream again (the
+     * subscription was (re)made: what was published before it is there) */
+    char steer_id[FLEETBASE_MAX_LOG_ID + 1];
+    bool steer_resync;
+
     /* the sync thread's (and sharedmap_start's before it runs) */
-    pthread_t thread;
-    bool thread_started;
+    pthread_t thread, sub_thread;
+    bool thread_started, sub_started;
     redisContext *c;
     fleetfold_t *fold, *steer_fold;
     char epoch[40];
-    char log_id[FLEETBASE_MAX_LOG_ID + 1], steer_id[FLEETBASE_MAX_LOG_ID + 1];
+    char log_id[FLEETBASE_MAX_LOG_ID + 1];
     bool loaded; /* the base and log were read once */
     queue_t batch_q;
     int64_t next_tick_ms, next_connect_ms, down_since_ms, next_base_ms;
@@ -119,15 +158,15 @@ struct sharedmap {
     unsigned base_gen;
 
     /* counters, any thread */
-    _Atomic int state; /* sharedmap_state_t; written by the sync thread */
+    _Atomic int state;       /* sharedmap_state_t; written by the sync thread */
+    _Atomic bool subscribed; /* the subscriber listens on the steer channel */
     _Atomic uint64_t commands, sync_errors, batches_sent, records_sent, bytes_sent, batches_dropped,
         records_dropped, batches_folded, visits_folded, visits_vetoed, assets_folded, rejected,
-        steer_sent, steer_applied, resyncs, epoch_changes, bases_uploaded, bases_loaded,
+        steer_sent, steer_applied, resyncs, visits_held, visits_refused, held_applied_locally,
+        explores_folded, steer_published, subscribes, epoch_changes, bases_uploaded, bases_loaded,
         last_batch_records, queued_batches;
     _Atomic int64_t last_sync_ms;
 };
-
-static _Atomic(sharedmap_t *) the_map;
 
 static int64_t wall_ms(void)
 {
@@ -185,10 +224,22 @@ static void q_push(queue_t *q, queued_t item)
     q->v[q->n++] = item;
 }
 
+static void info_free(batchinfo_t *bi)
+{
+    for (size_t i = 0; i < bi->nmarks; i++) {
+        free(bi->marks[i].keys[0]);
+        free(bi->marks[i].keys[1]);
+    }
+    free(bi->marks);
+    free(bi->flags);
+    memset(bi, 0, sizeof(*bi));
+}
+
 static void q_item_free(queued_t *it)
 {
     free(it->data);
     free(it->field);
+    info_free(&it->info);
 }
 
 static void q_pop(queue_t *q)
@@ -399,7 +450,7 @@ static bool is_str(const redisReply *r)
 /* A script's {status, value} answer. */
 static bool script_answer(const redisReply *r, const char **status, const char **value)
 {
-    if (r == NULL || r->type != REDIS_REPLY_ARRAY || r->elements != 2 || !is_str(r->element[0]))
+    if (r == NULL || r->type != REDIS_REPLY_ARRAY || r->elements < 2 || !is_str(r->element[0]))
         return false;
     *status = r->element[0]->str;
     *value = is_str(r->element[1]) ? r->element[1]->str : "";
@@ -429,18 +480,38 @@ static bool valid_stream_id(const char *id, size_t len)
     return true;
 }
 
+static bool parse_id(const char *id, uint64_t *ms, uint64_t *seq);
+
+/* Set the steer cursor (forward only: never back past what was applied). */
+static void steer_cursor_set(sharedmap_t *s, const char *id, bool forward_only)
+{
+    uint64_t am, as, bm, bs;
+    pthread_mutex_lock(&s->mu);
+    if (!forward_only || !parse_id(s->steer_id, &am, &as) || !parse_id(id, &bm, &bs) || bm > am ||
+        (bm == am && bs > as))
+        snprintf(s->steer_id, sizeof(s->steer_id), "%s", id);
+    pthread_mutex_unlock(&s->mu);
+}
+
+static void steer_cursor_get(sharedmap_t *s, char *out)
+{
+    pthread_mutex_lock(&s->mu);
+    memcpy(out, s->steer_id, sizeof(s->steer_id));
+    pthread_mutex_unlock(&s->mu);
+}
+
 /* The steer stream's last entry: a starting instance takes the pins from
  * the pins hash, not by replaying old messages. */
 static void steer_to_end(sharedmap_t *s)
 {
     const char *argv[] = {"XREVRANGE", s->k_steer, "+", "-", "COUNT", "1"};
     redisReply *r = run(s, 6, argv, NULL);
-    snprintf(s->steer_id, sizeof(s->steer_id), "0-0");
+    steer_cursor_set(s, "0-0", false);
     if (r != NULL && r->type == REDIS_REPLY_ARRAY && r->elements == 1 &&
         r->element[0]->type == REDIS_REPLY_ARRAY && r->element[0]->elements == 2 &&
         is_str(r->element[0]->element[0]) &&
         valid_stream_id(r->element[0]->element[0]->str, r->element[0]->element[0]->len))
-        snprintf(s->steer_id, sizeof(s->steer_id), "%s", r->element[0]->element[0]->str);
+        steer_cursor_set(s, r->element[0]->element[0]->str, false);
     freeReplyObject(r);
 }
 
@@ -485,7 +556,7 @@ static bool check_epoch(sharedmap_t *s)
         }
         snprintf(s->epoch, sizeof(s->epoch), "%s", val);
         snprintf(s->log_id, sizeof(s->log_id), "0-0");
-        snprintf(s->steer_id, sizeof(s->steer_id), "0-0");
+        steer_cursor_set(s, "0-0", false);
         s->loaded = true;
         freeReplyObject(r);
         upload_base(s);
@@ -517,12 +588,18 @@ static bool check_epoch(sharedmap_t *s)
 }
 
 static void close_batch(sharedmap_t *s);
+static bool send_batches(sharedmap_t *s);
+static void release_held(sharedmap_t *s);
 
 static void upload_base(sharedmap_t *s)
 {
     /* the open batch's visits are in the map: close it, so the header's
-     * number covers them and a loader of this base does not fold them again */
+     * number covers them and a loader of this base does not fold them again;
+     * records held for Redis's verdict go into the map first (sent batches
+     * get them from the verdicts, the rest from the local marks) */
     close_batch(s);
+    send_batches(s);
+    release_held(s);
     pagemap_dump_t d = {0};
     fleetbase_chunks_t ch = {0};
     check(pagemap_dump(s->pm, &d));
@@ -667,8 +744,18 @@ static void upload_pins(sharedmap_t *s)
     fleetsteer_msgs_free(msgs, n);
 }
 
-/* Make the map's pins and bans those of the pins hash. */
+/* Make the map's pins and bans those of the pins hash (under steer_mu: a
+ * message published after the read is applied after the sync). */
+static void sync_pins_locked(sharedmap_t *s);
+
 static void sync_pins(sharedmap_t *s)
+{
+    pthread_mutex_lock(&s->steer_mu);
+    sync_pins_locked(s);
+    pthread_mutex_unlock(&s->steer_mu);
+}
+
+static void sync_pins_locked(sharedmap_t *s)
 {
     redisReply *r = run2(s, "HGETALL", s->k_pins);
     if (r == NULL || r->type != REDIS_REPLY_ARRAY) {
@@ -701,7 +788,7 @@ static void sync_pins(sharedmap_t *s)
 
 /* ---- folding ---- */
 
-static unsigned rejects_logged;
+static _Atomic unsigned rejects_logged; /* the sync thread and the subscriber */
 
 static void reject(sharedmap_t *s, const char *what, const char *id, const char *reason)
 {
@@ -758,19 +845,68 @@ static void fold_log_entry(sharedmap_t *s, const char *id, const redisReply *fie
         fleetlog_batch_dispose(&b);
         return;
     }
-    fleetfold_result_t res = {0};
-    pthread_mutex_lock(&s->mu);
-    rc = check(fleetfold_apply(s->fold, s->pm, s->marks, &b, wall_ms(), &res));
-    pthread_mutex_unlock(&s->mu);
+    /* Redis's verdicts on the batch's client marks (FLEETKEY_LUA_APPEND) */
+    uint8_t *flags = xcalloc(b.n ? b.n : 1, 1);
+    const redisReply *rx = field_of(fields, "x"), *ry = field_of(fields, "y");
+    if ((rx != NULL && (rc = fleetfold_verdicts_decode(rx->str, rx->len, b.n, FLEETFOLD_VETO_PAGE,
+                                                       flags, reason, sizeof(reason))) != 0) ||
+        (ry != NULL &&
+         (rc = fleetfold_verdicts_decode(ry->str, ry->len, b.n, FLEETFOLD_VETO_TEMPLATE, flags,
+                                         reason, sizeof(reason))) != 0)) {
+        reject(s, "verdicts of batch", id, reason);
+        check(fleetfold_note(s->fold, ri->str, seq, wall_ms()));
+        free(flags);
+        fleetlog_batch_dispose(&b);
+        return;
+    }
+    /* recorded first (a failure below never counts it twice), then applied
+     * in slices: the workers commit (and take marks) in between */
+    fleetfold_result_t res = {.check = fleetfold_check(s->fold, b.instance, b.seq)};
+    if (res.check == FLEETFOLD_NEW &&
+        check(fleetfold_note(s->fold, b.instance, b.seq, wall_ms())) != 0)
+        res.check = FLEETFOLD_DUPLICATE;
+    for (size_t i = 0; res.check == FLEETFOLD_NEW && i < b.n; i += APPLY_SLICE) {
+        pthread_mutex_lock(&s->mu);
+        check(fleetfold_apply_range(s->pm, s->marks, &b, flags, i, i + APPLY_SLICE, false, &res));
+        pthread_mutex_unlock(&s->mu);
+    }
+    free(flags);
     if (res.check == FLEETFOLD_NEW) {
         atomic_fetch_add(&s->batches_folded, 1);
         atomic_fetch_add(&s->visits_folded, res.visits);
         atomic_fetch_add(&s->visits_vetoed, res.vetoed);
         atomic_fetch_add(&s->assets_folded, res.assets);
+        atomic_fetch_add(&s->explores_folded, res.explores);
         LOG_DEBUG("shared map: folded %s/%" PRIu64 ": %zu visit(s), %zu vetoed, %zu asset(s)",
                   b.instance, b.seq, res.visits, res.vetoed, res.assets);
     }
     fleetlog_batch_dispose(&b);
+}
+
+/* Apply one steering message (from the stream or the channel) once. Any
+ * of the two threads: the dedupe record is under mu. */
+static bool apply_steer(sharedmap_t *s, const char *id, const char *data, size_t len)
+{
+    fleetsteer_msg_t m = {0};
+    char reason[200];
+    if (check(fleetsteer_decode(data, len, &m, reason, sizeof(reason))) != 0) {
+        reject(s, "steering message", id, reason);
+        return false;
+    }
+    int rc = 0;
+    pthread_mutex_lock(&s->steer_mu);
+    bool fresh = fleetfold_accept(s->steer_fold, m.instance, m.seq, wall_ms(), &rc);
+    if (fresh)
+        check(fleetsteer_apply(s->pm, &m));
+    pthread_mutex_unlock(&s->steer_mu);
+    if (fresh) {
+        atomic_fetch_add(&s->steer_applied, 1);
+        LOG_INFO("shared map: %s %s%s%s (from %s)", fleetsteer_op_name(m.op), m.page_key,
+                 m.asset_key ? " -> " : "", m.asset_key ? m.asset_key : "", m.instance);
+    }
+    check(rc);
+    fleetsteer_msg_dispose(&m);
+    return fresh;
 }
 
 static void fold_steer_entry(sharedmap_t *s, const char *id, const redisReply *fields)
@@ -780,21 +916,7 @@ static void fold_steer_entry(sharedmap_t *s, const char *id, const redisReply *f
         reject(s, "steer entry", id, "no m");
         return;
     }
-    fleetsteer_msg_t m = {0};
-    char reason[200];
-    if (check(fleetsteer_decode(rm->str, rm->len, &m, reason, sizeof(reason))) != 0) {
-        reject(s, "steering message", id, reason);
-        return;
-    }
-    int rc = 0;
-    if (fleetfold_accept(s->steer_fold, m.instance, m.seq, wall_ms(), &rc)) {
-        check(fleetsteer_apply(s->pm, &m));
-        atomic_fetch_add(&s->steer_applied, 1);
-        LOG_INFO("shared map: %s %s%s%s (from %s)", fleetsteer_op_name(m.op), m.page_key,
-                 m.asset_key ? " -> " : "", m.asset_key ? m.asset_key : "", m.instance);
-    }
-    check(rc);
-    fleetsteer_msg_dispose(&m);
+    apply_steer(s, id, rm->str, rm->len);
 }
 
 /* Fold one XREAD/XRANGE answer of stream `key`; advances its cursor. */
@@ -813,17 +935,22 @@ static size_t fold_entries(sharedmap_t *s, bool steer, const redisReply *entries
             else
                 fold_log_entry(s, id, e->element[1]);
         }
-        snprintf(steer ? s->steer_id : s->log_id, sizeof(s->log_id), "%s", id);
+        if (steer)
+            steer_cursor_set(s, id, true);
+        else
+            snprintf(s->log_id, sizeof(s->log_id), "%s", id);
         n++;
     }
     return n;
 }
 
-/* XREAD both streams after the cursors, waiting up to block_ms (< 0: not
- * at all). Returns the entries read, or -1 when Redis did not answer. */
-static long read_streams(sharedmap_t *s, long block_ms, bool steer_only)
+/* XREAD the log and/or the steer stream after the cursors, waiting up to
+ * block_ms (< 0: not at all). Returns the entries read, or -1 when Redis
+ * did not answer. */
+static long read_streams(sharedmap_t *s, long block_ms, bool log, bool steer)
 {
-    char count[16], block[32];
+    char count[16], block[32], steer_id[sizeof(s->steer_id)];
+    steer_cursor_get(s, steer_id);
     num(count, sizeof(count), READ_COUNT);
     num(block, sizeof(block), block_ms);
     const char *argv[10];
@@ -836,12 +963,14 @@ static long read_streams(sharedmap_t *s, long block_ms, bool steer_only)
         argv[argc++] = block;
     }
     argv[argc++] = "STREAMS";
-    if (!steer_only)
+    if (log)
         argv[argc++] = s->k_log;
-    argv[argc++] = s->k_steer;
-    if (!steer_only)
+    if (steer)
+        argv[argc++] = s->k_steer;
+    if (log)
         argv[argc++] = s->log_id;
-    argv[argc++] = s->steer_id;
+    if (steer)
+        argv[argc++] = steer_id;
     redisReply *r = run(s, argc, argv, NULL);
     if (r == NULL)
         return -1;
@@ -869,31 +998,116 @@ static void catch_up(sharedmap_t *s, bool steer_only)
 {
     long n;
     do {
-        n = read_streams(s, -1, steer_only);
+        n = read_streams(s, -1, !steer_only, true);
     } while (n > 0 && s->c != NULL);
 }
 
 /* ---- sending ---- */
 
-/* Close the open batch (under mu) into the send queue. */
+/*
+ * Give the local map the records of this instance's batch `b` that wait
+ * for Redis (FLEETFOLD_PENDING), with Redis's verdicts `r` (an APPEND
+ * answer; NULL: none, Redis did not decide: the local marks alone bound
+ * them, as while Redis is away).
+ */
+static void apply_held(sharedmap_t *s, queued_t *b, const redisReply *r)
+{
+    if (b->info.pending == 0)
+        return;
+    fleetlog_batch_t fb = {0};
+    char reason[200];
+    int rc = check(fleetlog_decode(b->data, b->len, &fb, reason, sizeof(reason)));
+    if (rc != 0 || fb.n != b->info.nflags) { /* our own bytes: not expected */
+        LOG_ERROR("shared map: own batch %" PRIu64 " does not decode: %s", b->seq,
+                  rc ? reason : "record count");
+        fleetlog_batch_dispose(&fb);
+        b->info.pending = 0;
+        return;
+    }
+    static const unsigned bits[2] = {FLEETFOLD_VETO_PAGE, FLEETFOLD_VETO_TEMPLATE};
+    for (size_t i = 0; r != NULL && i < 2 && 2 + i < r->elements; i++) {
+        const redisReply *e = r->element[2 + i];
+        if (is_str(e) && fleetfold_verdicts_decode(e->str, e->len, fb.n, bits[i], b->info.flags,
+                                                   reason, sizeof(reason)) != 0)
+            LOG_WARN("shared map: Redis's verdicts on batch %" PRIu64 " ignored: %s", b->seq,
+                     reason);
+    }
+    for (size_t i = 0; i < fb.n; i++)
+        if ((b->info.flags[i] & FLEETFOLD_VETO_PAGE) && fb.recs[i].type == FLEETLOG_REC_VISIT)
+            atomic_fetch_add(&s->visits_refused, 1);
+    fleetfold_result_t res = {0};
+    for (size_t i = 0; i < fb.n; i += APPLY_SLICE) { /* the workers commit in between */
+        pthread_mutex_lock(&s->mu);
+        check(fleetfold_apply_range(s->pm, s->marks, &fb, b->info.flags, i, i + APPLY_SLICE, true,
+                                    &res));
+        pthread_mutex_unlock(&s->mu);
+    }
+    if (r == NULL)
+        atomic_fetch_add(&s->held_applied_locally, res.visits);
+    b->info.pending = 0;
+    fleetlog_batch_dispose(&fb);
+}
+
+static void close_batch(sharedmap_t *s);
+
+/* Redis is away (or the map is about to be written or saved): the held
+ * records go to the local map now, bounded by the local marks. */
+static void release_held(sharedmap_t *s)
+{
+    pthread_mutex_lock(&s->mu);
+    bool open = s->open_info.pending > 0;
+    pthread_mutex_unlock(&s->mu);
+    if (open)
+        close_batch(s);
+    for (size_t i = 0; i < s->batch_q.n; i++)
+        apply_held(s, &s->batch_q.v[i], NULL);
+}
+
+static void info_push(sharedmap_t *s, bool held);
+static void add_failed(sharedmap_t *s, int rc);
+
+/* pagemap_explore_drain's callback, under mu: one explore record. */
+static int add_explore(void *ctx, const pagemap_explore_delta_t *d)
+{
+    sharedmap_t *s = ctx;
+    size_t before = fleetlog_builder_records(s->builder);
+    int rc = fleetlog_builder_add_explore(s->builder, d);
+    if (rc == 0 && fleetlog_builder_records(s->builder) > before)
+        info_push(s, false); /* counted here already: for the others */
+    else
+        add_failed(s, rc);
+    return 0;
+}
+
+/* Close the open batch (under mu) into the send queue, with the
+ * exploration counts of the plans made since the last one. */
 static void close_batch(sharedmap_t *s)
 {
     pthread_mutex_lock(&s->mu);
+    check(pagemap_explore_drain(s->pm, add_explore, s));
     size_t recs = fleetlog_builder_records(s->builder);
     char *data = NULL;
     size_t len = 0;
     uint64_t seq = 0;
     int rc =
         recs > 0 ? check(fleetlog_builder_finish(s->builder, wall_ms(), &data, &len, &seq)) : -1;
+    batchinfo_t info = {0};
+    if (rc == 0) {
+        info = s->open_info;
+        memset(&s->open_info, 0, sizeof(s->open_info));
+    }
     pthread_mutex_unlock(&s->mu);
     if (rc != 0)
         return;
+    assert(info.nflags == recs);
     if (s->batch_q.n >= MAX_QUEUED_BATCHES) {
         atomic_fetch_add(&s->batches_dropped, 1);
         atomic_fetch_add(&s->records_dropped, s->batch_q.v[0].records);
+        apply_held(s, &s->batch_q.v[0], NULL); /* the local map keeps what it learned */
         q_pop(&s->batch_q);
     }
-    q_push(&s->batch_q, (queued_t){.data = data, .len = len, .seq = seq, .records = recs});
+    q_push(&s->batch_q,
+           (queued_t){.data = data, .len = len, .seq = seq, .records = recs, .info = info});
     atomic_store(&s->queued_batches, s->batch_q.n);
 }
 
@@ -903,19 +1117,48 @@ static bool send_batches(sharedmap_t *s)
 {
     while (s->batch_q.n > 0 && s->c != NULL) {
         queued_t *b = &s->batch_q.v[0];
-        char seq[32], maxlen[32], ttl[32], maxb[32];
+        char seq[32], maxlen[32], ttl[32], maxb[32], window[32], nkeys[16], me[64];
         num(seq, sizeof(seq), (long long)b->seq);
         num(maxlen, sizeof(maxlen), FLEETKEY_DEFAULT_LOG_MAXLEN);
         num(ttl, sizeof(ttl), FLEETKEY_DEFAULT_TTL_MS);
         num(maxb, sizeof(maxb), FLEETLOG_MAX_BATCH_BYTES);
-        const char *argv[] = {"EVAL",   FLEETKEY_LUA_APPEND, "3", s->k_epoch, s->k_log, s->k_seq,
-                              s->epoch, s->instance,         seq, b->data,    maxlen,   ttl,
-                              maxb};
-        size_t lens[13];
-        for (int i = 0; i < 13; i++)
-            lens[i] = strlen(argv[i]);
-        lens[9] = b->len;
-        redisReply *r = run(s, 13, argv, lens);
+        num(window, sizeof(window), fleetmark_window(s->marks));
+        snprintf(me, sizeof(me), "%s:%s", s->instance, seq);
+        size_t nk = 0;
+        for (size_t i = 0; i < b->info.nmarks; i++)
+            nk += b->info.marks[i].keys[1] ? 2 : 1;
+        num(nkeys, sizeof(nkeys), (long long)(3 + nk));
+        size_t argc = 15 + nk + 2 * b->info.nmarks;
+        const char **argv = xmalloc(argc * sizeof(*argv));
+        size_t *lens = xmalloc(argc * sizeof(*lens));
+        char(*nums)[2][12] = xmalloc((b->info.nmarks + 1) * sizeof(*nums));
+        size_t a = 0;
+        argv[a++] = "EVAL";
+        argv[a++] = FLEETKEY_LUA_APPEND;
+        argv[a++] = nkeys;
+        argv[a++] = s->k_epoch;
+        argv[a++] = s->k_log;
+        argv[a++] = s->k_seq;
+        for (size_t i = 0; i < b->info.nmarks; i++)
+            for (size_t k = 0; k < 2 && b->info.marks[i].keys[k]; k++)
+                argv[a++] = b->info.marks[i].keys[k];
+        size_t data_at = a + 3;
+        const char *fixed[] = {s->epoch, s->instance, seq, b->data, maxlen, ttl, maxb, window, me};
+        for (size_t i = 0; i < sizeof(fixed) / sizeof(fixed[0]); i++)
+            argv[a++] = fixed[i];
+        for (size_t i = 0; i < b->info.nmarks; i++) {
+            snprintf(nums[i][0], sizeof(nums[i][0]), "%u", (unsigned)b->info.marks[i].rec);
+            snprintf(nums[i][1], sizeof(nums[i][1]), "%d", b->info.marks[i].keys[1] ? 2 : 1);
+            argv[a++] = nums[i][0];
+            argv[a++] = nums[i][1];
+        }
+        assert(a == argc);
+        for (size_t i = 0; i < argc; i++)
+            lens[i] = i == data_at ? b->len : strlen(argv[i]);
+        redisReply *r = run(s, (int)argc, argv, lens);
+        free(argv);
+        free(lens);
+        free(nums);
         const char *st, *val;
         if (!script_answer(r, &st, &val)) {
             freeReplyObject(r);
@@ -930,11 +1173,17 @@ static bool send_batches(sharedmap_t *s)
             atomic_fetch_add(&s->records_sent, b->records);
             atomic_fetch_add(&s->bytes_sent, b->len);
             atomic_store(&s->last_batch_records, b->records);
-        } else if (strcmp(st, "toobig") == 0) {
-            atomic_fetch_add(&s->batches_dropped, 1);
-            LOG_WARN("shared map: batch %" PRIu64 " (%zu bytes) refused as too big", b->seq,
-                     b->len);
-        } /* "dup": sent before the connection broke */
+            apply_held(s, b, r);
+        } else if (strcmp(st, "dup") == 0) { /* sent before the connection broke */
+            apply_held(s, b, r);
+        } else {
+            if (strcmp(st, "toobig") == 0) {
+                atomic_fetch_add(&s->batches_dropped, 1);
+                LOG_WARN("shared map: batch %" PRIu64 " (%zu bytes) refused as too big", b->seq,
+                         b->len);
+            }
+            apply_held(s, b, NULL);
+        }
         freeReplyObject(r);
         q_pop(&s->batch_q);
         atomic_store(&s->queued_batches, s->batch_q.n);
@@ -1172,9 +1421,12 @@ static void *sync_main(void *arg)
                 maybe_write_base(s);
             }
             fleetfold_expire(s->fold, wall_ms());
+            pthread_mutex_lock(&s->steer_mu);
             fleetfold_expire(s->steer_fold, wall_ms());
+            pthread_mutex_unlock(&s->steer_mu);
         }
         if (s->c == NULL) {
+            release_held(s);
             if (now >= s->next_connect_ms && connect_redis(s))
                 continue;
             int64_t until =
@@ -1196,8 +1448,22 @@ static void *sync_main(void *arg)
             }
             continue;
         }
+        pthread_mutex_lock(&s->mu);
+        bool resync = s->steer_resync;
+        s->steer_resync = false;
+        pthread_mutex_unlock(&s->mu);
+        if (resync) { /* (re)subscribed: what was published before is in the stream */
+            catch_up(s, true);
+            sync_pins(s);
+        }
+        /* steering comes through the subscription; through the stream
+         * only while there is none */
         int64_t left = s->next_tick_ms - mono_ms();
-        read_streams(s, left < 1 ? 1 : left < READ_BLOCK_MS ? left : READ_BLOCK_MS, false);
+        read_streams(s,
+                     left < 1               ? 1
+                     : left < READ_BLOCK_MS ? left
+                                            : READ_BLOCK_MS,
+                     true, !atomic_load(&s->subscribed));
     }
     /* what is left, briefly */
     close_batch(s);
@@ -1208,6 +1474,123 @@ static void *sync_main(void *arg)
         send_batches(s);
         send_steer(s);
     }
+    release_held(s); /* not sent: the local map (and its saved state) keeps them */
+    return NULL;
+}
+
+/* ---- the steering subscription ---- */
+
+/*
+ * The subscriber thread: its own connection, SUBSCRIBEd to the steer
+ * channel, applies each published message as it comes (FLEETKEY_LUA_STEER
+ * publishes "<stream id> <message>"). A subscription loses what is
+ * published while it is away, so each time it is (re)made the sync thread
+ * reads the steer stream after its cursor and the pins hash (steer_resync)
+ * and, while there is none, reads the steer stream between its rounds.
+ */
+static redisContext *sub_connect(sharedmap_t *s)
+{
+    struct timeval tv = {CONNECT_TIMEOUT_MS / 1000, (CONNECT_TIMEOUT_MS % 1000) * 1000};
+    redisContext *c = s->unix_path[0] ? redisConnectUnixWithTimeout(s->unix_path, tv)
+                                      : redisConnectWithTimeout(s->host, s->port, tv);
+    if (c == NULL || c->err) {
+        if (c != NULL)
+            redisFree(c);
+        return NULL;
+    }
+    struct timeval ctv = {COMMAND_TIMEOUT_MS / 1000, (COMMAND_TIMEOUT_MS % 1000) * 1000};
+    redisSetTimeout(c, ctv);
+    redisReply *r = NULL;
+    if (s->pass[0] != '\0') {
+        const char *argv[] = {"AUTH", s->user, s->pass};
+        r = s->user[0] ? redisCommandArgv(c, 3, argv, NULL)
+                       : redisCommandArgv(c, 2, (const char *[]){"AUTH", s->pass}, NULL);
+        bool ok = r != NULL && r->type != REDIS_REPLY_ERROR;
+        freeReplyObject(r);
+        if (!ok) {
+            redisFree(c);
+            return NULL;
+        }
+    }
+    /* channels are not per database: the prefix tells fleets apart */
+    r = redisCommandArgv(c, 2, (const char *[]){"SUBSCRIBE", s->k_chan}, NULL);
+    bool ok = r != NULL && r->type == REDIS_REPLY_ARRAY && r->elements == 3 &&
+              is_str(r->element[0]) && strcmp(r->element[0]->str, "subscribe") == 0;
+    freeReplyObject(r);
+    if (!ok) {
+        redisFree(c);
+        return NULL;
+    }
+    return c;
+}
+
+static void on_published(sharedmap_t *s, const redisReply *r)
+{
+    if (r->type != REDIS_REPLY_ARRAY || r->elements != 3 || !is_str(r->element[0]) ||
+        strcmp(r->element[0]->str, "message") != 0 || !is_str(r->element[2]))
+        return;
+    char id[FLEETSTEER_MAX_ID + 1], reason[120];
+    const char *msg = NULL;
+    size_t len = 0;
+    if (fleetsteer_published_split(r->element[2]->str, r->element[2]->len, id, &msg, &len, reason,
+                                   sizeof(reason)) != 0) {
+        reject(s, "published steering message", "", reason);
+        return;
+    }
+    atomic_fetch_add(&s->steer_published, 1);
+    apply_steer(s, id, msg, len);
+    steer_cursor_set(s, id, true);
+}
+
+static void *sub_main(void *arg)
+{
+    sharedmap_t *s = arg;
+    redisContext *c = NULL;
+    int backoff = 0;
+    while (!stopping(s)) {
+        if (c == NULL) {
+            if ((c = sub_connect(s)) == NULL) {
+                backoff = backoff ? backoff * 2 : BACKOFF_MIN_MS;
+                if (backoff > BACKOFF_MAX_MS)
+                    backoff = BACKOFF_MAX_MS;
+                wait_ms(s, backoff);
+                continue;
+            }
+            backoff = 0;
+            atomic_fetch_add(&s->subscribes, 1);
+            atomic_store(&s->subscribed, true);
+            pthread_mutex_lock(&s->mu);
+            s->steer_resync = true;
+            pthread_cond_broadcast(&s->cv);
+            pthread_mutex_unlock(&s->mu);
+            LOG_DEBUG("shared map: subscribed to %s", s->k_chan);
+        }
+        void *reply = NULL;
+        if (redisReaderGetReply(c->reader, &reply) != REDIS_OK) {
+            atomic_store(&s->subscribed, false);
+            redisFree(c);
+            c = NULL;
+            continue;
+        }
+        if (reply != NULL) {
+            on_published(s, reply);
+            freeReplyObject(reply);
+            continue;
+        }
+        /* nothing buffered: wait for bytes, a while at most, to see stop */
+        struct pollfd pfd = {.fd = c->fd, .events = POLLIN};
+        int n = poll(&pfd, 1, SUB_POLL_MS);
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n != 0 && redisBufferRead(c) != REDIS_OK) {
+            atomic_store(&s->subscribed, false); /* the next one resyncs */
+            redisFree(c);
+            c = NULL;
+        }
+    }
+    atomic_store(&s->subscribed, false);
+    if (c != NULL)
+        redisFree(c);
     return NULL;
 }
 
@@ -1216,6 +1599,7 @@ static void *sync_main(void *arg)
 typedef struct tap_ctx {
     sharedmap_t *s;
     uint64_t client;
+    bool defer; /* Redis answers: the records wait for its verdicts */
 } tap_ctx_t;
 
 static void add_failed(sharedmap_t *s, int rc)
@@ -1225,44 +1609,108 @@ static void add_failed(sharedmap_t *s, int rc)
         atomic_fetch_add(&s->records_dropped, 1);
 }
 
-static void on_tap_visit(void *ctx, const pagemap_visit_t *pv)
+/* One more record of the open batch (under mu). */
+static void info_push(sharedmap_t *s, bool held)
+{
+    batchinfo_t *bi = &s->open_info;
+    if (bi->nflags == bi->capflags) {
+        bi->capflags = bi->capflags ? bi->capflags * 2 : 64;
+        bi->flags = xrealloc(bi->flags, bi->capflags);
+    }
+    bi->flags[bi->nflags++] = held ? FLEETFOLD_PENDING : 0;
+    bi->pending += held;
+}
+
+static char *mark_key(const sharedmap_t *s, uint64_t client, const char *key)
+{
+    char buf[FLEETKEY_MAX_LEN];
+    if (key == NULL || fleetkey_mark(buf, sizeof(buf), s->prefix, client, key) < 0)
+        return NULL;
+    return xstrdup(buf);
+}
+
+static bool on_tap_visit(void *ctx, const pagemap_visit_t *pv)
+{
+    tap_ctx_t *t = ctx;
+    sharedmap_t *s = t->s;
+    markreq_t mr = {0};
+    if (t->client != 0 && !pv->supplement) {
+        mr.keys[0] = mark_key(s, t->client, pv->page_key);
+        if (mr.keys[0] != NULL && pv->template_key != NULL &&
+            strcmp(pv->template_key, pv->page_key) != 0)
+            mr.keys[1] = mark_key(s, t->client, pv->template_key);
+    }
+    pthread_mutex_lock(&s->mu);
+    size_t before = fleetlog_builder_records(s->builder);
+    int rc = fleetlog_builder_add_visit(s->builder, pv, t->client);
+    bool taken = rc == 0 && fleetlog_builder_records(s->builder) > before;
+    if (taken) {
+        info_push(s, t->defer);
+        if (mr.keys[0] != NULL) {
+            batchinfo_t *bi = &s->open_info;
+            if (bi->nmarks == bi->capmarks) {
+                bi->capmarks = bi->capmarks ? bi->capmarks * 2 : 16;
+                bi->marks = xrealloc(bi->marks, bi->capmarks * sizeof(*bi->marks));
+            }
+            mr.rec = (uint32_t)before;
+            bi->marks[bi->nmarks++] = mr;
+            memset(&mr, 0, sizeof(mr));
+        }
+    } else {
+        add_failed(s, rc);
+    }
+    pthread_mutex_unlock(&s->mu);
+    free(mr.keys[0]);
+    free(mr.keys[1]);
+    if (taken && t->defer)
+        atomic_fetch_add(&s->visits_held, 1);
+    return taken && t->defer;
+}
+
+static bool on_tap_asset(void *ctx, const char *key, const pagemap_asset_meta_t *m)
 {
     tap_ctx_t *t = ctx;
     pthread_mutex_lock(&t->s->mu);
-    add_failed(t->s, fleetlog_builder_add_visit(t->s->builder, pv, t->client));
+    size_t before = fleetlog_builder_records(t->s->builder);
+    int rc = fleetlog_builder_add_asset(t->s->builder, key, m);
+    bool taken = rc == 0 && fleetlog_builder_records(t->s->builder) > before;
+    if (taken)
+        info_push(t->s, t->defer);
+    else
+        add_failed(t->s, rc);
     pthread_mutex_unlock(&t->s->mu);
+    return taken && t->defer;
 }
 
-static void on_tap_asset(void *ctx, const char *key, const pagemap_asset_meta_t *m)
+int sharedmap_commit(sharedmap_t *s, visit_t *v, pagemap_t *pm, int64_t wall, bool supplement)
 {
-    tap_ctx_t *t = ctx;
-    pthread_mutex_lock(&t->s->mu);
-    add_failed(t->s, fleetlog_builder_add_asset(t->s->builder, key, m));
-    pthread_mutex_unlock(&t->s->mu);
-}
-
-int sharedmap_commit(visit_t *v, pagemap_t *pm, int64_t wall, bool supplement)
-{
-    sharedmap_t *s = atomic_load(&the_map);
     if (s == NULL)
         return visit_commit(v, pm, wall, supplement);
+    /* While Redis answers, the visit waits for its verdict on the client's
+     * marks (FLEETKEY_LUA_APPEND) before it counts here: then every map of
+     * the fleet counts the same visit. Planning does not wait: it uses the
+     * map as it is. While Redis is away, the local marks decide alone. */
     tap_ctx_t t = {.s = s,
-                   .client = fleetmark_client_hash(visit_client(v), s->prefix, strlen(s->prefix))};
+                   .client = fleetmark_client_hash(visit_client(v), s->prefix, strlen(s->prefix)),
+                   .defer = atomic_load(&s->state) == SHAREDMAP_UP};
     if (!supplement && t.client != 0 && !visit_authorized(v)) {
         bool page = true, tpl = true;
         pthread_mutex_lock(&s->mu);
-        fleetmark_take_visit(s->marks, t.client, visit_page_key(v), visit_template_key(v), wall,
-                             false, &page, &tpl);
+        if (t.defer)
+            fleetmark_hold_visit(s->marks, t.client, visit_page_key(v), visit_template_key(v), wall,
+                                 &page, &tpl);
+        else
+            fleetmark_take_visit(s->marks, t.client, visit_page_key(v), visit_template_key(v), wall,
+                                 false, &page, &tpl);
         pthread_mutex_unlock(&s->mu);
         visit_restrict(v, page, tpl);
     }
-    visit_tap_t tap = {.visit = on_tap_visit, .asset = on_tap_asset, .ctx = &t};
+    visit_tap_t tap = {.visit = on_tap_visit, .asset = on_tap_asset, .ctx = &t, .defer = t.defer};
     return visit_commit_tap(v, pm, wall, supplement, &tap);
 }
 
-void sharedmap_steer(fleetsteer_op_t op, const char *page, const char *asset)
+void sharedmap_steer(sharedmap_t *s, fleetsteer_op_t op, const char *page, const char *asset)
 {
-    sharedmap_t *s = atomic_load(&the_map);
     if (s == NULL || page == NULL)
         return;
     fleetsteer_msg_t m = {.op = op, .t_ms = wall_ms()};
@@ -1271,7 +1719,7 @@ void sharedmap_steer(fleetsteer_op_t op, const char *page, const char *asset)
     m.asset_key = op == FLEETSTEER_FORGET_PAGE ? NULL : (char *)asset;
     pthread_mutex_lock(&s->mu);
     steer_queue_locked(s, &m);
-    pthread_cond_signal(&s->cv);
+    pthread_cond_broadcast(&s->cv);
     pthread_mutex_unlock(&s->mu);
 }
 
@@ -1325,6 +1773,7 @@ int sharedmap_start(const config_t *cfg, pagemap_t *pm, sharedmap_t **out, char 
     if (rc != 0)
         return rc;
     s->pm = pm;
+    pagemap_explore_track(pm, true);
     s->interval_ms = (int64_t)(cfg->shared_map_interval * 1000.0);
     if (s->interval_ms < 1)
         s->interval_ms = 1;
@@ -1340,6 +1789,7 @@ int sharedmap_start(const config_t *cfg, pagemap_t *pm, sharedmap_t **out, char 
     fleetkey_seq(s->k_seq, sizeof(s->k_seq), s->prefix, s->instance);
     fleetkey_steer_seq(s->k_steer_seq, sizeof(s->k_steer_seq), s->prefix, s->instance);
     pthread_mutex_init(&s->mu, NULL);
+    pthread_mutex_init(&s->steer_mu, NULL);
     pthread_condattr_t ca;
     pthread_condattr_init(&ca);
     pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
@@ -1353,7 +1803,7 @@ int sharedmap_start(const config_t *cfg, pagemap_t *pm, sharedmap_t **out, char 
                            FLEETFOLD_DEFAULT_EXPIRE_MS, &s->steer_fold));
     s->steer_next = 1;
     snprintf(s->log_id, sizeof(s->log_id), "0-0");
-    snprintf(s->steer_id, sizeof(s->steer_id), "0-0");
+    snprintf(s->steer_id, sizeof(s->steer_id), "0-0"); /* no other thread yet */
     /* The load, before any connection is accepted: a bounded wait. */
     int64_t t0 = mono_ms();
     if (connect_redis(s))
@@ -1365,10 +1815,12 @@ int sharedmap_start(const config_t *cfg, pagemap_t *pm, sharedmap_t **out, char 
     /* spread over the fleet: each instance tries at its own time */
     s->next_base_ms =
         mono_ms() + BASE_EVERY_MS / 2 + (int64_t)(strtoul(r4, NULL, 16) % BASE_EVERY_MS);
-    atomic_store(&the_map, s);
     if (pthread_create(&s->thread, NULL, sync_main, s) != 0)
         alloc_fail(__FILE__, __LINE__, 0);
     s->thread_started = true;
+    if (pthread_create(&s->sub_thread, NULL, sub_main, s) != 0)
+        alloc_fail(__FILE__, __LINE__, 0);
+    s->sub_started = true;
     *out = s;
     return 0;
 }
@@ -1379,28 +1831,30 @@ void sharedmap_stop(sharedmap_t *s)
         return;
     pthread_mutex_lock(&s->mu);
     s->stop = true;
-    pthread_cond_signal(&s->cv);
+    pthread_cond_broadcast(&s->cv);
     pthread_mutex_unlock(&s->mu);
+    if (s->sub_started)
+        pthread_join(s->sub_thread, NULL);
     if (s->thread_started)
         pthread_join(s->thread, NULL);
-    atomic_store(&the_map, NULL);
     if (s->c != NULL)
         redisFree(s->c);
     q_free(&s->batch_q);
     q_free(&s->steer_q);
     fleetlog_builder_destroy(s->builder);
+    info_free(&s->open_info);
     fleetmark_destroy(s->marks);
     fleetfold_destroy(s->fold);
     fleetfold_destroy(s->steer_fold);
     pthread_mutex_destroy(&s->mu);
+    pthread_mutex_destroy(&s->steer_mu);
     pthread_cond_destroy(&s->cv);
     memset(s->pass, 0, sizeof(s->pass));
     free(s);
 }
 
-bool sharedmap_degraded(void)
+bool sharedmap_degraded(sharedmap_t *s)
 {
-    sharedmap_t *s = atomic_load(&the_map);
     return s != NULL && atomic_load(&s->state) != SHAREDMAP_UP;
 }
 
@@ -1411,9 +1865,8 @@ static double lag_s(sharedmap_t *s)
     return last == 0 ? -1 : d < 0 ? 0 : (double)d / 1000.0;
 }
 
-json_t *sharedmap_stats_json(void)
+json_t *sharedmap_stats_json(sharedmap_t *s)
 {
-    sharedmap_t *s = atomic_load(&the_map);
     if (s == NULL)
         return NULL;
     pthread_mutex_lock(&s->mu);
@@ -1446,14 +1899,24 @@ json_t *sharedmap_stats_json(void)
         abort();
     json_object_set_new(j, "log_id", json_string(log_id));
     json_object_set_new(j, "state", json_string(state_name(atomic_load(&s->state))));
+    json_object_set_new(j, "subscribed", json_boolean(atomic_load(&s->subscribed)));
+    json_object_set_new(j, "subscribes", json_integer((json_int_t)atomic_load(&s->subscribes)));
+    json_object_set_new(j, "steer_published",
+                        json_integer((json_int_t)atomic_load(&s->steer_published)));
+    json_object_set_new(j, "explores_folded",
+                        json_integer((json_int_t)atomic_load(&s->explores_folded)));
+    json_object_set_new(j, "visits_held", json_integer((json_int_t)atomic_load(&s->visits_held)));
+    json_object_set_new(j, "visits_refused",
+                        json_integer((json_int_t)atomic_load(&s->visits_refused)));
+    json_object_set_new(j, "held_applied_locally",
+                        json_integer((json_int_t)atomic_load(&s->held_applied_locally)));
     json_object_set_new(j, "queued_batches",
                         json_integer((json_int_t)atomic_load(&s->queued_batches)));
     return j;
 }
 
-char *sharedmap_metrics_append(char *text)
+char *sharedmap_metrics_append(sharedmap_t *s, char *text)
 {
-    sharedmap_t *s = atomic_load(&the_map);
     if (s == NULL)
         return text;
     char add[2048];
@@ -1529,28 +1992,32 @@ void sharedmap_stop(sharedmap_t *s)
     (void)s;
 }
 
-int sharedmap_commit(visit_t *v, pagemap_t *pm, int64_t wall, bool supplement)
+int sharedmap_commit(sharedmap_t *s, visit_t *v, pagemap_t *pm, int64_t wall, bool supplement)
 {
+    (void)s;
     return visit_commit(v, pm, wall, supplement);
 }
 
-void sharedmap_steer(fleetsteer_op_t op, const char *page, const char *asset)
+void sharedmap_steer(sharedmap_t *s, fleetsteer_op_t op, const char *page, const char *asset)
 {
-    (void)op, (void)page, (void)asset;
+    (void)s, (void)op, (void)page, (void)asset;
 }
 
-bool sharedmap_degraded(void)
+bool sharedmap_degraded(sharedmap_t *s)
 {
+    (void)s;
     return false;
 }
 
-json_t *sharedmap_stats_json(void)
+json_t *sharedmap_stats_json(sharedmap_t *s)
 {
+    (void)s;
     return NULL;
 }
 
-char *sharedmap_metrics_append(char *text)
+char *sharedmap_metrics_append(sharedmap_t *s, char *text)
 {
+    (void)s;
     return text;
 }
 

@@ -7,15 +7,16 @@
  * teaching a page more than once per window across the fleet
  * (fleetmark.h).
  *
- * One thread talks to Redis (blocking hiredis calls with timeouts); the
- * workers and the admin only hand it records under a mutex, so planning
- * and request handling never wait for Redis. The map is loaded from Redis
- * in sharedmap_start(), before the workers accept connections.
+ * Two threads talk to Redis (blocking hiredis calls with timeouts: the
+ * sync thread, and a subscriber for the steering channel); the workers
+ * and the admin only hand them records under a mutex, so planning and
+ * request handling never wait for Redis. The map is loaded from Redis in
+ * sharedmap_start(), before the workers accept connections.
  *
- * There is one shared map per process: the functions below that take no
- * sharedmap_t act on it, and do nothing (or the local-only thing) when
- * --shared-map is off. Built without hiredis, sharedmap_start() refuses
- * the option with a message.
+ * main.c owns the sharedmap_t and hands it to the workers (their
+ * learning) and the admin; the functions below take it, and do nothing
+ * (or the local-only thing) when it is NULL (--shared-map is off). Built
+ * without hiredis, sharedmap_start() refuses the option with a message.
  */
 #ifndef HERALD_SHAREDMAP_H
 #define HERALD_SHAREDMAP_H
@@ -62,7 +63,7 @@ void sharedmap_stop(sharedmap_t *s);
  * visit may count (visit_restrict), and what the map took is added to the
  * next batch. Without the shared map: visit_commit. Any worker thread.
  */
-int sharedmap_commit(visit_t *v, pagemap_t *pm, int64_t wall_ms, bool supplement);
+int sharedmap_commit(sharedmap_t *s, visit_t *v, pagemap_t *pm, int64_t wall_ms, bool supplement);
 
 /**
  * The address that identifies ex's client for the poisoning bound: with
@@ -75,20 +76,20 @@ const char *sharedmap_client(const exchange_t *ex, char *buf, size_t len);
 /**
  * An operator's change, applied locally already: publish it to the fleet.
  * `asset` NULL for FLEETSTEER_FORGET_PAGE. Queued, never blocks; no-op
- * without the shared map. Any thread.
+ * when s is NULL. Any thread.
  */
-void sharedmap_steer(fleetsteer_op_t op, const char *page, const char *asset);
+void sharedmap_steer(sharedmap_t *s, fleetsteer_op_t op, const char *page, const char *asset);
 
-/** True when the shared map is configured and Redis is not answering. */
-bool sharedmap_degraded(void);
+/** True when s is not NULL and Redis is not answering. */
+bool sharedmap_degraded(sharedmap_t *s);
 
-/** The shared map's state for /stats (a new object), or NULL when off. */
-json_t *sharedmap_stats_json(void);
+/** The shared map's state for /stats (a new object), or NULL when s is NULL. */
+json_t *sharedmap_stats_json(sharedmap_t *s);
 
 /**
  * Append the shared map's Prometheus metrics to the malloc'd `text`
- * (realloc'd; returned). Unchanged when off.
+ * (realloc'd; returned). Unchanged when s is NULL.
  */
-char *sharedmap_metrics_append(char *text);
+char *sharedmap_metrics_append(sharedmap_t *s, char *text);
 
 #endif

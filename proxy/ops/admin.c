@@ -52,6 +52,7 @@ struct admin {
     void *gauges_arg;
     int nworkers;
     pagemap_t *pm;
+    sharedmap_t *shared; /* NULL without --shared-map */
     state_t *st;
     list_t conns; /* admin_conn_t.link */
     bool closing;
@@ -377,7 +378,8 @@ static void handle_set_state(admin_conn_t *c, const char *q, pagemap_edge_state_
             respond_error(c, rc == HERALD_EINVAL ? 400 : 500, "%s", herald_strerror(rc));
         } else {
             state_mark_dirty(c->admin->st);
-            sharedmap_steer(s == PAGEMAP_EDGE_PINNED   ? FLEETSTEER_PIN
+            sharedmap_steer(c->admin->shared,
+                            s == PAGEMAP_EDGE_PINNED   ? FLEETSTEER_PIN
                             : s == PAGEMAP_EDGE_BANNED ? FLEETSTEER_BAN
                                                        : FLEETSTEER_LEARNED,
                             page, asset);
@@ -428,7 +430,8 @@ static void handle_forget(admin_conn_t *c, const char *q)
             if (asset == NULL)
                 timeline_store_forget(page);
             state_mark_dirty(c->admin->st);
-            sharedmap_steer(asset != NULL ? FLEETSTEER_FORGET_EDGE : FLEETSTEER_FORGET_PAGE, page,
+            sharedmap_steer(c->admin->shared,
+                            asset != NULL ? FLEETSTEER_FORGET_EDGE : FLEETSTEER_FORGET_PAGE, page,
                             asset);
             LOG_INFO("admin: forget %s%s%s", page, asset != NULL ? " -> " : "",
                      asset != NULL ? asset : "");
@@ -581,7 +584,7 @@ static void handle_stats(admin_conn_t *c)
     json_object_set_new(j, "learning",
                         json_pack("{s:I}", "visits_open", (json_int_t)s.visits_open));
     json_object_set_new(j, "pace", pace_json(&s.pace));
-    json_t *shared = sharedmap_stats_json();
+    json_t *shared = sharedmap_stats_json(a->shared);
     if (shared != NULL)
         json_object_set_new(j, "shared_map", shared);
     const speculation_stats_t *sp = &s.spec;
@@ -611,7 +614,7 @@ static void handle_metrics(admin_conn_t *c)
 {
     metrics_snapshot_t s;
     collect(c->admin, &s);
-    char *text = sharedmap_metrics_append(metrics_render_prometheus(&s));
+    char *text = sharedmap_metrics_append(c->admin->shared, metrics_render_prometheus(&s));
     respond(c, 200, "text/plain; version=0.0.4; charset=utf-8", text, strlen(text), NULL);
 }
 
@@ -640,7 +643,7 @@ static void probe_finish(admin_probe_t *p, int status)
     const config_t *cfg = c->admin->cfg;
     char origin[300];
     snprintf(origin, sizeof(origin), "http://%s:%u", cfg->origin_host, cfg->origin_port);
-    if (status == 0 && sharedmap_degraded()) /* still serving: from the local map */
+    if (status == 0 && sharedmap_degraded(c->admin->shared)) /* still serving: from the local map */
         respond_json(c, 200,
                      json_pack("{s:s, s:s, s:s}", "status", "degraded", "origin", origin,
                                "shared_map", "Redis unreachable"));
@@ -980,8 +983,8 @@ int admin_resolve_token(const config_t *cfg, char *out, size_t cap, char *err, s
 }
 
 int admin_start(uv_loop_t *loop, const config_t *cfg, const char *token, int nworkers,
-                metrics_gauges_fn gauges, void *gauges_arg, pagemap_t *pm, state_t *st,
-                admin_t **out)
+                metrics_gauges_fn gauges, void *gauges_arg, pagemap_t *pm, sharedmap_t *shared,
+                state_t *st, admin_t **out)
 {
     struct sockaddr_storage ss;
     if (config_parse_hostport(cfg->admin, &ss) != 0)
@@ -994,6 +997,7 @@ int admin_start(uv_loop_t *loop, const config_t *cfg, const char *token, int nwo
     a->gauges_arg = gauges_arg;
     a->nworkers = nworkers;
     a->pm = pm;
+    a->shared = shared;
     a->st = st;
     list_init(&a->conns);
     uv_tcp_init(loop, &a->listener);

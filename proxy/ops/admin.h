@@ -24,6 +24,9 @@
 #include "config.h"
 #include "metrics.h"
 
+/* the fleet's shared map (proxy/deliver/sharedmap.h) */
+typedef struct sharedmap sharedmap_t;
+
 typedef struct admin admin_t;
 typedef struct pagemap pagemap_t;
 typedef struct state state_t;
@@ -44,14 +47,15 @@ int admin_resolve_token(const config_t *cfg, char *out, size_t cap, char *err, s
  * outlive admin_close()'s completion: cfg (read for --min-confidence and the
  * origin address; the caller may update it on this loop's thread), the
  * gauges of the `nworkers` running workers (`gauges` called with
- * `gauges_arg` from this loop's thread; NULL: none), the map and `st` (may
- * be NULL: no --state).
+ * `gauges_arg` from this loop's thread; NULL: none), the map, `shared`
+ * (the fleet's shared map: steering is published through it, its state
+ * shown; NULL: no --shared-map) and `st` (may be NULL: no --state).
  * *out is owned by the caller until admin_close(). Returns 0 or a libuv
  * error (address in use, ...).
  */
 int admin_start(uv_loop_t *loop, const config_t *cfg, const char *token, int nworkers,
-                metrics_gauges_fn gauges, void *gauges_arg, pagemap_t *pm, state_t *st,
-                admin_t **out);
+                metrics_gauges_fn gauges, void *gauges_arg, pagemap_t *pm, sharedmap_t *shared,
+                state_t *st, admin_t **out);
 
 /** Replace the token (SIGHUP; same thread as the loop). "" = none. */
 void admin_set_token(admin_t *a, const char *token);

@@ -21,8 +21,9 @@ static char *encode(const fleetlog_batch_t *b, size_t *len)
         abort();
     for (size_t i = 0; i < b->n; i++) {
         const fleetlog_rec_t *r = &b->recs[i];
-        int rc = r->type == FLEETLOG_REC_VISIT
-                     ? fleetlog_builder_add_visit(w, &r->visit, r->client)
+        int rc = r->type == FLEETLOG_REC_VISIT ? fleetlog_builder_add_visit(w, &r->visit, r->client)
+                 : r->type == FLEETLOG_REC_EXPLORE
+                     ? fleetlog_builder_add_explore(w, &r->explore)
                      : fleetlog_builder_add_asset(w, r->asset_key, &r->meta);
         if (rc == HERALD_ETOOBIG) { /* one huge record: the decoder takes it, no writer makes it */
             fleetlog_builder_destroy(w);

@@ -6,6 +6,8 @@
  *     to a small map and resynced from.
  *  1: a base header (learn/fleetbase): rejected with a reason, or its
  *     fields within their caps and seeding a fold record.
+ *  'P' (before the above): a message published on the steer channel: split
+ *     into its stream id (checked) and the message, which goes to 0.
  */
 #include <stdint.h>
 #include <stdlib.h>
@@ -79,6 +81,23 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
     if (size == 0)
         return 0;
+    if (data[0] == 'P') {
+        char id[FLEETSTEER_MAX_ID + 1], reason[128];
+        const char *msg = NULL;
+        size_t mlen = 0;
+        if (fleetsteer_published_split((const char *)data + 1, size - 1, id, &msg, &mlen, reason,
+                                       sizeof(reason)) != 0) {
+            if (reason[0] == '\0')
+                abort();
+            return 0;
+        }
+        size_t idlen = strlen(id);
+        if (idlen == 0 || idlen > FLEETSTEER_MAX_ID || memcmp(id, data + 1, idlen) != 0 ||
+            msg != (const char *)data + 2 + idlen || mlen != size - 2 - idlen)
+            abort();
+        steer(msg, mlen);
+        return 0;
+    }
     if (data[0] % 2 == 0)
         steer((const char *)data + 1, size - 1);
     else

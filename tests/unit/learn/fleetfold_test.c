@@ -8,6 +8,7 @@
 
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 
 #include "herald/error.h"
 #include "testutil.h"
@@ -760,8 +761,135 @@ static void test_poison(void)
     }
 }
 
+/* The held-back keys of one plan of page with explore share 0.5, joined. */
+static void plan_held(pagemap_t *pm, const char *page, char *out, size_t len)
+{
+    pagemap_plan_opts_t o = {PAGEMAP_DEFAULT_MIN_CONFIDENCE, 0.5};
+    pagemap_plan_t p;
+    CHECK_INTEQ(pagemap_plan(pm, page, NULL, "e.com", 0, &o, &p), 0);
+    out[0] = '\0';
+    for (size_t i = 0; i < p.nheld; i++)
+        snprintf(out + strlen(out), len - strlen(out), "%s ", p.held[i]);
+    pagemap_plan_dispose(&p);
+}
+
+static int add_explore(void *ctx, const pagemap_explore_delta_t *d)
+{
+    return fleetlog_builder_add_explore(ctx, d);
+}
+
+/*
+ * Shared exploration: A's plans of a page, drained into a batch and folded
+ * into B, count in B's rotation, so that B holds back what one map that
+ * made every plan itself (C) holds back, plan by plan.
+ */
+static void test_explore(void)
+{
+    const char *page = "e.com/x";
+    pagemap_item_t it[3];
+    const char *u[] = {"https://e.com/1.css", "https://e.com/2.js", "https://e.com/3.png"};
+    for (int i = 0; i < 3; i++)
+        it[i] = (pagemap_item_t){.url = u[i],
+                                 .kind = PAGEMAP_KIND_STYLE,
+                                 .sources = PAGEMAP_SRC_HTML | PAGEMAP_SRC_FOLLOWUP,
+                                 .order = (unsigned)i,
+                                 .strong = true};
+    pagemap_visit_t v = {.page_key = page,
+                         .now_ms = 1000,
+                         .think_ms = -1,
+                         .status = 200,
+                         .html_scanned = true,
+                         .browser = true,
+                         .multiplexed = true,
+                         .items = it,
+                         .nitems = 3};
+    pagemap_t *a = new_map(), *b = new_map(), *c = new_map();
+    CHECK_INTEQ(pagemap_commit_visit(a, &v), 0);
+    CHECK_INTEQ(pagemap_commit_visit(b, &v), 0);
+    CHECK_INTEQ(pagemap_commit_visit(c, &v), 0);
+    pagemap_explore_track(a, true);
+    char ha[256], hb[256], hc[256];
+    size_t held = 0;
+    for (int k = 0; k < 5; k++) {
+        plan_held(a, page, ha, sizeof(ha));
+        plan_held(c, page, hc, sizeof(hc));
+        CHECK_STREQ(ha, hc);
+        held += ha[0] != '\0';
+    }
+    CHECK_INTEQ(held, 2);
+    fleetlog_builder_t *w = NULL;
+    CHECK_INTEQ(fleetlog_builder_create("A", 1, &w), 0);
+    CHECK_INTEQ(pagemap_explore_drain(a, add_explore, w), 0);
+    CHECK_INTEQ(fleetlog_builder_records(w), 1);
+    CHECK_INTEQ(pagemap_explore_drain(a, add_explore, w), 0); /* drained: nothing new */
+    CHECK_INTEQ(fleetlog_builder_records(w), 1);
+    fleetlog_batch_t batch;
+    roundtrip(w, &batch);
+    CHECK_INTEQ(batch.recs[0].type, FLEETLOG_REC_EXPLORE);
+    CHECK_INTEQ(batch.recs[0].explore.plans, 5);
+    CHECK_INTEQ(batch.recs[0].explore.explored, 2);
+    fleetfold_t *f = NULL;
+    CHECK_INTEQ(fleetfold_create("B", 4, 60000, &f), 0);
+    fleetfold_result_t r;
+    CHECK_INTEQ(fleetfold_apply(f, b, NULL, &batch, 2000, &r), 0);
+    CHECK_INTEQ(r.explores, 1);
+    /* B goes on where the fleet is, as C that made all the plans */
+    held = 0;
+    for (int k = 0; k < 7; k++) {
+        plan_held(b, page, hb, sizeof(hb));
+        plan_held(c, page, hc, sizeof(hc));
+        CHECK_STREQ(hb, hc);
+        held += hb[0] != '\0';
+    }
+    CHECK_INTEQ(held, 4);
+    pagemap_page_info_t ib, ic;
+    CHECK_INTEQ(pagemap_page_get(b, page, &ib, NULL, NULL), 0);
+    CHECK_INTEQ(pagemap_page_get(c, page, &ic, NULL, NULL), 0);
+    CHECK(ib.plans == 12 && ic.plans == 12 && ib.explored == 6 && ic.explored == 6);
+    pagemap_page_info_dispose(&ib);
+    pagemap_page_info_dispose(&ic);
+    /* an unknown entry is nothing to count; a bad delta is refused */
+    pagemap_explore_delta_t d = {"e.com/unknown", 3, 1, 7};
+    CHECK_INTEQ(pagemap_explore_add(b, &d), HERALD_ENOTFOUND);
+    d.key = page;
+    d.explored = 4;
+    CHECK_INTEQ(pagemap_explore_add(b, &d), HERALD_EINVAL);
+    CHECK_INTEQ(fleetlog_builder_add_explore(w, &d), HERALD_EINVAL);
+    fleetlog_batch_dispose(&batch);
+    fleetlog_builder_destroy(w);
+    fleetfold_destroy(f);
+    pagemap_destroy(a);
+    pagemap_destroy(b);
+    pagemap_destroy(c);
+}
+
+/* Redis's verdict lists: strict, increasing, in range; flags untouched on error. */
+static void test_verdicts(void)
+{
+    uint8_t fl[8] = {0};
+    char why[80];
+    CHECK_INTEQ(fleetfold_verdicts_decode("0,3,7", 5, 8, FLEETFOLD_VETO_PAGE, fl, why, sizeof(why)),
+                0);
+    CHECK(fl[0] == FLEETFOLD_VETO_PAGE && fl[3] == FLEETFOLD_VETO_PAGE &&
+          fl[7] == FLEETFOLD_VETO_PAGE && fl[1] == 0);
+    CHECK_INTEQ(fleetfold_verdicts_decode("", 0, 8, FLEETFOLD_VETO_TEMPLATE, fl, why, sizeof(why)),
+                0);
+    const char *bad[] = {"8", "1,1", "3,2", ",1", "1,", "01", "1,,2", "a", "-1", " 1", "1234567"};
+    for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+        uint8_t g[8] = {0};
+        CHECK_INTEQ(fleetfold_verdicts_decode(bad[i], strlen(bad[i]), 8, FLEETFOLD_VETO_PAGE, g,
+                                              why, sizeof(why)),
+                    HERALD_EPARSE);
+        CHECK(why[0] != '\0');
+        for (int k = 0; k < 8; k++)
+            CHECK_INTEQ(g[k], 0);
+    }
+}
+
 int main(void)
 {
+    test_explore();
+    test_verdicts();
     test_once();
     test_record();
     test_marks();

@@ -73,10 +73,10 @@ static long long integer(redisReply *r)
 static void status(redisReply *r, char *st, size_t stlen, char *val, size_t vallen)
 {
     st[0] = val[0] = '\0';
-    CHECK(r && r->type == REDIS_REPLY_ARRAY && r->elements == 2);
+    CHECK(r && r->type == REDIS_REPLY_ARRAY && r->elements >= 2);
     if (r && r->type == REDIS_REPLY_ERROR)
         fprintf(stderr, "script error: %s\n", r->str);
-    if (r && r->type == REDIS_REPLY_ARRAY && r->elements == 2) {
+    if (r && r->type == REDIS_REPLY_ARRAY && r->elements >= 2) {
         snprintf(st, stlen, "%s", r->element[0]->str ? r->element[0]->str : "");
         snprintf(val, vallen, "%s", r->element[1]->str ? r->element[1]->str : "");
     }
@@ -162,21 +162,32 @@ static size_t read_log(inst_t *in, int64_t now)
     for (size_t i = 0; r && r->type == REDIS_REPLY_ARRAY && i < r->elements; i++) {
         redisReply *e = r->element[i], *id = e->element[0], *fields = e->element[1];
         snprintf(in->last_id, sizeof(in->last_id), "%s", id->str);
+        const redisReply *rb = NULL, *rx = NULL;
         for (size_t k = 0; k + 1 < fields->elements; k += 2) {
-            if (strcmp(fields->element[k]->str, "b") != 0)
-                continue;
-            fleetlog_batch_t b;
-            char reason[160];
-            int rc = fleetlog_decode(fields->element[k + 1]->str, fields->element[k + 1]->len, &b,
-                                     reason, sizeof(reason));
-            CHECK_INTEQ(rc, 0);
-            if (rc != 0)
-                continue;
-            fleetfold_result_t res;
-            CHECK_INTEQ(fleetfold_apply(in->f, in->pm, in->marks, &b, now, &res), 0);
-            folded += res.check == FLEETFOLD_NEW;
-            fleetlog_batch_dispose(&b);
+            if (strcmp(fields->element[k]->str, "b") == 0)
+                rb = fields->element[k + 1];
+            else if (strcmp(fields->element[k]->str, "x") == 0)
+                rx = fields->element[k + 1];
         }
+        CHECK(rb != NULL);
+        if (rb == NULL)
+            continue;
+        fleetlog_batch_t b;
+        char reason[160];
+        int rc = fleetlog_decode(rb->str, rb->len, &b, reason, sizeof(reason));
+        CHECK_INTEQ(rc, 0);
+        if (rc != 0)
+            continue;
+        uint8_t *flags = calloc(b.n + 1, 1);
+        if (rx != NULL)
+            CHECK_INTEQ(fleetfold_verdicts_decode(rx->str, rx->len, b.n, FLEETFOLD_VETO_PAGE, flags,
+                                                  reason, sizeof(reason)),
+                        0);
+        fleetfold_result_t res;
+        CHECK_INTEQ(fleetfold_apply_flags(in->f, in->pm, in->marks, &b, flags, now, &res), 0);
+        folded += res.check == FLEETFOLD_NEW;
+        free(flags);
+        fleetlog_batch_dispose(&b);
     }
     freeReplyObject(r);
     return folded;
@@ -358,7 +369,14 @@ static void test_steer(const char *sock)
     CHECK(r && r->type == REDIS_REPLY_ARRAY && r->elements == 3);
     if (r && r->elements == 3) {
         fleetsteer_msg_t got;
-        CHECK_INTEQ(fleetsteer_decode(r->element[2]->str, r->element[2]->len, &got, NULL, 0), 0);
+        char id[FLEETSTEER_MAX_ID + 1];
+        const char *m = NULL;
+        size_t mlen = 0;
+        CHECK_INTEQ(fleetsteer_published_split(r->element[2]->str, r->element[2]->len, id, &m,
+                                               &mlen, NULL, 0),
+                    0);
+        CHECK_STREQ(id, val); /* the stream entry's id, as the script answered */
+        CHECK_INTEQ(fleetsteer_decode(m, mlen, &got, NULL, 0), 0);
         CHECK_INTEQ(got.op, FLEETSTEER_PIN);
         CHECK_STREQ(got.asset_key, "https://e.com/p.css");
         fleetsteer_msg_dispose(&got);
@@ -503,6 +521,117 @@ static void test_poison(void)
         pagemap_page_info_t info;
         CHECK_INTEQ(pagemap_page_get(in[i].pm, "e.com/poisoned", &info, NULL, NULL), 0);
         CHECK_INTEQ(info.visits_total, 1);
+        pagemap_page_info_dispose(&info);
+    }
+    for (int i = 0; i < 3; i++)
+        inst_dispose(&in[i]);
+}
+
+/* APPEND one batch whose record 0 is a visit of page (template tpl) by c;
+ * *x and *y get the refused record lists. */
+static void append_marked(inst_t *in, uint64_t c, const char *page, const char *tpl, uint64_t seq,
+                          const char *batch, size_t len, char *st, char *x, char *y)
+{
+    char seqkey[FLEETKEY_MAX_LEN], seqs[24], me[64], k1[FLEETKEY_MAX_LEN], k2[FLEETKEY_MAX_LEN];
+    CHECK(fleetkey_seq(seqkey, sizeof(seqkey), P, in->id) > 0);
+    snprintf(seqs, sizeof(seqs), "%llu", (unsigned long long)seq);
+    snprintf(me, sizeof(me), "%s:%s", in->id, seqs);
+    CHECK(fleetkey_mark(k1, sizeof(k1), P, c, page) > 0);
+    CHECK(fleetkey_mark(k2, sizeof(k2), P, c, tpl) > 0);
+    redisReply *r =
+        RB(batch, len, "EVALSHA", sha_append, "5", key(FLEETKEY_EPOCH), key(FLEETKEY_LOG), seqkey,
+           k1, k2, EPOCH_A, in->id, seqs, "%b", "1000", TTL, "4194304", "600000", me, "0", "2");
+    st[0] = x[0] = y[0] = '\0';
+    CHECK(r && r->type == REDIS_REPLY_ARRAY && r->elements == 4);
+    if (r && r->type == REDIS_REPLY_ARRAY && r->elements == 4) {
+        snprintf(st, 16, "%s", r->element[0]->str);
+        snprintf(x, 64, "%s", r->element[2]->str);
+        snprintf(y, 64, "%s", r->element[3]->str);
+    }
+    freeReplyObject(r);
+}
+
+/*
+ * The marks taken by APPEND: one client's visits of one page reach two
+ * instances before either folded the other's batch; each holds its visit
+ * (fleetmark_hold_visit) until Redis decides. Redis gives the mark to the
+ * first batch appended and refuses the second's visit (a resend gets the
+ * same verdict); every map, the two writers' and a third's, then counts
+ * the same single visit: the first's.
+ */
+static void test_append_marks(void)
+{
+    inst_t in[3];
+    inst_init(&in[0], "M0");
+    inst_init(&in[1], "M1");
+    inst_init(&in[2], "M2");
+    freeReplyObject(R("DEL", key(FLEETKEY_LOG)));
+    uint64_t c = fleetmark_client_hash("203.0.113.99", P, strlen(P));
+    const char *page = "e.com/marked/1", *tpl = "e.com/marked/*";
+    const char *junk[2] = {"https://e.com/only-a.txt", "https://e.com/only-b.txt"};
+    char *data[2];
+    size_t len[2];
+    for (int i = 0; i < 2; i++) {
+        bool p = false, t = false;
+        fleetmark_hold_visit(in[i].marks, c, page, tpl, 1700000000000 + i, &p, &t);
+        CHECK(p && t);
+        pagemap_item_t it[2] = {
+            items[0],
+            {.url = junk[i], .kind = PAGEMAP_KIND_OTHER, .sources = PAGEMAP_SRC_FOLLOWUP}};
+        pagemap_visit_t v = visit(page, 1700000000000 + i);
+        v.template_key = tpl;
+        v.items = it;
+        v.nitems = 2;
+        CHECK_INTEQ(fleetlog_builder_add_visit(in[i].b, &v, c), 0);
+        uint64_t seq = 0;
+        CHECK_INTEQ(fleetlog_builder_finish(in[i].b, 1700000000100, &data[i], &len[i], &seq), 0);
+        CHECK_INTEQ(seq, 1);
+    }
+    char st[16], x[64], y[64];
+    append_marked(&in[0], c, page, tpl, 1, data[0], len[0], st, x, y);
+    CHECK_STREQ(st, "ok");
+    CHECK_STREQ(x, "");
+    CHECK_STREQ(y, "");
+    append_marked(&in[1], c, page, tpl, 1, data[1], len[1], st, x, y);
+    CHECK_STREQ(st, "ok");
+    CHECK_STREQ(x, "0"); /* the page mark is the first's */
+    append_marked(&in[1], c, page, tpl, 1, data[1], len[1], st, x, y);
+    CHECK_STREQ(st, "dup");
+    CHECK_STREQ(x, "0");
+    append_marked(&in[0], c, page, tpl, 1, data[0], len[0], st, x, y);
+    CHECK_STREQ(st, "dup");
+    CHECK_STREQ(x, ""); /* a resend keeps its own mark */
+    /* the writers apply their held visit with the verdicts, then fold the log */
+    const char *verdict[2] = {"", "0"};
+    for (int i = 0; i < 2; i++) {
+        fleetlog_batch_t b;
+        char reason[160];
+        CHECK_INTEQ(fleetlog_decode(data[i], len[i], &b, reason, sizeof(reason)), 0);
+        uint8_t flags[1] = {FLEETFOLD_PENDING};
+        CHECK_INTEQ(fleetfold_verdicts_decode(verdict[i], strlen(verdict[i]), b.n,
+                                              FLEETFOLD_VETO_PAGE, flags, reason, sizeof(reason)),
+                    0);
+        fleetfold_result_t res;
+        CHECK_INTEQ(fleetfold_apply_own(in[i].pm, in[i].marks, &b, flags, &res), 0);
+        CHECK_INTEQ(res.visits, i == 0 ? 1 : 0);
+        CHECK_INTEQ(flags[0] & FLEETFOLD_PENDING, 0);
+        fleetlog_batch_dispose(&b);
+        free(data[i]);
+    }
+    for (int i = 0; i < 3; i++) {
+        read_log(&in[i], 1700000001000);
+        pagemap_page_info_t info;
+        pagemap_edge_info_t *e = NULL;
+        size_t ne = 0;
+        CHECK_INTEQ(pagemap_page_get(in[i].pm, page, &info, &e, &ne), 0);
+        CHECK_INTEQ(info.visits_total, 1);
+        bool a = false, b = false;
+        for (size_t k = 0; k < ne; k++) {
+            a |= strcmp(e[k].url, junk[0]) == 0;
+            b |= strcmp(e[k].url, junk[1]) == 0;
+        }
+        CHECK(a && !b); /* the first's visit, everywhere */
+        pagemap_edge_infos_free(e, ne);
         pagemap_page_info_dispose(&info);
     }
     for (int i = 0; i < 3; i++)
@@ -659,6 +788,7 @@ int main(int argc, char **argv)
         test_steer(argv[1]);
         test_marks();
         test_poison();
+        test_append_marks();
         test_base();
         test_touch();
     }

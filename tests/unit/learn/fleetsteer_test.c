@@ -255,8 +255,31 @@ static void test_sync_collect(void)
     pagemap_destroy(pm);
 }
 
+/* What the steer channel carries: "<stream id> <message>". */
+static void test_published_split(void)
+{
+    char id[FLEETSTEER_MAX_ID + 1], why[80];
+    const char *m = NULL;
+    size_t ml = 0;
+    const char *ok = "1700000000000-12 {\"v\":1}";
+    CHECK_INTEQ(fleetsteer_published_split(ok, strlen(ok), id, &m, &ml, why, sizeof(why)), 0);
+    CHECK_STREQ(id, "1700000000000-12");
+    CHECK(m == ok + 17 && ml == strlen(ok) - 17);
+    const char *bad[] = {"",        " {}",   "17 {}",
+                         "-1 {}",   "1- {}", "1-2-3 {}",
+                         "1x-2 {}", "1-2",   "12345678901234567890123-12345678901234567890 {}"};
+    for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+        why[0] = '\0';
+        CHECK_INTEQ(
+            fleetsteer_published_split(bad[i], strlen(bad[i]), id, &m, &ml, why, sizeof(why)),
+            HERALD_EPARSE);
+        CHECK(why[0] != '\0');
+    }
+}
+
 int main(void)
 {
+    test_published_split();
     test_round_trip();
     test_decode_rejects();
     test_apply();

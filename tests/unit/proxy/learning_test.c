@@ -93,7 +93,7 @@ static void test_visit(void)
     cfg.learn_window = 5;
     cfg.min_confidence = 0.5;
     exchange_ctx_init(&x, &loop, &cfg, 0);
-    learning_t *L = learning_attach(&x, pm);
+    learning_t *L = learning_attach(&x, pm, NULL);
     CHECK(x.nobservers == 1);
 
     exchange_client_t *lc = client_open();
