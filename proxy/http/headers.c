@@ -186,6 +186,44 @@ static bool named_by_connection(const headers_t *h, const char *name, size_t nam
     return false;
 }
 
+enum { CONN_FIELDS_MAX = 4 };
+
+/* The Connection fields of a header list, found once: each other field is
+ * then checked against their tokens only, not against the whole list. */
+typedef struct conn_fields {
+    const header_t *v[CONN_FIELDS_MAX];
+    size_t n;
+    bool many; /* more than CONN_FIELDS_MAX: ask named_by_connection() */
+} conn_fields_t;
+
+static void conn_fields_find(conn_fields_t *cf, const headers_t *h)
+{
+    cf->n = 0;
+    cf->many = false;
+    for (size_t i = 0; i < h->n; i++) {
+        const header_t *f = &h->v[i];
+        if (!headers_name_eq(f->name, f->name_len, "connection"))
+            continue;
+        if (cf->n == CONN_FIELDS_MAX) {
+            cf->many = true;
+            return;
+        }
+        cf->v[cf->n++] = f;
+    }
+}
+
+static bool conn_fields_name(const conn_fields_t *cf, const headers_t *h, const char *name,
+                             size_t name_len)
+{
+    if (cf->many)
+        return named_by_connection(h, name, name_len);
+    counted_t want = {name, name_len};
+    for (size_t i = 0; i < cf->n; i++)
+        if (each_token(cf->v[i]->value, cf->v[i]->value_len, token_is_counted, &want))
+            return true;
+    return false;
+}
+
 /* ---- cookies ---- */
 
 const char *headers_cookie_value(const char *value, size_t value_len, const char *name, size_t *len)
@@ -237,7 +275,8 @@ void headers_build_request(const headers_request_t *in, headers_buf_t *out)
 {
     const headers_t *h = in->headers;
     /* Connection may name more fields to drop; most requests carry none */
-    bool conn_lists = headers_find(h, "connection") != NULL;
+    conn_fields_t cf;
+    conn_fields_find(&cf, h);
 
     buf_str(out, in->method);
     headers_buf_append(out, " ", 1);
@@ -266,15 +305,15 @@ void headers_build_request(const headers_request_t *in, headers_buf_t *out)
             headers_name_eq(n, nl, "content-length") || headers_name_eq(n, nl, "cookie") ||
             headers_name_eq(n, nl, "x-forwarded-for") ||
             headers_name_eq(n, nl, "x-forwarded-proto") || headers_name_eq(n, nl, "via") ||
-            (conn_lists && named_by_connection(h, n, nl)))
+            (cf.n > 0 && conn_fields_name(&cf, h, n, nl)))
             continue;
         buf_field(out, n, nl, f->value, f->value_len);
     }
-    if (te_trailers && !named_by_connection(h, "te", 2))
+    if (te_trailers && !conn_fields_name(&cf, h, "te", 2))
         buf_str(out, "TE: trailers\r\n");
 
     /* h2 may split cookies into crumbs; an HTTP/1.1 origin wants one line. */
-    if (headers_find(h, "cookie") != NULL && !named_by_connection(h, "cookie", 6)) {
+    if (headers_find(h, "cookie") != NULL && !conn_fields_name(&cf, h, "cookie", 6)) {
         buf_str(out, "Cookie: ");
         join_values(h, "cookie", "; ", out);
         buf_str(out, "\r\n");
@@ -326,7 +365,8 @@ void headers_filter_response(const headers_t *in, headers_t *out, mempool_t *mp,
     char via_mem[128];
     headers_buf_t via;
     headers_buf_init_on(&via, via_mem, sizeof(via_mem));
-    bool conn_lists = headers_find(in, "connection") != NULL;
+    conn_fields_t cf;
+    conn_fields_find(&cf, in);
 
     for (size_t i = 0; i < in->n; i++) {
         const header_t *f = &in->v[i];
@@ -342,7 +382,7 @@ void headers_filter_response(const headers_t *in, headers_t *out, mempool_t *mp,
             headers_add_ref(out, mp, n, nl, f->value, f->value_len);
             continue;
         }
-        if (headers_hop_by_hop(n, nl) || (conn_lists && named_by_connection(in, n, nl)))
+        if (headers_hop_by_hop(n, nl) || (cf.n > 0 && conn_fields_name(&cf, in, n, nl)))
             continue;
         headers_add_ref(out, mp, n, nl, f->value, f->value_len);
     }
