@@ -23,6 +23,23 @@ static void test_http_date(void)
     CHECK_INTEQ(cachepolicy_http_date("Thu, 29 Feb 2024 23:59:59 GMT"), 1709251199);
     CHECK_INTEQ(cachepolicy_http_date("Sat, 01 Jan 2000 00:00:00 GMT"), 946684800);
     CHECK_INTEQ(cachepolicy_http_date("Tue, 14 Nov 2023 22:13:20 GMT"), 1700000000);
+    CHECK_INTEQ(cachepolicy_http_date("Thu, 01 Jan 1970 00:00:00 GMT"), 0);
+    CHECK_INTEQ(cachepolicy_http_date("Wed, 31 Dec 1969 23:59:59 GMT"), -1);
+    CHECK_INTEQ(cachepolicy_http_date("Fri, 31 Dec 9999 23:59:59 GMT"), 253402300799);
+    CHECK_INTEQ(cachepolicy_http_date("Sat, 01 Jan 0000 00:00:00 GMT"), -62167219200);
+    /* every day of four years around two century turns (one leap, one not),
+     * and days past a month's end (timegm rolls them over) */
+    for (int y = 1899; y <= 2101; y += (y == 1901 ? 97 : 1)) {
+        for (int m = 0; m < 12; m++) {
+            static const char *const mn[] = {"Jan", "Feb", "Mar", "Apr", "May", "Jun",
+                                             "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"};
+            for (int d = 1; d <= 31; d++) {
+                char buf[40];
+                snprintf(buf, sizeof(buf), "Mon, %02d %s %04d 12:34:56 GMT", d, mn[m], y);
+                CHECK_INTEQ(cachepolicy_http_date(buf), libc_date(buf));
+            }
+        }
+    }
     CHECK_INTEQ(cachepolicy_http_date(NULL), -1);
     CHECK_INTEQ(cachepolicy_http_date(""), -1);
     CHECK_INTEQ(cachepolicy_http_date("garbage"), -1);
