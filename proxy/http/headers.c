@@ -186,40 +186,47 @@ static bool named_by_connection(const headers_t *h, const char *name, size_t nam
     return false;
 }
 
-enum { CONN_FIELDS_MAX = 4 };
+enum { CONN_TOKENS_MAX = 8 };
 
-/* The Connection fields of a header list, found once: each other field is
- * then checked against their tokens only, not against the whole list. */
-typedef struct conn_fields {
-    const header_t *v[CONN_FIELDS_MAX];
+/* The options all Connection fields of a header list name, collected once:
+ * each other field is then checked against them by length first, not by
+ * scanning the whole list again. */
+typedef struct conn_tokens {
+    counted_t v[CONN_TOKENS_MAX];
     size_t n;
-    bool many; /* more than CONN_FIELDS_MAX: ask named_by_connection() */
-} conn_fields_t;
+    bool many; /* more than CONN_TOKENS_MAX: ask named_by_connection() */
+} conn_tokens_t;
 
-static void conn_fields_find(conn_fields_t *cf, const headers_t *h)
+static bool token_collect(const char *t, size_t tn, void *arg)
 {
-    cf->n = 0;
-    cf->many = false;
-    for (size_t i = 0; i < h->n; i++) {
+    conn_tokens_t *ct = arg;
+    if (ct->n == CONN_TOKENS_MAX) {
+        ct->many = true;
+        return true; /* stop */
+    }
+    ct->v[ct->n++] = (counted_t){t, tn};
+    return false;
+}
+
+static void conn_tokens_find(conn_tokens_t *ct, const headers_t *h)
+{
+    ct->n = 0;
+    ct->many = false;
+    for (size_t i = 0; i < h->n && !ct->many; i++) {
         const header_t *f = &h->v[i];
-        if (!headers_name_eq(f->name, f->name_len, "connection"))
-            continue;
-        if (cf->n == CONN_FIELDS_MAX) {
-            cf->many = true;
-            return;
-        }
-        cf->v[cf->n++] = f;
+        if (headers_name_eq(f->name, f->name_len, "connection"))
+            each_token(f->value, f->value_len, token_collect, ct);
     }
 }
 
-static bool conn_fields_name(const conn_fields_t *cf, const headers_t *h, const char *name,
+/* Does any Connection field of h (whose tokens are ct) name `name`? */
+static bool conn_tokens_name(const conn_tokens_t *ct, const headers_t *h, const char *name,
                              size_t name_len)
 {
-    if (cf->many)
+    if (ct->many)
         return named_by_connection(h, name, name_len);
-    counted_t want = {name, name_len};
-    for (size_t i = 0; i < cf->n; i++)
-        if (each_token(cf->v[i]->value, cf->v[i]->value_len, token_is_counted, &want))
+    for (size_t i = 0; i < ct->n; i++)
+        if (ct->v[i].n == name_len && strncasecmp(ct->v[i].p, name, name_len) == 0)
             return true;
     return false;
 }
@@ -275,8 +282,8 @@ void headers_build_request(const headers_request_t *in, headers_buf_t *out)
 {
     const headers_t *h = in->headers;
     /* Connection may name more fields to drop; most requests carry none */
-    conn_fields_t cf;
-    conn_fields_find(&cf, h);
+    conn_tokens_t ct;
+    conn_tokens_find(&ct, h);
 
     buf_str(out, in->method);
     headers_buf_append(out, " ", 1);
@@ -305,15 +312,15 @@ void headers_build_request(const headers_request_t *in, headers_buf_t *out)
             headers_name_eq(n, nl, "content-length") || headers_name_eq(n, nl, "cookie") ||
             headers_name_eq(n, nl, "x-forwarded-for") ||
             headers_name_eq(n, nl, "x-forwarded-proto") || headers_name_eq(n, nl, "via") ||
-            (cf.n > 0 && conn_fields_name(&cf, h, n, nl)))
+            (ct.n > 0 && conn_tokens_name(&ct, h, n, nl)))
             continue;
         buf_field(out, n, nl, f->value, f->value_len);
     }
-    if (te_trailers && !conn_fields_name(&cf, h, "te", 2))
+    if (te_trailers && !conn_tokens_name(&ct, h, "te", 2))
         buf_str(out, "TE: trailers\r\n");
 
     /* h2 may split cookies into crumbs; an HTTP/1.1 origin wants one line. */
-    if (headers_find(h, "cookie") != NULL && !conn_fields_name(&cf, h, "cookie", 6)) {
+    if (headers_find(h, "cookie") != NULL && !conn_tokens_name(&ct, h, "cookie", 6)) {
         buf_str(out, "Cookie: ");
         join_values(h, "cookie", "; ", out);
         buf_str(out, "\r\n");
@@ -365,8 +372,8 @@ void headers_filter_response(const headers_t *in, headers_t *out, mempool_t *mp,
     char via_mem[128];
     headers_buf_t via;
     headers_buf_init_on(&via, via_mem, sizeof(via_mem));
-    conn_fields_t cf;
-    conn_fields_find(&cf, in);
+    conn_tokens_t ct;
+    conn_tokens_find(&ct, in);
 
     for (size_t i = 0; i < in->n; i++) {
         const header_t *f = &in->v[i];
@@ -382,7 +389,7 @@ void headers_filter_response(const headers_t *in, headers_t *out, mempool_t *mp,
             headers_add_ref(out, mp, n, nl, f->value, f->value_len);
             continue;
         }
-        if (headers_hop_by_hop(n, nl) || (cf.n > 0 && conn_fields_name(&cf, in, n, nl)))
+        if (headers_hop_by_hop(n, nl) || (ct.n > 0 && conn_tokens_name(&ct, in, n, nl)))
             continue;
         headers_add_ref(out, mp, n, nl, f->value, f->value_len);
     }
