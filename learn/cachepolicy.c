@@ -121,15 +121,94 @@ cachepolicy_hint_t cachepolicy_hintable(unsigned bits, int64_t fresh_ms, int64_t
 
 /* ---- freshness ---- */
 
-/* An IMF-fixdate ("Sun, 06 Nov 1994 08:49:37 GMT") in Unix seconds; -1 when not one. */
-static int64_t http_date(const char *s)
+/* n decimal digits at p (no sign, no space), or -1. */
+static int digits(const char *p, int n)
+{
+    int v = 0;
+    for (int i = 0; i < n; i++) {
+        if (p[i] < '0' || p[i] > '9')
+            return -1;
+        v = v * 10 + (p[i] - '0');
+    }
+    return v;
+}
+
+/* Index of the 3 bytes at p in names (exact case), or -1. */
+static int name3(const char *p, const char *const *names, int n)
+{
+    for (int i = 0; i < n; i++)
+        if (p[0] == names[i][0] && p[1] == names[i][1] && p[2] == names[i][2])
+            return i;
+    return -1;
+}
+
+/* Days from 1970-01-01 to year y, month m (1..12), day 1 of the proleptic
+ * Gregorian calendar; negative before 1970. Years are counted from March,
+ * so a leap day ends its year, and grouped in 400-year cycles of 146097
+ * days, which makes the arithmetic exact for any year. */
+static int64_t days_to_month(int64_t y, int m)
+{
+    if (m <= 2)
+        y--; /* January and February end the year before */
+    int64_t cycle = (y >= 0 ? y : y - 399) / 400;
+    int64_t yc = y - cycle * 400;                   /* 0..399 */
+    int64_t mar = m > 2 ? m - 3 : m + 9;            /* months since March */
+    int64_t dy = (153 * mar + 2) / 5;               /* days from March 1 to the month */
+    int64_t dc = yc * 365 + yc / 4 - yc / 100 + dy; /* days into the cycle */
+    return cycle * 146097 + dc - 719468;            /* 719468: 0000-03-01 to 1970-01-01 */
+}
+
+/* The IMF-fixdate layout exactly, fields in the ranges strptime takes
+ * without question: Unix seconds as timegm() would give them (a day past
+ * the month's end rolls over, as timegm normalizes it); -2 for anything
+ * else (then strptime decides). */
+static int64_t fixdate(const char *s)
+{
+    static const char *const wdays[] = {"Sun", "Mon", "Tue", "Wed", "Thu", "Fri", "Sat"};
+    static const char *const months[] = {"Jan", "Feb", "Mar", "Apr", "May", "Jun",
+                                         "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"};
+    /* "Www, DD Mmm YYYY HH:MM:SS GMT", checked left to right: a byte is
+     * read only once every byte before it was found non-NUL. */
+    if (name3(s, wdays, 7) < 0 || s[3] != ',' || s[4] != ' ')
+        return -2;
+    int mday = digits(s + 5, 2);
+    if (mday < 1 || mday > 31 || s[7] != ' ')
+        return -2;
+    int mon = name3(s + 8, months, 12);
+    if (mon < 0 || s[11] != ' ')
+        return -2;
+    int year = digits(s + 12, 4);
+    if (year < 0 || s[16] != ' ')
+        return -2;
+    int hour = digits(s + 17, 2);
+    if (hour < 0 || hour > 23 || s[19] != ':')
+        return -2;
+    int min = digits(s + 20, 2);
+    if (min < 0 || min > 59 || s[22] != ':')
+        return -2;
+    int sec = digits(s + 23, 2);
+    if (sec < 0 || sec > 59 || s[25] != ' ')
+        return -2;
+    if (s[26] != 'G' || s[27] != 'M' || s[28] != 'T')
+        return -2;
+    int64_t days = days_to_month(year, mon + 1) + mday - 1;
+    return days * 86400 + hour * 3600 + min * 60 + sec;
+}
+
+int64_t cachepolicy_http_date(const char *s)
 {
     if (s == NULL)
         return -1;
+    /* strptime matches %a and %b against the locale's names, case-folded,
+     * with strncasecmp over every candidate, and timegm normalizes through
+     * mktime's search: thousands of instructions per date, on every asset
+     * response learning sees. */
+    int64_t t = fixdate(s);
+    if (t != -2)
+        return t;
     struct tm tm;
     memset(&tm, 0, sizeof(tm));
-    const char *end = strptime(s, "%a, %d %b %Y %H:%M:%S GMT", &tm);
-    if (end == NULL)
+    if (strptime(s, "%a, %d %b %Y %H:%M:%S GMT", &tm) == NULL)
         return -1;
     return (int64_t)timegm(&tm);
 }
@@ -163,16 +242,16 @@ int64_t cachepolicy_freshness_ms(const cachepolicy_fresh_t *h, int64_t now_s)
     if (cachepolicy_parse_cache_control(h->cache_control) &
         (CACHEPOLICY_NO_STORE | CACHEPOLICY_NO_CACHE))
         return 0;
-    int64_t date = http_date(h->date);
+    int64_t date = cachepolicy_http_date(h->date);
     if (date < 0)
         date = now_s;
     int64_t life = cc_seconds(h->cache_control, "max-age");
     if (life < 0 && h->expires != NULL) {
-        int64_t exp = http_date(h->expires);
+        int64_t exp = cachepolicy_http_date(h->expires);
         life = exp > date ? exp - date : 0; /* an invalid Expires means expired */
     }
     if (life < 0) {
-        int64_t lm = http_date(h->last_modified);
+        int64_t lm = cachepolicy_http_date(h->last_modified);
         life = lm >= 0 && lm < date ? (date - lm) / 10 : 0;
         if (life > 86400)
             life = 86400;

@@ -59,6 +59,15 @@ typedef struct cachepolicy_fresh {
 int64_t cachepolicy_freshness_ms(const cachepolicy_fresh_t *h, int64_t now_s);
 
 /**
+ * An HTTP date as glibc's strptime("%a, %d %b %Y %H:%M:%S GMT") and timegm()
+ * read it, in Unix seconds; -1 when it is not one (or s is NULL). The
+ * IMF-fixdate layout every origin sends ("Sun, 06 Nov 1994 08:49:37 GMT") is
+ * read directly, without strptime's locale-bound name search; anything else
+ * goes to strptime, so the two agree on every input.
+ */
+int64_t cachepolicy_http_date(const char *s);
+
+/**
  * Whether herald may push the asset: never with no-store, no-cache, private
  * or Set-Cookie, nor with Vary on a header the PUSH_PROMISE does not copy
  * from the page's request (Origin, *, or any other). Vary on Cookie, Accept-Encoding,

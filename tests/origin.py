@@ -26,7 +26,7 @@ Special paths (query parameters in brackets):
   /_stall                read the request, never answer
   /_cut [n]              Content-Length n, send n/2 bytes, close
   /_malformed            an invalid status line
-  /_hugeheaders [kb]     response headers of about kb KiB
+  /_hugeheaders [kb, name] kb response headers of 1000 bytes (name: pad names to that length)
   /_badchunk             chunked body with an invalid chunk size
   /_closeafter           answer, then close without "Connection: close"
   /_dropnext             answer; the next request on this connection is read, then
@@ -644,7 +644,9 @@ class Conn:
     def h_hugeheaders(self, req, extra):
         self.drain_body(req)
         kb = int(req["q"].get("kb", "100"))
-        hs = [("X-Huge-%d" % i, "h" * 1000) for i in range(kb)]
+        # name=N: names padded to N characters (mixed case), values of 1000
+        pad = int(req["q"].get("name", "0"))
+        hs = [(("X-Huge-%d-" % i).ljust(pad, "N"), "h%d" % i + "h" * 998) for i in range(kb)]
         self.respond(200, b"huge\n", headers=hs + extra)
         return True
 

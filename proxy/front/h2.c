@@ -14,7 +14,6 @@
 #include "h2.h"
 
 #include <assert.h>
-#include <ctype.h>
 #include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -333,12 +332,10 @@ static void submit_head(h2_stream_t *st, bool final, bool body)
         const header_t *h = &ex->resp_headers.v[i];
         if (skip_resp_header(h))
             continue;
-        /* h2 requires lower-case names; the copy lives in the exchange's pool. */
-        char *lower = mempool_alloc(&ex->pool, h->name_len + 1);
-        for (size_t k = 0; k < h->name_len; k++)
-            lower[k] = (char)tolower((unsigned char)h->name[k]);
-        lower[h->name_len] = '\0';
-        nva[n++] = make_nv(lower, h->name_len, h->value, h->value_len);
+        /* h2 requires lower-case names (RFC 9113 §8.2.1): the submit call
+         * copies every name and lower-cases the copy (nghttp2.h), so the
+         * origin's spelling goes in as it is. */
+        nva[n++] = make_nv(h->name, h->name_len, h->value, h->value_len);
     }
     /* nghttp2 copies nva during the submit call. */
     if (!final) {

@@ -186,6 +186,51 @@ static bool named_by_connection(const headers_t *h, const char *name, size_t nam
     return false;
 }
 
+enum { CONN_TOKENS_MAX = 8 };
+
+/* The options all Connection fields of a header list name, collected once:
+ * each other field is then checked against them by length first, not by
+ * scanning the whole list again. */
+typedef struct conn_tokens {
+    counted_t v[CONN_TOKENS_MAX];
+    size_t n;
+    bool many; /* more than CONN_TOKENS_MAX: ask named_by_connection() */
+} conn_tokens_t;
+
+static bool token_collect(const char *t, size_t tn, void *arg)
+{
+    conn_tokens_t *ct = arg;
+    if (ct->n == CONN_TOKENS_MAX) {
+        ct->many = true;
+        return true; /* stop */
+    }
+    ct->v[ct->n++] = (counted_t){t, tn};
+    return false;
+}
+
+static void conn_tokens_find(conn_tokens_t *ct, const headers_t *h)
+{
+    ct->n = 0;
+    ct->many = false;
+    for (size_t i = 0; i < h->n && !ct->many; i++) {
+        const header_t *f = &h->v[i];
+        if (headers_name_eq(f->name, f->name_len, "connection"))
+            each_token(f->value, f->value_len, token_collect, ct);
+    }
+}
+
+/* Does any Connection field of h (whose tokens are ct) name `name`? */
+static bool conn_tokens_name(const conn_tokens_t *ct, const headers_t *h, const char *name,
+                             size_t name_len)
+{
+    if (ct->many)
+        return named_by_connection(h, name, name_len);
+    for (size_t i = 0; i < ct->n; i++)
+        if (ct->v[i].n == name_len && strncasecmp(ct->v[i].p, name, name_len) == 0)
+            return true;
+    return false;
+}
+
 /* ---- cookies ---- */
 
 const char *headers_cookie_value(const char *value, size_t value_len, const char *name, size_t *len)
@@ -237,7 +282,8 @@ void headers_build_request(const headers_request_t *in, headers_buf_t *out)
 {
     const headers_t *h = in->headers;
     /* Connection may name more fields to drop; most requests carry none */
-    bool conn_lists = headers_find(h, "connection") != NULL;
+    conn_tokens_t ct;
+    conn_tokens_find(&ct, h);
 
     buf_str(out, in->method);
     headers_buf_append(out, " ", 1);
@@ -266,15 +312,15 @@ void headers_build_request(const headers_request_t *in, headers_buf_t *out)
             headers_name_eq(n, nl, "content-length") || headers_name_eq(n, nl, "cookie") ||
             headers_name_eq(n, nl, "x-forwarded-for") ||
             headers_name_eq(n, nl, "x-forwarded-proto") || headers_name_eq(n, nl, "via") ||
-            (conn_lists && named_by_connection(h, n, nl)))
+            (ct.n > 0 && conn_tokens_name(&ct, h, n, nl)))
             continue;
         buf_field(out, n, nl, f->value, f->value_len);
     }
-    if (te_trailers && !named_by_connection(h, "te", 2))
+    if (te_trailers && !conn_tokens_name(&ct, h, "te", 2))
         buf_str(out, "TE: trailers\r\n");
 
     /* h2 may split cookies into crumbs; an HTTP/1.1 origin wants one line. */
-    if (headers_find(h, "cookie") != NULL && !named_by_connection(h, "cookie", 6)) {
+    if (headers_find(h, "cookie") != NULL && !conn_tokens_name(&ct, h, "cookie", 6)) {
         buf_str(out, "Cookie: ");
         join_values(h, "cookie", "; ", out);
         buf_str(out, "\r\n");
@@ -326,7 +372,8 @@ void headers_filter_response(const headers_t *in, headers_t *out, mempool_t *mp,
     char via_mem[128];
     headers_buf_t via;
     headers_buf_init_on(&via, via_mem, sizeof(via_mem));
-    bool conn_lists = headers_find(in, "connection") != NULL;
+    conn_tokens_t ct;
+    conn_tokens_find(&ct, in);
 
     for (size_t i = 0; i < in->n; i++) {
         const header_t *f = &in->v[i];
@@ -342,7 +389,7 @@ void headers_filter_response(const headers_t *in, headers_t *out, mempool_t *mp,
             headers_add_ref(out, mp, n, nl, f->value, f->value_len);
             continue;
         }
-        if (headers_hop_by_hop(n, nl) || (conn_lists && named_by_connection(in, n, nl)))
+        if (headers_hop_by_hop(n, nl) || (ct.n > 0 && conn_tokens_name(&ct, in, n, nl)))
             continue;
         headers_add_ref(out, mp, n, nl, f->value, f->value_len);
     }

@@ -177,6 +177,16 @@ def _():
         T.eq(header(r.headers, "x-end-to-end"), ["kept"], "end-to-end header")
 
 
+@T.case("h2 response header names lower-cased, however long (RFC 9113 §8.2.1)")
+def _():
+    # the origin spells them in mixed case; 12 names of 300 characters
+    r = T.curl(["--http2-prior-knowledge"], h.url + "/_hugeheaders?kb=12&name=300")
+    T.eq((r.returncode, r.status, r.body), (0, 200, b"huge\n"), "response")
+    got = [(k, v) for k, v in r.headers if k.lower().startswith("x-huge-")]
+    want = [(("x-huge-%d-" % i).ljust(300, "n"), "h%d" % i + "h" * 998) for i in range(12)]
+    T.eq(got, want, "names lower-cased, values intact, in order")
+
+
 @T.case("X-Forwarded-For/-Proto replaced, Via names herald")
 def _():
     r = T.curl(["--http2-prior-knowledge", "-H", "X-Forwarded-For: 6.6.6.6",

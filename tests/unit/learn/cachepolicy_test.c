@@ -1,7 +1,75 @@
 /* learn/cachepolicy: header facts, and what they allow for a push and a hint. */
 #include "cachepolicy.h"
 
+#include <stdio.h>
+#include <string.h>
+#include <time.h>
+
 #include "testutil.h"
+
+/* glibc's reading of an HTTP date: what cachepolicy_http_date must match. */
+static int64_t libc_date(const char *s)
+{
+    struct tm tm;
+    memset(&tm, 0, sizeof(tm));
+    return strptime(s, "%a, %d %b %Y %H:%M:%S GMT", &tm) != NULL ? (int64_t)timegm(&tm) : -1;
+}
+
+/* Values from GNU date(1) (`date -u -d '...' +%s`), and agreement with
+ * strptime on every truncation and one-byte change of valid dates. */
+static void test_http_date(void)
+{
+    CHECK_INTEQ(cachepolicy_http_date("Sun, 06 Nov 1994 08:49:37 GMT"), 784111777);
+    CHECK_INTEQ(cachepolicy_http_date("Thu, 29 Feb 2024 23:59:59 GMT"), 1709251199);
+    CHECK_INTEQ(cachepolicy_http_date("Sat, 01 Jan 2000 00:00:00 GMT"), 946684800);
+    CHECK_INTEQ(cachepolicy_http_date("Tue, 14 Nov 2023 22:13:20 GMT"), 1700000000);
+    CHECK_INTEQ(cachepolicy_http_date("Thu, 01 Jan 1970 00:00:00 GMT"), 0);
+    CHECK_INTEQ(cachepolicy_http_date("Wed, 31 Dec 1969 23:59:59 GMT"), -1);
+    CHECK_INTEQ(cachepolicy_http_date("Fri, 31 Dec 9999 23:59:59 GMT"), 253402300799);
+    CHECK_INTEQ(cachepolicy_http_date("Sat, 01 Jan 0000 00:00:00 GMT"), -62167219200);
+    /* every day of four years around two century turns (one leap, one not),
+     * and days past a month's end (timegm rolls them over) */
+    for (int y = 1899; y <= 2101; y += (y == 1901 ? 97 : 1)) {
+        for (int m = 0; m < 12; m++) {
+            static const char *const mn[] = {"Jan", "Feb", "Mar", "Apr", "May", "Jun",
+                                             "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"};
+            for (int d = 1; d <= 31; d++) {
+                char buf[40];
+                snprintf(buf, sizeof(buf), "Mon, %02d %s %04d 12:34:56 GMT", d, mn[m], y);
+                CHECK_INTEQ(cachepolicy_http_date(buf), libc_date(buf));
+            }
+        }
+    }
+    CHECK_INTEQ(cachepolicy_http_date(NULL), -1);
+    CHECK_INTEQ(cachepolicy_http_date(""), -1);
+    CHECK_INTEQ(cachepolicy_http_date("garbage"), -1);
+    /* not fixdate, but strptime's: the slow path keeps them */
+    const char *loose[] = {"sun, 06 nov 1994 08:49:37 GMT",      "Sunday, 06 Nov 1994 08:49:37 GMT",
+                           "Sun,  6 Nov 1994 08:49:37 GMT",      "Sun, 06 Nov 1994 08:49:60 GMT",
+                           "Sun, 06 November 1994 08:49:37 GMT", "Sun,06 Nov 1994 08:49:37 GMT"};
+    for (size_t i = 0; i < sizeof(loose) / sizeof(loose[0]); i++) {
+        CHECK(libc_date(loose[i]) != -1);
+        CHECK_INTEQ(cachepolicy_http_date(loose[i]), libc_date(loose[i]));
+    }
+    const char *valid[] = {"Sun, 06 Nov 1994 08:49:37 GMT", "Wed, 31 Dec 2025 23:59:59 GMT",
+                           "Mon, 01 Jan 0000 00:00:00 GMT"};
+    const char subst[] = " ,:0159AGMTZaz\t-x";
+    for (size_t v = 0; v < sizeof(valid) / sizeof(valid[0]); v++) {
+        char buf[40];
+        size_t len = strlen(valid[v]);
+        for (size_t cut = 0; cut <= len; cut++) {
+            memcpy(buf, valid[v], cut);
+            buf[cut] = '\0';
+            CHECK_INTEQ(cachepolicy_http_date(buf), libc_date(buf));
+        }
+        for (size_t at = 0; at < len; at++)
+            for (size_t k = 0; k < sizeof(subst) - 1; k++) {
+                snprintf(buf, sizeof(buf), "%s", valid[v]);
+                buf[at] = subst[k];
+                CHECK_INTEQ(cachepolicy_http_date(buf), libc_date(buf));
+            }
+    }
+}
 
 static void test_parse(void)
 {
@@ -120,6 +188,7 @@ static void test_freshness(void)
 int main(void)
 {
     test_freshness();
+    test_http_date();
     test_parse();
     test_rules();
     return TESTUTIL_SUMMARY();

@@ -7,6 +7,7 @@
 #include "alloc.h"
 #include "headers.h"
 
+#include <stdio.h>
 #include <string.h>
 
 #include "testutil.h"
@@ -294,6 +295,52 @@ static int count(const headers_t *h, const char *name)
     return n;
 }
 
+/* RFC 9110 §7.6.1: every Connection field counts, not only the first; a
+ * list with a field per option (past eight options, too) as well. */
+static void test_connection_fields(void)
+{
+    for (int fields = 1; fields <= 10; fields++) {
+        headers_t in = {0}, out = {0};
+        char name[16];
+        add(&in, "Content-Type", "text/html");
+        for (int i = 0; i < fields; i++) {
+            snprintf(name, sizeof(name), "X-Opt%d", i);
+            add(&in, "Connection", name);
+        }
+        for (int i = 0; i < fields; i++) {
+            snprintf(name, sizeof(name), "x-opt%d", i);
+            add(&in, name, "hop");
+        }
+        add(&in, "X-Opt", "not named: a prefix of the options only");
+        headers_filter_response(&in, &out, &mp, "1.1", false);
+        CHECK_INTEQ(out.n, 3); /* Content-Type, X-Opt, Via */
+        CHECK_STREQ(out.v[1].name, "X-Opt");
+        for (int i = 0; i < fields; i++) {
+            snprintf(name, sizeof(name), "x-opt%d", i);
+            CHECK(headers_find(&out, name) == NULL);
+        }
+
+        /* the request side: the same fields, and TE named by the last one */
+        headers_t req = {0};
+        for (int i = 0; i < fields; i++) {
+            snprintf(name, sizeof(name), "X-Opt%d", i);
+            add(&req, "Connection", name);
+            add(&req, name, "hop");
+        }
+        add(&req, "Connection", "te");
+        add(&req, "TE", "trailers");
+        add(&req, "X-Opt", "kept");
+        headers_request_t r = base(&req);
+        CHECK_HEAD(&r, "GET /x?y=1 HTTP/1.1\r\n"
+                       "Host: example.com\r\n"
+                       "X-Opt: kept\r\n"
+                       "X-Forwarded-For: 192.0.2.1\r\n"
+                       "X-Forwarded-Proto: https\r\n"
+                       "Via: 1.1 herald\r\n"
+                       "\r\n");
+    }
+}
+
 static void test_response_filter(void)
 {
     headers_t in = {0}, out = {0};
@@ -371,6 +418,7 @@ int main(void)
     test_request_body_framing();
     test_request_websocket();
     test_response_filter();
+    test_connection_fields();
     mempool_dispose(&mp);
     return TESTUTIL_SUMMARY();
 }
