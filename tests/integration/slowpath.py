@@ -13,6 +13,7 @@ listening; runs until killed.
 """
 import argparse
 import asyncio
+import selectors
 
 PACKET = 1400  # bytes serialised as one unit
 
@@ -20,9 +21,8 @@ PACKET = 1400  # bytes serialised as one unit
 async def pipe(reader, writer, rate, delay):
     """Forward reader -> writer: each packet leaves the bottleneck when the
     ones before it have (at `rate`, or at once when rate is 0), then takes
-    `delay` seconds more.  Delivery times only grow, and the loop runs
-    timers due at one time in the order they were set: order is kept, and
-    EOF follows the last packet."""
+    `delay` seconds more.  Delivery times strictly grow, so order is kept,
+    and EOF follows the last packet."""
     loop = asyncio.get_running_loop()
     busy_until = 0.0
     finished = loop.create_future()
@@ -45,10 +45,12 @@ async def pipe(reader, writer, rate, delay):
         now = loop.time()
         for i in range(0, len(data), PACKET):
             c = data[i:i + PACKET]
-            busy_until = max(now, busy_until) + (len(c) / rate if rate else 0)
+            # Strictly later than the packet before, even with no rate:
+            # asyncio's timers with equal deadlines may run in any order.
+            busy_until = max(now, busy_until) + (len(c) / rate if rate else 1e-9)
             loop.call_at(busy_until + delay, deliver, c)
         if not data:
-            busy_until = max(now, busy_until)
+            busy_until = max(now, busy_until) + 1e-9
             loop.call_at(busy_until + delay, deliver, None)
             break
     await finished
@@ -83,4 +85,9 @@ async def main():
 
 
 if __name__ == "__main__":
-    asyncio.run(main())
+    # select() wakes to the microsecond; epoll rounds timers up to whole ms.
+    loop = asyncio.SelectorEventLoop(selectors.SelectSelector())
+    try:
+        loop.run_until_complete(main())
+    finally:
+        loop.close()
