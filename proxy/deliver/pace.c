@@ -31,6 +31,8 @@ enum {
 #define SETTLED_SPACING_S 0.025
 /* A connection notes a new rate at most this often (ns) unless its chain grew by half. */
 #define COMMIT_EVERY_NS 1000000000ULL
+/* PING spacing doubles per ACK that saw no queue, up to PING_SPACING << this. */
+#define QUIET_MAX 6
 
 struct pace_conn {
     int fd;
@@ -40,6 +42,7 @@ struct pace_conn {
     double fixed; /* bytes/s from --bandwidth-hint; 0: measure */
     pathrate_t pr;
     bool ping_pending; /* a PING was asked for and has not gone out yet */
+    unsigned quiet;    /* ACKs in a row that found no queue in front of their PING */
     /* the kernel's view */
     bool kernel_real;
     double kernel_rate;
@@ -209,6 +212,11 @@ bool pace_conn_ping_due(pace_conn_t *pc, uint64_t total, uint64_t *seq)
     double spacing = PING_SPACING;
     if (pc->pr.rate_span >= PATHRATE_GOOD_SPAN_NS && pc->pr.rate * SETTLED_SPACING_S > spacing)
         spacing = pc->pr.rate * SETTLED_SPACING_S;
+    /* A path that drains PING_SPACING faster than a PING can time shows no
+     * queue and gives no sample: PING it less, until a PING finds a queue. */
+    double backoff = (double)PING_SPACING * (double)(1u << pc->quiet);
+    if (backoff > spacing)
+        spacing = backoff;
     if (!pathrate_ping_due(&pc->pr, total, (uint64_t)spacing))
         return false;
     pc->ping_pending = true;
@@ -274,6 +282,12 @@ bool pace_conn_ping_acked(pace_conn_t *pc, uint64_t seq, uint64_t now)
     atomic_fetch_add(&n_acks, 1);
     if (r > 0)
         atomic_fetch_add(&n_samples, 1);
+    /* The first ACK times an idle PING: it says nothing about a queue. */
+    uint64_t queued = pc->pr.rtt_last > pc->pr.rtt_min ? pc->pr.rtt_last - pc->pr.rtt_min : 0;
+    if (r > 0 || queued >= PATHRATE_MIN_SPAN_NS)
+        pc->quiet = 0;
+    else if (pc->pr.acks > 1 && pc->quiet < QUIET_MAX)
+        pc->quiet++;
     read_kernel(pc);
     commit(pc, now);
     return pace_conn_rate(pc, NULL) != before;

@@ -133,6 +133,34 @@ int main(void)
     pace_conn_output(h, 50, t);
     CHECK(within(pace_conn_queued(h, t), 100001, 1e-6));
 
+    /* A path that shows no queue behind any PING (a fast LAN, loopback):
+     * PINGs come less often, up to 64 times the spacing; the first ACK (an
+     * idle PING) does not count, and a PING that finds a queue resets it. */
+    pace_conn_t *f = pace_conn_create(-1, "192.0.2.77", 0);
+    uint64_t off = 100, tf = now + 20000 * MS;
+    unsigned sent = 0;
+    for (int i = 0; i < 400; i++) {
+        off += 16384;
+        pace_conn_output(f, off, tf);
+        if (pace_conn_ping_due(f, off, &seq)) {
+            pace_conn_ping_sent(f, seq, off, tf);
+            pace_conn_ping_acked(f, seq, tf + MS / 10); /* 0.1 ms RTT, every time */
+            sent++;
+        }
+        tf += MS;
+    }
+    /* 1, 1, 2, 4, ... 64 KiB-steps apart, then every 64: about 12 in 400 */
+    CHECK(sent >= 8 && sent <= 16);
+    off += 16384;
+    CHECK(!pace_conn_ping_due(f, off, &seq)); /* still spaced out */
+    off += 64 * 16384;
+    CHECK(pace_conn_ping_due(f, off, &seq));
+    pace_conn_ping_sent(f, seq, off, tf);
+    pace_conn_ping_acked(f, seq, tf + 5 * MS); /* 5 ms over the minimum: a queue */
+    off += 16384;
+    CHECK(pace_conn_ping_due(f, off, &seq)); /* back to one per 16 KiB */
+    pace_conn_destroy(f);
+
     /* Opaque data of our PINGs, and others'. */
     uint8_t op[8];
     pace_ping_opaque(0x123456789aULL, op);
