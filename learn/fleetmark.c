@@ -6,11 +6,30 @@
 #include "fleetmark.h"
 
 #include <arpa/inet.h>
+#include <openssl/evp.h>
 #include <openssl/sha.h>
+#include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "herald/error.h"
+
+/* SHA-256 through one digest object fetched once: OpenSSL 3's SHA256()
+ * looks the algorithm up again on every call. */
+static EVP_MD *sha256_md;
+static pthread_once_t sha256_once = PTHREAD_ONCE_INIT;
+
+static void sha256_fetch(void)
+{
+    sha256_md = EVP_MD_fetch(NULL, "SHA256", NULL);
+}
+
+static void sha256(const void *data, size_t len, unsigned char *md)
+{
+    pthread_once(&sha256_once, sha256_fetch);
+    if (sha256_md == NULL || EVP_Digest(data, len, md, NULL, sha256_md, NULL) != 1)
+        SHA256(data, len, md); /* no provider object: the one-shot call */
+}
 
 typedef struct mark {
     uint64_t client, key;
@@ -73,7 +92,7 @@ uint64_t fleetmark_client_hash(const char *addr, const void *salt, size_t saltle
     unsigned char buf[SHA256_DIGEST_LENGTH + 1 + 256], md[SHA256_DIGEST_LENGTH];
     size_t n = 0;
     if (salt != NULL && saltlen > SHA256_DIGEST_LENGTH) {
-        SHA256(salt, saltlen, buf);
+        sha256(salt, saltlen, buf);
         n = SHA256_DIGEST_LENGTH;
     } else if (salt != NULL && saltlen > 0) {
         memcpy(buf, salt, saltlen);
@@ -81,20 +100,20 @@ uint64_t fleetmark_client_hash(const char *addr, const void *salt, size_t saltle
     }
     buf[n++] = id == net ? 'n' : 's'; /* a string never hashes like a network */
     if (idlen > 256) {
-        SHA256(id, idlen, buf + n);
+        sha256(id, idlen, buf + n);
         n += SHA256_DIGEST_LENGTH;
     } else {
         memcpy(buf + n, id, idlen);
         n += idlen;
     }
-    SHA256(buf, n, md);
+    sha256(buf, n, md);
     return first64(md);
 }
 
 uint64_t fleetmark_key_hash(const char *key)
 {
     unsigned char md[SHA256_DIGEST_LENGTH];
-    SHA256((const unsigned char *)(key ? key : ""), key ? strlen(key) : 0, md);
+    sha256(key ? key : "", key ? strlen(key) : 0, md);
     return first64(md);
 }
 
