@@ -133,6 +133,49 @@ static int sb_printf(sb_t *b, const char *fmt, ...)
     return sb_put(b, tmp, (size_t)n);
 }
 
+/* Append the literal `lit` then v in decimal (no printf: records are
+ * written on the request path). */
+static int sb_lit_u(sb_t *b, const char *lit, uint64_t v)
+{
+    char tmp[24];
+    size_t n = sizeof(tmp);
+    do {
+        tmp[--n] = (char)('0' + v % 10);
+        v /= 10;
+    } while (v != 0);
+    size_t ll = strlen(lit);
+    if (sb_reserve(b, ll + sizeof(tmp) - n) != 0)
+        return HERALD_ENOMEM;
+    memcpy(b->p + b->n, lit, ll);
+    memcpy(b->p + b->n + ll, tmp + n, sizeof(tmp) - n);
+    b->n += ll + sizeof(tmp) - n;
+    b->p[b->n] = '\0';
+    return 0;
+}
+
+/* Append the literal `lit` then v as 16 lower-case hex digits in quotes. */
+static int sb_lit_hex(sb_t *b, const char *lit, uint64_t v)
+{
+    static const char hex[] = "0123456789abcdef";
+    char tmp[18];
+    tmp[0] = tmp[17] = '"';
+    for (int i = 16; i >= 1; i--, v >>= 4)
+        tmp[i] = hex[v & 15];
+    size_t ll = strlen(lit);
+    if (sb_reserve(b, ll + sizeof(tmp)) != 0)
+        return HERALD_ENOMEM;
+    memcpy(b->p + b->n, lit, ll);
+    memcpy(b->p + b->n + ll, tmp, sizeof(tmp));
+    b->n += ll + sizeof(tmp);
+    b->p[b->n] = '\0';
+    return 0;
+}
+
+static int sb_lit(sb_t *b, const char *lit)
+{
+    return sb_put(b, lit, strlen(lit));
+}
+
 /* Bytes of s as a JSON string literal, quotes included. */
 static size_t json_str_len(const char *s)
 {
@@ -370,7 +413,10 @@ static int put_idx(fleetlog_builder_t *b, const char *name, const char *s, const
     if (i < 0)
         return HERALD_ENOMEM;
     *held = b->strs[i];
-    return sb_printf(&b->scratch, ",\"%s\":%ld", name, i);
+    int rc = sb_put(&b->scratch, ",\"", 2);
+    if (rc == 0)
+        rc = sb_lit(&b->scratch, name);
+    return rc ? rc : sb_lit_u(&b->scratch, "\":", (uint64_t)i);
 }
 
 /* Room for one more held record with `nitems` items and `ndig` digests
@@ -513,9 +559,9 @@ static int visit_record(fleetlog_builder_t *b, const pagemap_visit_t *v, uint64_
     h->client = client;
     hv->now_ms = v->now_ms;
     hv->think_ms = -1;
-    int rc = sb_printf(s, "{\"r\":\"visit\",\"t\":%" PRId64, v->now_ms);
+    int rc = sb_lit_u(s, "{\"r\":\"visit\",\"t\":", (uint64_t)v->now_ms); /* checked >= 0 */
     if (rc == 0 && client != 0)
-        rc = sb_printf(s, ",\"c\":\"%016" PRIx64 "\"", client);
+        rc = sb_lit_hex(s, ",\"c\":", client);
     if (rc == 0)
         rc = put_idx(b, "p", v->page_key, &hv->page_key);
     if (rc == 0 && v->template_key != NULL && v->template_key[0] != '\0' &&
@@ -523,14 +569,14 @@ static int visit_record(fleetlog_builder_t *b, const pagemap_visit_t *v, uint64_
         rc = put_idx(b, "tp", v->template_key, &hv->template_key);
     hv->status = v->status;
     if (rc == 0 && v->status != 0)
-        rc = sb_printf(s, ",\"st\":%d", v->status);
+        rc = sb_lit_u(s, ",\"st\":", (uint64_t)v->status); /* checked 0..999 */
     if (rc == 0 && isfinite(v->think_ms) && v->think_ms >= 0) {
         hv->think_ms = v->think_ms > THINK_MAX ? THINK_MAX : v->think_ms;
         rc = sb_printf(s, ",\"think\":%.17g", hv->think_ms);
     }
     hv->html_size = clamp_u(v->html_size);
     if (rc == 0 && v->html_size != 0)
-        rc = sb_printf(s, ",\"html\":%" PRIu64, clamp_u(v->html_size));
+        rc = sb_lit_u(s, ",\"html\":", clamp_u(v->html_size));
     unsigned f = (v->html_scanned ? FLEETLOG_VF_HTML_SCANNED : 0) |
                  (v->css_scanned ? FLEETLOG_VF_CSS_SCANNED : 0) |
                  (v->browser ? FLEETLOG_VF_BROWSER : 0) |
@@ -549,16 +595,16 @@ static int visit_record(fleetlog_builder_t *b, const pagemap_visit_t *v, uint64_
     hv->supplement = v->supplement;
     hv->validator = v->validator;
     if (rc == 0 && f != 0)
-        rc = sb_printf(s, ",\"f\":%u", f);
+        rc = sb_lit_u(s, ",\"f\":", f);
     if (rc == 0 && v->validator != 0)
-        rc = sb_printf(s, ",\"val\":\"%016" PRIx64 "\"", v->validator);
+        rc = sb_lit_hex(s, ",\"val\":", v->validator);
     if (rc == 0 && dig != NULL) {
-        rc = sb_printf(s, ",\"dig\":");
+        rc = sb_lit(s, ",\"dig\":");
         if (rc == 0)
             rc = sb_json_str(s, dig);
     }
     if (rc == 0)
-        rc = sb_printf(s, ",\"it\":[");
+        rc = sb_lit(s, ",\"it\":[");
     size_t n = 0;
     for (size_t i = 0; rc == 0 && i < v->nitems; i++) {
         const pagemap_item_t *it = &v->items[i];
@@ -579,31 +625,35 @@ static int visit_record(fleetlog_builder_t *b, const pagemap_visit_t *v, uint64_
                                .conditional = it->conditional,
                                .skipped = it->skipped,
                                .push_cancelled = it->push_cancelled};
-        rc = k < 0 ? HERALD_ENOMEM : sb_printf(s, "%s{\"k\":%ld", n ? "," : "", k);
+        rc = k < 0 ? HERALD_ENOMEM : sb_lit_u(s, n ? ",{\"k\":" : "{\"k\":", (uint64_t)k);
         n++;
         if (k >= 0)
             hi->key = hi->url = b->strs[k];
         if (rc == 0 && strcmp(it->url, key) != 0)
             rc = put_idx(b, "u", it->url, &hi->url);
         if (rc == 0)
-            rc = sb_printf(s, ",\"kd\":\"%s\"", pagemap_kind_name(kind));
+            rc = sb_lit(s, ",\"kd\":\"");
+        if (rc == 0)
+            rc = sb_lit(s, pagemap_kind_name(kind));
+        if (rc == 0)
+            rc = sb_put(s, "\"", 1);
         if (rc == 0 && it->as != NULL)
             rc = put_idx(b, "as", it->as, &hi->as);
         if (rc == 0 && it->crossorigin != PAGEMAP_CORS_NONE)
-            rc = sb_printf(s, ",\"co\":%d", (int)it->crossorigin);
+            rc = sb_lit_u(s, ",\"co\":", (uint64_t)it->crossorigin); /* checked 0..2 */
         if (rc == 0 && it->order != 0)
-            rc = sb_printf(s, ",\"o\":%u", it->order);
+            rc = sb_lit_u(s, ",\"o\":", it->order);
         if (rc == 0 && (it->sources & SRC_ALL) != 0)
-            rc = sb_printf(s, ",\"s\":%u", it->sources & SRC_ALL);
+            rc = sb_lit_u(s, ",\"s\":", it->sources & SRC_ALL);
         if (rc == 0 && it->group != 0)
-            rc = sb_printf(s, ",\"g\":%" PRIu32, it->group);
+            rc = sb_lit_u(s, ",\"g\":", it->group);
         unsigned itf = (it->blocking ? FLEETLOG_IF_BLOCKING : 0) |
                        (it->strong ? FLEETLOG_IF_STRONG : 0) |
                        (it->conditional ? FLEETLOG_IF_CONDITIONAL : 0) |
                        (it->skipped ? FLEETLOG_IF_SKIPPED : 0) |
                        (it->push_cancelled ? FLEETLOG_IF_PUSH_CANCELLED : 0);
         if (rc == 0 && itf != 0)
-            rc = sb_printf(s, ",\"f\":%u", itf);
+            rc = sb_lit_u(s, ",\"f\":", itf);
         if (rc == 0)
             rc = sb_put(s, "}", 1);
     }
@@ -687,11 +737,11 @@ int fleetlog_builder_add_asset(fleetlog_builder_t *b, const char *key,
     long k = intern(b, key);
     if (k >= 0)
         h.asset_key = b->strs[k];
-    int rc = k < 0 ? HERALD_ENOMEM : sb_printf(s, "{\"r\":\"asset\",\"k\":%ld", k);
+    int rc = k < 0 ? HERALD_ENOMEM : sb_lit_u(s, "{\"r\":\"asset\",\"k\":", (uint64_t)k);
     if (rc == 0 && m->status != 0)
-        rc = sb_printf(s, ",\"st\":%d", m->status);
+        rc = sb_lit_u(s, ",\"st\":", (uint64_t)m->status); /* checked 0..999 */
     if (rc == 0 && m->size != 0)
-        rc = sb_printf(s, ",\"sz\":%" PRIu64, clamp_u(m->size));
+        rc = sb_lit_u(s, ",\"sz\":", clamp_u(m->size));
     if (rc == 0 && m->content_type != NULL)
         rc = put_idx(b, "ct", m->content_type, &hm->content_type);
     if (rc == 0 && m->etag != NULL)
@@ -701,11 +751,11 @@ int fleetlog_builder_add_asset(fleetlog_builder_t *b, const char *key,
     if (rc == 0 && m->location != NULL)
         rc = put_idx(b, "loc", m->location, &hm->location);
     if (rc == 0 && (m->policy & CACHEPOLICY_ALL) != 0)
-        rc = sb_printf(s, ",\"pol\":%u", m->policy & CACHEPOLICY_ALL);
+        rc = sb_lit_u(s, ",\"pol\":", m->policy & CACHEPOLICY_ALL);
     if (rc == 0 && m->fresh_ms >= 0)
-        rc = sb_printf(s, ",\"fr\":%" PRIu64, clamp_u((uint64_t)m->fresh_ms));
+        rc = sb_lit_u(s, ",\"fr\":", clamp_u((uint64_t)m->fresh_ms));
     if (rc == 0 && m->pushed)
-        rc = sb_printf(s, ",\"f\":1");
+        rc = sb_lit(s, ",\"f\":1");
     if (rc == 0)
         rc = sb_put(s, "}", 1);
     if (rc != 0) {
