@@ -110,11 +110,41 @@ uint64_t fleetmark_client_hash(const char *addr, const void *salt, size_t saltle
     return first64(md);
 }
 
+/* A visit's page and template keys are hashed when it is held, for its
+ * mark keys and when its batch is applied: each thread remembers the
+ * hashes of the keys it hashed last (direct-mapped, short keys only). */
+#define KEYMEMO_SLOTS 64
+#define KEYMEMO_LEN 120
+typedef struct keymemo {
+    uint64_t hash;
+    size_t len; /* 0: empty */
+    char key[KEYMEMO_LEN];
+} keymemo_t;
+static _Thread_local keymemo_t keymemo[KEYMEMO_SLOTS];
+
 uint64_t fleetmark_key_hash(const char *key)
 {
+    if (key == NULL)
+        key = "";
+    size_t len = strlen(key);
+    keymemo_t *e = NULL;
+    if (len > 0 && len <= KEYMEMO_LEN) {
+        uint32_t h = 2166136261u; /* FNV-1a picks the slot */
+        for (size_t i = 0; i < len; i++)
+            h = (h ^ (unsigned char)key[i]) * 16777619u;
+        e = &keymemo[h % KEYMEMO_SLOTS];
+        if (e->len == len && memcmp(e->key, key, len) == 0)
+            return e->hash;
+    }
     unsigned char md[SHA256_DIGEST_LENGTH];
-    sha256(key ? key : "", key ? strlen(key) : 0, md);
-    return first64(md);
+    sha256(key, len, md);
+    uint64_t v = first64(md);
+    if (e != NULL) {
+        memcpy(e->key, key, len);
+        e->len = len;
+        e->hash = v;
+    }
+    return v;
 }
 
 int fleetmark_create(size_t cap, int64_t window_ms, fleetmark_t **out)
