@@ -133,6 +133,49 @@ static int sb_printf(sb_t *b, const char *fmt, ...)
     return sb_put(b, tmp, (size_t)n);
 }
 
+/* Append the literal `lit` then v in decimal (no printf: records are
+ * written on the request path). */
+static int sb_lit_u(sb_t *b, const char *lit, uint64_t v)
+{
+    char tmp[24];
+    size_t n = sizeof(tmp);
+    do {
+        tmp[--n] = (char)('0' + v % 10);
+        v /= 10;
+    } while (v != 0);
+    size_t ll = strlen(lit);
+    if (sb_reserve(b, ll + sizeof(tmp) - n) != 0)
+        return HERALD_ENOMEM;
+    memcpy(b->p + b->n, lit, ll);
+    memcpy(b->p + b->n + ll, tmp + n, sizeof(tmp) - n);
+    b->n += ll + sizeof(tmp) - n;
+    b->p[b->n] = '\0';
+    return 0;
+}
+
+/* Append the literal `lit` then v as 16 lower-case hex digits in quotes. */
+static int sb_lit_hex(sb_t *b, const char *lit, uint64_t v)
+{
+    static const char hex[] = "0123456789abcdef";
+    char tmp[18];
+    tmp[0] = tmp[17] = '"';
+    for (int i = 16; i >= 1; i--, v >>= 4)
+        tmp[i] = hex[v & 15];
+    size_t ll = strlen(lit);
+    if (sb_reserve(b, ll + sizeof(tmp)) != 0)
+        return HERALD_ENOMEM;
+    memcpy(b->p + b->n, lit, ll);
+    memcpy(b->p + b->n + ll, tmp, sizeof(tmp));
+    b->n += ll + sizeof(tmp);
+    b->p[b->n] = '\0';
+    return 0;
+}
+
+static int sb_lit(sb_t *b, const char *lit)
+{
+    return sb_put(b, lit, strlen(lit));
+}
+
 /* Bytes of s as a JSON string literal, quotes included. */
 static size_t json_str_len(const char *s)
 {
@@ -182,6 +225,18 @@ struct fleetlog_builder {
     sb_t rec;         /* encoded records, comma-separated */
     size_t nrec, nitems;
     sb_t scratch; /* the record being built */
+    /* The records again, as fleetlog_decode gives them back (string
+     * pointers into strs; visit items and digests as indexes into hitems
+     * and hdig, made pointers at finish): the instance applies its own
+     * held records from these without decoding its batch. */
+    fleetlog_rec_t *hrec; /* nrec of caphrec */
+    size_t caphrec;
+    size_t *hitem_at; /* per record: its first item in hitems */
+    long *hdig_at;    /* per record: its digest in hdig, -1 none */
+    pagemap_item_t *hitems;
+    size_t nhitems, caphitems;
+    digest_t *hdig;
+    size_t nhdig, caphdig;
 };
 
 static uint64_t hash_str(const char *s)
@@ -280,8 +335,16 @@ int fleetlog_builder_create(const char *instance, uint64_t first_seq, fleetlog_b
     return 0;
 }
 
+static void held_clear(fleetlog_builder_t *b)
+{
+    for (size_t i = 0; i < b->nhdig; i++)
+        digest_dispose(&b->hdig[i]);
+    b->nhdig = b->nhitems = 0;
+}
+
 static void builder_clear(fleetlog_builder_t *b)
 {
+    held_clear(b);
     for (size_t i = 0; i < b->nstr; i++)
         free(b->strs[i]);
     b->nstr = 0;
@@ -299,6 +362,11 @@ void fleetlog_builder_destroy(fleetlog_builder_t *b)
     if (b == NULL)
         return;
     builder_clear(b);
+    free(b->hrec);
+    free(b->hitem_at);
+    free(b->hdig_at);
+    free(b->hitems);
+    free(b->hdig);
     free(b->strs);
     free(b->slots);
     free(b->rec.p);
@@ -338,13 +406,57 @@ uint64_t fleetlog_builder_next_seq(const fleetlog_builder_t *b)
     return b ? b->next_seq : 0;
 }
 
-/* Append ,"name":<index of s> (s interned); rc as intern. */
-static int put_idx(fleetlog_builder_t *b, const char *name, const char *s)
+/* Append ,"name":<index of s> (s interned; *held = the table's copy); rc as intern. */
+static int put_idx(fleetlog_builder_t *b, const char *name, const char *s, const char **held)
 {
     long i = intern(b, s);
     if (i < 0)
         return HERALD_ENOMEM;
-    return sb_printf(&b->scratch, ",\"%s\":%ld", name, i);
+    *held = b->strs[i];
+    int rc = sb_put(&b->scratch, ",\"", 2);
+    if (rc == 0)
+        rc = sb_lit(&b->scratch, name);
+    return rc ? rc : sb_lit_u(&b->scratch, "\":", (uint64_t)i);
+}
+
+/* Room for one more held record with `nitems` items and `ndig` digests
+ * (nothing changes but capacities); 0 or HERALD_ENOMEM. */
+static int held_reserve(fleetlog_builder_t *b, size_t nitems, size_t ndig)
+{
+    if (b->nrec == b->caphrec) {
+        size_t cap = b->caphrec ? b->caphrec * 2 : 64;
+        fleetlog_rec_t *r = realloc(b->hrec, cap * sizeof(*r));
+        if (r != NULL)
+            b->hrec = r;
+        size_t *at = realloc(b->hitem_at, cap * sizeof(*at));
+        if (at != NULL)
+            b->hitem_at = at;
+        long *dg = realloc(b->hdig_at, cap * sizeof(*dg));
+        if (dg != NULL)
+            b->hdig_at = dg;
+        if (r == NULL || at == NULL || dg == NULL)
+            return HERALD_ENOMEM;
+        b->caphrec = cap;
+    }
+    if (b->nhitems + nitems > b->caphitems) {
+        size_t cap = b->caphitems ? b->caphitems * 2 : 256;
+        while (cap < b->nhitems + nitems)
+            cap *= 2;
+        pagemap_item_t *it = realloc(b->hitems, cap * sizeof(*it));
+        if (it == NULL)
+            return HERALD_ENOMEM;
+        b->hitems = it;
+        b->caphitems = cap;
+    }
+    if (b->nhdig + ndig > b->caphdig) {
+        size_t cap = b->caphdig ? b->caphdig * 2 : 16;
+        digest_t *d = realloc(b->hdig, cap * sizeof(*d));
+        if (d == NULL)
+            return HERALD_ENOMEM;
+        b->hdig = d;
+        b->caphdig = cap;
+    }
+    return 0;
 }
 
 static uint64_t clamp_u(uint64_t v)
@@ -375,6 +487,19 @@ static int commit_record(fleetlog_builder_t *b, size_t nstr0, size_t bytes0, siz
     b->nrec++;
     b->nitems += nitems;
     return 0;
+}
+
+/* commit_record for a record with no item nor digest, and its held copy h
+ * (room reserved). */
+static int held_commit(fleetlog_builder_t *b, size_t nstr0, size_t bytes0, const fleetlog_rec_t *h)
+{
+    int rc = commit_record(b, nstr0, bytes0, 0);
+    if (rc == 0) {
+        b->hrec[b->nrec - 1] = *h;
+        b->hitem_at[b->nrec - 1] = b->nhitems;
+        b->hdig_at[b->nrec - 1] = -1;
+    }
+    return rc;
 }
 
 static bool item_counts(const pagemap_item_t *it)
@@ -425,23 +550,33 @@ static int digest_text(const digest_t *d, char **out)
 }
 
 static int visit_record(fleetlog_builder_t *b, const pagemap_visit_t *v, uint64_t client,
-                        const char *dig, size_t *nitems)
+                        const char *dig, size_t *nitems, fleetlog_rec_t *h)
 {
     sb_t *s = &b->scratch;
-    int rc = sb_printf(s, "{\"r\":\"visit\",\"t\":%" PRId64, v->now_ms);
+    pagemap_visit_t *hv = &h->visit;
+    pagemap_item_t *hit = b->hitems + b->nhitems; /* reserved for v->nitems */
+    h->type = FLEETLOG_REC_VISIT;
+    h->client = client;
+    hv->now_ms = v->now_ms;
+    hv->think_ms = -1;
+    int rc = sb_lit_u(s, "{\"r\":\"visit\",\"t\":", (uint64_t)v->now_ms); /* checked >= 0 */
     if (rc == 0 && client != 0)
-        rc = sb_printf(s, ",\"c\":\"%016" PRIx64 "\"", client);
+        rc = sb_lit_hex(s, ",\"c\":", client);
     if (rc == 0)
-        rc = put_idx(b, "p", v->page_key);
+        rc = put_idx(b, "p", v->page_key, &hv->page_key);
     if (rc == 0 && v->template_key != NULL && v->template_key[0] != '\0' &&
         strcmp(v->template_key, v->page_key) != 0)
-        rc = put_idx(b, "tp", v->template_key);
+        rc = put_idx(b, "tp", v->template_key, &hv->template_key);
+    hv->status = v->status;
     if (rc == 0 && v->status != 0)
-        rc = sb_printf(s, ",\"st\":%d", v->status);
-    if (rc == 0 && isfinite(v->think_ms) && v->think_ms >= 0)
-        rc = sb_printf(s, ",\"think\":%.17g", v->think_ms > THINK_MAX ? THINK_MAX : v->think_ms);
+        rc = sb_lit_u(s, ",\"st\":", (uint64_t)v->status); /* checked 0..999 */
+    if (rc == 0 && isfinite(v->think_ms) && v->think_ms >= 0) {
+        hv->think_ms = v->think_ms > THINK_MAX ? THINK_MAX : v->think_ms;
+        rc = sb_printf(s, ",\"think\":%.17g", hv->think_ms);
+    }
+    hv->html_size = clamp_u(v->html_size);
     if (rc == 0 && v->html_size != 0)
-        rc = sb_printf(s, ",\"html\":%" PRIu64, clamp_u(v->html_size));
+        rc = sb_lit_u(s, ",\"html\":", clamp_u(v->html_size));
     unsigned f = (v->html_scanned ? FLEETLOG_VF_HTML_SCANNED : 0) |
                  (v->css_scanned ? FLEETLOG_VF_CSS_SCANNED : 0) |
                  (v->browser ? FLEETLOG_VF_BROWSER : 0) |
@@ -450,17 +585,26 @@ static int visit_record(fleetlog_builder_t *b, const pagemap_visit_t *v, uint64_
                  (v->page_cookie ? FLEETLOG_VF_PAGE_COOKIE : 0) |
                  (v->page_set_cookie ? FLEETLOG_VF_PAGE_SET_COOKIE : 0) |
                  (v->supplement ? FLEETLOG_VF_SUPPLEMENT : 0);
+    hv->html_scanned = v->html_scanned;
+    hv->css_scanned = v->css_scanned;
+    hv->browser = v->browser;
+    hv->multiplexed = v->multiplexed;
+    hv->pushes_used = v->pushes_used;
+    hv->page_cookie = v->page_cookie;
+    hv->page_set_cookie = v->page_set_cookie;
+    hv->supplement = v->supplement;
+    hv->validator = v->validator;
     if (rc == 0 && f != 0)
-        rc = sb_printf(s, ",\"f\":%u", f);
+        rc = sb_lit_u(s, ",\"f\":", f);
     if (rc == 0 && v->validator != 0)
-        rc = sb_printf(s, ",\"val\":\"%016" PRIx64 "\"", v->validator);
+        rc = sb_lit_hex(s, ",\"val\":", v->validator);
     if (rc == 0 && dig != NULL) {
-        rc = sb_printf(s, ",\"dig\":");
+        rc = sb_lit(s, ",\"dig\":");
         if (rc == 0)
             rc = sb_json_str(s, dig);
     }
     if (rc == 0)
-        rc = sb_printf(s, ",\"it\":[");
+        rc = sb_lit(s, ",\"it\":[");
     size_t n = 0;
     for (size_t i = 0; rc == 0 && i < v->nitems; i++) {
         const pagemap_item_t *it = &v->items[i];
@@ -470,35 +614,53 @@ static int visit_record(fleetlog_builder_t *b, const pagemap_visit_t *v, uint64_
         pagemap_kind_t kind =
             (unsigned)it->kind < PAGEMAP_KIND_COUNT_ ? it->kind : PAGEMAP_KIND_OTHER;
         long k = intern(b, key);
-        rc = k < 0 ? HERALD_ENOMEM : sb_printf(s, "%s{\"k\":%ld", n ? "," : "", k);
+        pagemap_item_t *hi = &hit[n];
+        *hi = (pagemap_item_t){.kind = kind,
+                               .crossorigin = it->crossorigin,
+                               .order = it->order,
+                               .sources = it->sources & SRC_ALL,
+                               .group = it->group,
+                               .blocking = it->blocking,
+                               .strong = it->strong,
+                               .conditional = it->conditional,
+                               .skipped = it->skipped,
+                               .push_cancelled = it->push_cancelled};
+        rc = k < 0 ? HERALD_ENOMEM : sb_lit_u(s, n ? ",{\"k\":" : "{\"k\":", (uint64_t)k);
         n++;
+        if (k >= 0)
+            hi->key = hi->url = b->strs[k];
         if (rc == 0 && strcmp(it->url, key) != 0)
-            rc = put_idx(b, "u", it->url);
+            rc = put_idx(b, "u", it->url, &hi->url);
         if (rc == 0)
-            rc = sb_printf(s, ",\"kd\":\"%s\"", pagemap_kind_name(kind));
+            rc = sb_lit(s, ",\"kd\":\"");
+        if (rc == 0)
+            rc = sb_lit(s, pagemap_kind_name(kind));
+        if (rc == 0)
+            rc = sb_put(s, "\"", 1);
         if (rc == 0 && it->as != NULL)
-            rc = put_idx(b, "as", it->as);
+            rc = put_idx(b, "as", it->as, &hi->as);
         if (rc == 0 && it->crossorigin != PAGEMAP_CORS_NONE)
-            rc = sb_printf(s, ",\"co\":%d", (int)it->crossorigin);
+            rc = sb_lit_u(s, ",\"co\":", (uint64_t)it->crossorigin); /* checked 0..2 */
         if (rc == 0 && it->order != 0)
-            rc = sb_printf(s, ",\"o\":%u", it->order);
+            rc = sb_lit_u(s, ",\"o\":", it->order);
         if (rc == 0 && (it->sources & SRC_ALL) != 0)
-            rc = sb_printf(s, ",\"s\":%u", it->sources & SRC_ALL);
+            rc = sb_lit_u(s, ",\"s\":", it->sources & SRC_ALL);
         if (rc == 0 && it->group != 0)
-            rc = sb_printf(s, ",\"g\":%" PRIu32, it->group);
+            rc = sb_lit_u(s, ",\"g\":", it->group);
         unsigned itf = (it->blocking ? FLEETLOG_IF_BLOCKING : 0) |
                        (it->strong ? FLEETLOG_IF_STRONG : 0) |
                        (it->conditional ? FLEETLOG_IF_CONDITIONAL : 0) |
                        (it->skipped ? FLEETLOG_IF_SKIPPED : 0) |
                        (it->push_cancelled ? FLEETLOG_IF_PUSH_CANCELLED : 0);
         if (rc == 0 && itf != 0)
-            rc = sb_printf(s, ",\"f\":%u", itf);
+            rc = sb_lit_u(s, ",\"f\":", itf);
         if (rc == 0)
             rc = sb_put(s, "}", 1);
     }
     if (rc == 0)
         rc = sb_put(s, "]}", 2);
     *nitems = n;
+    hv->nitems = n;
     return rc;
 }
 
@@ -514,15 +676,39 @@ int fleetlog_builder_add_visit(fleetlog_builder_t *b, const pagemap_visit_t *v, 
     char *dig = NULL;
     if ((rc = digest_text(v->digest, &dig)) != 0)
         return rc;
-    size_t nstr0 = b->nstr, bytes0 = b->str_bytes, nitems = 0;
-    b->scratch.n = 0;
-    rc = visit_record(b, v, client, dig, &nitems);
-    free(dig);
-    if (rc != 0) {
-        strings_rollback(b, nstr0, bytes0);
+    if ((rc = held_reserve(b, v->nitems, dig != NULL)) != 0) {
+        free(dig);
         return rc;
     }
-    return commit_record(b, nstr0, bytes0, nitems);
+    digest_t hd = {0}; /* the digest as the batch's readers parse it */
+    bool has_dig = dig != NULL;
+    if (has_dig && (rc = digest_parse(dig, strlen(dig), &hd, NULL)) != 0) {
+        free(dig);
+        return rc == HERALD_ENOMEM ? rc : HERALD_EINVAL;
+    }
+    size_t nstr0 = b->nstr, bytes0 = b->str_bytes, nitems = 0;
+    fleetlog_rec_t h = {0};
+    b->scratch.n = 0;
+    rc = visit_record(b, v, client, dig, &nitems, &h);
+    free(dig);
+    if (rc != 0)
+        strings_rollback(b, nstr0, bytes0);
+    else
+        rc = commit_record(b, nstr0, bytes0, nitems);
+    if (rc != 0) {
+        digest_dispose(&hd);
+        return rc;
+    }
+    size_t r = b->nrec - 1;
+    b->hrec[r] = h;
+    b->hitem_at[r] = b->nhitems;
+    b->nhitems += nitems;
+    b->hdig_at[r] = -1;
+    if (has_dig) {
+        b->hdig_at[r] = (long)b->nhdig;
+        b->hdig[b->nhdig++] = hd;
+    }
+    return 0;
 }
 
 int fleetlog_builder_add_asset(fleetlog_builder_t *b, const char *key,
@@ -535,36 +721,48 @@ int fleetlog_builder_add_asset(fleetlog_builder_t *b, const char *key,
         (m->last_modified && !fleetlog_string_valid(m->last_modified)) ||
         (m->location && !fleetlog_string_valid(m->location)))
         return HERALD_EINVAL;
+    if (held_reserve(b, 0, 0) != 0)
+        return HERALD_ENOMEM;
     size_t nstr0 = b->nstr, bytes0 = b->str_bytes;
     sb_t *s = &b->scratch;
     s->n = 0;
+    fleetlog_rec_t h = {.type = FLEETLOG_REC_ASSET};
+    pagemap_asset_meta_t *hm = &h.meta;
+    *hm = (pagemap_asset_meta_t){
+        .status = m->status,
+        .size = clamp_u(m->size),
+        .policy = m->policy & CACHEPOLICY_ALL,
+        .fresh_ms = m->fresh_ms >= 0 ? (int64_t)clamp_u((uint64_t)m->fresh_ms) : -1,
+        .pushed = m->pushed};
     long k = intern(b, key);
-    int rc = k < 0 ? HERALD_ENOMEM : sb_printf(s, "{\"r\":\"asset\",\"k\":%ld", k);
+    if (k >= 0)
+        h.asset_key = b->strs[k];
+    int rc = k < 0 ? HERALD_ENOMEM : sb_lit_u(s, "{\"r\":\"asset\",\"k\":", (uint64_t)k);
     if (rc == 0 && m->status != 0)
-        rc = sb_printf(s, ",\"st\":%d", m->status);
+        rc = sb_lit_u(s, ",\"st\":", (uint64_t)m->status); /* checked 0..999 */
     if (rc == 0 && m->size != 0)
-        rc = sb_printf(s, ",\"sz\":%" PRIu64, clamp_u(m->size));
+        rc = sb_lit_u(s, ",\"sz\":", clamp_u(m->size));
     if (rc == 0 && m->content_type != NULL)
-        rc = put_idx(b, "ct", m->content_type);
+        rc = put_idx(b, "ct", m->content_type, &hm->content_type);
     if (rc == 0 && m->etag != NULL)
-        rc = put_idx(b, "et", m->etag);
+        rc = put_idx(b, "et", m->etag, &hm->etag);
     if (rc == 0 && m->last_modified != NULL)
-        rc = put_idx(b, "lm", m->last_modified);
+        rc = put_idx(b, "lm", m->last_modified, &hm->last_modified);
     if (rc == 0 && m->location != NULL)
-        rc = put_idx(b, "loc", m->location);
+        rc = put_idx(b, "loc", m->location, &hm->location);
     if (rc == 0 && (m->policy & CACHEPOLICY_ALL) != 0)
-        rc = sb_printf(s, ",\"pol\":%u", m->policy & CACHEPOLICY_ALL);
+        rc = sb_lit_u(s, ",\"pol\":", m->policy & CACHEPOLICY_ALL);
     if (rc == 0 && m->fresh_ms >= 0)
-        rc = sb_printf(s, ",\"fr\":%" PRIu64, clamp_u((uint64_t)m->fresh_ms));
+        rc = sb_lit_u(s, ",\"fr\":", clamp_u((uint64_t)m->fresh_ms));
     if (rc == 0 && m->pushed)
-        rc = sb_printf(s, ",\"f\":1");
+        rc = sb_lit(s, ",\"f\":1");
     if (rc == 0)
         rc = sb_put(s, "}", 1);
     if (rc != 0) {
         strings_rollback(b, nstr0, bytes0);
         return rc;
     }
-    return commit_record(b, nstr0, bytes0, 0);
+    return held_commit(b, nstr0, bytes0, &h);
 }
 
 int fleetlog_builder_add_explore(fleetlog_builder_t *b, const pagemap_explore_delta_t *d)
@@ -572,10 +770,20 @@ int fleetlog_builder_add_explore(fleetlog_builder_t *b, const pagemap_explore_de
     if (b == NULL || d == NULL || d->key == NULL || d->key[0] == '\0' ||
         !fleetlog_string_valid(d->key) || d->plans == 0 || d->explored > d->plans)
         return HERALD_EINVAL;
+    if (held_reserve(b, 0, 0) != 0)
+        return HERALD_ENOMEM;
     size_t nstr0 = b->nstr, bytes0 = b->str_bytes;
     sb_t *s = &b->scratch;
     s->n = 0;
+    fleetlog_rec_t h = {.type = FLEETLOG_REC_EXPLORE};
+    h.explore.plans = clamp_u(d->plans);
+    if (d->explored > 0) {
+        h.explore.explored = clamp_u(d->explored);
+        h.explore.cursor = d->cursor;
+    }
     long k = intern(b, d->key);
+    if (k >= 0)
+        h.explore.key = b->strs[k];
     int rc =
         k < 0 ? HERALD_ENOMEM
               : sb_printf(s, "{\"r\":\"explore\",\"p\":%ld,\"n\":%" PRIu64, k, clamp_u(d->plans));
@@ -588,11 +796,54 @@ int fleetlog_builder_add_explore(fleetlog_builder_t *b, const pagemap_explore_de
         strings_rollback(b, nstr0, bytes0);
         return rc;
     }
-    return commit_record(b, nstr0, bytes0, 0);
+    return held_commit(b, nstr0, bytes0, &h);
 }
 
 int fleetlog_builder_finish(fleetlog_builder_t *b, int64_t now_ms, char **out, size_t *outlen,
                             uint64_t *seq)
+{
+    return fleetlog_builder_finish_held(b, now_ms, out, outlen, seq, NULL);
+}
+
+/* Hand the held records, their items, digests and strings to `out` as a
+ * batch of `seq` at now_ms; the builder keeps none of them. */
+static void held_give(fleetlog_builder_t *b, uint64_t seq, int64_t now_ms, fleetlog_batch_t *out)
+{
+    memset(out, 0, sizeof(*out));
+    memcpy(out->instance, b->instance, sizeof(out->instance));
+    out->seq = seq;
+    out->t_ms = now_ms;
+    for (size_t i = 0; i < b->nrec; i++) {
+        fleetlog_rec_t *r = &b->hrec[i];
+        if (r->type != FLEETLOG_REC_VISIT)
+            continue;
+        r->visit.items = r->visit.nitems ? b->hitems + b->hitem_at[i] : NULL;
+        r->visit.digest = b->hdig_at[i] >= 0 ? &b->hdig[b->hdig_at[i]] : NULL;
+    }
+    out->recs = b->hrec;
+    out->n = b->nrec;
+    out->items = b->hitems;
+    out->digests = b->hdig;
+    out->ndigests = b->nhdig;
+    out->strs = (const char **)b->strs;
+    out->nstr = b->nstr;
+    out->own_strs = true;
+    b->hrec = NULL;
+    b->caphrec = 0;
+    free(b->hitem_at);
+    free(b->hdig_at);
+    b->hitem_at = NULL;
+    b->hdig_at = NULL;
+    b->hitems = NULL;
+    b->nhitems = b->caphitems = 0;
+    b->hdig = NULL;
+    b->nhdig = b->caphdig = 0;
+    b->strs = NULL;
+    b->nstr = b->capstr = 0;
+}
+
+int fleetlog_builder_finish_held(fleetlog_builder_t *b, int64_t now_ms, char **out, size_t *outlen,
+                                 uint64_t *seq, fleetlog_batch_t *held)
 {
     if (b == NULL || out == NULL || now_ms < 0 || now_ms > FLEETLOG_MAX_INT ||
         b->next_seq > (uint64_t)FLEETLOG_MAX_INT)
@@ -626,6 +877,8 @@ int fleetlog_builder_finish(fleetlog_builder_t *b, int64_t now_ms, char **out, s
         *outlen = o.n;
     if (seq)
         *seq = b->next_seq;
+    if (held != NULL)
+        held_give(b, b->next_seq, now_ms, held);
     b->next_seq++;
     builder_clear(b);
     return 0;
@@ -1023,6 +1276,8 @@ void fleetlog_batch_dispose(fleetlog_batch_t *b)
     free(b->digests);
     free(b->items);
     free(b->recs);
+    for (size_t i = 0; b->own_strs && i < b->nstr; i++)
+        free((char *)b->strs[i]);
     free(b->strs);
     free(b->arena);
     memset(b, 0, sizeof(*b));

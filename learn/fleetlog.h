@@ -210,6 +210,19 @@ uint64_t fleetlog_builder_next_seq(const fleetlog_builder_t *b);
 int fleetlog_builder_finish(fleetlog_builder_t *b, int64_t now_ms, char **out, size_t *outlen,
                             uint64_t *seq);
 
+struct fleetlog_batch;
+
+/**
+ * fleetlog_builder_finish that also gives the batch's records in decoded
+ * form: on success *held (may be NULL: not wanted) is what fleetlog_decode
+ * of *out returns, without encoding and decoding again (the instance
+ * applies its own held records from it). *held is owned by the caller:
+ * fleetlog_batch_dispose. Errors as fleetlog_builder_finish (*held is then
+ * left untouched).
+ */
+int fleetlog_builder_finish_held(fleetlog_builder_t *b, int64_t now_ms, char **out, size_t *outlen,
+                                 uint64_t *seq, struct fleetlog_batch *held);
+
 /* ---- reading ----------------------------------------------------------- */
 
 typedef enum fleetlog_rec_type {
@@ -246,6 +259,7 @@ typedef struct fleetlog_batch {
     pagemap_item_t *items;
     digest_t *digests;
     size_t ndigests;
+    bool own_strs; /* each of strs is malloc'd (not in arena) */
 } fleetlog_batch_t;
 
 /**

@@ -6,11 +6,30 @@
 #include "fleetmark.h"
 
 #include <arpa/inet.h>
+#include <openssl/evp.h>
 #include <openssl/sha.h>
+#include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "herald/error.h"
+
+/* SHA-256 through one digest object fetched once: OpenSSL 3's SHA256()
+ * looks the algorithm up again on every call. */
+static EVP_MD *sha256_md;
+static pthread_once_t sha256_once = PTHREAD_ONCE_INIT;
+
+static void sha256_fetch(void)
+{
+    sha256_md = EVP_MD_fetch(NULL, "SHA256", NULL);
+}
+
+static void sha256(const void *data, size_t len, unsigned char *md)
+{
+    pthread_once(&sha256_once, sha256_fetch);
+    if (sha256_md == NULL || EVP_Digest(data, len, md, NULL, sha256_md, NULL) != 1)
+        SHA256(data, len, md); /* no provider object: the one-shot call */
+}
 
 typedef struct mark {
     uint64_t client, key;
@@ -73,7 +92,7 @@ uint64_t fleetmark_client_hash(const char *addr, const void *salt, size_t saltle
     unsigned char buf[SHA256_DIGEST_LENGTH + 1 + 256], md[SHA256_DIGEST_LENGTH];
     size_t n = 0;
     if (salt != NULL && saltlen > SHA256_DIGEST_LENGTH) {
-        SHA256(salt, saltlen, buf);
+        sha256(salt, saltlen, buf);
         n = SHA256_DIGEST_LENGTH;
     } else if (salt != NULL && saltlen > 0) {
         memcpy(buf, salt, saltlen);
@@ -81,21 +100,51 @@ uint64_t fleetmark_client_hash(const char *addr, const void *salt, size_t saltle
     }
     buf[n++] = id == net ? 'n' : 's'; /* a string never hashes like a network */
     if (idlen > 256) {
-        SHA256(id, idlen, buf + n);
+        sha256(id, idlen, buf + n);
         n += SHA256_DIGEST_LENGTH;
     } else {
         memcpy(buf + n, id, idlen);
         n += idlen;
     }
-    SHA256(buf, n, md);
+    sha256(buf, n, md);
     return first64(md);
 }
 
+/* A visit's page and template keys are hashed when it is held, for its
+ * mark keys and when its batch is applied: each thread remembers the
+ * hashes of the keys it hashed last (direct-mapped, short keys only). */
+#define KEYMEMO_SLOTS 64
+#define KEYMEMO_LEN 120
+typedef struct keymemo {
+    uint64_t hash;
+    size_t len; /* 0: empty */
+    char key[KEYMEMO_LEN];
+} keymemo_t;
+static _Thread_local keymemo_t keymemo[KEYMEMO_SLOTS];
+
 uint64_t fleetmark_key_hash(const char *key)
 {
+    if (key == NULL)
+        key = "";
+    size_t len = strlen(key);
+    keymemo_t *e = NULL;
+    if (len > 0 && len <= KEYMEMO_LEN) {
+        uint32_t h = 2166136261u; /* FNV-1a picks the slot */
+        for (size_t i = 0; i < len; i++)
+            h = (h ^ (unsigned char)key[i]) * 16777619u;
+        e = &keymemo[h % KEYMEMO_SLOTS];
+        if (e->len == len && memcmp(e->key, key, len) == 0)
+            return e->hash;
+    }
     unsigned char md[SHA256_DIGEST_LENGTH];
-    SHA256((const unsigned char *)(key ? key : ""), key ? strlen(key) : 0, md);
-    return first64(md);
+    sha256(key, len, md);
+    uint64_t v = first64(md);
+    if (e != NULL) {
+        memcpy(e->key, key, len);
+        e->len = len;
+        e->hash = v;
+    }
+    return v;
 }
 
 int fleetmark_create(size_t cap, int64_t window_ms, fleetmark_t **out)

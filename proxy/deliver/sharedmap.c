@@ -93,7 +93,8 @@ typedef struct queued {
     size_t len;
     uint64_t seq;
     size_t records;
-    batchinfo_t info; /* evidence batches only */
+    batchinfo_t info;      /* evidence batches only */
+    fleetlog_batch_t held; /* its records decoded, while some are held (info.pending) */
     /* steering only */
     fleetsteer_op_t op;
     char *field; /* pins-hash field; NULL for forget-page */
@@ -240,6 +241,7 @@ static void q_item_free(queued_t *it)
     free(it->data);
     free(it->field);
     info_free(&it->info);
+    fleetlog_batch_dispose(&it->held);
 }
 
 static void q_pop(queue_t *q)
@@ -1014,12 +1016,13 @@ static void apply_held(sharedmap_t *s, queued_t *b, const redisReply *r)
 {
     if (b->info.pending == 0)
         return;
-    fleetlog_batch_t fb = {0};
+    /* the builder's copy of the records: what decoding b->data gives */
+    fleetlog_batch_t fb = b->held;
+    memset(&b->held, 0, sizeof(b->held));
     char reason[200];
-    int rc = check(fleetlog_decode(b->data, b->len, &fb, reason, sizeof(reason)));
-    if (rc != 0 || fb.n != b->info.nflags) { /* our own bytes: not expected */
-        LOG_ERROR("shared map: own batch %" PRIu64 " does not decode: %s", b->seq,
-                  rc ? reason : "record count");
+    if (fb.n != b->info.nflags) { /* kept with the batch: not expected */
+        LOG_ERROR("shared map: own batch %" PRIu64 " has %zu records, not %zu", b->seq, fb.n,
+                  b->info.nflags);
         fleetlog_batch_dispose(&fb);
         b->info.pending = 0;
         return;
@@ -1089,8 +1092,10 @@ static void close_batch(sharedmap_t *s)
     char *data = NULL;
     size_t len = 0;
     uint64_t seq = 0;
-    int rc =
-        recs > 0 ? check(fleetlog_builder_finish(s->builder, wall_ms(), &data, &len, &seq)) : -1;
+    fleetlog_batch_t held = {0};
+    int rc = recs > 0 ? check(fleetlog_builder_finish_held(s->builder, wall_ms(), &data, &len, &seq,
+                                                           s->open_info.pending ? &held : NULL))
+                      : -1;
     batchinfo_t info = {0};
     if (rc == 0) {
         info = s->open_info;
@@ -1107,7 +1112,8 @@ static void close_batch(sharedmap_t *s)
         q_pop(&s->batch_q);
     }
     q_push(&s->batch_q,
-           (queued_t){.data = data, .len = len, .seq = seq, .records = recs, .info = info});
+           (queued_t){
+               .data = data, .len = len, .seq = seq, .records = recs, .info = info, .held = held});
     atomic_store(&s->queued_batches, s->batch_q.n);
 }
 

@@ -596,9 +596,104 @@ static void test_decode_caps(void)
     free(rec);
 }
 
+static void check_same_rec(const fleetlog_rec_t *a, const fleetlog_rec_t *b)
+{
+    CHECK_INTEQ(a->type, b->type);
+    if (a->type != b->type)
+        return;
+    if (a->type == FLEETLOG_REC_VISIT) {
+        CHECK(a->client == b->client);
+        CHECK_INTEQ(a->visit.nitems, b->visit.nitems);
+        CHECK((a->visit.items == NULL) == (b->visit.items == NULL));
+        CHECK(a->visit.authorized == b->visit.authorized);
+        check_same_visit(&a->visit, &b->visit);
+    } else if (a->type == FLEETLOG_REC_ASSET) {
+        CHECK_STREQ(a->asset_key, b->asset_key);
+        check_same_meta(&a->meta, &b->meta);
+    } else {
+        CHECK_STREQ(a->explore.key, b->explore.key);
+        CHECK(a->explore.plans == b->explore.plans);
+        CHECK(a->explore.explored == b->explore.explored);
+        CHECK(a->explore.cursor == b->explore.cursor);
+    }
+}
+
+/* The builder's decoded copy of a batch (the held records the instance
+ * applies itself) is what fleetlog_decode makes of the batch's bytes, also
+ * for values the encoding clamps or leaves out; the builder goes on after
+ * handing it over. */
+static void test_held_copy(void)
+{
+    digest_t d = make_digest();
+    pagemap_visit_t v = rich_visit(&d);
+    pagemap_item_t odd_items[] = {
+        {.url = "https://e.com/o.js",
+         .kind = (pagemap_kind_t)99,
+         .sources = 0xffffu,
+         .order = UINT32_MAX},
+        {.url = "https://e.com/p.css", .key = "https://e.com/p.css", .kind = PAGEMAP_KIND_STYLE},
+    };
+    pagemap_visit_t odd = {.page_key = "e.com/odd",
+                           .template_key = "e.com/odd",
+                           .now_ms = 9,
+                           .think_ms = 5e12,
+                           .html_size = UINT64_MAX,
+                           .status = 404,
+                           .supplement = true,
+                           .items = odd_items,
+                           .nitems = 2};
+    pagemap_visit_t nan = {.page_key = "e.com/", .template_key = "", .now_ms = 5, .think_ms = NAN};
+    pagemap_visit_t empty = {.page_key = "e.com/", .now_ms = 6, .think_ms = 3};
+    pagemap_asset_meta_t bare = {.status = 200, .fresh_ms = -1};
+    pagemap_asset_meta_t big = {.size = UINT64_MAX, .fresh_ms = INT64_MAX, .policy = 0xffffffffu};
+    pagemap_explore_delta_t ex1 = {
+        .key = "e.com/item/*", .plans = 5, .explored = 2, .cursor = 0xfeedull};
+    pagemap_explore_delta_t ex0 = {.key = "e.com/new", .plans = UINT64_MAX, .cursor = 7};
+    fleetlog_builder_t *b = NULL;
+    CHECK_INTEQ(fleetlog_builder_create("inst-H", 3, &b), 0);
+    for (int round = 0; b && round < 2; round++) {
+        CHECK_INTEQ(fleetlog_builder_add_visit(b, &v, 0x9f86d081884c7d65ull), 0);
+        CHECK_INTEQ(fleetlog_builder_add_asset(b, CSS, &rich_meta), 0);
+        CHECK_INTEQ(fleetlog_builder_add_visit(b, &odd, 1), 0);
+        CHECK_INTEQ(fleetlog_builder_add_visit(b, &nan, 0), 0);
+        CHECK_INTEQ(fleetlog_builder_add_explore(b, &ex1), 0);
+        CHECK_INTEQ(fleetlog_builder_add_asset(b, "https://e.com/x", &bare), 0);
+        CHECK_INTEQ(fleetlog_builder_add_visit(b, &empty, 0), 0);
+        CHECK_INTEQ(fleetlog_builder_add_asset(b, "https://e.com/y", &big), 0);
+        CHECK_INTEQ(fleetlog_builder_add_explore(b, &ex0), 0);
+        CHECK_INTEQ(fleetlog_builder_add_visit(b, &v, 0), 0); /* strings and digest again */
+        /* refused records leave no copy behind */
+        pagemap_visit_t bad = {.page_key = "e.com/", .status = 1000};
+        CHECK_INTEQ(fleetlog_builder_add_visit(b, &bad, 0), HERALD_EINVAL);
+        char *s = NULL;
+        size_t len = 0;
+        uint64_t seq = 0;
+        fleetlog_batch_t held, dec;
+        CHECK_INTEQ(fleetlog_builder_finish_held(b, 1700000000999 + round, &s, &len, &seq, &held),
+                    0);
+        CHECK_INTEQ(seq, 3 + round);
+        CHECK_INTEQ(fleetlog_builder_records(b), 0);
+        CHECK_INTEQ(fleetlog_decode(s, len, &dec, NULL, 0), 0);
+        CHECK_STREQ(held.instance, dec.instance);
+        CHECK(held.seq == dec.seq && held.t_ms == dec.t_ms);
+        CHECK_INTEQ(held.n, 10);
+        CHECK_INTEQ(held.n, dec.n);
+        for (size_t i = 0; i < held.n && i < dec.n; i++)
+            check_same_rec(&dec.recs[i], &held.recs[i]);
+        fleetlog_batch_dispose(&held);
+        fleetlog_batch_dispose(&dec);
+        free(s);
+    }
+    /* a builder destroyed with records still held frees them */
+    CHECK_INTEQ(fleetlog_builder_add_visit(b, &v, 0), 0);
+    fleetlog_builder_destroy(b);
+    digest_dispose(&d);
+}
+
 int main(void)
 {
     test_round_trip();
+    test_held_copy();
     test_string_table();
     test_builder_refuses();
     test_decode_rejects();

@@ -1,8 +1,10 @@
 /* learn/fleetmark: client hashes, the window decision, the bounded cache against a plain model. */
 #include "fleetmark.h"
 
+#include <openssl/sha.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 
 #include "herald/error.h"
 #include "testutil.h"
@@ -152,9 +154,43 @@ static void test_model(void)
     fleetmark_destroy(m);
 }
 
+/* The first 8 bytes of SHA-256(key), big-endian, from OpenSSL directly. */
+static uint64_t sha_first64(const char *key)
+{
+    unsigned char md[SHA256_DIGEST_LENGTH];
+    SHA256((const unsigned char *)key, strlen(key), md);
+    uint64_t v = 0;
+    for (int i = 0; i < 8; i++)
+        v = v << 8 | md[i];
+    return v;
+}
+
+/* Key hashes are remembered per thread: asked again, in any order, for
+ * keys that share a slot, for keys too long to remember, each is still
+ * its own SHA-256. */
+static void test_key_hash_memo(void)
+{
+    char keys[300][160];
+    for (int i = 0; i < 300; i++) {
+        int len = snprintf(keys[i], sizeof(keys[i]), "e.com/page/%d", i);
+        if (i % 10 == 9) /* over the memo's key length */
+            memset(keys[i] + len, 'x', sizeof(keys[i]) - 1 - (size_t)len), keys[i][159] = '\0';
+    }
+    int bad = 0;
+    for (int round = 0; round < 3; round++)
+        for (int i = 0; i < 300; i++) {
+            int k = round == 1 ? 299 - i : (i * 7) % 300;
+            bad += fleetmark_key_hash(keys[k]) != sha_first64(keys[k]);
+        }
+    CHECK_INTEQ(bad, 0);
+    CHECK(fleetmark_key_hash("") == sha_first64(""));
+    CHECK(fleetmark_key_hash(NULL) == sha_first64(""));
+}
+
 int main(void)
 {
     test_client_hash();
+    test_key_hash_memo();
     test_window();
     test_model();
     return TESTUTIL_SUMMARY();
