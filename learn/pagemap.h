@@ -233,8 +233,10 @@ int pagemap_commit_visit(pagemap_t *pm, const pagemap_visit_t *v);
  * carries `validator` (pagemap_visit_t.validator): always for a page with
  * fewer than PAGEMAP_SCAN_STABLE_VISITS visits; then when the validator
  * differs from the one of its last scanned visit (the page changed: a new
- * asset version is seen at once), else on one visit in
- * PAGEMAP_SCAN_SAMPLE. A page without validators is sampled. NULL map: true.
+ * asset version is seen at once), else on one call in
+ * PAGEMAP_SCAN_SAMPLE (counted per page by this map, not by visits_total,
+ * which folded evidence moves in steps). A page without validators is
+ * sampled. NULL map: true.
  */
 bool pagemap_should_scan(pagemap_t *pm, const char *page_key, uint64_t validator);
 

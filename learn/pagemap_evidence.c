@@ -503,10 +503,13 @@ bool pagemap_should_scan(pagemap_t *pm, const char *page_key, uint64_t validator
     if (pm == NULL || page_key == NULL)
         return true;
     pthread_mutex_lock(&pm->lock);
-    const pm_page_t *p = pm_page_find(pm, page_key);
+    pm_page_t *p = pm_page_find(pm, page_key);
+    /* Sampled on this map's own count of asks, not on visits_total: folded
+     * evidence (a fleet's batches) moves that in steps, which would scan
+     * every visit of a step or none. */
     bool scan = p == NULL || p->visits_total < PAGEMAP_SCAN_STABLE_VISITS ||
                 (validator != 0 && validator != p->scan_validator) ||
-                p->visits_total % PAGEMAP_SCAN_SAMPLE == 0;
+                ++p->scan_asks % PAGEMAP_SCAN_SAMPLE == 0;
     pthread_mutex_unlock(&pm->lock);
     return scan;
 }

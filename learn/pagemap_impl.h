@@ -114,7 +114,8 @@ typedef struct pm_page {
     uint64_t plans_out, explored_out; /* since the last pagemap_explore_drain */
     bool explore_listed;              /* its key is in pm->explore_keys */
     uint64_t scan_validator;
-    pm_next_t *nexts; /* next pages (pagemap_next.c) */
+    uint32_t scan_asks; /* pagemap_should_scan() calls once stable: the sampling clock */
+    pm_next_t *nexts;   /* next pages (pagemap_next.c) */
     size_t nnext, capnext, nnext_learned;
     double navs; /* decayed sessions that navigated away */
     uint64_t navs_total;

@@ -1109,28 +1109,37 @@ static void test_threads(void)
     pagemap_destroy(shared);
 }
 
-/* Discovery runs while a page is new, when its validators change, else 1 in 8. */
+/* Discovery runs while a page is new, when its validators change, else 1 ask in 8. */
 static void test_should_scan(void)
 {
     pagemap_t *pm = new_map(0, 0);
     pagemap_item_t css = strong(A_CSS, PAGEMAP_KIND_STYLE, 0);
     CHECK(pagemap_should_scan(pm, PAGE, 7));
     for (int i = 0; i < PAGEMAP_SCAN_STABLE_VISITS + 1; i++) {
-        CHECK(pagemap_should_scan(pm, PAGE, 7));
+        /* the last one is the first ask once stable (ask 1): no sample */
+        CHECK(pagemap_should_scan(pm, PAGE, 7) == (i < PAGEMAP_SCAN_STABLE_VISITS));
         pagemap_visit_t v = visit(PAGE, i, &css, 1);
         v.validator = 7;
         commit(pm, &v);
     }
     /* 9 visits: stable, same validator, not a sample visit */
-    CHECK(!pagemap_should_scan(pm, PAGE, 7));
-    CHECK(pagemap_should_scan(pm, PAGE, 8));  /* the page changed */
-    CHECK(!pagemap_should_scan(pm, PAGE, 0)); /* no validators: sampled */
+    CHECK(!pagemap_should_scan(pm, PAGE, 7)); /* ask 2 */
+    CHECK(pagemap_should_scan(pm, PAGE, 8));  /* the page changed: not a sampling ask */
+    CHECK(!pagemap_should_scan(pm, PAGE, 0)); /* no validators: sampled (ask 3) */
+    /* The sample is one ask in 8, however the visits move: seven visits
+     * folded at once (a fleet's batch) change nothing. */
     for (int i = 0; i < 7; i++) {
         pagemap_visit_t v = visit(PAGE, 100 + i, &css, 1);
         v.html_scanned = false;
         commit(pm, &v);
     }
-    CHECK(pagemap_should_scan(pm, PAGE, 0)); /* visit 16: the sample */
+    for (int ask = 4; ask < 8; ask++)
+        CHECK(!pagemap_should_scan(pm, PAGE, 0));
+    CHECK(pagemap_should_scan(pm, PAGE, 0)); /* ask 8: the sample */
+    int scans = 0;
+    for (int ask = 0; ask < 8 * 5; ask++)
+        scans += pagemap_should_scan(pm, PAGE, 7);
+    CHECK_INTEQ(scans, 5);
     CHECK(pagemap_should_scan(NULL, PAGE, 0));
     pagemap_destroy(pm);
 }
