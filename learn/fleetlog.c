@@ -491,9 +491,18 @@ static int commit_record(fleetlog_builder_t *b, size_t nstr0, size_t bytes0, siz
 
 /* commit_record for a record with no item nor digest, and its held copy h
  * (room reserved). */
-static int held_commit(fleetlog_builder_t *b, size_t nstr0, size_t bytes0, const fleetlog_rec_t *h)
+/* Close the record in scratch (rc: how writing it went) and commit it with
+ * its held copy h; on failure, the strings it interned are dropped. */
+static int held_close(fleetlog_builder_t *b, int rc, size_t nstr0, size_t bytes0,
+                      const fleetlog_rec_t *h)
 {
-    int rc = commit_record(b, nstr0, bytes0, 0);
+    if (rc == 0)
+        rc = sb_put(&b->scratch, "}", 1);
+    if (rc != 0) {
+        strings_rollback(b, nstr0, bytes0);
+        return rc;
+    }
+    rc = commit_record(b, nstr0, bytes0, 0);
     if (rc == 0) {
         b->hrec[b->nrec - 1] = *h;
         b->hitem_at[b->nrec - 1] = b->nhitems;
@@ -756,13 +765,7 @@ int fleetlog_builder_add_asset(fleetlog_builder_t *b, const char *key,
         rc = sb_lit_u(s, ",\"fr\":", clamp_u((uint64_t)m->fresh_ms));
     if (rc == 0 && m->pushed)
         rc = sb_lit(s, ",\"f\":1");
-    if (rc == 0)
-        rc = sb_put(s, "}", 1);
-    if (rc != 0) {
-        strings_rollback(b, nstr0, bytes0);
-        return rc;
-    }
-    return held_commit(b, nstr0, bytes0, &h);
+    return held_close(b, rc, nstr0, bytes0, &h);
 }
 
 int fleetlog_builder_add_explore(fleetlog_builder_t *b, const pagemap_explore_delta_t *d)
@@ -790,13 +793,7 @@ int fleetlog_builder_add_explore(fleetlog_builder_t *b, const pagemap_explore_de
     if (rc == 0 && d->explored > 0)
         rc = sb_printf(s, ",\"x\":%" PRIu64 ",\"cur\":\"%016" PRIx64 "\"", clamp_u(d->explored),
                        d->cursor);
-    if (rc == 0)
-        rc = sb_put(s, "}", 1);
-    if (rc != 0) {
-        strings_rollback(b, nstr0, bytes0);
-        return rc;
-    }
-    return held_commit(b, nstr0, bytes0, &h);
+    return held_close(b, rc, nstr0, bytes0, &h);
 }
 
 int fleetlog_builder_finish(fleetlog_builder_t *b, int64_t now_ms, char **out, size_t *outlen,
