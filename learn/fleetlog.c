@@ -153,6 +153,24 @@ static int sb_lit_u(sb_t *b, const char *lit, uint64_t v)
     return 0;
 }
 
+/* Append the literal `lit` then ms (0..THINK_MAX) to the microsecond, as
+ * decimal text with at most three decimals; *held = the value a reader
+ * parses from it (the nearest double to the decimal: strtod and the
+ * division below both round correctly, so they agree). */
+static int sb_lit_ms(sb_t *b, const char *lit, double ms, double *held)
+{
+    uint64_t us = (uint64_t)llround(ms * 1000.0);
+    *held = (double)us / 1000.0;
+    int rc = sb_lit_u(b, lit, us / 1000);
+    unsigned frac = (unsigned)(us % 1000);
+    if (rc != 0 || frac == 0)
+        return rc;
+    char tmp[4] = {'.', (char)('0' + frac / 100), (char)('0' + frac / 10 % 10),
+                   (char)('0' + frac % 10)};
+    size_t n = tmp[3] != '0' ? 4 : tmp[2] != '0' ? 3 : 2;
+    return sb_put(b, tmp, n);
+}
+
 /* Append the literal `lit` then v as 16 lower-case hex digits in quotes. */
 static int sb_lit_hex(sb_t *b, const char *lit, uint64_t v)
 {
@@ -217,7 +235,8 @@ typedef struct slot {
 struct fleetlog_builder {
     char instance[FLEETLOG_MAX_INSTANCE + 1];
     uint64_t next_seq;
-    char **strs; /* the string table, in index order (malloc'd copies) */
+    char **strs;          /* the string table, in index order (malloc'd copies) */
+    uint32_t *last_asset; /* per string: its last asset record + 1, 0 none (capstr) */
     size_t nstr, capstr;
     size_t str_bytes; /* of the encoded table: literals and commas */
     slot_t *slots;    /* open addressing over strs */
@@ -267,16 +286,31 @@ static void slots_rebuild(fleetlog_builder_t *b)
         slot_insert(b->slots, b->nslots, hash_str(b->strs[i]), (uint32_t)i + 1);
 }
 
-/* Index of s in the table, adding it when new; -1 on ENOMEM. */
-static long intern(fleetlog_builder_t *b, const char *s)
+/* Index of s in the table, or -1 when it is not there. */
+static long lookup(const fleetlog_builder_t *b, const char *s, uint64_t h)
 {
-    uint64_t h = hash_str(s);
     if (b->slots != NULL) {
         for (size_t i = (size_t)h & (b->nslots - 1); b->slots[i].idx1 != 0;
              i = (i + 1) & (b->nslots - 1))
             if (b->slots[i].hash == h && strcmp(b->strs[b->slots[i].idx1 - 1], s) == 0)
                 return (long)b->slots[i].idx1 - 1;
     }
+    return -1;
+}
+
+enum { INTERN_ENOMEM = -1, INTERN_EINVAL = -2 };
+
+/* Index of s in the table, adding it when new: INTERN_EINVAL when a new
+ * string is not valid (fleetlog_string_valid: strings are checked once,
+ * when they enter the table), INTERN_ENOMEM. */
+static long intern(fleetlog_builder_t *b, const char *s)
+{
+    uint64_t h = hash_str(s);
+    long found = lookup(b, s, h);
+    if (found >= 0)
+        return found;
+    if (!fleetlog_string_valid(s))
+        return INTERN_EINVAL;
     if ((b->nstr + 1) * 2 > b->nslots) {
         size_t n = b->nslots ? b->nslots * 2 : 64;
         slot_t *ns = calloc(n, sizeof(*ns));
@@ -290,9 +324,13 @@ static long intern(fleetlog_builder_t *b, const char *s)
     if (b->nstr == b->capstr) {
         size_t cap = b->capstr ? b->capstr * 2 : 64;
         char **ns = realloc(b->strs, cap * sizeof(*ns));
-        if (ns == NULL)
+        if (ns != NULL)
+            b->strs = ns;
+        uint32_t *la = realloc(b->last_asset, cap * sizeof(*la));
+        if (la != NULL)
+            b->last_asset = la;
+        if (ns == NULL || la == NULL)
             return -1;
-        b->strs = ns;
         b->capstr = cap;
     }
     size_t len = strlen(s) + 1;
@@ -301,6 +339,7 @@ static long intern(fleetlog_builder_t *b, const char *s)
         return -1;
     memcpy(copy, s, len);
     b->strs[b->nstr] = copy;
+    b->last_asset[b->nstr] = 0;
     slot_insert(b->slots, b->nslots, h, (uint32_t)b->nstr + 1);
     b->str_bytes += json_str_len(s) + (b->nstr > 0);
     return (long)b->nstr++;
@@ -368,6 +407,7 @@ void fleetlog_builder_destroy(fleetlog_builder_t *b)
     free(b->hitems);
     free(b->hdig);
     free(b->strs);
+    free(b->last_asset);
     free(b->slots);
     free(b->rec.p);
     free(b->scratch.p);
@@ -411,7 +451,7 @@ static int put_idx(fleetlog_builder_t *b, const char *name, const char *s, const
 {
     long i = intern(b, s);
     if (i < 0)
-        return HERALD_ENOMEM;
+        return i == INTERN_EINVAL ? HERALD_EINVAL : HERALD_ENOMEM;
     *held = b->strs[i];
     int rc = sb_put(&b->scratch, ",\"", 2);
     if (rc == 0)
@@ -518,19 +558,17 @@ static bool item_counts(const pagemap_item_t *it)
 
 static int visit_check(const pagemap_visit_t *v)
 {
-    if (v->page_key == NULL || v->page_key[0] == '\0' || !fleetlog_string_valid(v->page_key) ||
-        (v->template_key != NULL && !fleetlog_string_valid(v->template_key)) || v->status < 0 ||
-        v->status > 999 || v->now_ms < 0 || v->now_ms > FLEETLOG_MAX_INT ||
-        (v->nitems > 0 && v->items == NULL))
+    /* strings are checked as they enter the table (intern) */
+    if (v->page_key == NULL || v->page_key[0] == '\0' || v->status < 0 || v->status > 999 ||
+        v->now_ms < 0 || v->now_ms > FLEETLOG_MAX_INT || (v->nitems > 0 && v->items == NULL))
         return HERALD_EINVAL;
     size_t n = 0;
     for (size_t i = 0; i < v->nitems; i++) {
         const pagemap_item_t *it = &v->items[i];
         if (!item_counts(it))
             continue;
-        if (++n > FLEETLOG_MAX_VISIT_ITEMS || !fleetlog_string_valid(it->url) ||
-            (it->key != NULL && (it->key[0] == '\0' || !fleetlog_string_valid(it->key))) ||
-            (it->as != NULL && !fleetlog_string_valid(it->as)) || (unsigned)it->crossorigin > 2)
+        if (++n > FLEETLOG_MAX_VISIT_ITEMS || (it->key != NULL && it->key[0] == '\0') ||
+            (unsigned)it->crossorigin > 2)
             return HERALD_EINVAL;
     }
     return 0;
@@ -579,10 +617,9 @@ static int visit_record(fleetlog_builder_t *b, const pagemap_visit_t *v, uint64_
     hv->status = v->status;
     if (rc == 0 && v->status != 0)
         rc = sb_lit_u(s, ",\"st\":", (uint64_t)v->status); /* checked 0..999 */
-    if (rc == 0 && isfinite(v->think_ms) && v->think_ms >= 0) {
-        hv->think_ms = v->think_ms > THINK_MAX ? THINK_MAX : v->think_ms;
-        rc = sb_printf(s, ",\"think\":%.17g", hv->think_ms);
-    }
+    if (rc == 0 && isfinite(v->think_ms) && v->think_ms >= 0)
+        rc = sb_lit_ms(s, ",\"think\":", v->think_ms > THINK_MAX ? THINK_MAX : v->think_ms,
+                       &hv->think_ms);
     hv->html_size = clamp_u(v->html_size);
     if (rc == 0 && v->html_size != 0)
         rc = sb_lit_u(s, ",\"html\":", clamp_u(v->html_size));
@@ -623,6 +660,10 @@ static int visit_record(fleetlog_builder_t *b, const pagemap_visit_t *v, uint64_
         pagemap_kind_t kind =
             (unsigned)it->kind < PAGEMAP_KIND_COUNT_ ? it->kind : PAGEMAP_KIND_OTHER;
         long k = intern(b, key);
+        if (k == INTERN_EINVAL) {
+            rc = HERALD_EINVAL;
+            break;
+        }
         pagemap_item_t *hi = &hit[n];
         *hi = (pagemap_item_t){.kind = kind,
                                .crossorigin = it->crossorigin,
@@ -720,21 +761,25 @@ int fleetlog_builder_add_visit(fleetlog_builder_t *b, const pagemap_visit_t *v, 
     return 0;
 }
 
+static bool str_same(const char *a, const char *b)
+{
+    return a == NULL ? b == NULL : b != NULL && strcmp(a, b) == 0;
+}
+
+/* Whether the held asset record h says what m (as recorded) says. */
+static bool meta_same(const pagemap_asset_meta_t *h, const pagemap_asset_meta_t *m)
+{
+    return h->status == m->status && h->size == m->size && h->policy == m->policy &&
+           h->fresh_ms == m->fresh_ms && h->pushed == m->pushed &&
+           str_same(h->content_type, m->content_type) && str_same(h->etag, m->etag) &&
+           str_same(h->last_modified, m->last_modified) && str_same(h->location, m->location);
+}
+
 int fleetlog_builder_add_asset(fleetlog_builder_t *b, const char *key,
                                const pagemap_asset_meta_t *m)
 {
-    if (b == NULL || key == NULL || key[0] == '\0' || m == NULL || !fleetlog_string_valid(key) ||
-        m->status < 0 || m->status > 999 ||
-        (m->content_type && !fleetlog_string_valid(m->content_type)) ||
-        (m->etag && !fleetlog_string_valid(m->etag)) ||
-        (m->last_modified && !fleetlog_string_valid(m->last_modified)) ||
-        (m->location && !fleetlog_string_valid(m->location)))
+    if (b == NULL || key == NULL || key[0] == '\0' || m == NULL || m->status < 0 || m->status > 999)
         return HERALD_EINVAL;
-    if (held_reserve(b, 0, 0) != 0)
-        return HERALD_ENOMEM;
-    size_t nstr0 = b->nstr, bytes0 = b->str_bytes;
-    sb_t *s = &b->scratch;
-    s->n = 0;
     fleetlog_rec_t h = {.type = FLEETLOG_REC_ASSET};
     pagemap_asset_meta_t *hm = &h.meta;
     *hm = (pagemap_asset_meta_t){
@@ -742,11 +787,29 @@ int fleetlog_builder_add_asset(fleetlog_builder_t *b, const char *key,
         .size = clamp_u(m->size),
         .policy = m->policy & CACHEPOLICY_ALL,
         .fresh_ms = m->fresh_ms >= 0 ? (int64_t)clamp_u((uint64_t)m->fresh_ms) : -1,
-        .pushed = m->pushed};
-    long k = intern(b, key);
+        .pushed = m->pushed,
+        .content_type = m->content_type,
+        .etag = m->etag,
+        .last_modified = m->last_modified,
+        .location = m->location};
+    /* The same metadata as this batch's last record of the asset: applying
+     * it again changes nothing anywhere, so it is not written again (an
+     * asset is seen on every visit of every page that names it). */
+    long k = lookup(b, key, hash_str(key));
+    if (k >= 0 && b->last_asset[k] != 0 && meta_same(&b->hrec[b->last_asset[k] - 1].meta, hm))
+        return 0;
+    if (held_reserve(b, 0, 0) != 0)
+        return HERALD_ENOMEM;
+    size_t nstr0 = b->nstr, bytes0 = b->str_bytes;
+    sb_t *s = &b->scratch;
+    s->n = 0;
+    hm->content_type = hm->etag = hm->last_modified = hm->location = NULL;
+    k = intern(b, key);
     if (k >= 0)
         h.asset_key = b->strs[k];
-    int rc = k < 0 ? HERALD_ENOMEM : sb_lit_u(s, "{\"r\":\"asset\",\"k\":", (uint64_t)k);
+    int rc = k == INTERN_EINVAL ? HERALD_EINVAL
+             : k < 0            ? HERALD_ENOMEM
+                                : sb_lit_u(s, "{\"r\":\"asset\",\"k\":", (uint64_t)k);
     if (rc == 0 && m->status != 0)
         rc = sb_lit_u(s, ",\"st\":", (uint64_t)m->status); /* checked 0..999 */
     if (rc == 0 && m->size != 0)
@@ -765,7 +828,10 @@ int fleetlog_builder_add_asset(fleetlog_builder_t *b, const char *key,
         rc = sb_lit_u(s, ",\"fr\":", clamp_u((uint64_t)m->fresh_ms));
     if (rc == 0 && m->pushed)
         rc = sb_lit(s, ",\"f\":1");
-    return held_close(b, rc, nstr0, bytes0, &h);
+    rc = held_close(b, rc, nstr0, bytes0, &h);
+    if (rc == 0)
+        b->last_asset[k] = (uint32_t)b->nrec;
+    return rc;
 }
 
 int fleetlog_builder_add_explore(fleetlog_builder_t *b, const pagemap_explore_delta_t *d)
@@ -788,8 +854,9 @@ int fleetlog_builder_add_explore(fleetlog_builder_t *b, const pagemap_explore_de
     if (k >= 0)
         h.explore.key = b->strs[k];
     int rc =
-        k < 0 ? HERALD_ENOMEM
-              : sb_printf(s, "{\"r\":\"explore\",\"p\":%ld,\"n\":%" PRIu64, k, clamp_u(d->plans));
+        k == INTERN_EINVAL ? HERALD_EINVAL
+        : k < 0            ? HERALD_ENOMEM
+                : sb_printf(s, "{\"r\":\"explore\",\"p\":%ld,\"n\":%" PRIu64, k, clamp_u(d->plans));
     if (rc == 0 && d->explored > 0)
         rc = sb_printf(s, ",\"x\":%" PRIu64 ",\"cur\":\"%016" PRIx64 "\"", clamp_u(d->explored),
                        d->cursor);
@@ -837,6 +904,8 @@ static void held_give(fleetlog_builder_t *b, uint64_t seq, int64_t now_ms, fleet
     b->nhdig = b->caphdig = 0;
     b->strs = NULL;
     b->nstr = b->capstr = 0;
+    free(b->last_asset);
+    b->last_asset = NULL;
 }
 
 int fleetlog_builder_finish_held(fleetlog_builder_t *b, int64_t now_ms, char **out, size_t *outlen,

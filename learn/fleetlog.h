@@ -39,7 +39,7 @@
  * folded once), "t" the wall clock of the batch. A visit: "t" wall clock
  * of the commit (pagemap_visit_t.now_ms), "c" client mark (16 hex digits,
  * absent = 0), "p" page key, "tp" template key (absent = none), "st"
- * status, "think" think time in ms (absent = unknown), "html" HTML bytes,
+ * status, "think" think time in ms to the microsecond (absent = unknown), "html" HTML bytes,
  * "f" FLEETLOG_VF_* bits, "val" validator (16 hex digits, absent = 0),
  * "dig" the digest re-encoded as its cookie value (digest.h; absent =
  * none), "it" items. An item: "k" key, "u" URL (absent = the key), "kd"
@@ -157,7 +157,8 @@ void fleetlog_builder_destroy(fleetlog_builder_t *b);
  * mark `client` (0 = none). An authorized visit teaches nothing and is
  * not recorded (returns 0). Items with no URL are left out, as the map
  * ignores them; an out-of-range kind is recorded as PAGEMAP_KIND_OTHER, a
- * negative or non-finite think time as unknown, sizes over
+ * negative or non-finite think time as unknown, a think time to the
+ * microsecond, sizes over
  * FLEETLOG_MAX_INT as that maximum, an empty digest as none: what the map
  * makes of them anyway. Returns 0; HERALD_EINVAL (NULL arguments, no page
  * key, a status outside 0..999, a CORS mode out of range, a string that
@@ -180,7 +181,9 @@ int fleetlog_builder_add_explore(fleetlog_builder_t *b, const pagemap_explore_de
 
 /**
  * Record asset metadata just observed (pagemap_observe_asset returned 0
- * for it). `key` and `m` borrowed for the call. Errors as
+ * for it). `key` and `m` borrowed for the call. When the batch's last
+ * record of `key` says the same (sizes and times as recorded), nothing is
+ * added and 0 comes back: fleetlog_builder_records() tells. Errors as
  * fleetlog_builder_add_visit.
  */
 int fleetlog_builder_add_asset(fleetlog_builder_t *b, const char *key,

@@ -53,10 +53,47 @@ static uint64_t first64(const unsigned char *md)
     return h ? h : 1;
 }
 
+static uint64_t client_hash(const char *addr, const void *salt, size_t saltlen);
+
+/* A visit's client is hashed more than once (its commit and its
+ * supplement, with other visits' commits in between): each thread
+ * remembers the addresses it hashed last (direct-mapped). */
+#define CLIENTMEMO_SLOTS 16
+#define CLIENTMEMO_LEN 64
+typedef struct clientmemo {
+    uint64_t hash;
+    size_t saltlen;
+    char addr[CLIENTMEMO_LEN]; /* "" = empty */
+    unsigned char salt[CLIENTMEMO_LEN];
+} clientmemo_t;
+static _Thread_local clientmemo_t clientmemo[CLIENTMEMO_SLOTS];
+
 uint64_t fleetmark_client_hash(const char *addr, const void *salt, size_t saltlen)
 {
     if (addr == NULL || addr[0] == '\0')
         return 0;
+    size_t len = strlen(addr);
+    unsigned slot = 0;
+    for (size_t i = 0; i < len; i++)
+        slot = slot * 31 + (unsigned char)addr[i];
+    clientmemo_t *m = &clientmemo[slot % CLIENTMEMO_SLOTS];
+    bool fits = len < CLIENTMEMO_LEN && saltlen <= CLIENTMEMO_LEN && (salt != NULL || saltlen == 0);
+    if (fits && m->addr[0] != '\0' && m->saltlen == saltlen && strcmp(m->addr, addr) == 0 &&
+        (saltlen == 0 || memcmp(m->salt, salt, saltlen) == 0))
+        return m->hash;
+    uint64_t h = client_hash(addr, salt, saltlen);
+    if (fits) {
+        memcpy(m->addr, addr, len + 1);
+        if (saltlen > 0)
+            memcpy(m->salt, salt, saltlen);
+        m->saltlen = saltlen;
+        m->hash = h;
+    }
+    return h;
+}
+
+static uint64_t client_hash(const char *addr, const void *salt, size_t saltlen)
+{
     char tmp[64];
     const char *a = addr;
     size_t len = strlen(addr);

@@ -39,6 +39,14 @@ static char *encode(const fleetlog_batch_t *b, size_t *len)
     return s;
 }
 
+static size_t not_assets(const fleetlog_batch_t *b)
+{
+    size_t n = 0;
+    for (size_t i = 0; i < b->n; i++)
+        n += b->recs[i].type != FLEETLOG_REC_ASSET;
+    return n;
+}
+
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
     fleetlog_batch_t b;
@@ -53,8 +61,11 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     char *s1 = encode(&b, &l1);
     if (s1 != NULL) {
         fleetlog_batch_t b2;
-        if (fleetlog_decode(s1, l1, &b2, reason, sizeof(reason)) != 0 || b2.n != b.n ||
-            b2.seq != b.seq || strcmp(b2.instance, b.instance) != 0)
+        /* an asset record that repeats the batch's last one of that asset
+         * is not written again: only asset records may drop out */
+        if (fleetlog_decode(s1, l1, &b2, reason, sizeof(reason)) != 0 ||
+            not_assets(&b2) != not_assets(&b) || b2.n > b.n || b2.seq != b.seq ||
+            strcmp(b2.instance, b.instance) != 0)
             abort();
         char *s2 = encode(&b2, &l2);
         if (s2 == NULL || l1 != l2 || memcmp(s1, s2, l1) != 0)

@@ -690,8 +690,115 @@ static void test_held_copy(void)
     digest_dispose(&d);
 }
 
+/* An asset seen again with the same metadata in one batch is written
+ * once; a change is written, and so is a change back. */
+static void test_asset_repeats(void)
+{
+    fleetlog_builder_t *b = NULL;
+    CHECK_INTEQ(fleetlog_builder_create("inst-R", 1, &b), 0);
+    pagemap_asset_meta_t m1 = {
+        .status = 200, .size = 10, .content_type = "text/css", .etag = "\"a\"", .fresh_ms = -1};
+    char ct[] = "text/css"; /* equal, not the same pointer */
+    pagemap_asset_meta_t m1b = m1;
+    m1b.content_type = ct;
+    pagemap_asset_meta_t m2 = m1;
+    m2.etag = "\"b\"";
+    pagemap_asset_meta_t m3 = m1;
+    m3.pushed = true;
+    pagemap_asset_meta_t m4 = m1;
+    m4.size = (uint64_t)FLEETLOG_MAX_INT + 5; /* recorded as the cap */
+    pagemap_asset_meta_t m4b = m1;
+    m4b.size = (uint64_t)FLEETLOG_MAX_INT + 9;
+    CHECK_INTEQ(fleetlog_builder_add_asset(b, CSS, &m1), 0);
+    CHECK_INTEQ(fleetlog_builder_add_asset(b, CSS, &m1b), 0);
+    CHECK_INTEQ(fleetlog_builder_records(b), 1);
+    CHECK_INTEQ(fleetlog_builder_add_asset(b, "https://e.com/x", &m1), 0); /* another asset */
+    CHECK_INTEQ(fleetlog_builder_records(b), 2);
+    CHECK_INTEQ(fleetlog_builder_add_asset(b, CSS, &m2), 0);
+    CHECK_INTEQ(fleetlog_builder_add_asset(b, CSS, &m2), 0);
+    CHECK_INTEQ(fleetlog_builder_records(b), 3);
+    CHECK_INTEQ(fleetlog_builder_add_asset(b, CSS, &m1), 0); /* back: the last one said m2 */
+    CHECK_INTEQ(fleetlog_builder_records(b), 4);
+    CHECK_INTEQ(fleetlog_builder_add_asset(b, CSS, &m3), 0);
+    CHECK_INTEQ(fleetlog_builder_records(b), 5);
+    CHECK_INTEQ(fleetlog_builder_add_asset(b, CSS, &m4), 0);
+    CHECK_INTEQ(fleetlog_builder_add_asset(b, CSS, &m4b), 0);
+    CHECK_INTEQ(fleetlog_builder_records(b), 6);
+    /* a visit naming the asset does not end the run of equal records */
+    pagemap_item_t it = {.url = CSS, .kind = PAGEMAP_KIND_STYLE};
+    pagemap_visit_t v = {.page_key = "e.com/", .now_ms = 1, .items = &it, .nitems = 1};
+    CHECK_INTEQ(fleetlog_builder_add_visit(b, &v, 0), 0);
+    CHECK_INTEQ(fleetlog_builder_add_asset(b, CSS, &m4), 0);
+    CHECK_INTEQ(fleetlog_builder_records(b), 7);
+    char *s = NULL;
+    size_t len = 0;
+    fleetlog_batch_t held, dec;
+    CHECK_INTEQ(fleetlog_builder_finish_held(b, 1, &s, &len, NULL, &held), 0);
+    CHECK_INTEQ(fleetlog_decode(s, len, &dec, NULL, 0), 0);
+    CHECK_INTEQ(dec.n, 7);
+    CHECK_INTEQ(held.n, dec.n);
+    for (size_t i = 0; i < held.n && i < dec.n; i++)
+        check_same_rec(&dec.recs[i], &held.recs[i]);
+    if (dec.n == 7) {
+        CHECK_STREQ(dec.recs[3].meta.etag, "\"a\"");
+        CHECK(dec.recs[4].meta.pushed);
+    }
+    fleetlog_batch_dispose(&held);
+    fleetlog_batch_dispose(&dec);
+    free(s);
+    /* a new batch writes the asset again */
+    CHECK_INTEQ(fleetlog_builder_add_asset(b, CSS, &m4), 0);
+    CHECK_INTEQ(fleetlog_builder_records(b), 1);
+    /* an invalid string is refused the first time, and never deduplicated */
+    pagemap_asset_meta_t bad = m1;
+    bad.etag = "\xc3\x28";
+    CHECK_INTEQ(fleetlog_builder_add_asset(b, CSS, &bad), HERALD_EINVAL);
+    CHECK_INTEQ(fleetlog_builder_add_asset(b, CSS, &bad), HERALD_EINVAL);
+    CHECK_INTEQ(fleetlog_builder_add_asset(b, "https://e.com/\xc3\x28", &m1), HERALD_EINVAL);
+    CHECK_INTEQ(fleetlog_builder_records(b), 1);
+    fleetlog_builder_destroy(b);
+}
+
+/* Think times go to the microsecond: the text and what every reader
+ * parses from it, the held copy included. */
+static void test_think_precision(void)
+{
+    static const struct {
+        double in;
+        const char *text;
+        double out;
+    } cases[] = {
+        {0.1 + 0.2, "\"think\":0.3,", 0.3},   {123456.7894, "\"think\":123456.789,", 123456.789},
+        {2.5, "\"think\":2.5,", 2.5},         {0.0004, "\"think\":0,", 0},
+        {1e12, "\"think\":1000000000,", 1e9}, {41.06, "\"think\":41.06,", 41.06},
+    };
+    fleetlog_builder_t *b = NULL;
+    CHECK_INTEQ(fleetlog_builder_create("inst-T", 1, &b), 0);
+    for (size_t i = 0; b && i < sizeof(cases) / sizeof(cases[0]); i++) {
+        pagemap_visit_t v = {
+            .page_key = "e.com/", .now_ms = 1, .status = 200, .think_ms = cases[i].in};
+        CHECK_INTEQ(fleetlog_builder_add_visit(b, &v, 0), 0);
+        char *s = NULL;
+        size_t len = 0;
+        fleetlog_batch_t held, dec;
+        CHECK_INTEQ(fleetlog_builder_finish_held(b, 1, &s, &len, NULL, &held), 0);
+        CHECK(s != NULL && strstr(s, cases[i].text) != NULL);
+        CHECK_INTEQ(fleetlog_decode(s, len, &dec, NULL, 0), 0);
+        if (held.n == 1 && dec.n == 1) {
+            CHECK(dec.recs[0].visit.think_ms == cases[i].out);
+            CHECK(held.recs[0].visit.think_ms == cases[i].out);
+        }
+        fleetlog_batch_dispose(&held);
+        fleetlog_batch_dispose(&dec);
+        free(s);
+    }
+    fleetlog_builder_destroy(b);
+}
+
 int main(void)
 {
+    test_think_precision();
+    test_asset_repeats();
     test_round_trip();
     test_held_copy();
     test_string_table();

@@ -9,8 +9,34 @@
 #include "herald/error.h"
 #include "testutil.h"
 
+/* SHA-256(salt, 'n', 4, the IPv4 address's bytes), first 8 bytes: the documented hash. */
+static uint64_t v4_expected(const unsigned char ip[4], const char *salt)
+{
+    unsigned char buf[64], md[SHA256_DIGEST_LENGTH];
+    size_t n = strlen(salt);
+    memcpy(buf, salt, n);
+    buf[n++] = 'n';
+    buf[n++] = 4;
+    memcpy(buf + n, ip, 4);
+    SHA256(buf, n + 4, md);
+    uint64_t h = 0;
+    for (int i = 0; i < 8; i++)
+        h = h << 8 | md[i];
+    return h;
+}
+
 static void test_client_hash(void)
 {
+    /* against SHA256() directly, with the thread's memo switching between
+     * salts and addresses */
+    static const unsigned char ip1[4] = {198, 51, 100, 7}, ip2[4] = {198, 51, 100, 8};
+    for (int round = 0; round < 2; round++) {
+        CHECK(fleetmark_client_hash("198.51.100.7", "s:", 2) == v4_expected(ip1, "s:"));
+        CHECK(fleetmark_client_hash("198.51.100.7", "s:", 2) == v4_expected(ip1, "s:"));
+        CHECK(fleetmark_client_hash("198.51.100.7", "t:", 2) == v4_expected(ip1, "t:"));
+        CHECK(fleetmark_client_hash("198.51.100.8", "t:", 2) == v4_expected(ip2, "t:"));
+        CHECK(fleetmark_client_hash("198.51.100.7", "t:", 2) == v4_expected(ip1, "t:"));
+    }
     uint64_t v4 = fleetmark_client_hash("192.0.2.1", NULL, 0);
     CHECK(v4 != 0);
     CHECK(v4 == fleetmark_client_hash("::ffff:192.0.2.1", NULL, 0));
