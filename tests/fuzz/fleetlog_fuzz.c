@@ -13,8 +13,28 @@
 #include "fleetlog.h"
 #include "herald/error.h"
 
-/* Encode a decoded batch again; NULL when a record does not fit a batch alone. */
+static char *encode_held(const fleetlog_batch_t *b, size_t *len, fleetlog_batch_t *held);
+
+/* Encode a decoded batch again; NULL when a record does not fit a batch
+ * alone. The builder's held copy of the records, encoded once more, must
+ * give the same bytes: it is what the instance applies in place of
+ * decoding its own batch. */
 static char *encode(const fleetlog_batch_t *b, size_t *len)
+{
+    fleetlog_batch_t held;
+    char *s = encode_held(b, len, &held);
+    if (s == NULL)
+        return NULL;
+    size_t hlen = 0;
+    char *h = encode_held(&held, &hlen, NULL);
+    if (h == NULL || hlen != *len || memcmp(h, s, hlen) != 0)
+        abort();
+    free(h);
+    fleetlog_batch_dispose(&held);
+    return s;
+}
+
+static char *encode_held(const fleetlog_batch_t *b, size_t *len, fleetlog_batch_t *held)
 {
     fleetlog_builder_t *w = NULL;
     if (fleetlog_builder_create(b->instance, b->seq, &w) != 0)
@@ -33,7 +53,7 @@ static char *encode(const fleetlog_batch_t *b, size_t *len)
             abort(); /* everything the decoder accepts, the builder takes */
     }
     char *s = NULL;
-    if (fleetlog_builder_finish(w, b->t_ms, &s, len, NULL) != 0)
+    if (fleetlog_builder_finish_held(w, b->t_ms, &s, len, NULL, held) != 0)
         abort();
     fleetlog_builder_destroy(w);
     return s;
