@@ -122,7 +122,7 @@ void conn_close(conn_t *c)
     c->client = NULL;
     uv_read_stop((uv_stream_t *)&c->tcp);
     c->reading = false;
-    uv_timer_stop(&c->timer);
+    lazytimer_stop(&c->timer);
     uv_timer_stop(&c->defer);
     uv_idle_stop(&c->idle);
     /* Unsent output goes now, references to stream blocks included. A write
@@ -133,7 +133,7 @@ void conn_close(conn_t *c)
     c->wlen = 0;
     c->wbuf.len = 0;
     c->open_handles = 4;
-    uv_close((uv_handle_t *)&c->timer, on_handle_closed);
+    uv_close((uv_handle_t *)&c->timer.t, on_handle_closed);
     uv_close((uv_handle_t *)&c->defer, on_handle_closed);
     uv_close((uv_handle_t *)&c->idle, on_handle_closed);
     /* A write in flight is cancelled (write_cb sees UV_ECANCELED first). */
@@ -431,11 +431,11 @@ void conn_timer_set(conn_t *c, double seconds)
     if (c->state == CONN_CLOSING)
         return;
     if (seconds <= 0) {
-        uv_timer_stop(&c->timer);
+        lazytimer_stop(&c->timer);
         return;
     }
     uint64_t ms = (uint64_t)(seconds * 1000.0);
-    uv_timer_start(&c->timer, on_timer, ms ? ms : 1, 0);
+    lazytimer_start(&c->timer, ms ? ms : 1);
 }
 
 static void on_defer(uv_timer_t *t)
@@ -625,8 +625,8 @@ void conn_accept(front_ctx_t *f, int fd, const config_listen_t *conf)
     }
     c->f = f;
     outbuf_init(&c->out, f->blocks);
-    uv_timer_init(f->loop, &c->timer);
-    c->timer.data = c;
+    lazytimer_init(f->loop, &c->timer, on_timer);
+    c->timer.t.data = c;
     uv_timer_init(f->loop, &c->defer);
     c->defer.data = c;
     uv_idle_init(f->loop, &c->idle);
