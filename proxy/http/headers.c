@@ -36,13 +36,19 @@ void headers_add_ref(headers_t *h, mempool_t *mp, const char *name, size_t name_
 void headers_add(headers_t *h, mempool_t *mp, const char *name, size_t name_len, const char *value,
                  size_t value_len)
 {
-    headers_add_ref(h, mp, mempool_strndup(mp, name, name_len), name_len,
-                    mempool_strndup(mp, value, value_len), value_len);
+    /* one pool allocation holds both strings */
+    char *n = mempool_alloc(mp, name_len + 1 + value_len + 1), *v = n + name_len + 1;
+    if (name_len > 0)
+        memcpy(n, name, name_len);
+    n[name_len] = '\0';
+    if (value_len > 0)
+        memcpy(v, value, value_len);
+    v[value_len] = '\0';
+    headers_add_ref(h, mp, n, name_len, v, value_len);
 }
 
-const header_t *headers_find(const headers_t *h, const char *name)
+const header_t *headers_find_n(const headers_t *h, const char *name, size_t nl)
 {
-    size_t nl = strlen(name);
     for (size_t i = 0; i < h->n; i++)
         if (h->v[i].name_len == nl && strncasecmp(h->v[i].name, name, nl) == 0)
             return &h->v[i];
