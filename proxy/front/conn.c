@@ -18,6 +18,7 @@
 #include "h2.h"
 #include "log.h"
 #include "herald/error.h"
+#include "tcpinfo.h"
 #include "tls.h"
 
 static const char h2_preface[24] = "PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n";
@@ -26,7 +27,8 @@ static const char h2_preface[24] = "PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n";
 enum {
     NOTSENT_LOWAT = 16 * 1024,
     /* TLS dynamic record sizing (as nghttpx and h2o do): one-packet records
-     * for the first TLS_WARMUP_BYTES and after TLS_IDLE_RESET_MS idle. */
+     * for the first TLS_WARMUP_BYTES and after TLS_IDLE_RESET_MS idle,
+     * unless the path is already known to be fast (TLS_FAST_PATH_RATE). */
     TLS_SMALL_RECORD = 1300,
     TLS_WARMUP_BYTES = 1024 * 1024,
     TLS_IDLE_RESET_MS = 1000,
@@ -46,6 +48,25 @@ enum {
  * can share it. This is scratch memory, not context.
  */
 static __thread uint8_t read_buf[READ_BUF_SIZE];
+
+/*
+ * A delivery rate (bytes/s) at which a full 16 KiB record takes at most
+ * ~130 us to arrive: small records would only cost CPU (8 times the records
+ * to encrypt and frame) for no earlier use of the first bytes. Far above the
+ * rates of the client paths the warm-up is for; loopback and data-centre
+ * clients reach it within their first round trips.
+ */
+#define TLS_FAST_PATH_RATE (125ULL * 1000 * 1000)
+
+/* Is the client's path already so fast that the warm-up has nothing to win?
+ * Any sample proves it: an app-limited one only understates the path. */
+static bool tls_path_fast(conn_t *c)
+{
+    uv_os_fd_t fd;
+    tcpinfo_t ti;
+    return uv_fileno((const uv_handle_t *)&c->tcp, &fd) == 0 && tcpinfo_read(fd, &ti) == 0 &&
+           ti.delivery_rate >= TLS_FAST_PATH_RATE;
+}
 
 /* Where small plaintext segments are gathered into one TLS record; encrypted
  * before fill_wbuf returns, so, like read_buf, shared by a worker's
@@ -267,6 +288,9 @@ static void fill_wbuf(conn_t *c)
         if (now - c->tls_last_write > TLS_IDLE_RESET_MS)
             c->tls_warm_bytes = 0;
         c->tls_last_write = now;
+        /* one TCP_INFO read per write while warming up, none after */
+        if (c->tls_warm_bytes < TLS_WARMUP_BYTES && tls_path_fast(c))
+            c->tls_warm_bytes = TLS_WARMUP_BYTES;
         size_t record = c->tls_warm_bytes < TLS_WARMUP_BYTES ? TLS_SMALL_RECORD : TLS_MAX_RECORD;
         size_t done = 0;
         while (done < CONN_WRITE_CHUNK && outbuf_len(&c->out) > 0) {
