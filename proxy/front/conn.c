@@ -288,8 +288,9 @@ static void fill_wbuf(conn_t *c)
         if (now - c->tls_last_write > TLS_IDLE_RESET_MS)
             c->tls_warm_bytes = 0;
         c->tls_last_write = now;
-        /* one TCP_INFO read per write while warming up, none after */
-        if (c->tls_warm_bytes < TLS_WARMUP_BYTES && tls_path_fast(c))
+        /* one TCP_INFO read per write while warming up, none after; a write
+         * that fits one small record is the same either way */
+        if (c->tls_warm_bytes < TLS_WARMUP_BYTES && avail > TLS_SMALL_RECORD && tls_path_fast(c))
             c->tls_warm_bytes = TLS_WARMUP_BYTES;
         size_t record = c->tls_warm_bytes < TLS_WARMUP_BYTES ? TLS_SMALL_RECORD : TLS_MAX_RECORD;
         size_t done = 0;
