@@ -474,7 +474,10 @@ bool url_is_key(const char *url)
         while (url[n] >= '0' && url[n] <= '9')
             n++;
         size_t plen = n - p;
-        if (plen == 0 || plen > 5 || url[p] == '0' || strtol(url + p, NULL, 10) > 65535 ||
+        unsigned long port = 0;
+        for (size_t i = p; i < n && i - p < 6; i++)
+            port = port * 10 + (unsigned long)(url[i] - '0');
+        if (plen == 0 || plen > 5 || url[p] == '0' || port > 65535 ||
             (plen == 2 && memcmp(url + p, "80", 2) == 0) ||
             (plen == 3 && memcmp(url + p, "443", 3) == 0))
             return false; /* default ports are dropped: the slow path decides which */

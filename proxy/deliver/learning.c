@@ -41,6 +41,7 @@
 #include "link.h"
 #include "url.h"
 #include "alloc.h"
+#include "lazytimer.h"
 #include "list.h"
 #include "log.h"
 #include "sharedmap.h"
@@ -67,7 +68,7 @@ struct learning_conn {
     learning_t *L;
     pagemap_t *pm;
     session_t *session;
-    uv_timer_t timer; /* fires at session_next_due() */
+    lazytimer_t timer; /* fires at session_next_due() (lazy: moved per request) */
     int refs;
     bool released; /* the connection is gone */
 };
@@ -170,8 +171,8 @@ static void lc_unref(learning_conn_t *lc)
         return;
     /* The worker's final walk may have closed the timer already (shutdown):
      * then the memory is left to the exiting process rather than freed early. */
-    if (!uv_is_closing((uv_handle_t *)&lc->timer))
-        uv_close((uv_handle_t *)&lc->timer, on_timer_closed);
+    if (!uv_is_closing((uv_handle_t *)&lc->timer.t))
+        uv_close((uv_handle_t *)&lc->timer.t, on_timer_closed);
 }
 
 static void on_window_timer(uv_timer_t *t)
@@ -185,10 +186,10 @@ static void lc_arm(learning_conn_t *lc)
 {
     uint64_t now = uv_now(lc->L->x->loop), due = session_next_due(lc->session);
     if (due == UINT64_MAX || lc->released) {
-        uv_timer_stop(&lc->timer);
+        lazytimer_stop(&lc->timer);
         return;
     }
-    uv_timer_start(&lc->timer, on_window_timer, due > now ? due - now : 0, 0);
+    lazytimer_start(&lc->timer, due > now ? due - now : 0);
 }
 
 static learning_conn_t *lc_create(learning_t *L)
@@ -200,8 +201,8 @@ static learning_conn_t *lc_create(learning_t *L)
     lc->pm = L->pm;
     lc->refs = 1;
     check(session_create((uint64_t)(L->x->cfg->learn_window * 1000.0), &lc->session));
-    uv_timer_init(L->x->loop, &lc->timer);
-    lc->timer.data = lc;
+    lazytimer_init(L->x->loop, &lc->timer, on_window_timer);
+    lc->timer.t.data = lc;
     return lc;
 }
 
@@ -210,7 +211,7 @@ static void lc_release(learning_conn_t *lc)
     if (lc == NULL || lc->released)
         return;
     lc->released = true;
-    uv_timer_stop(&lc->timer);
+    lazytimer_stop(&lc->timer);
     /* Every open visit ends now (it may still wait for its discovery). */
     lc_expire(lc, UINT64_MAX);
     lc_unref(lc);

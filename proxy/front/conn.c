@@ -18,6 +18,7 @@
 #include "h2.h"
 #include "log.h"
 #include "herald/error.h"
+#include "tcpinfo.h"
 #include "tls.h"
 
 static const char h2_preface[24] = "PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n";
@@ -26,7 +27,8 @@ static const char h2_preface[24] = "PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n";
 enum {
     NOTSENT_LOWAT = 16 * 1024,
     /* TLS dynamic record sizing (as nghttpx and h2o do): one-packet records
-     * for the first TLS_WARMUP_BYTES and after TLS_IDLE_RESET_MS idle. */
+     * for the first TLS_WARMUP_BYTES and after TLS_IDLE_RESET_MS idle,
+     * unless the path is already known to be fast (TLS_FAST_PATH_RATE). */
     TLS_SMALL_RECORD = 1300,
     TLS_WARMUP_BYTES = 1024 * 1024,
     TLS_IDLE_RESET_MS = 1000,
@@ -46,6 +48,25 @@ enum {
  * can share it. This is scratch memory, not context.
  */
 static __thread uint8_t read_buf[READ_BUF_SIZE];
+
+/*
+ * A delivery rate (bytes/s) at which a full 16 KiB record takes at most
+ * ~130 us to arrive: small records would only cost CPU (8 times the records
+ * to encrypt and frame) for no earlier use of the first bytes. Far above the
+ * rates of the client paths the warm-up is for; loopback and data-centre
+ * clients reach it within their first round trips.
+ */
+#define TLS_FAST_PATH_RATE (125ULL * 1000 * 1000)
+
+/* Is the client's path already so fast that the warm-up has nothing to win?
+ * Any sample proves it: an app-limited one only understates the path. */
+static bool tls_path_fast(conn_t *c)
+{
+    uv_os_fd_t fd;
+    tcpinfo_t ti;
+    return uv_fileno((const uv_handle_t *)&c->tcp, &fd) == 0 && tcpinfo_read(fd, &ti) == 0 &&
+           ti.delivery_rate >= TLS_FAST_PATH_RATE;
+}
 
 /* Where small plaintext segments are gathered into one TLS record; encrypted
  * before fill_wbuf returns, so, like read_buf, shared by a worker's
@@ -122,7 +143,7 @@ void conn_close(conn_t *c)
     c->client = NULL;
     uv_read_stop((uv_stream_t *)&c->tcp);
     c->reading = false;
-    uv_timer_stop(&c->timer);
+    lazytimer_stop(&c->timer);
     uv_timer_stop(&c->defer);
     uv_idle_stop(&c->idle);
     /* Unsent output goes now, references to stream blocks included. A write
@@ -133,7 +154,7 @@ void conn_close(conn_t *c)
     c->wlen = 0;
     c->wbuf.len = 0;
     c->open_handles = 4;
-    uv_close((uv_handle_t *)&c->timer, on_handle_closed);
+    uv_close((uv_handle_t *)&c->timer.t, on_handle_closed);
     uv_close((uv_handle_t *)&c->defer, on_handle_closed);
     uv_close((uv_handle_t *)&c->idle, on_handle_closed);
     /* A write in flight is cancelled (write_cb sees UV_ECANCELED first). */
@@ -267,6 +288,10 @@ static void fill_wbuf(conn_t *c)
         if (now - c->tls_last_write > TLS_IDLE_RESET_MS)
             c->tls_warm_bytes = 0;
         c->tls_last_write = now;
+        /* one TCP_INFO read per write while warming up, none after; a write
+         * that fits one small record is the same either way */
+        if (c->tls_warm_bytes < TLS_WARMUP_BYTES && avail > TLS_SMALL_RECORD && tls_path_fast(c))
+            c->tls_warm_bytes = TLS_WARMUP_BYTES;
         size_t record = c->tls_warm_bytes < TLS_WARMUP_BYTES ? TLS_SMALL_RECORD : TLS_MAX_RECORD;
         size_t done = 0;
         while (done < CONN_WRITE_CHUNK && outbuf_len(&c->out) > 0) {
@@ -431,11 +456,11 @@ void conn_timer_set(conn_t *c, double seconds)
     if (c->state == CONN_CLOSING)
         return;
     if (seconds <= 0) {
-        uv_timer_stop(&c->timer);
+        lazytimer_stop(&c->timer);
         return;
     }
     uint64_t ms = (uint64_t)(seconds * 1000.0);
-    uv_timer_start(&c->timer, on_timer, ms ? ms : 1, 0);
+    lazytimer_start(&c->timer, ms ? ms : 1);
 }
 
 static void on_defer(uv_timer_t *t)
@@ -625,8 +650,8 @@ void conn_accept(front_ctx_t *f, int fd, const config_listen_t *conf)
     }
     c->f = f;
     outbuf_init(&c->out, f->blocks);
-    uv_timer_init(f->loop, &c->timer);
-    c->timer.data = c;
+    lazytimer_init(f->loop, &c->timer, on_timer);
+    c->timer.t.data = c;
     uv_timer_init(f->loop, &c->defer);
     c->defer.data = c;
     uv_idle_init(f->loop, &c->idle);

@@ -34,6 +34,7 @@
 #include "block.h"
 #include "config.h"
 #include "exchange.h"
+#include "lazytimer.h"
 #include "list.h"
 #include "outbuf.h"
 
@@ -146,10 +147,11 @@ typedef struct conn_buf {
  * writes them.
  */
 typedef struct conn {
-    uv_tcp_t tcp;     /* tcp.data == this */
-    uv_timer_t timer; /* the one timeout (handshake, header, body, idle, linger) */
-    uv_timer_t defer; /* zero-delay kick for work that must not run re-entrantly */
-    uv_idle_t idle;   /* conn_flush_soon(): one write for all output of a loop turn */
+    uv_tcp_t tcp;      /* tcp.data == this */
+    lazytimer_t timer; /* the one timeout (handshake, header, body, idle, linger);
+                        * restarted per request, so lazy */
+    uv_timer_t defer;  /* zero-delay kick for work that must not run re-entrantly */
+    uv_idle_t idle;    /* conn_flush_soon(): one write for all output of a loop turn */
     uv_write_t wreq;
     uv_shutdown_t sreq;
     list_t link; /* in f->conns */

@@ -1,10 +1,12 @@
 /*
  * OpenSSL over memory. The socket belongs to conn.c (libuv); here we only
- * turn ciphertext into plaintext and back. Input goes through a memory BIO;
- * output through a sink BIO of our own that appends each record to a plain
- * buffer, which conn.c takes over whole (tls_conn_swap_out) and writes from:
- * a memory BIO would cost a second copy of every record (BIO_read) and its
- * growth. Output is encrypted only when conn.c asks for it, one write's
+ * turn ciphertext into plaintext and back, through one BIO of our own. Its
+ * output side appends each record to a plain buffer, which conn.c takes
+ * over whole (tls_conn_swap_out) and writes from: a memory BIO would cost a
+ * second copy of every record (BIO_read) and its growth. Its input side
+ * hands OpenSSL what tls_conn_feed copied into another plain buffer: a
+ * memory BIO's write, read and pending calls cost ~2k instructions per
+ * request more than these few lines. Output is encrypted only when conn.c asks for it, one write's
  * worth at a time, so a large response never piles up as ciphertext.
  */
 #include "tls.h"
@@ -24,14 +26,40 @@
 
 struct tls_conn {
     SSL *ssl;
-    BIO *rbio;    /* ciphertext from the socket, owned by ssl */
-    BIO *wbio;    /* the sink: appends to out; owned by ssl */
+    BIO *bio;     /* reads from in, appends to out; owned by ssl */
     uint8_t *out; /* ciphertext for the socket */
     size_t out_len, out_cap;
+    uint8_t *in; /* ciphertext from the socket: in[in_off..in_len) not yet read by OpenSSL */
+    size_t in_off, in_len, in_cap;
     bool handshake_done;
 };
 
-/* ---- the output sink ---- */
+/* ---- the BIO: input source and output sink ---- */
+
+enum { IN_KEEP = 16 * 1024 }; /* a drained input buffer larger than this is freed */
+
+static int source_read(BIO *b, char *out, int outl)
+{
+    tls_conn_t *t = BIO_get_data(b);
+    BIO_clear_retry_flags(b);
+    size_t avail = t->in_len - t->in_off;
+    if (avail == 0 || outl <= 0) {
+        BIO_set_retry_read(b); /* empty: "retry", never EOF (the socket says EOF) */
+        return -1;
+    }
+    size_t n = avail < (size_t)outl ? avail : (size_t)outl;
+    memcpy(out, t->in + t->in_off, n);
+    t->in_off += n;
+    if (t->in_off == t->in_len) {
+        t->in_off = t->in_len = 0;
+        if (t->in_cap > IN_KEEP) {
+            free(t->in);
+            t->in = NULL;
+            t->in_cap = 0;
+        }
+    }
+    return (int)n;
+}
 
 static int sink_write(BIO *b, const char *data, int len)
 {
@@ -54,6 +82,10 @@ static long sink_ctrl(BIO *b, int cmd, long num, void *ptr)
         tls_conn_t *t = BIO_get_data(b);
         return (long)t->out_len;
     }
+    case BIO_CTRL_PENDING: {
+        tls_conn_t *t = BIO_get_data(b);
+        return (long)(t->in_len - t->in_off);
+    }
     default:
         return 0;
     }
@@ -71,8 +103,8 @@ static pthread_once_t sink_once = PTHREAD_ONCE_INIT;
 static void sink_init(void)
 {
     BIO_METHOD *m = BIO_meth_new(BIO_get_new_index() | BIO_TYPE_SOURCE_SINK, "herald-sink");
-    if (m == NULL || !BIO_meth_set_write(m, sink_write) || !BIO_meth_set_ctrl(m, sink_ctrl) ||
-        !BIO_meth_set_create(m, sink_create))
+    if (m == NULL || !BIO_meth_set_write(m, sink_write) || !BIO_meth_set_read(m, source_read) ||
+        !BIO_meth_set_ctrl(m, sink_ctrl) || !BIO_meth_set_create(m, sink_create))
         alloc_fail(__FILE__, __LINE__, 0);
     sink_method = m; /* lives as long as the process */
 }
@@ -166,14 +198,11 @@ tls_conn_t *tls_conn_create(SSL_CTX *ctx)
     tls_conn_t *t = xcalloc(1, sizeof(*t));
     pthread_once(&sink_once, sink_init);
     t->ssl = SSL_new(ctx);
-    t->rbio = BIO_new(BIO_s_mem());
-    t->wbio = BIO_new(sink_method);
-    if (t->ssl == NULL || t->rbio == NULL || t->wbio == NULL)
+    t->bio = BIO_new(sink_method);
+    if (t->ssl == NULL || t->bio == NULL)
         alloc_fail(__FILE__, __LINE__, sizeof(*t));
-    BIO_set_data(t->wbio, t);
-    /* An empty memory BIO reports "retry", not EOF. */
-    BIO_set_mem_eof_return(t->rbio, -1);
-    SSL_set_bio(t->ssl, t->rbio, t->wbio); /* ssl owns both BIOs from here */
+    BIO_set_data(t->bio, t);
+    SSL_set_bio(t->ssl, t->bio, t->bio); /* ssl owns the BIO (one reference for both) */
     SSL_set_accept_state(t->ssl);
     return t;
 }
@@ -184,20 +213,25 @@ void tls_conn_destroy(tls_conn_t *t)
         return;
     SSL_free(t->ssl);
     free(t->out);
+    free(t->in);
     free(t);
 }
 
 int tls_conn_feed(tls_conn_t *t, const uint8_t *data, size_t len)
 {
-    /* BIO_write copies: data may be the uv read buffer, reused after we return. */
-    while (len > 0) {
-        int chunk = len > (1u << 30) ? (1 << 30) : (int)len;
-        int n = BIO_write(t->rbio, data, chunk);
-        if (n <= 0)
-            return HERALD_EINTERNAL;
-        data += n;
-        len -= (size_t)n;
+    /* Copied: data may be the uv read buffer, reused after we return. */
+    if (len == 0)
+        return 0;
+    if (t->in_off > 0) { /* what OpenSSL has not read yet moves to the front */
+        memmove(t->in, t->in + t->in_off, t->in_len - t->in_off);
+        t->in_len -= t->in_off;
+        t->in_off = 0;
     }
+    if (len > SIZE_MAX / 2 - t->in_len)
+        return HERALD_EINTERNAL;
+    t->in = alloc_grow(t->in, &t->in_cap, t->in_len + len, 4096);
+    memcpy(t->in + t->in_len, data, len);
+    t->in_len += len;
     return 0;
 }
 

@@ -33,7 +33,8 @@ void tls_conn_destroy(tls_conn_t *t);
 
 /**
  * Hand ciphertext from the socket to the engine (copied: `data` need only
- * live during the call). Returns 0, or HERALD_EINTERNAL when the BIO fails.
+ * live during the call). Returns 0, or HERALD_EINTERNAL when the unread input would
+ * no longer fit in memory's address space.
  */
 int tls_conn_feed(tls_conn_t *t, const uint8_t *data, size_t len);
 

@@ -36,13 +36,19 @@ void headers_add_ref(headers_t *h, mempool_t *mp, const char *name, size_t name_
 void headers_add(headers_t *h, mempool_t *mp, const char *name, size_t name_len, const char *value,
                  size_t value_len)
 {
-    headers_add_ref(h, mp, mempool_strndup(mp, name, name_len), name_len,
-                    mempool_strndup(mp, value, value_len), value_len);
+    /* one pool allocation holds both strings */
+    char *n = mempool_alloc(mp, name_len + 1 + value_len + 1), *v = n + name_len + 1;
+    if (name_len > 0)
+        memcpy(n, name, name_len);
+    n[name_len] = '\0';
+    if (value_len > 0)
+        memcpy(v, value, value_len);
+    v[value_len] = '\0';
+    headers_add_ref(h, mp, n, name_len, v, value_len);
 }
 
-const header_t *headers_find(const headers_t *h, const char *name)
+const header_t *headers_find_n(const headers_t *h, const char *name, size_t nl)
 {
-    size_t nl = strlen(name);
     for (size_t i = 0; i < h->n; i++)
         if (h->v[i].name_len == nl && strncasecmp(h->v[i].name, name, nl) == 0)
             return &h->v[i];
@@ -106,18 +112,49 @@ size_t headers_u64_digits(uint64_t v, char *out)
     return n;
 }
 
-static void buf_str(headers_buf_t *b, const char *s)
+/* The fast path of headers_buf_append, inlined: the head is built from
+ * dozens of short pieces, most of them literals whose copy folds to a few
+ * moves. */
+static inline void buf_put(headers_buf_t *b, const void *p, size_t n)
 {
-    headers_buf_append(b, s, strlen(s));
+    if (b->len + n + 1 > b->cap) {
+        headers_buf_append(b, p, n);
+        return;
+    }
+    if (n > 0)
+        memcpy(b->p + b->len, p, n);
+    b->len += n;
+    b->p[b->len] = '\0';
+}
+
+static inline void buf_str(headers_buf_t *b, const char *s)
+{
+    buf_put(b, s, strlen(s));
 }
 
 static void buf_field(headers_buf_t *b, const char *name, size_t name_len, const char *value,
                       size_t value_len)
 {
-    headers_buf_append(b, name, name_len);
-    headers_buf_append(b, ": ", 2);
-    headers_buf_append(b, value, value_len);
-    headers_buf_append(b, "\r\n", 2);
+    size_t n = name_len + 2 + value_len + 2;
+    if (b->len + n + 1 > b->cap) {
+        headers_buf_append(b, name, name_len);
+        headers_buf_append(b, ": ", 2);
+        headers_buf_append(b, value, value_len);
+        headers_buf_append(b, "\r\n", 2);
+        return;
+    }
+    char *d = b->p + b->len;
+    memcpy(d, name, name_len);
+    d += name_len;
+    *d++ = ':';
+    *d++ = ' ';
+    if (value_len > 0)
+        memcpy(d, value, value_len);
+    d += value_len;
+    *d++ = '\r';
+    *d++ = '\n';
+    *d = '\0';
+    b->len += n;
 }
 
 /* ---- tokens ---- */
@@ -263,7 +300,7 @@ static size_t join_values(const headers_t *h, const char *name, const char *sep,
             continue;
         if (count++ > 0)
             buf_str(b, sep);
-        headers_buf_append(b, f->value, f->value_len);
+        buf_put(b, f->value, f->value_len);
     }
     return count;
 }
@@ -286,7 +323,7 @@ void headers_build_request(const headers_request_t *in, headers_buf_t *out)
     conn_tokens_find(&ct, h);
 
     buf_str(out, in->method);
-    headers_buf_append(out, " ", 1);
+    buf_put(out, " ", 1);
     buf_str(out, nonempty(in->path) ? in->path : "/");
     buf_str(out, " HTTP/1.1\r\n");
 
@@ -382,7 +419,7 @@ void headers_filter_response(const headers_t *in, headers_t *out, mempool_t *mp,
         if (headers_name_eq(n, nl, "via")) {
             if (via.len > 0)
                 buf_str(&via, ", ");
-            headers_buf_append(&via, f->value, f->value_len);
+            buf_put(&via, f->value, f->value_len);
             continue;
         }
         if (upgrade && headers_name_eq(n, nl, "upgrade")) {

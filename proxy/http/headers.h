@@ -36,8 +36,17 @@ void headers_add(headers_t *h, mempool_t *mp, const char *name, size_t name_len,
 /** Append without copying: name and value must outlive the list (pool or static). */
 void headers_add_ref(headers_t *h, mempool_t *mp, const char *name, size_t name_len,
                      const char *value, size_t value_len);
-/** The first header named `name` (case-insensitive), or NULL. Valid while the list is. */
-const header_t *headers_find(const headers_t *h, const char *name);
+/** The first header named by the nl bytes at `name` (case-insensitive), or NULL. Valid while the
+ * list is. */
+const header_t *headers_find_n(const headers_t *h, const char *name, size_t nl);
+/**
+ * The first header named `name` (NUL-terminated, case-insensitive), or NULL.
+ * Inline so that a literal name's length folds to a constant.
+ */
+static inline const header_t *headers_find(const headers_t *h, const char *name)
+{
+    return headers_find_n(h, name, strlen(name));
+}
 /**
  * Case-insensitive equality of a counted string and a C string. Inline so
  * that for a literal `b` the length test folds to a constant: most

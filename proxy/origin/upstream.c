@@ -34,6 +34,7 @@
 #include "alloc.h"
 #include "list.h"
 #include "config.h"
+#include "lazytimer.h"
 #include "log.h"
 
 enum {
@@ -105,8 +106,9 @@ struct upstream_pool {
 };
 
 struct upstream_conn {
-    uv_tcp_t tcp;     /* data = this */
-    uv_timer_t timer; /* data = this: origin_timeout, or the idle timeout */
+    uv_tcp_t tcp;      /* data = this */
+    lazytimer_t timer; /* t.data = this: origin_timeout, or the idle timeout (lazy:
+                        * pushed back per request) */
     uv_connect_t connect_req;
     uv_shutdown_t shutdown_req;
     upstream_pool_t *pool;
@@ -361,7 +363,7 @@ static void conn_close(upstream_conn_t *c)
     push_release(c);
     /* pending writes complete with UV_ECANCELED before close_cb */
     uv_close((uv_handle_t *)&c->tcp, close_cb);
-    uv_close((uv_handle_t *)&c->timer, close_cb);
+    uv_close((uv_handle_t *)&c->timer.t, close_cb);
     /* the socket is closed now: its unit serves the next request at once */
     if (c->has_slot) {
         c->has_slot = false;
@@ -436,10 +438,10 @@ static void conn_timer_cb(uv_timer_t *t)
 static void arm(upstream_conn_t *c, double secs)
 {
     if (secs <= 0) {
-        uv_timer_stop(&c->timer);
+        lazytimer_stop(&c->timer);
         return;
     }
-    uv_timer_start(&c->timer, conn_timer_cb, (uint64_t)(secs * 1000.0 + 0.5), 0);
+    lazytimer_start(&c->timer, (uint64_t)(secs * 1000.0 + 0.5));
 }
 
 /*
@@ -459,7 +461,7 @@ static void rearm_timer(upstream_conn_t *c)
                            uv_stream_get_write_queue_size((uv_stream_t *)&c->tcp) > 0))
             arm(c, owed_timeout(c));
         else
-            uv_timer_stop(&c->timer);
+            lazytimer_stop(&c->timer);
         break;
     case UPSTREAM_IDLE:
         arm(c, c->pool->cfg->origin_idle_timeout);
@@ -469,7 +471,7 @@ static void rearm_timer(upstream_conn_t *c)
     case UPSTREAM_TUNNEL:
     case UPSTREAM_CLOSING:
     case UPSTREAM_NSTATES:
-        uv_timer_stop(&c->timer);
+        lazytimer_stop(&c->timer);
         break;
     }
 }
@@ -501,9 +503,9 @@ static void open_handles(upstream_conn_t *c)
         LOG_FATAL("uv_tcp_init: %s", uv_strerror(r));
         abort();
     }
-    uv_timer_init(pool->loop, &c->timer);
+    lazytimer_init(pool->loop, &c->timer, conn_timer_cb);
     c->tcp.data = c;
-    c->timer.data = c;
+    c->timer.t.data = c;
     c->connect_req.data = c;
     c->handles_open = 2;
     c->counted = true;
@@ -559,7 +561,7 @@ static upstream_conn_t *take_idle(upstream_pool_t *pool)
     upstream_conn_t *c = container_of(l, upstream_conn_t, link);
     idle_unlink(c);
     set_state(c, UPSTREAM_ACTIVE);
-    uv_timer_stop(&c->timer);
+    lazytimer_stop(&c->timer);
     return c;
 }
 
@@ -716,11 +718,11 @@ static void refuse(upstream_conn_t *q, int status)
     upstream_pool_t *pool = q->pool;
     q->rejected = status == 503;
     q->deferred_status = status;
-    uv_timer_init(pool->loop, &q->timer);
-    q->timer.data = q;
+    lazytimer_init(pool->loop, &q->timer, conn_timer_cb);
+    q->timer.t.data = q;
     q->handles_open = 1;
     set_state(q, UPSTREAM_CLOSING);
-    uv_close((uv_handle_t *)&q->timer, close_cb);
+    uv_close((uv_handle_t *)&q->timer.t, close_cb);
 }
 
 /* The queue is full: 503. */

@@ -1,7 +1,8 @@
 /*
  * The kernel's view of a TCP connection's path (TCP_INFO), for the pacer
- * (pace.h). Kept apart from pace.c: <linux/tcp.h> has the newer fields but
- * clashes with the <netinet/tcp.h> that uv.h brings in.
+ * (pace.h) and the TLS record sizing of client connections (conn.c). Kept
+ * apart from them: <linux/tcp.h> has the newer fields but clashes with the
+ * <netinet/tcp.h> that uv.h brings in.
  */
 #ifndef HERALD_TCPINFO_H
 #define HERALD_TCPINFO_H
@@ -9,7 +10,7 @@
 #include <stdbool.h>
 #include <stdint.h>
 
-/** What pace.c uses of struct tcp_info. */
+/** What herald uses of struct tcp_info. */
 typedef struct tcpinfo {
     uint32_t min_rtt_us;    /* the smallest RTT the kernel saw; 0 unknown */
     uint64_t delivery_rate; /* bytes/s, the newest delivery rate sample; 0 none */
