@@ -43,6 +43,9 @@ static const char *unavailable_reason(void);
 #include <poll.h>
 #include <pthread.h>
 #include <sys/random.h>
+#include <sys/resource.h>
+#include <sys/syscall.h>
+#include <unistd.h>
 
 #include "fleetbase.h"
 #include "fleetfold.h"
@@ -58,7 +61,12 @@ enum {
     READ_BLOCK_MS = 200, /* longest wait for the streams between rounds */
     READ_COUNT = 64,     /* entries per XREAD */
     SUB_POLL_MS = 200,   /* longest wait of the subscriber before it looks at stop */
-    APPLY_SLICE = 16,    /* records applied per hold of mu (the workers wait for it) */
+    APPLY_SLICE = 4,     /* records applied per hold of mu (the workers wait for it) */
+    /* The sync thread applies a batch's visits in a burst once per interval,
+     * work the workers would otherwise do one visit at a time: it runs this
+     * much nicer than the process, so that requests arriving meanwhile go
+     * first (the work is deferred, not dropped: an idle CPU runs it). */
+    SYNC_NICE = 10,
     BACKOFF_MIN_MS = 100,
     BACKOFF_MAX_MS = 5000,
     MAX_QUEUED_BATCHES = 256, /* while Redis is away; the oldest dropped past it */
@@ -1414,9 +1422,23 @@ static void wait_ms(sharedmap_t *s, int64_t ms)
     pthread_mutex_unlock(&s->mu);
 }
 
+/* Name the calling thread and lower its priority by `nice` (Linux
+ * priorities are per thread); failures only mean it keeps the process's. */
+static void thread_setup(const char *name, int nice)
+{
+    pthread_setname_np(pthread_self(), name);
+    if (nice != 0) {
+        errno = 0;
+        int prio = getpriority(PRIO_PROCESS, 0);
+        if (errno == 0)
+            (void)setpriority(PRIO_PROCESS, (id_t)syscall(SYS_gettid), prio + nice);
+    }
+}
+
 static void *sync_main(void *arg)
 {
     sharedmap_t *s = arg;
+    thread_setup("herald-shmap", SYNC_NICE);
     while (!stopping(s)) {
         int64_t now = mono_ms();
         if (now >= s->next_tick_ms) {
@@ -1551,6 +1573,7 @@ static void on_published(sharedmap_t *s, const redisReply *r)
 static void *sub_main(void *arg)
 {
     sharedmap_t *s = arg;
+    thread_setup("herald-shsub", 0);
     redisContext *c = NULL;
     int backoff = 0;
     while (!stopping(s)) {
