@@ -43,9 +43,6 @@ static const char *unavailable_reason(void);
 #include <poll.h>
 #include <pthread.h>
 #include <sys/random.h>
-#include <sys/resource.h>
-#include <sys/syscall.h>
-#include <unistd.h>
 
 #include "fleetbase.h"
 #include "fleetfold.h"
@@ -61,12 +58,12 @@ enum {
     READ_BLOCK_MS = 200, /* longest wait for the streams between rounds */
     READ_COUNT = 64,     /* entries per XREAD */
     SUB_POLL_MS = 200,   /* longest wait of the subscriber before it looks at stop */
-    APPLY_SLICE = 4,     /* records applied per hold of mu (the workers wait for it) */
-    /* The sync thread applies a batch's visits in a burst once per interval,
-     * work the workers would otherwise do one visit at a time: it runs this
-     * much nicer than the process, so that requests arriving meanwhile go
-     * first (the work is deferred, not dropped: an idle CPU runs it). */
-    SYNC_NICE = 10,
+    /* Records applied per hold of mu and the map's lock: the sync thread
+     * applies a batch's held visits in a burst once per interval, and a
+     * worker planning or committing meanwhile waits for the lock. (The
+     * thread keeps the workers' priority: a nicer thread preempted while it
+     * holds the lock would keep a worker waiting behind the other.) */
+    APPLY_SLICE = 4,
     BACKOFF_MIN_MS = 100,
     BACKOFF_MAX_MS = 5000,
     MAX_QUEUED_BATCHES = 256, /* while Redis is away; the oldest dropped past it */
@@ -1422,23 +1419,16 @@ static void wait_ms(sharedmap_t *s, int64_t ms)
     pthread_mutex_unlock(&s->mu);
 }
 
-/* Name the calling thread and lower its priority by `nice` (Linux
- * priorities are per thread); failures only mean it keeps the process's. */
-static void thread_setup(const char *name, int nice)
+/* Name the calling thread, for top and ps. */
+static void thread_setup(const char *name)
 {
     pthread_setname_np(pthread_self(), name);
-    if (nice != 0) {
-        errno = 0;
-        int prio = getpriority(PRIO_PROCESS, 0);
-        if (errno == 0)
-            (void)setpriority(PRIO_PROCESS, (id_t)syscall(SYS_gettid), prio + nice);
-    }
 }
 
 static void *sync_main(void *arg)
 {
     sharedmap_t *s = arg;
-    thread_setup("herald-shmap", SYNC_NICE);
+    thread_setup("herald-shmap");
     while (!stopping(s)) {
         int64_t now = mono_ms();
         if (now >= s->next_tick_ms) {
@@ -1573,7 +1563,7 @@ static void on_published(sharedmap_t *s, const redisReply *r)
 static void *sub_main(void *arg)
 {
     sharedmap_t *s = arg;
-    thread_setup("herald-shsub", 0);
+    thread_setup("herald-shsub");
     redisContext *c = NULL;
     int backoff = 0;
     while (!stopping(s)) {
