@@ -588,6 +588,12 @@ static void on_request_consumed(exchange_t *ex, size_t n)
         n = st->unconsumed;
     st->unconsumed -= n;
     nghttp2_session_consume(st->s->ng, st->id, n); /* may queue WINDOW_UPDATEs */
+    /* The client may send again from now on: its body clock starts here,
+     * not at the last scan that found it held back (else a hold ending
+     * just before the deadline expires it at once). Moved, not re-armed. */
+    if (st->due_ms != 0)
+        st->due_ms =
+            uv_now(st->s->c->f->loop) + (uint64_t)(st->s->c->f->cfg->body_timeout * 1000.0);
     kick(st->s);
 }
 

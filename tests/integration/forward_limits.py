@@ -132,4 +132,42 @@ def _():
             st["body"][:120])
 
 
+@T.case("h2: after a hold, the body clock starts when the window reopens")
+def _():
+    # The origin takes the body after 2.5 body timeouts; herald's scans find
+    # the client held back at 1 and 2 timeouts. The client then waits 0.7 of
+    # a timeout after the window reopens before it sends again: less than
+    # the timeout it is allowed from that moment (RFC 9113 flow control: it
+    # may not send before), so the upload must complete.
+    body = bytes(range(256)) * (16 * 4096)
+    c = harness.H2(h.port, timeout=30)
+    sid = c.send_request("POST", "/_sink?think_ms=%d" % int(BODY_T * 2500),
+                         [("content-length", str(len(body)))], open_=True)
+    off, deadline, held_since, waited = 0, time.monotonic() + 30, None, False
+    while off < len(body) and time.monotonic() < deadline and c.streams[sid]["reset"] is None:
+        room = min(c.conn.local_flow_control_window(sid), c.conn.outbound_flow_control_window,
+                   c.conn.max_outbound_frame_size)
+        if room > 0:
+            if held_since is not None and not waited and time.monotonic() - held_since > BODY_T:
+                waited = True
+                time.sleep(BODY_T * 0.7)
+            held_since = None
+            n = min(room, len(body) - off)
+            c.conn.send_data(sid, body[off:off + n], end_stream=off + n == len(body))
+            c.flush()
+            off += n
+        else:
+            if held_since is None:
+                held_since = time.monotonic()
+            c.pump(1.0, lambda: min(c.conn.local_flow_control_window(sid),
+                                    c.conn.outbound_flow_control_window) > 0)
+    c.pump(30, c.done(sid))
+    st = c.result(sid)
+    c.close()
+    T.check(waited, "the client was never held back for a whole body timeout")
+    T.eq(st["status"], 200, "status of the upload that waited after the hold")
+    T.check(b'"len": %d' % len(body) in st["body"], "origin did not get the whole body: %r" %
+            st["body"][:120])
+
+
 T.finish()
