@@ -266,6 +266,9 @@ typedef struct pagemap_asset_meta {
  */
 int pagemap_observe_asset(pagemap_t *pm, const char *asset_key, const pagemap_asset_meta_t *m);
 
+/** Whether asset_key is an asset of some page in the map (false for NULL arguments). */
+bool pagemap_has_asset(pagemap_t *pm, const char *asset_key);
+
 typedef enum pagemap_delivery {
     PAGEMAP_DELIVERY_PROMISED,
     PAGEMAP_DELIVERY_COMPLETED, /* bytes = body bytes pushed */

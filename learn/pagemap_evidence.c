@@ -514,6 +514,16 @@ bool pagemap_should_scan(pagemap_t *pm, const char *page_key, uint64_t validator
     return scan;
 }
 
+bool pagemap_has_asset(pagemap_t *pm, const char *asset_key)
+{
+    if (pm == NULL || asset_key == NULL)
+        return false;
+    pthread_mutex_lock(&pm->lock);
+    bool has = pm_asset_find(pm, asset_key) != NULL;
+    pthread_mutex_unlock(&pm->lock);
+    return has;
+}
+
 int pagemap_observe_asset(pagemap_t *pm, const char *asset_key, const pagemap_asset_meta_t *m)
 {
     if (pm == NULL || asset_key == NULL || m == NULL)

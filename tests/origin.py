@@ -35,6 +35,8 @@ Special paths (query parameters in brackets):
   /_set_etag [path, etag] from now on, static PATH carries ETag "etag" (empty: the default)
   /_set_status [path, code] from now on, static PATH answers CODE with a short body
                          (code 0 or none: served normally again)
+  /_set_type [path, type] from now on, static PATH is served as Content-Type TYPE
+                         (empty: guessed from its name again)
   /_tspage [asset]       HTML naming asset (default /js/config.js) with ?ts=<now ns>,
                          a new URL on every visit, plus /css/site.css
 /_sse also takes gate=DIR (event i is sent once the file DIR/i exists: a client
@@ -117,6 +119,7 @@ class Origin:
         self.links = {}
         self.etags = {}
         self.statuses = {}
+        self.types = {}
         self.redirects = dict(self.kv(x) for x in getattr(args, "redirect", []))
         for x in args.link:
             p, v = self.kv(x)
@@ -469,6 +472,7 @@ class Conn:
         ctype = mimetypes.guess_type(p)[0] or "application/octet-stream"
         if ctype.startswith("text/") or ctype in ("image/svg+xml",):
             ctype += "; charset=utf-8"
+        ctype = self.o.types.get(req["path"]) or ctype
         own = self.o.headers.get(req["path"], [])
         hs = [("ETag", etag)] + ([] if any(k.lower() == "cache-control" for k, _ in own) else
                                  [("Cache-Control", "max-age=60")]) + extra + own
@@ -558,6 +562,12 @@ class Conn:
         self.drain_body(req)
         self.o.statuses[req["q"].get("path", "")] = int(req["q"].get("code", "0") or 0)
         self.respond(200, b"status set\n", headers=[("Cache-Control", "no-store")])
+        return True
+
+    def h_set_type(self, req, extra):
+        self.drain_body(req)
+        self.o.types[req["q"].get("path", "")] = req["q"].get("type", "")
+        self.respond(200, b"type set\n", headers=[("Cache-Control", "no-store")])
         return True
 
     def h_tspage(self, req, extra):
@@ -736,7 +746,7 @@ SPECIAL = {"/_echo": Conn.h_echo, "/_think": Conn.h_think, "/_sse": Conn.h_sse,
            "/_badchunk": Conn.h_badchunk, "/_closeafter": Conn.h_closeafter, "/_ws": Conn.h_ws,
            "/_status": Conn.h_status, "/_hop": Conn.h_hop,
            "/_dropnext": Conn.h_dropnext, "/_set_etag": Conn.h_set_etag,
-           "/_set_status": Conn.h_set_status,
+           "/_set_status": Conn.h_set_status, "/_set_type": Conn.h_set_type,
            "/_tspage": Conn.h_tspage}
 
 

@@ -53,6 +53,8 @@
 #define LEARNING_CSS_CAP (512u * 1024u)
 /** Decoded bytes a page's decoder may produce (the scanner keeps its own cap). */
 #define LEARNING_DECODE_CAP (4u * 1024u * 1024u)
+/** Slots of a worker's memory of URLs that are not pages (a power of two). */
+#define LEARNING_NOT_PAGE_SLOTS 1024u
 
 /* One per worker: what its connections and exchanges share. */
 struct learning {
@@ -60,6 +62,10 @@ struct learning {
     pagemap_t *pm;       /* the shared store; NULL = learning off */
     sharedmap_t *shared; /* the fleet's shared map (main.c owns it); NULL = none */
     size_t slot;         /* ours in exchange_client_t.state */
+    /* URLs that answered a request of uncertain purpose (no fetch metadata,
+     * Accept absent or any) with a 2xx that is not HTML: hashes of their
+     * keys, direct-mapped. Such a request for one of them opens no visit. */
+    uint64_t not_page[LEARNING_NOT_PAGE_SLOTS];
 };
 
 typedef struct learning_conn learning_conn_t;
@@ -75,6 +81,8 @@ struct learning_conn {
 
 /* learning_visits_open(): opened minus finished, across workers. */
 static _Atomic uint64_t visits_opened, visits_finished;
+/* learning_not_pages() */
+static _Atomic uint64_t not_pages;
 
 /* Times stored in the map (first/last seen, last visit) outlive the process
  * in the state file: wall-clock milliseconds, not the loop's monotonic clock. */
@@ -242,6 +250,8 @@ typedef struct learning_ex {
     learning_t *L;
     visit_t *visit; /* ref'd: the page's own visit, or the one ex is attributed to */
     bool is_page;
+    bool maybe_page; /* the request did not say it wants a page (SESSION_MAYBE_PAGE) */
+    bool not_page;   /* ... and its URL was known not to be one: no visit */
     bool followup; /* attributed non-page request */
     bool pushed;
     bool teach; /* GET/HEAD without Authorization: its response may teach */
@@ -434,6 +444,29 @@ static visit_t *open_visit(learning_conn_t *lc, exchange_t *ex, learning_ex_t *l
     return v;
 }
 
+/* key's slot in L->not_page; *tag is what the slot holds when key is in it (never 0). */
+static uint64_t *not_page_slot(learning_t *L, const char *key, uint64_t *tag)
+{
+    uint64_t h = 1469598103934665603ull;
+    for (const char *p = key; *p; p++)
+        h = (h ^ (unsigned char)*p) * 1099511628211ull;
+    *tag = h | 1;
+    return &L->not_page[(h ^ (h >> 31)) & (LEARNING_NOT_PAGE_SLOTS - 1)];
+}
+
+/* The final response of a request of uncertain purpose: remember whether its
+ * URL is a page. A 2xx that is not HTML is not one; one that is HTML is. */
+static void note_not_page(learning_ex_t *lx, const exchange_t *ex, bool html)
+{
+    if (ex->status < 200 || ex->status > 299)
+        return;
+    uint64_t tag, *slot = not_page_slot(lx->L, lx->key, &tag);
+    if (!html)
+        *slot = tag;
+    else if (*slot == tag)
+        *slot = 0;
+}
+
 static void on_request(void *data, exchange_t *ex)
 {
     learning_t *L = data;
@@ -460,7 +493,20 @@ static void on_request(void *data, exchange_t *ex)
     check(session_note_requested(lc->session, lx->key));
     const char *ref = req_header(ex, "referer");
     uint64_t now = uv_now(lc->L->x->loop);
+    session_class_t asked = cls;
     cls = session_resolve(lc->session, cls, ref != NULL, now);
+    if (cls == SESSION_PAGE && asked == SESSION_MAYBE_PAGE) {
+        /* a client that did not say what it wants (curl, an API client):
+         * a URL that answered it with something other than HTML before
+         * opens no visit, and costs no page bookkeeping */
+        uint64_t tag;
+        if (*not_page_slot(L, lx->key, &tag) == tag) {
+            lx->not_page = true;
+            atomic_fetch_add_explicit(&not_pages, 1, memory_order_relaxed);
+            return;
+        }
+        lx->maybe_page = true;
+    }
     if (cls == SESSION_PAGE || cls == SESSION_PREFETCH) {
         lx->referer = ref != NULL ? normalize(ref) : NULL;
         lx->visit = open_visit(lc, ex, lx, cls == SESSION_PREFETCH);
@@ -708,6 +754,8 @@ static void start_decoder(exchange_t *ex, learning_ex_t *lx, size_t cap)
 static void on_response_head(void *data, exchange_t *ex, bool final)
 {
     learning_ex_t *lx = ex->learn;
+    if (lx != NULL && lx->not_page && final)
+        note_not_page(lx, ex, is_html(resp_header(ex, "content-type")));
     if (lx == NULL || lx->visit == NULL)
         return;
     visit_t *v = lx->visit;
@@ -721,6 +769,8 @@ static void on_response_head(void *data, exchange_t *ex, bool final)
         if (ex->t_first_byte > ex->t_upstream_sent && ex->t_upstream_sent != 0)
             think = (double)(ex->t_first_byte - ex->t_upstream_sent) / 1e6;
         const char *ct = resp_header(ex, "content-type");
+        if (lx->maybe_page && ct != NULL)
+            note_not_page(lx, ex, is_html(ct));
         visit_page_head(v, ex->status, is_html(ct), think,
                         headers_find(&ex->resp_headers, "set-cookie") != NULL);
         if (!is_html(ct) || ex->status < 200 || ex->status > 299)
@@ -883,6 +933,8 @@ static void on_response_end(void *data, exchange_t *ex, bool ok)
     }
     if (!ok || lx->key == NULL || !lx->teach)
         return; /* only what the origin really served teaches */
+    if (v == NULL && !pagemap_has_asset(lx->L->pm, lx->key))
+        return; /* no page's asset, and no visit's: nothing to note */
     pagemap_asset_meta_t m;
     /* HEAD carries no body: it would overwrite the asset's size and type */
     bool meta = lx->is_get && ex->status >= 200;
@@ -1141,6 +1193,16 @@ void learning_note_skipped(exchange_t *ex, const char *url_key)
     visit_t *v = visit_of(ex);
     if (v != NULL && url_key != NULL)
         check(visit_delivered(v, url_key, url_key, VISIT_SKIPPED));
+}
+
+uint64_t learning_visits_opened(void)
+{
+    return atomic_load_explicit(&visits_opened, memory_order_relaxed);
+}
+
+uint64_t learning_not_pages(void)
+{
+    return atomic_load_explicit(&not_pages, memory_order_relaxed);
 }
 
 uint64_t learning_visits_open(void)

@@ -150,4 +150,13 @@ const char *learning_cookie_value(const exchange_t *ex, const char *name, size_t
  */
 uint64_t learning_visits_open(void);
 
+/**
+ * Visits opened since start, over all workers, and requests that opened
+ * none because their URL answered before with something other than HTML
+ * while they did not say they want a page (no fetch metadata, Accept absent
+ * or any: curl, API clients, load generators). Any thread; relaxed reads.
+ */
+uint64_t learning_visits_opened(void);
+uint64_t learning_not_pages(void);
+
 #endif

@@ -303,6 +303,19 @@ static nghttp2_nv make_nv(const char *name, size_t nlen, const char *value, size
     return nv;
 }
 
+/* ASCII lower case of every byte (RFC 9113 §8.2.1 wants lower-case names). */
+static const uint8_t lower_of[256] = {
+#define L4(c) (c), (c) + 1, (c) + 2, (c) + 3
+#define L16(c) L4(c), L4((c) + 4), L4((c) + 8), L4((c) + 12)
+    L16(0x00), L16(0x10), L16(0x20), L16(0x30),
+    0x40, L4(0x61), L4(0x65), L4(0x69), 0x6d, 0x6e, 0x6f,         /* @, A-O */
+    L4(0x70), L4(0x74), 0x78, 0x79, 0x7a, 0x5b, 0x5c, 0x5d, 0x5e, 0x5f, /* P-Z, [\]^_ */
+    L16(0x60), L16(0x70), L16(0x80), L16(0x90), L16(0xa0), L16(0xb0), L16(0xc0), L16(0xd0),
+    L16(0xe0), L16(0xf0),
+#undef L16
+#undef L4
+};
+
 /* Roughly what nghttp2 counts against its 64 KiB max_send_header_block_length. */
 static size_t head_estimate(const exchange_t *ex)
 {
@@ -328,16 +341,28 @@ static void submit_head(h2_stream_t *st, bool final, bool body)
     int sl = 3;
     size_t n = 0;
     nva[n++] = make_nv(":status", 7, status, (size_t)sl);
+    /* Origins spell names as they like ("Content-Type"): all of them go
+     * lower-cased into one buffer in ex's pool (nghttp2 would copy and
+     * lower-case each name in the submit call). */
+    size_t names = 0;
+    for (size_t i = 0; i < ex->resp_headers.n; i++)
+        names += ex->resp_headers.v[i].name_len;
+    uint8_t *lc = mempool_alloc(&ex->pool, names + 1);
     for (size_t i = 0; i < ex->resp_headers.n; i++) {
         const header_t *h = &ex->resp_headers.v[i];
         if (skip_resp_header(h))
             continue;
-        /* h2 requires lower-case names (RFC 9113 §8.2.1): the submit call
-         * copies every name and lower-cases the copy (nghttp2.h), so the
-         * origin's spelling goes in as it is. */
-        nva[n++] = make_nv(h->name, h->name_len, h->value, h->value_len);
+        uint8_t *name = lc;
+        for (size_t k = 0; k < h->name_len; k++)
+            *lc++ = lower_of[(uint8_t)h->name[k]];
+        /* Not copied by nghttp2: the strings live in ex's pool (or are
+         * static) and ex outlives the stream, whose HEADERS nghttp2 packs
+         * before it closes it (on_stream_close releases ex; a closing
+         * connection produces nothing more). */
+        nva[n] = make_nv((const char *)name, h->name_len, h->value, h->value_len);
+        nva[n++].flags = NGHTTP2_NV_FLAG_NO_COPY_NAME | NGHTTP2_NV_FLAG_NO_COPY_VALUE;
     }
-    /* nghttp2 copies nva during the submit call. */
+    /* nghttp2 copies the array (and :status, which is on the stack) in the submit call. */
     if (!final) {
         nghttp2_submit_headers(st->s->ng, NGHTTP2_FLAG_NONE, st->id, NULL, nva, n, NULL);
     } else if (body) {

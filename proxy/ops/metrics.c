@@ -137,6 +137,8 @@ void metrics_collect(const metrics_gauges_t *g, pagemap_t *pm, metrics_snapshot_
         out->visits_committed = ps.visits_committed;
     }
     out->visits_open = learning_visits_open();
+    out->visits_opened = learning_visits_opened();
+    out->not_pages = learning_not_pages();
     out->uptime_s = (double)(uv_hrtime() - start_ns) / 1e9;
 }
 
@@ -315,6 +317,10 @@ char *metrics_render_prometheus(const metrics_snapshot_t *s)
     counter(&b, "visits_committed_total", "Page visits committed to the learned map.",
             s->visits_committed);
     gauge(&b, "learning_visits_open", "Visits opened and not yet committed.", s->visits_open);
+    counter(&b, "visits_opened_total", "Page visits opened.", s->visits_opened);
+    counter(&b, "requests_not_page_total",
+            "Requests that opened no visit: their URL answered with something other than HTML.",
+            s->not_pages);
     render_speculation(&b, &s->spec);
     render_pace(&b, &s->pace);
     sb_printf(&b,

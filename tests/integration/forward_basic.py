@@ -187,6 +187,20 @@ def _():
     T.eq(got, want, "names lower-cased, values intact, in order")
 
 
+@T.case("h2 response header names: only A-Z lower-cased, every other token character kept")
+def _():
+    # RFC 9110 §5.6.2 tchar, with the letters in both cases
+    name = "X-Tc_!#$%&'*+.^`|~AZaz09"
+    o2 = T.origin(args=["--header", "/css/site.css=%s: v" % name])
+    h2 = T.herald(o2, name="herald-tchar")
+    r = T.curl(["--http2-prior-knowledge"], h2.url + "/css/site.css")
+    T.eq((r.returncode, r.status), (0, 200), "response")
+    T.eq([(k, v) for k, v in r.headers if k.startswith("x-tc")],
+         [("x-tc_!#$%&'*+.^`|~azaz09", "v")], "name")
+    h2.stop()
+    o2.stop()
+
+
 @T.case("X-Forwarded-For/-Proto replaced, Via names herald")
 def _():
     r = T.curl(["--http2-prior-knowledge", "-H", "X-Forwarded-For: 6.6.6.6",

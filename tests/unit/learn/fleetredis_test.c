@@ -501,7 +501,7 @@ static void test_poison(void)
         snprintf(addr, sizeof(addr), "203.0.113.%d", 7);
         uint64_t c = fleetmark_client_hash(addr, NULL, 0);
         int64_t t = 1700000000000 + k;
-        long long a[2];
+        long long a[2] = {0, 0};
         CHECK_INTEQ(mark(c, "e.com/poisoned", NULL, "600000", a), 1);
         if (!fleetmark_redis_reply(x->marks, c, "e.com/poisoned", t, a[0]))
             continue;

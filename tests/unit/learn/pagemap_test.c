@@ -617,8 +617,14 @@ static void test_push_and_hint_rules(void)
     pagemap_item_t it[8];
     for (int i = 0; i < 8; i++)
         it[i] = strong(u[i], PAGEMAP_KIND_SCRIPT, (unsigned)i);
+    CHECK(!pagemap_has_asset(pm, u[0]));
     pagemap_visit_t v = visit(PAGE, 1, it, 8);
     commit(pm, &v);
+    for (int i = 0; i < 8; i++)
+        CHECK(pagemap_has_asset(pm, u[i]));
+    CHECK(!pagemap_has_asset(pm, "https://e.com/other.js"));
+    CHECK(!pagemap_has_asset(pm, PAGE)); /* a page is no asset */
+    CHECK(!pagemap_has_asset(pm, NULL) && !pagemap_has_asset(NULL, u[0]));
     observe(pm, u[0], 200, NULL, CACHEPOLICY_SET_COOKIE, false);
     observe(pm, u[1], 200, NULL, CACHEPOLICY_VARY_COOKIE | CACHEPOLICY_VARY_ENCODING, false);
     observe(pm, u[2], 200, NULL, CACHEPOLICY_NO_STORE, false);
