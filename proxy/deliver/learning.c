@@ -252,7 +252,7 @@ typedef struct learning_ex {
     bool is_page;
     bool maybe_page; /* the request did not say it wants a page (SESSION_MAYBE_PAGE) */
     bool not_page;   /* ... and its URL was known not to be one: no visit */
-    bool followup; /* attributed non-page request */
+    bool followup;   /* attributed non-page request */
     bool pushed;
     bool teach; /* GET/HEAD without Authorization: its response may teach */
     bool is_get;

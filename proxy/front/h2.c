@@ -304,6 +304,7 @@ static nghttp2_nv make_nv(const char *name, size_t nlen, const char *value, size
 }
 
 /* ASCII lower case of every byte (RFC 9113 §8.2.1 wants lower-case names). */
+/* clang-format off */
 static const uint8_t lower_of[256] = {
 #define L4(c) (c), (c) + 1, (c) + 2, (c) + 3
 #define L16(c) L4(c), L4((c) + 4), L4((c) + 8), L4((c) + 12)
@@ -315,6 +316,7 @@ static const uint8_t lower_of[256] = {
 #undef L16
 #undef L4
 };
+/* clang-format on */
 
 /* Roughly what nghttp2 counts against its 64 KiB max_send_header_block_length. */
 static size_t head_estimate(const exchange_t *ex)

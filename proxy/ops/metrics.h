@@ -58,7 +58,7 @@ typedef struct metrics_snapshot {
     uint64_t promised, completed, cancelled, pushed_bytes, hints_sent, hinted_links, skipped;
     uint64_t digest_hits;
     uint64_t pages, templates, edges, pinned, banned, assets, visits_committed;
-    uint64_t visits_open;     /* learning_visits_open() */
+    uint64_t visits_open; /* learning_visits_open() */
     uint64_t visits_opened, not_pages;
     pace_stats_t pace;        /* path estimates: client networks, PINGs, pacing */
     speculation_stats_t spec; /* next pages: rule sets, prefetches and their use */
