@@ -250,9 +250,12 @@ typedef struct learning_ex {
     learning_t *L;
     visit_t *visit; /* ref'd: the page's own visit, or the one ex is attributed to */
     bool is_page;
-    bool maybe_page; /* the request did not say it wants a page (SESSION_MAYBE_PAGE) */
-    bool not_page;   /* ... and its URL was known not to be one: no visit */
-    bool followup;   /* attributed non-page request */
+    /* The request did not say it wants a page (SESSION_MAYBE_PAGE): its
+     * URL's slot in L->not_page and what the slot holds for it, or NULL. */
+    uint64_t *np_slot;
+    uint64_t np_tag;
+    bool not_page; /* ... and its URL was known not to be one: no visit */
+    bool followup; /* attributed non-page request */
     bool pushed;
     bool teach; /* GET/HEAD without Authorization: its response may teach */
     bool is_get;
@@ -456,15 +459,14 @@ static uint64_t *not_page_slot(learning_t *L, const char *key, uint64_t *tag)
 
 /* The final response of a request of uncertain purpose: remember whether its
  * URL is a page. A 2xx that is not HTML is not one; one that is HTML is. */
-static void note_not_page(learning_ex_t *lx, const exchange_t *ex, bool html)
+static void note_not_page(const learning_ex_t *lx, const exchange_t *ex, bool html)
 {
     if (ex->status < 200 || ex->status > 299)
         return;
-    uint64_t tag, *slot = not_page_slot(lx->L, lx->key, &tag);
     if (!html)
-        *slot = tag;
-    else if (*slot == tag)
-        *slot = 0;
+        *lx->np_slot = lx->np_tag;
+    else if (*lx->np_slot == lx->np_tag)
+        *lx->np_slot = 0;
 }
 
 static void on_request(void *data, exchange_t *ex)
@@ -499,13 +501,12 @@ static void on_request(void *data, exchange_t *ex)
         /* a client that did not say what it wants (curl, an API client):
          * a URL that answered it with something other than HTML before
          * opens no visit, and costs no page bookkeeping */
-        uint64_t tag;
-        if (*not_page_slot(L, lx->key, &tag) == tag) {
+        lx->np_slot = not_page_slot(L, lx->key, &lx->np_tag);
+        if (*lx->np_slot == lx->np_tag) {
             lx->not_page = true;
             atomic_fetch_add_explicit(&not_pages, 1, memory_order_relaxed);
             return;
         }
-        lx->maybe_page = true;
     }
     if (cls == SESSION_PAGE || cls == SESSION_PREFETCH) {
         lx->referer = ref != NULL ? normalize(ref) : NULL;
@@ -769,7 +770,7 @@ static void on_response_head(void *data, exchange_t *ex, bool final)
         if (ex->t_first_byte > ex->t_upstream_sent && ex->t_upstream_sent != 0)
             think = (double)(ex->t_first_byte - ex->t_upstream_sent) / 1e6;
         const char *ct = resp_header(ex, "content-type");
-        if (lx->maybe_page && ct != NULL)
+        if (lx->np_slot != NULL && ct != NULL)
             note_not_page(lx, ex, is_html(ct));
         visit_page_head(v, ex->status, is_html(ct), think,
                         headers_find(&ex->resp_headers, "set-cookie") != NULL);
